@@ -1,0 +1,303 @@
+//! The barrier: everything above it sees plaintext, everything below it (storage, Raft,
+//! disk, replication) sees only AES-256-GCM ciphertext bound to its key.
+//!
+//! While sealed the barrier holds no keyring and refuses every read and write.
+
+pub mod aead;
+pub mod keyring;
+
+use std::sync::{Arc, RwLock};
+
+use crate::env::SharedRng;
+use crate::storage::{Op, SharedBackend, StorageError};
+pub use keyring::Keyring;
+
+/// The storage key of the keyring, sealed under the root key.
+pub const KEYRING_KEY: &str = "core/keyring";
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BarrierError {
+    #[error("Vault is sealed")]
+    Sealed,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("stored value at {key} cannot be decrypted: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// A write through the barrier, in plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+#[derive(Clone)]
+pub struct Barrier {
+    backend: SharedBackend,
+    rng: SharedRng,
+    keyring: Arc<RwLock<Option<Keyring>>>,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Barrier")
+    }
+}
+
+impl Barrier {
+    pub fn new(backend: SharedBackend, rng: SharedRng) -> Self {
+        Self {
+            backend,
+            rng,
+            keyring: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.keyring
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none()
+    }
+
+    /// Install the keyring (unseal).
+    pub fn unseal_with(&self, keyring: Keyring) {
+        *self
+            .keyring
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(keyring);
+    }
+
+    /// Drop the keyring from memory (seal).
+    pub fn seal(&self) {
+        *self
+            .keyring
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// Run `read` against the keyring, or fail when sealed.
+    pub fn with_keyring<T>(&self, read: impl FnOnce(&Keyring) -> T) -> Result<T, BarrierError> {
+        let guard = self
+            .keyring
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_ref().map(read).ok_or(BarrierError::Sealed)
+    }
+
+    /// Change the keyring in memory (rotation); the caller persists it.
+    pub fn update_keyring<T>(
+        &self,
+        change: impl FnOnce(&mut Keyring) -> T,
+    ) -> Result<T, BarrierError> {
+        let mut guard = self
+            .keyring
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_mut().map(change).ok_or(BarrierError::Sealed)
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        let Some(sealed) = self.backend.get(key)? else {
+            // Sealed nodes must not even reveal whether a key exists.
+            self.with_keyring(|_| ())?;
+            return Ok(None);
+        };
+        self.open(key, &sealed).map(Some)
+    }
+
+    /// Decrypt a raw stored value of `key` (used by replication and by `get`).
+    pub fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        self.with_keyring(|keyring| {
+            let term = aead::term_of(sealed).map_err(|error| corrupt(key, error))?;
+            let term_key = keyring
+                .term(term)
+                .ok_or_else(|| corrupt(key, aead::AeadError::UnknownTerm(term)))?;
+            aead::open(&term_key.key, key.as_bytes(), sealed).map_err(|error| corrupt(key, error))
+        })?
+    }
+
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        self.with_keyring(|_| ())?;
+        Ok(self.backend.list(prefix)?)
+    }
+
+    /// Encrypt `writes` under the active term and commit them as one batch.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        let ops = self.with_keyring(|keyring| {
+            let active = keyring.active();
+            writes
+                .into_iter()
+                .map(|write| match write {
+                    Write::Put { key, value } => {
+                        let sealed =
+                            aead::seal(&self.rng, active.term, &active.key, key.as_bytes(), &value);
+                        Op::Put { key, value: sealed }
+                    }
+                    Write::Delete { key } => Op::Delete { key },
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(self.backend.commit(ops).await?)
+    }
+
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, BarrierError> {
+        self.commit(vec![Write::Put {
+            key: key.to_string(),
+            value,
+        }])
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<u64, BarrierError> {
+        self.commit(vec![Write::Delete {
+            key: key.to_string(),
+        }])
+        .await
+    }
+
+    /// A view of the key space below `prefix` (a mount's data, a store's records).
+    pub fn view(&self, prefix: impl Into<String>) -> View {
+        View {
+            barrier: self.clone(),
+            prefix: prefix.into(),
+        }
+    }
+}
+
+fn corrupt(key: &str, error: aead::AeadError) -> BarrierError {
+    BarrierError::Corrupt {
+        key: key.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+/// The barrier restricted to keys below a prefix; callers use relative keys.
+#[derive(Clone, Debug)]
+pub struct View {
+    barrier: Barrier,
+    prefix: String,
+}
+
+impl View {
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn full_key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        self.barrier.get(&self.full_key(key))
+    }
+
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, BarrierError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|error| BarrierError::Corrupt {
+                        key: self.full_key(key),
+                        reason: error.to_string(),
+                    })
+            }
+        }
+    }
+
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        self.barrier.list(&self.full_key(prefix))
+    }
+
+    /// Relative plaintext writes become one barrier batch.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        let absolute = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Put { key, value } => Write::Put {
+                    key: self.full_key(&key),
+                    value,
+                },
+                Write::Delete { key } => Write::Delete {
+                    key: self.full_key(&key),
+                },
+            })
+            .collect();
+        self.barrier.commit(absolute).await
+    }
+
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, BarrierError> {
+        self.barrier.put(&self.full_key(key), value).await
+    }
+
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<u64, BarrierError> {
+        self.put(
+            key,
+            serde_json::to_vec(value).expect("records always serialize"),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<u64, BarrierError> {
+        self.barrier.delete(&self.full_key(key)).await
+    }
+
+    /// Every key below `prefix`, recursively (relative to the view), sorted.
+    pub fn list_recursive(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        let mut out = Vec::new();
+        let mut pending = vec![prefix.to_string()];
+        while let Some(dir) = pending.pop() {
+            for child in self.list(&dir)? {
+                let path = format!("{dir}{child}");
+                if child.ends_with('/') {
+                    pending.push(path);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryBackend;
+
+    #[tokio::test]
+    async fn sealed_barrier_refuses_and_unsealed_encrypts() {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(9);
+        let barrier = Barrier::new(backend.clone(), rng.clone());
+        assert_eq!(barrier.get("a"), Err(BarrierError::Sealed));
+        barrier.unseal_with(Keyring::generate(&rng, 0));
+        let view = barrier.view("logical/m1/");
+        view.put("secret", b"hunter2".to_vec()).await.unwrap();
+        assert_eq!(view.get("secret").unwrap().unwrap(), b"hunter2");
+        for (key, raw) in backend.dump() {
+            assert_eq!(key, "logical/m1/secret");
+            assert!(!raw.windows(7).any(|window| window == b"hunter2"));
+        }
+        barrier
+            .update_keyring(|keyring| keyring.rotate(&rng, 1))
+            .unwrap();
+        view.put("other", b"x".to_vec()).await.unwrap();
+        assert_eq!(view.get("secret").unwrap().unwrap(), b"hunter2");
+        assert_eq!(view.list_recursive("").unwrap(), vec!["other", "secret"]);
+    }
+}

@@ -1,0 +1,89 @@
+//! The disk seam. Raft log segments, the vote and snapshots reach storage only through
+//! [`Disk`], so the simulator can model what a real disk does on a crash: writes that
+//! were never fsynced vanish, and the last one may be torn.
+//!
+//! Paths are relative, `/`-separated names below the node's data directory.
+
+use std::fmt::Debug;
+
+/// The longest relative path the disk accepts; longer names are a programming error
+/// upstream, never user input.
+pub const PATH_BYTES_MAX: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("disk i/o on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid disk path {0:?}")]
+    InvalidPath(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
+/// A small file API with explicit durability. Nothing is durable until `sync` (file
+/// contents) or `sync_dir` (creation, rename and removal of names in a directory).
+pub trait Disk: Send + Sync + Debug + 'static {
+    /// The whole content of a file, or `None` when it does not exist.
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, DiskError>;
+    /// Append to a file, creating it when missing.
+    fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Replace a file's whole content (creating it when missing). Not atomic: use
+    /// `write` to a temporary name, `sync`, `rename`, `sync_dir` for that.
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Shorten a file to `length` bytes.
+    fn truncate(&self, path: &str, length: u64) -> Result<(), DiskError>;
+    /// Make the file's content durable.
+    fn sync(&self, path: &str) -> Result<(), DiskError>;
+    fn rename(&self, from: &str, to: &str) -> Result<(), DiskError>;
+    fn remove(&self, path: &str) -> Result<(), DiskError>;
+    /// Names (not paths) of the files directly inside `dir`, sorted.
+    fn list(&self, dir: &str) -> Result<Vec<String>, DiskError>;
+    /// Make creations, renames and removals inside `dir` durable.
+    fn sync_dir(&self, dir: &str) -> Result<(), DiskError>;
+}
+
+/// Reject absolute paths, `..` and empty segments: the disk never leaves its root.
+pub fn check_path(path: &str) -> Result<(), DiskError> {
+    let valid = !path.is_empty()
+        && path.len() <= PATH_BYTES_MAX
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    if valid {
+        Ok(())
+    } else {
+        Err(DiskError::InvalidPath(path.to_string()))
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temporary file, fsync, rename, directory fsync.
+pub fn write_atomic(disk: &dyn Disk, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+    let temporary = format!("{path}.tmp");
+    disk.write(&temporary, bytes)?;
+    disk.sync(&temporary)?;
+    disk.rename(&temporary, path)?;
+    disk.sync_dir(parent_dir(path))
+}
+
+/// The directory part of a relative path (`""` for the root).
+pub fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_root() {
+        assert!(check_path("raft/log/00000001.seg").is_ok());
+        for bad in ["", "/etc/passwd", "a/../b", "a//b", "./a", "a/."] {
+            assert!(check_path(bad).is_err(), "{bad} must be refused");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The simulated disk: in-memory files held *outside* the node (the supervisor keeps a
+//! clone), so they survive a kill and restart the way a real disk does.
+//!
+//! It models what a crash does to a real disk: file contents written since the last
+//! `sync` are *pending* and vanish, except that the last unsynced append may survive as
+//! a torn prefix; names created, renamed or removed since the last `sync_dir` of their
+//! directory revert. Fault knobs let the simulator also lose fsyncs outright (the call
+//! says yes, the data is not durable), as some disks and virtual machines do.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::Rng;
+
+use super::disk::{Disk, DiskError, check_path, parent_dir};
+
+type FileId = u64;
+
+#[derive(Debug, Default, Clone)]
+struct FileData {
+    current: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    next_id: FileId,
+    data: BTreeMap<FileId, FileData>,
+    live_names: BTreeMap<String, FileId>,
+    durable_names: BTreeMap<String, FileId>,
+    lose_fsyncs: bool,
+    fsyncs: u64,
+    fsyncs_lost: u64,
+    // The disk's own fault RNG, seeded by the supervisor, so a crash tears the same way
+    // for the same seed.
+    rng: ChaCha20Rng,
+}
+
+/// Counters the simulator reports (and benchmarks read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimDiskStats {
+    pub fsyncs: u64,
+    pub fsyncs_lost: u64,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimDisk {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl SimDisk {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                next_id: 1,
+                data: BTreeMap::new(),
+                live_names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                lose_fsyncs: false,
+                fsyncs: 0,
+                fsyncs_lost: 0,
+                rng: ChaCha20Rng::seed_from_u64(seed),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// While set, `sync` and `sync_dir` answer success but make nothing durable.
+    pub fn set_lose_fsyncs(&self, lose: bool) {
+        self.lock().lose_fsyncs = lose;
+    }
+
+    pub fn stats(&self) -> SimDiskStats {
+        let inner = self.lock();
+        SimDiskStats {
+            fsyncs: inner.fsyncs,
+            fsyncs_lost: inner.fsyncs_lost,
+            files: inner.live_names.len(),
+        }
+    }
+
+    /// A power loss: every name and byte not made durable is gone, except that a file
+    /// whose pending bytes extend its durable content keeps a random prefix of them
+    /// (a torn write) when `tear` is set.
+    pub fn crash(&self, tear: bool) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.live_names = inner.durable_names.clone();
+        let referenced: Vec<FileId> = inner.live_names.values().copied().collect();
+        inner.data.retain(|id, _| referenced.contains(id));
+        for file in inner.data.values_mut() {
+            let extends =
+                file.current.len() > file.synced.len() && file.current.starts_with(&file.synced);
+            let mut kept = file.synced.clone();
+            if tear && extends {
+                let pending = &file.current[file.synced.len()..];
+                let torn_length = (inner.rng.next_u64() % (pending.len() as u64 + 1)) as usize;
+                kept.extend_from_slice(&pending[..torn_length]);
+            }
+            file.current = kept;
+        }
+    }
+
+    /// Flip one byte of a file's durable and current content (corruption injection).
+    pub fn corrupt_byte(&self, path: &str, offset: usize) -> Result<(), DiskError> {
+        let mut inner = self.lock();
+        let id = *inner
+            .live_names
+            .get(path)
+            .ok_or_else(|| DiskError::NotFound(path.to_string()))?;
+        let file = inner.data.get_mut(&id).expect("live names point at data");
+        if offset >= file.current.len() {
+            return Err(DiskError::InvalidPath(format!("{path}@{offset}")));
+        }
+        file.current[offset] ^= 0xff;
+        if offset < file.synced.len() {
+            file.synced[offset] ^= 0xff;
+        }
+        Ok(())
+    }
+
+    fn with_file<T>(
+        &self,
+        path: &str,
+        create: bool,
+        change: impl FnOnce(&mut FileData) -> T,
+    ) -> Result<T, DiskError> {
+        check_path(path)?;
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let id = match inner.live_names.get(path) {
+            Some(id) => *id,
+            None if create => {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.data.insert(id, FileData::default());
+                inner.live_names.insert(path.to_string(), id);
+                id
+            }
+            None => return Err(DiskError::NotFound(path.to_string())),
+        };
+        Ok(change(
+            inner.data.get_mut(&id).expect("live names point at data"),
+        ))
+    }
+}
+
+impl Disk for SimDisk {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, DiskError> {
+        check_path(path)?;
+        let inner = self.lock();
+        Ok(inner
+            .live_names
+            .get(path)
+            .map(|id| inner.data[id].current.clone()))
+    }
+
+    fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.with_file(path, true, |file| file.current.extend_from_slice(bytes))
+    }
+
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.with_file(path, true, |file| file.current = bytes.to_vec())
+    }
+
+    fn truncate(&self, path: &str, length: u64) -> Result<(), DiskError> {
+        // Like the file disk, truncation is made durable at once: it only ever removes a
+        // torn tail during recovery, which must not come back.
+        self.with_file(path, false, |file| {
+            file.current.truncate(length as usize);
+            file.synced = file.current.clone();
+        })
+    }
+
+    fn sync(&self, path: &str) -> Result<(), DiskError> {
+        check_path(path)?;
+        let mut inner = self.lock();
+        inner.fsyncs += 1;
+        if inner.lose_fsyncs {
+            inner.fsyncs_lost += 1;
+            return Ok(());
+        }
+        let id = *inner
+            .live_names
+            .get(path)
+            .ok_or_else(|| DiskError::NotFound(path.to_string()))?;
+        let file = inner.data.get_mut(&id).expect("live names point at data");
+        file.synced = file.current.clone();
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        check_path(from)?;
+        check_path(to)?;
+        let mut inner = self.lock();
+        let id = inner
+            .live_names
+            .remove(from)
+            .ok_or_else(|| DiskError::NotFound(from.to_string()))?;
+        inner.live_names.insert(to.to_string(), id);
+        Ok(())
+    }
+
+    fn remove(&self, path: &str) -> Result<(), DiskError> {
+        check_path(path)?;
+        self.lock().live_names.remove(path);
+        Ok(())
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>, DiskError> {
+        let inner = self.lock();
+        Ok(inner
+            .live_names
+            .keys()
+            .filter(|path| parent_dir(path) == dir)
+            .map(|path| path.rsplit('/').next().unwrap_or(path).to_string())
+            .collect())
+    }
+
+    fn sync_dir(&self, dir: &str) -> Result<(), DiskError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.fsyncs += 1;
+        if inner.lose_fsyncs {
+            inner.fsyncs_lost += 1;
+            return Ok(());
+        }
+        inner
+            .durable_names
+            .retain(|path, _| parent_dir(path) != dir);
+        for (path, id) in &inner.live_names {
+            if parent_dir(path) == dir {
+                inner.durable_names.insert(path.clone(), *id);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_keeps_only_what_was_synced() {
+        let disk = SimDisk::new(1);
+        disk.append("log/a", b"durable").unwrap();
+        disk.sync("log/a").unwrap();
+        disk.sync_dir("log").unwrap();
+        disk.append("log/a", b" pending").unwrap();
+        disk.append("log/b", b"never named durably").unwrap();
+        disk.sync("log/b").unwrap();
+        disk.crash(false);
+        assert_eq!(disk.read("log/a").unwrap().unwrap(), b"durable");
+        assert_eq!(disk.read("log/b").unwrap(), None);
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_a_prefix_of_the_pending_append() {
+        for seed in 0..32 {
+            let disk = SimDisk::new(seed);
+            disk.append("a", b"123").unwrap();
+            disk.sync("a").unwrap();
+            disk.sync_dir("").unwrap();
+            disk.append("a", b"456789").unwrap();
+            disk.crash(true);
+            let after = disk.read("a").unwrap().unwrap();
+            assert!(after.starts_with(b"123") && b"123456789".starts_with(&after));
+        }
+    }
+
+    #[test]
+    fn lost_fsyncs_lose_data_on_crash() {
+        let disk = SimDisk::new(3);
+        disk.append("a", b"x").unwrap();
+        disk.sync("a").unwrap();
+        disk.sync_dir("").unwrap();
+        disk.set_lose_fsyncs(true);
+        disk.append("a", b"y").unwrap();
+        disk.sync("a").unwrap();
+        disk.crash(false);
+        assert_eq!(disk.read("a").unwrap().unwrap(), b"x");
+        assert_eq!(disk.stats().fsyncs_lost, 1);
+    }
+
+    #[test]
+    fn an_unsynced_rename_reverts() {
+        let disk = SimDisk::new(4);
+        disk.write("snap.tmp", b"new").unwrap();
+        disk.sync("snap.tmp").unwrap();
+        disk.sync_dir("").unwrap();
+        disk.rename("snap.tmp", "snap").unwrap();
+        disk.crash(false);
+        assert_eq!(disk.read("snap").unwrap(), None);
+        assert_eq!(disk.read("snap.tmp").unwrap().unwrap(), b"new");
+    }
+}

@@ -1,0 +1,49 @@
+//! The seam: the only place where Arca reaches time, randomness, disk and tasks.
+//!
+//! Server code takes an [`Env`] and never calls `Instant::now`, `SystemTime::now`,
+//! `thread_rng`, `std::fs` or `std::thread::spawn` itself (clippy's `disallowed-methods`
+//! enforces it outside this folder). Built with `RUSTFLAGS="--cfg madsim"`, the `tokio`
+//! name is the madsim simulator, so the same code runs deterministically from a seed.
+
+pub mod clock;
+pub mod disk;
+pub mod disk_files;
+pub mod disk_sim;
+pub mod rng;
+pub mod runtime;
+
+use std::sync::Arc;
+
+pub use clock::Clock;
+pub use disk::{Disk, DiskError};
+pub use disk_files::FileDisk;
+pub use disk_sim::SimDisk;
+pub use rng::SharedRng;
+
+/// Everything a node needs from the outside world, injected once at start.
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub clock: Clock,
+    pub rng: SharedRng,
+    pub disk: Arc<dyn Disk>,
+}
+
+impl Env {
+    /// Production: the system clock, the OS entropy source, files under `data_dir`.
+    pub fn production(data_dir: &std::path::Path) -> Result<Self, DiskError> {
+        Ok(Self {
+            clock: Clock::system(),
+            rng: SharedRng::from_entropy(),
+            disk: Arc::new(FileDisk::open(data_dir)?),
+        })
+    }
+
+    /// A node with an in-memory disk; under madsim its randomness follows the seed.
+    pub fn in_memory(disk: SimDisk) -> Self {
+        Self {
+            clock: Clock::system(),
+            rng: SharedRng::from_entropy(),
+            disk: Arc::new(disk),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The logical key space below the barrier: keys are strings, values are ciphertext.
+//!
+//! A [`Backend`] reads from the node's local copy (the Raft state machine) and commits
+//! batches of [`Op`]s through consensus. Every key belongs to exactly one
+//! [`KeyClass`], decided by its prefix alone, which is what replication will rely on.
+
+pub mod key_class;
+pub mod memory;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use key_class::{KeyClass, key_class};
+pub use memory::MemoryBackend;
+
+/// The longest storage key accepted (Vault's limit is of the same order).
+pub const KEY_BYTES_MAX: usize = 4096;
+/// The most operations one committed batch may hold.
+pub const BATCH_OPS_MAX: usize = 16_384;
+
+/// One change to the key space. Values are already encrypted by the barrier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StorageError {
+    /// This node cannot commit: another node leads (its API address, when known).
+    #[error("node is not the active node")]
+    NotLeader { leader_api_addr: Option<String> },
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid storage key {0:?}")]
+    InvalidKey(String),
+    #[error("batch of {0} operations exceeds the limit")]
+    BatchTooLarge(usize),
+}
+
+/// The physical store under the barrier.
+pub trait Backend: Send + Sync + 'static {
+    /// The value of `key` in this node's applied state.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Vault's list semantics: the immediate children of `prefix` (which ends in `/` or
+    /// is empty), sorted; a child with descendants is named once, ending in `/`.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Commit a batch atomically; resolves once it is applied on this node, with the
+    /// log index it was committed at.
+    fn commit(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>>;
+}
+
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// Check a batch at the boundary: bounded size, valid keys.
+pub fn validate_batch(ops: &[Op]) -> Result<(), StorageError> {
+    if ops.len() > BATCH_OPS_MAX {
+        return Err(StorageError::BatchTooLarge(ops.len()));
+    }
+    for op in ops {
+        validate_key(op.key())?;
+    }
+    Ok(())
+}
+
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() || key.len() > KEY_BYTES_MAX || key.starts_with('/') || key.contains('\0') {
+        return Err(StorageError::InvalidKey(key.to_string()));
+    }
+    Ok(())
+}
+
+/// Vault's list over a sorted set of keys: immediate children of `prefix`.
+pub fn list_children<'a>(keys: impl Iterator<Item = &'a str>, prefix: &str) -> Vec<String> {
+    let mut children: Vec<String> = Vec::new();
+    for key in keys {
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        let child = match rest.find('/') {
+            Some(slash) => &rest[..=slash],
+            None => rest,
+        };
+        if !child.is_empty() && children.last().map(String::as_str) != Some(child) {
+            children.push(child.to_string());
+        }
+    }
+    children.sort();
+    children.dedup();
+    children
+}
