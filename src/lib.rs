@@ -4,4 +4,5 @@
 pub mod barrier;
 pub mod env;
 pub mod logical;
+pub mod server;
 pub mod storage;
