@@ -113,13 +113,40 @@ impl Barrier {
 
     /// Decrypt a raw stored value of `key` (used by replication and by `get`).
     pub fn open(&self, key: &str, sealed: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        let term = aead::term_of(sealed).map_err(|error| corrupt(key, error))?;
+        // Another node may have rotated the keyring since this node unsealed: a term we
+        // do not hold sends us back to storage once.
+        if !self.with_keyring(|keyring| keyring.term(term).is_some())? {
+            self.reload_keyring()?;
+        }
         self.with_keyring(|keyring| {
-            let term = aead::term_of(sealed).map_err(|error| corrupt(key, error))?;
             let term_key = keyring
                 .term(term)
                 .ok_or_else(|| corrupt(key, aead::AeadError::UnknownTerm(term)))?;
             aead::open(&term_key.key, key.as_bytes(), sealed).map_err(|error| corrupt(key, error))
         })?
+    }
+
+    /// Re-read the stored keyring (sealed under the root key we hold). Used after
+    /// another node rotated, and when this node becomes the active node.
+    pub fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let root_key = self.with_keyring(|keyring| keyring.root_key)?;
+        let Some(sealed) = self.backend.get(KEYRING_KEY)? else {
+            return Ok(());
+        };
+        let bytes = zeroize::Zeroizing::new(
+            aead::open(&root_key, KEYRING_KEY.as_bytes(), &sealed)
+                .map_err(|error| corrupt(KEYRING_KEY, error))?,
+        );
+        let stored = Keyring::from_bytes(&bytes).map_err(|error| BarrierError::Corrupt {
+            key: KEYRING_KEY.to_string(),
+            reason: error.to_string(),
+        })?;
+        self.update_keyring(|keyring| {
+            if stored.active_term >= keyring.active_term {
+                *keyring = stored;
+            }
+        })
     }
 
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {

@@ -17,6 +17,14 @@ impl MemoryBackend {
         Self::default()
     }
 
+    /// How many batches were committed (the "log index" of this backend).
+    pub fn commits(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1
+    }
+
     /// Every key and raw (encrypted) value, for tests that look for plaintext.
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
         let state = self

@@ -1,0 +1,121 @@
+//! What the core needs from the cluster's consensus layer. The Raft node implements it;
+//! unit tests use [`SingleNodeCluster`], a one-node cluster over memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+
+use crate::storage::{MemoryBackend, SharedBackend};
+
+/// The addresses a node publishes to its peers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeAddress {
+    pub node_id: String,
+    pub api_addr: String,
+    pub cluster_addr: String,
+}
+
+/// One member of the Raft configuration (`sys/storage/raft/configuration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: String,
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
+
+/// Indexes and term for `sys/leader` and `arca status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RaftIndexes {
+    pub term: u64,
+    pub committed: u64,
+    pub applied: u64,
+}
+
+pub trait Cluster: Send + Sync + 'static {
+    fn backend(&self) -> SharedBackend;
+    /// Whether this node has Raft state (it bootstrapped a cluster or joined one).
+    fn is_bootstrapped(&self) -> bool;
+    /// Make this node a one-node cluster (`sys/init` on a fresh node, `-dev`).
+    fn bootstrap(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn is_leader(&self) -> bool;
+    fn leader(&self) -> Option<NodeAddress>;
+    fn add_voter(&self, node: NodeAddress) -> BoxFuture<'_, Result<(), String>>;
+    fn remove_peer(&self, node_id: &str) -> BoxFuture<'_, Result<(), String>>;
+    fn configuration(&self) -> Vec<Peer>;
+    fn indexes(&self) -> RaftIndexes;
+}
+
+pub type SharedCluster = Arc<dyn Cluster>;
+
+/// A one-node "cluster" over memory, for tests of the core.
+#[derive(Debug)]
+pub struct SingleNodeCluster {
+    address: NodeAddress,
+    backend: Arc<MemoryBackend>,
+    bootstrapped: AtomicBool,
+}
+
+impl SingleNodeCluster {
+    pub fn new(address: NodeAddress) -> Self {
+        Self {
+            address,
+            backend: Arc::new(MemoryBackend::new()),
+            bootstrapped: AtomicBool::new(false),
+        }
+    }
+
+    pub fn memory(&self) -> &Arc<MemoryBackend> {
+        &self.backend
+    }
+}
+
+impl Cluster for SingleNodeCluster {
+    fn backend(&self) -> SharedBackend {
+        self.backend.clone()
+    }
+
+    fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped.load(Ordering::SeqCst)
+    }
+
+    fn bootstrap(&self) -> BoxFuture<'_, Result<(), String>> {
+        self.bootstrapped.store(true, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn is_leader(&self) -> bool {
+        self.is_bootstrapped()
+    }
+
+    fn leader(&self) -> Option<NodeAddress> {
+        self.is_bootstrapped().then(|| self.address.clone())
+    }
+
+    fn add_voter(&self, _node: NodeAddress) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("a single-node test cluster cannot add voters".to_string()) })
+    }
+
+    fn remove_peer(&self, _node_id: &str) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("a single-node test cluster cannot remove peers".to_string()) })
+    }
+
+    fn configuration(&self) -> Vec<Peer> {
+        vec![Peer {
+            node_id: self.address.node_id.clone(),
+            address: self.address.cluster_addr.clone(),
+            leader: true,
+            voter: true,
+        }]
+    }
+
+    fn indexes(&self) -> RaftIndexes {
+        let applied = self.backend.commits();
+        RaftIndexes {
+            term: 1,
+            committed: applied,
+            applied,
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The core of a node: seal state, the active/standby decision, and the request path
+//! from an [`ApiRequest`] to a backend and back.
+//!
+//! Node-local endpoints (init, unseal, seal status, health, leader, Raft join) are
+//! answered by every node. Everything else needs an unsealed node; a standby forwards
+//! it whole to the active node (the Raft leader), which serves it.
+
+pub mod cluster;
+pub mod join;
+pub mod node_endpoints;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::barrier::{Barrier, Keyring};
+use crate::env::Env;
+use crate::http::{ApiHandler, ApiRequest, ApiResponse};
+use crate::logical::LogicalError;
+use crate::seal::{self, SealConfig, UnsealProgress};
+pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
+use join::PendingJoin;
+
+/// The version Arca reports where Vault reports its own.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Where the cluster's name and id live (local: each cluster has its own).
+pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
+/// How long a standby waits for the active node to answer a forwarded request.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Static facts about this node, from its configuration.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub node: NodeAddress,
+    /// `cluster_name` from the configuration; generated at init when absent.
+    pub cluster_name: Option<String>,
+    /// `retry_join { leader_api_addr }` entries.
+    pub retry_join: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub cluster_name: String,
+    pub cluster_id: String,
+}
+
+#[derive(Default)]
+struct SealState {
+    progress: UnsealProgress,
+    pending_join: Option<PendingJoin>,
+    /// The seal configuration learned through a completed join, until Raft delivers the
+    /// cluster's own copy to this node's storage.
+    joined_seal_config: Option<SealConfig>,
+}
+
+/// The logical side of the core (mounts, tokens, policies, engines), installed once
+/// the node assembles it. Requests reach it only on the active, unsealed node.
+pub trait LogicalService: Send + Sync + 'static {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse>;
+    /// Called when this node becomes the active node for a new Raft term (after an
+    /// unseal or an election): reload caches, create defaults that are missing.
+    fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>>;
+    /// Called once at initialization with the barrier unsealed: create the root token.
+    fn on_initialize(
+        &self,
+        root_token_id: Option<String>,
+    ) -> BoxFuture<'_, Result<String, LogicalError>>;
+}
+
+pub struct Core {
+    env: Env,
+    config: CoreConfig,
+    cluster: SharedCluster,
+    barrier: Barrier,
+    seal_state: Mutex<SealState>,
+    challenges: Mutex<BTreeMap<String, join::Challenge>>,
+    logical: Mutex<Option<Arc<dyn LogicalService>>>,
+    /// The Raft term for which `on_active` last ran on this node; `None` until it has.
+    active_term: tokio::sync::Mutex<Option<u64>>,
+    active_since: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Core")
+            .field("node", &self.config.node)
+            .finish()
+    }
+}
+
+impl Core {
+    pub fn new(env: Env, config: CoreConfig, cluster: SharedCluster) -> Arc<Self> {
+        let barrier = Barrier::new(cluster.backend(), env.rng.clone());
+        Arc::new(Self {
+            env,
+            config,
+            cluster,
+            barrier,
+            seal_state: Mutex::new(SealState::default()),
+            challenges: Mutex::new(BTreeMap::new()),
+            logical: Mutex::new(None),
+            active_term: tokio::sync::Mutex::new(None),
+            active_since: Mutex::new(None),
+        })
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub fn barrier(&self) -> &Barrier {
+        &self.barrier
+    }
+
+    pub fn cluster(&self) -> &SharedCluster {
+        &self.cluster
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub fn install_logical(&self, logical: Arc<dyn LogicalService>) {
+        *lock(&self.logical) = Some(logical);
+    }
+
+    fn logical(&self) -> Option<Arc<dyn LogicalService>> {
+        lock(&self.logical).clone()
+    }
+
+    /// The stored seal configuration, or the leader's while a Raft join awaits unseal.
+    pub fn seal_config(&self) -> Option<SealConfig> {
+        if let Ok(Some(bytes)) = self.cluster.backend().get(seal::SEAL_CONFIG_KEY)
+            && let Ok(config) = SealConfig::from_bytes(&bytes)
+        {
+            return Some(config);
+        }
+        let state = lock(&self.seal_state);
+        state
+            .pending_join
+            .as_ref()
+            .map(|pending| pending.seal_config.clone())
+            .or_else(|| state.joined_seal_config.clone())
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.seal_config().is_some()
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.barrier.is_sealed()
+    }
+
+    /// Active: unsealed and leading the Raft cluster.
+    pub fn is_active(&self) -> bool {
+        !self.is_sealed() && self.cluster.is_leader()
+    }
+
+    pub fn cluster_info(&self) -> Option<ClusterInfo> {
+        let bytes = self.barrier.get(CLUSTER_INFO_KEY).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Initialize a fresh node: bootstrap Raft, create and seal the keyring, create the
+    /// root token. Returns the unseal shares and the root token; the node stays sealed.
+    pub async fn initialize(
+        &self,
+        config: SealConfig,
+        root_token_id: Option<String>,
+    ) -> Result<(Vec<zeroize::Zeroizing<Vec<u8>>>, String), LogicalError> {
+        if self.is_initialized() {
+            return Err(LogicalError::BadRequest(
+                "Vault is already initialized".into(),
+            ));
+        }
+        if !self.cluster.is_bootstrapped() {
+            self.cluster
+                .bootstrap()
+                .await
+                .map_err(LogicalError::Internal)?;
+        }
+        self.wait_for_leadership(Duration::from_secs(10)).await?;
+        let now = self.env.clock.unix_seconds();
+        let initialized = seal::initialize(&self.env.rng, now, &config)
+            .map_err(|error| LogicalError::BadRequest(error.to_string()))?;
+        self.cluster
+            .backend()
+            .commit(initialized.ops)
+            .await
+            .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+        // Vault leaves a freshly initialized node sealed; the root token is created with
+        // the barrier open just long enough to write it.
+        self.barrier.unseal_with(initialized.keyring.clone());
+        let result = self.finish_initialize(root_token_id).await;
+        self.barrier.seal();
+        *self.active_term.lock().await = None;
+        let root_token = result?;
+        Ok((initialized.shares, root_token))
+    }
+
+    async fn finish_initialize(
+        &self,
+        root_token_id: Option<String>,
+    ) -> Result<String, LogicalError> {
+        let info = ClusterInfo {
+            cluster_name: self.config.cluster_name.clone().unwrap_or_else(|| {
+                format!("vault-cluster-{}", hex::encode(self.env.rng.bytes::<4>()))
+            }),
+            cluster_id: self.env.rng.uuid(),
+        };
+        self.barrier
+            .put(
+                CLUSTER_INFO_KEY,
+                serde_json::to_vec(&info).expect("cluster info serializes"),
+            )
+            .await?;
+        let logical = self
+            .logical()
+            .ok_or_else(|| LogicalError::Internal("the logical core is not installed".into()))?;
+        logical.on_initialize(root_token_id).await
+    }
+
+    async fn wait_for_leadership(&self, within: Duration) -> Result<(), LogicalError> {
+        let deadline = self.env.clock.now() + within;
+        while !self.cluster.is_leader() {
+            if self.env.clock.now() >= deadline {
+                return Err(LogicalError::Unavailable(
+                    "this node did not become the Raft leader".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Submit one unseal share (or reset progress).
+    pub async fn submit_unseal_share(
+        &self,
+        share: Option<&str>,
+        reset: bool,
+    ) -> Result<(), LogicalError> {
+        if reset {
+            lock(&self.seal_state).progress.reset();
+            return Ok(());
+        }
+        let Some(config) = self.seal_config() else {
+            return Err(LogicalError::BadRequest("Vault is not initialized".into()));
+        };
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        let share = share.ok_or_else(|| {
+            LogicalError::BadRequest(
+                "'key' must be specified in request body as JSON, or 'reset' set to true".into(),
+            )
+        })?;
+        let share = seal::decode_share(share)
+            .map_err(|error| LogicalError::BadRequest(error.to_string()))?;
+        let outcome = lock(&self.seal_state)
+            .progress
+            .submit(&self.env.rng, &config, share)
+            .map_err(|error| LogicalError::BadRequest(error.to_string()));
+        let unseal_key = match outcome {
+            Ok(seal::UnsealOutcome::Progress) => return Ok(()),
+            Ok(seal::UnsealOutcome::Complete(key)) => key,
+            Err(error) => {
+                lock(&self.seal_state).progress.reset();
+                return Err(error);
+            }
+        };
+        let pending = lock(&self.seal_state).pending_join.clone();
+        let keyring = match pending {
+            Some(pending) => self.complete_join(&pending, &unseal_key).await?,
+            None => self.open_stored_keyring(&unseal_key)?,
+        };
+        self.barrier.unseal_with(keyring);
+        tracing::info!(node = %self.config.node.node_id, "unsealed");
+        Ok(())
+    }
+
+    fn open_stored_keyring(&self, unseal_key: &[u8]) -> Result<Keyring, LogicalError> {
+        let backend = self.cluster.backend();
+        let read = |key: &str| {
+            backend
+                .get(key)
+                .map_err(|error| LogicalError::Unavailable(error.to_string()))?
+                .ok_or_else(|| LogicalError::Internal(format!("{key} is missing from storage")))
+        };
+        let sealed_root = read(seal::ROOT_KEY_KEY)?;
+        let sealed_keyring = read(crate::barrier::KEYRING_KEY)?;
+        seal::open_keyring(unseal_key, &sealed_root, &sealed_keyring).map_err(|error| match error {
+            seal::SealError::InvalidKey(reason) => {
+                LogicalError::BadRequest(format!("Error unsealing: {reason}"))
+            }
+            other => LogicalError::Internal(other.to_string()),
+        })
+    }
+
+    /// Seal this node: forget the keyring and any unseal progress.
+    pub async fn seal(&self) {
+        self.barrier.seal();
+        lock(&self.seal_state).progress.reset();
+        *self.active_term.lock().await = None;
+        *lock(&self.active_since) = None;
+        tracing::info!(node = %self.config.node.node_id, "sealed");
+    }
+
+    /// Make sure `on_active` ran for the current term before serving as active node.
+    async fn ensure_active(&self) -> Result<(), LogicalError> {
+        let term = self.cluster.indexes().term;
+        let mut active_term = self.active_term.lock().await;
+        if *active_term == Some(term) {
+            return Ok(());
+        }
+        self.barrier.reload_keyring()?;
+        if let Some(logical) = self.logical() {
+            logical.on_active().await?;
+        }
+        *active_term = Some(term);
+        *lock(&self.active_since) = Some(crate::util::rfc3339(self.env.clock.unix_millis()));
+        Ok(())
+    }
+
+    pub fn active_since(&self) -> Option<String> {
+        lock(&self.active_since).clone()
+    }
+
+    async fn handle_api(&self, request: ApiRequest) -> ApiResponse {
+        if let Some(response) = self.handle_node_endpoint(&request).await {
+            return response;
+        }
+        if !self.is_initialized() || self.is_sealed() {
+            return ApiResponse::error(503, vec!["Vault is sealed".into()]);
+        }
+        if !self.cluster.is_leader() {
+            return self.forward_to_active(request).await;
+        }
+        if let Err(error) = self.ensure_active().await {
+            return error_response(&error);
+        }
+        match self.logical() {
+            Some(logical) => logical.handle(request).await,
+            None => ApiResponse::error(500, vec!["the logical core is not installed".into()]),
+        }
+    }
+
+    /// Proxy a request to the active node, as a Vault standby does.
+    async fn forward_to_active(&self, request: ApiRequest) -> ApiResponse {
+        let Some(leader) = self.cluster.leader() else {
+            return ApiResponse::error(
+                503,
+                vec!["local node not active but active cluster node not found".into()],
+            );
+        };
+        if leader.node_id == self.config.node.node_id {
+            return ApiResponse::error(503, vec!["active node is changing; retry".into()]);
+        }
+        let mut path = format!("/v1/{}", request.path);
+        if !request.query.is_empty() {
+            let query: Vec<String> = request
+                .query
+                .iter()
+                .map(|(key, value)| {
+                    format!(
+                        "{}={}",
+                        crate::util::percent_encode(key),
+                        crate::util::percent_encode(value)
+                    )
+                })
+                .collect();
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let mut headers = request.headers.clone();
+        headers.insert("x-arca-forwarded", http::HeaderValue::from_static("true"));
+        if request.headers.contains_key("x-arca-forwarded") {
+            // A forwarded request that lands on another standby means leadership moved
+            // mid-flight; refusing avoids forwarding loops.
+            return ApiResponse::error(
+                503,
+                vec!["request was forwarded to a node that is not active".into()],
+            );
+        }
+        match crate::http::client::request(
+            &leader.api_addr,
+            request.method,
+            &path,
+            &headers,
+            request.body,
+            FORWARD_TIMEOUT,
+        )
+        .await
+        {
+            Ok(response) => {
+                let mut headers = Vec::new();
+                for name in ["x-vault-index", "location"] {
+                    if let Some(value) = response
+                        .headers
+                        .get(name)
+                        .and_then(|value| value.to_str().ok())
+                    {
+                        headers.push((name.to_string(), value.to_string()));
+                    }
+                }
+                ApiResponse {
+                    status: response.status,
+                    body: response.body,
+                    headers,
+                }
+            }
+            Err(error) => ApiResponse::error(
+                503,
+                vec![format!(
+                    "error forwarding request to the active node: {error}"
+                )],
+            ),
+        }
+    }
+}
+
+impl ApiHandler for Core {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(self.handle_api(request))
+    }
+}
+
+/// A logical error in Vault's error envelope.
+pub fn error_response(error: &LogicalError) -> ApiResponse {
+    ApiResponse::error(error.status(), error.messages())
+}
+
+/// Parse a JSON request body (empty is `{}`), refusing anything but an object.
+pub fn body_object(body: &Bytes) -> Result<Map<String, Value>, LogicalError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(LogicalError::BadRequest(
+            "request body must be a JSON object".into(),
+        )),
+        Err(error) => Err(LogicalError::BadRequest(format!(
+            "failed to parse JSON input: {error}"
+        ))),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

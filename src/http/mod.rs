@@ -1,0 +1,242 @@
+//! The HTTP edge: Vault's `/v1/` API on an axum `Router`, served by our own hyper accept
+//! loop over `tokio::net` (so it runs in the simulator too; `axum::serve` does not).
+//!
+//! This layer only translates: bytes and headers in, an [`ApiRequest`] to the core, an
+//! [`ApiResponse`] back out with Vault's headers. Every limit is enforced here, before
+//! anything is parsed.
+
+pub mod client;
+pub mod envelope;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+/// Vault's default maximum request size.
+pub const REQUEST_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// The longest request path accepted.
+pub const REQUEST_PATH_BYTES_MAX: usize = 8 * 1024;
+
+/// A request as the core sees it: the path after `/v1/`, the query, the body bytes.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What the core answers: a status, a body (empty for 204) and extra headers.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Bytes,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self {
+            status,
+            body: Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn no_content() -> Self {
+        Self {
+            status: 204,
+            body: Bytes::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Vault's error envelope: `{"errors": [...]}`.
+    pub fn error(status: u16, messages: Vec<String>) -> Self {
+        Self::json(status, &serde_json::json!({ "errors": messages }))
+    }
+}
+
+/// The one thing the HTTP layer calls.
+pub trait ApiHandler: Send + Sync + 'static {
+    fn handle(&self, request: ApiRequest) -> futures::future::BoxFuture<'_, ApiResponse>;
+}
+
+/// The axum router: everything under `/v1/` goes to the handler.
+pub fn router(handler: Arc<dyn ApiHandler>) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let handler = handler.clone();
+        async move { serve_one(handler, request).await }
+    })
+}
+
+async fn serve_one(handler: Arc<dyn ApiHandler>, request: Request) -> Response {
+    let response = match to_api_request(request).await {
+        Ok(api_request) => handler.handle(api_request).await,
+        Err(refusal) => refusal,
+    };
+    to_http_response(response)
+}
+
+async fn to_api_request(request: Request) -> Result<ApiRequest, ApiResponse> {
+    let (parts, body) = request.into_parts();
+    let raw_path = parts.uri.path();
+    if raw_path.len() > REQUEST_PATH_BYTES_MAX {
+        return Err(ApiResponse::error(
+            400,
+            vec!["request path is too long".into()],
+        ));
+    }
+    let Some(path) = raw_path.strip_prefix("/v1/") else {
+        return Err(ApiResponse::error(404, Vec::new()));
+    };
+    let path = percent_decode(path)
+        .ok_or_else(|| ApiResponse::error(400, vec!["invalid request path encoding".into()]))?;
+    if path
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(ApiResponse::error(
+            400,
+            vec![format!("invalid path {path:?}")],
+        ));
+    }
+    if let Some(length) = parts.headers.get(http::header::CONTENT_LENGTH)
+        && length
+            .to_str()
+            .ok()
+            .and_then(|text| text.parse::<usize>().ok())
+            .is_some_and(|length| length > REQUEST_BODY_BYTES_MAX)
+    {
+        return Err(too_large());
+    }
+    let body = Limited::new(body, REQUEST_BODY_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|_| too_large())?
+        .to_bytes();
+    let query = parts.uri.query().map(parse_query).unwrap_or_default();
+    Ok(ApiRequest {
+        method: parts.method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+    })
+}
+
+fn too_large() -> ApiResponse {
+    ApiResponse::error(413, vec!["http: request body too large".into()])
+}
+
+fn to_http_response(response: ApiResponse) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let has_body = !response.body.is_empty();
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    if has_body {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name),
+            HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    out
+}
+
+/// `a=1&b=x%20y` into a sorted map (the last value of a repeated key wins).
+pub fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((
+                percent_decode(&key.replace('+', " "))?,
+                percent_decode(&value.replace('+', " "))?,
+            ))
+        })
+        .collect()
+}
+
+/// Decode `%XX` escapes; `None` for invalid escapes or invalid UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The client token of a request: `X-Vault-Token`, else `Authorization: Bearer`.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(token) = headers
+        .get("x-vault-token")
+        .and_then(|value| value.to_str().ok())
+    {
+        let token = token.trim();
+        if !token.is_empty() {
+            return Some(token.to_string());
+        }
+    }
+    let bearer = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = bearer
+        .strip_prefix("Bearer ")
+        .or_else(|| bearer.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_and_escapes_decode() {
+        let query = parse_query("list=true&version=2&x=a%20b+c");
+        assert_eq!(query["list"], "true");
+        assert_eq!(query["x"], "a b c");
+        assert_eq!(percent_decode("a%2Fb"), Some("a/b".into()));
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("bad%f"), None);
+    }
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Bearer hvs.abc"));
+        assert_eq!(request_token(&headers).as_deref(), Some("hvs.abc"));
+        headers.insert("x-vault-token", HeaderValue::from_static("hvs.def"));
+        assert_eq!(request_token(&headers).as_deref(), Some("hvs.def"));
+    }
+}

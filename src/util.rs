@@ -1,0 +1,128 @@
+//! Small shared helpers: time formatting and percent-encoding.
+
+/// RFC 3339 in UTC with nanosecond precision, as Vault prints `created_time`
+/// (`2024-07-02T21:41:49.123456789Z`).
+pub fn rfc3339_nanos(unix_nanos: i128) -> String {
+    let seconds = unix_nanos.div_euclid(1_000_000_000) as i64;
+    let nanos = unix_nanos.rem_euclid(1_000_000_000) as u32;
+    format!("{}.{nanos:09}Z", date_time(seconds))
+}
+
+/// RFC 3339 in UTC to the second (`2024-07-02T21:41:49Z`).
+pub fn rfc3339(unix_millis: i64) -> String {
+    format!("{}Z", date_time(unix_millis.div_euclid(1000)))
+}
+
+/// RFC 3339 from whole seconds.
+pub fn rfc3339_seconds(unix_seconds: i64) -> String {
+    format!("{}Z", date_time(unix_seconds))
+}
+
+fn date_time(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let second_of_day = unix_seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        (second_of_day % 3600) / 60,
+        second_of_day % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Parse RFC 3339 UTC (`...Z`, optional fraction) back into Unix seconds.
+pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date_parts = date.split('-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: i64 = date_parts.next()?.parse().ok()?;
+    let day: i64 = date_parts.next()?.parse().ok()?;
+    let time = time.split('.').next()?;
+    let mut time_parts = time.split(':');
+    let hour: i64 = time_parts.next()?.parse().ok()?;
+    let minute: i64 = time_parts.next()?.parse().ok()?;
+    let second: i64 = time_parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let (shifted_year, shifted_month) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year.rem_euclid(400);
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Percent-encode everything but unreserved characters and `/`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_and_parse_like_vault() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(1_719_956_509), "2024-07-02T21:41:49Z");
+        assert_eq!(
+            rfc3339_nanos(1_719_956_509_000_000_123),
+            "2024-07-02T21:41:49.000000123Z"
+        );
+        assert_eq!(
+            parse_rfc3339_seconds("2024-07-02T21:41:49.5Z"),
+            Some(1_719_956_509)
+        );
+        for seconds in [0, 951_782_400, 1_709_164_800, 4_102_444_800] {
+            assert_eq!(
+                parse_rfc3339_seconds(&rfc3339_seconds(seconds)),
+                Some(seconds)
+            );
+        }
+        assert_eq!(parse_rfc3339_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn encoding_keeps_slashes() {
+        assert_eq!(percent_encode("a b/c&d"), "a%20b/c%26d");
+    }
+}
