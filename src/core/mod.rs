@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod join;
+pub mod mounts;
 pub mod node_endpoints;
 
 use std::collections::BTreeMap;

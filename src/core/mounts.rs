@@ -1,0 +1,486 @@
+//! The mount tables: which backend serves which path prefix.
+//!
+//! Secrets engines live in `core/mounts` (replicated) and `core/local-mounts` (local);
+//! auth methods in `core/auth` and `core/local-auth`. A mount's data lives below its
+//! own prefix, chosen by its class: `logical/<uuid>/` or `local-logical/<uuid>/` for
+//! secrets engines, `auth/<uuid>/` or `local-auth/<uuid>/` for auth methods, so the
+//! key class of every byte of a local mount is local.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::env::SharedRng;
+use crate::logical::{LogicalError, parse_duration_seconds};
+
+/// The most mounts one table holds.
+pub const MOUNTS_MAX: usize = 1024;
+/// The longest mount path.
+pub const MOUNT_PATH_BYTES_MAX: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Secrets,
+    Auth,
+}
+
+impl TableKind {
+    pub fn storage_key(self, local: bool) -> &'static str {
+        match (self, local) {
+            (TableKind::Secrets, false) => "core/mounts",
+            (TableKind::Secrets, true) => "core/local-mounts",
+            (TableKind::Auth, false) => "core/auth",
+            (TableKind::Auth, true) => "core/local-auth",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MountConfig {
+    #[serde(default)]
+    pub default_lease_ttl: i64,
+    #[serde(default)]
+    pub max_lease_ttl: i64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_visibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_request_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_response_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountEntry {
+    /// With its trailing slash: `secret/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub mount_type: String,
+    #[serde(default)]
+    pub description: String,
+    pub accessor: String,
+    pub uuid: String,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+    #[serde(default)]
+    pub external_entropy_access: bool,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub config: MountConfig,
+}
+
+impl MountEntry {
+    /// Where this mount's data lives.
+    pub fn storage_prefix(&self, kind: TableKind) -> String {
+        match (kind, self.mount_type.as_str(), self.local) {
+            // The system backend's own records live at fixed `sys/` and `core/` keys.
+            (TableKind::Secrets, "system", _) => "sys/".to_string(),
+            (TableKind::Secrets, _, false) => format!("logical/{}/", self.uuid),
+            (TableKind::Secrets, _, true) => format!("local-logical/{}/", self.uuid),
+            (TableKind::Auth, _, false) => format!("auth/{}/", self.uuid),
+            (TableKind::Auth, _, true) => format!("local-auth/{}/", self.uuid),
+        }
+    }
+
+    pub fn kv_version(&self) -> Option<u8> {
+        (self.mount_type == "kv").then(|| {
+            if self.options.get("version").map(String::as_str) == Some("2") {
+                2
+            } else {
+                1
+            }
+        })
+    }
+
+    /// The entry as `sys/mounts` and `sys/auth` show it.
+    pub fn to_json(&self, kind: TableKind) -> Value {
+        let mut config = json!({
+            "default_lease_ttl": self.config.default_lease_ttl,
+            "max_lease_ttl": self.config.max_lease_ttl,
+            "force_no_cache": self.config.force_no_cache,
+        });
+        if let Some(token_type) = &self.config.token_type {
+            config["token_type"] = Value::from(token_type.clone());
+        }
+        if self.mount_type == "system" {
+            config["passthrough_request_headers"] = json!(["Accept"]);
+        }
+        for (name, values) in [
+            (
+                "passthrough_request_headers",
+                &self.config.passthrough_request_headers,
+            ),
+            (
+                "allowed_response_headers",
+                &self.config.allowed_response_headers,
+            ),
+            (
+                "audit_non_hmac_request_keys",
+                &self.config.audit_non_hmac_request_keys,
+            ),
+            (
+                "audit_non_hmac_response_keys",
+                &self.config.audit_non_hmac_response_keys,
+            ),
+        ] {
+            if !values.is_empty() {
+                config[name] = json!(values);
+            }
+        }
+        if let Some(visibility) = &self.config.listing_visibility {
+            config["listing_visibility"] = Value::from(visibility.clone());
+        }
+        let options = if self.options.is_empty()
+            && !(kind == TableKind::Secrets && self.mount_type == "kv")
+        {
+            Value::Null
+        } else {
+            json!(self.options)
+        };
+        json!({
+            "accessor": self.accessor,
+            "config": config,
+            "description": self.description,
+            "external_entropy_access": self.external_entropy_access,
+            "local": self.local,
+            "options": options,
+            "seal_wrap": self.seal_wrap,
+            "type": self.mount_type,
+            "uuid": self.uuid,
+            "plugin_version": "",
+            "running_plugin_version": format!("v{}+builtin.arca", crate::core::VERSION),
+            "running_sha256": "",
+            "deprecation_status": if self.mount_type == "system" || self.mount_type == "identity" || self.mount_type == "cubbyhole" || self.mount_type == "token" { Value::Null } else { Value::from("supported") },
+        })
+    }
+}
+
+/// The secrets engines and auth methods Arca has.
+pub fn supported_type(kind: TableKind, mount_type: &str) -> bool {
+    match kind {
+        TableKind::Secrets => matches!(mount_type, "kv" | "cubbyhole" | "system" | "identity"),
+        TableKind::Auth => matches!(mount_type, "token" | "userpass"),
+    }
+}
+
+/// One table (secrets or auth), both classes merged, sorted by path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountTable {
+    pub kind: TableKind,
+    entries: Vec<MountEntry>,
+}
+
+impl MountTable {
+    pub fn new(kind: TableKind, mut entries: Vec<MountEntry>) -> Self {
+        entries.sort_by(|left, right| left.path.cmp(&right.path));
+        Self { kind, entries }
+    }
+
+    pub fn entries(&self) -> &[MountEntry] {
+        &self.entries
+    }
+
+    /// The default tables of a fresh cluster.
+    pub fn defaults(kind: TableKind, rng: &SharedRng) -> Self {
+        let entry = |path: &str, mount_type: &str, description: &str, local: bool| MountEntry {
+            path: path.to_string(),
+            mount_type: mount_type.to_string(),
+            description: description.to_string(),
+            accessor: new_accessor(kind, mount_type, rng),
+            uuid: rng.uuid(),
+            local,
+            seal_wrap: false,
+            external_entropy_access: false,
+            options: BTreeMap::new(),
+            config: MountConfig {
+                token_type: (mount_type == "token").then(|| "default-service".to_string()),
+                ..MountConfig::default()
+            },
+        };
+        match kind {
+            TableKind::Secrets => Self::new(
+                kind,
+                vec![
+                    entry(
+                        "cubbyhole/",
+                        "cubbyhole",
+                        "per-token private secret storage",
+                        true,
+                    ),
+                    entry("identity/", "identity", "identity store", false),
+                    entry(
+                        "sys/",
+                        "system",
+                        "system endpoints used for control, policy and debugging",
+                        false,
+                    ),
+                ],
+            ),
+            TableKind::Auth => Self::new(
+                kind,
+                vec![entry("token/", "token", "token based credentials", false)],
+            ),
+        }
+    }
+
+    /// The mount serving `path` (relative to `/v1/`, and for auth tables relative to
+    /// `auth/`), with the rest of the path. The longest matching mount wins.
+    pub fn route<'a>(&self, path: &'a str) -> Option<(&MountEntry, &'a str)> {
+        self.entries
+            .iter()
+            .filter(|entry| path.starts_with(&entry.path) || format!("{path}/") == entry.path)
+            .max_by_key(|entry| entry.path.len())
+            .map(|entry| (entry, path.get(entry.path.len()..).unwrap_or("")))
+    }
+
+    pub fn get(&self, path: &str) -> Option<&MountEntry> {
+        let path = normalize_mount_path(path);
+        self.entries.iter().find(|entry| entry.path == path)
+    }
+
+    pub fn find_by_accessor(&self, accessor: &str) -> Option<&MountEntry> {
+        self.entries.iter().find(|entry| entry.accessor == accessor)
+    }
+
+    /// Refuse a new mount whose path overlaps an existing one, as Vault does.
+    pub fn check_new_path(&self, path: &str) -> Result<(), LogicalError> {
+        if self.entries.len() >= MOUNTS_MAX {
+            return Err(LogicalError::BadRequest("too many mounts".into()));
+        }
+        for entry in &self.entries {
+            if entry.path == path {
+                return Err(LogicalError::BadRequest(format!(
+                    "path is already in use at {}",
+                    entry.path
+                )));
+            }
+            if path.starts_with(&entry.path) || entry.path.starts_with(path) {
+                return Err(LogicalError::BadRequest(format!(
+                    "path is already in use at {}",
+                    entry.path
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn insert(&mut self, entry: MountEntry) {
+        self.entries.push(entry);
+        self.entries
+            .sort_by(|left, right| left.path.cmp(&right.path));
+    }
+
+    pub fn remove(&mut self, path: &str) -> Option<MountEntry> {
+        let index = self.entries.iter().position(|entry| entry.path == path)?;
+        Some(self.entries.remove(index))
+    }
+
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut MountEntry> {
+        self.entries.iter_mut().find(|entry| entry.path == path)
+    }
+
+    /// The entries of one class, for storage.
+    pub fn class_entries(&self, local: bool) -> Vec<MountEntry> {
+        self.entries
+            .iter()
+            .filter(|entry| entry.local == local)
+            .cloned()
+            .collect()
+    }
+
+    /// `sys/mounts` / `sys/auth` listing: path → entry.
+    pub fn to_json(&self) -> Map<String, Value> {
+        self.entries
+            .iter()
+            .map(|entry| (entry.path.clone(), entry.to_json(self.kind)))
+            .collect()
+    }
+}
+
+/// `<type>_<8 hex>` for secrets engines, `auth_<type>_<8 hex>` for auth methods.
+pub fn new_accessor(kind: TableKind, mount_type: &str, rng: &SharedRng) -> String {
+    let suffix = hex::encode(rng.bytes::<4>());
+    match kind {
+        TableKind::Secrets => format!("{mount_type}_{suffix}"),
+        TableKind::Auth => format!("auth_{mount_type}_{suffix}"),
+    }
+}
+
+/// `secret` and `/secret/` become `secret/`.
+pub fn normalize_mount_path(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    format!("{trimmed}/")
+}
+
+/// Check a user-supplied mount path.
+pub fn validate_mount_path(path: &str) -> Result<String, LogicalError> {
+    let normalized = normalize_mount_path(path);
+    if normalized == "/" || normalized.len() > MOUNT_PATH_BYTES_MAX {
+        return Err(LogicalError::BadRequest("invalid mount path".into()));
+    }
+    if normalized.trim_end_matches('/').split('/').any(|segment| {
+        segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.contains(['*', '+', '\0'])
+    }) {
+        return Err(LogicalError::BadRequest(format!(
+            "invalid mount path {path:?}"
+        )));
+    }
+    Ok(normalized)
+}
+
+/// Parse the `config` object of a mount or tune request into `config`.
+pub fn apply_config(
+    config: &mut MountConfig,
+    input: &Map<String, Value>,
+) -> Result<(), LogicalError> {
+    for (field, value) in input {
+        match field.as_str() {
+            "default_lease_ttl" | "max_lease_ttl" => {
+                let seconds = match value {
+                    Value::String(text) if text == "system" => 0,
+                    other => parse_duration_seconds(other).map_err(LogicalError::BadRequest)?,
+                };
+                if field == "default_lease_ttl" {
+                    config.default_lease_ttl = seconds;
+                } else {
+                    config.max_lease_ttl = seconds;
+                }
+            }
+            "force_no_cache" => {
+                config.force_no_cache = value.as_bool().ok_or_else(|| bad_type(field))?;
+            }
+            "listing_visibility" => {
+                let visibility = value.as_str().ok_or_else(|| bad_type(field))?;
+                if !matches!(visibility, "" | "unauth" | "hidden") {
+                    return Err(LogicalError::BadRequest(format!(
+                        "invalid listing_visibility {visibility}"
+                    )));
+                }
+                config.listing_visibility = Some(visibility.to_string());
+            }
+            "passthrough_request_headers" => {
+                config.passthrough_request_headers = string_list(field, value)?
+            }
+            "allowed_response_headers" => {
+                config.allowed_response_headers = string_list(field, value)?
+            }
+            "audit_non_hmac_request_keys" => {
+                config.audit_non_hmac_request_keys = string_list(field, value)?
+            }
+            "audit_non_hmac_response_keys" => {
+                config.audit_non_hmac_response_keys = string_list(field, value)?
+            }
+            "token_type" => {
+                let token_type = value.as_str().ok_or_else(|| bad_type(field))?;
+                if !matches!(
+                    token_type,
+                    "default-service" | "default-batch" | "service" | "batch" | "default"
+                ) {
+                    return Err(LogicalError::BadRequest(format!(
+                        "invalid token_type {token_type:?}"
+                    )));
+                }
+                config.token_type = Some(token_type.to_string());
+            }
+            // Accepted and ignored, as Vault ignores them for the built-in engines.
+            "plugin_version"
+            | "description"
+            | "options"
+            | "user_lockout_config"
+            | "identity_token_key" => {}
+            other => {
+                return Err(LogicalError::BadRequest(format!(
+                    "unknown config field {other:?}"
+                )));
+            }
+        }
+    }
+    if config.max_lease_ttl != 0 && config.default_lease_ttl > config.max_lease_ttl {
+        return Err(LogicalError::BadRequest(
+            "default lease TTL cannot be greater than max lease TTL".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn bad_type(field: &str) -> LogicalError {
+    LogicalError::BadRequest(format!("invalid type for field {field:?}"))
+}
+
+/// A list of strings, given as a JSON array or a comma-separated string.
+pub fn string_list(field: &str, value: &Value) -> Result<Vec<String>, LogicalError> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad_type(field))
+            })
+            .collect(),
+        Value::String(text) => Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(bad_type(field)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_mount_wins_and_local_mounts_store_locally() {
+        let rng = SharedRng::from_u64(3);
+        let mut table = MountTable::defaults(TableKind::Secrets, &rng);
+        let mut kv = table.get("sys/").unwrap().clone();
+        kv.path = "secret/".into();
+        kv.mount_type = "kv".into();
+        kv.uuid = "u1".into();
+        table.check_new_path("secret/").unwrap();
+        table.insert(kv.clone());
+        assert!(table.check_new_path("secret/").is_err());
+        assert!(table.check_new_path("secret/inner/").is_err());
+        let (entry, rest) = table.route("secret/data/foo").unwrap();
+        assert_eq!((entry.path.as_str(), rest), ("secret/", "data/foo"));
+        assert_eq!(table.route("secret").unwrap().1, "");
+        assert!(table.route("nothing/here").is_none());
+        assert_eq!(entry.storage_prefix(TableKind::Secrets), "logical/u1/");
+        let cubbyhole = table.get("cubbyhole").unwrap();
+        assert!(
+            cubbyhole
+                .storage_prefix(TableKind::Secrets)
+                .starts_with("local-logical/")
+        );
+        assert!(
+            cubbyhole.accessor.starts_with("cubbyhole_")
+                && cubbyhole.accessor.len() == "cubbyhole_".len() + 8
+        );
+    }
+
+    #[test]
+    fn mount_paths_are_validated() {
+        assert_eq!(validate_mount_path("/kv/").unwrap(), "kv/");
+        for bad in ["", "/", "a//b", "a/../b", "x*"] {
+            assert!(validate_mount_path(bad).is_err(), "{bad}");
+        }
+    }
+}
