@@ -21,15 +21,18 @@ pub(crate) fn not_found_with(data: Map<String, Value>) -> Response {
     }
 }
 
+/// The `?version=` a read names, decoded before anything is loaded (Vault checks field
+/// types first).
+pub(crate) fn version_parameter(request: &Request) -> Result<Option<i64>, LogicalError> {
+    field_int(&request.data, "version")
+}
+
 /// The version a read names: `?version=N` when positive, else the current one.
-pub(crate) fn requested_version(
-    request: &Request,
-    metadata: &KeyMetadata,
-) -> Result<u64, LogicalError> {
-    Ok(match field_int(&request.data, "version")? {
+pub(crate) fn requested_version(parameter: Option<i64>, metadata: &KeyMetadata) -> u64 {
+    match parameter {
         Some(number) if number > 0 => number as u64,
         _ => metadata.current_version,
-    })
+    }
 }
 
 /// Load the stored data object of one version.
@@ -43,10 +46,11 @@ pub(crate) fn load_version(
 }
 
 pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
+    let parameter = version_parameter(request)?;
     let Some(metadata) = metadata::load(view, path)? else {
         return Err(LogicalError::NotFound);
     };
-    let number = requested_version(request, &metadata)?;
+    let number = requested_version(parameter, &metadata);
     let Some(version) = metadata.versions.get(&number) else {
         return Err(LogicalError::NotFound);
     };

@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 
 use crate::barrier::View;
 use crate::engines::input::field_int;
-use crate::engines::kv_v2::data::{load_version, not_found_with, requested_version};
+use crate::engines::kv_v2::data::{
+    load_version, not_found_with, requested_version, version_parameter,
+};
 use crate::engines::kv_v2::metadata;
 use crate::logical::{LogicalError, Request, Response};
 
@@ -15,10 +17,11 @@ pub const SUBKEYS_DEPTH_MAX: i64 = 128;
 
 pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
     let depth = field_int(&request.data, "depth")?.unwrap_or(0);
+    let parameter = version_parameter(request)?;
     let Some(metadata) = metadata::load(view, path)? else {
         return Err(LogicalError::NotFound);
     };
-    let number = requested_version(request, &metadata)?;
+    let number = requested_version(parameter, &metadata);
     let Some(version) = metadata.versions.get(&number) else {
         return Err(LogicalError::NotFound);
     };

@@ -32,10 +32,10 @@ pub async fn delete(
         return Ok(None);
     };
     for number in numbers {
-        if let Some(version) = metadata.versions.get_mut(&number) {
-            if version.is_live(request.now_unix) {
-                version.deletion_time_unix = Some(request.now_unix);
-            }
+        if let Some(version) = metadata.versions.get_mut(&number)
+            && version.is_live(request.now_unix)
+        {
+            version.deletion_time_unix = Some(request.now_unix);
         }
     }
     view.commit(vec![metadata::save(path, &metadata)]).await?;
@@ -56,10 +56,10 @@ pub async fn undelete(
     };
     let deadline = metadata.deletion_deadline(&config, request.now_unix);
     for number in numbers {
-        if let Some(version) = metadata.versions.get_mut(&number) {
-            if !version.destroyed {
-                version.deletion_time_unix = deadline;
-            }
+        if let Some(version) = metadata.versions.get_mut(&number)
+            && !version.destroyed
+        {
+            version.deletion_time_unix = deadline;
         }
     }
     view.commit(vec![metadata::save(path, &metadata)]).await?;
@@ -78,13 +78,13 @@ pub async fn destroy(
     };
     let mut writes = Vec::new();
     for number in numbers {
-        if let Some(version) = metadata.versions.get_mut(&number) {
-            if !version.destroyed {
-                version.destroyed = true;
-                writes.push(Write::Delete {
-                    key: version_key(path, number),
-                });
-            }
+        if let Some(version) = metadata.versions.get_mut(&number)
+            && !version.destroyed
+        {
+            version.destroyed = true;
+            writes.push(Write::Delete {
+                key: version_key(path, number),
+            });
         }
     }
     writes.push(metadata::save(path, &metadata));
