@@ -127,7 +127,7 @@ async fn store_new_version(
     data: &Map<String, Value>,
     now_unix: i64,
 ) -> Result<Option<Response>, LogicalError> {
-    let (number, trimmed) = metadata.add_version(config, now_unix);
+    let (number, version, trimmed) = metadata.add_version(config, now_unix);
     let value = serde_json::to_vec(data)
         .map_err(|error| LogicalError::Internal(format!("json encoding failed: {error}")))?;
     let mut writes = vec![
@@ -154,7 +154,8 @@ pub async fn write(
 ) -> Result<Option<Response>, LogicalError> {
     let data = data_field(request)?;
     let config = config::load(view)?;
-    let metadata = metadata::load(view, path)?.unwrap_or_default();
+    let metadata =
+        metadata::load(view, path)?.unwrap_or_else(|| KeyMetadata::new(request.now_unix));
     check_and_set(request, &config, &metadata)?;
     store_new_version(view, path, metadata, &config, data, request.now_unix).await
 }

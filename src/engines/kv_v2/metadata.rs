@@ -126,27 +126,39 @@ impl KeyMetadata {
         Some(now_unix.saturating_add(after))
     }
 
+    /// Metadata for a key first written (or configured) at `now_unix`.
+    pub fn new(now_unix: i64) -> Self {
+        Self {
+            created_time_unix: now_unix,
+            updated_time_unix: now_unix,
+            ..Self::default()
+        }
+    }
+
     /// Append a version created at `now_unix` and trim the oldest ones past the limit
     /// (the larger of the key's and the engine's `max_versions`, else 10), as Vault's
-    /// `AddVersion` does. Returns the new version number and the trimmed numbers.
-    pub fn add_version(&mut self, config: &Config, now_unix: i64) -> (u64, Vec<u64>) {
+    /// `AddVersion` does. Returns the new version's number and metadata, and the
+    /// trimmed numbers.
+    pub fn add_version(
+        &mut self,
+        config: &Config,
+        now_unix: i64,
+    ) -> (u64, VersionMetadata, Vec<u64>) {
         let version = VersionMetadata {
             created_time_unix: now_unix,
             deletion_time_unix: self.deletion_deadline(config, now_unix),
             destroyed: false,
         };
         self.current_version += 1;
-        self.versions.insert(self.current_version, version);
+        self.versions.insert(self.current_version, version.clone());
         self.updated_time_unix = now_unix;
-        if self.created_time_unix == 0 {
-            self.created_time_unix = now_unix;
-        }
         let max_versions = match self.max_versions.max(config.max_versions) {
             0 => DEFAULT_MAX_VERSIONS,
             configured => configured,
         };
         let mut trimmed = Vec::new();
-        if self.current_version - self.oldest_version >= u64::from(max_versions) {
+        // Saturating: a record is ours, but a damaged one must not panic the server.
+        if self.current_version.saturating_sub(self.oldest_version) >= u64::from(max_versions) {
             let last_to_trim = self.current_version - u64::from(max_versions);
             for number in self.oldest_version..=last_to_trim {
                 if self.versions.remove(&number).is_some() {
@@ -155,7 +167,7 @@ impl KeyMetadata {
             }
             self.oldest_version = last_to_trim + 1;
         }
-        (self.current_version, trimmed)
+        (self.current_version, version, trimmed)
     }
 }
 
@@ -342,6 +354,11 @@ fn validate_custom_metadata(pairs: &BTreeMap<String, String>) -> Result<(), Logi
     )))
 }
 
+/// Vault stores custom metadata as a protobuf map, so an empty map reads back as `null`.
+fn non_empty(pairs: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!pairs.is_empty()).then_some(pairs)
+}
+
 fn warning_response(warning: Option<&'static str>) -> Option<Response> {
     warning.map(|warning| Response::default().with_warning(warning))
 }
@@ -378,11 +395,7 @@ pub async fn write(
     let config = config::load(view)?;
     let warning = settings.cas_warning(&config);
 
-    let mut metadata = load(view, path)?.unwrap_or_else(|| KeyMetadata {
-        created_time_unix: request.now_unix,
-        updated_time_unix: request.now_unix,
-        ..KeyMetadata::default()
-    });
+    let mut metadata = load(view, path)?.unwrap_or_else(|| KeyMetadata::new(request.now_unix));
     if let Some(max_versions) = settings.max_versions {
         metadata.max_versions = max_versions;
     }
@@ -392,8 +405,8 @@ pub async fn write(
     if let Some(seconds) = settings.delete_version_after_seconds {
         metadata.delete_version_after_seconds = seconds;
     }
-    if custom_metadata.is_some() {
-        metadata.custom_metadata = custom_metadata;
+    if let Some(pairs) = custom_metadata {
+        metadata.custom_metadata = non_empty(pairs);
     }
     view.commit(vec![save(path, &metadata)]).await?;
     Ok(warning_response(warning))
@@ -450,7 +463,7 @@ pub async fn patch(
             .unwrap_or_default();
         // The merged result must respect the same bounds as a fresh write.
         validate_custom_metadata(&merged)?;
-        metadata.custom_metadata = Some(merged);
+        metadata.custom_metadata = non_empty(merged);
     }
     view.commit(vec![save(path, &metadata)]).await?;
     Ok(warning_response(warning))

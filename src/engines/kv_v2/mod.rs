@@ -36,7 +36,7 @@ enum Route<'a> {
     Undelete(&'a str),
     Destroy(&'a str),
     Subkeys(&'a str),
-    /// `data`, `metadata/` and friends without a key.
+    /// The bare names `data`, `metadata`, `delete`, `undelete`, `destroy`.
     Root,
     /// No known prefix (`foo` instead of `data/foo`).
     Invalid,
@@ -47,29 +47,32 @@ fn route(path: &str) -> Route<'_> {
         return Route::Config;
     }
     let Some((prefix, rest)) = path.split_once('/') else {
+        // Vault's catch-all singles out these bare names (not `subkeys`).
         return match path {
-            "data" | "metadata" | "delete" | "undelete" | "destroy" | "subkeys" => Route::Root,
+            "data" | "metadata" | "delete" | "undelete" | "destroy" => Route::Root,
             _ => Route::Invalid,
         };
     };
-    let routed = match prefix {
+    match prefix {
+        // Vault's data pattern needs a key that does not end with '/'; anything else
+        // falls through to its catch-all.
+        "data" if rest.is_empty() || rest.ends_with('/') => Route::Invalid,
         "data" => Route::Data(rest),
         "metadata" => Route::Metadata(rest),
         "delete" => Route::Delete(rest),
         "undelete" => Route::Undelete(rest),
         "destroy" => Route::Destroy(rest),
         "subkeys" => Route::Subkeys(rest),
-        _ => return Route::Invalid,
-    };
-    if rest.is_empty() { Route::Root } else { routed }
+        _ => Route::Invalid,
+    }
 }
 
 pub async fn handle(view: &View, request: &Request) -> Result<Option<Response>, LogicalError> {
     use Operation::{Create, Delete, List, Patch, Read, Update};
     let operation = request.operation;
     match (route(&request.path), operation) {
-        // Listing the metadata root (`metadata` or `metadata/`) is a folder listing.
-        (Route::Root, List) if request.path.starts_with("metadata") => metadata::list(view, ""),
+        // Vault's HTTP layer adds the '/' a listing needs; accept the bare name too.
+        (Route::Root, List) if request.path == "metadata" => metadata::list(view, ""),
         (Route::Root, _) => Ok(Some(root_warning())),
         (Route::Invalid, _) => Ok(Some(invalid_path_warning(operation))),
 

@@ -463,6 +463,30 @@ async fn metadata_read_write_patch_list_and_delete() {
         call(view, Operation::Read, "data/planned", json!({}), T0 + 11).await,
         Err(LogicalError::NotFound)
     );
+    // Its first version keeps the metadata's creation time; emptying the custom
+    // metadata reads back as null, as in Vault.
+    put(view, "data/planned", json!({"data": {"v": 1}}), T0 + 20)
+        .await
+        .unwrap();
+    put(
+        view,
+        "metadata/planned",
+        json!({"custom_metadata": {}}),
+        T0 + 21,
+    )
+    .await
+    .unwrap();
+    let planned = body(
+        view,
+        Operation::Read,
+        "metadata/planned",
+        json!({}),
+        T0 + 22,
+    )
+    .await;
+    assert_eq!(planned["created_time"], "2025-11-28T05:00:11Z");
+    assert_eq!(planned["updated_time"], "2025-11-28T05:00:20Z");
+    assert_eq!(planned["custom_metadata"], Value::Null);
     // A body with no settings changes (and creates) nothing.
     assert_eq!(
         put(view, "metadata/ghost", json!({"unrelated": 1}), T0 + 11).await,
@@ -512,7 +536,7 @@ async fn metadata_read_write_patch_list_and_delete() {
     );
 
     // Phase 7: DELETE metadata removes the key and every version's data.
-    assert_eq!(version_key_count(&fixture), 4);
+    assert_eq!(version_key_count(&fixture), 5);
     assert_eq!(
         call(
             view,
@@ -524,7 +548,7 @@ async fn metadata_read_write_patch_list_and_delete() {
         .await,
         Ok(None)
     );
-    assert_eq!(version_key_count(&fixture), 2);
+    assert_eq!(version_key_count(&fixture), 3);
     assert_eq!(
         call(view, Operation::Read, "data/team/a", json!({}), T0 + 14).await,
         Err(LogicalError::NotFound)
@@ -893,9 +917,10 @@ async fn unknown_paths_and_bad_input_get_vaults_answers() {
         );
     }
 
-    // Phase 2: the roots of the routes answer with their own warning, except listing
-    // the metadata root.
-    for root in ["data", "data/", "metadata", "destroy/"] {
+    // Phase 2: the bare route names answer with their own warning, except listing the
+    // metadata root; `data/` and a data path ending in '/' miss the data route entirely,
+    // and an empty key elsewhere is a missing path.
+    for root in ["data", "metadata", "destroy"] {
         let response = call(view, Operation::Read, root, json!({}), T0)
             .await
             .unwrap()
@@ -909,6 +934,21 @@ async fn unknown_paths_and_bad_input_get_vaults_answers() {
     assert_eq!(
         call(view, Operation::List, "metadata", json!({}), T0).await,
         Err(LogicalError::NotFound)
+    );
+    for not_data in ["data/", "data/a/"] {
+        let response = call(view, Operation::Read, not_data, json!({}), T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status, Some(404));
+        assert!(
+            response.warnings[0].contains("'vault kv get'"),
+            "{not_data}"
+        );
+    }
+    assert_eq!(
+        put(view, "metadata/", json!({"max_versions": 1}), T0).await,
+        bad_request("missing path")
     );
 
     // Phase 3: wrong JSON types and missing fields are 400s, not panics.
@@ -968,7 +1008,6 @@ async fn unknown_paths_and_bad_input_get_vaults_answers() {
     for path in [
         "data/../config",
         "data/a//b",
-        "data/a/",
         "metadata/../x",
         "destroy/./k",
     ] {
