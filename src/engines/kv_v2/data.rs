@@ -141,9 +141,8 @@ async fn store_new_version(
         key: version_key(path, old),
     }));
     view.commit(writes).await?;
-    let version = &metadata.versions[&number];
     Ok(Some(Response::data(
-        metadata.version_fields(number, version),
+        metadata.version_fields(number, &version),
     )))
 }
 
