@@ -36,7 +36,7 @@ enum Route<'a> {
     Undelete(&'a str),
     Destroy(&'a str),
     Subkeys(&'a str),
-    /// The bare names `data`, `metadata`, `delete`, `undelete`, `destroy`.
+    /// The bare names `data`, `metadata`, `delete`, `undelete`, `destroy`.ete`, `undelete`, `destroy`.
     Root,
     /// No known prefix (`foo` instead of `data/foo`).
     Invalid,
@@ -120,7 +120,7 @@ pub fn exists(view: &View, request: &Request) -> Result<bool, LogicalError> {
     }
 }
 
-/// Vault's answer to a non-listing operation on `data`, `metadata/` and the like.
+/// Vault's answer to a non-listing operation on the bare names `data`, `metadata`, `delete`, `undelete`, `destroy`.
 fn root_warning() -> Response {
     Response {
         status: Some(404),
