@@ -17,4 +17,7 @@ pub mod merge_patch;
 pub mod time_format;
 
 #[cfg(test)]
+mod robustness_tests;
+
+#[cfg(test)]
 pub(crate) mod test_support;
