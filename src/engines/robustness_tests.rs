@@ -92,7 +92,10 @@ fn body() -> impl Strategy<Value = Map<String, Value>> {
     )
 }
 
-fn steps() -> impl Strategy<Value = Vec<(Operation, String, Map<String, Value>, i64, bool)>> {
+/// One request: operation, path, body, seconds to advance (or the time), with a token.
+type Step = (Operation, String, Map<String, Value>, i64, bool);
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(
         (operation(), path(), body(), 0i64..50, any::<bool>()),
         1..30,
