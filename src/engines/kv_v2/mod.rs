@@ -16,11 +16,11 @@
 //! change together); a key never holds more than [`metadata::KEY_VERSIONS_MAX`] versions;
 //! time comes only from `request.now_unix`.
 
-pub mod config;
-pub mod data;
-pub mod metadata;
-pub mod subkeys;
-pub mod versions;
+mod config;
+mod data;
+mod metadata;
+mod subkeys;
+mod versions;
 
 use crate::barrier::View;
 use crate::engines::input::entry_path;
