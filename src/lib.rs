@@ -3,6 +3,7 @@
 
 pub mod barrier;
 pub mod core;
+pub mod engines;
 pub mod env;
 pub mod http;
 pub mod logical;

@@ -1,6 +1,8 @@
 //! Wall-clock and monotonic time. Under madsim both are virtual (madsim overrides
 //! `clock_gettime`), so reading them here is deterministic in the simulator.
 
+#![allow(clippy::disallowed_methods)] // seam-ok: this is the seam's clock
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -181,6 +181,7 @@ impl AsyncRuntime for ArcaRuntime {
         self.runtime.block_on(future)
     }
 
+    #[allow(clippy::manual_async_fn)] // the trait fixes the signature
     fn spawn_blocking<F, T>(work: F) -> impl Future<Output = Result<T, io::Error>> + Send
     where
         F: FnOnce() -> T + Send + 'static,

@@ -203,7 +203,7 @@ pub fn open_keyring(
 /// Decode an unseal key share as the CLI and API accept it: base64 or hex.
 pub fn decode_share(text: &str) -> Result<Vec<u8>, SealError> {
     let text = text.trim();
-    if text.len() % 2 == 0
+    if text.len().is_multiple_of(2)
         && text.chars().all(|c| c.is_ascii_hexdigit())
         && let Ok(bytes) = hex::decode(text)
     {
