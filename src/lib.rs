@@ -1,8 +1,10 @@
 //! Arca: a secrets server that speaks Vault's API, with performance replication, written
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
+pub mod acl;
 pub mod barrier;
 pub mod env;
 pub mod logical;
+pub mod policy;
 pub mod server;
 pub mod storage;
