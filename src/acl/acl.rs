@@ -122,7 +122,9 @@ impl std::fmt::Display for Denial {
             Denial::MissingCapability(capability) => {
                 write!(formatter, "missing the {capability:?} capability")
             }
-            Denial::WrappingTtl => formatter.write_str("response wrapping TTL is outside the bounds"),
+            Denial::WrappingTtl => {
+                formatter.write_str("response wrapping TTL is outside the bounds")
+            }
             Denial::RequiredParameterMissing(name) => {
                 write!(formatter, "required parameter {name:?} is missing")
             }
@@ -247,7 +249,12 @@ impl Acl {
 
     /// May `operation` on `path` with body `data` proceed? Wrapped requests use
     /// [`Acl::allowed_wrapped`]; here the request is taken as unwrapped.
-    pub fn allowed(&self, operation: Operation, path: &str, data: &Map<String, Value>) -> AclResult {
+    pub fn allowed(
+        &self,
+        operation: Operation,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> AclResult {
         self.allowed_wrapped(operation, path, data, None)
     }
 
@@ -284,7 +291,11 @@ impl Acl {
         if !permissions.capabilities.contains(needed) {
             return result.denied(Denial::MissingCapability(needed));
         }
-        result.granting_policies = rule.granting_policies.get(&needed).cloned().unwrap_or_default();
+        result.granting_policies = rule
+            .granting_policies
+            .get(&needed)
+            .cloned()
+            .unwrap_or_default();
 
         let ttl = wrap_ttl_seconds;
         let max = permissions.max_wrapping_ttl_seconds;
@@ -518,7 +529,10 @@ mod tests {
     fn same_pattern_unions_and_deny_wins() {
         let acl = acl(&[
             ("a", r#"path "secret/x" { capabilities = ["read"] }"#),
-            ("b", r#"path "secret/x" { capabilities = ["update", "list"] }"#),
+            (
+                "b",
+                r#"path "secret/x" { capabilities = ["update", "list"] }"#,
+            ),
             ("c", r#"path "secret/y" { capabilities = ["read"] }"#),
             ("d", r#"path "secret/y" { capabilities = ["deny"] }"#),
         ]);
@@ -561,10 +575,12 @@ path "secret/anything-but" {
 }
 "#,
         )]);
-        let check = |path: &str, body: Value| {
-            acl.allowed(Operation::Update, path, &data(body)).denial
-        };
-        assert_eq!(check("secret/params", json!({"color": "reddish", "size": "m"})), None);
+        let check =
+            |path: &str, body: Value| acl.allowed(Operation::Update, path, &data(body)).denial;
+        assert_eq!(
+            check("secret/params", json!({"color": "reddish", "size": "m"})),
+            None
+        );
         assert_eq!(check("secret/params", json!({"COLOR": "blue"})), None);
         assert_eq!(
             check("secret/params", json!({"size": "m"})),
@@ -582,10 +598,22 @@ path "secret/anything-but" {
             check("secret/params", json!({"color": "blue", "shape": "x"})),
             Some(Denial::ParameterNotAllowed("shape".into()))
         );
-        assert_eq!(check("secret/params", json!({"color": "blue", "tags": ["a", "b"]})), None);
-        assert_eq!(check("secret/params", json!({"color": "blue", "tags": "a, b"})), None);
         assert_eq!(
-            check("secret/params", json!({"color": "blue", "tags": ["a", "c"]})),
+            check(
+                "secret/params",
+                json!({"color": "blue", "tags": ["a", "b"]})
+            ),
+            None
+        );
+        assert_eq!(
+            check("secret/params", json!({"color": "blue", "tags": "a, b"})),
+            None
+        );
+        assert_eq!(
+            check(
+                "secret/params",
+                json!({"color": "blue", "tags": ["a", "c"]})
+            ),
             Some(Denial::ParameterNotAllowed("tags".into()))
         );
         assert_eq!(check("secret/anything-but", json!({"x": 1})), None);
@@ -594,7 +622,10 @@ path "secret/anything-but" {
             Some(Denial::ParameterDenied("admin".into()))
         );
         // Deletes carry no parameters, so parameter rules never refuse them.
-        assert!(!acl.allowed(Operation::Delete, "secret/params", &Map::new()).allowed);
+        assert!(
+            !acl.allowed(Operation::Delete, "secret/params", &Map::new())
+                .allowed
+        );
     }
 
     #[test]
@@ -620,6 +651,9 @@ path "secret/anything-but" {
             "p",
             r#"path "identity/entity/id/{{identity.entity.id}}" { capabilities = ["read"] }"#,
         )]);
-        assert_eq!(acl.capabilities("identity/entity/id/{{identity.entity.id}}"), vec!["deny"]);
+        assert_eq!(
+            acl.capabilities("identity/entity/id/{{identity.entity.id}}"),
+            vec!["deny"]
+        );
     }
 }

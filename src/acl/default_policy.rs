@@ -118,7 +118,10 @@ path "sys/wrapping/unwrap" {
 "#;
 
 /// Policies no one may write (Vault's `immutablePolicies`).
-pub const IMMUTABLE_POLICIES: [&str; 2] = [super::policy::ROOT_POLICY_NAME, RESPONSE_WRAPPING_POLICY_NAME];
+pub const IMMUTABLE_POLICIES: [&str; 2] = [
+    super::policy::ROOT_POLICY_NAME,
+    RESPONSE_WRAPPING_POLICY_NAME,
+];
 
 /// Policies that exist but are never listed nor attached to tokens by name (Vault's
 /// `nonAssignablePolicies`).
@@ -152,7 +155,10 @@ mod tests {
         assert!(allowed(Operation::Update, "sys/wrapping/unwrap"));
         assert!(allowed(Operation::Update, "sys/tools/hash/sha2-256"));
         assert!(allowed(Operation::Update, "sys/control-group/request"));
-        assert!(allowed(Operation::Read, "identity/oidc/provider/default/authorize"));
+        assert!(allowed(
+            Operation::Read,
+            "identity/oidc/provider/default/authorize"
+        ));
         assert!(!allowed(Operation::Read, "secret/data/foo"));
         assert!(!allowed(Operation::Read, "sys/policy/default"));
         assert!(!allowed(Operation::Update, "auth/token/create"));
@@ -160,8 +166,14 @@ mod tests {
 
     #[test]
     fn response_wrapping_policy_only_reaches_its_cubbyhole() {
-        let acl = Acl::new(&[Policy::parse(RESPONSE_WRAPPING_POLICY_NAME, RESPONSE_WRAPPING_POLICY).unwrap()]);
-        assert_eq!(acl.capabilities("cubbyhole/response"), vec!["create", "read"]);
+        let acl =
+            Acl::new(&[
+                Policy::parse(RESPONSE_WRAPPING_POLICY_NAME, RESPONSE_WRAPPING_POLICY).unwrap(),
+            ]);
+        assert_eq!(
+            acl.capabilities("cubbyhole/response"),
+            vec!["create", "read"]
+        );
         assert_eq!(acl.capabilities("cubbyhole/other"), vec!["deny"]);
         assert_eq!(acl.capabilities("sys/wrapping/unwrap"), vec!["update"]);
     }

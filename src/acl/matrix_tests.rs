@@ -135,7 +135,11 @@ fn check_rows(acl: &Acl, rows: &[(&str, Operation, bool)]) {
             ));
         }
     }
-    assert!(failures.is_empty(), "matrix failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "matrix failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

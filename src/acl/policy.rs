@@ -203,7 +203,11 @@ fn check_nesting(text: &str) -> Result<(), PolicyError> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// A value from either syntax, with the line it started on (HCL only).
@@ -413,7 +417,10 @@ fn hcl_value(text: &str, expression: &Expression) -> Result<RawValue, PolicyErro
         Expression::Variable(ident) => {
             return Err(PolicyError::new(
                 line,
-                format!("unexpected identifier {:?}; strings must be quoted", ident.as_str()),
+                format!(
+                    "unexpected identifier {:?}; strings must be quoted",
+                    ident.as_str()
+                ),
             ));
         }
         _ => return Err(PolicyError::new(line, "unsupported expression")),
@@ -541,8 +548,10 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
 
     for (key, value) in fields {
         match key.as_str() {
-            "capabilities" => capability_names = string_list(&value, "capabilities")
-                .map_err(|reason| error(value.line, reason))?,
+            "capabilities" => {
+                capability_names = string_list(&value, "capabilities")
+                    .map_err(|reason| error(value.line, reason))?
+            }
             "policy" => match &value.kind {
                 RawKind::String(text) => legacy_policy = Some((text.clone(), value.line)),
                 _ => return Err(error(value.line, "policy must be a string".to_string())),
@@ -551,12 +560,20 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
             "denied_parameters" => denied_parameters = Some(value),
             "required_parameters" => required_parameters = Some(value),
             "min_wrapping_ttl" => {
-                permissions.min_wrapping_ttl_seconds = duration(&value)
-                    .map_err(|reason| error(value.line, format!("error parsing min_wrapping_ttl: {reason}")))?
+                permissions.min_wrapping_ttl_seconds = duration(&value).map_err(|reason| {
+                    error(
+                        value.line,
+                        format!("error parsing min_wrapping_ttl: {reason}"),
+                    )
+                })?
             }
             "max_wrapping_ttl" => {
-                permissions.max_wrapping_ttl_seconds = duration(&value)
-                    .map_err(|reason| error(value.line, format!("error parsing max_wrapping_ttl: {reason}")))?
+                permissions.max_wrapping_ttl_seconds = duration(&value).map_err(|reason| {
+                    error(
+                        value.line,
+                        format!("error parsing max_wrapping_ttl: {reason}"),
+                    )
+                })?
             }
             ignored if PATH_KEYS_IGNORED.contains(&ignored) => {}
             other => return Err(error(value.line, format!("invalid key {other:?}"))),
@@ -623,7 +640,9 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
             if name.contains('*') {
                 return Err(error(
                     *name_line,
-                    format!("required_parameters: parameter key {name:?}: wildcard is not permitted here"),
+                    format!(
+                        "required_parameters: parameter key {name:?}: wildcard is not permitted here"
+                    ),
                 ));
             }
         }
@@ -660,13 +679,21 @@ fn string_list(value: &RawValue, field: &str) -> Result<Vec<(String, Option<usiz
     let items: Vec<&RawValue> = match &value.kind {
         RawKind::Array(items) => items.iter().collect(),
         RawKind::String(_) => vec![value],
-        _ => return Err(format!("{field} must be a list of strings, not {}", value.kind_name())),
+        _ => {
+            return Err(format!(
+                "{field} must be a list of strings, not {}",
+                value.kind_name()
+            ));
+        }
     };
     items
         .into_iter()
         .map(|item| match &item.kind {
             RawKind::String(text) => Ok((text.clone(), item.line.or(value.line))),
-            _ => Err(format!("{field} must be a list of strings, found {}", item.kind_name())),
+            _ => Err(format!(
+                "{field} must be a list of strings, found {}",
+                item.kind_name()
+            )),
         })
         .collect()
 }
@@ -679,7 +706,10 @@ fn duration(value: &RawValue) -> Result<i64, String> {
 /// with `*` must be exactly `*` (or a `/pointer/*`).
 fn parameter_map(value: &RawValue, field: &str) -> Result<BTreeMap<String, Vec<Value>>, String> {
     let RawKind::Object(entries) = &value.kind else {
-        return Err(format!("{field} must be an object, not {}", value.kind_name()));
+        return Err(format!(
+            "{field} must be an object, not {}",
+            value.kind_name()
+        ));
     };
     let mut parameters = BTreeMap::new();
     for (key, values) in entries {
@@ -800,9 +830,18 @@ path "secret/nothing" {
         );
 
         let cases = [
-            ("path \"a\" {\n  capabilitiez = [\"read\"]\n}", "invalid key \"capabilitiez\""),
-            ("path \"a\" {\n  policy = \"maybe\"\n}", "invalid policy \"maybe\""),
-            ("path \"a+*\" {\n  policy = \"read\"\n}", "'+*' is forbidden"),
+            (
+                "path \"a\" {\n  capabilitiez = [\"read\"]\n}",
+                "invalid key \"capabilitiez\"",
+            ),
+            (
+                "path \"a\" {\n  policy = \"maybe\"\n}",
+                "invalid policy \"maybe\"",
+            ),
+            (
+                "path \"a+*\" {\n  policy = \"read\"\n}",
+                "'+*' is forbidden",
+            ),
             ("pth \"a\" {}\n", "invalid key \"pth\""),
             (
                 "path \"a\" {\n capabilities = [\"read\"]\n min_wrapping_ttl = \"2m\"\n max_wrapping_ttl = \"1m\"\n}",
@@ -812,10 +851,16 @@ path "secret/nothing" {
                 "path \"a\" {\n allowed_parameters = { \"a*b\" = [] }\n}",
                 "cannot contain non-tail wildcards",
             ),
-            ("path \"a\" {\n capabilities = read\n}", "strings must be quoted"),
+            (
+                "path \"a\" {\n capabilities = read\n}",
+                "strings must be quoted",
+            ),
             ("path \"a\" {\n", ""),
             ("[1, 2", ""),
-            (r#"{"path": {"a": {"capabilities": ["raed"]}}}"#, "invalid capability \"raed\""),
+            (
+                r#"{"path": {"a": {"capabilities": ["raed"]}}}"#,
+                "invalid capability \"raed\"",
+            ),
         ];
         for (text, reason) in cases {
             let error = Policy::parse("p", text).unwrap_err();
@@ -837,7 +882,12 @@ path "secret/nothing" {
                 .contains("nesting")
         );
         let huge = "#".repeat(POLICY_TEXT_BYTES_MAX + 1);
-        assert!(Policy::parse("p", &huge).unwrap_err().reason.contains("longer"));
+        assert!(
+            Policy::parse("p", &huge)
+                .unwrap_err()
+                .reason
+                .contains("longer")
+        );
     }
 
     #[test]

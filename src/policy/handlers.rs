@@ -151,7 +151,9 @@ pub fn capabilities_response(
         paths = string_list(data, "path")?;
     }
     if paths.is_empty() {
-        return Err(LogicalError::BadRequest("paths must be supplied".to_string()));
+        return Err(LogicalError::BadRequest(
+            "paths must be supplied".to_string(),
+        ));
     }
     if paths.len() > CAPABILITY_PATHS_MAX {
         return Err(LogicalError::BadRequest(format!(
@@ -239,34 +241,70 @@ mod tests {
         let store = store().await;
 
         // Phase 1: a fresh cluster lists default and root.
-        let listed = call(&store, Operation::Read, "policy", json!({})).await.unwrap();
+        let listed = call(&store, Operation::Read, "policy", json!({}))
+            .await
+            .unwrap();
         assert_eq!(
             data_of(listed),
             json!({"policies": ["default", "root"], "keys": ["default", "root"]})
         );
 
         // Phase 2: `vault policy write superuser` (the ACL API), then reads on both APIs.
-        let written = call(&store, Operation::Update, "policies/acl/superuser", json!({"policy": SUPERUSER}))
-            .await
-            .unwrap()
-            .unwrap();
+        let written = call(
+            &store,
+            Operation::Update,
+            "policies/acl/superuser",
+            json!({"policy": SUPERUSER}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(written, Response::default(), "204");
-        let acl_read = call(&store, Operation::Read, "policies/acl/superuser", json!({})).await.unwrap();
-        assert_eq!(data_of(acl_read), json!({"name": "superuser", "policy": SUPERUSER}));
-        let legacy_read = call(&store, Operation::Read, "policy/superuser", json!({})).await.unwrap();
-        assert_eq!(data_of(legacy_read), json!({"name": "superuser", "rules": SUPERUSER}));
-        let listed = call(&store, Operation::List, "policies/acl", json!({})).await.unwrap();
-        assert_eq!(data_of(listed), json!({"keys": ["default", "root", "superuser"]}));
+        let acl_read = call(&store, Operation::Read, "policies/acl/superuser", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            data_of(acl_read),
+            json!({"name": "superuser", "policy": SUPERUSER})
+        );
+        let legacy_read = call(&store, Operation::Read, "policy/superuser", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            data_of(legacy_read),
+            json!({"name": "superuser", "rules": SUPERUSER})
+        );
+        let listed = call(&store, Operation::List, "policies/acl", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            data_of(listed),
+            json!({"keys": ["default", "root", "superuser"]})
+        );
 
         // Phase 3: the legacy API still takes `rules`, with Vault's warning.
-        let response = call(&store, Operation::Update, "policy/legacy", json!({"rules": SUPERUSER}))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(response.warnings, vec!["'rules' is deprecated, please use 'policy' instead"]);
+        let response = call(
+            &store,
+            Operation::Update,
+            "policy/legacy",
+            json!({"rules": SUPERUSER}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            response.warnings,
+            vec!["'rules' is deprecated, please use 'policy' instead"]
+        );
 
         // Phase 4: delete, then the read is a 404.
-        let deleted = call(&store, Operation::Delete, "policies/acl/superuser", json!({})).await;
+        let deleted = call(
+            &store,
+            Operation::Delete,
+            "policies/acl/superuser",
+            json!({}),
+        )
+        .await;
         assert_eq!(deleted, Ok(Some(Response::default())));
         let missing = call(&store, Operation::Read, "policies/acl/superuser", json!({})).await;
         assert_eq!(missing, Err(LogicalError::NotFound));
@@ -280,7 +318,15 @@ mod tests {
             (error.status(), error.to_string())
         };
         assert_eq!(
-            refusal(call(&store, Operation::Update, "policy/root", json!({"policy": SUPERUSER})).await),
+            refusal(
+                call(
+                    &store,
+                    Operation::Update,
+                    "policy/root",
+                    json!({"policy": SUPERUSER})
+                )
+                .await
+            ),
             (400, "cannot update \"root\" policy".to_string())
         );
         assert_eq!(
@@ -292,8 +338,20 @@ mod tests {
             (400, "cannot delete \"root\" policy".to_string())
         );
         assert_eq!(
-            refusal(call(&store, Operation::Update, "policies/acl/x", json!({"policy": "path \"a\" {\n capabilities = [\"raed\"]\n}"})).await),
-            (400, "failed to parse policy: line 2: invalid capability \"raed\" in path \"a\"".to_string())
+            refusal(
+                call(
+                    &store,
+                    Operation::Update,
+                    "policies/acl/x",
+                    json!({"policy": "path \"a\" {\n capabilities = [\"raed\"]\n}"})
+                )
+                .await
+            ),
+            (
+                400,
+                "failed to parse policy: line 2: invalid capability \"raed\" in path \"a\""
+                    .to_string()
+            )
         );
         assert_eq!(
             refusal(call(&store, Operation::Update, "policies/acl/x", json!({})).await),
@@ -303,11 +361,19 @@ mod tests {
             refusal(call(&store, Operation::Read, "policies/acl", json!({})).await).0,
             405
         );
-        assert_eq!(call(&store, Operation::Read, "mounts", json!({})).await, Ok(None));
-        assert_eq!(call(&store, Operation::Read, "policyx", json!({})).await, Ok(None));
+        assert_eq!(
+            call(&store, Operation::Read, "mounts", json!({})).await,
+            Ok(None)
+        );
+        assert_eq!(
+            call(&store, Operation::Read, "policyx", json!({})).await,
+            Ok(None)
+        );
 
         // Root reads as an empty policy, as in Vault (the CLI prints "No policy named").
-        let root = call(&store, Operation::Read, "policies/acl/root", json!({})).await.unwrap();
+        let root = call(&store, Operation::Read, "policies/acl/root", json!({}))
+            .await
+            .unwrap();
         assert_eq!(data_of(root), json!({"name": "root", "policy": ""}));
     }
 
@@ -316,10 +382,17 @@ mod tests {
         use base64::Engine;
         let store = store().await;
         let encoded = base64::engine::general_purpose::STANDARD.encode(SUPERUSER);
-        call(&store, Operation::Create, "policies/acl/b64", json!({"policy": encoded}))
+        call(
+            &store,
+            Operation::Create,
+            "policies/acl/b64",
+            json!({"policy": encoded}),
+        )
+        .await
+        .unwrap();
+        let read = call(&store, Operation::Read, "policies/acl/b64", json!({}))
             .await
             .unwrap();
-        let read = call(&store, Operation::Read, "policies/acl/b64", json!({})).await.unwrap();
         assert_eq!(data_of(read)["policy"], SUPERUSER);
     }
 
@@ -336,14 +409,19 @@ mod tests {
             Value::Object(one.data.unwrap()),
             json!({"secret/a": ["list", "read"], "capabilities": ["list", "read"]})
         );
-        let two = capabilities_response(&acl, json!({"paths": "secret/a, sys/mounts"}).as_object().unwrap())
-            .unwrap();
+        let two = capabilities_response(
+            &acl,
+            json!({"paths": "secret/a, sys/mounts"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             Value::Object(two.data.unwrap()),
             json!({"secret/a": ["list", "read"], "sys/mounts": ["deny"]})
         );
-        let legacy = capabilities_response(&Acl::root(), json!({"path": "x"}).as_object().unwrap())
-            .unwrap();
+        let legacy =
+            capabilities_response(&Acl::root(), json!({"path": "x"}).as_object().unwrap()).unwrap();
         assert_eq!(legacy.data.unwrap()["capabilities"], json!(["root"]));
         assert_eq!(
             capabilities_response(&acl, &Map::new()).unwrap_err(),

@@ -115,12 +115,11 @@ impl PolicyStore {
         let Some(entry) = self.view.get_json::<PolicyEntry>(&name)? else {
             return Ok(None);
         };
-        let policy = Policy::parse_text(&name, &entry.raw).map_err(|error| {
-            PolicyStoreError::Corrupt {
+        let policy =
+            Policy::parse_text(&name, &entry.raw).map_err(|error| PolicyStoreError::Corrupt {
                 name: name.clone(),
                 error,
-            }
-        })?;
+            })?;
         let policy = Arc::new(policy);
         self.cache_insert(&name, policy.clone());
         Ok(Some(policy))
@@ -296,7 +295,11 @@ mod tests {
             "cannot update \"root\" policy"
         );
         assert_eq!(
-            store.set("response-wrapping", text).await.unwrap_err().to_string(),
+            store
+                .set("response-wrapping", text)
+                .await
+                .unwrap_err()
+                .to_string(),
             "cannot update \"response-wrapping\" policy"
         );
         assert_eq!(
@@ -319,7 +322,10 @@ mod tests {
         store.ensure_builtin_policies().await.unwrap();
         let names = ["default".to_string(), "missing".to_string()];
         let acl = store.acl_for(&names).unwrap();
-        assert!(acl.allowed(Operation::Read, "auth/token/lookup-self", &Map::new()).allowed);
+        assert!(
+            acl.allowed(Operation::Read, "auth/token/lookup-self", &Map::new())
+                .allowed
+        );
         assert!(!acl.is_root());
         assert!(store.acl_for(&["root".to_string()]).unwrap().is_root());
     }
