@@ -815,6 +815,13 @@ path "secret/nothing" {
         assert_eq!(from_base64.raw, hcl, "the decoded text is what is stored");
         assert_eq!(from_base64.paths, from_json.paths);
 
+        // HCL1's object spelling of the same policy.
+        let object_form = "path = {\n  \"secret/*\" = { capabilities = [\"read\", \"list\"] }\n}\n";
+        assert_eq!(
+            Policy::parse("p", object_form).unwrap().paths,
+            from_json.paths
+        );
+
         let listed = r#"{"path": [{"a": {"policy": "read"}}, {"b": {"capabilities": []}}]}"#;
         assert_eq!(Policy::parse("p", listed).unwrap().paths.len(), 2);
     }
@@ -881,6 +888,11 @@ path "secret/nothing" {
                 .reason
                 .contains("nesting")
         );
+        // Long operator chains have no brackets to count; they must fail, not crash.
+        for unit in ["-", "!", "1 + ", "a ? b : ", "a.", "x[0]"] {
+            let text = format!("path \"a\" {{ capabilities = {}1 }}", unit.repeat(50_000));
+            assert!(Policy::parse("p", &text).is_err());
+        }
         let huge = "#".repeat(POLICY_TEXT_BYTES_MAX + 1);
         assert!(
             Policy::parse("p", &huge)
