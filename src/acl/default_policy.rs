@@ -139,7 +139,7 @@ pub fn builtin_policy_text(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::{Acl, Policy};
+    use crate::acl::{Acl, Policy, TemplateIdentity};
     use crate::logical::Operation;
     use serde_json::Map;
 
@@ -162,6 +162,24 @@ mod tests {
         assert!(!allowed(Operation::Read, "secret/data/foo"));
         assert!(!allowed(Operation::Read, "sys/policy/default"));
         assert!(!allowed(Operation::Update, "auth/token/create"));
+        // Without an entity the identity rules are skipped, as in Vault.
+        assert!(!allowed(Operation::Read, "identity/entity/id/e-1"));
+
+        let identity = TemplateIdentity {
+            entity_id: "e-1".to_string(),
+            entity_name: "alice".to_string(),
+            ..TemplateIdentity::default()
+        };
+        let policy = Policy::parse(DEFAULT_POLICY_NAME, DEFAULT_POLICY).unwrap();
+        let with_entity = Acl::with_identity(&[policy], Some(&identity));
+        let own = |path| {
+            with_entity
+                .allowed(Operation::Read, path, &Map::new())
+                .allowed
+        };
+        assert!(own("identity/entity/id/e-1"));
+        assert!(own("identity/entity/name/alice"));
+        assert!(!own("identity/entity/name/bob"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod policy;
 #[cfg(test)]
 mod matrix_tests;
 
-pub use acl::{Acl, AclResult, Denial};
+pub use acl::{Acl, AclResult, Denial, TemplateIdentity};
 pub use capability::{Capability, CapabilitySet};
 pub use default_policy::{
     DEFAULT_POLICY, DEFAULT_POLICY_NAME, RESPONSE_WRAPPING_POLICY, RESPONSE_WRAPPING_POLICY_NAME,

@@ -78,6 +78,9 @@ pub struct Permissions {
 /// One `path "..." { ... }` stanza, normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathRules {
+    /// The pattern as written, without a leading `/` (templated rules are rendered from
+    /// it when an ACL is built for an identity).
+    pub pattern: String,
     /// The pattern as the ACL indexes it: no leading `/`; the trailing `*` removed when
     /// `is_prefix`; kept when the pattern also has `+` segments (Vault does the same).
     pub path: String,
@@ -522,22 +525,13 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
         PolicyError::new(line, format!("{reason} in path {pattern:?}"))
     };
 
-    let path = pattern.strip_prefix('/').unwrap_or(&pattern).to_string();
-    if path.contains("+*") {
-        return Err(error(
-            line,
-            "invalid use of wildcards ('+*' is forbidden)".to_string(),
-        ));
-    }
-    let templated = path.contains("{{");
-    if templated && !templates_balanced(&path) {
+    let written = pattern.strip_prefix('/').unwrap_or(&pattern).to_string();
+    let templated = written.contains("{{");
+    if templated && !templates_balanced(&written) {
         return Err(error(line, "invalid policy templating".to_string()));
     }
-    let has_segment_wildcards = path == "+" || path.contains("/+") || path.starts_with("+/");
-    let (path, is_prefix) = match path.strip_suffix('*') {
-        Some(stripped) if !has_segment_wildcards => (stripped.to_string(), true),
-        _ => (path, false),
-    };
+    let (path, is_prefix, has_segment_wildcards) =
+        normalize_pattern(&written).map_err(|reason| error(line, reason.to_string()))?;
 
     let mut capability_names: Vec<(String, Option<usize>)> = Vec::new();
     let mut legacy_policy: Option<(String, Option<usize>)> = None;
@@ -601,6 +595,7 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
             // `goto PathFinished`).
             Some(Capability::Deny) => {
                 return Ok(PathRules {
+                    pattern: written,
                     path,
                     is_prefix,
                     has_segment_wildcards,
@@ -650,11 +645,27 @@ fn compile_rule(raw: RawRule) -> Result<PathRules, PolicyError> {
     }
 
     Ok(PathRules {
+        pattern: written,
         path,
         is_prefix,
         has_segment_wildcards,
         templated,
         permissions,
+    })
+}
+
+/// A pattern as written (without its leading `/`) into the form the ACL indexes:
+/// `(path, is_prefix, has_segment_wildcards)`. With `+` segments a trailing `*` stays in
+/// the path, as in Vault.
+pub fn normalize_pattern(pattern: &str) -> Result<(String, bool, bool), &'static str> {
+    if pattern.contains("+*") {
+        return Err("invalid use of wildcards ('+*' is forbidden)");
+    }
+    let has_segment_wildcards =
+        pattern == "+" || pattern.contains("/+") || pattern.starts_with("+/");
+    Ok(match pattern.strip_suffix('*') {
+        Some(stripped) if !has_segment_wildcards => (stripped.to_string(), true, false),
+        _ => (pattern.to_string(), false, has_segment_wildcards),
     })
 }
 

@@ -16,7 +16,7 @@ use crate::acl::default_policy::{
     DEFAULT_POLICY_NAME, IMMUTABLE_POLICIES, NON_ASSIGNABLE_POLICIES, builtin_policy_text,
 };
 use crate::acl::policy::{POLICY_NAME_BYTES_MAX, sanitize_name};
-use crate::acl::{Acl, Policy, PolicyError, ROOT_POLICY_NAME};
+use crate::acl::{Acl, Policy, PolicyError, ROOT_POLICY_NAME, TemplateIdentity};
 use crate::barrier::{Barrier, BarrierError, View};
 
 /// Where policies live in the key space (Vault's `sys/policy/` sub-view).
@@ -172,6 +172,15 @@ impl PolicyStore {
     /// The ACL of a token holding `names`. Unknown names are skipped (Vault does the
     /// same: a token may outlive its policies); `root` yields the root ACL.
     pub fn acl_for(&self, names: &[String]) -> Result<Acl, PolicyStoreError> {
+        self.acl_for_identity(names, None)
+    }
+
+    /// [`PolicyStore::acl_for`] for a caller with an entity, so templated rules apply.
+    pub fn acl_for_identity(
+        &self,
+        names: &[String],
+        identity: Option<&TemplateIdentity>,
+    ) -> Result<Acl, PolicyStoreError> {
         let mut policies = Vec::new();
         for name in names.iter().take(POLICIES_PER_ACL_MAX) {
             if sanitize_name(name) == ROOT_POLICY_NAME {
@@ -181,7 +190,7 @@ impl PolicyStore {
                 policies.push(Policy::clone(&policy));
             }
         }
-        Ok(Acl::new(&policies))
+        Ok(Acl::with_identity(&policies, identity))
     }
 
     /// Forget the cached copy of `name` (after replication wrote it underneath us).
