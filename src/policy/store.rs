@@ -61,7 +61,15 @@ pub enum PolicyStoreError {
 #[derive(Debug, Clone)]
 pub struct PolicyStore {
     view: View,
-    cache: Arc<Mutex<BTreeMap<String, Arc<Policy>>>>,
+    cache: Arc<Mutex<PolicyCache>>,
+}
+
+/// Parsed policies, and a counter bumped by every invalidation so that a reader which
+/// loaded a policy from storage before a concurrent write does not cache the old text.
+#[derive(Debug, Default)]
+struct PolicyCache {
+    entries: BTreeMap<String, Arc<Policy>>,
+    generation: u64,
 }
 
 impl PolicyStore {
@@ -69,7 +77,7 @@ impl PolicyStore {
     pub fn new(view: View) -> Self {
         Self {
             view,
-            cache: Arc::new(Mutex::new(BTreeMap::new())),
+            cache: Arc::new(Mutex::new(PolicyCache::default())),
         }
     }
 
@@ -109,9 +117,13 @@ impl PolicyStore {
         if name == ROOT_POLICY_NAME {
             return Ok(Some(Arc::new(Policy::root())));
         }
-        if let Some(policy) = self.cache_lock().get(&name) {
-            return Ok(Some(policy.clone()));
-        }
+        let generation = {
+            let cache = self.cache_lock();
+            if let Some(policy) = cache.entries.get(&name) {
+                return Ok(Some(policy.clone()));
+            }
+            cache.generation
+        };
         let Some(entry) = self.view.get_json::<PolicyEntry>(&name)? else {
             return Ok(None);
         };
@@ -121,7 +133,7 @@ impl PolicyStore {
                 error,
             })?;
         let policy = Arc::new(policy);
-        self.cache_insert(&name, policy.clone());
+        self.cache_insert(&name, policy.clone(), generation);
         Ok(Some(policy))
     }
 
@@ -150,9 +162,9 @@ impl PolicyStore {
             ));
         }
         check_name(&name)?;
+        let deleted = self.view.delete(&name).await;
         self.invalidate(&name);
-        self.view.delete(&name).await?;
-        self.invalidate(&name);
+        deleted?;
         Ok(())
     }
 
@@ -195,7 +207,9 @@ impl PolicyStore {
 
     /// Forget the cached copy of `name` (after replication wrote it underneath us).
     pub fn invalidate(&self, name: &str) {
-        self.cache_lock().remove(&sanitize_name(name));
+        let mut cache = self.cache_lock();
+        cache.entries.remove(&sanitize_name(name));
+        cache.generation += 1;
     }
 
     async fn write(&self, policy: Policy) -> Result<Arc<Policy>, PolicyStoreError> {
@@ -204,27 +218,30 @@ impl PolicyStore {
             version: POLICY_ENTRY_VERSION,
             raw: policy.raw.clone(),
         };
-        // Drop the cached copy before and after: a concurrent reader that loaded the old
-        // text between the two sees it dropped again once the write is durable.
+        // Invalidate even on error: a failed commit may still have been applied.
+        let written = self.view.put_json(&name, &entry).await;
         self.invalidate(&name);
-        self.view.put_json(&name, &entry).await?;
-        self.invalidate(&name);
+        written?;
         Ok(Arc::new(policy))
     }
 
-    fn cache_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Policy>>> {
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, PolicyCache> {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn cache_insert(&self, name: &str, policy: Arc<Policy>) {
+    /// Cache `policy` unless something was invalidated since it was read (`generation`).
+    fn cache_insert(&self, name: &str, policy: Arc<Policy>, generation: u64) {
         let mut cache = self.cache_lock();
-        if cache.len() >= POLICY_CACHE_ENTRIES_MAX && !cache.contains_key(name) {
-            // Any victim will do: a miss costs one storage read and one parse.
-            cache.pop_first();
+        if cache.generation != generation {
+            return;
         }
-        cache.insert(name.to_string(), policy);
+        if cache.entries.len() >= POLICY_CACHE_ENTRIES_MAX && !cache.entries.contains_key(name) {
+            // Any victim will do: a miss costs one storage read and one parse.
+            cache.entries.pop_first();
+        }
+        cache.entries.insert(name.to_string(), policy);
     }
 }
 
@@ -292,6 +309,25 @@ mod tests {
         store.delete("reader").await.unwrap();
         assert!(store.get("reader").unwrap().is_none());
         store.delete("reader").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_racing_a_write_does_not_cache_the_old_text() {
+        let store = PolicyStore::from_barrier(&unsealed_barrier());
+        store
+            .set("p", "path \"a\" { policy = \"read\" }")
+            .await
+            .unwrap();
+        // A reader notes the generation, then a write lands before it caches its copy.
+        let generation = store.cache_lock().generation;
+        let stale = Arc::new(Policy::parse("p", "path \"a\" { policy = \"read\" }").unwrap());
+        store
+            .set("p", "path \"a\" { policy = \"deny\" }")
+            .await
+            .unwrap();
+        store.cache_insert("p", stale, generation);
+        let acl = store.acl_for(&["p".to_string()]).unwrap();
+        assert_eq!(acl.capabilities("a"), vec!["deny"]);
     }
 
     #[tokio::test]
