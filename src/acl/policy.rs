@@ -128,10 +128,12 @@ impl Policy {
             ));
         }
         check_nesting(&raw)?;
-        let rules = if raw.trim_start().starts_with('{') {
-            json_rules(&raw)?
+        // Editors on some platforms save with a byte-order mark; neither parser wants it.
+        let body = raw.strip_prefix('\u{feff}').unwrap_or(&raw);
+        let rules = if body.trim_start().starts_with('{') {
+            json_rules(body)?
         } else {
-            hcl_rules(&raw)?
+            hcl_rules(body)?
         };
         if rules.len() > PATHS_PER_POLICY_MAX {
             return Err(PolicyError::new(
@@ -830,6 +832,12 @@ path "secret/nothing" {
         let object_form = "path = {\n  \"secret/*\" = { capabilities = [\"read\", \"list\"] }\n}\n";
         assert_eq!(
             Policy::parse("p", object_form).unwrap().paths,
+            from_json.paths
+        );
+
+        let with_bom = format!("\u{feff}{hcl}");
+        assert_eq!(
+            Policy::parse("p", &with_bom).unwrap().paths,
             from_json.paths
         );
 
