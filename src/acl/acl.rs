@@ -160,7 +160,7 @@ impl std::fmt::Display for Denial {
             Denial::NoMatchingRule => formatter.write_str("no policy grants access to this path"),
             Denial::ExplicitDeny => formatter.write_str("a policy explicitly denies this path"),
             Denial::MissingCapability(capability) => {
-                write!(formatter, "missing the {capability:?} capability")
+                write!(formatter, "missing the \"{capability}\" capability")
             }
             Denial::WrappingTtl => {
                 formatter.write_str("response wrapping TTL is outside the bounds")
