@@ -25,7 +25,8 @@ impl From<PolicyStoreError> for LogicalError {
             PolicyStoreError::Parse(_)
             | PolicyStoreError::CannotUpdate(_)
             | PolicyStoreError::CannotDelete(_)
-            | PolicyStoreError::InvalidName(_) => LogicalError::BadRequest(error.to_string()),
+            | PolicyStoreError::InvalidName(_)
+            | PolicyStoreError::TooManyPolicies(_) => LogicalError::BadRequest(error.to_string()),
             PolicyStoreError::Corrupt { .. } => LogicalError::Internal(error.to_string()),
             PolicyStoreError::Barrier(error) => error.into(),
         }

@@ -49,6 +49,8 @@ pub enum PolicyStoreError {
     CannotDelete(String),
     #[error("{0}")]
     InvalidName(String),
+    #[error("{0} policies exceed the limit of {POLICIES_PER_ACL_MAX} per token")]
+    TooManyPolicies(usize),
     /// A stored policy no longer parses (only possible if storage was tampered with or
     /// written by a newer version).
     #[error("failed to parse stored policy {name:?}: {error}")]
@@ -193,8 +195,12 @@ impl PolicyStore {
         names: &[String],
         identity: Option<&TemplateIdentity>,
     ) -> Result<Acl, PolicyStoreError> {
+        // Refuse rather than truncate: a dropped policy could be the one that denies.
+        if names.len() > POLICIES_PER_ACL_MAX {
+            return Err(PolicyStoreError::TooManyPolicies(names.len()));
+        }
         let mut policies = Vec::new();
-        for name in names.iter().take(POLICIES_PER_ACL_MAX) {
+        for name in names {
             if sanitize_name(name) == ROOT_POLICY_NAME {
                 return Ok(Acl::root());
             }
