@@ -1,12 +1,14 @@
 //! Arca: a secrets server that speaks Vault's API, with performance replication, written
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
+pub mod acl;
 pub mod barrier;
 pub mod core;
 pub mod engines;
 pub mod env;
 pub mod http;
 pub mod logical;
+pub mod policy;
 pub mod seal;
 pub mod server;
 pub mod storage;
