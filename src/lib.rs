@@ -2,6 +2,7 @@
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
 pub mod barrier;
+pub mod config;
 pub mod env;
 pub mod logical;
 pub mod server;
