@@ -2,6 +2,8 @@
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
 pub mod barrier;
+#[cfg(not(madsim))]
+pub mod cli;
 pub mod config;
 pub mod env;
 pub mod logical;

@@ -1,0 +1,134 @@
+//! Command dispatch: the first argument picks the command, the rest is its own.
+
+mod logical;
+mod login;
+mod mounts;
+mod operator;
+mod policy;
+
+use std::path::PathBuf;
+
+use super::args::{FlagSpec, bool_flag, expect_positionals, parse_args, value_flag};
+use super::{Context, Failure};
+use crate::server::ServerArgs;
+
+const USAGE: &str = "\
+Usage: arca <command> [args]
+
+Common commands:
+    read        Read data and retrieves secrets
+    write       Write data, configuration, and secrets
+    delete      Delete secrets and configuration
+    list        List data or secrets
+    login       Authenticate locally
+    server      Start an Arca server
+    status      Print seal and HA status
+
+Other commands:
+    auth        Interact with auth methods
+    operator    Perform operator-specific tasks (init, unseal, seal, raft)
+    policy      Interact with policies
+    secrets     Interact with secrets engines
+    version     Prints the Arca CLI version";
+
+/// Vault exits 127 when it prints usage instead of running a command.
+const USAGE_EXIT_CODE: u8 = 127;
+
+pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let Some((command, rest)) = args.split_first() else {
+        context.print_error(USAGE);
+        return Ok(USAGE_EXIT_CODE);
+    };
+    match command.as_str() {
+        "read" => logical::read(context, rest),
+        "write" => logical::write(context, rest),
+        "list" => logical::list(context, rest),
+        "delete" => logical::delete(context, rest),
+        "login" => login::login(context, rest),
+        "status" => operator::status(context, rest),
+        "operator" => operator::dispatch(context, rest),
+        "policy" => policy::dispatch(context, rest),
+        "secrets" => mounts::secrets(context, rest),
+        "auth" => mounts::auth(context, rest),
+        "server" => Err(Failure::Usage(
+            "arca server runs only as the arca binary's own process".to_string(),
+        )),
+        "version" | "-v" | "-version" | "--version" => {
+            context.print(&format!("Arca v{}", env!("CARGO_PKG_VERSION")));
+            Ok(0)
+        }
+        "help" | "-h" | "-help" | "--help" => {
+            context.print(USAGE);
+            Ok(0)
+        }
+        other => {
+            context.print_error(&format!("Unknown command: {other}\n\n{USAGE}"));
+            Ok(USAGE_EXIT_CODE)
+        }
+    }
+}
+
+const SERVER_FLAGS: &[FlagSpec] = &[
+    value_flag(&["config"]),
+    bool_flag(&["dev"]),
+    value_flag(&["dev-root-token-id"]),
+    value_flag(&["dev-listen-address"]),
+    value_flag(&["log-level"]),
+];
+
+/// `arca server [-config=FILE] [-dev ...]` as [`ServerArgs`].
+pub fn server_args(args: &[String]) -> Result<ServerArgs, Failure> {
+    let parsed = parse_args(args, &[SERVER_FLAGS]).map_err(Failure::Usage)?;
+    expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
+    let server_args = ServerArgs {
+        config_path: parsed.value("config").map(PathBuf::from),
+        dev: parsed.flag("dev"),
+        dev_root_token_id: parsed.value("dev-root-token-id").map(str::to_string),
+        dev_listen_address: parsed.value("dev-listen-address").map(str::to_string),
+        log_level: parsed.value("log-level").map(str::to_string),
+    };
+    if server_args.config_path.is_none() && !server_args.dev {
+        return Err(Failure::Usage(
+            "No configuration files found. Please provide configurations with the -config flag. If you are supplying the name of a directory, please supply the file path instead.".to_string(),
+        ));
+    }
+    Ok(server_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|item| item.to_string()).collect()
+    }
+
+    #[test]
+    fn the_tutorial_server_line_becomes_server_args() {
+        let args = server_args(&strings(&["-config=/vault/config/vault-server.hcl"])).unwrap();
+        assert_eq!(
+            args.config_path,
+            Some(PathBuf::from("/vault/config/vault-server.hcl"))
+        );
+        assert!(!args.dev);
+        let dev = server_args(&strings(&[
+            "-dev",
+            "-dev-root-token-id",
+            "root",
+            "-log-level=debug",
+        ]))
+        .unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.dev_root_token_id.as_deref(), Some("root"));
+        assert_eq!(dev.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn a_server_without_config_is_a_usage_error() {
+        assert!(matches!(server_args(&[]), Err(Failure::Usage(_))));
+        assert!(matches!(
+            server_args(&strings(&["-bogus"])),
+            Err(Failure::Usage(_))
+        ));
+    }
+}
