@@ -412,3 +412,75 @@ fn errors_and_exit_codes() {
     let down = arca(&nowhere, home.path(), &["read", "x"], "");
     assert_eq!(down.status.code(), Some(2));
 }
+
+fn kv_route() -> Route {
+    Box::new(|request: &Seen| {
+        let metadata = json!({"created_time": "2018-03-22T02:24:06.945319214Z", "custom_metadata": null, "deletion_time": "", "destroyed": false, "version": 1});
+        match (request.method.as_str(), request.target.as_str()) {
+            ("GET", target) if target.starts_with("/v1/sys/internal/ui/mounts/secret") => (
+                200,
+                json!({"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}).to_string(),
+            ),
+            ("PUT", "/v1/secret/data/creds") => (200, json!({"data": metadata}).to_string()),
+            ("GET", "/v1/secret/data/creds") => (
+                200,
+                json!({"request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0, "warnings": null,
+                       "data": {"data": {"passcode": "my-long-passcode"}, "metadata": metadata}}).to_string(),
+            ),
+            ("GET", "/v1/secret/metadata/?list=true") => (200, json!({"data": {"keys": ["creds", "team/"]}}).to_string()),
+            _ => (404, r#"{"errors":[]}"#.to_string()),
+        }
+    })
+}
+
+#[test]
+fn kv_v2_put_get_list() {
+    let server = FakeServer::start(kv_route());
+    let home = tempfile::tempdir().unwrap();
+
+    let put = arca(
+        &server.address,
+        home.path(),
+        &["kv", "put", "secret/creds", "passcode=my-long-passcode"],
+        "",
+    );
+    assert_eq!(put.status.code(), Some(0), "{}", text(&put.stderr));
+    assert!(text(&put.stdout).starts_with("== Secret Path ==\nsecret/data/creds\n\n======= Metadata =======\nKey                Value\n"), "{}", text(&put.stdout));
+    let written = server
+        .requests()
+        .into_iter()
+        .find(|request| request.method == "PUT")
+        .unwrap();
+    assert_eq!(
+        written.body,
+        Some(json!({"data": {"passcode": "my-long-passcode"}}))
+    );
+
+    let get = arca(
+        &server.address,
+        home.path(),
+        &["kv", "get", "-mount=secret", "creds"],
+        "",
+    );
+    assert_eq!(get.status.code(), Some(0), "{}", text(&get.stderr));
+    assert!(text(&get.stdout).ends_with("====== Data ======\nKey         Value\n---         -----\npasscode    my-long-passcode\n"), "{}", text(&get.stdout));
+
+    let field = arca(
+        &server.address,
+        home.path(),
+        &["kv", "get", "-field=passcode", "secret/creds"],
+        "",
+    );
+    assert_eq!(text(&field.stdout), "my-long-passcode");
+
+    let list = arca(&server.address, home.path(), &["kv", "list", "secret/"], "");
+    assert_eq!(text(&list.stdout), "Keys\n----\ncreds\nteam/\n");
+
+    let json_list = arca(
+        &server.address,
+        home.path(),
+        &["list", "-format=json", "secret/metadata"],
+        "",
+    );
+    assert_eq!(text(&json_list.stdout), "[\n  \"creds\",\n  \"team/\"\n]\n");
+}

@@ -1,10 +1,12 @@
 //! Command dispatch: the first argument picks the command, the rest is its own.
 
+mod kv;
 mod logical;
 mod login;
 mod mounts;
 mod operator;
 mod policy;
+mod token;
 
 use std::path::PathBuf;
 
@@ -25,10 +27,13 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    audit       Interact with audit devices
     auth        Interact with auth methods
+    kv          Interact with the key/value secrets engine
     operator    Perform operator-specific tasks (init, unseal, seal, raft)
     policy      Interact with policies
     secrets     Interact with secrets engines
+    token       Interact with tokens
     version     Prints the Arca CLI version";
 
 /// Vault exits 127 when it prints usage instead of running a command.
@@ -50,6 +55,9 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "policy" => policy::dispatch(context, rest),
         "secrets" => mounts::secrets(context, rest),
         "auth" => mounts::auth(context, rest),
+        "kv" => kv::dispatch(context, rest),
+        "token" => token::dispatch(context, rest),
+        "audit" => token::audit(context, rest),
         "server" => Err(Failure::Usage(
             "arca server runs only as the arca binary's own process".to_string(),
         )),
