@@ -78,12 +78,18 @@ fn start_cluster(lab: &Path, name: &str) -> Server {
         .stderr(log)
         .spawn()
         .unwrap();
+    let mut server = Server { child, address };
     for _ in 0..WAIT_ATTEMPTS_MAX {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Server { child, address };
+            return server;
+        }
+        if let Ok(Some(exit)) = server.child.try_wait() {
+            let log = std::fs::read_to_string(lab.join(format!("{name}.log"))).unwrap_or_default();
+            panic!("{name} exited ({exit}) before listening:\n{log}");
         }
         std::thread::sleep(WAIT_STEP);
     }
+    let address = server.address.clone();
     panic!("{name} never listened on {address}; see {name}.log in the lab directory");
 }
 

@@ -308,18 +308,15 @@ fn go_method_name(method: Method) -> &'static str {
     }
 }
 
+/// The innermost cause of a transport error ("Connection refused (os error 111)",
+/// "invalid peer certificate: UnknownIssuer"): the part a user can act on, as Go's
+/// `dial tcp ...: connection refused` is.
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+    let mut innermost = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
-    text
+    innermost.to_string()
 }
 
 /// Percent-encoding for query keys and values (unreserved characters pass through).

@@ -9,6 +9,29 @@ use std::path::PathBuf;
 
 use super::data_args::DataSource;
 
+/// The most a file or standard input may hold when read as request data: far above any
+/// policy or secret, and a clear error instead of exhausting memory on a mistaken
+/// `k=@/dev/zero`.
+const INPUT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+
+fn read_bounded(reader: impl Read, origin: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(INPUT_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("error reading {origin}: {error}"))?;
+    if bytes.len() as u64 > INPUT_BYTES_MAX {
+        return Err(format!(
+            "error reading {origin}: larger than {INPUT_BYTES_MAX} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn into_text(bytes: Vec<u8>, origin: &str) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|_| format!("error reading {origin}: not valid UTF-8"))
+}
+
 /// Reads files and standard input for `k=@file`, `k=-` and `-`.
 pub struct LocalData;
 
@@ -23,19 +46,18 @@ impl DataSource for LocalData {
 }
 
 pub fn read_file(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|error| format!("error reading file {path}: {error}"))
+    into_text(read_file_bytes(path)?, &format!("file {path}"))
 }
 
 pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|error| format!("error reading file {path}: {error}"))
+    let origin = format!("file {path}");
+    let file =
+        std::fs::File::open(path).map_err(|error| format!("error reading {origin}: {error}"))?;
+    read_bounded(file, &origin)
 }
 
 pub fn read_stdin() -> Result<String, String> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|error| format!("error reading stdin: {error}"))?;
-    Ok(text)
+    into_text(read_bounded(std::io::stdin().lock(), "stdin")?, "stdin")
 }
 
 pub fn stdout_is_terminal() -> bool {

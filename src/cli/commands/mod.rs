@@ -39,11 +39,61 @@ Other commands:
 /// Vault exits 127 when it prints usage instead of running a command.
 const USAGE_EXIT_CODE: u8 = 127;
 
+/// One usage line per command, printed for `arca COMMAND -h`.
+const COMMAND_USAGE: &[(&str, &str)] = &[
+    ("read", "Usage: arca read [options] PATH [K=V...]"),
+    ("write", "Usage: arca write [options] PATH [DATA K=V...]"),
+    ("list", "Usage: arca list [options] PATH"),
+    ("delete", "Usage: arca delete [options] PATH"),
+    ("login", "Usage: arca login [options] [AUTH K=V...]"),
+    ("status", "Usage: arca status [options]"),
+    (
+        "operator",
+        "Usage: arca operator <init|unseal|seal|raft> [options] [args]",
+    ),
+    (
+        "policy",
+        "Usage: arca policy <write|read|list|delete> [options] [args]",
+    ),
+    (
+        "secrets",
+        "Usage: arca secrets <enable|disable|list|tune> [options] [args]",
+    ),
+    (
+        "auth",
+        "Usage: arca auth <enable|disable|list> [options] [args]",
+    ),
+    (
+        "kv",
+        "Usage: arca kv <put|get|list|delete|undelete|destroy|patch|metadata> [options] [args]",
+    ),
+    (
+        "token",
+        "Usage: arca token <create|lookup|renew|revoke> [options] [args]",
+    ),
+    (
+        "audit",
+        "Usage: arca audit <enable|disable|list> [options] [args]",
+    ),
+];
+
+fn asks_for_help(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|arg| arg.as_str() != "--")
+        .any(|arg| matches!(arg.as_str(), "-h" | "-help" | "--help"))
+}
+
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((command, rest)) = args.split_first() else {
         context.print_error(USAGE);
         return Ok(USAGE_EXIT_CODE);
     };
+    if asks_for_help(rest)
+        && let Some((_, usage)) = COMMAND_USAGE.iter().find(|(name, _)| name == command)
+    {
+        context.print(usage);
+        return Ok(0);
+    }
     match command.as_str() {
         "read" => logical::read(context, rest),
         "write" => logical::write(context, rest),
