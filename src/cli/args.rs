@@ -241,6 +241,13 @@ mod tests {
         assert_eq!(parsed.positionals[1], "password=-x=y");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_arguments_never_panic(args in proptest::collection::vec("(-{0,3})[a-z=\\-]{0,8}|\\PC{0,12}", 0..8)) {
+            let _ = parse_args(&args, &[HTTP_FLAGS, WRITE_FLAGS]);
+        }
+    }
+
     #[test]
     fn mistakes_read_like_go() {
         assert_eq!(

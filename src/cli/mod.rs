@@ -241,8 +241,9 @@ pub fn run(
 /// The binary's entry point.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
     if args.first().map(String::as_str) == Some("server") {
-        return match commands::server_args(&args[1..]) {
+        return match commands::server_args(&args[1..], &env) {
             Ok(server_args) => crate::server::launch(server_args),
             Err(failure) => {
                 eprintln!("{}", failure.message());
@@ -250,7 +251,6 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    let env: BTreeMap<String, String> = std::env::vars().collect();
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     ExitCode::from(run(&args, &env, &mut out, &mut err))

@@ -8,6 +8,7 @@ mod operator;
 mod policy;
 mod token;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::args::{FlagSpec, bool_flag, expect_positionals, parse_args, value_flag};
@@ -134,16 +135,33 @@ const SERVER_FLAGS: &[FlagSpec] = &[
     value_flag(&["log-level"]),
 ];
 
-/// `arca server [-config=FILE] [-dev ...]` as [`ServerArgs`].
-pub fn server_args(args: &[String]) -> Result<ServerArgs, Failure> {
+/// `arca server [-config=FILE] [-dev ...]` as [`ServerArgs`]; as in Vault, the dev
+/// flags fall back to `VAULT_DEV_ROOT_TOKEN_ID` and `VAULT_DEV_LISTEN_ADDRESS` (the
+/// `ARCA_` spellings win).
+pub fn server_args(args: &[String], env: &BTreeMap<String, String>) -> Result<ServerArgs, Failure> {
     let parsed = parse_args(args, &[SERVER_FLAGS]).map_err(Failure::Usage)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
+    let from_env = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|name| env.get(*name).filter(|value| !value.is_empty()))
+            .cloned()
+    };
     let server_args = ServerArgs {
         config_path: parsed.value("config").map(PathBuf::from),
         dev: parsed.flag("dev"),
-        dev_root_token_id: parsed.value("dev-root-token-id").map(str::to_string),
-        dev_listen_address: parsed.value("dev-listen-address").map(str::to_string),
-        log_level: parsed.value("log-level").map(str::to_string),
+        dev_root_token_id: parsed
+            .value("dev-root-token-id")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_DEV_ROOT_TOKEN_ID", "VAULT_DEV_ROOT_TOKEN_ID"])),
+        dev_listen_address: parsed
+            .value("dev-listen-address")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS"])),
+        log_level: parsed
+            .value("log-level")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"])),
     };
     if server_args.config_path.is_none() && !server_args.dev {
         return Err(Failure::Usage(
@@ -163,18 +181,21 @@ mod tests {
 
     #[test]
     fn the_tutorial_server_line_becomes_server_args() {
-        let args = server_args(&strings(&["-config=/vault/config/vault-server.hcl"])).unwrap();
+        let no_env = BTreeMap::new();
+        let args = server_args(
+            &strings(&["-config=/vault/config/vault-server.hcl"]),
+            &no_env,
+        )
+        .unwrap();
         assert_eq!(
             args.config_path,
             Some(PathBuf::from("/vault/config/vault-server.hcl"))
         );
         assert!(!args.dev);
-        let dev = server_args(&strings(&[
-            "-dev",
-            "-dev-root-token-id",
-            "root",
-            "-log-level=debug",
-        ]))
+        let dev = server_args(
+            &strings(&["-dev", "-dev-root-token-id", "root", "-log-level=debug"]),
+            &no_env,
+        )
         .unwrap();
         assert!(dev.dev);
         assert_eq!(dev.dev_root_token_id.as_deref(), Some("root"));
@@ -183,10 +204,34 @@ mod tests {
 
     #[test]
     fn a_server_without_config_is_a_usage_error() {
-        assert!(matches!(server_args(&[]), Err(Failure::Usage(_))));
+        let no_env = BTreeMap::new();
+        assert!(matches!(server_args(&[], &no_env), Err(Failure::Usage(_))));
         assert!(matches!(
-            server_args(&strings(&["-bogus"])),
+            server_args(&strings(&["-bogus"]), &no_env),
             Err(Failure::Usage(_))
         ));
+    }
+
+    #[test]
+    fn dev_settings_fall_back_to_the_environment() {
+        let env = BTreeMap::from([
+            (
+                "VAULT_DEV_ROOT_TOKEN_ID".to_string(),
+                "vault-root".to_string(),
+            ),
+            (
+                "ARCA_DEV_ROOT_TOKEN_ID".to_string(),
+                "arca-root".to_string(),
+            ),
+            (
+                "VAULT_DEV_LISTEN_ADDRESS".to_string(),
+                "0.0.0.0:8200".to_string(),
+            ),
+        ]);
+        let args = server_args(&strings(&["-dev"]), &env).unwrap();
+        assert_eq!(args.dev_root_token_id.as_deref(), Some("arca-root"));
+        assert_eq!(args.dev_listen_address.as_deref(), Some("0.0.0.0:8200"));
+        let flag_wins = server_args(&strings(&["-dev", "-dev-root-token-id=flag"]), &env).unwrap();
+        assert_eq!(flag_wins.dev_root_token_id.as_deref(), Some("flag"));
     }
 }
