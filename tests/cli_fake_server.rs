@@ -329,6 +329,8 @@ fn the_tutorial_primary_steps() {
 fn userpass_login_prompts_for_the_password() {
     let server = FakeServer::start(tutorial_route());
     let home = tempfile::tempdir().unwrap();
+    // A token from another cluster sits in the helper file; it must not be sent.
+    std::fs::write(home.path().join(".arca-token"), "hvs.stale").unwrap();
     let login = arca(
         &server.address,
         home.path(),
@@ -348,6 +350,7 @@ fn userpass_login_prompts_for_the_password() {
         .find(|request| request.target.contains("login"))
         .unwrap();
     assert_eq!(request.body, Some(json!({"password": "vaultMagic"})));
+    assert_eq!(request.headers.get("x-vault-token"), None);
     assert_eq!(
         std::fs::read_to_string(home.path().join(".arca-token")).unwrap(),
         "hvs.CAESIKZs"

@@ -110,6 +110,9 @@ pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
                 Some(password) => password.to_string(),
                 None => local::ask_secret("Password (will be hidden): ").map_err(Failure::Local)?,
             };
+            // As Vault does: a stored token (perhaps from another cluster) is never sent
+            // with a login to another method.
+            client.set_token(None);
             let mount = parsed
                 .value("path")
                 .unwrap_or(&method)
