@@ -155,6 +155,11 @@ fn tutorial_route() -> Route {
                        "auth": {"client_token": "hvs.CAESIKZs", "accessor": "xTlRFFdIdtI2XwPVLEOtTv55", "policies": ["default", "superpolicy"], "token_policies": ["default", "superpolicy"],
                                 "metadata": {"username": "superuser"}, "lease_duration": 2764800, "renewable": true, "entity_id": "e", "token_type": "service", "orphan": true, "mfa_requirement": null, "num_uses": 0}}).to_string(),
             ),
+            ("PUT", "/v1/sys/wrapping/unwrap") => (
+                200,
+                json!({"request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0, "wrap_info": null, "warnings": null, "auth": null,
+                       "data": {"foo": "bar", "ttl": 90}}).to_string(),
+            ),
             ("GET", "/v1/secret/forbidden") => (403, r#"{"errors":["permission denied"]}"#.to_string()),
             _ => (404, r#"{"errors":[]}"#.to_string()),
         }
@@ -486,4 +491,28 @@ fn kv_v2_put_get_list() {
         "",
     );
     assert_eq!(text(&json_list.stdout), "[\n  \"creds\",\n  \"team/\"\n]\n");
+}
+
+#[test]
+fn unwrap_prints_the_wrapped_secret() {
+    let server = FakeServer::start(tutorial_route());
+    let home = tempfile::tempdir().unwrap();
+    let unwrapped = arca(
+        &server.address,
+        home.path(),
+        &["unwrap", "hvs.wrapping"],
+        "",
+    );
+    assert_eq!(
+        unwrapped.status.code(),
+        Some(0),
+        "{}",
+        text(&unwrapped.stderr)
+    );
+    assert_eq!(
+        text(&unwrapped.stdout),
+        "Key    Value\n---    -----\nfoo    bar\nttl    1m30s\n"
+    );
+    let request = server.requests().pop().unwrap();
+    assert_eq!(request.body, Some(json!({"token": "hvs.wrapping"})));
 }

@@ -176,6 +176,28 @@ pub fn delete(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure>
     Ok(0)
 }
 
+/// `unwrap [TOKEN]`: the wrapped response, with TOKEN in the body or (without one) the
+/// client's own token as the wrapping token, never both.
+pub fn unwrap(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = parse_args(args, &[HTTP_FLAGS, FIELD_FLAG]).map_err(Failure::Usage)?;
+    expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let client = context.client(&parsed)?;
+    let body = parsed
+        .positionals
+        .first()
+        .map(|token| serde_json::json!({"token": token.trim()}));
+    let secret = client
+        .write("sys/wrapping/unwrap", body.as_ref())
+        .map_err(|error| remote("Error unwrapping", error))?;
+    match secret.filter(|secret| !is_empty(secret)) {
+        None => Err(Failure::Remote(
+            "Could not find wrapped response".to_string(),
+        )),
+        Some(secret) => output_response(context, format, &secret, parsed.value("field")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ Other commands:
     policy      Interact with policies
     secrets     Interact with secrets engines
     token       Interact with tokens
+    unwrap      Unwrap a wrapped secret
+    print       Prints runtime configurations (print token)
     version     Prints the Arca CLI version";
 
 /// Vault exits 127 when it prints usage instead of running a command.
@@ -107,6 +109,8 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "secrets" => mounts::secrets(context, rest),
         "auth" => mounts::auth(context, rest),
         "kv" => kv::dispatch(context, rest),
+        "unwrap" => logical::unwrap(context, rest),
+        "print" => print(context, rest),
         "token" => token::dispatch(context, rest),
         "audit" => token::audit(context, rest),
         "server" => Err(Failure::Usage(
@@ -124,6 +128,21 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
             context.print_error(&format!("Unknown command: {other}\n\n{USAGE}"));
             Ok(USAGE_EXIT_CODE)
         }
+    }
+}
+
+/// `print token`: the token the CLI would send (environment first, then the helper).
+fn print(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    match args {
+        [what] if what == "token" => {
+            let token = context
+                .env_var(&["ARCA_TOKEN", "VAULT_TOKEN"])
+                .or_else(|| super::local::read_token_helper(context.home()))
+                .unwrap_or_default();
+            context.print(&token);
+            Ok(0)
+        }
+        _ => Err(Failure::Usage("Usage: arca print token".to_string())),
     }
 }
 
