@@ -3,6 +3,9 @@
 
 pub mod acl;
 pub mod barrier;
+#[cfg(not(madsim))]
+pub mod cli;
+pub mod config;
 pub mod core;
 pub mod engines;
 pub mod env;

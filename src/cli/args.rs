@@ -1,0 +1,272 @@
+//! Command-line arguments in Vault's Go-flag style, made a little more forgiving:
+//! `-name=value`, `-name value`, `--name=value`, boolean `-f` / `-f=false`, and flags
+//! accepted after positional arguments (`arca write PATH k=v -format=json`). A lone `-`
+//! is a positional (it means standard input); `--` ends the flags.
+
+use std::collections::BTreeMap;
+
+/// Whether a flag takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    Bool,
+    Value,
+}
+
+/// One flag a command accepts: its names (the first is canonical) and kind.
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    pub names: &'static [&'static str],
+    pub kind: FlagKind,
+}
+
+pub const fn value_flag(names: &'static [&'static str]) -> FlagSpec {
+    FlagSpec {
+        names,
+        kind: FlagKind::Value,
+    }
+}
+
+pub const fn bool_flag(names: &'static [&'static str]) -> FlagSpec {
+    FlagSpec {
+        names,
+        kind: FlagKind::Bool,
+    }
+}
+
+/// Flags every command that talks to a server accepts.
+pub const HTTP_FLAGS: &[FlagSpec] = &[
+    value_flag(&["address"]),
+    value_flag(&["format"]),
+    value_flag(&["namespace", "ns"]),
+    value_flag(&["ca-cert"]),
+    value_flag(&["wrap-ttl"]),
+    bool_flag(&["tls-skip-verify"]),
+    bool_flag(&["non-interactive"]),
+];
+
+/// The result of parsing: flag values by canonical name, and the positionals in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ParsedArgs {
+    values: BTreeMap<&'static str, Vec<String>>,
+    pub positionals: Vec<String>,
+}
+
+impl ParsedArgs {
+    /// The last value given for a value flag.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .and_then(|values| values.last())
+            .map(String::as_str)
+    }
+
+    /// Every value given for a repeatable flag, in order.
+    pub fn values(&self, name: &str) -> &[String] {
+        self.values.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Whether a boolean flag is set (the last occurrence wins).
+    pub fn flag(&self, name: &str) -> bool {
+        self.value(name) == Some("true")
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parse `args` against the flag sets given. Errors use Go's `flag` wording.
+pub fn parse_args(args: &[String], flag_sets: &[&[FlagSpec]]) -> Result<ParsedArgs, String> {
+    let lookup = |name: &str| -> Option<FlagSpec> {
+        flag_sets
+            .iter()
+            .flat_map(|set| set.iter())
+            .find(|spec| spec.names.contains(&name))
+            .copied()
+    };
+    let mut parsed = ParsedArgs::default();
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        index += 1;
+        if arg == "--" {
+            parsed.positionals.extend(args[index..].iter().cloned());
+            break;
+        }
+        let Some(stripped) = arg.strip_prefix('-').filter(|rest| !rest.is_empty()) else {
+            parsed.positionals.push(arg.clone());
+            continue;
+        };
+        let stripped = stripped.strip_prefix('-').unwrap_or(stripped);
+        let (name, inline_value) = match stripped.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (stripped, None),
+        };
+        if name.is_empty() || name.starts_with('-') {
+            return Err(format!("bad flag syntax: {arg}"));
+        }
+        let Some(spec) = lookup(name) else {
+            return Err(format!("flag provided but not defined: -{name}"));
+        };
+        let value = match (spec.kind, inline_value) {
+            (FlagKind::Bool, None) => "true".to_string(),
+            (FlagKind::Bool, Some(text)) => match parse_go_bool(&text) {
+                Some(flag) => flag.to_string(),
+                None => {
+                    return Err(format!(
+                        "invalid boolean value {text:?} for -{name}: parse error"
+                    ));
+                }
+            },
+            (FlagKind::Value, Some(text)) => text,
+            (FlagKind::Value, None) => {
+                let Some(next) = args.get(index) else {
+                    return Err(format!("flag needs an argument: -{name}"));
+                };
+                index += 1;
+                next.clone()
+            }
+        };
+        parsed.values.entry(spec.names[0]).or_default().push(value);
+    }
+    Ok(parsed)
+}
+
+/// Vault's "Not enough arguments" / "Too many arguments" checks.
+pub fn expect_positionals(
+    parsed: &ParsedArgs,
+    minimum: usize,
+    maximum: usize,
+) -> Result<(), String> {
+    let count = parsed.positionals.len();
+    if count < minimum {
+        return Err(format!(
+            "Not enough arguments (expected {minimum}, got {count})"
+        ));
+    }
+    if count > maximum {
+        return Err(format!(
+            "Too many arguments (expected {maximum}, got {count})"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRITE_FLAGS: &[FlagSpec] = &[bool_flag(&["force", "f"]), value_flag(&["field"])];
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|item| item.to_string()).collect()
+    }
+
+    fn parse(items: &[&str]) -> Result<ParsedArgs, String> {
+        parse_args(&strings(items), &[HTTP_FLAGS, WRITE_FLAGS])
+    }
+
+    #[test]
+    fn flags_may_follow_positionals() {
+        let parsed = parse(&[
+            "sys/replication/performance/primary/secondary-token",
+            "id=secondary",
+            "-format=json",
+        ])
+        .unwrap();
+        assert_eq!(parsed.value("format"), Some("json"));
+        assert_eq!(
+            parsed.positionals,
+            strings(&[
+                "sys/replication/performance/primary/secondary-token",
+                "id=secondary"
+            ])
+        );
+    }
+
+    #[test]
+    fn every_flag_spelling() {
+        let parsed = parse(&[
+            "-address=http://127.0.0.1:8200",
+            "--format",
+            "json",
+            "-f",
+            "--field=token",
+            "-ns",
+            "team",
+            "path",
+        ])
+        .unwrap();
+        assert_eq!(parsed.value("address"), Some("http://127.0.0.1:8200"));
+        assert_eq!(parsed.value("format"), Some("json"));
+        assert!(parsed.flag("force"));
+        assert_eq!(parsed.value("field"), Some("token"));
+        assert_eq!(parsed.value("namespace"), Some("team"));
+        assert_eq!(parsed.positionals, strings(&["path"]));
+    }
+
+    #[test]
+    fn booleans_take_go_values_and_the_last_one_wins() {
+        assert!(!parse(&["-force=false"]).unwrap().flag("force"));
+        assert!(parse(&["-f=0", "-f=T"]).unwrap().flag("force"));
+        assert_eq!(
+            parse(&["-f=maybe"]).unwrap_err(),
+            "invalid boolean value \"maybe\" for -f: parse error"
+        );
+    }
+
+    #[test]
+    fn dash_is_stdin_and_double_dash_ends_flags() {
+        let parsed = parse(&["superpolicy", "-"]).unwrap();
+        assert_eq!(parsed.positionals, strings(&["superpolicy", "-"]));
+        let parsed = parse(&["--", "-f", "k=v"]).unwrap();
+        assert!(!parsed.flag("force"));
+        assert_eq!(parsed.positionals, strings(&["-f", "k=v"]));
+    }
+
+    #[test]
+    fn key_value_pairs_stay_positional() {
+        let parsed = parse(&[
+            "auth/userpass/users/superuser",
+            "password=-x=y",
+            "policies=a,b",
+        ])
+        .unwrap();
+        assert_eq!(parsed.positionals.len(), 3);
+        assert_eq!(parsed.positionals[1], "password=-x=y");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_arguments_never_panic(args in proptest::collection::vec("(-{0,3})[a-z=\\-]{0,8}|\\PC{0,12}", 0..8)) {
+            let _ = parse_args(&args, &[HTTP_FLAGS, WRITE_FLAGS]);
+        }
+    }
+
+    #[test]
+    fn mistakes_read_like_go() {
+        assert_eq!(
+            parse(&["-bogus"]).unwrap_err(),
+            "flag provided but not defined: -bogus"
+        );
+        assert_eq!(
+            parse(&["-address"]).unwrap_err(),
+            "flag needs an argument: -address"
+        );
+        assert_eq!(parse(&["---x"]).unwrap_err(), "bad flag syntax: ---x");
+        let parsed = parse(&["a", "b"]).unwrap();
+        assert_eq!(
+            expect_positionals(&parsed, 1, 1).unwrap_err(),
+            "Too many arguments (expected 1, got 2)"
+        );
+        assert_eq!(
+            expect_positionals(&ParsedArgs::default(), 1, 1).unwrap_err(),
+            "Not enough arguments (expected 1, got 0)"
+        );
+    }
+}

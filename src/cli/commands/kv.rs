@@ -1,0 +1,556 @@
+//! `kv put|get|list|delete|undelete|destroy|patch|metadata`: the key/value helper that
+//! hides KV v2's `data/`, `metadata/`, ... prefixes, as Vault's `kv` commands do.
+//!
+//! The mount and its version come from `sys/internal/ui/mounts/PATH` (Vault's
+//! preflight); when a server does not answer that, the mount table is consulted.
+
+use serde_json::{Map, Value, json};
+
+use super::super::args::{
+    FlagSpec, HTTP_FLAGS, ParsedArgs, expect_positionals, parse_args, value_flag,
+};
+use super::super::client::{Client, Method, RequestError};
+use super::super::data_args::parse_data;
+use super::super::format::key_value_table;
+use super::super::local::LocalData;
+use super::super::secret::{Secret, data_cell};
+use super::super::{Context, Failure, OutputFormat, remote};
+use super::logical::{list_keys, output_list, sanitize_path};
+
+const KV_FLAGS: &[FlagSpec] = &[
+    value_flag(&["mount"]),
+    value_flag(&["field"]),
+    value_flag(&["cas"]),
+    value_flag(&["version"]),
+    value_flag(&["versions"]),
+    value_flag(&["method"]),
+];
+
+/// Where a key lives: its mount (with trailing slash), its path inside the mount, and
+/// the engine version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvLocation {
+    pub mount: String,
+    pub key: String,
+    pub version_2: bool,
+}
+
+impl KvLocation {
+    /// `secret/data/foo` for v2 (with `prefix` = `data`), `secret/foo` for v1.
+    pub fn api_path(&self, prefix: &str) -> String {
+        if self.version_2 {
+            format!("{}{prefix}/{}", self.mount, self.key)
+        } else {
+            format!("{}{}", self.mount, self.key)
+        }
+    }
+}
+
+/// Vault's `padEqualSigns`: a title centred in `=` signs to about `width` characters.
+pub fn pad_equal_signs(title: &str, width: usize) -> String {
+    let mut signs = width as i64 - (title.len() as i64 + 2);
+    if signs <= 0 {
+        signs = 4;
+    }
+    if signs % 2 != 0 {
+        signs += 1;
+    }
+    let side = "=".repeat((signs / 2) as usize);
+    format!("{side} {title} {side}")
+}
+
+/// Vault's `getHeaderForMap`: sized to the longest key plus the `Value` column.
+pub fn header_for_map(title: &str, data: &Map<String, Value>) -> String {
+    let longest_key = data.keys().map(String::len).max().unwrap_or(0);
+    pad_equal_signs(title, longest_key + 4 + 5)
+}
+
+/// A map as Vault's `OutputData` table.
+pub fn map_table(data: &Map<String, Value>) -> String {
+    let rows: Vec<(String, String)> = data
+        .iter()
+        .map(|(key, value)| (key.clone(), data_cell(key, value)))
+        .collect();
+    key_value_table(&rows)
+}
+
+/// The text `kv put` / `kv patch` print for a v2 write.
+pub fn written_text(full_path: &str, metadata: &Map<String, Value>) -> String {
+    format!(
+        "{}\n{full_path}\n\n{}\n{}",
+        pad_equal_signs("Secret Path", full_path.len()),
+        header_for_map("Metadata", metadata),
+        map_table(metadata)
+    )
+}
+
+/// The text `kv get` prints for a v2 read: path, metadata, then the data.
+pub fn read_text(full_path: &str, secret: &Secret) -> String {
+    let data = secret.data.clone().unwrap_or_default();
+    let mut sections = vec![format!(
+        "{}\n{full_path}\n",
+        pad_equal_signs("Secret Path", full_path.len())
+    )];
+    if let Some(Value::Object(metadata)) = data.get("metadata") {
+        sections.push(format!(
+            "{}\n{}\n",
+            header_for_map("Metadata", metadata),
+            map_table(metadata)
+        ));
+    }
+    if let Some(Value::Object(values)) = data.get("data") {
+        sections.push(format!(
+            "{}\n{}",
+            header_for_map("Data", values),
+            map_table(values)
+        ));
+    }
+    sections.join("\n")
+}
+
+fn mount_version_2(mount: &Value) -> bool {
+    mount
+        .get("options")
+        .and_then(|options| options.get("version"))
+        .and_then(Value::as_str)
+        == Some("2")
+}
+
+/// Find the mount and version for `path` (or for `-mount` + `path`).
+fn locate(client: &Client, parsed: &ParsedArgs, path: &str) -> Result<KvLocation, Failure> {
+    let (lookup, explicit_mount) = match parsed.value("mount") {
+        Some(mount) => (format!("{}/{}", mount.trim_matches('/'), path), Some(mount)),
+        None => (path.to_string(), None),
+    };
+    let preflight = client.read(&format!("sys/internal/ui/mounts/{lookup}"), &[]);
+    let (mount, version_2) = match preflight {
+        Ok(Some(secret)) => {
+            let data = Value::Object(secret.data.unwrap_or_default());
+            let mount = data
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (mount, mount_version_2(&data))
+        }
+        Ok(None) | Err(RequestError::Api(_)) => from_mount_table(client, &lookup)?,
+        Err(error) => return Err(remote("Error making API request", error)),
+    };
+    let mount = if mount.is_empty() {
+        match explicit_mount {
+            Some(explicit) => format!("{}/", explicit.trim_matches('/')),
+            None => format!("{}/", lookup.split('/').next().unwrap_or_default()),
+        }
+    } else {
+        mount
+    };
+    let key = lookup
+        .strip_prefix(mount.as_str())
+        .or_else(|| lookup.strip_prefix(mount.trim_end_matches('/')))
+        .unwrap_or(&lookup)
+        .trim_start_matches('/')
+        .to_string();
+    Ok(KvLocation {
+        mount,
+        key,
+        version_2,
+    })
+}
+
+/// The longest mount in `sys/mounts` that prefixes `path`; v1 when nothing is known,
+/// as Vault assumes for servers without the preflight endpoint.
+fn from_mount_table(client: &Client, path: &str) -> Result<(String, bool), Failure> {
+    let Ok(response) = client.send(Method::Get, "sys/mounts", &[], None) else {
+        return Ok((String::new(), false));
+    };
+    let body = response.body.unwrap_or(Value::Null);
+    let mounts = body.get("data").unwrap_or(&body);
+    let Some(mounts) = mounts.as_object() else {
+        return Ok((String::new(), false));
+    };
+    let with_slash = format!("{path}/");
+    let best = mounts
+        .iter()
+        .filter(|(mount, _)| with_slash.starts_with(mount.as_str()))
+        .max_by_key(|(mount, _)| mount.len());
+    Ok(match best {
+        Some((mount, entry)) => (mount.clone(), mount_version_2(entry)),
+        None => (String::new(), false),
+    })
+}
+
+fn versions(parsed: &ParsedArgs) -> Result<Vec<u64>, Failure> {
+    let Some(text) = parsed.value("versions") else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            item.trim()
+                .parse::<u64>()
+                .map_err(|_| Failure::Usage(format!("invalid version {item:?} in -versions")))
+        })
+        .collect()
+}
+
+pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let Some((subcommand, rest)) = args.split_first() else {
+        return Err(Failure::Usage(
+            "Usage: arca kv <subcommand> [options] [args]\n\nSubcommands: delete, destroy, get, list, metadata, patch, put, undelete".to_string(),
+        ));
+    };
+    match subcommand.as_str() {
+        "put" => put(context, rest, false),
+        "patch" => put(context, rest, true),
+        "get" => get(context, rest),
+        "list" => list(context, rest),
+        "delete" => delete(context, rest),
+        "undelete" => versions_command(context, rest, "undelete"),
+        "destroy" => versions_command(context, rest, "destroy"),
+        "metadata" => metadata(context, rest),
+        other => Err(Failure::Usage(format!("Unknown kv subcommand: {other}"))),
+    }
+}
+
+fn setup(
+    context: &Context<'_>,
+    args: &[String],
+    minimum: usize,
+) -> Result<(ParsedArgs, OutputFormat, Client), Failure> {
+    let parsed = parse_args(args, &[HTTP_FLAGS, KV_FLAGS]).map_err(Failure::Usage)?;
+    expect_positionals(&parsed, minimum, usize::MAX).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let client = context.client(&parsed)?;
+    Ok((parsed, format, client))
+}
+
+fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Failure> {
+    let (parsed, format, client) = setup(context, args, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let data = parse_data(&parsed.positionals[1..], &mut LocalData)
+        .map_err(|why| Failure::Usage(format!("Failed to parse K=V data: {why}")))?;
+    if data.is_empty() {
+        return Err(Failure::Usage("Must supply data".to_string()));
+    }
+    let location = locate(&client, &parsed, &path)?;
+    let full_path = location.api_path("data");
+    let mut body = if location.version_2 {
+        json!({"data": data})
+    } else {
+        Value::Object(data.clone())
+    };
+    if let Some(cas) = parsed.value("cas") {
+        let cas: i64 = cas
+            .parse()
+            .map_err(|_| Failure::Usage(format!("invalid value {cas:?} for flag -cas")))?;
+        body["options"] = json!({"cas": cas});
+    }
+    let prefix = format!("Error writing data to {full_path}");
+    let secret = if patch {
+        if !location.version_2 {
+            return Err(Failure::Usage(
+                "K/V engine mount must be version 2 for patch support".to_string(),
+            ));
+        }
+        // Read, merge, write back with check-and-set: works on any server that has
+        // KV v2, without relying on HTTP PATCH.
+        let current = client
+            .read(&full_path, &[])
+            .map_err(|error| remote(&prefix, error))?
+            .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+        let current_data = current.data.unwrap_or_default();
+        let mut merged = current_data
+            .get("data")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        merged.extend(data);
+        let version = current_data
+            .get("metadata")
+            .and_then(|metadata| metadata.get("version"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        client.write(
+            &full_path,
+            Some(&json!({"data": merged, "options": {"cas": version}})),
+        )
+    } else {
+        client.write(&full_path, Some(&body))
+    }
+    .map_err(|error| remote(&prefix, error))?;
+    let Some(secret) = secret else {
+        if format == OutputFormat::Table {
+            context.print(&format!("Success! Data written to: {full_path}"));
+        }
+        return Ok(0);
+    };
+    if let Some(field) = parsed.value("field") {
+        return context.output_field(format, &secret, field);
+    }
+    match format {
+        OutputFormat::Table if location.version_2 => {
+            let metadata = secret.data.clone().unwrap_or_default();
+            context.print(&written_text(&full_path, &metadata));
+        }
+        _ => context.output_secret(format, &secret),
+    }
+    Ok(0)
+}
+
+fn get(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let (parsed, format, client) = setup(context, args, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let location = locate(&client, &parsed, &path)?;
+    let full_path = location.api_path("data");
+    let query: Vec<(String, String)> = parsed
+        .value("version")
+        .map(|version| vec![("version".to_string(), version.to_string())])
+        .unwrap_or_default();
+    let secret = client
+        .read(&full_path, &query)
+        .map_err(|error| remote(&format!("Error reading {full_path}"), error))?
+        .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+    if let Some(field) = parsed.value("field") {
+        let inner = if location.version_2 {
+            let data = secret
+                .data
+                .as_ref()
+                .and_then(|data| data.get("data"))
+                .and_then(Value::as_object)
+                .cloned();
+            Secret {
+                data,
+                ..Secret::default()
+            }
+        } else {
+            secret
+        };
+        return context.output_field(format, &inner, field);
+    }
+    match format {
+        OutputFormat::Table if location.version_2 => {
+            let has_data = secret
+                .data
+                .as_ref()
+                .and_then(|data| data.get("data"))
+                .is_some_and(|data| !data.is_null());
+            context.print(&read_text(&full_path, &secret));
+            if !has_data {
+                return Err(Failure::Remote(format!("No data found at {full_path}")));
+            }
+        }
+        _ => context.output_secret(format, &secret),
+    }
+    Ok(0)
+}
+
+fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let (parsed, format, client) = setup(context, args, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let location = locate(&client, &parsed, &path)?;
+    let full_path = format!("{}/", location.api_path("metadata").trim_end_matches('/'));
+    let secret = client
+        .list(&full_path)
+        .map_err(|error| remote(&format!("Error listing {full_path}"), error))?
+        .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+    let keys = list_keys(&secret)
+        .ok_or_else(|| Failure::Remote(format!("No entries found at {full_path}")))?;
+    output_list(context, format, &secret, &keys);
+    Ok(0)
+}
+
+fn delete(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let (parsed, _, client) = setup(context, args, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let location = locate(&client, &parsed, &path)?;
+    let versions = versions(&parsed)?;
+    let full_path = if location.version_2 && !versions.is_empty() {
+        let full_path = location.api_path("delete");
+        client
+            .write(&full_path, Some(&json!({"versions": versions})))
+            .map_err(|error| remote(&format!("Error deleting {full_path}"), error))?;
+        full_path
+    } else {
+        let full_path = location.api_path("data");
+        client
+            .delete(&full_path)
+            .map_err(|error| remote(&format!("Error deleting {full_path}"), error))?;
+        full_path
+    };
+    context.print(&format!(
+        "Success! Data deleted (if it existed) at: {full_path}"
+    ));
+    Ok(0)
+}
+
+fn versions_command(
+    context: &mut Context<'_>,
+    args: &[String],
+    action: &str,
+) -> Result<u8, Failure> {
+    let (parsed, _, client) = setup(context, args, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let versions = versions(&parsed)?;
+    if versions.is_empty() {
+        return Err(Failure::Usage(
+            "No versions provided, use the \"-versions\" flag to specify the version(s)."
+                .to_string(),
+        ));
+    }
+    let location = locate(&client, &parsed, &path)?;
+    if !location.version_2 {
+        return Err(Failure::Usage(format!(
+            "{action} is not supported on KV version 1"
+        )));
+    }
+    let full_path = location.api_path(action);
+    client
+        .write(&full_path, Some(&json!({"versions": versions})))
+        .map_err(|error| remote(&format!("Error writing data to {full_path}"), error))?;
+    context.print(&format!("Success! Data written to: {full_path}"));
+    Ok(0)
+}
+
+fn metadata(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let Some((subcommand, rest)) = args.split_first() else {
+        return Err(Failure::Usage(
+            "Usage: arca kv metadata <get|delete> PATH".to_string(),
+        ));
+    };
+    let (parsed, format, client) = setup(context, rest, 1)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let location = locate(&client, &parsed, &path)?;
+    if !location.version_2 {
+        return Err(Failure::Usage(
+            "Metadata not supported on KV Version 1".to_string(),
+        ));
+    }
+    let full_path = location.api_path("metadata");
+    match subcommand.as_str() {
+        "get" => {
+            let secret = client
+                .read(&full_path, &[])
+                .map_err(|error| remote(&format!("Error reading {full_path}"), error))?
+                .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+            if format == OutputFormat::Json {
+                context.output_secret(format, &secret);
+                return Ok(0);
+            }
+            let mut data = secret.data.clone().unwrap_or_default();
+            let versions = data.remove("versions");
+            let mut text = format!(
+                "{}\n{full_path}\n\n{}\n{}",
+                pad_equal_signs("Metadata Path", full_path.len()),
+                header_for_map("Metadata", &data),
+                map_table(&data)
+            );
+            if let Some(Value::Object(versions)) = versions {
+                let mut numbered: Vec<(u64, Map<String, Value>)> = versions
+                    .into_iter()
+                    .filter_map(|(number, entry)| {
+                        Some((number.parse().ok()?, entry.as_object()?.clone()))
+                    })
+                    .collect();
+                numbered.sort_by_key(|(number, _)| *number);
+                for (number, entry) in numbered {
+                    let title = format!("Version {number}");
+                    text.push_str(&format!(
+                        "\n\n{}\n{}",
+                        header_for_map(&title, &entry),
+                        map_table(&entry)
+                    ));
+                }
+            }
+            context.print(&text);
+            Ok(0)
+        }
+        "delete" => {
+            client
+                .delete(&full_path)
+                .map_err(|error| remote(&format!("Error deleting {full_path}"), error))?;
+            context.print(&format!(
+                "Success! Data deleted (if it existed) at: {full_path}"
+            ));
+            Ok(0)
+        }
+        other => Err(Failure::Usage(format!(
+            "Unknown kv metadata subcommand: {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_headers_pad_like_vault() {
+        assert_eq!(
+            pad_equal_signs("Secret Path", "secret/data/creds".len()),
+            "== Secret Path =="
+        );
+        assert_eq!(pad_equal_signs("Secret Path", 3), "== Secret Path ==");
+        let metadata: Map<String, Value> = json!({
+            "created_time": "2018-03-22T02:24:06.945319214Z", "custom_metadata": null,
+            "deletion_time": "", "destroyed": false, "version": 1
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        assert_eq!(
+            header_for_map("Metadata", &metadata),
+            "======= Metadata ======="
+        );
+    }
+
+    #[test]
+    fn kv_put_prints_path_and_metadata() {
+        let metadata: Map<String, Value> = json!({
+            "created_time": "2018-03-22T02:24:06.945319214Z", "custom_metadata": null,
+            "deletion_time": "", "destroyed": false, "version": 1
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let expected = "\
+== Secret Path ==
+secret/data/creds
+
+======= Metadata =======
+Key                Value
+---                -----
+created_time       2018-03-22T02:24:06.945319214Z
+custom_metadata    <nil>
+deletion_time      n/a
+destroyed          false
+version            1";
+        assert_eq!(written_text("secret/data/creds", &metadata), expected);
+    }
+
+    #[test]
+    fn kv_get_adds_the_data_section() {
+        let secret = Secret::from_body(&json!({"data": {
+            "data": {"passcode": "my-long-passcode"},
+            "metadata": {"created_time": "t", "custom_metadata": null, "deletion_time": "", "destroyed": false, "version": 1}
+        }}))
+        .unwrap();
+        let text = read_text("secret/data/creds", &secret);
+        assert!(text.ends_with("version            1\n\n====== Data ======\nKey         Value\n---         -----\npasscode    my-long-passcode"), "{text}");
+    }
+
+    #[test]
+    fn api_paths_insert_the_v2_prefix() {
+        let location = KvLocation {
+            mount: "secret/".to_string(),
+            key: "foo/bar".to_string(),
+            version_2: true,
+        };
+        assert_eq!(location.api_path("data"), "secret/data/foo/bar");
+        assert_eq!(location.api_path("metadata"), "secret/metadata/foo/bar");
+        let v1 = KvLocation {
+            version_2: false,
+            ..location
+        };
+        assert_eq!(v1.api_path("data"), "secret/foo/bar");
+    }
+}

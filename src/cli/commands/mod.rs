@@ -1,0 +1,256 @@
+//! Command dispatch: the first argument picks the command, the rest is its own.
+
+mod kv;
+mod logical;
+mod login;
+mod mounts;
+mod operator;
+mod policy;
+mod token;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::args::{FlagSpec, bool_flag, expect_positionals, parse_args, value_flag};
+use super::{Context, Failure};
+use crate::server::ServerArgs;
+
+const USAGE: &str = "\
+Usage: arca <command> [args]
+
+Common commands:
+    read        Read data and retrieves secrets
+    write       Write data, configuration, and secrets
+    delete      Delete secrets and configuration
+    list        List data or secrets
+    login       Authenticate locally
+    server      Start an Arca server
+    status      Print seal and HA status
+
+Other commands:
+    audit       Interact with audit devices
+    auth        Interact with auth methods
+    kv          Interact with the key/value secrets engine
+    operator    Perform operator-specific tasks (init, unseal, seal, raft)
+    policy      Interact with policies
+    secrets     Interact with secrets engines
+    token       Interact with tokens
+    unwrap      Unwrap a wrapped secret
+    print       Prints runtime configurations (print token)
+    version     Prints the Arca CLI version";
+
+/// Vault exits 127 when it prints usage instead of running a command.
+const USAGE_EXIT_CODE: u8 = 127;
+
+/// One usage line per command, printed for `arca COMMAND -h`.
+const COMMAND_USAGE: &[(&str, &str)] = &[
+    ("read", "Usage: arca read [options] PATH [K=V...]"),
+    ("write", "Usage: arca write [options] PATH [DATA K=V...]"),
+    ("list", "Usage: arca list [options] PATH"),
+    ("delete", "Usage: arca delete [options] PATH"),
+    ("login", "Usage: arca login [options] [AUTH K=V...]"),
+    ("status", "Usage: arca status [options]"),
+    (
+        "operator",
+        "Usage: arca operator <init|unseal|seal|raft> [options] [args]",
+    ),
+    (
+        "policy",
+        "Usage: arca policy <write|read|list|delete> [options] [args]",
+    ),
+    (
+        "secrets",
+        "Usage: arca secrets <enable|disable|list|tune> [options] [args]",
+    ),
+    (
+        "auth",
+        "Usage: arca auth <enable|disable|list> [options] [args]",
+    ),
+    (
+        "kv",
+        "Usage: arca kv <put|get|list|delete|undelete|destroy|patch|metadata> [options] [args]",
+    ),
+    (
+        "token",
+        "Usage: arca token <create|lookup|renew|revoke> [options] [args]",
+    ),
+    (
+        "audit",
+        "Usage: arca audit <enable|disable|list> [options] [args]",
+    ),
+];
+
+fn asks_for_help(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|arg| arg.as_str() != "--")
+        .any(|arg| matches!(arg.as_str(), "-h" | "-help" | "--help"))
+}
+
+pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let Some((command, rest)) = args.split_first() else {
+        context.print_error(USAGE);
+        return Ok(USAGE_EXIT_CODE);
+    };
+    if asks_for_help(rest)
+        && let Some((_, usage)) = COMMAND_USAGE.iter().find(|(name, _)| name == command)
+    {
+        context.print(usage);
+        return Ok(0);
+    }
+    match command.as_str() {
+        "read" => logical::read(context, rest),
+        "write" => logical::write(context, rest),
+        "list" => logical::list(context, rest),
+        "delete" => logical::delete(context, rest),
+        "login" => login::login(context, rest),
+        "status" => operator::status(context, rest),
+        "operator" => operator::dispatch(context, rest),
+        "policy" => policy::dispatch(context, rest),
+        "secrets" => mounts::secrets(context, rest),
+        "auth" => mounts::auth(context, rest),
+        "kv" => kv::dispatch(context, rest),
+        "unwrap" => logical::unwrap(context, rest),
+        "print" => print(context, rest),
+        "token" => token::dispatch(context, rest),
+        "audit" => token::audit(context, rest),
+        "server" => Err(Failure::Usage(
+            "arca server runs only as the arca binary's own process".to_string(),
+        )),
+        "version" | "-v" | "-version" | "--version" => {
+            context.print(&format!("Arca v{}", env!("CARGO_PKG_VERSION")));
+            Ok(0)
+        }
+        "help" | "-h" | "-help" | "--help" => {
+            context.print(USAGE);
+            Ok(0)
+        }
+        other => {
+            context.print_error(&format!("Unknown command: {other}\n\n{USAGE}"));
+            Ok(USAGE_EXIT_CODE)
+        }
+    }
+}
+
+/// `print token`: the token the CLI would send (environment first, then the helper).
+fn print(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    match args {
+        [what] if what == "token" => {
+            let token = context
+                .env_var(&["ARCA_TOKEN", "VAULT_TOKEN"])
+                .or_else(|| super::local::read_token_helper(context.home()))
+                .unwrap_or_default();
+            context.print(&token);
+            Ok(0)
+        }
+        _ => Err(Failure::Usage("Usage: arca print token".to_string())),
+    }
+}
+
+const SERVER_FLAGS: &[FlagSpec] = &[
+    value_flag(&["config"]),
+    bool_flag(&["dev"]),
+    value_flag(&["dev-root-token-id"]),
+    value_flag(&["dev-listen-address"]),
+    value_flag(&["log-level"]),
+];
+
+/// `arca server [-config=FILE] [-dev ...]` as [`ServerArgs`]; as in Vault, the dev
+/// flags fall back to `VAULT_DEV_ROOT_TOKEN_ID` and `VAULT_DEV_LISTEN_ADDRESS` (the
+/// `ARCA_` spellings win).
+pub fn server_args(args: &[String], env: &BTreeMap<String, String>) -> Result<ServerArgs, Failure> {
+    let parsed = parse_args(args, &[SERVER_FLAGS]).map_err(Failure::Usage)?;
+    expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
+    let from_env = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|name| env.get(*name).filter(|value| !value.is_empty()))
+            .cloned()
+    };
+    let server_args = ServerArgs {
+        config_path: parsed.value("config").map(PathBuf::from),
+        dev: parsed.flag("dev"),
+        dev_root_token_id: parsed
+            .value("dev-root-token-id")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_DEV_ROOT_TOKEN_ID", "VAULT_DEV_ROOT_TOKEN_ID"])),
+        dev_listen_address: parsed
+            .value("dev-listen-address")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS"])),
+        log_level: parsed
+            .value("log-level")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"])),
+    };
+    if server_args.config_path.is_none() && !server_args.dev {
+        return Err(Failure::Usage(
+            "No configuration files found. Please provide configurations with the -config flag. If you are supplying the name of a directory, please supply the file path instead.".to_string(),
+        ));
+    }
+    Ok(server_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|item| item.to_string()).collect()
+    }
+
+    #[test]
+    fn the_tutorial_server_line_becomes_server_args() {
+        let no_env = BTreeMap::new();
+        let args = server_args(
+            &strings(&["-config=/vault/config/vault-server.hcl"]),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            args.config_path,
+            Some(PathBuf::from("/vault/config/vault-server.hcl"))
+        );
+        assert!(!args.dev);
+        let dev = server_args(
+            &strings(&["-dev", "-dev-root-token-id", "root", "-log-level=debug"]),
+            &no_env,
+        )
+        .unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.dev_root_token_id.as_deref(), Some("root"));
+        assert_eq!(dev.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn a_server_without_config_is_a_usage_error() {
+        let no_env = BTreeMap::new();
+        assert!(matches!(server_args(&[], &no_env), Err(Failure::Usage(_))));
+        assert!(matches!(
+            server_args(&strings(&["-bogus"]), &no_env),
+            Err(Failure::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn dev_settings_fall_back_to_the_environment() {
+        let env = BTreeMap::from([
+            (
+                "VAULT_DEV_ROOT_TOKEN_ID".to_string(),
+                "vault-root".to_string(),
+            ),
+            (
+                "ARCA_DEV_ROOT_TOKEN_ID".to_string(),
+                "arca-root".to_string(),
+            ),
+            (
+                "VAULT_DEV_LISTEN_ADDRESS".to_string(),
+                "0.0.0.0:8200".to_string(),
+            ),
+        ]);
+        let args = server_args(&strings(&["-dev"]), &env).unwrap();
+        assert_eq!(args.dev_root_token_id.as_deref(), Some("arca-root"));
+        assert_eq!(args.dev_listen_address.as_deref(), Some("0.0.0.0:8200"));
+        let flag_wins = server_args(&strings(&["-dev", "-dev-root-token-id=flag"]), &env).unwrap();
+        assert_eq!(flag_wins.dev_root_token_id.as_deref(), Some("flag"));
+    }
+}

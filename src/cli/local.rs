@@ -1,0 +1,117 @@
+//! The CLI's local side effects: files named on the command line, standard input,
+//! hidden prompts, and the token helper file. The CLI is a client process that never
+//! runs inside the simulator, so it uses `std::fs` directly rather than the disk seam.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)] // seam-ok: client process, never simulated
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use super::data_args::DataSource;
+
+/// The most a file or standard input may hold when read as request data: far above any
+/// policy or secret, and a clear error instead of exhausting memory on a mistaken
+/// `k=@/dev/zero`.
+const INPUT_BYTES_MAX: u64 = 32 * 1024 * 1024;
+
+fn read_bounded(reader: impl Read, origin: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(INPUT_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("error reading {origin}: {error}"))?;
+    if bytes.len() as u64 > INPUT_BYTES_MAX {
+        return Err(format!(
+            "error reading {origin}: larger than {INPUT_BYTES_MAX} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+fn into_text(bytes: Vec<u8>, origin: &str) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|_| format!("error reading {origin}: not valid UTF-8"))
+}
+
+/// Reads files and standard input for `k=@file`, `k=-` and `-`.
+pub struct LocalData;
+
+impl DataSource for LocalData {
+    fn read_file(&mut self, path: &str) -> Result<String, String> {
+        read_file(path)
+    }
+
+    fn read_stdin(&mut self) -> Result<String, String> {
+        read_stdin()
+    }
+}
+
+pub fn read_file(path: &str) -> Result<String, String> {
+    into_text(read_file_bytes(path)?, &format!("file {path}"))
+}
+
+pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
+    let origin = format!("file {path}");
+    let file =
+        std::fs::File::open(path).map_err(|error| format!("error reading {origin}: {error}"))?;
+    read_bounded(file, &origin)
+}
+
+pub fn read_stdin() -> Result<String, String> {
+    into_text(read_bounded(std::io::stdin().lock(), "stdin")?, "stdin")
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Vault's `AskSecret`: the prompt on stdout; on a terminal the answer is read without
+/// echo, otherwise one line is read from standard input (so `echo secret | arca ...`
+/// works).
+pub fn ask_secret(prompt: &str) -> Result<String, String> {
+    let mut stdout = std::io::stdout();
+    let _ = write!(stdout, "{prompt}");
+    let _ = stdout.flush();
+    if std::io::stdin().is_terminal() {
+        rpassword::read_password().map_err(|error| format!("error reading input: {error}"))
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|error| format!("error reading input: {error}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+/// The token helper file: `$HOME/.arca-token` (Arca's own, so a real Vault's
+/// `~/.vault-token` is never overwritten).
+pub fn token_helper_path(home: Option<&str>) -> Option<PathBuf> {
+    home.filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".arca-token"))
+}
+
+/// The stored token, if any (a missing file is simply no token).
+pub fn read_token_helper(home: Option<&str>) -> Option<String> {
+    let path = token_helper_path(home)?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let token = text.trim().to_string();
+    (!token.is_empty()).then_some(token)
+}
+
+pub fn write_token_helper(home: Option<&str>, token: &str) -> Result<(), String> {
+    let Some(path) = token_helper_path(home) else {
+        return Err("error storing token: HOME is not set".to_string());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(|error| format!("error storing token in {}: {error}", path.display()))?;
+    file.write_all(token.as_bytes())
+        .map_err(|error| format!("error storing token in {}: {error}", path.display()))
+}

@@ -1,0 +1,420 @@
+//! Walking the HCL syntax tree of a configuration file, with byte spans turned into line
+//! numbers for every error. Only literal values are accepted: a configuration file that
+//! needs `${...}` interpolation is an error, not something to evaluate.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use hcl::edit::Span;
+use hcl::edit::expr::Expression;
+use hcl::edit::structure::{Attribute, Block, Body, Structure};
+
+use super::{
+    ConfigError, ListenerTls, RaftStorageConfig, RetryJoinConfig, StorageConfig, TcpListenerConfig,
+    check_http_address, force_https,
+};
+
+/// What the file itself says, before environment overrides and defaults.
+#[derive(Debug, Default)]
+pub(super) struct ParsedFile {
+    pub listeners: Vec<TcpListenerConfig>,
+    pub storage: Option<StorageConfig>,
+    pub api_addr: Option<String>,
+    pub cluster_addr: Option<String>,
+    pub cluster_name: Option<String>,
+    pub ui: bool,
+    pub log_level: Option<String>,
+    pub disable_mlock: bool,
+    pub disable_cache: bool,
+}
+
+const DEFAULT_LISTEN_ADDRESS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8200);
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "warning", "error"];
+
+/// Locates errors: the file name and its text, to turn byte offsets into lines.
+struct Source<'a> {
+    file_name: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        let line = span.map(|span| {
+            let end = span.start.min(self.text.len());
+            // Offsets come from the parser and so fall on character boundaries; counting
+            // bytes is still safe if one did not.
+            self.text.as_bytes()[..end]
+                .iter()
+                .filter(|byte| **byte == b'\n')
+                .count()
+                + 1
+        });
+        ConfigError {
+            file_name: self.file_name.to_string(),
+            line,
+            message,
+        }
+    }
+}
+
+pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, ConfigError> {
+    let source = Source { file_name, text };
+    let body = hcl::edit::parser::parse_body(text).map_err(|error| ConfigError {
+        file_name: file_name.to_string(),
+        line: Some(error.location().line()),
+        message: format!("syntax error: {}", error.message()),
+    })?;
+
+    let mut file = ParsedFile::default();
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attribute) => {
+                let key = attribute.key.as_str();
+                let value = Value::new(&source, "", attribute);
+                match key {
+                    "api_addr" => {
+                        let address = value.string()?;
+                        check_http_address(&address).map_err(|why| value.error(why))?;
+                        file.api_addr = Some(address);
+                    }
+                    "cluster_addr" => {
+                        let address = value.string()?;
+                        file.cluster_addr =
+                            Some(force_https(&address).map_err(|why| value.error(why))?);
+                    }
+                    "cluster_name" => file.cluster_name = Some(value.string()?),
+                    "ui" => file.ui = value.bool()?,
+                    "log_level" => {
+                        let level = value.string()?.to_ascii_lowercase();
+                        if !LOG_LEVELS.contains(&level.as_str()) {
+                            return Err(value.error(format!(
+                                "invalid log level {level:?}: expected one of trace, debug, info, warn, error"
+                            )));
+                        }
+                        file.log_level = Some(level);
+                    }
+                    "disable_mlock" => file.disable_mlock = value.bool()?,
+                    "disable_cache" => file.disable_cache = value.bool()?,
+                    other => {
+                        return Err(source.error(attribute.span(), unknown_key("", other)));
+                    }
+                }
+            }
+            Structure::Block(block) => match block.ident.as_str() {
+                "listener" => file.listeners.push(parse_listener(&source, block)?),
+                "storage" => {
+                    if file.storage.is_some() {
+                        return Err(source.error(
+                            block.span(),
+                            "more than one storage block: exactly one is allowed".to_string(),
+                        ));
+                    }
+                    file.storage = Some(parse_storage(&source, block)?);
+                }
+                other => {
+                    return Err(source.error(block.span(), format!("unknown block {other:?}")));
+                }
+            },
+        }
+    }
+    Ok(file)
+}
+
+fn unknown_key(context: &str, key: &str) -> String {
+    format!("{context}unknown key {key:?}")
+}
+
+/// The single label of a block such as `listener "tcp"`, or an error.
+fn single_label<'b>(source: &Source<'_>, block: &'b Block) -> Result<&'b str, ConfigError> {
+    match block.labels.as_slice() {
+        [label] => Ok(label.as_str()),
+        _ => Err(source.error(
+            block.span(),
+            format!(
+                "{} block needs exactly one label, like {} \"KIND\" {{ ... }}",
+                block.ident.as_str(),
+                block.ident.as_str()
+            ),
+        )),
+    }
+}
+
+fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfig, ConfigError> {
+    let kind = single_label(source, block)?;
+    if kind != "tcp" {
+        return Err(source.error(
+            block.span(),
+            format!("listener {kind:?}: unsupported listener type; only \"tcp\" is supported"),
+        ));
+    }
+    let context = "listener \"tcp\": ";
+    let mut address = None;
+    let mut cluster_address = None;
+    let mut tls_disable = false;
+    let mut cert_file = None;
+    let mut key_file = None;
+    for structure in block.body.iter() {
+        let attribute = only_attribute(source, context, structure)?;
+        let key = attribute.key.as_str();
+        let value = Value::new(source, context, attribute);
+        match key {
+            "address" => address = Some(value.listen_address()?),
+            "cluster_address" => cluster_address = Some(value.listen_address()?),
+            "tls_disable" => tls_disable = value.bool()?,
+            "tls_cert_file" => cert_file = Some(PathBuf::from(value.string()?)),
+            "tls_key_file" => key_file = Some(PathBuf::from(value.string()?)),
+            other => return Err(source.error(attribute.span(), unknown_key(context, other))),
+        }
+    }
+    let address = address.unwrap_or(DEFAULT_LISTEN_ADDRESS);
+    let cluster_address = match cluster_address {
+        Some(cluster_address) => cluster_address,
+        None => {
+            let port = address.port().checked_add(1).ok_or_else(|| {
+                source.error(
+                    block.span(),
+                    format!(
+                        "{context}address port {} leaves no room for the default cluster port (port + 1); set cluster_address",
+                        address.port()
+                    ),
+                )
+            })?;
+            SocketAddr::new(address.ip(), port)
+        }
+    };
+    let tls = if tls_disable {
+        ListenerTls::Disabled
+    } else {
+        match (cert_file, key_file) {
+            (Some(cert_file), Some(key_file)) => ListenerTls::Enabled {
+                cert_file,
+                key_file,
+            },
+            _ => {
+                return Err(source.error(
+                    block.span(),
+                    format!(
+                        "{context}tls_cert_file and tls_key_file must be set unless tls_disable = true"
+                    ),
+                ));
+            }
+        }
+    };
+    Ok(TcpListenerConfig {
+        address,
+        cluster_address,
+        tls,
+    })
+}
+
+fn parse_storage(source: &Source<'_>, block: &Block) -> Result<StorageConfig, ConfigError> {
+    let kind = single_label(source, block)?;
+    match kind {
+        "raft" => parse_raft(source, &block.body).map(StorageConfig::Raft),
+        "inmem" => {
+            if let Some(structure) = block.body.iter().next() {
+                let key = match structure {
+                    Structure::Attribute(attribute) => attribute.key.as_str(),
+                    Structure::Block(block) => block.ident.as_str(),
+                };
+                return Err(source.error(
+                    structure_span(structure),
+                    unknown_key("storage \"inmem\": ", key),
+                ));
+            }
+            Ok(StorageConfig::Inmem)
+        }
+        other => Err(source.error(
+            block.span(),
+            format!(
+                "storage {other:?}: unsupported storage type; use \"raft\" (or \"inmem\" for tests)"
+            ),
+        )),
+    }
+}
+
+fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, ConfigError> {
+    let context = "storage \"raft\": ";
+    let mut path = None;
+    let mut node_id = None;
+    let mut retry_join = Vec::new();
+    for structure in body.iter() {
+        match structure {
+            Structure::Attribute(attribute) => {
+                let key = attribute.key.as_str();
+                let value = Value::new(source, context, attribute);
+                match key {
+                    "path" => path = Some(PathBuf::from(value.non_empty_string()?)),
+                    "node_id" => node_id = Some(value.non_empty_string()?),
+                    other => {
+                        return Err(source.error(attribute.span(), unknown_key(context, other)));
+                    }
+                }
+            }
+            Structure::Block(block) if block.ident.as_str() == "retry_join" => {
+                retry_join.push(parse_retry_join(source, block)?);
+            }
+            Structure::Block(block) => {
+                return Err(source.error(
+                    block.span(),
+                    format!("{context}unknown block {:?}", block.ident.as_str()),
+                ));
+            }
+        }
+    }
+    let Some(path) = path else {
+        return Err(source.error(body.span(), format!("{context}\"path\" is required")));
+    };
+    Ok(RaftStorageConfig {
+        path,
+        node_id,
+        retry_join,
+    })
+}
+
+fn parse_retry_join(source: &Source<'_>, block: &Block) -> Result<RetryJoinConfig, ConfigError> {
+    let context = "storage \"raft\": retry_join: ";
+    if !block.labels.is_empty() {
+        return Err(source.error(block.span(), format!("{context}takes no label")));
+    }
+    let mut leader_api_addr = None;
+    for structure in block.body.iter() {
+        let attribute = only_attribute(source, context, structure)?;
+        let key = attribute.key.as_str();
+        let value = Value::new(source, context, attribute);
+        match key {
+            "leader_api_addr" => {
+                let address = value.string()?;
+                check_http_address(&address).map_err(|why| value.error(why))?;
+                leader_api_addr = Some(address);
+            }
+            other => return Err(source.error(attribute.span(), unknown_key(context, other))),
+        }
+    }
+    match leader_api_addr {
+        Some(leader_api_addr) => Ok(RetryJoinConfig { leader_api_addr }),
+        None => Err(source.error(
+            block.span(),
+            format!("{context}\"leader_api_addr\" is required"),
+        )),
+    }
+}
+
+fn structure_span(structure: &Structure) -> Option<Range<usize>> {
+    match structure {
+        Structure::Attribute(attribute) => attribute.span(),
+        Structure::Block(block) => block.span(),
+    }
+}
+
+fn only_attribute<'b>(
+    source: &Source<'_>,
+    context: &str,
+    structure: &'b Structure,
+) -> Result<&'b Attribute, ConfigError> {
+    match structure {
+        Structure::Attribute(attribute) => Ok(attribute),
+        Structure::Block(block) => Err(source.error(
+            block.span(),
+            format!("{context}unknown block {:?}", block.ident.as_str()),
+        )),
+    }
+}
+
+/// One attribute's value, with what is needed to report a wrong type against its key.
+struct Value<'a> {
+    source: &'a Source<'a>,
+    context: &'a str,
+    attribute: &'a Attribute,
+}
+
+impl<'a> Value<'a> {
+    fn new(source: &'a Source<'a>, context: &'a str, attribute: &'a Attribute) -> Self {
+        Self {
+            source,
+            context,
+            attribute,
+        }
+    }
+
+    fn error(&self, why: String) -> ConfigError {
+        self.source.error(
+            self.attribute.span(),
+            format!("{}{:?}: {why}", self.context, self.attribute.key.as_str()),
+        )
+    }
+
+    fn string(&self) -> Result<String, ConfigError> {
+        match &self.attribute.value {
+            Expression::String(text) => Ok(text.value().clone()),
+            other => Err(self.error(format!("expected a string, got {}", describe(other)))),
+        }
+    }
+
+    fn non_empty_string(&self) -> Result<String, ConfigError> {
+        let text = self.string()?;
+        if text.is_empty() {
+            return Err(self.error("must not be empty".to_string()));
+        }
+        Ok(text)
+    }
+
+    /// Booleans as Vault reads them: `true`, `1`, `"true"`, `"1"` and friends.
+    fn bool(&self) -> Result<bool, ConfigError> {
+        match &self.attribute.value {
+            Expression::Bool(value) => Ok(*value.value()),
+            Expression::Number(number) => match number.value().as_i64() {
+                Some(0) => Ok(false),
+                Some(1) => Ok(true),
+                _ => Err(self.error(format!(
+                    "expected a boolean (true, false, 1 or 0), got {}",
+                    number.value()
+                ))),
+            },
+            Expression::String(text) => match text.value().as_str() {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+                other => Err(self.error(format!("expected a boolean, got {other:?}"))),
+            },
+            other => Err(self.error(format!("expected a boolean, got {}", describe(other)))),
+        }
+    }
+
+    fn listen_address(&self) -> Result<SocketAddr, ConfigError> {
+        let text = self.string()?;
+        parse_listen_address(&text).map_err(|why| self.error(why))
+    }
+}
+
+/// `IP:PORT` (`[::]:8200`, `0.0.0.0:8200`), or `localhost:PORT`. Host names are not
+/// resolved: a listener binds to an address, and resolving would hide which one.
+pub(super) fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if let Some(port) = text.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    Err(format!(
+        "invalid address {text:?}: expected IP:PORT, like \"0.0.0.0:8200\" or \"[::]:8200\""
+    ))
+}
+
+fn describe(expression: &Expression) -> &'static str {
+    match expression {
+        Expression::Null(_) => "null",
+        Expression::Bool(_) => "a boolean",
+        Expression::Number(_) => "a number",
+        Expression::String(_) => "a string",
+        Expression::Array(_) => "a list",
+        Expression::Object(_) => "an object",
+        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
+            "a template (interpolation is not supported)"
+        }
+        _ => "an expression (only literal values are supported)",
+    }
+}

@@ -1,0 +1,308 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn no_env() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+fn error_text(text: &str) -> String {
+    parse(text, "config.hcl", &no_env())
+        .expect_err("the configuration should be rejected")
+        .to_string()
+}
+
+/// The primary's file from the performance replication tutorial, as the heredoc writes it.
+const TUTORIAL_PRIMARY: &str = r#"ui = true
+listener "tcp" {
+  tls_disable = 1
+  address = "[::]:8200"
+  cluster_address = "[::]:8201"
+}
+storage "raft" {
+  path = "/vault/file"
+}
+"#;
+
+#[test]
+fn tutorial_file_with_the_docker_environment() {
+    // The tutorial starts the primary with these variables next to its file.
+    let environment = env(&[
+        ("VAULT_ADDR", "http://localhost:8200"),
+        ("VAULT_CLUSTER_ADDR", "http://cluster-pri:8201"),
+        ("VAULT_API_ADDR", "http://cluster-pri:8200"),
+        ("VAULT_RAFT_NODE_ID", "cluster-pri"),
+    ]);
+    let config = parse(TUTORIAL_PRIMARY, "vault-server.hcl", &environment).unwrap();
+
+    assert!(config.ui);
+    assert_eq!(
+        config.listeners,
+        vec![TcpListenerConfig {
+            address: "[::]:8200".parse().unwrap(),
+            cluster_address: "[::]:8201".parse().unwrap(),
+            tls: ListenerTls::Disabled,
+        }]
+    );
+    assert_eq!(
+        config.storage,
+        StorageConfig::Raft(RaftStorageConfig {
+            path: PathBuf::from("/vault/file"),
+            node_id: Some("cluster-pri".to_string()),
+            retry_join: vec![],
+        })
+    );
+    assert_eq!(config.api_addr, "http://cluster-pri:8200");
+    // Vault forces https on the cluster address: the cluster channel is always TLS.
+    assert_eq!(config.cluster_addr, "https://cluster-pri:8201");
+}
+
+#[test]
+fn the_tutorial_one_line_form_parses_too() {
+    // The tutorial page flattens the heredoc onto one line; HCL needs the newlines, so
+    // this is what a user gets when pasting it verbatim: an error with a line, no panic.
+    let flattened = r#"ui = true listener "tcp" { tls_disable = 1 address = "[::]:8220" cluster_address = "[::]:8221" } storage "raft" { path = "/vault/file" }"#;
+    let error = parse(flattened, "vault-server.hcl", &no_env()).unwrap_err();
+    assert_eq!(error.line, Some(1));
+}
+
+#[test]
+fn arca_variables_win_over_vault_ones() {
+    let environment = env(&[
+        ("VAULT_API_ADDR", "http://vault-name:8200"),
+        ("ARCA_API_ADDR", "http://arca-name:8200"),
+        ("VAULT_RAFT_NODE_ID", "vault-node"),
+        ("ARCA_RAFT_NODE_ID", "arca-node"),
+        ("VAULT_CLUSTER_ADDR", "https://vault-name:8201"),
+        ("ARCA_CLUSTER_ADDR", "http://arca-name:9201"),
+    ]);
+    let config = parse(TUTORIAL_PRIMARY, "c.hcl", &environment).unwrap();
+    assert_eq!(config.api_addr, "http://arca-name:8200");
+    assert_eq!(config.cluster_addr, "https://arca-name:9201");
+    let StorageConfig::Raft(raft) = config.storage else {
+        panic!("raft storage expected");
+    };
+    assert_eq!(raft.node_id.as_deref(), Some("arca-node"));
+}
+
+#[test]
+fn the_environment_wins_over_the_file_and_empty_variables_are_ignored() {
+    let text = format!("api_addr = \"http://from-file:8200\"\n{TUTORIAL_PRIMARY}");
+    let from_env = parse(
+        &text,
+        "c.hcl",
+        &env(&[("VAULT_API_ADDR", "http://from-env:8200")]),
+    );
+    assert_eq!(from_env.unwrap().api_addr, "http://from-env:8200");
+    let empty = parse(&text, "c.hcl", &env(&[("ARCA_API_ADDR", "")]));
+    assert_eq!(empty.unwrap().api_addr, "http://from-file:8200");
+}
+
+#[test]
+fn defaults_follow_vault() {
+    let text = "listener \"tcp\" {\n  tls_disable = \"true\"\n}\nstorage \"raft\" {\n  path = \"/data\"\n}\n";
+    let config = parse(text, "c.hcl", &no_env()).unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(
+        listener.address,
+        "127.0.0.1:8200".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        listener.cluster_address,
+        "127.0.0.1:8201".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.api_addr, "http://127.0.0.1:8200");
+    assert_eq!(config.cluster_addr, "https://127.0.0.1:8201");
+    assert!(!config.ui && !config.disable_mlock && !config.disable_cache);
+    assert_eq!(config.log_level, None);
+}
+
+#[test]
+fn api_addr_from_a_wildcard_listener_uses_loopback_and_cluster_addr_adds_one() {
+    let text = "listener \"tcp\" {\n  address = \"[::]:8220\"\n  tls_disable = true\n}\nstorage \"inmem\" {}\n";
+    let config = parse(text, "c.hcl", &no_env()).unwrap();
+    assert_eq!(config.api_addr, "http://[::1]:8220");
+    assert_eq!(config.cluster_addr, "https://[::1]:8221");
+    assert_eq!(config.storage, StorageConfig::Inmem);
+}
+
+#[test]
+fn every_documented_key() {
+    let text = r#"
+api_addr = "https://node-1.example.com:8200"
+cluster_addr = "https://node-1.example.com:8201"
+cluster_name = "east"
+ui = false
+log_level = "Debug"
+disable_mlock = true
+disable_cache = "1"
+listener "tcp" {
+  address = "0.0.0.0:8200"
+  tls_disable = 0
+  tls_cert_file = "/etc/arca/cert.pem"
+  tls_key_file = "/etc/arca/key.pem"
+}
+listener "tcp" {
+  address = "127.0.0.1:9200"
+  cluster_address = "127.0.0.1:9999"
+  tls_disable = "false"
+  tls_cert_file = "c"
+  tls_key_file = "k"
+}
+storage "raft" {
+  path = "/var/lib/arca"
+  node_id = "node-1"
+  retry_join {
+    leader_api_addr = "https://node-2.example.com:8200"
+  }
+  retry_join {
+    leader_api_addr = "https://node-3.example.com:8200"
+  }
+}
+"#;
+    let config = parse(text, "c.hcl", &no_env()).unwrap();
+    assert_eq!(config.cluster_name.as_deref(), Some("east"));
+    assert_eq!(config.log_level.as_deref(), Some("debug"));
+    assert!(config.disable_mlock && config.disable_cache && !config.ui);
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(
+        config.listeners[0].tls,
+        ListenerTls::Enabled {
+            cert_file: "/etc/arca/cert.pem".into(),
+            key_file: "/etc/arca/key.pem".into()
+        }
+    );
+    assert_eq!(config.listeners[0].cluster_address.port(), 8201);
+    assert_eq!(config.listeners[1].cluster_address.port(), 9999);
+    let StorageConfig::Raft(raft) = config.storage else {
+        panic!("raft storage expected");
+    };
+    let leaders: Vec<_> = raft
+        .retry_join
+        .iter()
+        .map(|join| join.leader_api_addr.as_str())
+        .collect();
+    assert_eq!(
+        leaders,
+        [
+            "https://node-2.example.com:8200",
+            "https://node-3.example.com:8200"
+        ]
+    );
+}
+
+#[test]
+fn errors_name_the_line_and_the_key() {
+    let misspelled =
+        "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  pth = \"/data\"\n}\n";
+    assert_eq!(
+        error_text(misspelled),
+        "config.hcl:5: storage \"raft\": unknown key \"pth\""
+    );
+
+    let wrong_type = "listener \"tcp\" {\n  tls_disable = 1\n  address = 8200\n}\n";
+    assert_eq!(
+        error_text(wrong_type),
+        "config.hcl:3: listener \"tcp\": \"address\": expected a string, got a number"
+    );
+
+    let bad_bool = "ui = \"maybe\"\n";
+    assert_eq!(
+        error_text(bad_bool),
+        "config.hcl:1: \"ui\": expected a boolean, got \"maybe\""
+    );
+
+    let unknown_top = "\n\nseal \"awskms\" {}\n";
+    assert_eq!(
+        error_text(unknown_top),
+        "config.hcl:3: unknown block \"seal\""
+    );
+
+    let bad_address = "listener \"tcp\" {\n  address = \"nowhere\"\n  tls_disable = 1\n}\n";
+    assert!(
+        error_text(bad_address)
+            .starts_with("config.hcl:2: listener \"tcp\": \"address\": invalid address")
+    );
+
+    let duplicate = "ui = true\nui = false\n";
+    let duplicate_error = error_text(duplicate);
+    assert!(
+        duplicate_error.starts_with("config.hcl:2: syntax error:")
+            && duplicate_error.contains("redefined")
+    );
+
+    let syntax = "listener \"tcp\" {\n  address = \n";
+    assert!(error_text(syntax).starts_with("config.hcl:"));
+}
+
+#[test]
+fn missing_pieces_are_errors() {
+    assert_eq!(
+        error_text("storage \"inmem\" {}\n"),
+        "config.hcl: no listener \"tcp\" block: at least one listener is required"
+    );
+    assert_eq!(
+        error_text("listener \"tcp\" {\n  tls_disable = 1\n}\n"),
+        "config.hcl: no storage block: a storage backend must be specified"
+    );
+    assert_eq!(
+        error_text("listener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n}\n"),
+        "config.hcl:1: listener \"tcp\": tls_cert_file and tls_key_file must be set unless tls_disable = true"
+    );
+    assert!(
+        error_text("listener \"tcp\" { tls_disable = 1 }\nstorage \"raft\" {}\n")
+            .contains("\"path\" is required")
+    );
+    assert!(error_text("storage \"consul\" {}\n").contains("unsupported storage type"));
+    let retry_join = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_ca_cert = \"x\"\n  }\n}\n";
+    assert_eq!(
+        error_text(retry_join),
+        "config.hcl:7: storage \"raft\": retry_join: unknown key \"leader_ca_cert\""
+    );
+}
+
+#[test]
+fn bad_environment_values_are_errors() {
+    let error = parse(
+        TUTORIAL_PRIMARY,
+        "c.hcl",
+        &env(&[("VAULT_API_ADDR", "cluster-pri:8200")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("c.hcl: VAULT_API_ADDR: invalid address"),
+        "{error}"
+    );
+}
+
+#[test]
+fn interpolation_is_rejected() {
+    let text = "cluster_name = \"${var.name}\"\n";
+    assert!(error_text(text).contains("interpolation is not supported"));
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC*") {
+        let _ = parse(&text, "fuzz.hcl", &BTreeMap::new());
+    }
+
+    #[test]
+    fn hcl_like_text_never_panics(
+        text in "(listener|storage|ui|api_addr|\"tcp\"|\"raft\"|\\{|\\}|=|\"[\\[\\]:0-9a-z]{0,12}\"|[0-9]{1,6}|\n| ){0,40}"
+    ) {
+        let _ = parse(&text, "fuzz.hcl", &BTreeMap::new());
+    }
+}
