@@ -4,5 +4,6 @@
 pub mod barrier;
 pub mod env;
 pub mod logical;
+pub mod raft;
 pub mod server;
 pub mod storage;
