@@ -23,9 +23,9 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
+use openraft::OptionalSend;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::OptionalSend;
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{self, RecordRead};
@@ -131,7 +131,10 @@ fn io_error(error: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Open the log on `disk`: read the vote and purge point, scan every segment, cut a
     /// torn tail off the last one, and start the writer task.
-    pub async fn open(disk: Arc<dyn Disk>, options: LogStoreOptions) -> Result<Self, LogStoreError> {
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        options: LogStoreOptions,
+    ) -> Result<Self, LogStoreError> {
         let recovering = disk.clone();
         let (writer, shared) = blocking(move || recover(recovering, options)).await?;
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
@@ -160,7 +163,10 @@ impl LogStore {
             .or(shared.last_purged.as_ref().map(|log_id| log_id.index))
     }
 
-    async fn request(&self, make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> WriteRequest) -> Result<(), io::Error> {
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> WriteRequest,
+    ) -> Result<(), io::Error> {
         let (done, wait) = oneshot::channel();
         self.writer
             .send(make(done))
@@ -179,7 +185,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         let start = range.start_bound().cloned();
         let end = range.end_bound().cloned();
-        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (start, end)
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (start, end)
             && s > e
         {
             return Ok(Vec::new());
@@ -228,7 +235,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -254,7 +265,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |log_id| log_id.index + 1);
         self.lock().entries.split_off(&from);
-        self.request(|done| WriteRequest::Truncate { from, done }).await
+        self.request(|done| WriteRequest::Truncate { from, done })
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -264,7 +276,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             shared.entries = kept;
             shared.last_purged = Some(log_id.clone());
         }
-        self.request(|done| WriteRequest::Purge { upto: log_id, done }).await
+        self.request(|done| WriteRequest::Purge { upto: log_id, done })
+            .await
     }
 }
 
@@ -320,7 +333,9 @@ impl SegmentWriter {
             match request {
                 WriteRequest::Append { records, callback } => {
                     pending.callbacks.push(callback);
-                    let result = self.check_healthy().and_then(|()| self.write(&records, &mut pending));
+                    let result = self
+                        .check_healthy()
+                        .and_then(|()| self.write(&records, &mut pending));
                     self.note(result);
                 }
                 WriteRequest::Truncate { from, done } => {
@@ -368,7 +383,10 @@ impl SegmentWriter {
             }
         }
         if result.is_ok() && pending.directory {
-            result = self.disk.sync_dir(LOG_DIR).map_err(|error| error.to_string());
+            result = self
+                .disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string());
         }
         self.note(result.clone());
         for callback in pending.callbacks.drain(..) {
@@ -380,11 +398,17 @@ impl SegmentWriter {
 
     fn write(&mut self, records: &[(u64, Vec<u8>)], pending: &mut Pending) -> Result<(), String> {
         for (index, bytes) in records {
-            let current = self.segments.iter().next_back().map(|(first, segment)| (*first, segment.clone()));
+            let current = self
+                .segments
+                .iter()
+                .next_back()
+                .map(|(first, segment)| (*first, segment.clone()));
             let first = match current {
                 Some((first, segment))
                     if segment.last_index.map(|last| last + 1) == Some(*index)
-                        && (segment.bytes == 0 || segment.bytes + bytes.len() as u64 <= self.options.segment_bytes_max) =>
+                        && (segment.bytes == 0
+                            || segment.bytes + bytes.len() as u64
+                                <= self.options.segment_bytes_max) =>
                 {
                     first
                 }
@@ -403,8 +427,13 @@ impl SegmentWriter {
                 }
             };
             let path = segment_path(first);
-            self.disk.append(&path, bytes).map_err(|error| error.to_string())?;
-            let segment = self.segments.get_mut(&first).expect("the current segment exists");
+            self.disk
+                .append(&path, bytes)
+                .map_err(|error| error.to_string())?;
+            let segment = self
+                .segments
+                .get_mut(&first)
+                .expect("the current segment exists");
             self.locations.insert(*index, (first, segment.bytes));
             segment.bytes += bytes.len() as u64;
             segment.last_index = Some(*index);
@@ -416,18 +445,31 @@ impl SegmentWriter {
     fn truncate(&mut self, from: u64) -> Result<(), String> {
         // Whole segments first, newest first, made durable before cutting into the one
         // that straddles `from`: after a crash midway the log is still a prefix.
-        let doomed: Vec<u64> = self.segments.range(from..).map(|(first, _)| *first).collect();
+        let doomed: Vec<u64> = self
+            .segments
+            .range(from..)
+            .map(|(first, _)| *first)
+            .collect();
         for first in doomed.iter().rev() {
-            self.disk.remove(&segment_path(*first)).map_err(|error| error.to_string())?;
+            self.disk
+                .remove(&segment_path(*first))
+                .map_err(|error| error.to_string())?;
             self.segments.remove(first);
         }
         if !doomed.is_empty() {
-            self.disk.sync_dir(LOG_DIR).map_err(|error| error.to_string())?;
+            self.disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string())?;
         }
         if let Some((segment_first, offset)) = self.locations.get(&from).copied() {
             let path = segment_path(segment_first);
-            self.disk.truncate(&path, offset).map_err(|error| error.to_string())?;
-            let segment = self.segments.get_mut(&segment_first).expect("located segments exist");
+            self.disk
+                .truncate(&path, offset)
+                .map_err(|error| error.to_string())?;
+            let segment = self
+                .segments
+                .get_mut(&segment_first)
+                .expect("located segments exist");
             segment.bytes = offset;
             segment.last_index = from.checked_sub(1);
         }
@@ -438,7 +480,8 @@ impl SegmentWriter {
     fn purge(&mut self, upto: &LogId) -> Result<(), String> {
         // The purge point is durable before any segment goes: on open, entries at or
         // below it are ignored even if a removed segment comes back.
-        let bytes = record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
+        let bytes =
+            record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
         write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| error.to_string())?;
         let doomed: Vec<u64> = self
             .segments
@@ -447,18 +490,25 @@ impl SegmentWriter {
             .map(|(first, _)| *first)
             .collect();
         for first in &doomed {
-            self.disk.remove(&segment_path(*first)).map_err(|error| error.to_string())?;
+            self.disk
+                .remove(&segment_path(*first))
+                .map_err(|error| error.to_string())?;
             self.segments.remove(first);
         }
         if !doomed.is_empty() {
-            self.disk.sync_dir(LOG_DIR).map_err(|error| error.to_string())?;
+            self.disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string())?;
         }
         self.locations = self.locations.split_off(&(upto.index + 1));
         Ok(())
     }
 }
 
-fn read_small_record<T: serde::de::DeserializeOwned>(disk: &dyn Disk, path: &str) -> Result<Option<T>, LogStoreError> {
+fn read_small_record<T: serde::de::DeserializeOwned>(
+    disk: &dyn Disk,
+    path: &str,
+) -> Result<Option<T>, LogStoreError> {
     let Some(bytes) = disk.read(path)? else {
         return Ok(None);
     };
@@ -467,7 +517,9 @@ fn read_small_record<T: serde::de::DeserializeOwned>(disk: &dyn Disk, path: &str
         reason,
     };
     match record::read(&bytes, 0, SMALL_RECORD_BYTES_MAX) {
-        RecordRead::Complete { body, end } if end == bytes.len() => record::decode_body(body).map(Some).map_err(invalid),
+        RecordRead::Complete { body, end } if end == bytes.len() => {
+            record::decode_body(body).map(Some).map_err(invalid)
+        }
         RecordRead::Complete { .. } => Err(invalid("trailing bytes".to_string())),
         RecordRead::Incomplete => Err(invalid("truncated record".to_string())),
         RecordRead::Corrupt { reason, .. } => Err(invalid(reason)),
@@ -476,7 +528,10 @@ fn read_small_record<T: serde::de::DeserializeOwned>(disk: &dyn Disk, path: &str
 
 /// Rebuild the in-memory log from the files (see the module docs for what is repaired
 /// and what is refused).
-fn recover(disk: Arc<dyn Disk>, options: LogStoreOptions) -> Result<(SegmentWriter, Shared), LogStoreError> {
+fn recover(
+    disk: Arc<dyn Disk>,
+    options: LogStoreOptions,
+) -> Result<(SegmentWriter, Shared), LogStoreError> {
     let vote: Option<Vote> = read_small_record(disk.as_ref(), VOTE_PATH)?;
     let last_purged: Option<LogId> = read_small_record(disk.as_ref(), PURGED_PATH)?;
 
@@ -522,14 +577,20 @@ fn recover(disk: Arc<dyn Disk>, options: LogStoreOptions) -> Result<(SegmentWrit
         while offset < bytes.len() {
             match record::read(&bytes, offset, ENTRY_BYTES_MAX) {
                 RecordRead::Complete { body, end } => {
-                    let entry: Entry = record::decode_body(body).map_err(|reason| corrupt(offset, reason))?;
+                    let entry: Entry =
+                        record::decode_body(body).map_err(|reason| corrupt(offset, reason))?;
                     if entry.index() != expected_index {
                         return Err(corrupt(
                             offset,
-                            format!("entry index {} where {expected_index} was expected", entry.index()),
+                            format!(
+                                "entry index {} where {expected_index} was expected",
+                                entry.index()
+                            ),
                         ));
                     }
-                    writer.locations.insert(entry.index(), (first, offset as u64));
+                    writer
+                        .locations
+                        .insert(entry.index(), (first, offset as u64));
                     shared.entries.insert(entry.index(), entry);
                     last_index = Some(expected_index);
                     expected_index += 1;
@@ -546,7 +607,10 @@ fn recover(disk: Arc<dyn Disk>, options: LogStoreOptions) -> Result<(SegmentWrit
                     break;
                 }
                 RecordRead::Incomplete => {
-                    return Err(corrupt(offset, "record runs past the end of a segment that is not the last".to_string()));
+                    return Err(corrupt(
+                        offset,
+                        "record runs past the end of a segment that is not the last".to_string(),
+                    ));
                 }
                 RecordRead::Corrupt { reason, .. } => {
                     return Err(corrupt(offset, format!("{reason}, with data after it")));
@@ -592,7 +656,10 @@ fn recover(disk: Arc<dyn Disk>, options: LogStoreOptions) -> Result<(SegmentWrit
         {
             return Err(LogStoreError::Invalid {
                 path: LOG_DIR.to_string(),
-                reason: format!("log resumes at {first_kept} after purging up to {}", purged.index),
+                reason: format!(
+                    "log resumes at {first_kept} after purging up to {}",
+                    purged.index
+                ),
             });
         }
     }

@@ -17,7 +17,9 @@ use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout as RpcTimeout, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -63,12 +65,19 @@ enum RpcResponse {
 }
 
 /// Write one frame and flush it (madsim's stream sends nothing until flushed).
-pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(writer: &mut W, value: &T) -> io::Result<()> {
-    let body = bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(io::Error::other)?;
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    writer: &mut W,
+    value: &T,
+) -> io::Result<()> {
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(io::Error::other)?;
     if body.len() > FRAME_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes exceeds the limit of {FRAME_BYTES_MAX}", body.len()),
+            format!(
+                "frame of {} bytes exceeds the limit of {FRAME_BYTES_MAX}",
+                body.len()
+            ),
         ));
     }
     let mut header = [0u8; FRAME_HEADER_BYTES];
@@ -80,7 +89,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(writer: &mut W, va
 }
 
 /// Read one frame, refusing an oversized length before allocating for it.
-pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(reader: &mut R) -> io::Result<T> {
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    reader: &mut R,
+) -> io::Result<T> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     reader.read_exact(&mut header).await?;
     let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -98,10 +109,16 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(reader: &mut 
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).await?;
-    let (value, used) = bincode::serde::decode_from_slice(&body, bincode::config::standard().with_limit::<FRAME_BYTES_MAX>())
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let (value, used) = bincode::serde::decode_from_slice(
+        &body,
+        bincode::config::standard().with_limit::<FRAME_BYTES_MAX>(),
+    )
+    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
     if used != body.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "trailing bytes in frame"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "trailing bytes in frame",
+        ));
     }
     Ok(value)
 }
@@ -179,7 +196,9 @@ impl PeerClient {
     fn unexpected(response: RpcResponse) -> RPCError<TypeConfig> {
         match response {
             RpcResponse::Error(reason) => RPCError::Network(NetworkError::from_string(reason)),
-            other => RPCError::Network(NetworkError::from_string(format!("unexpected response {other:?}"))),
+            other => RPCError::Network(NetworkError::from_string(format!(
+                "unexpected response {other:?}"
+            ))),
         }
     }
 
@@ -204,7 +223,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(&RpcRequest::AppendEntries(rpc), option.hard_ttl()).await {
+        match self
+            .call(&RpcRequest::AppendEntries(rpc), option.hard_ttl())
+            .await
+        {
             Ok(RpcResponse::AppendEntries(response)) => Ok(response),
             Ok(other) => Err(Self::unexpected(other)),
             Err(error) => Err(self.rpc_error(RPCTypes::AppendEntries, error)),
@@ -289,7 +311,12 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
 async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
     let request: RpcRequest = match timeout(REQUEST_READ_TIMEOUT, read_frame(&mut stream)).await {
         Ok(request) => request?,
-        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no request frame in time")),
+        Err(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request frame in time",
+            ));
+        }
     };
     let response = match request {
         RpcRequest::AppendEntries(rpc) => raft
@@ -308,7 +335,13 @@ async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
             .map(RpcResponse::Vote)
             .unwrap_or_else(|error| RpcResponse::Error(error.to_string())),
         RpcRequest::InstallSnapshot { vote, meta, data } => raft
-            .install_full_snapshot(vote, Snapshot { meta, snapshot: data })
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta,
+                    snapshot: data,
+                },
+            )
             .await
             .map(RpcResponse::InstallSnapshot)
             .unwrap_or_else(|error| RpcResponse::Error(error.to_string())),
@@ -323,25 +356,37 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_lengths_are_refused_before_allocating() {
         let mut buffer = Vec::new();
-        write_frame(&mut buffer, &("hello".to_string(), 7u64)).await.unwrap();
+        write_frame(&mut buffer, &("hello".to_string(), 7u64))
+            .await
+            .unwrap();
         let value: (String, u64) = read_frame(&mut buffer.as_slice()).await.unwrap();
         assert_eq!(value, ("hello".to_string(), 7));
 
         let mut huge = Vec::new();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.push(FRAME_VERSION);
-        let error = read_frame::<_, String>(&mut huge.as_slice()).await.unwrap_err();
+        let error = read_frame::<_, String>(&mut huge.as_slice())
+            .await
+            .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
 
         let mut wrong_version = buffer.clone();
         wrong_version[4] = 99;
-        assert!(read_frame::<_, (String, u64)>(&mut wrong_version.as_slice()).await.is_err());
+        assert!(
+            read_frame::<_, (String, u64)>(&mut wrong_version.as_slice())
+                .await
+                .is_err()
+        );
 
         // Garbage in the body is an error value, not a panic.
         let mut garbage = buffer.clone();
         for byte in garbage.iter_mut().skip(FRAME_HEADER_BYTES) {
             *byte = 0xff;
         }
-        assert!(read_frame::<_, RpcRequest>(&mut garbage.as_slice()).await.is_err());
+        assert!(
+            read_frame::<_, RpcRequest>(&mut garbage.as_slice())
+                .await
+                .is_err()
+        );
     }
 }

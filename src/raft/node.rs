@@ -36,6 +36,8 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 256;
 /// election openraft can answer "forward to: unknown" on the leader itself).
 pub const COMMIT_ATTEMPTS_MAX: usize = 3;
 pub const COMMIT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// How long `bootstrap` waits for this node to lead its new one-node cluster.
+pub const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -112,11 +114,15 @@ fn raft_config() -> Result<openraft::Config, RaftError> {
     .map_err(|error| RaftError::Config(error.to_string()))
 }
 
-fn write_error(error: openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> RaftError {
+fn write_error(
+    error: openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> RaftError {
     match error {
-        openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => RaftError::NotLeader {
-            leader_api_addr: forward.leader_node.map(|node| node.api_addr),
-        },
+        openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            RaftError::NotLeader {
+                leader_api_addr: forward.leader_node.map(|node| node.api_addr),
+            }
+        }
         openraft::errors::RaftError::APIError(other) => RaftError::Membership(other.to_string()),
         openraft::errors::RaftError::Fatal(fatal) => RaftError::Fatal(fatal.to_string()),
     }
@@ -131,7 +137,14 @@ impl RaftNode {
         info: NodeInfo,
         cluster_listener: tokio::net::TcpListener,
     ) -> Result<RaftNode, RaftError> {
-        Self::start_with_options(env, node_id, info, cluster_listener, LogStoreOptions::default()).await
+        Self::start_with_options(
+            env,
+            node_id,
+            info,
+            cluster_listener,
+            LogStoreOptions::default(),
+        )
+        .await
     }
 
     /// [`RaftNode::start`] with explicit log options (tests roll segments sooner).
@@ -184,15 +197,43 @@ impl RaftNode {
     }
 
     /// Initialize a one-node cluster of this node (`sys/init` on the first node, `-dev`).
+    /// Returns once this node leads and has committed its first membership, so it can
+    /// take writes and add voters at once.
     pub async fn bootstrap(&self) -> Result<(), RaftError> {
         let members = BTreeMap::from([(self.inner.node_id.clone(), self.inner.info.clone())]);
         match self.inner.raft.initialize(members).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let node_id = self.inner.node_id.clone();
+                self.inner
+                    .raft
+                    .wait(Some(BOOTSTRAP_TIMEOUT))
+                    .metrics(
+                        move |metrics| {
+                            metrics.state == ServerState::Leader
+                                && metrics.current_leader.as_ref() == Some(&node_id)
+                                && metrics.committed_membership_config.log_id().is_some()
+                                && metrics.last_applied.as_ref().map(|log_id| log_id.index)
+                                    >= metrics
+                                        .committed_membership_config
+                                        .log_id()
+                                        .as_ref()
+                                        .map(|log_id| log_id.index)
+                        },
+                        "bootstrap",
+                    )
+                    .await
+                    .map_err(|error| RaftError::Fatal(error.to_string()))?;
+                Ok(())
+            }
             Err(openraft::errors::RaftError::APIError(InitializeError::NotAllowed(_))) => {
                 Err(RaftError::AlreadyInitialized)
             }
-            Err(openraft::errors::RaftError::APIError(other)) => Err(RaftError::Config(other.to_string())),
-            Err(openraft::errors::RaftError::Fatal(fatal)) => Err(RaftError::Fatal(fatal.to_string())),
+            Err(openraft::errors::RaftError::APIError(other)) => {
+                Err(RaftError::Config(other.to_string()))
+            }
+            Err(openraft::errors::RaftError::Fatal(fatal)) => {
+                Err(RaftError::Fatal(fatal.to_string()))
+            }
         }
     }
 
@@ -274,15 +315,22 @@ impl RaftNode {
 
     pub fn is_leader(&self) -> bool {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();
-        metrics.state == ServerState::Leader && metrics.current_leader.as_deref() == Some(self.inner.node_id.as_str())
+        metrics.state == ServerState::Leader
+            && metrics.current_leader.as_deref() == Some(self.inner.node_id.as_str())
     }
 
     pub fn status(&self) -> RaftStatus {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();
         RaftStatus {
             term: metrics.current_term,
-            committed_index: metrics.local_committed.as_ref().map_or(0, |log_id| log_id.index),
-            applied_index: metrics.last_applied.as_ref().map_or(0, |log_id| log_id.index),
+            committed_index: metrics
+                .local_committed
+                .as_ref()
+                .map_or(0, |log_id| log_id.index),
+            applied_index: metrics
+                .last_applied
+                .as_ref()
+                .map_or(0, |log_id| log_id.index),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             leader_id: metrics.current_leader.clone(),
             is_leader: metrics.state == ServerState::Leader,
@@ -343,7 +391,9 @@ impl Backend for RaftBackend {
                     Err(error) => write_error(error),
                 };
                 match error {
-                    RaftError::NotLeader { leader_api_addr: None } if attempt < COMMIT_ATTEMPTS_MAX => {
+                    RaftError::NotLeader {
+                        leader_api_addr: None,
+                    } if attempt < COMMIT_ATTEMPTS_MAX => {
                         tokio::time::sleep(COMMIT_RETRY_DELAY).await;
                     }
                     RaftError::NotLeader { leader_api_addr } => {
@@ -355,3 +405,6 @@ impl Backend for RaftBackend {
         })
     }
 }
+
+#[cfg(all(test, not(madsim)))]
+mod tests;

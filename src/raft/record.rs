@@ -102,10 +102,13 @@ const DECODE_BYTES_MAX: usize = 1 << 30;
 /// Decode a record body checked by [`read`].
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let config = bincode_config().with_limit::<DECODE_BYTES_MAX>();
-    let (value, used) = bincode::serde::decode_from_slice(body, config)
-        .map_err(|error| error.to_string())?;
+    let (value, used) =
+        bincode::serde::decode_from_slice(body, config).map_err(|error| error.to_string())?;
     if used != body.len() {
-        return Err(format!("{} trailing bytes after the body", body.len() - used));
+        return Err(format!(
+            "{} trailing bytes after the body",
+            body.len() - used
+        ));
     }
     Ok(value)
 }

@@ -21,7 +21,9 @@ use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 
 use super::record::{self, RecordRead};
-use super::types::{Command, CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use super::types::{
+    Command, CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
 use crate::env::disk::write_atomic;
 use crate::env::runtime::blocking;
 use crate::env::{Disk, DiskError};
@@ -84,7 +86,10 @@ fn encode_map(map: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, io::Error> {
 
 fn decode_map(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     if bytes.len() > SNAPSHOT_BYTES_MAX {
-        return Err(format!("snapshot of {} bytes exceeds the limit", bytes.len()));
+        return Err(format!(
+            "snapshot of {} bytes exceeds the limit",
+            bytes.len()
+        ));
     }
     record::decode_body(bytes)
 }
@@ -101,7 +106,9 @@ impl StateMachine {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The value of `key` in the applied state.
@@ -123,12 +130,19 @@ impl StateMachine {
 
     /// The index of the last applied entry (0 before any).
     pub fn applied_index(&self) -> u64 {
-        self.lock().last_applied.as_ref().map_or(0, |log_id| log_id.index)
+        self.lock()
+            .last_applied
+            .as_ref()
+            .map_or(0, |log_id| log_id.index)
     }
 
     /// Every key and value, in key order (tests and convergence checks).
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
-        self.lock().map.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+        self.lock()
+            .map
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
     }
 
     /// Write a snapshot file atomically, then drop older ones.
@@ -175,9 +189,13 @@ fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
         path: path.clone(),
         reason,
     };
-    let bytes = disk.read(&path)?.ok_or_else(|| invalid("vanished while opening".to_string()))?;
+    let bytes = disk
+        .read(&path)?
+        .ok_or_else(|| invalid("vanished while opening".to_string()))?;
     let file: SnapshotFile = match record::read(&bytes, 0, SNAPSHOT_BYTES_MAX) {
-        RecordRead::Complete { body, end } if end == bytes.len() => record::decode_body(body).map_err(invalid)?,
+        RecordRead::Complete { body, end } if end == bytes.len() => {
+            record::decode_body(body).map_err(invalid)?
+        }
         RecordRead::Complete { .. } => return Err(invalid("trailing bytes".to_string())),
         RecordRead::Incomplete => return Err(invalid("truncated".to_string())),
         RecordRead::Corrupt { reason, .. } => return Err(invalid(reason)),
@@ -265,7 +283,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
         let map = decode_map(&snapshot).map_err(io_error)?;
         let encoded = Arc::new(snapshot);
         self.persist(meta, encoded.clone()).await?;
@@ -278,9 +300,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.lock().current_snapshot.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: data.as_ref().clone(),
-        }))
+        Ok(self
+            .lock()
+            .current_snapshot
+            .as_ref()
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: data.as_ref().clone(),
+            }))
     }
 }

@@ -14,7 +14,11 @@ pub struct NodeInfo {
 
 impl std::fmt::Display for NodeInfo {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "api={} cluster={}", self.api_addr, self.cluster_addr)
+        write!(
+            formatter,
+            "api={} cluster={}",
+            self.api_addr, self.cluster_addr
+        )
     }
 }
 

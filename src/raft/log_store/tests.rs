@@ -15,7 +15,10 @@ use crate::storage::Op;
 type Flushed = OneshotReceiverOf<TypeConfig, Result<(), io::Error>>;
 
 fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(LeaderIdOf::<TypeConfig>::new_committed(term, "n1".to_string()), index)
+    LogId::new(
+        LeaderIdOf::<TypeConfig>::new_committed(term, "n1".to_string()),
+        index,
+    )
 }
 
 fn entry(term: u64, index: u64) -> Entry {
@@ -38,12 +41,17 @@ fn small_segments() -> LogStoreOptions {
 
 async fn append(store: &mut LogStore, entries: Vec<Entry>) -> Flushed {
     let (sender, receiver) = TypeConfig::oneshot();
-    store.append(entries, IOFlushed::signal(sender)).await.unwrap();
+    store
+        .append(entries, IOFlushed::signal(sender))
+        .await
+        .unwrap();
     receiver
 }
 
 async fn flushed(receiver: Flushed) -> Result<(), io::Error> {
-    receiver.await.unwrap_or_else(|_| Err(io_error("callback dropped")))
+    receiver
+        .await
+        .unwrap_or_else(|_| Err(io_error("callback dropped")))
 }
 
 async fn indexes(store: &mut LogStore) -> Vec<(u64, u64)> {
@@ -63,14 +71,19 @@ fn segments(disk: &SimDisk) -> Vec<String> {
 #[tokio::test]
 async fn entries_survive_truncate_purge_and_reopen() {
     let disk = SimDisk::new(1);
-    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
 
     // Twenty entries roll over several small segments.
     let receiver = append(&mut store, (1..=20).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
     assert!(segments(&disk).len() > 2, "{:?}", segments(&disk));
     let middle = store.try_get_log_entries(5..8).await.unwrap();
-    assert_eq!(middle.iter().map(|entry| entry.index()).collect::<Vec<_>>(), vec![5, 6, 7]);
+    assert_eq!(
+        middle.iter().map(|entry| entry.index()).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
 
     // A new leader overwrites the suffix after 15 with term-2 entries.
     store.truncate_after(Some(log_id(1, 15))).await.unwrap();
@@ -81,20 +94,31 @@ async fn entries_survive_truncate_purge_and_reopen() {
     let segments_before_purge = segments(&disk).len();
     store.purge(log_id(1, 7)).await.unwrap();
     assert!(segments(&disk).len() < segments_before_purge);
-    store.save_vote(&Vote::new(2, "n1".to_string())).await.unwrap();
+    store
+        .save_vote(&Vote::new(2, "n1".to_string()))
+        .await
+        .unwrap();
 
-    let expected: Vec<(u64, u64)> = (8..=15).map(|index| (1, index)).chain((16..=18).map(|index| (2, index))).collect();
+    let expected: Vec<(u64, u64)> = (8..=15)
+        .map(|index| (1, index))
+        .chain((16..=18).map(|index| (2, index)))
+        .collect();
     assert_eq!(indexes(&mut store).await, expected);
 
     // Power loss: everything acknowledged is there after reopening.
     drop(store);
     disk.crash(false);
-    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
     assert_eq!(indexes(&mut reopened).await, expected);
     let state = reopened.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 7)));
     assert_eq!(state.last_log_id, Some(log_id(2, 18)));
-    assert_eq!(reopened.read_vote().await.unwrap(), Some(Vote::new(2, "n1".to_string())));
+    assert_eq!(
+        reopened.read_vote().await.unwrap(),
+        Some(Vote::new(2, "n1".to_string()))
+    );
 
     // Truncating everything and purging past the end both leave a usable log.
     reopened.truncate_after(None).await.unwrap();
@@ -103,7 +127,9 @@ async fn entries_survive_truncate_purge_and_reopen() {
     flushed(receiver).await.unwrap();
     drop(reopened);
     disk.crash(false);
-    let mut again = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+    let mut again = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
     assert_eq!(indexes(&mut again).await, vec![(3, 31)]);
 }
 
@@ -111,7 +137,9 @@ async fn entries_survive_truncate_purge_and_reopen() {
 async fn group_commit_makes_many_appends_durable_with_one_fsync() {
     const APPENDS: u64 = 200;
     let disk = SimDisk::new(2);
-    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
     let fsyncs_before = disk.stats().fsyncs;
 
     // Openraft submits appends without waiting for each flush; they queue up while the
@@ -127,12 +155,17 @@ async fn group_commit_makes_many_appends_durable_with_one_fsync() {
     println!("group commit: {APPENDS} appends, {fsyncs} fsyncs (segment + directory)");
     // A handful of batches, each one fsync of the segment (plus one of the directory
     // that gained it), instead of one fsync per append.
-    assert!(fsyncs * 20 <= APPENDS, "{fsyncs} fsyncs for {APPENDS} appends");
+    assert!(
+        fsyncs * 20 <= APPENDS,
+        "{fsyncs} fsyncs for {APPENDS} appends"
+    );
 
     // Every callback fired only once its entry was durable: a crash keeps them all.
     drop(store);
     disk.crash(true);
-    let reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default()).await.unwrap();
+    let reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
     assert_eq!(reopened.last_index(), Some(APPENDS));
 }
 
@@ -140,7 +173,9 @@ async fn group_commit_makes_many_appends_durable_with_one_fsync() {
 async fn a_torn_tail_is_cut_away_and_the_node_starts() {
     for seed in 0..32 {
         let disk = SimDisk::new(seed);
-        let mut store = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+        let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+            .await
+            .unwrap();
         let receiver = append(&mut store, (1..=10).map(|index| entry(1, index)).collect()).await;
         flushed(receiver).await.unwrap();
         drop(store);
@@ -152,7 +187,9 @@ async fn a_torn_tail_is_cut_away_and_the_node_starts() {
         disk.append(&last_segment, &pending).unwrap();
         disk.crash(true);
 
-        let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+        let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+            .await
+            .unwrap();
         let kept = indexes(&mut reopened).await;
         let last = kept.last().unwrap().1;
         assert!((10..=12).contains(&last), "seed {seed}: last index {last}");
@@ -166,7 +203,9 @@ async fn a_torn_tail_is_cut_away_and_the_node_starts() {
 #[tokio::test]
 async fn a_bad_checksum_on_the_final_record_is_a_torn_tail() {
     let disk = SimDisk::new(3);
-    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
     let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
     drop(store);
@@ -174,14 +213,18 @@ async fn a_bad_checksum_on_the_final_record_is_a_torn_tail() {
     let segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
     let length = disk.read(&segment).unwrap().unwrap().len();
     disk.corrupt_byte(&segment, length - 1).unwrap();
-    let reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default()).await.unwrap();
+    let reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
     assert_eq!(reopened.last_index(), Some(4));
 }
 
 #[tokio::test]
 async fn a_bad_record_with_data_after_it_stops_the_node() {
     let disk = SimDisk::new(4);
-    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
     let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
     drop(store);
@@ -209,7 +252,9 @@ async fn a_bad_record_with_data_after_it_stops_the_node() {
 #[tokio::test]
 async fn damage_in_a_segment_that_is_not_the_last_stops_the_node() {
     let disk = SimDisk::new(5);
-    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
     let receiver = append(&mut store, (1..=20).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
     drop(store);
@@ -219,7 +264,9 @@ async fn damage_in_a_segment_that_is_not_the_last_stops_the_node() {
     let first_segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
     let length = disk.read(&first_segment).unwrap().unwrap().len();
     disk.corrupt_byte(&first_segment, length - 1).unwrap();
-    let error = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap_err();
+    let error = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, LogStoreError::Corrupt { path, .. } if path == &first_segment),
         "{error}"
@@ -227,14 +274,18 @@ async fn damage_in_a_segment_that_is_not_the_last_stops_the_node() {
 
     // A shortened earlier segment is refused too.
     let disk = SimDisk::new(6);
-    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap();
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
     let receiver = append(&mut store, (1..=20).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
     drop(store);
     let first_segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
     let length = disk.read(&first_segment).unwrap().unwrap().len();
     disk.truncate(&first_segment, length as u64 - 3).unwrap();
-    let error = LogStore::open(Arc::new(disk.clone()), small_segments()).await.unwrap_err();
+    let error = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap_err();
     assert!(matches!(error, LogStoreError::Corrupt { .. }), "{error}");
 }
 
@@ -255,7 +306,10 @@ impl PowerCutDisk {
         }
     }
 
-    fn step<T>(&self, operation: impl FnOnce(&SimDisk) -> Result<T, DiskError>) -> Result<T, DiskError> {
+    fn step<T>(
+        &self,
+        operation: impl FnOnce(&SimDisk) -> Result<T, DiskError>,
+    ) -> Result<T, DiskError> {
         let mut operations = self.operations.lock().unwrap();
         operations.0 += 1;
         if operations.0 == operations.1 {
@@ -322,7 +376,9 @@ async fn a_crash_never_loses_an_entry_whose_flush_was_acknowledged() {
             let mut waiting = Vec::new();
             'appending: for round in 0..12u64 {
                 let count = 1 + (seed + round) % 3;
-                let batch: Vec<Entry> = (index..index + count).map(|index| entry(1, index)).collect();
+                let batch: Vec<Entry> = (index..index + count)
+                    .map(|index| entry(1, index))
+                    .collect();
                 index += count;
                 waiting.push((index - 1, append(&mut store, batch).await));
                 if round % 2 == 1 {
@@ -367,7 +423,12 @@ async fn a_crash_never_loses_an_entry_whose_flush_was_acknowledged() {
             );
             let kept = indexes(&mut reopened).await;
             if let (Some(first), Some(end)) = (kept.first(), kept.last()) {
-                assert_eq!(kept, (first.1..=end.1).map(|index| (1, index)).collect::<Vec<_>>());
+                assert_eq!(
+                    kept,
+                    (first.1..=end.1)
+                        .map(|index| (1, index))
+                        .collect::<Vec<_>>()
+                );
             }
         }
     }
