@@ -12,6 +12,7 @@ pub mod env;
 pub mod http;
 pub mod logical;
 pub mod policy;
+pub mod raft;
 pub mod seal;
 pub mod server;
 pub mod storage;

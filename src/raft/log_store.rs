@@ -1,0 +1,686 @@
+//! The Raft log on the [`Disk`] seam: checksummed records in segment files under
+//! `raft/log/`, each named by the index of its first entry (zero-padded, so names sort
+//! by index), rolled at a size limit.
+//!
+//! Owns: the segments, the vote (`raft/vote`) and the last purged log id
+//! (`raft/purged`), both written atomically.
+//!
+//! Events in: openraft's `append`, `truncate_after`, `purge`, `save_vote` and reads.
+//! Appends become visible to readers at once (openraft replicates entries it has
+//! submitted) and are queued to one writer task. The writer takes everything queued,
+//! writes it, does ONE `sync` per touched file, and only then fires every waiting
+//! `IOFlushed` callback: group commit, many appends per fsync. Truncation and purge go
+//! through the same queue, so disk operations happen in the order openraft issued them.
+//!
+//! Invariants: a callback fires only after its entries are durable; the entries kept
+//! after the last purged id are contiguous; a damaged record is either a torn tail of the
+//! last segment (cut away on open, it was never acknowledged) or an error naming the file
+//! and offset — never silently skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex};
+
+use openraft::OptionalSend;
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{self, RecordRead};
+use super::types::{Entry, LogId, TypeConfig, Vote};
+use crate::env::disk::write_atomic;
+use crate::env::runtime::blocking;
+use crate::env::{Disk, DiskError};
+
+/// The directory of the log segments.
+pub const LOG_DIR: &str = "raft/log";
+/// The persisted vote.
+pub const VOTE_PATH: &str = "raft/vote";
+/// The persisted last purged log id.
+pub const PURGED_PATH: &str = "raft/purged";
+/// A segment is rolled once appending would take it past this size.
+pub const SEGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// The largest encoded entry (a batch of `storage::BATCH_OPS_MAX` small operations fits).
+pub const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The largest vote or purged-id record.
+const SMALL_RECORD_BYTES_MAX: usize = 4096;
+/// How many requests may wait for the writer before `append` waits in turn.
+pub const WRITE_QUEUE_DEPTH_MAX: usize = 1024;
+/// The most requests the writer takes into one batch (one fsync).
+pub const WRITE_BATCH_REQUESTS_MAX: usize = 1024;
+
+const SEGMENT_SUFFIX: &str = ".seg";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogStoreError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// A damaged record that is not a torn tail: the node must not start on this log.
+    #[error("raft log corrupt in {path} at offset {offset}: {reason}")]
+    Corrupt {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("raft storage file {path} is invalid: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// Tunables; production uses [`LogStoreOptions::default`], tests roll segments sooner.
+#[derive(Debug, Clone, Copy)]
+pub struct LogStoreOptions {
+    pub segment_bytes_max: u64,
+}
+
+impl Default for LogStoreOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes_max: SEGMENT_BYTES_MAX,
+        }
+    }
+}
+
+/// What readers see: every submitted entry, the vote, the last purged id.
+#[derive(Debug, Default)]
+struct Shared {
+    entries: BTreeMap<u64, Entry>,
+    vote: Option<Vote>,
+    last_purged: Option<LogId>,
+}
+
+enum WriteRequest {
+    Append {
+        records: Vec<(u64, Vec<u8>)>,
+        callback: IOFlushed<TypeConfig>,
+    },
+    /// Remove every entry with an index of `from` or more.
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Purge {
+        upto: LogId,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The segmented log; cheap to clone (the clones share state and the writer).
+#[derive(Clone)]
+pub struct LogStore {
+    disk: Arc<dyn Disk>,
+    shared: Arc<Mutex<Shared>>,
+    writer: mpsc::Sender<WriteRequest>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("LogStore")
+    }
+}
+
+fn segment_path(first_index: u64) -> String {
+    format!("{LOG_DIR}/{first_index:020}{SEGMENT_SUFFIX}")
+}
+
+fn io_error(error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+impl LogStore {
+    /// Open the log on `disk`: read the vote and purge point, scan every segment, cut a
+    /// torn tail off the last one, and start the writer task.
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        options: LogStoreOptions,
+    ) -> Result<Self, LogStoreError> {
+        let recovering = disk.clone();
+        let (writer, shared) = blocking(move || recover(recovering, options)).await?;
+        let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
+        tokio::spawn(run_writer(writer, receiver));
+        Ok(Self {
+            disk,
+            shared: Arc::new(Mutex::new(shared)),
+            writer: sender,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The index of the last entry (or of the last purged one), if any.
+    pub fn last_index(&self) -> Option<u64> {
+        let shared = self.lock();
+        shared
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .or(shared.last_purged.as_ref().map(|log_id| log_id.index))
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> WriteRequest,
+    ) -> Result<(), io::Error> {
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(make(done))
+            .await
+            .map_err(|_| io_error("raft log writer stopped"))?;
+        wait.await
+            .map_err(|_| io_error("raft log writer stopped"))?
+            .map_err(io_error)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = range.start_bound().cloned();
+        let end = range.end_bound().cloned();
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (start, end)
+            && s > e
+        {
+            return Ok(Vec::new());
+        }
+        let shared = self.lock();
+        Ok(shared
+            .entries
+            .range((start, end))
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.lock().vote.clone())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let shared = self.lock();
+        let last_log_id = shared
+            .entries
+            .values()
+            .next_back()
+            .map(|entry| entry.log_id())
+            .or(shared.last_purged.clone());
+        Ok(LogState {
+            last_purged_log_id: shared.last_purged.clone(),
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let bytes = record::encode(vote, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
+        let disk = self.disk.clone();
+        blocking(move || write_atomic(disk.as_ref(), VOTE_PATH, &bytes))
+            .await
+            .map_err(io_error)?;
+        self.lock().vote = Some(vote.clone());
+        Ok(())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let bytes = record::encode(entry, ENTRY_BYTES_MAX).map_err(io_error)?;
+            records.push((entry.index(), bytes));
+        }
+        {
+            let mut shared = self.lock();
+            for entry in entries {
+                shared.entries.insert(entry.index(), entry);
+            }
+        }
+        self.writer
+            .send(WriteRequest::Append { records, callback })
+            .await
+            .map_err(|_| io_error("raft log writer stopped"))
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |log_id| log_id.index + 1);
+        self.lock().entries.split_off(&from);
+        self.request(|done| WriteRequest::Truncate { from, done })
+            .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        {
+            let mut shared = self.lock();
+            let kept = shared.entries.split_off(&(log_id.index + 1));
+            shared.entries = kept;
+            shared.last_purged = Some(log_id.clone());
+        }
+        self.request(|done| WriteRequest::Purge { upto: log_id, done })
+            .await
+    }
+}
+
+/// One segment file as the writer knows it.
+#[derive(Debug, Clone)]
+struct Segment {
+    bytes: u64,
+    last_index: Option<u64>,
+}
+
+/// The writer task's view of the files. Only the writer touches segments after open.
+struct SegmentWriter {
+    disk: Arc<dyn Disk>,
+    options: LogStoreOptions,
+    /// Keyed by first index.
+    segments: BTreeMap<u64, Segment>,
+    /// Entry index to (segment first index, byte offset).
+    locations: BTreeMap<u64, (u64, u64)>,
+    /// Set after a failed disk operation: memory and disk may disagree, so every later
+    /// request fails too and openraft stops the node.
+    failed: Option<String>,
+}
+
+/// Work done but not yet durable within one batch.
+#[derive(Default)]
+struct Pending {
+    files: BTreeSet<String>,
+    directory: bool,
+    callbacks: Vec<IOFlushed<TypeConfig>>,
+}
+
+async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<WriteRequest>) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH_REQUESTS_MAX {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        writer = blocking(move || {
+            writer.process(batch);
+            writer
+        })
+        .await;
+    }
+}
+
+impl SegmentWriter {
+    fn process(&mut self, batch: Vec<WriteRequest>) {
+        let mut pending = Pending::default();
+        for request in batch {
+            match request {
+                WriteRequest::Append { records, callback } => {
+                    pending.callbacks.push(callback);
+                    let result = self
+                        .check_healthy()
+                        .and_then(|()| self.write(&records, &mut pending));
+                    self.note(result);
+                }
+                WriteRequest::Truncate { from, done } => {
+                    self.flush(&mut pending);
+                    let result = self.check_healthy().and_then(|()| self.truncate(from));
+                    self.note(result.clone());
+                    done.send(result).ok();
+                }
+                WriteRequest::Purge { upto, done } => {
+                    self.flush(&mut pending);
+                    let result = self.check_healthy().and_then(|()| self.purge(&upto));
+                    self.note(result.clone());
+                    done.send(result).ok();
+                }
+            }
+        }
+        self.flush(&mut pending);
+    }
+
+    fn check_healthy(&self) -> Result<(), String> {
+        match &self.failed {
+            Some(reason) => Err(format!("raft log failed earlier: {reason}")),
+            None => Ok(()),
+        }
+    }
+
+    fn note(&mut self, result: Result<(), String>) {
+        if let Err(reason) = result
+            && self.failed.is_none()
+        {
+            tracing::error!(%reason, "raft log write failed");
+            self.failed = Some(reason);
+        }
+    }
+
+    /// Make everything written so far durable, then answer the waiting appends.
+    fn flush(&mut self, pending: &mut Pending) {
+        let mut result = self.check_healthy();
+        if result.is_ok() {
+            for path in &pending.files {
+                if let Err(error) = self.disk.sync(path) {
+                    result = Err(error.to_string());
+                    break;
+                }
+            }
+        }
+        if result.is_ok() && pending.directory {
+            result = self
+                .disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string());
+        }
+        self.note(result.clone());
+        for callback in pending.callbacks.drain(..) {
+            callback.io_completed(result.clone().map_err(io_error));
+        }
+        pending.files.clear();
+        pending.directory = false;
+    }
+
+    fn write(&mut self, records: &[(u64, Vec<u8>)], pending: &mut Pending) -> Result<(), String> {
+        for (index, bytes) in records {
+            let current = self
+                .segments
+                .iter()
+                .next_back()
+                .map(|(first, segment)| (*first, segment.clone()));
+            let first = match current {
+                Some((first, segment))
+                    if segment.last_index.map(|last| last + 1) == Some(*index)
+                        && (segment.bytes == 0
+                            || segment.bytes + bytes.len() as u64
+                                <= self.options.segment_bytes_max) =>
+                {
+                    first
+                }
+                _ => {
+                    // A full segment, or a jump in index after a purge past the log
+                    // (a snapshot installed from the leader): start a new segment.
+                    self.segments.insert(
+                        *index,
+                        Segment {
+                            bytes: 0,
+                            last_index: None,
+                        },
+                    );
+                    pending.directory = true;
+                    *index
+                }
+            };
+            let path = segment_path(first);
+            self.disk
+                .append(&path, bytes)
+                .map_err(|error| error.to_string())?;
+            let segment = self
+                .segments
+                .get_mut(&first)
+                .expect("the current segment exists");
+            self.locations.insert(*index, (first, segment.bytes));
+            segment.bytes += bytes.len() as u64;
+            segment.last_index = Some(*index);
+            pending.files.insert(path);
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, from: u64) -> Result<(), String> {
+        // Whole segments first, newest first, made durable before cutting into the one
+        // that straddles `from`: after a crash midway the log is still a prefix.
+        let doomed: Vec<u64> = self
+            .segments
+            .range(from..)
+            .map(|(first, _)| *first)
+            .collect();
+        for first in doomed.iter().rev() {
+            self.disk
+                .remove(&segment_path(*first))
+                .map_err(|error| error.to_string())?;
+            self.segments.remove(first);
+        }
+        if !doomed.is_empty() {
+            self.disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string())?;
+        }
+        if let Some((segment_first, offset)) = self.locations.get(&from).copied() {
+            let path = segment_path(segment_first);
+            self.disk
+                .truncate(&path, offset)
+                .map_err(|error| error.to_string())?;
+            let segment = self
+                .segments
+                .get_mut(&segment_first)
+                .expect("located segments exist");
+            segment.bytes = offset;
+            segment.last_index = from.checked_sub(1);
+        }
+        self.locations.split_off(&from);
+        Ok(())
+    }
+
+    fn purge(&mut self, upto: &LogId) -> Result<(), String> {
+        // The purge point is durable before any segment goes: on open, entries at or
+        // below it are ignored even if a removed segment comes back.
+        let bytes =
+            record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
+        write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| error.to_string())?;
+        let doomed: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|(_, segment)| segment.last_index.is_none_or(|last| last <= upto.index))
+            .map(|(first, _)| *first)
+            .collect();
+        for first in &doomed {
+            self.disk
+                .remove(&segment_path(*first))
+                .map_err(|error| error.to_string())?;
+            self.segments.remove(first);
+        }
+        if !doomed.is_empty() {
+            self.disk
+                .sync_dir(LOG_DIR)
+                .map_err(|error| error.to_string())?;
+        }
+        self.locations = self.locations.split_off(&(upto.index + 1));
+        Ok(())
+    }
+}
+
+fn read_small_record<T: serde::de::DeserializeOwned>(
+    disk: &dyn Disk,
+    path: &str,
+) -> Result<Option<T>, LogStoreError> {
+    let Some(bytes) = disk.read(path)? else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| LogStoreError::Invalid {
+        path: path.to_string(),
+        reason,
+    };
+    match record::read(&bytes, 0, SMALL_RECORD_BYTES_MAX) {
+        RecordRead::Complete { body, end } if end == bytes.len() => {
+            record::decode_body(body).map(Some).map_err(invalid)
+        }
+        RecordRead::Complete { .. } => Err(invalid("trailing bytes".to_string())),
+        RecordRead::Incomplete => Err(invalid("truncated record".to_string())),
+        RecordRead::Corrupt { reason, .. } => Err(invalid(reason)),
+    }
+}
+
+/// Rebuild the in-memory log from the files (see the module docs for what is repaired
+/// and what is refused).
+fn recover(
+    disk: Arc<dyn Disk>,
+    options: LogStoreOptions,
+) -> Result<(SegmentWriter, Shared), LogStoreError> {
+    let vote: Option<Vote> = read_small_record(disk.as_ref(), VOTE_PATH)?;
+    let last_purged: Option<LogId> = read_small_record(disk.as_ref(), PURGED_PATH)?;
+
+    let mut names: BTreeMap<u64, String> = BTreeMap::new();
+    for name in disk.list(LOG_DIR)? {
+        let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) else {
+            continue;
+        };
+        match stem.parse::<u64>() {
+            Ok(first) if segment_path(first) == format!("{LOG_DIR}/{name}") => {
+                names.insert(first, name);
+            }
+            _ => tracing::warn!(%name, "ignoring a file that is not a log segment"),
+        }
+    }
+
+    let mut shared = Shared {
+        entries: BTreeMap::new(),
+        vote,
+        last_purged,
+    };
+    let mut writer = SegmentWriter {
+        disk: disk.clone(),
+        options,
+        segments: BTreeMap::new(),
+        locations: BTreeMap::new(),
+        failed: None,
+    };
+    let segment_count = names.len();
+    let mut directory_changed = false;
+    for (position, first) in names.keys().copied().enumerate() {
+        let is_last = position + 1 == segment_count;
+        let path = segment_path(first);
+        let bytes = disk.read(&path)?.unwrap_or_default();
+        let corrupt = |offset: usize, reason: String| LogStoreError::Corrupt {
+            path: path.clone(),
+            offset: offset as u64,
+            reason,
+        };
+        let mut offset = 0usize;
+        let mut expected_index = first;
+        let mut last_index = None;
+        while offset < bytes.len() {
+            match record::read(&bytes, offset, ENTRY_BYTES_MAX) {
+                RecordRead::Complete { body, end } => {
+                    let entry: Entry =
+                        record::decode_body(body).map_err(|reason| corrupt(offset, reason))?;
+                    if entry.index() != expected_index {
+                        return Err(corrupt(
+                            offset,
+                            format!(
+                                "entry index {} where {expected_index} was expected",
+                                entry.index()
+                            ),
+                        ));
+                    }
+                    writer
+                        .locations
+                        .insert(entry.index(), (first, offset as u64));
+                    shared.entries.insert(entry.index(), entry);
+                    last_index = Some(expected_index);
+                    expected_index += 1;
+                    offset = end;
+                }
+                RecordRead::Incomplete if is_last => {
+                    tracing::warn!(%path, offset, "cutting a torn record off the end of the raft log");
+                    disk.truncate(&path, offset as u64)?;
+                    break;
+                }
+                RecordRead::Corrupt { reason, end } if is_last && end == bytes.len() => {
+                    tracing::warn!(%path, offset, %reason, "cutting a damaged final record off the raft log");
+                    disk.truncate(&path, offset as u64)?;
+                    break;
+                }
+                RecordRead::Incomplete => {
+                    return Err(corrupt(
+                        offset,
+                        "record runs past the end of a segment that is not the last".to_string(),
+                    ));
+                }
+                RecordRead::Corrupt { reason, .. } => {
+                    return Err(corrupt(offset, format!("{reason}, with data after it")));
+                }
+            }
+        }
+        if last_index.is_none() {
+            if !is_last {
+                return Err(corrupt(0, "empty segment that is not the last".to_string()));
+            }
+            // A segment whose first record was torn: nothing in it was acknowledged.
+            disk.remove(&path)?;
+            directory_changed = true;
+            continue;
+        }
+        writer.segments.insert(
+            first,
+            Segment {
+                bytes: offset as u64,
+                last_index,
+            },
+        );
+    }
+
+    if let Some(purged) = &shared.last_purged {
+        // Segments wholly at or below the purge point may come back after a crash
+        // between recording the purge and removing them; finish the job.
+        let doomed: Vec<u64> = writer
+            .segments
+            .iter()
+            .filter(|(_, segment)| segment.last_index.is_none_or(|last| last <= purged.index))
+            .map(|(first, _)| *first)
+            .collect();
+        for first in doomed {
+            disk.remove(&segment_path(first))?;
+            writer.segments.remove(&first);
+            directory_changed = true;
+        }
+        shared.entries = shared.entries.split_off(&(purged.index + 1));
+        writer.locations = writer.locations.split_off(&(purged.index + 1));
+        if let Some(first_kept) = shared.entries.keys().next()
+            && *first_kept > purged.index + 1
+        {
+            return Err(LogStoreError::Invalid {
+                path: LOG_DIR.to_string(),
+                reason: format!(
+                    "log resumes at {first_kept} after purging up to {}",
+                    purged.index
+                ),
+            });
+        }
+    }
+    // Kept entries must be contiguous across segments.
+    let mut previous: Option<u64> = None;
+    for index in shared.entries.keys() {
+        if let Some(previous) = previous
+            && *index != previous + 1
+        {
+            return Err(LogStoreError::Invalid {
+                path: LOG_DIR.to_string(),
+                reason: format!("gap in the log between {previous} and {index}"),
+            });
+        }
+        previous = Some(*index);
+    }
+    if directory_changed {
+        disk.sync_dir(LOG_DIR)?;
+    }
+    Ok((writer, shared))
+}
+
+#[cfg(test)]
+mod tests;

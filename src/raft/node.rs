@@ -1,0 +1,410 @@
+//! [`RaftNode`]: the handle the rest of the server uses for integrated storage. It opens
+//! the log and the state machine on the node's disk, runs openraft, serves peer RPCs on
+//! the cluster listener, and exposes a [`Backend`] whose reads come from this node's
+//! applied state and whose commits go through consensus.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, InitializeError};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+
+use super::log_store::{LogStore, LogStoreError, LogStoreOptions};
+use super::network::{NetworkFactory, serve};
+use super::state_machine::{StateMachine, StateMachineError};
+use super::types::{Command, NodeInfo, Raft, TypeConfig};
+use crate::env::Env;
+use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
+
+/// The cluster name openraft tags its tracing with.
+pub const CLUSTER_NAME: &str = "arca";
+/// How often the leader sends heartbeats.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+/// A follower that hears no leader for a random time in this range stands for election.
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+/// A snapshot is built after this many entries since the last one; the log before it
+/// is then purged.
+pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 1024;
+/// Entries kept after a snapshot, so a briefly lagging follower catches up from the log
+/// rather than a full snapshot.
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 256;
+/// How many times a commit is tried when no leader is known yet (right after an
+/// election openraft can answer "forward to: unknown" on the leader itself).
+pub const COMMIT_ATTEMPTS_MAX: usize = 3;
+pub const COMMIT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// How long `bootstrap` waits for this node to lead its new one-node cluster.
+pub const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error(transparent)]
+    LogStore(#[from] LogStoreError),
+    #[error(transparent)]
+    StateMachine(#[from] StateMachineError),
+    #[error("raft configuration is invalid: {0}")]
+    Config(String),
+    #[error("raft has stopped: {0}")]
+    Fatal(String),
+    #[error("the raft cluster is already initialized")]
+    AlreadyInitialized,
+    #[error("this node is not the leader")]
+    NotLeader { leader_api_addr: Option<String> },
+    #[error("node {0} is not a member of the raft cluster")]
+    UnknownPeer(String),
+    #[error("raft membership change failed: {0}")]
+    Membership(String),
+}
+
+/// One member of the cluster, as `sys/storage/raft/configuration` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: String,
+    /// The peer's cluster address.
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
+
+/// A summary of this node's Raft progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub term: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub leader_id: Option<String>,
+    pub is_leader: bool,
+}
+
+struct NodeInner {
+    node_id: String,
+    info: NodeInfo,
+    raft: Raft,
+    state_machine: StateMachine,
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A running Raft node; clones share it.
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "RaftNode({})", self.inner.node_id)
+    }
+}
+
+fn raft_config() -> Result<openraft::Config, RaftError> {
+    openraft::Config {
+        cluster_name: CLUSTER_NAME.to_string(),
+        heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
+        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|error| RaftError::Config(error.to_string()))
+}
+
+fn write_error(
+    error: openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> RaftError {
+    match error {
+        openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            RaftError::NotLeader {
+                leader_api_addr: forward.leader_node.map(|node| node.api_addr),
+            }
+        }
+        openraft::errors::RaftError::APIError(other) => RaftError::Membership(other.to_string()),
+        openraft::errors::RaftError::Fatal(fatal) => RaftError::Fatal(fatal.to_string()),
+    }
+}
+
+impl RaftNode {
+    /// Open the log and the state machine on `env.disk`, start openraft and serve peer
+    /// RPCs on `cluster_listener`.
+    pub async fn start(
+        env: Env,
+        node_id: String,
+        info: NodeInfo,
+        cluster_listener: tokio::net::TcpListener,
+    ) -> Result<RaftNode, RaftError> {
+        Self::start_with_options(
+            env,
+            node_id,
+            info,
+            cluster_listener,
+            LogStoreOptions::default(),
+        )
+        .await
+    }
+
+    /// [`RaftNode::start`] with explicit log options (tests roll segments sooner).
+    pub async fn start_with_options(
+        env: Env,
+        node_id: String,
+        info: NodeInfo,
+        cluster_listener: tokio::net::TcpListener,
+        log_options: LogStoreOptions,
+    ) -> Result<RaftNode, RaftError> {
+        let log_store = LogStore::open(env.disk.clone(), log_options).await?;
+        let state_machine = StateMachine::open(env.disk.clone()).await?;
+        let raft = Raft::new(
+            node_id.clone(),
+            Arc::new(raft_config()?),
+            NetworkFactory::new(node_id.clone()),
+            log_store,
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|error| RaftError::Fatal(error.to_string()))?;
+        let server = tokio::spawn(serve(cluster_listener, raft.clone()));
+        Ok(RaftNode {
+            inner: Arc::new(NodeInner {
+                node_id,
+                info,
+                raft,
+                state_machine,
+                server: Mutex::new(Some(server)),
+            }),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub fn info(&self) -> &NodeInfo {
+        &self.inner.info
+    }
+
+    /// The openraft handle, for callers that need more than this API.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// This node's applied key space.
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.inner.state_machine
+    }
+
+    /// Initialize a one-node cluster of this node (`sys/init` on the first node, `-dev`).
+    /// Returns once this node leads and has committed its first membership, so it can
+    /// take writes and add voters at once.
+    pub async fn bootstrap(&self) -> Result<(), RaftError> {
+        let members = BTreeMap::from([(self.inner.node_id.clone(), self.inner.info.clone())]);
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => {
+                let node_id = self.inner.node_id.clone();
+                self.inner
+                    .raft
+                    .wait(Some(BOOTSTRAP_TIMEOUT))
+                    .metrics(
+                        move |metrics| {
+                            metrics.state == ServerState::Leader
+                                && metrics.current_leader.as_ref() == Some(&node_id)
+                                && metrics.committed_membership_config.log_id().is_some()
+                                && metrics.last_applied.as_ref().map(|log_id| log_id.index)
+                                    >= metrics
+                                        .committed_membership_config
+                                        .log_id()
+                                        .as_ref()
+                                        .map(|log_id| log_id.index)
+                        },
+                        "bootstrap",
+                    )
+                    .await
+                    .map_err(|error| RaftError::Fatal(error.to_string()))?;
+                Ok(())
+            }
+            Err(openraft::errors::RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Err(RaftError::AlreadyInitialized)
+            }
+            Err(openraft::errors::RaftError::APIError(other)) => {
+                Err(RaftError::Config(other.to_string()))
+            }
+            Err(openraft::errors::RaftError::Fatal(fatal)) => {
+                Err(RaftError::Fatal(fatal.to_string()))
+            }
+        }
+    }
+
+    /// Whether this node has a log or a membership (bootstrapped or joined).
+    pub async fn is_bootstrapped(&self) -> Result<bool, RaftError> {
+        self.inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|error| RaftError::Fatal(error.to_string()))
+    }
+
+    /// Add `node_id` as a learner, wait until it has caught up, then make it a voter.
+    /// Must run on the leader.
+    pub async fn add_voter(&self, node_id: String, info: NodeInfo) -> Result<(), RaftError> {
+        self.inner
+            .raft
+            .add_learner(node_id.clone(), info, true)
+            .await
+            .map_err(write_error)?;
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Remove `node_id` from the cluster (voter or learner). Must run on the leader.
+    pub async fn remove_peer(&self, node_id: &str) -> Result<(), RaftError> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let is_voter = membership.voter_ids().any(|voter| voter == node_id);
+        let is_member = membership.nodes().any(|(member, _)| member == node_id);
+        let ids = BTreeSet::from([node_id.to_string()]);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(ids)
+        } else if is_member {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Err(RaftError::UnknownPeer(node_id.to_string()));
+        };
+        self.inner
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    /// Every member with its cluster address, whether it leads and whether it votes.
+    pub fn configuration(&self) -> Vec<Peer> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<String> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(node_id, info)| Peer {
+                node_id: node_id.clone(),
+                address: info.cluster_addr.clone(),
+                leader: metrics.current_leader.as_ref() == Some(node_id),
+                voter: voters.contains(node_id),
+            })
+            .collect()
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<(String, NodeInfo)> {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let leader = metrics.current_leader.clone()?;
+        let info = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(node_id, _)| **node_id == leader)
+            .map(|(_, info)| info.clone())?;
+        Some((leader, info))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        metrics.state == ServerState::Leader
+            && metrics.current_leader.as_deref() == Some(self.inner.node_id.as_str())
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        RaftStatus {
+            term: metrics.current_term,
+            committed_index: metrics
+                .local_committed
+                .as_ref()
+                .map_or(0, |log_id| log_id.index),
+            applied_index: metrics
+                .last_applied
+                .as_ref()
+                .map_or(0, |log_id| log_id.index),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            leader_id: metrics.current_leader.clone(),
+            is_leader: metrics.state == ServerState::Leader,
+        }
+    }
+
+    /// Stop serving peers and stop openraft.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        let server = self
+            .inner
+            .server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(server) = server {
+            server.abort();
+        }
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|error| RaftError::Fatal(error.to_string()))
+    }
+
+    /// The storage backend on this node: reads are local, commits go through Raft.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        Arc::new(RaftBackend {
+            raft: self.inner.raft.clone(),
+            state_machine: self.inner.state_machine.clone(),
+        })
+    }
+}
+
+struct RaftBackend {
+    raft: Raft,
+    state_machine: StateMachine,
+}
+
+impl Backend for RaftBackend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        validate_key(key)?;
+        Ok(self.state_machine.get(key))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.state_machine.list(prefix))
+    }
+
+    fn commit(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            validate_batch(&ops)?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let error = match raft.client_write(Command::Apply { ops: ops.clone() }).await {
+                    Ok(response) => return Ok(response.log_id.index),
+                    Err(error) => write_error(error),
+                };
+                match error {
+                    RaftError::NotLeader {
+                        leader_api_addr: None,
+                    } if attempt < COMMIT_ATTEMPTS_MAX => {
+                        tokio::time::sleep(COMMIT_RETRY_DELAY).await;
+                    }
+                    RaftError::NotLeader { leader_api_addr } => {
+                        return Err(StorageError::NotLeader { leader_api_addr });
+                    }
+                    other => return Err(StorageError::Unavailable(other.to_string())),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests;

@@ -1,0 +1,312 @@
+//! The replicated key space: an in-memory `BTreeMap` of storage keys to ciphertext (the
+//! barrier encrypts before anything reaches Raft; nothing here decrypts), the last
+//! applied log id and the last membership.
+//!
+//! Snapshots are the whole map, written atomically under `raft/snapshot/` (only the
+//! latest is kept). On start the machine is the latest snapshot; openraft then re-applies
+//! the log entries after it as they are known committed.
+//!
+//! Invariant: a `Command::Apply` batch is applied under one lock, so readers see all of
+//! it or none of it.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use serde::{Deserialize, Serialize};
+
+use super::record::{self, RecordRead};
+use super::types::{
+    Command, CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
+use crate::env::disk::write_atomic;
+use crate::env::runtime::blocking;
+use crate::env::{Disk, DiskError};
+use crate::storage::{Op, list_children};
+
+/// The directory of snapshot files.
+pub const SNAPSHOT_DIR: &str = "raft/snapshot";
+/// The largest snapshot this node writes or accepts.
+pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+const SNAPSHOT_SUFFIX: &str = ".snap";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateMachineError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error("snapshot {path} is invalid: {reason}")]
+    InvalidSnapshot { path: String, reason: String },
+}
+
+/// A snapshot file: its metadata and the encoded map.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    map: BTreeMap<String, Vec<u8>>,
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    current_snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+}
+
+/// The state machine; clones share the same map.
+#[derive(Clone)]
+pub struct StateMachine {
+    disk: Arc<dyn Disk>,
+    data: Arc<Mutex<Data>>,
+}
+
+impl Debug for StateMachine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("StateMachine")
+    }
+}
+
+fn snapshot_path(last_index: u64) -> String {
+    format!("{SNAPSHOT_DIR}/{last_index:020}{SNAPSHOT_SUFFIX}")
+}
+
+fn io_error(error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+fn encode_map(map: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, io::Error> {
+    bincode::serde::encode_to_vec(map, bincode::config::standard()).map_err(io_error)
+}
+
+fn decode_map(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    if bytes.len() > SNAPSHOT_BYTES_MAX {
+        return Err(format!(
+            "snapshot of {} bytes exceeds the limit",
+            bytes.len()
+        ));
+    }
+    record::decode_body(bytes)
+}
+
+impl StateMachine {
+    /// Load the latest snapshot on `disk`, if any.
+    pub async fn open(disk: Arc<dyn Disk>) -> Result<Self, StateMachineError> {
+        let loading = disk.clone();
+        let data = blocking(move || load_latest(loading.as_ref())).await?;
+        Ok(Self {
+            disk,
+            data: Arc::new(Mutex::new(data)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The value of `key` in the applied state.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock().map.get(key).cloned()
+    }
+
+    /// Vault's list semantics over the applied state.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        let data = self.lock();
+        list_children(
+            data.map
+                .range(prefix.to_string()..)
+                .map(|(key, _)| key.as_str())
+                .take_while(|key| key.starts_with(prefix)),
+            prefix,
+        )
+    }
+
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.lock()
+            .last_applied
+            .as_ref()
+            .map_or(0, |log_id| log_id.index)
+    }
+
+    /// Every key and value, in key order (tests and convergence checks).
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        self.lock()
+            .map
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Write a snapshot file atomically, then drop older ones.
+    async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), io::Error> {
+        let last_index = meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index);
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: data.as_ref().clone(),
+        };
+        let bytes = record::encode(&file, SNAPSHOT_BYTES_MAX).map_err(io_error)?;
+        let disk = self.disk.clone();
+        blocking(move || -> Result<(), DiskError> {
+            let path = snapshot_path(last_index);
+            write_atomic(disk.as_ref(), &path, &bytes)?;
+            let mut removed = false;
+            for name in disk.list(SNAPSHOT_DIR)? {
+                let other = format!("{SNAPSHOT_DIR}/{name}");
+                if other != path {
+                    disk.remove(&other)?;
+                    removed = true;
+                }
+            }
+            if removed {
+                disk.sync_dir(SNAPSHOT_DIR)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io_error)
+    }
+}
+
+fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
+    let latest = disk
+        .list(SNAPSHOT_DIR)?
+        .into_iter()
+        .filter(|name| name.ends_with(SNAPSHOT_SUFFIX))
+        .max();
+    let Some(name) = latest else {
+        return Ok(Data::default());
+    };
+    let path = format!("{SNAPSHOT_DIR}/{name}");
+    let invalid = |reason: String| StateMachineError::InvalidSnapshot {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = disk
+        .read(&path)?
+        .ok_or_else(|| invalid("vanished while opening".to_string()))?;
+    let file: SnapshotFile = match record::read(&bytes, 0, SNAPSHOT_BYTES_MAX) {
+        RecordRead::Complete { body, end } if end == bytes.len() => {
+            record::decode_body(body).map_err(invalid)?
+        }
+        RecordRead::Complete { .. } => return Err(invalid("trailing bytes".to_string())),
+        RecordRead::Incomplete => return Err(invalid("truncated".to_string())),
+        RecordRead::Corrupt { reason, .. } => return Err(invalid(reason)),
+    };
+    let map = decode_map(&file.data).map_err(invalid)?;
+    Ok(Data {
+        map,
+        last_applied: file.meta.last_log_id.clone(),
+        last_membership: file.meta.last_membership.clone(),
+        current_snapshot: Some((file.meta, Arc::new(file.data))),
+    })
+}
+
+fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, ops: Vec<Op>) {
+    for op in ops {
+        match op {
+            Op::Put { key, value } => {
+                map.insert(key, value);
+            }
+            Op::Delete { key } => {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let (meta, encoded) = {
+            let data = self.lock();
+            let meta = SnapshotMeta {
+                last_log_id: data.last_applied.clone(),
+                last_membership: data.last_membership.clone(),
+            };
+            (meta, encode_map(&data.map)?)
+        };
+        let encoded = Arc::new(encoded);
+        self.persist(&meta, encoded.clone()).await?;
+        self.lock().current_snapshot = Some((meta.clone(), encoded.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: encoded.as_ref().clone(),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let data = self.lock();
+        Ok((data.last_applied.clone(), data.last_membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id();
+            let index = log_id.index;
+            {
+                let mut data = self.lock();
+                data.last_applied = Some(log_id.clone());
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(Command::Apply { ops }) => apply_ops(&mut data.map, ops),
+                    EntryPayload::Membership(membership) => {
+                        data.last_membership = StoredMembership::new(Some(log_id), membership);
+                    }
+                }
+            }
+            if let Some(responder) = responder {
+                responder.send(CommandResponse { index });
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        let map = decode_map(&snapshot).map_err(io_error)?;
+        let encoded = Arc::new(snapshot);
+        self.persist(meta, encoded.clone()).await?;
+        let mut data = self.lock();
+        data.map = map;
+        data.last_applied = meta.last_log_id.clone();
+        data.last_membership = meta.last_membership.clone();
+        data.current_snapshot = Some((meta.clone(), encoded));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        Ok(self
+            .lock()
+            .current_snapshot
+            .as_ref()
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: data.as_ref().clone(),
+            }))
+    }
+}

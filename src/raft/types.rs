@@ -1,0 +1,64 @@
+//! The openraft type configuration: Vault-style string node ids, nodes that carry their
+//! API and cluster addresses, and [`Command`] as the replicated application data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::Op;
+
+/// Where a node answers clients (`api_addr`) and its peers (`cluster_addr`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub api_addr: String,
+    pub cluster_addr: String,
+}
+
+impl std::fmt::Display for NodeInfo {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "api={} cluster={}",
+            self.api_addr, self.cluster_addr
+        )
+    }
+}
+
+/// One replicated state change. New variants are appended at the end only: the log and
+/// snapshots on disk name variants by position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Apply a batch of key-space operations atomically.
+    Apply { ops: Vec<Op> },
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Apply { ops } => write!(formatter, "Apply({} ops)", ops.len()),
+        }
+    }
+}
+
+/// What applying a [`Command`] answers: the log index it was applied at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    pub index: u64,
+}
+
+openraft::declare_raft_types!(
+    /// Arca's Raft: string node ids, [`NodeInfo`] nodes, [`Command`] entries, on the seam's
+    /// runtime (real Tokio, or madsim under `cfg(madsim)`).
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = String,
+        Node = NodeInfo,
+        AsyncRuntime = crate::env::runtime::ArcaRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig, crate::raft::state_machine::StateMachine>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
