@@ -3,6 +3,8 @@
 
 pub mod barrier;
 pub mod env;
+pub mod expiration;
 pub mod logical;
 pub mod server;
 pub mod storage;
+pub mod token;

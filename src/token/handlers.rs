@@ -1,0 +1,487 @@
+//! The `auth/token/` backend: Vault's token endpoints over the [`TokenStore`], the
+//! [`RoleStore`] and the expiration manager.
+//!
+//! The router has already checked the caller's token against the ACL for the path;
+//! what is checked here is what Vault checks inside the token backend: child policies
+//! within the parent's (unless root or sudo), `id` and `no_parent` only for root or
+//! sudo callers, role constraints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::entry::{TokenEntry, TokenType};
+use super::role::{RoleStore, TokenRole, boolean, duration, string_list};
+use super::store::{TokenError, TokenParams, TokenStore, auth_for};
+use crate::expiration::ExpirationManager;
+use crate::logical::LogicalError;
+use crate::logical::{Operation, Request, Response};
+
+/// What the token backend needs to know about policies, answered by the ACL layer.
+pub trait PolicyLookup: Send + Sync {
+    /// Whether a policy of this name exists (missing ones produce warnings).
+    fn policy_exists(&self, name: &str) -> bool;
+    /// Whether tokens with `policies` hold `sudo` on `path` (e.g. `auth/token/create`).
+    fn has_sudo(&self, policies: &[String], path: &str) -> bool;
+}
+
+/// Vault's `auth/token/` backend.
+#[derive(Clone)]
+pub struct TokenBackend {
+    expiration: ExpirationManager,
+    roles: RoleStore,
+    policies: Arc<dyn PolicyLookup>,
+}
+
+impl std::fmt::Debug for TokenBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("TokenBackend")
+    }
+}
+
+impl TokenBackend {
+    pub fn new(
+        expiration: ExpirationManager,
+        roles: RoleStore,
+        policies: Arc<dyn PolicyLookup>,
+    ) -> Self {
+        Self {
+            expiration,
+            roles,
+            policies,
+        }
+    }
+
+    fn store(&self) -> &TokenStore {
+        self.expiration.tokens()
+    }
+
+    /// Handle a request below `auth/token/` (`request.path` relative to the mount).
+    pub async fn handle(&self, request: &Request) -> Result<Response, LogicalError> {
+        let path = request.path.trim_matches('/');
+        let write = matches!(request.operation, Operation::Create | Operation::Update);
+        let read = request.operation == Operation::Read;
+        match path {
+            "create" | "create-orphan" if write => self.create(request, path, None).await,
+            _ if write && path.starts_with("create/") => {
+                let role = &path["create/".len()..];
+                self.create(request, path, Some(role)).await
+            }
+            "lookup" if write || read => {
+                let token = optional_str(request, "token")?;
+                self.lookup(request, token).await
+            }
+            "lookup-self" if write || read => self.lookup(request, None).await,
+            "lookup-accessor" if write => self.lookup_accessor(request).await,
+            "renew" if write => {
+                let token = required_str(request, "token", "token")?;
+                self.renew(request, &token).await
+            }
+            "renew-self" if write => {
+                let token = self.caller(request)?.id;
+                self.renew(request, &token).await
+            }
+            "renew-accessor" if write => self.renew_accessor(request).await,
+            "revoke" if write => {
+                let token = required_str(request, "token", "token")?;
+                self.store().revoke_tree(&token).await?;
+                Ok(Response::default())
+            }
+            "revoke-self" if write => {
+                let token = self.caller(request)?.id;
+                self.store().revoke_tree(&token).await?;
+                Ok(Response::default())
+            }
+            "revoke-accessor" if write => {
+                let accessor = required_str(request, "accessor", "accessor")?;
+                if self.store().revoke_accessor(&accessor).await?.is_empty() {
+                    return Err(LogicalError::BadRequest("invalid accessor".to_string()));
+                }
+                Ok(Response::default())
+            }
+            "revoke-orphan" if write => {
+                let caller = self.caller(request)?;
+                if !self.is_sudo(&caller, "auth/token/revoke-orphan") {
+                    return Err(LogicalError::PermissionDenied);
+                }
+                let token = required_str(request, "token", "token")?;
+                self.store().revoke_orphan(&token).await?;
+                Ok(Response::default())
+            }
+            "accessors" | "accessors/" if request.operation == Operation::List => {
+                let caller = self.caller(request)?;
+                if !self.is_sudo(&caller, "auth/token/accessors") {
+                    return Err(LogicalError::PermissionDenied);
+                }
+                Response::list(self.store().list_accessors()?)
+            }
+            "roles" if request.operation == Operation::List => Response::list(self.roles.list()?),
+            _ if path.starts_with("roles/") => self.role(request, &path["roles/".len()..]).await,
+            _ => Err(LogicalError::UnsupportedPath(format!(
+                "no handler for route \"auth/token/{path}\". route entry not found."
+            ))),
+        }
+    }
+
+    fn caller(&self, request: &Request) -> Result<TokenEntry, LogicalError> {
+        let token = request
+            .client_token
+            .as_deref()
+            .ok_or(LogicalError::PermissionDenied)?;
+        self.store()
+            .lookup(token, request.now_unix)?
+            .ok_or(LogicalError::PermissionDenied)
+    }
+
+    fn is_sudo(&self, caller: &TokenEntry, path: &str) -> bool {
+        caller.is_root() || self.policies.has_sudo(&caller.policies, path)
+    }
+
+    async fn create(
+        &self,
+        request: &Request,
+        path: &str,
+        role_name: Option<&str>,
+    ) -> Result<Response, LogicalError> {
+        let parent = self.caller(request)?;
+        let sudo = self.is_sudo(&parent, &format!("auth/token/{path}"));
+        let body = &request.data;
+        let role_name = role_name
+            .map(str::to_string)
+            .or(optional_str(request, "role_name")?);
+        let role = match &role_name {
+            Some(name) => Some(
+                self.roles
+                    .get(name)?
+                    .ok_or_else(|| LogicalError::BadRequest(format!("unknown role {name}")))?,
+            ),
+            None => None,
+        };
+
+        let id = optional_str(request, "id")?;
+        if id.is_some() && !sudo {
+            return Err(LogicalError::BadRequest(
+                "root or sudo privileges required to specify token id".to_string(),
+            ));
+        }
+        if id.as_deref().is_some_and(|id| id.contains('.')) {
+            return Err(LogicalError::BadRequest(
+                "token IDs can not contain a '.'".to_string(),
+            ));
+        }
+        let no_parent = flag(body, "no_parent", false)?;
+        if no_parent && !sudo {
+            return Err(LogicalError::BadRequest(
+                "root or sudo privileges required to create orphan token".to_string(),
+            ));
+        }
+        let orphan =
+            no_parent || path == "create-orphan" || role.as_ref().is_some_and(|r| r.orphan);
+        let token_type = match optional_str(request, "type")?.as_deref() {
+            None | Some("") | Some("service") => TokenType::Service,
+            Some("batch") => TokenType::Batch,
+            Some(other) => {
+                return Err(LogicalError::BadRequest(format!(
+                    "unsupported token type {other:?}"
+                )));
+            }
+        };
+        let mut no_default_policy = flag(body, "no_default_policy", false)?;
+        let requested = match body.get("policies") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(string_list("policies", value)?),
+        };
+
+        let mut policies = match (&role, requested) {
+            (Some(role), requested) => {
+                no_default_policy |= role.token_no_default_policy;
+                role_policies(role, requested, &parent, sudo)?
+            }
+            (None, Some(requested)) => {
+                check_subset(&requested, &parent, sudo)?;
+                requested
+            }
+            (None, None) => parent.policies.clone(),
+        };
+        if no_default_policy {
+            policies.retain(|policy| policy != "default");
+        }
+
+        let mut params = TokenParams {
+            id,
+            policies: Some(policies),
+            no_default_policy,
+            meta: meta(body)?,
+            display_name: display_name(optional_str(request, "display_name")?.as_deref()),
+            num_uses: integer(body, "num_uses")?,
+            ttl: duration_field(body, "ttl")?,
+            explicit_max_ttl: duration_field(body, "explicit_max_ttl")?,
+            max_ttl: 0,
+            period: duration_field(body, "period")?,
+            renewable: flag(body, "renewable", true)?,
+            path: format!("auth/token/{path}"),
+            entity_id: if orphan {
+                String::new()
+            } else {
+                parent.entity_id.clone()
+            },
+            role: role_name.clone().unwrap_or_default(),
+            token_type,
+        };
+        if let Some(role) = &role {
+            if role.token_period > 0 {
+                params.period = role.token_period;
+            }
+            if role.token_explicit_max_ttl > 0
+                && (params.explicit_max_ttl == 0
+                    || params.explicit_max_ttl > role.token_explicit_max_ttl)
+            {
+                params.explicit_max_ttl = role.token_explicit_max_ttl;
+            }
+            if role.token_num_uses > 0
+                && (params.num_uses == 0 || params.num_uses > role.token_num_uses)
+            {
+                params.num_uses = role.token_num_uses;
+            }
+            params.renewable &= role.renewable;
+            params.token_type = role.token_type();
+            params.path = format!("auth/token/create/{}", role.name);
+            if !role.path_suffix.is_empty() {
+                params.path = format!("{}/{}", params.path, role.path_suffix);
+            }
+        }
+        if params.period > 0 && !sudo && role.is_none() {
+            return Err(LogicalError::BadRequest(
+                "root or sudo privileges required to create periodic token".to_string(),
+            ));
+        }
+
+        let parent_ref = if orphan { None } else { Some(&parent) };
+        let (auth, entry) = self
+            .store()
+            .create(parent_ref, params, request.now_unix)
+            .await?;
+        self.expiration.register_token(&entry).await?;
+
+        let mut response = Response {
+            auth: Some(auth),
+            ..Response::default()
+        };
+        for policy in &entry.policies {
+            if policy != "default" && policy != "root" && !self.policies.policy_exists(policy) {
+                response
+                    .warnings
+                    .push(format!("Policy {policy:?} does not exist"));
+            }
+        }
+        Ok(response)
+    }
+
+    async fn lookup(
+        &self,
+        request: &Request,
+        token: Option<String>,
+    ) -> Result<Response, LogicalError> {
+        let entry = match token {
+            Some(token) if !token.is_empty() => self.store().lookup(&token, request.now_unix)?,
+            _ => Some(self.caller(request)?),
+        };
+        let entry = entry.ok_or(LogicalError::PermissionDenied)?;
+        Ok(Response::data(entry.lookup_data(request.now_unix)))
+    }
+
+    async fn lookup_accessor(&self, request: &Request) -> Result<Response, LogicalError> {
+        let accessor = required_str(request, "accessor", "accessor")?;
+        let entry = self
+            .store()
+            .lookup_accessor(&accessor, request.now_unix)?
+            .ok_or_else(|| LogicalError::BadRequest("invalid accessor".to_string()))?;
+        Ok(Response::data(entry.lookup_data(request.now_unix)))
+    }
+
+    async fn renew(&self, request: &Request, token: &str) -> Result<Response, LogicalError> {
+        let increment = duration_field(&request.data, "increment")?;
+        let (entry, warnings) = self
+            .expiration
+            .renew_token(token, increment, request.now_unix)
+            .await?;
+        Ok(renewal_response(&entry, warnings, request.now_unix))
+    }
+
+    async fn renew_accessor(&self, request: &Request) -> Result<Response, LogicalError> {
+        let accessor = required_str(request, "accessor", "accessor")?;
+        let increment = duration_field(&request.data, "increment")?;
+        let (entry, warnings) = self
+            .expiration
+            .renew_token_accessor(&accessor, increment, request.now_unix)
+            .await
+            .map_err(|error| match error {
+                crate::expiration::LeaseError::Token(TokenError::NotFound) => {
+                    LogicalError::BadRequest("invalid accessor".to_string())
+                }
+                other => other.into(),
+            })?;
+        Ok(renewal_response(&entry, warnings, request.now_unix))
+    }
+
+    async fn role(&self, request: &Request, name: &str) -> Result<Response, LogicalError> {
+        match request.operation {
+            Operation::Read => {
+                let role = self.roles.get(name)?.ok_or(LogicalError::NotFound)?;
+                Ok(Response::data(role.to_data()))
+            }
+            Operation::Create | Operation::Update => {
+                self.roles.write(name, &request.data).await?;
+                Ok(Response::default())
+            }
+            Operation::Delete => {
+                self.roles.delete(name).await?;
+                Ok(Response::default())
+            }
+            _ => Err(LogicalError::UnsupportedOperation),
+        }
+    }
+}
+
+fn renewal_response(entry: &TokenEntry, warnings: Vec<String>, now_unix: i64) -> Response {
+    let mut auth = auth_for(entry);
+    auth.lease_duration = entry.remaining_ttl(now_unix);
+    Response {
+        auth: Some(auth),
+        warnings,
+        ..Response::default()
+    }
+}
+
+/// Policies for `create/:role`: within the role's allowed list (or the parent's when
+/// the role allows any), never a disallowed one.
+fn role_policies(
+    role: &TokenRole,
+    requested: Option<Vec<String>>,
+    parent: &TokenEntry,
+    sudo: bool,
+) -> Result<Vec<String>, LogicalError> {
+    let policies = match requested {
+        Some(requested) => requested,
+        None if !role.allowed_policies.is_empty() => role.allowed_policies.clone(),
+        None => parent
+            .policies
+            .iter()
+            .filter(|policy| !role.disallowed_policies.contains(policy))
+            .cloned()
+            .collect(),
+    };
+    let named: Vec<&String> = policies.iter().filter(|p| *p != "default").collect();
+    if !role.allowed_policies.is_empty() {
+        if let Some(outside) = named.iter().find(|p| !role.allowed_policies.contains(p)) {
+            return Err(LogicalError::BadRequest(format!(
+                "token policies ({outside:?}) must be subset of the role's allowed policies"
+            )));
+        }
+    } else {
+        check_subset(&policies, parent, sudo)?;
+    }
+    if let Some(denied) = named.iter().find(|p| role.disallowed_policies.contains(p)) {
+        return Err(LogicalError::BadRequest(format!(
+            "token policies ({denied:?}) contains disallowed policies"
+        )));
+    }
+    Ok(policies)
+}
+
+fn check_subset(requested: &[String], parent: &TokenEntry, sudo: bool) -> Result<(), LogicalError> {
+    if sudo {
+        return Ok(());
+    }
+    let within = requested.iter().all(|policy| {
+        let policy = policy.trim().to_lowercase();
+        policy.is_empty() || policy == "default" || parent.policies.contains(&policy)
+    });
+    if within {
+        Ok(())
+    } else {
+        Err(LogicalError::BadRequest(
+            "child policies must be subset of parent".to_string(),
+        ))
+    }
+}
+
+/// Vault's display name: `token`, or `token-<name>` with anything outside
+/// `[A-Za-z0-9-]` replaced by `-`.
+fn display_name(requested: Option<&str>) -> String {
+    match requested {
+        None | Some("") => "token".to_string(),
+        Some(name) => {
+            let cleaned: String = name
+                .chars()
+                .take(super::store::DISPLAY_NAME_BYTES_MAX - "token-".len())
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("token-{cleaned}")
+        }
+    }
+}
+
+fn meta(body: &Map<String, Value>) -> Result<BTreeMap<String, String>, LogicalError> {
+    match body.get("meta") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) => Ok((key.clone(), text.clone())),
+                _ => Err(LogicalError::BadRequest(
+                    "meta values must be strings".to_string(),
+                )),
+            })
+            .collect(),
+        Some(_) => Err(LogicalError::BadRequest(
+            "meta must be a map of strings".to_string(),
+        )),
+    }
+}
+
+fn optional_str(request: &Request, field: &str) -> Result<Option<String>, LogicalError> {
+    Ok(crate::logical::field_str(&request.data, field)?.map(str::to_string))
+}
+
+fn required_str(request: &Request, field: &str, what: &str) -> Result<String, LogicalError> {
+    optional_str(request, field)?
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| LogicalError::BadRequest(format!("missing {what}")))
+}
+
+fn flag(body: &Map<String, Value>, field: &str, default: bool) -> Result<bool, LogicalError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => Ok(boolean(field, value)?),
+    }
+}
+
+fn duration_field(body: &Map<String, Value>, field: &str) -> Result<i64, LogicalError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(0),
+        Some(value) => Ok(duration(field, value)?),
+    }
+}
+
+fn integer(body: &Map<String, Value>, field: &str) -> Result<i64, LogicalError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .ok_or_else(|| LogicalError::BadRequest(format!("{field} must be an integer"))),
+        Some(Value::String(text)) => text
+            .parse()
+            .map_err(|_| LogicalError::BadRequest(format!("{field} must be an integer"))),
+        Some(_) => Err(LogicalError::BadRequest(format!(
+            "{field} must be an integer"
+        ))),
+    }
+}

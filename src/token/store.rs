@@ -1,0 +1,875 @@
+//! [`TokenStore`]: creation, lookup, use counting, renewal and revocation of tokens.
+//!
+//! Storage layout, relative to the view the caller gives (`sys/token/`, local):
+//!
+//! | key | value |
+//! |---|---|
+//! | `salt` | the cluster's token salt and long-form signing key (random, created once) |
+//! | `id/<salted id>` | [`TokenEntry`] |
+//! | `accessor/<salted accessor>` | the accessor and the salted id it belongs to |
+//! | `parent/<parent salted id>/<child salted id>` | empty: the child index |
+//!
+//! A salted id is hex HMAC-SHA256(salt, short token); a salted accessor likewise.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::future::BoxFuture;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::entry::{TokenEntry, TokenType};
+use super::format;
+use super::{DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS};
+use crate::barrier::{BarrierError, View, Write};
+use crate::env::SharedRng;
+use crate::logical::{Auth, LogicalError};
+
+/// The most policies one token may carry.
+pub const POLICIES_PER_TOKEN_MAX: usize = 64;
+/// The longest policy name accepted on a token.
+pub const POLICY_NAME_BYTES_MAX: usize = 128;
+/// The most `meta` entries, and the longest key and value.
+pub const META_ENTRIES_MAX: usize = 64;
+pub const META_KEY_BYTES_MAX: usize = 128;
+pub const META_VALUE_BYTES_MAX: usize = 512;
+/// The largest `num_uses` a token may be given.
+pub const NUM_USES_MAX: i64 = 1_000_000;
+/// The longest display name (Vault truncates; we refuse).
+pub const DISPLAY_NAME_BYTES_MAX: usize = 256;
+/// Writes per storage batch while revoking a tree; far below the storage batch limit
+/// so one revocation never hogs the log.
+pub const REVOKE_BATCH_WRITES_MAX: usize = 1024;
+
+const SALT_KEY: &str = "salt";
+const ID_PREFIX: &str = "id/";
+const ACCESSOR_PREFIX: &str = "accessor/";
+const PARENT_PREFIX: &str = "parent/";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the token store refuses, or a storage failure underneath.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("token not found")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] BarrierError),
+}
+
+impl From<TokenError> for LogicalError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Invalid(message) => LogicalError::BadRequest(message),
+            TokenError::NotFound => LogicalError::BadRequest("invalid token".to_string()),
+            TokenError::Storage(barrier) => barrier.into(),
+        }
+    }
+}
+
+/// A revoked token, as hooks see it (never the token text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub salted_id: String,
+    pub accessor: String,
+}
+
+/// Told about every revoked token after its entry is gone, so data keyed by the token
+/// (cubbyhole, leases) is removed too. Hooks run in revocation order, children first.
+pub trait RevocationHook: Send + Sync {
+    fn token_revoked<'a>(
+        &'a self,
+        revoked: &'a RevokedToken,
+    ) -> BoxFuture<'a, Result<(), BarrierError>>;
+}
+
+/// What a new token should be. Validation of the caller's authority (policy subsets,
+/// `id`, orphans) is the handler's job; the store checks shapes and bounds.
+#[derive(Clone, Default)]
+pub struct TokenParams {
+    /// A caller-chosen token (root callers only); printed as is, never in long form.
+    pub id: Option<String>,
+    /// `None` inherits the parent's policies.
+    pub policies: Option<Vec<String>>,
+    pub no_default_policy: bool,
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    pub num_uses: i64,
+    pub ttl: i64,
+    pub explicit_max_ttl: i64,
+    pub max_ttl: i64,
+    pub period: i64,
+    pub renewable: bool,
+    /// The creation path, e.g. `auth/token/create` or `auth/userpass/login/bob`.
+    pub path: String,
+    pub entity_id: String,
+    pub role: String,
+    pub token_type: TokenType,
+}
+
+impl std::fmt::Debug for TokenParams {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TokenParams")
+            .field("id", &self.id.as_ref().map(|_| "<redacted>"))
+            .field("policies", &self.policies)
+            .field("ttl", &self.ttl)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster's token secrets, created at first use.
+#[derive(Clone, Serialize, Deserialize)]
+struct ClusterKeys {
+    /// base64 of 32 random bytes keying the salted ids.
+    salt: String,
+    /// base64 of 32 random bytes keying the long-form HMAC.
+    signing_key: String,
+}
+
+#[derive(Clone)]
+struct Keys {
+    salt: [u8; 32],
+    signing_key: [u8; 32],
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccessorRecord {
+    accessor: String,
+    salted_id: String,
+}
+
+/// The token store. Cheap to clone; clones share the cache, lock and hooks.
+#[derive(Clone)]
+pub struct TokenStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    view: View,
+    rng: SharedRng,
+    keys: Mutex<Option<Keys>>,
+    /// Serializes read-modify-write of entries (use counts, renewals, the tree).
+    write_lock: tokio::sync::Mutex<()>,
+    hooks: Mutex<Vec<Arc<dyn RevocationHook>>>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("TokenStore")
+    }
+}
+
+impl TokenStore {
+    /// `view` is the local `sys/token/` view.
+    pub fn new(view: View, rng: SharedRng) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                view,
+                rng,
+                keys: Mutex::new(None),
+                write_lock: tokio::sync::Mutex::new(()),
+                hooks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn add_revocation_hook(&self, hook: Arc<dyn RevocationHook>) {
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(hook);
+    }
+
+    /// A root token: policies `["root"]`, no expiry, display name `root`. `id` is the
+    /// dev server's `-dev-root-token-id`; otherwise a fresh short token.
+    pub async fn create_root(
+        &self,
+        now_unix: i64,
+        id: Option<&str>,
+    ) -> Result<(String, TokenEntry), TokenError> {
+        let params = TokenParams {
+            id: Some(id.map_or_else(|| format::new_short_token(&self.inner.rng), str::to_string)),
+            policies: Some(vec!["root".to_string()]),
+            display_name: "root".to_string(),
+            path: "auth/token/root".to_string(),
+            ..TokenParams::default()
+        };
+        let (auth, entry) = self.create(None, params, now_unix).await?;
+        Ok((auth.client_token, entry))
+    }
+
+    /// Create a token below `parent` (or an orphan), applying Vault's TTL rules.
+    pub async fn create(
+        &self,
+        parent: Option<&TokenEntry>,
+        params: TokenParams,
+        now_unix: i64,
+    ) -> Result<(Auth, TokenEntry), TokenError> {
+        if params.token_type == TokenType::Batch {
+            return Err(TokenError::Invalid(
+                "batch tokens are not supported by this server".to_string(),
+            ));
+        }
+        check_bounds(&params)?;
+        let policies = match &params.policies {
+            Some(policies) => sanitize_policies(policies, !params.no_default_policy),
+            None => parent.map_or_else(
+                || sanitize_policies(&[], !params.no_default_policy),
+                |parent| parent.policies.clone(),
+            ),
+        };
+        if policies.len() > POLICIES_PER_TOKEN_MAX {
+            return Err(TokenError::Invalid(format!(
+                "a token may carry at most {POLICIES_PER_TOKEN_MAX} policies"
+            )));
+        }
+        let is_root = policies.iter().any(|policy| policy == "root");
+        let (ttl, renewable) = creation_ttl(&params, is_root, parent)?;
+
+        let keys = self.keys().await?;
+        let (short, client_token) = match &params.id {
+            Some(id) => (id.clone(), id.clone()),
+            None => {
+                let short = format::new_short_token(&self.inner.rng);
+                let long = format::encode_long_form(&short, &keys.signing_key);
+                (short, long)
+            }
+        };
+        let salted_id = salt(&keys.salt, &short);
+        let accessor = format::new_accessor(&self.inner.rng);
+        let entry = TokenEntry {
+            id: client_token.clone(),
+            salted_id: salted_id.clone(),
+            accessor: accessor.clone(),
+            parent: parent.map(|parent| parent.salted_id.clone()),
+            policies,
+            meta: params.meta,
+            display_name: params.display_name,
+            num_uses: params.num_uses,
+            creation_time: now_unix,
+            ttl,
+            explicit_max_ttl: params.explicit_max_ttl,
+            max_ttl: params.max_ttl,
+            period: params.period,
+            path: params.path,
+            entity_id: params.entity_id,
+            renewable,
+            role: params.role,
+            token_type: params.token_type,
+            expire_time: (ttl > 0).then(|| now_unix.saturating_add(ttl)),
+            last_renewal_time: None,
+        };
+
+        let _guard = self.inner.write_lock.lock().await;
+        if self.entry_by_salted(&salted_id)?.is_some() {
+            return Err(TokenError::Invalid(
+                "cannot create a token with a duplicate ID".to_string(),
+            ));
+        }
+        if let Some(parent) = parent
+            && self.entry_by_salted(&parent.salted_id)?.is_none()
+        {
+            return Err(TokenError::Invalid(
+                "parent token is no longer valid".to_string(),
+            ));
+        }
+        let mut writes = vec![
+            put_json(format!("{ID_PREFIX}{salted_id}"), &entry),
+            put_json(
+                format!("{ACCESSOR_PREFIX}{}", salt(&keys.salt, &accessor)),
+                &AccessorRecord {
+                    accessor: accessor.clone(),
+                    salted_id: salted_id.clone(),
+                },
+            ),
+        ];
+        if let Some(parent) = &entry.parent {
+            writes.push(Write::Put {
+                key: format!("{PARENT_PREFIX}{parent}/{salted_id}"),
+                value: Vec::new(),
+            });
+        }
+        self.inner.view.commit(writes).await?;
+        Ok((auth_for(&entry), entry))
+    }
+
+    /// The live entry of a presented token; expired, revoked, malformed or forged
+    /// tokens are all simply absent.
+    pub fn lookup(&self, token: &str, now_unix: i64) -> Result<Option<TokenEntry>, TokenError> {
+        let Some(salted_id) = self.salted_id_of(token)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .entry_by_salted(&salted_id)?
+            .filter(|entry| !entry.is_expired(now_unix))
+            .map(|mut entry| {
+                entry.id = token.to_string();
+                entry
+            }))
+    }
+
+    /// The live entry of an accessor (its `id` left empty).
+    pub fn lookup_accessor(
+        &self,
+        accessor: &str,
+        now_unix: i64,
+    ) -> Result<Option<TokenEntry>, TokenError> {
+        let Some(salted_id) = self.salted_id_of_accessor(accessor)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .entry_by_salted(&salted_id)?
+            .filter(|entry| !entry.is_expired(now_unix)))
+    }
+
+    /// Every accessor (Vault's `LIST auth/token/accessors`), sorted.
+    pub fn list_accessors(&self) -> Result<Vec<String>, TokenError> {
+        let mut accessors = Vec::new();
+        for salted in self.inner.view.list(ACCESSOR_PREFIX)? {
+            if let Some(record) = self
+                .inner
+                .view
+                .get_json::<AccessorRecord>(&format!("{ACCESSOR_PREFIX}{salted}"))?
+            {
+                accessors.push(record.accessor);
+            }
+        }
+        accessors.sort();
+        Ok(accessors)
+    }
+
+    /// Count one use of a token for a request. Returns the entry as the request may
+    /// use it; when that was the last allowed use, the token (and its tree) is revoked
+    /// before this returns, so no later request can use it.
+    pub async fn use_token(
+        &self,
+        token: &str,
+        now_unix: i64,
+    ) -> Result<Option<TokenEntry>, TokenError> {
+        let guard = self.inner.write_lock.lock().await;
+        let Some(mut entry) = self.lookup(token, now_unix)? else {
+            return Ok(None);
+        };
+        if entry.num_uses == 0 {
+            return Ok(Some(entry));
+        }
+        let admitted = entry.clone();
+        entry.num_uses -= 1;
+        if entry.num_uses == 0 {
+            drop(guard);
+            self.revoke_tree_salted(&entry.salted_id).await?;
+        } else {
+            self.inner
+                .view
+                .put_json(&format!("{ID_PREFIX}{}", entry.salted_id), &entry)
+                .await?;
+        }
+        Ok(Some(admitted))
+    }
+
+    /// Renew a token by `increment` seconds (0 asks for its original TTL), within its
+    /// max TTL; periodic tokens get their period again. Returns the updated entry and
+    /// warnings (a capped TTL).
+    pub async fn renew(
+        &self,
+        token: &str,
+        increment: i64,
+        now_unix: i64,
+    ) -> Result<(TokenEntry, Vec<String>), TokenError> {
+        let salted_id = self.salted_id_of(token)?.ok_or(TokenError::NotFound)?;
+        let (mut entry, warnings) = self.renew_salted(&salted_id, increment, now_unix).await?;
+        entry.id = token.to_string();
+        Ok((entry, warnings))
+    }
+
+    pub async fn renew_accessor(
+        &self,
+        accessor: &str,
+        increment: i64,
+        now_unix: i64,
+    ) -> Result<(TokenEntry, Vec<String>), TokenError> {
+        let salted_id = self
+            .salted_id_of_accessor(accessor)?
+            .ok_or(TokenError::NotFound)?;
+        self.renew_salted(&salted_id, increment, now_unix).await
+    }
+
+    async fn renew_salted(
+        &self,
+        salted_id: &str,
+        increment: i64,
+        now_unix: i64,
+    ) -> Result<(TokenEntry, Vec<String>), TokenError> {
+        let _guard = self.inner.write_lock.lock().await;
+        let mut entry = self
+            .entry_by_salted(salted_id)?
+            .filter(|entry| !entry.is_expired(now_unix))
+            .ok_or(TokenError::NotFound)?;
+        if !entry.renewable || entry.expire_time.is_none() {
+            return Err(TokenError::Invalid("lease is not renewable".to_string()));
+        }
+        let (ttl, warnings) = renewal_ttl(&entry, increment, now_unix)?;
+        entry.expire_time = Some(now_unix.saturating_add(ttl));
+        entry.last_renewal_time = Some(now_unix);
+        self.inner
+            .view
+            .put_json(&format!("{ID_PREFIX}{salted_id}"), &entry)
+            .await?;
+        Ok((entry, warnings))
+    }
+
+    /// Revoke a token and all its descendants (orphans created below it survive).
+    pub async fn revoke_tree(&self, token: &str) -> Result<Vec<RevokedToken>, TokenError> {
+        match self.salted_id_of(token)? {
+            Some(salted_id) => self.revoke_tree_salted(&salted_id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn revoke_accessor(&self, accessor: &str) -> Result<Vec<RevokedToken>, TokenError> {
+        match self.salted_id_of_accessor(accessor)? {
+            Some(salted_id) => self.revoke_tree_salted(&salted_id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Revoke the token whose salted id is given, with its tree. The expiration
+    /// manager knows tokens only by salted id.
+    pub async fn revoke_tree_salted(
+        &self,
+        salted_id: &str,
+    ) -> Result<Vec<RevokedToken>, TokenError> {
+        let _guard = self.inner.write_lock.lock().await;
+        // Depth-first preorder; revoked in reverse so children go before parents and
+        // a crash midway never leaves a child whose parent is already gone.
+        let mut order = Vec::new();
+        let mut pending = vec![salted_id.to_string()];
+        while let Some(current) = pending.pop() {
+            for child in self
+                .inner
+                .view
+                .list(&format!("{PARENT_PREFIX}{current}/"))?
+            {
+                pending.push(child);
+            }
+            order.push(current);
+        }
+        order.reverse();
+        let mut revoked = Vec::new();
+        for chunk in order.chunks(REVOKE_BATCH_WRITES_MAX / 4) {
+            let mut writes = Vec::new();
+            let mut chunk_revoked = Vec::new();
+            for salted in chunk {
+                let entry = self.entry_by_salted(salted)?;
+                writes.extend(self.deletion_writes(salted, entry.as_ref()).await?);
+                if let Some(entry) = entry {
+                    chunk_revoked.push(RevokedToken {
+                        salted_id: salted.clone(),
+                        accessor: entry.accessor,
+                    });
+                }
+            }
+            self.inner.view.commit(writes).await?;
+            self.run_hooks(&chunk_revoked).await?;
+            revoked.extend(chunk_revoked);
+        }
+        Ok(revoked)
+    }
+
+    /// Revoke only this token; its children become orphans (Vault's `revoke-orphan`).
+    pub async fn revoke_orphan(&self, token: &str) -> Result<Vec<RevokedToken>, TokenError> {
+        let Some(salted_id) = self.salted_id_of(token)? else {
+            return Ok(Vec::new());
+        };
+        let _guard = self.inner.write_lock.lock().await;
+        let Some(entry) = self.entry_by_salted(&salted_id)? else {
+            return Ok(Vec::new());
+        };
+        let children = self
+            .inner
+            .view
+            .list(&format!("{PARENT_PREFIX}{salted_id}/"))?;
+        for chunk in children.chunks(REVOKE_BATCH_WRITES_MAX / 2) {
+            let mut writes = Vec::new();
+            for child in chunk {
+                if let Some(mut child_entry) = self.entry_by_salted(child)? {
+                    child_entry.parent = None;
+                    writes.push(put_json(format!("{ID_PREFIX}{child}"), &child_entry));
+                }
+                writes.push(Write::Delete {
+                    key: format!("{PARENT_PREFIX}{salted_id}/{child}"),
+                });
+            }
+            self.inner.view.commit(writes).await?;
+        }
+        let writes = self.deletion_writes(&salted_id, Some(&entry)).await?;
+        self.inner.view.commit(writes).await?;
+        let revoked = vec![RevokedToken {
+            salted_id,
+            accessor: entry.accessor,
+        }];
+        self.run_hooks(&revoked).await?;
+        Ok(revoked)
+    }
+
+    /// The salted id a presented token maps to: long forms are verified and unwrapped,
+    /// anything else (roots, custom ids) is salted as is.
+    pub fn salted_id_of(&self, token: &str) -> Result<Option<String>, TokenError> {
+        if !format::is_acceptable_text(token) {
+            return Ok(None);
+        }
+        let Some(keys) = self.stored_keys()? else {
+            return Ok(None);
+        };
+        let short = if token.starts_with(format::SERVICE_PREFIX) && !format::is_short_token(token) {
+            match format::decode_long_form(token, &keys.signing_key) {
+                Some(short) => short,
+                None => return Ok(None),
+            }
+        } else {
+            token.to_string()
+        };
+        Ok(Some(salt(&keys.salt, &short)))
+    }
+
+    fn salted_id_of_accessor(&self, accessor: &str) -> Result<Option<String>, TokenError> {
+        if !format::is_acceptable_text(accessor) {
+            return Ok(None);
+        }
+        let Some(keys) = self.stored_keys()? else {
+            return Ok(None);
+        };
+        let record = self.inner.view.get_json::<AccessorRecord>(&format!(
+            "{ACCESSOR_PREFIX}{}",
+            salt(&keys.salt, accessor)
+        ))?;
+        Ok(record.map(|record| record.salted_id))
+    }
+
+    /// The entry stored under a salted id, whatever its expiry.
+    pub fn entry_by_salted(&self, salted_id: &str) -> Result<Option<TokenEntry>, TokenError> {
+        if salted_id.is_empty() || salted_id.contains('/') {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .view
+            .get_json::<TokenEntry>(&format!("{ID_PREFIX}{salted_id}"))?)
+    }
+
+    async fn deletion_writes(
+        &self,
+        salted_id: &str,
+        entry: Option<&TokenEntry>,
+    ) -> Result<Vec<Write>, TokenError> {
+        let mut writes = vec![Write::Delete {
+            key: format!("{ID_PREFIX}{salted_id}"),
+        }];
+        if let Some(entry) = entry {
+            let keys = self.keys().await?;
+            writes.push(Write::Delete {
+                key: format!("{ACCESSOR_PREFIX}{}", salt(&keys.salt, &entry.accessor)),
+            });
+            if let Some(parent) = &entry.parent {
+                writes.push(Write::Delete {
+                    key: format!("{PARENT_PREFIX}{parent}/{salted_id}"),
+                });
+            }
+        }
+        Ok(writes)
+    }
+
+    async fn run_hooks(&self, revoked: &[RevokedToken]) -> Result<(), TokenError> {
+        let hooks = self
+            .inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        for token in revoked {
+            for hook in &hooks {
+                hook.token_revoked(token).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys if they exist already (reads never create them).
+    fn stored_keys(&self) -> Result<Option<Keys>, TokenError> {
+        if let Some(keys) = self
+            .inner
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+        {
+            return Ok(Some(keys));
+        }
+        let Some(stored) = self.inner.view.get_json::<ClusterKeys>(SALT_KEY)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: &str| {
+            TokenError::Storage(BarrierError::Corrupt {
+                key: self.inner.view.full_key(SALT_KEY),
+                reason: reason.to_string(),
+            })
+        };
+        let decode = |text: &str| -> Result<[u8; 32], TokenError> {
+            STANDARD
+                .decode(text)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| corrupt("token salt is not 32 bytes of base64"))
+        };
+        let keys = Keys {
+            salt: decode(&stored.salt)?,
+            signing_key: decode(&stored.signing_key)?,
+        };
+        *self
+            .inner
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(keys.clone());
+        Ok(Some(keys))
+    }
+
+    async fn keys(&self) -> Result<Keys, TokenError> {
+        if let Some(keys) = self.stored_keys()? {
+            return Ok(keys);
+        }
+        let keys = Keys {
+            salt: self.inner.rng.bytes(),
+            signing_key: self.inner.rng.bytes(),
+        };
+        self.inner
+            .view
+            .put_json(
+                SALT_KEY,
+                &ClusterKeys {
+                    salt: STANDARD.encode(keys.salt),
+                    signing_key: STANDARD.encode(keys.signing_key),
+                },
+            )
+            .await?;
+        *self
+            .inner
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(keys.clone());
+        Ok(keys)
+    }
+}
+
+/// Vault's `auth` block for a freshly created or renewed entry.
+pub fn auth_for(entry: &TokenEntry) -> Auth {
+    Auth {
+        client_token: entry.id.clone(),
+        accessor: entry.accessor.clone(),
+        policies: entry.policies.clone(),
+        token_policies: entry.policies.clone(),
+        identity_policies: Vec::new(),
+        metadata: entry.meta_json(),
+        lease_duration: entry.ttl,
+        renewable: entry.renewable,
+        entity_id: entry.entity_id.clone(),
+        token_type: entry.token_type.as_str().to_string(),
+        orphan: entry.orphan(),
+        mfa_requirement: None,
+        num_uses: entry.num_uses,
+    }
+}
+
+/// Vault's `policyutil.SanitizePolicies`: trimmed, lowercase, deduplicated, sorted,
+/// `default` added when asked, and `root` alone when present.
+pub fn sanitize_policies(policies: &[String], add_default: bool) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .iter()
+        .map(|policy| policy.trim().to_lowercase())
+        .filter(|policy| !policy.is_empty())
+        .collect();
+    if out.iter().any(|policy| policy == "root") {
+        return vec!["root".to_string()];
+    }
+    if add_default {
+        out.push("default".to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn check_bounds(params: &TokenParams) -> Result<(), TokenError> {
+    let invalid = |message: String| Err(TokenError::Invalid(message));
+    if let Some(id) = &params.id
+        && !format::is_acceptable_text(id)
+    {
+        return invalid(format!(
+            "token IDs must be 1 to {} printable characters",
+            format::TOKEN_BYTES_MAX
+        ));
+    }
+    if let Some(policies) = &params.policies {
+        if policies.len() > POLICIES_PER_TOKEN_MAX {
+            return invalid(format!(
+                "a token may carry at most {POLICIES_PER_TOKEN_MAX} policies"
+            ));
+        }
+        if policies
+            .iter()
+            .any(|policy| policy.len() > POLICY_NAME_BYTES_MAX)
+        {
+            return invalid(format!(
+                "policy names are at most {POLICY_NAME_BYTES_MAX} bytes"
+            ));
+        }
+    }
+    if params.meta.len() > META_ENTRIES_MAX {
+        return invalid(format!("at most {META_ENTRIES_MAX} metadata entries"));
+    }
+    if params
+        .meta
+        .iter()
+        .any(|(key, value)| key.len() > META_KEY_BYTES_MAX || value.len() > META_VALUE_BYTES_MAX)
+    {
+        return invalid(format!(
+            "metadata keys are at most {META_KEY_BYTES_MAX} bytes and values {META_VALUE_BYTES_MAX}"
+        ));
+    }
+    if params.num_uses < 0 {
+        return invalid("number of uses cannot be negative".to_string());
+    }
+    if params.num_uses > NUM_USES_MAX {
+        return invalid(format!("number of uses cannot exceed {NUM_USES_MAX}"));
+    }
+    if params.display_name.len() > DISPLAY_NAME_BYTES_MAX {
+        return invalid(format!(
+            "display names are at most {DISPLAY_NAME_BYTES_MAX} bytes"
+        ));
+    }
+    for (name, value) in [
+        ("ttl", params.ttl),
+        ("explicit_max_ttl", params.explicit_max_ttl),
+        ("max_ttl", params.max_ttl),
+        ("period", params.period),
+    ] {
+        if value < 0 {
+            return invalid(format!("{name} cannot be negative"));
+        }
+    }
+    Ok(())
+}
+
+/// Vault's creation TTL (`handleCreateCommon`): a period wins (capped by the explicit
+/// max); otherwise the requested TTL or the default, capped by the max TTLs. A TTL of
+/// 0 (non-expiring) is only possible for root tokens of non-expiring parents.
+fn creation_ttl(
+    params: &TokenParams,
+    is_root: bool,
+    parent: Option<&TokenEntry>,
+) -> Result<(i64, bool), TokenError> {
+    let mut ttl = if params.period > 0 {
+        params.period
+    } else {
+        let mut ttl = params.ttl;
+        if ttl == 0 && !is_root {
+            ttl = DEFAULT_LEASE_TTL_SECONDS;
+        }
+        let mut max = MAX_LEASE_TTL_SECONDS;
+        if params.max_ttl > 0 {
+            max = max.min(params.max_ttl);
+        }
+        if ttl > max {
+            ttl = max;
+        }
+        ttl
+    };
+    if params.explicit_max_ttl > 0 && (ttl == 0 || ttl > params.explicit_max_ttl) {
+        ttl = params.explicit_max_ttl;
+    }
+    let mut renewable = params.renewable;
+    if ttl == 0 {
+        if parent.is_some_and(|parent| parent.expire_time.is_some()) {
+            return Err(TokenError::Invalid(
+                "expiring root tokens cannot create non-expiring root tokens".to_string(),
+            ));
+        }
+        // A non-expiring token cannot be renewed; Vault does not advertise it as such.
+        renewable = false;
+    }
+    Ok((ttl, renewable))
+}
+
+/// Vault's `calculateTTL` for a token renewal.
+fn renewal_ttl(
+    entry: &TokenEntry,
+    increment: i64,
+    now_unix: i64,
+) -> Result<(i64, Vec<String>), TokenError> {
+    let mut warnings = Vec::new();
+    let start = entry.creation_time;
+    if entry.period > 0 {
+        let mut ttl = entry.period;
+        if entry.explicit_max_ttl > 0 {
+            let left = start.saturating_add(entry.explicit_max_ttl) - now_unix;
+            if left <= 0 {
+                return Err(TokenError::Invalid(
+                    "past the explicit max TTL, cannot renew".to_string(),
+                ));
+            }
+            if left < ttl {
+                warnings.push(capped_warning(ttl, left));
+                ttl = left;
+            }
+        }
+        return Ok((ttl, warnings));
+    }
+    let mut max = MAX_LEASE_TTL_SECONDS;
+    if entry.max_ttl > 0 {
+        max = max.min(entry.max_ttl);
+    }
+    if entry.explicit_max_ttl > 0 {
+        max = max.min(entry.explicit_max_ttl);
+    }
+    let mut ttl = if increment > 0 { increment } else { entry.ttl };
+    if ttl <= 0 {
+        ttl = DEFAULT_LEASE_TTL_SECONDS;
+    }
+    let left = start.saturating_add(max) - now_unix;
+    if left <= 0 {
+        return Err(TokenError::Invalid(
+            "past the max TTL, cannot renew".to_string(),
+        ));
+    }
+    if left < ttl {
+        warnings.push(capped_warning(ttl, left));
+        ttl = left;
+    }
+    Ok((ttl, warnings))
+}
+
+fn capped_warning(requested: i64, capped: i64) -> String {
+    format!(
+        "TTL of \"{requested}s\" exceeded the effective max_ttl of \"{capped}s\"; TTL value is capped accordingly"
+    )
+}
+
+fn salt(key: &[u8; 32], value: &str) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn put_json<T: Serialize>(key: String, value: &T) -> Write {
+    Write::Put {
+        key,
+        value: serde_json::to_vec(value).expect("records always serialize"),
+    }
+}
