@@ -70,3 +70,73 @@ mod tests {
         assert_eq!(rfc3339(1_798_434_061), "2026-12-28T05:01:01Z");
     }
 }
+
+/// A barrier over memory, a token store, an expiration manager and a token backend,
+/// wired the way the server wires them, for the stories in this module's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::barrier::{Barrier, Keyring};
+    use crate::env::SharedRng;
+    use crate::expiration::ExpirationManager;
+    use crate::storage::MemoryBackend;
+
+    use super::{PolicyLookup, RoleStore, TokenBackend, TokenStore};
+
+    pub struct Fixture {
+        pub backend: Arc<MemoryBackend>,
+        pub barrier: Barrier,
+        pub rng: SharedRng,
+        pub tokens: TokenStore,
+        pub expiration: ExpirationManager,
+        pub token_backend: TokenBackend,
+    }
+
+    /// Policies `admin` and `dev` exist; `ops` has sudo everywhere.
+    pub struct KnownPolicies;
+
+    impl PolicyLookup for KnownPolicies {
+        fn policy_exists(&self, name: &str) -> bool {
+            ["admin", "dev", "ops"].contains(&name)
+        }
+        fn has_sudo(&self, policies: &[String], _path: &str) -> bool {
+            policies.iter().any(|policy| policy == "ops")
+        }
+    }
+
+    pub fn fixture(seed: u64) -> Fixture {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(seed);
+        let barrier = Barrier::new(backend.clone(), rng.clone());
+        barrier.unseal_with(Keyring::generate(&rng, 0));
+        let tokens = TokenStore::new(barrier.view("sys/token/"), rng.clone());
+        let expiration =
+            ExpirationManager::new(barrier.view("sys/expire/"), tokens.clone(), rng.clone());
+        let token_backend = TokenBackend::new(
+            expiration.clone(),
+            RoleStore::new(barrier.view("sys/token-roles/")),
+            Arc::new(KnownPolicies),
+        );
+        Fixture {
+            backend,
+            barrier,
+            rng,
+            tokens,
+            expiration,
+            token_backend,
+        }
+    }
+
+    impl Fixture {
+        /// Whether `needle` appears anywhere in storage, keys or (encrypted) values.
+        pub fn storage_contains(&self, needle: &str) -> bool {
+            self.backend.dump().iter().any(|(key, value)| {
+                key.contains(needle)
+                    || value
+                        .windows(needle.len())
+                        .any(|window| window == needle.as_bytes())
+            })
+        }
+    }
+}

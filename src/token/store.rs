@@ -873,3 +873,401 @@ fn put_json<T: Serialize>(key: String, value: &T) -> Write {
         value: serde_json::to_vec(value).expect("records always serialize"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{KeyClass, key_class};
+    use crate::token::testing::fixture;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn child_params(policies: &[&str], ttl: i64) -> TokenParams {
+        TokenParams {
+            policies: Some(policies.iter().map(|p| p.to_string()).collect()),
+            ttl,
+            renewable: true,
+            display_name: "token".to_string(),
+            path: "auth/token/create".to_string(),
+            ..TokenParams::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn root_token_is_short_never_expires_and_is_stored_only_as_an_hmac() {
+        let f = fixture(1);
+        let (root, entry) = f.tokens.create_root(NOW, None).await.unwrap();
+
+        // Shape: hvs. + 24 base62, root policy, no TTL, not renewable.
+        assert!(format::is_short_token(&root), "{root}");
+        assert_eq!(entry.policies, vec!["root"]);
+        assert_eq!(
+            (entry.ttl, entry.expire_time, entry.renewable),
+            (0, None, false)
+        );
+        assert_eq!(entry.path, "auth/token/root");
+        assert_eq!(entry.accessor.len(), 24);
+
+        // It is found years later, and by its accessor (without its id).
+        let found = f
+            .tokens
+            .lookup(&root, NOW + 10 * 365 * 86_400)
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, root);
+        let by_accessor = f
+            .tokens
+            .lookup_accessor(&entry.accessor, NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_accessor.id, "");
+        assert_eq!(by_accessor.salted_id, entry.salted_id);
+
+        // Storage never holds the token text, and every key is local.
+        assert!(!f.storage_contains(&root));
+        assert!(!f.storage_contains(&root["hvs.".len()..]));
+        for (key, _) in f.backend.dump() {
+            assert_eq!(key_class(&key), KeyClass::Local, "{key}");
+        }
+        // Debug output redacts the id.
+        assert!(!format!("{found:?}").contains(&root));
+    }
+
+    #[tokio::test]
+    async fn dev_root_token_id_is_used_as_given() {
+        let f = fixture(2);
+        let (root, _) = f.tokens.create_root(NOW, Some("root")).await.unwrap();
+        assert_eq!(root, "root");
+        assert!(f.tokens.lookup("root", NOW).unwrap().is_some());
+        assert!(f.tokens.lookup("Root", NOW).unwrap().is_none());
+        assert!(
+            !f.storage_contains("root"),
+            "neither in keys nor in plaintext values"
+        );
+    }
+
+    #[tokio::test]
+    async fn child_service_tokens_are_long_form_and_forgeries_are_absent() {
+        let f = fixture(3);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (auth, entry) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 3600), NOW)
+            .await
+            .unwrap();
+        assert_eq!(auth.client_token.len(), 95);
+        assert_eq!(auth.policies, vec!["default", "dev"]);
+        assert_eq!(
+            (auth.lease_duration, auth.renewable, auth.orphan),
+            (3600, true, false)
+        );
+        assert_eq!(entry.parent.as_deref(), Some(root.salted_id.as_str()));
+        assert!(f.tokens.lookup(&auth.client_token, NOW).unwrap().is_some());
+        assert!(!f.storage_contains(&auth.client_token));
+        assert!(!f.storage_contains(&auth.client_token[40..80]));
+
+        // One flipped character in the body breaks the HMAC: the token is absent.
+        let mut forged = auth.client_token.clone().into_bytes();
+        forged[50] = if forged[50] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(f.tokens.lookup(&forged, NOW).unwrap().is_none());
+        // Garbage of every kind is simply absent.
+        for garbage in ["", " ", "hvs.", "x".repeat(300).as_str(), "hvs.\u{0}"] {
+            assert!(f.tokens.lookup(garbage, NOW).unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn revoking_a_parent_revokes_children_but_not_orphans() {
+        let f = fixture(4);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (parent_auth, parent) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        let (child_auth, child) = f
+            .tokens
+            .create(Some(&parent), child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        let (grandchild_auth, _) = f
+            .tokens
+            .create(Some(&child), child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        let (orphan_auth, _) = f
+            .tokens
+            .create(None, child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        assert!(orphan_auth.orphan);
+
+        // Revoking the parent takes the child and grandchild, children first.
+        let revoked = f
+            .tokens
+            .revoke_tree(&parent_auth.client_token)
+            .await
+            .unwrap();
+        assert_eq!(revoked.len(), 3);
+        assert_eq!(revoked.last().unwrap().salted_id, parent.salted_id);
+        for token in [&parent_auth, &child_auth, &grandchild_auth] {
+            assert!(f.tokens.lookup(&token.client_token, NOW).unwrap().is_none());
+            assert!(
+                f.tokens
+                    .lookup_accessor(&token.accessor, NOW)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert!(
+            f.tokens
+                .lookup(&orphan_auth.client_token, NOW)
+                .unwrap()
+                .is_some()
+        );
+        // No index entries are left behind for revoked tokens.
+        assert!(
+            f.barrier
+                .view("sys/token/")
+                .list("parent/")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn revoke_orphan_keeps_the_children_as_orphans() {
+        let f = fixture(5);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (parent_auth, parent) = f
+            .tokens
+            .create(Some(&root), child_params(&[], 0), NOW)
+            .await
+            .unwrap();
+        let (child_auth, _) = f
+            .tokens
+            .create(Some(&parent), child_params(&[], 0), NOW)
+            .await
+            .unwrap();
+        f.tokens
+            .revoke_orphan(&parent_auth.client_token)
+            .await
+            .unwrap();
+        assert!(
+            f.tokens
+                .lookup(&parent_auth.client_token, NOW)
+                .unwrap()
+                .is_none()
+        );
+        let child = f
+            .tokens
+            .lookup(&child_auth.client_token, NOW)
+            .unwrap()
+            .unwrap();
+        assert!(child.orphan());
+    }
+
+    #[tokio::test]
+    async fn num_uses_runs_out_and_the_last_use_revokes() {
+        let f = fixture(6);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let mut params = child_params(&["dev"], 0);
+        params.num_uses = 2;
+        let (auth, _) = f.tokens.create(Some(&root), params, NOW).await.unwrap();
+
+        let first = f
+            .tokens
+            .use_token(&auth.client_token, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.num_uses, 2);
+        assert_eq!(
+            f.tokens
+                .lookup(&auth.client_token, NOW)
+                .unwrap()
+                .unwrap()
+                .num_uses,
+            1
+        );
+        // The second use is admitted, and is the last.
+        assert!(
+            f.tokens
+                .use_token(&auth.client_token, NOW)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            f.tokens
+                .use_token(&auth.client_token, NOW)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(f.tokens.lookup(&auth.client_token, NOW).unwrap().is_none());
+
+        // Bounds are checked at creation.
+        let mut negative = child_params(&[], 0);
+        negative.num_uses = -1;
+        assert!(f.tokens.create(Some(&root), negative, NOW).await.is_err());
+        let mut huge = child_params(&[], 0);
+        huge.num_uses = NUM_USES_MAX + 1;
+        assert!(f.tokens.create(Some(&root), huge, NOW).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ttls_default_to_768h_cap_at_the_max_and_expired_tokens_are_absent() {
+        let f = fixture(7);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (auth, _) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        assert_eq!(auth.lease_duration, 2_764_800);
+        let (capped, _) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 10 * 2_764_800), NOW)
+            .await
+            .unwrap();
+        assert_eq!(capped.lease_duration, 2_764_800);
+
+        let (short, _) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 60), NOW)
+            .await
+            .unwrap();
+        assert!(
+            f.tokens
+                .lookup(&short.client_token, NOW + 59)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            f.tokens
+                .lookup(&short.client_token, NOW + 60)
+                .unwrap()
+                .is_none()
+        );
+
+        // An expiring parent cannot mint a never-expiring root token.
+        let (_, expiring_root) = {
+            let mut params = child_params(&["root"], 600);
+            params.policies = Some(vec!["root".to_string()]);
+            f.tokens.create(Some(&root), params, NOW).await.unwrap()
+        };
+        let error = f
+            .tokens
+            .create(Some(&expiring_root), child_params(&["root"], 0), NOW)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("non-expiring"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn renewals_stay_within_the_max_ttl_and_periods_reset() {
+        let f = fixture(8);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+
+        // Explicit max 1000s: renewals are capped by creation + 1000, then refused.
+        let mut params = child_params(&["dev"], 300);
+        params.explicit_max_ttl = 1000;
+        let (auth, _) = f.tokens.create(Some(&root), params, NOW).await.unwrap();
+        let (entry, warnings) = f
+            .tokens
+            .renew(&auth.client_token, 600, NOW + 200)
+            .await
+            .unwrap();
+        assert_eq!(entry.expire_time, Some(NOW + 800));
+        assert!(warnings.is_empty());
+        let (entry, warnings) = f
+            .tokens
+            .renew(&auth.client_token, 600, NOW + 700)
+            .await
+            .unwrap();
+        assert_eq!(entry.expire_time, Some(NOW + 1000));
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            f.tokens
+                .renew(&auth.client_token, 600, NOW + 1000)
+                .await
+                .is_err()
+        );
+
+        // Increment 0 asks for the original TTL.
+        let (plain, _) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 300), NOW)
+            .await
+            .unwrap();
+        let (entry, _) = f
+            .tokens
+            .renew(&plain.client_token, 0, NOW + 100)
+            .await
+            .unwrap();
+        assert_eq!(entry.expire_time, Some(NOW + 400));
+        assert_eq!(entry.last_renewal_time, Some(NOW + 100));
+
+        // A periodic token lives for its period after each renewal, past 768h.
+        let mut periodic = child_params(&["dev"], 0);
+        periodic.period = 3600;
+        let (periodic, _) = f.tokens.create(Some(&root), periodic, NOW).await.unwrap();
+        assert_eq!(periodic.lease_duration, 3600);
+        let mut at = NOW;
+        for _ in 0..800 {
+            at += 3500;
+            let (entry, _) = f
+                .tokens
+                .renew(&periodic.client_token, 99_999, at)
+                .await
+                .unwrap();
+            assert_eq!(entry.expire_time, Some(at + 3600));
+        }
+        assert!(at - NOW > MAX_LEASE_TTL_SECONDS);
+
+        // Non-renewable tokens and roots refuse renewal.
+        let mut fixed = child_params(&["dev"], 300);
+        fixed.renewable = false;
+        let (fixed, _) = f.tokens.create(Some(&root), fixed, NOW).await.unwrap();
+        assert!(f.tokens.renew(&fixed.client_token, 0, NOW).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bounds_on_policies_and_meta_are_enforced() {
+        let f = fixture(9);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let many: Vec<String> = (0..=POLICIES_PER_TOKEN_MAX)
+            .map(|i| format!("p{i}"))
+            .collect();
+        let mut params = child_params(&[], 0);
+        params.policies = Some(many);
+        assert!(f.tokens.create(Some(&root), params, NOW).await.is_err());
+        let mut params = child_params(&[], 0);
+        params.meta = (0..=META_ENTRIES_MAX)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert!(f.tokens.create(Some(&root), params, NOW).await.is_err());
+        let mut params = child_params(&[], 0);
+        params.id = Some("x".repeat(format::TOKEN_BYTES_MAX + 1));
+        assert!(f.tokens.create(Some(&root), params, NOW).await.is_err());
+        let mut params = child_params(&[], 0);
+        params.token_type = TokenType::Batch;
+        assert!(f.tokens.create(Some(&root), params, NOW).await.is_err());
+    }
+
+    #[test]
+    fn policies_are_sanitized_like_vault() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sanitize_policies(&list(&["Dev", " admin", "dev", ""]), true),
+            list(&["admin", "default", "dev"])
+        );
+        assert_eq!(
+            sanitize_policies(&list(&["root", "dev"]), true),
+            list(&["root"])
+        );
+        assert_eq!(sanitize_policies(&[], false), Vec::<String>::new());
+    }
+}
