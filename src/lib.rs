@@ -4,6 +4,7 @@
 pub mod barrier;
 pub mod env;
 pub mod expiration;
+pub mod identity;
 pub mod logical;
 pub mod server;
 pub mod storage;
