@@ -485,3 +485,430 @@ fn integer(body: &Map<String, Value>, field: &str) -> Result<i64, LogicalError> 
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::token::testing::{Fixture, fixture};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn request(operation: Operation, path: &str, token: &str, body: Value) -> Request {
+        let data = match body {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut request = Request::new(operation, path, data, NOW);
+        request.client_token = Some(token.to_string());
+        request
+    }
+
+    async fn call(
+        f: &Fixture,
+        operation: Operation,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Result<Response, LogicalError> {
+        f.token_backend
+            .handle(&request(operation, path, token, body))
+            .await
+    }
+
+    async fn create(f: &Fixture, token: &str, body: Value) -> crate::logical::Auth {
+        call(f, Operation::Update, "create", token, body)
+            .await
+            .unwrap()
+            .auth
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn root_lookup_self_has_vaults_shape() {
+        let f = fixture(31);
+        let (root, entry) = f.tokens.create_root(NOW - 50, Some("root")).await.unwrap();
+        let data = call(&f, Operation::Read, "lookup-self", &root, json!({}))
+            .await
+            .unwrap()
+            .data
+            .unwrap();
+        let expected = json!({
+            "accessor": entry.accessor, "creation_time": NOW - 50, "creation_ttl": 0,
+            "display_name": "root", "entity_id": "", "expire_time": null, "explicit_max_ttl": 0,
+            "id": "root", "issue_time": crate::token::rfc3339(NOW - 50), "meta": null,
+            "num_uses": 0, "orphan": true, "path": "auth/token/root", "policies": ["root"],
+            "renewable": false, "ttl": 0, "type": "service"
+        });
+        assert_eq!(Value::Object(data), expected);
+    }
+
+    #[tokio::test]
+    async fn create_lookup_renew_and_revoke_through_the_endpoints() {
+        let f = fixture(32);
+        let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
+
+        // Create: the auth block, warnings for unknown policies.
+        let response = call(
+            &f,
+            Operation::Update,
+            "create",
+            &root,
+            json!({"policies": ["dev", "web"], "ttl": "1h", "meta": {"team": "a"}, "display_name": "ci job"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.warnings, vec!["Policy \"web\" does not exist"]);
+        let auth = response.auth.unwrap();
+        assert_eq!(auth.policies, vec!["default", "dev", "web"]);
+        assert_eq!(
+            (auth.lease_duration, auth.renewable, auth.orphan),
+            (3600, true, false)
+        );
+        assert_eq!(
+            auth.metadata,
+            Some(json!({"team": "a"}).as_object().unwrap().clone())
+        );
+        assert_eq!(auth.client_token.len(), 95);
+
+        // Lookup by token and by accessor.
+        let data = call(
+            &f,
+            Operation::Update,
+            "lookup",
+            &root,
+            json!({"token": auth.client_token}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+        assert_eq!(data["display_name"], "token-ci-job");
+        assert_eq!(data["path"], "auth/token/create");
+        assert_eq!(data["ttl"], 3600);
+        assert_eq!(data["expire_time"], crate::token::rfc3339(NOW + 3600));
+        assert_eq!(data["id"], auth.client_token.as_str());
+        let by_accessor = call(
+            &f,
+            Operation::Update,
+            "lookup-accessor",
+            &root,
+            json!({"accessor": auth.accessor}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+        assert_eq!(by_accessor["id"], "");
+        assert_eq!(by_accessor["accessor"], auth.accessor.as_str());
+
+        // Renew-self with an increment; the lease follows.
+        let renewed = call(
+            &f,
+            Operation::Update,
+            "renew-self",
+            &auth.client_token,
+            json!({"increment": "2h"}),
+        )
+        .await
+        .unwrap()
+        .auth
+        .unwrap();
+        assert_eq!(renewed.lease_duration, 7200);
+        let lease = f
+            .expiration
+            .lookup(&format!(
+                "auth/token/create/{}",
+                f.tokens
+                    .lookup(&auth.client_token, NOW)
+                    .unwrap()
+                    .unwrap()
+                    .salted_id
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(lease.expire_time, NOW + 7200);
+
+        // Revoke by accessor: 204, then the token is a bad token.
+        let revoked = call(
+            &f,
+            Operation::Update,
+            "revoke-accessor",
+            &root,
+            json!({"accessor": auth.accessor}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(revoked, Response::default());
+        assert_eq!(
+            call(
+                &f,
+                Operation::Update,
+                "lookup",
+                &root,
+                json!({"token": auth.client_token})
+            )
+            .await,
+            Err(LogicalError::PermissionDenied)
+        );
+        assert!(
+            f.expiration.lookup(&lease.lease_id).unwrap().is_none(),
+            "the lease went with it"
+        );
+        assert_eq!(
+            call(
+                &f,
+                Operation::Update,
+                "revoke-accessor",
+                &root,
+                json!({"accessor": auth.accessor})
+            )
+            .await,
+            Err(LogicalError::BadRequest("invalid accessor".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn children_stay_within_their_parents_policies() {
+        let f = fixture(33);
+        let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
+        let dev = create(&f, &root, json!({"policies": ["dev"]})).await;
+
+        // A dev token may mint dev (and default), nothing more, and no orphans or ids.
+        let child = create(&f, &dev.client_token, json!({"policies": ["dev"]})).await;
+        assert!(!child.orphan);
+        let inherited = create(&f, &dev.client_token, json!({})).await;
+        assert_eq!(inherited.policies, vec!["default", "dev"]);
+        let denied = [
+            json!({"policies": ["admin"]}),
+            json!({"policies": ["root"]}),
+            json!({"no_parent": true}),
+            json!({"id": "custom"}),
+            json!({"period": "1h"}),
+        ];
+        for body in denied {
+            let result = call(
+                &f,
+                Operation::Update,
+                "create",
+                &dev.client_token,
+                body.clone(),
+            )
+            .await;
+            assert!(matches!(result, Err(LogicalError::BadRequest(_))), "{body}");
+        }
+
+        // create-orphan is open to it; a sudo (ops) token may exceed its policies.
+        let orphan = call(
+            &f,
+            Operation::Update,
+            "create-orphan",
+            &dev.client_token,
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .auth
+        .unwrap();
+        assert!(orphan.orphan);
+        let ops = create(&f, &root, json!({"policies": ["ops"]})).await;
+        let wide = create(
+            &f,
+            &ops.client_token,
+            json!({"policies": ["admin"], "no_parent": true}),
+        )
+        .await;
+        assert!(wide.orphan);
+        assert_eq!(wide.policies, vec!["admin", "default"]);
+
+        // Root may choose an id (without a '.').
+        let custom = create(&f, &root, json!({"id": "my-token"})).await;
+        assert_eq!(custom.client_token, "my-token");
+        assert!(
+            call(&f, Operation::Update, "create", &root, json!({"id": "a.b"}))
+                .await
+                .is_err()
+        );
+
+        // Revoking the dev token takes its children, not the orphan.
+        call(
+            &f,
+            Operation::Update,
+            "revoke",
+            &root,
+            json!({"token": dev.client_token}),
+        )
+        .await
+        .unwrap();
+        assert!(f.tokens.lookup(&child.client_token, NOW).unwrap().is_none());
+        assert!(
+            f.tokens
+                .lookup(&inherited.client_token, NOW)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            f.tokens
+                .lookup(&orphan.client_token, NOW)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn roles_shape_tokens_created_through_them() {
+        let f = fixture(34);
+        let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
+        call(
+            &f,
+            Operation::Create,
+            "roles/deployer",
+            &root,
+            json!({"allowed_policies": "dev,admin", "disallowed_policies": ["ops"], "orphan": true, "token_period": "30m", "path_suffix": "v1"}),
+        )
+        .await
+        .unwrap();
+        let role = call(&f, Operation::Read, "roles/deployer", &root, json!({}))
+            .await
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(role["allowed_policies"], json!(["dev", "admin"]));
+        assert_eq!(role["period"], 1800);
+        let keys = call(&f, Operation::List, "roles", &root, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(keys.data.unwrap()["keys"], json!(["deployer"]));
+
+        let auth = call(&f, Operation::Update, "create/deployer", &root, json!({}))
+            .await
+            .unwrap()
+            .auth
+            .unwrap();
+        assert!(auth.orphan);
+        assert_eq!(auth.policies, vec!["admin", "default", "dev"]);
+        assert_eq!(auth.lease_duration, 1800);
+        let entry = f.tokens.lookup(&auth.client_token, NOW).unwrap().unwrap();
+        assert_eq!(entry.path, "auth/token/create/deployer/v1");
+        assert_eq!(entry.role, "deployer");
+        assert!(
+            call(
+                &f,
+                Operation::Update,
+                "create/deployer",
+                &root,
+                json!({"policies": ["ops"]})
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            call(&f, Operation::Update, "create/nope", &root, json!({}))
+                .await
+                .is_err()
+        );
+
+        // Roles are replicated; tokens are not.
+        assert!(
+            f.backend
+                .dump()
+                .iter()
+                .any(|(key, _)| key == "sys/token-roles/deployer")
+        );
+        assert_eq!(
+            crate::storage::key_class("sys/token-roles/deployer"),
+            crate::storage::KeyClass::Replicated
+        );
+        call(&f, Operation::Delete, "roles/deployer", &root, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&f, Operation::Read, "roles/deployer", &root, json!({})).await,
+            Err(LogicalError::NotFound)
+        );
+    }
+
+    #[tokio::test]
+    async fn accessors_listing_and_revoke_orphan_need_sudo() {
+        let f = fixture(35);
+        let (root, root_entry) = f.tokens.create_root(NOW, None).await.unwrap();
+        let dev = create(&f, &root, json!({"policies": ["dev"]})).await;
+        let grandchild = create(&f, &dev.client_token, json!({})).await;
+
+        assert_eq!(
+            call(
+                &f,
+                Operation::List,
+                "accessors",
+                &dev.client_token,
+                json!({})
+            )
+            .await,
+            Err(LogicalError::PermissionDenied)
+        );
+        let keys = call(&f, Operation::List, "accessors", &root, json!({}))
+            .await
+            .unwrap()
+            .data
+            .unwrap()["keys"]
+            .clone();
+        let mut expected = vec![root_entry.accessor, dev.accessor, grandchild.accessor];
+        expected.sort();
+        assert_eq!(keys, json!(expected));
+
+        assert_eq!(
+            call(
+                &f,
+                Operation::Update,
+                "revoke-orphan",
+                &dev.client_token,
+                json!({"token": dev.client_token})
+            )
+            .await,
+            Err(LogicalError::PermissionDenied)
+        );
+        call(
+            &f,
+            Operation::Update,
+            "revoke-orphan",
+            &root,
+            json!({"token": dev.client_token}),
+        )
+        .await
+        .unwrap();
+        let survivor = call(
+            &f,
+            Operation::Update,
+            "lookup",
+            &root,
+            json!({"token": grandchild.client_token}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+        assert_eq!(survivor["orphan"], true);
+
+        // revoke-self ends the caller's own token.
+        call(
+            &f,
+            Operation::Update,
+            "revoke-self",
+            &grandchild.client_token,
+            json!({}),
+        )
+        .await
+        .unwrap();
+        assert!(
+            f.tokens
+                .lookup(&grandchild.client_token, NOW)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            call(&f, Operation::Update, "nonsense", &root, json!({})).await,
+            Err(LogicalError::UnsupportedPath(_))
+        ));
+    }
+}
