@@ -406,3 +406,227 @@ fn lease_deletes(lease: &LeaseEntry) -> Vec<Write> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::logical::{Operation, Request};
+    use crate::token::TokenParams;
+    use crate::token::testing::fixture;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn params(ttl: i64) -> TokenParams {
+        TokenParams {
+            policies: Some(vec!["dev".to_string()]),
+            ttl,
+            renewable: true,
+            path: "auth/token/create".to_string(),
+            ..TokenParams::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn tick_revokes_expired_tokens_with_their_children_and_leases() {
+        let f = fixture(41);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (auth, parent) = f.tokens.create(Some(&root), params(60), NOW).await.unwrap();
+        let lease_id = f.expiration.register_token(&parent).await.unwrap().unwrap();
+        let (child, child_entry) = f
+            .tokens
+            .create(Some(&parent), params(3600), NOW)
+            .await
+            .unwrap();
+        f.expiration.register_token(&child_entry).await.unwrap();
+        let secret = f
+            .expiration
+            .register_secret("database/creds/ro", &child_entry, 3600, true, NOW)
+            .await
+            .unwrap();
+        assert!(
+            f.expiration.register_token(&root).await.unwrap().is_none(),
+            "roots never expire"
+        );
+
+        // Before the TTL nothing happens.
+        assert!(f.expiration.tick(NOW + 59).await.unwrap().is_empty());
+        assert!(
+            f.tokens
+                .lookup(&auth.client_token, NOW + 59)
+                .unwrap()
+                .is_some()
+        );
+
+        // At the TTL the parent's lease fires: the parent, its child and the secret
+        // the child owned are all gone.
+        let revoked = f.expiration.tick(NOW + 60).await.unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].lease_id, lease_id);
+        assert!(
+            f.tokens
+                .entry_by_salted(&parent.salted_id)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            f.tokens
+                .lookup(&child.client_token, NOW + 60)
+                .unwrap()
+                .is_none()
+        );
+        assert!(f.expiration.lookup(&secret.lease_id).unwrap().is_none());
+        assert!(
+            f.barrier
+                .view("sys/expire/")
+                .list_recursive("")
+                .unwrap()
+                .is_empty()
+        );
+        // The child's own lease was cleaned with it, so later ticks find nothing.
+        assert!(f.expiration.tick(NOW + 10_000).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_renewed_token_survives_its_first_expiry_and_a_restart_reloads_the_schedule() {
+        let f = fixture(42);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (auth, entry) = f.tokens.create(Some(&root), params(60), NOW).await.unwrap();
+        f.expiration.register_token(&entry).await.unwrap();
+        f.expiration.tick(NOW).await.unwrap();
+
+        // Renew through the token store directly (as a racing request would), not the
+        // manager: the tick must still consult the token's own expiry.
+        f.tokens
+            .renew(&auth.client_token, 600, NOW + 30)
+            .await
+            .unwrap();
+        assert!(f.expiration.tick(NOW + 60).await.unwrap().is_empty());
+        assert!(
+            f.tokens
+                .lookup(&auth.client_token, NOW + 61)
+                .unwrap()
+                .is_some()
+        );
+
+        // A new manager over the same storage (a restart) finds the lease.
+        let restarted = ExpirationManager::new(
+            f.barrier.view("sys/expire/"),
+            f.tokens.clone(),
+            f.rng.clone(),
+        );
+        assert!(restarted.tick(NOW + 629).await.unwrap().is_empty());
+        assert_eq!(restarted.tick(NOW + 630).await.unwrap().len(), 1);
+        assert!(f.tokens.lookup(&auth.client_token, NOW).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn secret_leases_renew_revoke_by_prefix_and_ticks_are_bounded() {
+        let f = fixture(43);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..TICK_REVOCATIONS_MAX + 4 {
+            let lease = f
+                .expiration
+                .register_secret("aws/creds/deploy", &root, 100, true, NOW)
+                .await
+                .unwrap();
+            ids.push(lease.lease_id);
+        }
+        let other = f
+            .expiration
+            .register_secret("aws-other/creds/x", &root, 100, false, NOW)
+            .await
+            .unwrap();
+
+        // Renew one within the max; the non-renewable one refuses.
+        let renewed = f.expiration.renew(&ids[0], 500, NOW + 50).await.unwrap();
+        assert_eq!(renewed.expire_time, NOW + 550);
+        assert!(f.expiration.renew(&other.lease_id, 10, NOW).await.is_err());
+
+        // One tick revokes at most the bound; the next picks up the rest.
+        let first = f.expiration.tick(NOW + 100).await.unwrap();
+        assert_eq!(first.len(), TICK_REVOCATIONS_MAX);
+        let second = f.expiration.tick(NOW + 100).await.unwrap();
+        assert_eq!(
+            second.len(),
+            4,
+            "the rest, including the other mount's lease"
+        );
+        assert!(f.expiration.lookup(&ids[0]).unwrap().is_some(), "renewed");
+
+        // revoke_prefix takes a mount's leases only (aws/ does not match aws-other/).
+        let again = f
+            .expiration
+            .register_secret("aws-other/creds/x", &root, 1000, false, NOW)
+            .await
+            .unwrap();
+        let revoked = f.expiration.revoke_prefix("aws/").await.unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert!(f.expiration.lookup(&again.lease_id).unwrap().is_some());
+
+        // Malformed ids and prefixes are refused, never turned into odd keys.
+        for bad in ["", "../x", "a//b", "a/./b"] {
+            assert!(f.expiration.lookup(bad).is_err(), "{bad:?}");
+        }
+        assert!(f.expiration.revoke_prefix("").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn sys_leases_endpoints() {
+        let f = fixture(44);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let lease = f
+            .expiration
+            .register_secret("kv/creds/a", &root, 100, true, NOW)
+            .await
+            .unwrap();
+        let call = |operation, path: &str, body: serde_json::Value| {
+            let data: Map<_, _> = body.as_object().cloned().unwrap_or_default();
+            Request::new(operation, path, data, NOW + 10)
+        };
+        let looked = f
+            .expiration
+            .handle_leases(&call(
+                Operation::Update,
+                "leases/lookup",
+                json!({"lease_id": lease.lease_id}),
+            ))
+            .await
+            .unwrap()
+            .data
+            .unwrap();
+        assert_eq!(looked["ttl"], 90);
+        assert_eq!(looked["renewable"], true);
+        let renewed = f
+            .expiration
+            .handle_leases(&call(
+                Operation::Update,
+                "leases/renew",
+                json!({"lease_id": lease.lease_id, "increment": "5m"}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(renewed.lease.unwrap().lease_duration, 300);
+        let listed = f
+            .expiration
+            .handle_leases(&call(
+                Operation::List,
+                "leases/lookup/kv/creds/a/",
+                json!({}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(listed.data.unwrap()["keys"].as_array().unwrap().len(), 1);
+        f.expiration
+            .handle_leases(&call(
+                Operation::Update,
+                "leases/revoke",
+                json!({"lease_id": lease.lease_id}),
+            ))
+            .await
+            .unwrap();
+        assert!(f.expiration.lookup(&lease.lease_id).unwrap().is_none());
+    }
+}

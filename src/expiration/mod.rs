@@ -8,6 +8,7 @@
 //! [`TokenStore`](crate::token::TokenStore); when a token goes (for any reason), a
 //! revocation hook removes the leases it owned.
 
+pub mod handlers;
 pub mod lease;
 pub mod manager;
 
