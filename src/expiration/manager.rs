@@ -371,12 +371,12 @@ impl RevocationHook for LeaseCleanup {
             let mut writes = Vec::new();
             for child in self.view.list(&folder)? {
                 let index_key = format!("{folder}{child}");
-                if let Some(lease_id) = self.view.get(&index_key)? {
-                    if let Ok(lease_id) = String::from_utf8(lease_id) {
-                        writes.push(Write::Delete {
-                            key: format!("{ID_PREFIX}{lease_id}"),
-                        });
-                    }
+                if let Some(lease_id) = self.view.get(&index_key)?
+                    && let Ok(lease_id) = String::from_utf8(lease_id)
+                {
+                    writes.push(Write::Delete {
+                        key: format!("{ID_PREFIX}{lease_id}"),
+                    });
                 }
                 writes.push(Write::Delete { key: index_key });
             }
