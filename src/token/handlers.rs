@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::entry::{TokenEntry, TokenType};
 use super::role::{RoleStore, TokenRole, boolean, duration, string_list};
-use super::store::{TokenError, TokenParams, TokenStore, auth_for};
+use super::store::{TokenError, TokenParams, TokenStore, auth_for, sanitize_policies};
 use crate::expiration::ExpirationManager;
 use crate::logical::LogicalError;
 use crate::logical::{Operation, Request, Response};
@@ -75,7 +75,7 @@ impl TokenBackend {
             "lookup-self" if write || read => self.lookup(request, None).await,
             "lookup-accessor" if write => self.lookup_accessor(request).await,
             "renew" if write => {
-                let token = required_str(request, "token", "token")?;
+                let token = required_str(request, "token", "token ID")?;
                 self.renew(request, &token).await
             }
             "renew-self" if write => {
@@ -84,7 +84,7 @@ impl TokenBackend {
             }
             "renew-accessor" if write => self.renew_accessor(request).await,
             "revoke" if write => {
-                let token = required_str(request, "token", "token")?;
+                let token = required_str(request, "token", "token ID")?;
                 self.store().revoke_tree(&token).await?;
                 Ok(Response::default())
             }
@@ -101,12 +101,18 @@ impl TokenBackend {
                 Ok(Response::default())
             }
             "revoke-orphan" if write => {
+                let token = required_str(request, "token", "token ID")?;
                 let caller = self.caller(request)?;
                 if !self.is_sudo(&caller, "auth/token/revoke-orphan") {
-                    return Err(LogicalError::PermissionDenied);
+                    return Err(LogicalError::BadRequest(
+                        "root or sudo privileges required to revoke and orphan".to_string(),
+                    ));
                 }
-                let token = required_str(request, "token", "token")?;
-                self.store().revoke_orphan(&token).await?;
+                if self.store().revoke_orphan(&token).await?.is_empty() {
+                    return Err(LogicalError::BadRequest(
+                        "token to revoke not found".to_string(),
+                    ));
+                }
                 Ok(Response::default())
             }
             "accessors" | "accessors/" if request.operation == Operation::List => {
@@ -187,31 +193,21 @@ impl TokenBackend {
                 )));
             }
         };
-        let mut no_default_policy = flag(body, "no_default_policy", false)?;
+        let no_default_policy = flag(body, "no_default_policy", false)?
+            || role
+                .as_ref()
+                .is_some_and(|role| role.token_no_default_policy);
         let requested = match body.get("policies") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(string_list("policies", value)?),
+            None | Some(Value::Null) => Vec::new(),
+            Some(value) => string_list("policies", value)?,
         };
-
-        let mut policies = match (&role, requested) {
-            (Some(role), requested) => {
-                no_default_policy |= role.token_no_default_policy;
-                role_policies(role, requested, &parent, sudo)?
-            }
-            (None, Some(requested)) => {
-                check_subset(&requested, &parent, sudo)?;
-                requested
-            }
-            (None, None) => parent.policies.clone(),
-        };
-        if no_default_policy {
-            policies.retain(|policy| policy != "default");
-        }
+        let policies = child_policies(role.as_ref(), &requested, &parent, sudo, no_default_policy)?;
 
         let mut params = TokenParams {
             id,
             policies: Some(policies),
-            no_default_policy,
+            // `child_policies` already decided whether `default` belongs.
+            no_default_policy: true,
             meta: meta(body)?,
             display_name: display_name(optional_str(request, "display_name")?.as_deref()),
             num_uses: integer(body, "num_uses")?,
@@ -354,57 +350,71 @@ fn renewal_response(entry: &TokenEntry, warnings: Vec<String>, now_unix: i64) ->
     }
 }
 
-/// Policies for `create/:role`: within the role's allowed list (or the parent's when
-/// the role allows any), never a disallowed one.
-fn role_policies(
-    role: &TokenRole,
-    requested: Option<Vec<String>>,
+/// Vault's policy rules for a child token (`handleCreateCommon`):
+/// - a role with allowed or disallowed policies decides alone: requested policies must
+///   lie within its allowed ones (all of them when none are requested; the parent's
+///   when it allows any), and none may be disallowed;
+/// - otherwise no request inherits the parent's policies (`default` only if the parent
+///   has it), and a request must lie within the parent's unless the caller has sudo;
+/// - `root` only ever comes from a root parent; `no_default_policy` strips `default`.
+fn child_policies(
+    role: Option<&TokenRole>,
+    requested: &[String],
     parent: &TokenEntry,
     sudo: bool,
+    no_default_policy: bool,
 ) -> Result<Vec<String>, LogicalError> {
-    let policies = match requested {
-        Some(requested) => requested,
-        None if !role.allowed_policies.is_empty() => role.allowed_policies.clone(),
-        None => parent
-            .policies
-            .iter()
-            .filter(|policy| !role.disallowed_policies.contains(policy))
-            .cloned()
-            .collect(),
-    };
-    let named: Vec<&String> = policies.iter().filter(|p| *p != "default").collect();
-    if !role.allowed_policies.is_empty() {
-        if let Some(outside) = named.iter().find(|p| !role.allowed_policies.contains(p)) {
-            return Err(LogicalError::BadRequest(format!(
-                "token policies ({outside:?}) must be subset of the role's allowed policies"
-            )));
+    let parent_has_default = parent.policies.iter().any(|policy| policy == "default");
+    let mut policies = match role {
+        Some(role) if !role.allowed_policies.is_empty() || !role.disallowed_policies.is_empty() => {
+            let add_default = !no_default_policy
+                && !role
+                    .disallowed_policies
+                    .iter()
+                    .any(|policy| policy == "default");
+            let mut policies = sanitize_policies(requested, add_default);
+            if !role.allowed_policies.is_empty() {
+                let allowed = sanitize_policies(&role.allowed_policies, add_default);
+                if requested.is_empty() {
+                    policies = allowed;
+                } else if let Some(outside) = policies.iter().find(|p| !allowed.contains(p)) {
+                    return Err(LogicalError::BadRequest(format!(
+                        "token policies ({outside:?}) must be subset of the role's allowed policies ({allowed:?})"
+                    )));
+                }
+            } else if requested.is_empty() {
+                policies = sanitize_policies(&parent.policies, add_default);
+            }
+            let disallowed = sanitize_policies(&role.disallowed_policies, false);
+            if let Some(denied) = policies.iter().find(|p| disallowed.contains(p)) {
+                return Err(LogicalError::BadRequest(format!(
+                    "token policy {denied:?} is disallowed by this role"
+                )));
+            }
+            policies
         }
-    } else {
-        check_subset(&policies, parent, sudo)?;
+        _ if requested.is_empty() => sanitize_policies(&parent.policies, false),
+        _ if !sudo => {
+            let wanted = sanitize_policies(requested, false);
+            let held = sanitize_policies(&parent.policies, false);
+            if !wanted.iter().all(|policy| held.contains(policy)) {
+                return Err(LogicalError::BadRequest(
+                    "child policies must be subset of parent".to_string(),
+                ));
+            }
+            sanitize_policies(requested, !no_default_policy && parent_has_default)
+        }
+        _ => sanitize_policies(requested, !no_default_policy),
+    };
+    if no_default_policy {
+        policies.retain(|policy| policy != "default");
     }
-    if let Some(denied) = named.iter().find(|p| role.disallowed_policies.contains(p)) {
-        return Err(LogicalError::BadRequest(format!(
-            "token policies ({denied:?}) contains disallowed policies"
-        )));
+    if policies.iter().any(|policy| policy == "root") && !parent.is_root() {
+        return Err(LogicalError::BadRequest(
+            "root tokens may not be created without parent token being root".to_string(),
+        ));
     }
     Ok(policies)
-}
-
-fn check_subset(requested: &[String], parent: &TokenEntry, sudo: bool) -> Result<(), LogicalError> {
-    if sudo {
-        return Ok(());
-    }
-    let within = requested.iter().all(|policy| {
-        let policy = policy.trim().to_lowercase();
-        policy.is_empty() || policy == "default" || parent.policies.contains(&policy)
-    });
-    if within {
-        Ok(())
-    } else {
-        Err(LogicalError::BadRequest(
-            "child policies must be subset of parent".to_string(),
-        ))
-    }
 }
 
 /// Vault's display name: `token`, or `token-<name>` with anything outside
@@ -757,6 +767,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn default_policy_and_root_follow_vaults_inheritance_rules() {
+        let f = fixture(36);
+        let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
+
+        // A parent without `default` passes none on, even to explicit requests.
+        let bare = create(
+            &f,
+            &root,
+            json!({"policies": ["dev"], "no_default_policy": true}),
+        )
+        .await;
+        assert_eq!(bare.policies, vec!["dev"]);
+        assert_eq!(
+            create(&f, &bare.client_token, json!({})).await.policies,
+            vec!["dev"]
+        );
+        let explicit = create(&f, &bare.client_token, json!({"policies": ["dev"]})).await;
+        assert_eq!(explicit.policies, vec!["dev"]);
+
+        // Sudo lets a token exceed its policies, but never mint root.
+        let ops = create(&f, &root, json!({"policies": ["ops"]})).await;
+        assert_eq!(
+            call(
+                &f,
+                Operation::Update,
+                "create",
+                &ops.client_token,
+                json!({"policies": ["root"]})
+            )
+            .await,
+            Err(LogicalError::BadRequest(
+                "root tokens may not be created without parent token being root".into()
+            ))
+        );
+        // A root parent's children inherit root and never expire.
+        let child_root = create(&f, &root, json!({})).await;
+        assert_eq!(child_root.policies, vec!["root"]);
+        assert_eq!(
+            (child_root.lease_duration, child_root.renewable),
+            (0, false)
+        );
+    }
+
+    #[tokio::test]
     async fn roles_shape_tokens_created_through_them() {
         let f = fixture(34);
         let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
@@ -866,17 +920,24 @@ mod tests {
                 json!({"token": dev.client_token})
             )
             .await,
-            Err(LogicalError::PermissionDenied)
+            Err(LogicalError::BadRequest(
+                "root or sudo privileges required to revoke and orphan".into()
+            ))
         );
+        let revoke_orphan = json!({"token": dev.client_token});
         call(
             &f,
             Operation::Update,
             "revoke-orphan",
             &root,
-            json!({"token": dev.client_token}),
+            revoke_orphan.clone(),
         )
         .await
         .unwrap();
+        assert_eq!(
+            call(&f, Operation::Update, "revoke-orphan", &root, revoke_orphan).await,
+            Err(LogicalError::BadRequest("token to revoke not found".into()))
+        );
         let survivor = call(
             &f,
             Operation::Update,
