@@ -80,7 +80,9 @@ pub struct RevokedToken {
 }
 
 /// Told about every revoked token after its entry is gone, so data keyed by the token
-/// (cubbyhole, leases) is removed too. Hooks run in revocation order, children first.
+/// (cubbyhole, leases) is removed too. Hooks run in revocation order, children first,
+/// while the store's write lock is held: a hook must not call back into the store's
+/// writing methods.
 pub trait RevocationHook: Send + Sync {
     fn token_revoked<'a>(
         &'a self,
@@ -354,7 +356,7 @@ impl TokenStore {
         token: &str,
         now_unix: i64,
     ) -> Result<Option<TokenEntry>, TokenError> {
-        let guard = self.inner.write_lock.lock().await;
+        let _guard = self.inner.write_lock.lock().await;
         let Some(mut entry) = self.lookup(token, now_unix)? else {
             return Ok(None);
         };
@@ -364,8 +366,8 @@ impl TokenStore {
         let admitted = entry.clone();
         entry.num_uses -= 1;
         if entry.num_uses == 0 {
-            drop(guard);
-            self.revoke_tree_salted(&entry.salted_id).await?;
+            // Still under the lock: no concurrent use can see the last use as unspent.
+            self.revoke_tree_locked(&entry.salted_id).await?;
         } else {
             self.inner
                 .view
@@ -448,6 +450,11 @@ impl TokenStore {
         salted_id: &str,
     ) -> Result<Vec<RevokedToken>, TokenError> {
         let _guard = self.inner.write_lock.lock().await;
+        self.revoke_tree_locked(salted_id).await
+    }
+
+    /// [`Self::revoke_tree_salted`] for callers already holding the write lock.
+    async fn revoke_tree_locked(&self, salted_id: &str) -> Result<Vec<RevokedToken>, TokenError> {
         // Depth-first preorder; revoked in reverse so children go before parents and
         // a crash midway never leaves a child whose parent is already gone.
         let mut order = Vec::new();
@@ -1115,6 +1122,22 @@ mod tests {
         let mut huge = child_params(&[], 0);
         huge.num_uses = NUM_USES_MAX + 1;
         assert!(f.tokens.create(Some(&root), huge, NOW).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn concurrent_uses_of_a_single_use_token_admit_exactly_one() {
+        let f = fixture(10);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let mut params = child_params(&["dev"], 0);
+        params.num_uses = 1;
+        let (auth, _) = f.tokens.create(Some(&root), params, NOW).await.unwrap();
+        let uses = (0..8).map(|_| f.tokens.use_token(&auth.client_token, NOW));
+        let admitted = futures::future::join_all(uses)
+            .await
+            .into_iter()
+            .filter(|result| matches!(result, Ok(Some(_))))
+            .count();
+        assert_eq!(admitted, 1);
     }
 
     #[tokio::test]
