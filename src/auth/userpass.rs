@@ -77,14 +77,6 @@ pub struct UserEntry {
     pub token_num_uses: i64,
     pub token_no_default_policy: bool,
     pub token_type: String,
-    /// Which deprecated names the user was written with: Vault's reads echo `policies`,
-    /// `ttl` and `max_ttl` only for users that used them.
-    #[serde(default)]
-    legacy_policies: bool,
-    #[serde(default)]
-    legacy_ttl: bool,
-    #[serde(default)]
-    legacy_max_ttl: bool,
 }
 
 impl std::fmt::Debug for UserEntry {
@@ -97,10 +89,15 @@ impl std::fmt::Debug for UserEntry {
 }
 
 impl UserEntry {
-    /// Vault's read shape: the `token_` fields, plus the deprecated names the user
-    /// was written with.
+    /// Vault's read shape: the `token_` fields, plus the deprecated `policies`, `ttl`,
+    /// `max_ttl` and `bound_cidrs` mirroring them. Vault echoes those only for users
+    /// written with the old names; Arca always does, because older clients (vaultrs
+    /// before its `token_` fields) require them.
     fn to_data(&self) -> Map<String, Value> {
         let mut data = Map::new();
+        data.insert("bound_cidrs".into(), Value::Array(Vec::new()));
+        data.insert("max_ttl".into(), self.token_max_ttl.into());
+        data.insert("policies".into(), self.token_policies.clone().into());
         data.insert("token_bound_cidrs".into(), Value::Array(Vec::new()));
         data.insert(
             "token_explicit_max_ttl".into(),
@@ -116,15 +113,7 @@ impl UserEntry {
         data.insert("token_policies".into(), self.token_policies.clone().into());
         data.insert("token_ttl".into(), self.token_ttl.into());
         data.insert("token_type".into(), self.token_type.clone().into());
-        if self.legacy_policies {
-            data.insert("policies".into(), self.token_policies.clone().into());
-        }
-        if self.legacy_ttl {
-            data.insert("ttl".into(), self.token_ttl.into());
-        }
-        if self.legacy_max_ttl {
-            data.insert("max_ttl".into(), self.token_max_ttl.into());
-        }
+        data.insert("ttl".into(), self.token_ttl.into());
         data
     }
 }
@@ -237,7 +226,6 @@ impl UserpassBackend {
                     LogicalError::BadRequest("username does not exist".to_string())
                 })?;
                 user.token_policies = policies_from(&request.data)?.unwrap_or_default();
-                user.legacy_policies = !request.data.contains_key("token_policies");
                 self.save(&username, &user).await
             }
             (_, Some("password" | "policies")) | (_, None) => {
@@ -292,14 +280,10 @@ impl UserpassBackend {
             token_num_uses: 0,
             token_no_default_policy: false,
             token_type: "default".to_string(),
-            legacy_policies: false,
-            legacy_ttl: false,
-            legacy_max_ttl: false,
         });
         user.password = password;
         if let Some(policies) = policies_from(body)? {
             user.token_policies = policies;
-            user.legacy_policies = !body.contains_key("token_policies");
         }
         let seconds = |names: &[&str]| -> Result<Option<i64>, LogicalError> {
             for name in names {
@@ -311,11 +295,9 @@ impl UserpassBackend {
         };
         if let Some(ttl) = seconds(&["token_ttl", "ttl"])? {
             user.token_ttl = ttl;
-            user.legacy_ttl = !body.contains_key("token_ttl");
         }
         if let Some(max) = seconds(&["token_max_ttl", "max_ttl"])? {
             user.token_max_ttl = max;
-            user.legacy_max_ttl = !body.contains_key("token_max_ttl");
         }
         if let Some(explicit) = seconds(&["token_explicit_max_ttl"])? {
             user.token_explicit_max_ttl = explicit;
@@ -604,10 +586,6 @@ mod tests {
         assert_eq!(read["token_policies"], json!(["policy2", "policy1"]));
         assert_eq!(read["policies"], json!(["policy2", "policy1"]));
         assert_eq!(read["token_type"], "default");
-        assert!(
-            !read.contains_key("ttl"),
-            "only users written with `ttl` echo it"
-        );
         assert!(!read.contains_key("password"));
 
         // Phase 3: login returns an orphan, renewable, 768h service token.
