@@ -170,6 +170,35 @@ impl UserpassBackend {
         })
     }
 
+    /// Vault's `pathLoginRenew`: a login token may be renewed only while its user
+    /// exists with the same policies. The core calls this before renewing a token whose
+    /// path is below this mount's `login/`.
+    pub fn check_renewal(&self, entry: &crate::token::TokenEntry) -> Result<(), LogicalError> {
+        let refuse = |why: &str| Err(LogicalError::BadRequest(why.to_string()));
+        let Some(username) = entry.meta.get("username") else {
+            return refuse("token was not issued by a userpass login");
+        };
+        let Some(user) = validate_username(username)
+            .ok()
+            .map(|name| self.user(&name))
+            .transpose()?
+            .flatten()
+        else {
+            return refuse("user no longer exists, not renewing");
+        };
+        let now = crate::token::store::sanitize_policies(&user.token_policies, false);
+        let issued: Vec<String> = entry
+            .policies
+            .iter()
+            .filter(|policy| *policy != "default" || now.contains(policy))
+            .cloned()
+            .collect();
+        if now != issued {
+            return refuse("policies have changed, not renewing");
+        }
+        Ok(())
+    }
+
     /// Whether the target of a write exists (the router's create/update decision).
     pub fn exists(&self, path: &str) -> Result<bool, LogicalError> {
         match user_path(path) {
@@ -722,6 +751,24 @@ mod tests {
             .unwrap();
         assert_eq!(entry.expire_time, Some(NOW + 7200));
         assert_eq!(warnings.len(), 1);
+
+        // Renewal is refused once the user's policies change or the user is gone.
+        let entry = f.tokens.lookup(&auth.client_token, NOW).unwrap().unwrap();
+        assert_eq!(backend.check_renewal(&entry), Ok(()));
+        backend
+            .handle(&request(
+                Operation::Update,
+                "users/carol/policies",
+                json!({"token_policies": ["admin"]}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.check_renewal(&entry),
+            Err(LogicalError::BadRequest(
+                "policies have changed, not renewing".into()
+            ))
+        );
 
         // An update without a password keeps the old one.
         backend

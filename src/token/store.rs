@@ -66,7 +66,7 @@ impl From<TokenError> for LogicalError {
     fn from(error: TokenError) -> Self {
         match error {
             TokenError::Invalid(message) => LogicalError::BadRequest(message),
-            TokenError::NotFound => LogicalError::BadRequest("invalid token".to_string()),
+            TokenError::NotFound => LogicalError::BadRequest(error.to_string()),
             TokenError::Storage(barrier) => barrier.into(),
         }
     }
