@@ -1294,3 +1294,128 @@ mod tests {
         assert_eq!(sanitize_policies(&[], false), Vec::<String>::new());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::token::testing::fixture;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Create a child of the nth live token, or an orphan.
+        Create {
+            parent: Option<usize>,
+            num_uses: i64,
+        },
+        Revoke(usize),
+        RevokeOrphan(usize),
+        Use(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (proptest::option::of(0usize..16), 0i64..3)
+                .prop_map(|(parent, num_uses)| Step::Create { parent, num_uses }),
+            1 => (0usize..16).prop_map(Step::Revoke),
+            1 => (0usize..16).prop_map(Step::RevokeOrphan),
+            1 => (0usize..16).prop_map(Step::Use),
+        ]
+    }
+
+    /// Every entry has its accessor record, every parent link its index entry and a
+    /// live parent, and no index entry or accessor record points at nothing.
+    fn check_invariants(store: &TokenStore) {
+        let view = &store.inner.view;
+        let entries: Vec<TokenEntry> = view
+            .list(ID_PREFIX)
+            .unwrap()
+            .iter()
+            .map(|salted| store.entry_by_salted(salted).unwrap().unwrap())
+            .collect();
+        let mut accessor_targets = Vec::new();
+        for salted in view.list(ACCESSOR_PREFIX).unwrap() {
+            let record: AccessorRecord = view
+                .get_json(&format!("{ACCESSOR_PREFIX}{salted}"))
+                .unwrap()
+                .unwrap();
+            assert!(store.entry_by_salted(&record.salted_id).unwrap().is_some());
+            accessor_targets.push(record.salted_id);
+        }
+        assert_eq!(accessor_targets.len(), entries.len());
+        for entry in &entries {
+            assert!(accessor_targets.contains(&entry.salted_id));
+            if let Some(parent) = &entry.parent {
+                assert!(
+                    store.entry_by_salted(parent).unwrap().is_some(),
+                    "dangling parent"
+                );
+                let children = view.list(&format!("{PARENT_PREFIX}{parent}/")).unwrap();
+                assert!(children.contains(&entry.salted_id), "missing child index");
+            }
+        }
+        for parent in view.list(PARENT_PREFIX).unwrap() {
+            let parent = parent.trim_end_matches('/');
+            assert!(
+                store.entry_by_salted(parent).unwrap().is_some(),
+                "index of a gone parent"
+            );
+            for child in view.list(&format!("{PARENT_PREFIX}{parent}/")).unwrap() {
+                let child = store
+                    .entry_by_salted(&child)
+                    .unwrap()
+                    .expect("index of a gone child");
+                assert_eq!(child.parent.as_deref(), Some(parent));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_token_tree_stays_consistent(steps in proptest::collection::vec(step(), 1..40)) {
+            futures::executor::block_on(async {
+                let f = fixture(99);
+                let (root, _) = f.tokens.create_root(NOW, None).await.unwrap();
+                let mut live = vec![root];
+                for step in steps {
+                    let pick = |index: usize, live: &Vec<String>| live[index % live.len()].clone();
+                    match step {
+                        Step::Create { parent, num_uses } if !live.is_empty() => {
+                            let parent_entry = match parent {
+                                Some(index) => f.tokens.lookup(&pick(index, &live), NOW).unwrap(),
+                                None => None,
+                            };
+                            let params = TokenParams {
+                                policies: Some(vec!["dev".to_string()]),
+                                num_uses,
+                                renewable: true,
+                                path: "auth/token/create".to_string(),
+                                ..TokenParams::default()
+                            };
+                            if let Ok((auth, _)) = f.tokens.create(parent_entry.as_ref(), params, NOW).await {
+                                live.push(auth.client_token);
+                            }
+                        }
+                        Step::Revoke(index) if !live.is_empty() => {
+                            f.tokens.revoke_tree(&pick(index, &live)).await.unwrap();
+                        }
+                        Step::RevokeOrphan(index) if !live.is_empty() => {
+                            f.tokens.revoke_orphan(&pick(index, &live)).await.unwrap();
+                        }
+                        Step::Use(index) if !live.is_empty() => {
+                            f.tokens.use_token(&pick(index, &live), NOW).await.unwrap();
+                        }
+                        _ => {}
+                    }
+                    live.retain(|token| f.tokens.lookup(token, NOW).unwrap().is_some());
+                    check_invariants(&f.tokens);
+                }
+            });
+        }
+    }
+}
