@@ -15,8 +15,7 @@ use super::entry::{TokenEntry, TokenType};
 use super::role::{RoleStore, TokenRole, boolean, duration, string_list};
 use super::store::{TokenError, TokenParams, TokenStore, auth_for, sanitize_policies};
 use crate::expiration::ExpirationManager;
-use crate::logical::LogicalError;
-use crate::logical::{Operation, Request, Response};
+use crate::logical::{LogicalError, Operation, Request, Response};
 
 /// What the token backend needs to know about policies, answered by the ACL layer.
 pub trait PolicyLookup: Send + Sync {

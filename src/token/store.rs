@@ -98,6 +98,8 @@ pub struct TokenParams {
     pub id: Option<String>,
     /// `None` inherits the parent's policies.
     pub policies: Option<Vec<String>>,
+    /// Do not add `default` to `policies` (callers that settle the full set, like the
+    /// token handlers, set this).
     pub no_default_policy: bool,
     pub meta: BTreeMap<String, String>,
     pub display_name: String,
