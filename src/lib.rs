@@ -2,6 +2,7 @@
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
 pub mod acl;
+pub mod auth;
 pub mod barrier;
 #[cfg(not(madsim))]
 pub mod cli;
@@ -9,11 +10,14 @@ pub mod config;
 pub mod core;
 pub mod engines;
 pub mod env;
+pub mod expiration;
 pub mod http;
+pub mod identity;
 pub mod logical;
 pub mod policy;
 pub mod raft;
 pub mod seal;
 pub mod server;
 pub mod storage;
+pub mod token;
 pub mod util;
