@@ -10,3 +10,4 @@ pub mod seal;
 pub mod server;
 pub mod storage;
 pub mod util;
+pub mod wrapping;
