@@ -230,7 +230,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(seed: u64) -> SigningKey {
-        SharedRng::from_u64(seed).with(|rng| SigningKey::generate_from_rng(rng))
+        SharedRng::from_u64(seed).with(SigningKey::generate_from_rng)
     }
 
     #[test]

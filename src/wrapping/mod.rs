@@ -5,7 +5,9 @@
 //! - [`store`]: the tokens and their payloads below `sys/wrapping/` (local to the
 //!   cluster), and the cluster's wrapping key.
 //! - [`wrap_info`]: the `wrap_info` a wrapped request answers with.
+//! - [`handlers`]: the `sys/wrapping/*` endpoints.
 
+pub mod handlers;
 pub mod jwt;
 pub mod store;
 pub mod wrap_info;

@@ -445,7 +445,7 @@ impl WrappingStore {
     }
 
     fn generate_keys(&self) -> Vec<u8> {
-        let signing = self.rng.with(|rng| SigningKey::generate_from_rng(rng));
+        let signing = self.rng.with(SigningKey::generate_from_rng);
         let token_hmac_key = Zeroizing::new(self.rng.bytes::<HMAC_KEY_BYTES>());
         let stored = StoredKeys {
             signing_key: STANDARD.encode(signing.to_bytes()),
@@ -825,9 +825,7 @@ mod tests {
 
         // A JWT from another cluster's key is refused even though its jti is live here.
         let other_cluster = Cluster::new(6);
-        let other_key = other_cluster
-            .rng
-            .with(|rng| SigningKey::generate_from_rng(rng));
+        let other_key = other_cluster.rng.with(SigningKey::generate_from_rng);
         let foreign = jwt::sign(
             &json!({"jti": victim.token, "type": "wrapping"}),
             &other_key,
