@@ -1117,6 +1117,38 @@ mod tests {
         assert_eq!(shown, "WrappingStore { prefix: \"sys/wrapping/\", .. }");
     }
 
+    proptest::proptest! {
+        /// Whatever a caller presents as a token, resolving it is an answer, not a panic,
+        /// and only well-formed short tokens get as far as a storage lookup.
+        #[test]
+        fn any_presented_token_resolves_without_panicking(presented in ".{0,400}") {
+            let keys = shared_keys();
+            if let Ok(short) = resolve(keys, &presented) {
+                proptest::prop_assert!(ShortToken::parse(&short.0).is_some());
+            }
+        }
+
+        #[test]
+        fn dotted_base64_lookalikes_never_resolve(
+            header in "[A-Za-z0-9_-]{1,60}",
+            claims in "[A-Za-z0-9_-]{1,120}",
+            signature in "[A-Za-z0-9_-]{1,200}",
+        ) {
+            let token = format!("{header}.{claims}.{signature}");
+            proptest::prop_assert!(resolve(shared_keys(), &token).is_err());
+        }
+    }
+
+    /// Keys parsed once for all property cases (P-521 is slow in debug builds).
+    fn shared_keys() -> &'static Keys {
+        static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            let cluster = Cluster::new(14);
+            let stored = cluster.store().generate_keys();
+            parse_keys(&stored, [0; 32]).unwrap()
+        })
+    }
+
     fn verifying_key_from_jwk(jwk: &Value) -> VerifyingKey {
         let mut sec1 = vec![0x04];
         for coordinate in ["x", "y"] {
