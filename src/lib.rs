@@ -21,3 +21,4 @@ pub mod server;
 pub mod storage;
 pub mod token;
 pub mod util;
+pub mod wrapping;
