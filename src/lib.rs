@@ -1,6 +1,7 @@
 //! Arca: a secrets server that speaks Vault's API, with performance replication, written
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
+pub mod audit;
 pub mod barrier;
 pub mod core;
 pub mod env;
