@@ -52,6 +52,7 @@ pub fn hash_value(salt: &str, value: &mut Value, exempt_keys: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -99,6 +100,61 @@ mod tests {
             data["plain_object"]["deeper"],
             audit_hash(salt, "hashed, nearest key is deeper")
         );
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,6}", inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The same value with every string replaced by a marker, to compare shapes.
+    fn shape(value: &Value) -> Value {
+        match value {
+            Value::String(_) => Value::String("string".into()),
+            Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, item)| (key.clone(), shape(item)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(text) => out.push(text.clone()),
+            Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+            Value::Object(map) => map.values().for_each(|item| strings(item, out)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        /// Without exemptions, every string becomes the HMAC of itself and nothing
+        /// else changes: keys, numbers, bools, nulls and the nesting stay.
+        #[test]
+        fn every_string_is_replaced_by_its_hash_and_nothing_else_moves(value in json_value()) {
+            let mut hashed = value.clone();
+            hash_value("salt", &mut hashed, &[]);
+            prop_assert_eq!(shape(&hashed), shape(&value));
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            strings(&value, &mut before);
+            strings(&hashed, &mut after);
+            let expected: Vec<String> = before.iter().map(|text| audit_hash("salt", text)).collect();
+            prop_assert_eq!(after, expected);
+        }
     }
 
     #[test]

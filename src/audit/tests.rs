@@ -591,3 +591,16 @@ async fn a_real_file_receives_the_lines_through_the_production_sink() {
         "{error}"
     );
 }
+
+/// The handlers run inside axum's handlers, so their futures must be `Send`.
+#[test]
+fn handler_and_broker_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let cluster = cluster();
+    let broker = broker(&cluster, Arc::new(MemoryLogFiles::new()));
+    let request = Request::new(Operation::Read, "audit", Map::new(), NOW_UNIX);
+    assert_send(&handle(&broker, &request));
+    assert_send(&broker.disable("file"));
+    fn assert_sync<T: Send + Sync>() {}
+    assert_sync::<AuditBroker>();
+}
