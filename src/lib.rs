@@ -2,6 +2,7 @@
 //! against one seam ([`env`]) so the same code runs on Tokio and in the madsim simulator.
 
 pub mod acl;
+pub mod audit;
 pub mod auth;
 pub mod barrier;
 #[cfg(not(madsim))]

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod disk;
 pub mod disk_files;
 pub mod disk_sim;
+pub mod log_file;
 pub mod rng;
 pub mod runtime;
 
@@ -18,6 +19,7 @@ pub use clock::Clock;
 pub use disk::{Disk, DiskError};
 pub use disk_files::FileDisk;
 pub use disk_sim::SimDisk;
+pub use log_file::{LogFiles, LogSink, MemoryLogFiles, OsLogFiles};
 pub use rng::SharedRng;
 
 /// Everything a node needs from the outside world, injected once at start.
