@@ -120,6 +120,7 @@ pub struct FileOptions {
     pub file_path: String,
     pub hmac_accessor: bool,
     pub log_raw: bool,
+    pub elide_list_responses: bool,
     pub prefix: String,
     /// Unix permission bits; 0 keeps an existing file's mode.
     pub mode: u32,
@@ -175,6 +176,7 @@ impl FileOptions {
             file_path,
             hmac_accessor: parse_bool(options, "hmac_accessor", true)?,
             log_raw: parse_bool(options, "log_raw", false)?,
+            elide_list_responses: parse_bool(options, "elide_list_responses", false)?,
             prefix: options.get("prefix").cloned().unwrap_or_default(),
             mode,
             skip_test: parse_bool(options, "skip_test", false)?,
@@ -231,6 +233,7 @@ impl Device {
             salt: &self.entry.salt,
             hmac_accessor: self.options.hmac_accessor,
             log_raw: self.options.log_raw,
+            elide_list_responses: self.options.elide_list_responses,
         }
     }
 
@@ -331,6 +334,7 @@ impl AuditBroker {
                             file_path: DISCARD_PATH.into(),
                             hmac_accessor: true,
                             log_raw: false,
+                            elide_list_responses: false,
                             prefix: String::new(),
                             mode: LOG_FILE_MODE_DEFAULT,
                             skip_test: true,

@@ -13,7 +13,8 @@ use super::hash::{audit_hash, hash_value};
 use crate::logical::{Auth, Operation, Response};
 use crate::util::{rfc3339_nanos, rfc3339_seconds};
 
-/// How a device hashes: its salt and its `hmac_accessor` / `log_raw` options.
+/// How a device hashes: its salt and its `hmac_accessor`, `log_raw` and
+/// `elide_list_responses` options.
 #[derive(Debug, Clone, Copy)]
 pub struct HashSettings<'a> {
     pub salt: &'a str,
@@ -21,6 +22,9 @@ pub struct HashSettings<'a> {
     pub hmac_accessor: bool,
     /// Write everything in plaintext (`log_raw`, default false).
     pub log_raw: bool,
+    /// In responses to `list`, replace `keys` and `key_info` by their sizes
+    /// (`elide_list_responses`, default false).
+    pub elide_list_responses: bool,
 }
 
 impl HashSettings<'_> {
@@ -397,7 +401,10 @@ impl EntryResponse {
                 .auth
                 .as_ref()
                 .map(|auth| EntryAuth::new(auth, hashing)),
-            data: hashing.data(&response.data, &input.non_hmac_response_keys),
+            data: hashing.data(
+                &response_data(response, input.operation, hashing),
+                &input.non_hmac_response_keys,
+            ),
             mount_accessor: input.mount_accessor.clone(),
             mount_point: input.mount_point.clone(),
             mount_type: input.mount_type.clone(),
@@ -418,6 +425,27 @@ impl EntryResponse {
             warnings: response.warnings.clone(),
         }
     }
+}
+
+/// The response data to log: as given, or with list results reduced to their sizes,
+/// as Vault's `doElideListResponseData` does before hashing.
+fn response_data(
+    response: &AuditResponse,
+    operation: Operation,
+    hashing: &HashSettings<'_>,
+) -> Map<String, Value> {
+    let mut data = response.data.clone();
+    if hashing.elide_list_responses && operation == Operation::List {
+        if let Some(Value::Array(keys)) = data.get("keys") {
+            let count = keys.len();
+            data.insert("keys".into(), Value::from(count));
+        }
+        if let Some(Value::Object(key_info)) = data.get("key_info") {
+            let count = key_info.len();
+            data.insert("key_info".into(), Value::from(count));
+        }
+    }
+    data
 }
 
 /// One line of the log, serialized in Vault's field order (build it with
@@ -509,6 +537,7 @@ mod tests {
             salt: "salt-1",
             hmac_accessor: true,
             log_raw: false,
+            elide_list_responses: false,
         };
         let text = serde_json::to_string(&request_entry(&input(), &hashing)).unwrap();
         let entry: Value = serde_json::from_str(&text).unwrap();
@@ -554,6 +583,7 @@ mod tests {
             salt: "s",
             hmac_accessor: true,
             log_raw: true,
+            elide_list_responses: false,
         };
         let entry = serde_json::to_value(request_entry(&input(), &raw)).unwrap();
         assert_eq!(entry["request"]["data"]["data"]["password"], "hunter2");
@@ -563,6 +593,7 @@ mod tests {
             salt: "s",
             hmac_accessor: false,
             log_raw: false,
+            elide_list_responses: false,
         };
         let entry = serde_json::to_value(request_entry(&input(), &plain_accessor)).unwrap();
         assert_eq!(entry["auth"]["accessor"], "accessor-1");
@@ -579,6 +610,7 @@ mod tests {
                 salt: "s",
                 hmac_accessor: true,
                 log_raw: false,
+                elide_list_responses: false,
             },
         ))
         .unwrap();

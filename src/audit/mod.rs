@@ -8,6 +8,14 @@
 //! - [`handlers`]: `sys/audit`, `sys/audit/:path`, `sys/audit-hash/:path`.
 //!
 //! Files are reached only through the seam's [`crate::env::LogFiles`].
+//!
+//! How the router uses it, as Vault's request handling does: fill an [`AuditInput`]
+//! once the token and mount are known and call [`AuditBroker::log_request`] before
+//! the backend runs; an error means no device could record the request, and the
+//! request is refused with 500 `internal error` without running it. After the backend
+//! answers, set `response` (or `error`) and call [`AuditBroker::log_response`]; an
+//! error there also turns the answer into 500 `internal error`. `LogicalError::from`
+//! an [`AuditError`] gives exactly that.
 
 pub mod broker;
 pub mod entry;

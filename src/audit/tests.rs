@@ -274,6 +274,31 @@ async fn device_options_change_what_is_hashed_and_how_lines_start() {
     );
     assert_ne!(entry["auth"]["client_token"], "hvs.CAESIclienttoken");
 
+    // elide_list_responses logs the size of a listing, not its names.
+    enable(
+        &broker,
+        "elide",
+        json!({"file_path": "/logs/elide.log", "elide_list_responses": "true", "skip_test": "true"}),
+    )
+    .await
+    .unwrap();
+    let mut listing = AuditInput::new(Operation::List, "secret/metadata/", 0);
+    listing.response = Some(AuditResponse {
+        data: body(json!({"keys": ["app", "db/"], "key_info": {"app": {"a": 1}}})),
+        ..AuditResponse::default()
+    });
+    broker.log_response(&listing).unwrap();
+    let elided = parse_lines(&files.lines("/logs/elide.log"));
+    assert_eq!(
+        elided[0]["response"]["data"],
+        json!({"keys": 2, "key_info": 1})
+    );
+    let full = parse_lines(&files.lines("/logs/raw.log"));
+    assert_eq!(
+        full.last().unwrap()["response"]["data"]["keys"],
+        json!(["app", "db/"])
+    );
+
     // stdout and discard are the special paths Vault has.
     enable(&broker, "out", json!({"file_path": "STDOUT"}))
         .await
