@@ -261,13 +261,14 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
                 let raft = node.raft().unwrap();
                 let metrics = raft.raft().metrics().borrow_watched().clone();
                 println!(
-                    "{} {}: {:?} snapshot {:?} purged {:?} segments {}",
+                    "{} {}: {:?} snapshot {:?} purged {:?} segments {} fsyncs {}",
                     elapsed(),
                     node.id,
                     raft.status(),
                     metrics.snapshot.map(|log_id| log_id.index),
                     metrics.purged.map(|log_id| log_id.index),
-                    node.disk.list("raft/log").unwrap().len()
+                    node.disk.list("raft/log").unwrap().len(),
+                    node.disk.stats().fsyncs
                 );
             }
             break;
