@@ -297,3 +297,34 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
         sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[madsim::test]
+async fn concurrent_commits_share_fsyncs() {
+    const WRITES: u64 = 200;
+    let runtime = Handle::current();
+    let nodes = [build_node(&runtime, 0, runtime.seed())];
+    sleep(Duration::from_millis(100)).await;
+    let node = nodes[0].raft().unwrap();
+    node.bootstrap().await.unwrap();
+
+    // Many clients at once: openraft batches their entries and the log writer syncs
+    // whatever is queued together.
+    let fsyncs_before = nodes[0].disk.stats().fsyncs;
+    let commits = (0..WRITES).map(|index| {
+        let backend = node.backend();
+        async move {
+            backend
+                .commit(vec![Op::Put {
+                    key: format!("secret/{index}"),
+                    value: vec![1],
+                }])
+                .await
+        }
+    });
+    let results = futures::future::join_all(commits).await;
+    assert!(results.iter().all(Result::is_ok));
+    let fsyncs = nodes[0].disk.stats().fsyncs - fsyncs_before;
+    println!("{WRITES} concurrent commits, {fsyncs} fsyncs");
+    assert!(fsyncs * 4 <= WRITES, "{fsyncs} fsyncs for {WRITES} commits");
+    assert_eq!(node.state_machine().list("secret/").len() as u64, WRITES);
+}
