@@ -12,7 +12,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 
-use super::log_store::{LogStore, LogStoreError, LogStoreOptions};
+use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, serve};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, NodeInfo, Raft, TypeConfig};
@@ -36,6 +36,10 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 256;
 /// election openraft can answer "forward to: unknown" on the leader itself).
 pub const COMMIT_ATTEMPTS_MAX: usize = 3;
 pub const COMMIT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The most key and value bytes one commit may carry: well under the log's entry limit,
+/// so an oversized client write is refused here instead of failing the log (which would
+/// stop the node).
+pub const COMMIT_BYTES_MAX: usize = ENTRY_BYTES_MAX / 2;
 /// How long `bootstrap` waits for this node to lead its new one-node cluster.
 pub const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -395,6 +399,18 @@ impl Backend for RaftBackend {
         let raft = self.raft.clone();
         Box::pin(async move {
             validate_batch(&ops)?;
+            let bytes: usize = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value } => key.len() + value.len(),
+                    Op::Delete { key } => key.len(),
+                })
+                .sum();
+            if bytes > COMMIT_BYTES_MAX {
+                return Err(StorageError::Unavailable(format!(
+                    "a commit of {bytes} bytes exceeds the limit of {COMMIT_BYTES_MAX}"
+                )));
+            }
             let mut attempt = 0;
             loop {
                 attempt += 1;
