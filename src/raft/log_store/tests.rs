@@ -154,7 +154,7 @@ async fn entries_survive_truncate_purge_and_reopen() {
 }
 
 #[tokio::test]
-async fn group_commit_makes_many_appends_durable_with_one_fsync() {
+async fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
     const APPENDS: u64 = 200;
     let disk = SimDisk::new(2);
     let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
