@@ -461,7 +461,10 @@ impl SegmentWriter {
                 .sync_dir(LOG_DIR)
                 .map_err(|error| error.to_string())?;
         }
-        if let Some((segment_first, offset)) = self.locations.get(&from).copied() {
+        // The segment that straddles `from`, if any: one starting at `from` is gone above.
+        if let Some((segment_first, offset)) = self.locations.get(&from).copied()
+            && segment_first < from
+        {
             let path = segment_path(segment_first);
             self.disk
                 .truncate(&path, offset)

@@ -14,7 +14,7 @@ pub mod record;
 pub mod state_machine;
 pub mod types;
 
-pub use log_store::{LogStore, LogStoreError};
-pub use node::{Peer, RaftError, RaftNode, RaftStatus};
+pub use log_store::{LogStore, LogStoreError, LogStoreOptions};
+pub use node::{Peer, RaftError, RaftNode, RaftOptions, RaftStatus};
 pub use state_machine::StateMachine;
 pub use types::{Command, CommandResponse, NodeInfo, TypeConfig};

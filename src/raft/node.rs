@@ -12,7 +12,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError};
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 
-use super::log_store::{LogStore, LogStoreError, LogStoreOptions};
+use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, serve};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, NodeInfo, Raft, TypeConfig};
@@ -36,6 +36,10 @@ pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 256;
 /// election openraft can answer "forward to: unknown" on the leader itself).
 pub const COMMIT_ATTEMPTS_MAX: usize = 3;
 pub const COMMIT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The most key and value bytes one commit may carry: well under the log's entry limit,
+/// so an oversized client write is refused here instead of failing the log (which would
+/// stop the node).
+pub const COMMIT_BYTES_MAX: usize = ENTRY_BYTES_MAX / 2;
 /// How long `bootstrap` waits for this node to lead its new one-node cluster.
 pub const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -100,14 +104,33 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
-fn raft_config() -> Result<openraft::Config, RaftError> {
+/// Tunables; production uses [`RaftOptions::default`], tests snapshot and roll
+/// segments sooner to exercise compaction.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftOptions {
+    pub log: LogStoreOptions,
+    pub snapshot_logs_since_last: u64,
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftOptions {
+    fn default() -> Self {
+        Self {
+            log: LogStoreOptions::default(),
+            snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
+            logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
+        }
+    }
+}
+
+fn raft_config(options: &RaftOptions) -> Result<openraft::Config, RaftError> {
     openraft::Config {
         cluster_name: CLUSTER_NAME.to_string(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
-        max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
         ..Default::default()
     }
     .validate()
@@ -137,29 +160,22 @@ impl RaftNode {
         info: NodeInfo,
         cluster_listener: tokio::net::TcpListener,
     ) -> Result<RaftNode, RaftError> {
-        Self::start_with_options(
-            env,
-            node_id,
-            info,
-            cluster_listener,
-            LogStoreOptions::default(),
-        )
-        .await
+        Self::start_with_options(env, node_id, info, cluster_listener, RaftOptions::default()).await
     }
 
-    /// [`RaftNode::start`] with explicit log options (tests roll segments sooner).
+    /// [`RaftNode::start`] with explicit tunables.
     pub async fn start_with_options(
         env: Env,
         node_id: String,
         info: NodeInfo,
         cluster_listener: tokio::net::TcpListener,
-        log_options: LogStoreOptions,
+        options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
-        let log_store = LogStore::open(env.disk.clone(), log_options).await?;
+        let log_store = LogStore::open(env.disk.clone(), options.log).await?;
         let state_machine = StateMachine::open(env.disk.clone()).await?;
         let raft = Raft::new(
             node_id.clone(),
-            Arc::new(raft_config()?),
+            Arc::new(raft_config(&options)?),
             NetworkFactory::new(node_id.clone()),
             log_store,
             state_machine.clone(),
@@ -383,6 +399,18 @@ impl Backend for RaftBackend {
         let raft = self.raft.clone();
         Box::pin(async move {
             validate_batch(&ops)?;
+            let bytes: usize = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value } => key.len() + value.len(),
+                    Op::Delete { key } => key.len(),
+                })
+                .sum();
+            if bytes > COMMIT_BYTES_MAX {
+                return Err(StorageError::Unavailable(format!(
+                    "a commit of {bytes} bytes exceeds the limit of {COMMIT_BYTES_MAX}"
+                )));
+            }
             let mut attempt = 0;
             loop {
                 attempt += 1;

@@ -310,3 +310,123 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::Membership;
+    use openraft::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderIdExt;
+
+    use super::*;
+    use crate::env::SimDisk;
+    use crate::raft::types::Entry;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            index,
+        )
+    }
+
+    fn put(key: &str, value: &[u8]) -> Op {
+        Op::Put {
+            key: key.to_string(),
+            value: value.to_vec(),
+        }
+    }
+
+    async fn apply(machine: &mut StateMachine, entries: Vec<Entry>) {
+        let items = entries.into_iter().map(|entry| Ok((entry, None)));
+        machine.apply(futures::stream::iter(items)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn batches_apply_atomically_and_snapshots_rebuild_the_machine() {
+        let disk = SimDisk::new(1);
+        let mut machine = StateMachine::open(Arc::new(disk.clone())).await.unwrap();
+        let membership =
+            Membership::new_with_defaults(vec![BTreeSet::from(["n1".to_string()])], []);
+        apply(
+            &mut machine,
+            vec![
+                Entry::new_membership(log_id(1), membership),
+                Entry::new_normal(
+                    log_id(2),
+                    Command::Apply {
+                        ops: vec![
+                            put("sys/a", b"1"),
+                            put("sys/b/c", b"2"),
+                            put("logical/x", b"3"),
+                        ],
+                    },
+                ),
+                Entry::new_normal(
+                    log_id(3),
+                    Command::Apply {
+                        ops: vec![Op::Delete {
+                            key: "logical/x".to_string(),
+                        }],
+                    },
+                ),
+                Entry::new_blank(log_id(4)),
+            ],
+        )
+        .await;
+        assert_eq!(machine.applied_index(), 4);
+        assert_eq!(machine.get("sys/a"), Some(b"1".to_vec()));
+        assert_eq!(machine.get("logical/x"), None);
+        assert_eq!(
+            machine.list("sys/"),
+            vec!["a".to_string(), "b/".to_string()]
+        );
+        assert_eq!(machine.list(""), vec!["sys/".to_string()]);
+
+        // Two snapshots: only the newer file is kept, and a restart loads it.
+        machine.build_snapshot().await.unwrap();
+        apply(
+            &mut machine,
+            vec![Entry::new_normal(
+                log_id(5),
+                Command::Apply {
+                    ops: vec![put("sys/d", b"4")],
+                },
+            )],
+        )
+        .await;
+        let snapshot = machine.build_snapshot().await.unwrap();
+        assert_eq!(
+            disk.list(SNAPSHOT_DIR).unwrap(),
+            vec![format!("{:020}{SNAPSHOT_SUFFIX}", 5)]
+        );
+        disk.crash(true);
+        let mut reopened = StateMachine::open(Arc::new(disk.clone())).await.unwrap();
+        assert_eq!(reopened.dump(), machine.dump());
+        let (applied, stored_membership) = reopened.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(5)));
+        assert_eq!(stored_membership.log_id(), &Some(log_id(1)));
+        assert!(reopened.get_current_snapshot().await.unwrap().is_some());
+
+        // A follower installs the leader's snapshot wholesale.
+        let other_disk = SimDisk::new(2);
+        let mut follower = StateMachine::open(Arc::new(other_disk.clone()))
+            .await
+            .unwrap();
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.dump(), machine.dump());
+        assert_eq!(follower.applied_index(), 5);
+
+        // A damaged snapshot file stops the node instead of starting it empty.
+        let path = format!("{SNAPSHOT_DIR}/{:020}{SNAPSHOT_SUFFIX}", 5);
+        other_disk.corrupt_byte(&path, 20).unwrap();
+        let error = StateMachine::open(Arc::new(other_disk)).await.unwrap_err();
+        assert!(
+            matches!(error, StateMachineError::InvalidSnapshot { .. }),
+            "{error}"
+        );
+    }
+}

@@ -99,6 +99,26 @@ async fn entries_survive_truncate_purge_and_reopen() {
         .await
         .unwrap();
 
+    // Truncating exactly at a segment boundary removes that whole segment.
+    let boundary = segments(&disk)
+        .iter()
+        .filter_map(|name| name.strip_suffix(SEGMENT_SUFFIX)?.parse::<u64>().ok())
+        .find(|first| *first > 8)
+        .unwrap();
+    store
+        .truncate_after(Some(log_id(1, boundary - 1)))
+        .await
+        .unwrap();
+    assert!(!segments(&disk).contains(&format!("{boundary:020}{SEGMENT_SUFFIX}")));
+    let receiver = append(
+        &mut store,
+        (boundary..=15).map(|index| entry(1, index)).collect(),
+    )
+    .await;
+    flushed(receiver).await.unwrap();
+    let receiver = append(&mut store, (16..=18).map(|index| entry(2, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+
     let expected: Vec<(u64, u64)> = (8..=15)
         .map(|index| (1, index))
         .chain((16..=18).map(|index| (2, index)))
@@ -134,7 +154,7 @@ async fn entries_survive_truncate_purge_and_reopen() {
 }
 
 #[tokio::test]
-async fn group_commit_makes_many_appends_durable_with_one_fsync() {
+async fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
     const APPENDS: u64 = 200;
     let disk = SimDisk::new(2);
     let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())

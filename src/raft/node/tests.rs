@@ -132,6 +132,19 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     let status = n1.status();
     assert!(status.applied_index >= 20 && status.term >= 2, "{status:?}");
 
+    // The leader removes a peer; an unknown peer is a typed error.
+    let leader = leader_of(&[&n1, &n2, &n3]).unwrap();
+    let removed = if leader.node_id() == "n3" { "n2" } else { "n3" };
+    leader.remove_peer(removed).await.unwrap();
+    let configuration = leader.configuration();
+    assert_eq!(configuration.len(), 2, "{configuration:?}");
+    assert!(configuration.iter().all(|peer| peer.node_id != removed));
+    assert!(matches!(
+        leader.remove_peer("nobody").await,
+        Err(RaftError::UnknownPeer(_))
+    ));
+    write(&[&leader], "secret/after-removal", b"v3").await;
+
     for node in [&n1, &n2, &n3] {
         node.shutdown().await.unwrap();
     }
