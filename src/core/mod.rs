@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod join;
 pub mod mounts;
 pub mod node_endpoints;
+pub mod router;
+pub mod system;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -47,6 +47,14 @@ impl Clock {
         }
     }
 
+    /// Nanoseconds since the Unix epoch of [`Clock::wall`] (audit timestamps).
+    pub fn unix_nanos(&self) -> i128 {
+        match self.wall().duration_since(UNIX_EPOCH) {
+            Ok(elapsed) => elapsed.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        }
+    }
+
     /// Set the skew of this node's wall clock (simulation fault injection).
     pub fn set_skew_ms(&self, skew_ms: i64) {
         self.skew_ms.store(skew_ms, Ordering::Relaxed);

@@ -218,6 +218,14 @@ impl PolicyStore {
         cache.generation += 1;
     }
 
+    /// Forget every cached policy: a node that becomes active cannot know what the
+    /// previous active node changed while this one was a standby.
+    pub fn invalidate_all(&self) {
+        let mut cache = self.cache_lock();
+        cache.entries.clear();
+        cache.generation += 1;
+    }
+
     async fn write(&self, policy: Policy) -> Result<Arc<Policy>, PolicyStoreError> {
         let name = policy.name.clone();
         let entry = PolicyEntry {

@@ -1,6 +1,12 @@
-//! The server process: configuration in, a running node out.
+//! The server process: configuration in, a running node out, until SIGINT or SIGTERM.
+
+pub mod dev;
+pub mod node;
+pub mod raft_cluster;
 
 use std::path::PathBuf;
+
+pub use node::{Node, NodeConfig, NodeError};
 
 /// What `arca server` was asked to do (parsed by the CLI).
 #[derive(Debug, Clone, Default)]
@@ -18,7 +24,165 @@ pub struct ServerArgs {
 }
 
 /// Run the server until SIGINT/SIGTERM. Returns the process exit code.
+#[cfg(not(madsim))]
 pub fn launch(args: ServerArgs) -> std::process::ExitCode {
-    eprintln!("arca server is not assembled yet ({args:?})");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error starting the runtime: {error}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let result = if args.dev {
+            dev::run_dev(&args).await
+        } else {
+            run_from_config(&args).await
+        };
+        match result {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{message}");
+                std::process::ExitCode::from(1)
+            }
+        }
+    })
+}
+
+#[cfg(madsim)]
+pub fn launch(_args: ServerArgs) -> std::process::ExitCode {
+    eprintln!("the arca binary does not run inside the simulator; use arca-sim");
     std::process::ExitCode::from(1)
+}
+
+/// Set up logging once; `level` is Vault's `log_level` (default info).
+pub fn init_logging(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},openraft=warn", level.unwrap_or("info")))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(not(madsim))]
+async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
+    let path = args
+        .config_path
+        .as_ref()
+        .ok_or_else(|| "Must specify at least one config path using -config".to_string())?;
+    // Reading the configuration happens once at process start, before any server code
+    // runs: outside the simulated world, so not through the disk seam.
+    #[allow(clippy::disallowed_methods)]
+    let text = std::fs::read_to_string(path) // seam-ok: process start-up
+        .map_err(|error| {
+            format!(
+                "Error loading configuration from {}: {error}",
+                path.display()
+            )
+        })?;
+    let environment: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let config = crate::config::parse(&text, &path.display().to_string(), &environment)
+        .map_err(|error| error.to_string())?;
+    init_logging(args.log_level.as_deref().or(config.log_level.as_deref()));
+    let listener = config.listeners.first().ok_or("no listener configured")?;
+    let (data_dir, node_id, retry_join) = match &config.storage {
+        crate::config::StorageConfig::Raft(raft) => (
+            Some(raft.path.clone()),
+            raft.node_id.clone(),
+            raft.retry_join
+                .iter()
+                .map(|join| join.leader_api_addr.clone())
+                .collect(),
+        ),
+        crate::config::StorageConfig::Inmem => (None, None, Vec::new()),
+    };
+    let env = match &data_dir {
+        Some(dir) => crate::env::Env::production(dir)
+            .map_err(|error| format!("Error opening storage: {error}"))?,
+        None => crate::env::Env::in_memory(crate::env::SimDisk::new(0)),
+    };
+    let node_id = match node_id {
+        Some(node_id) => node_id,
+        None => {
+            stored_node_id(&env).map_err(|error| format!("Error reading the node id: {error}"))?
+        }
+    };
+    let node_config = NodeConfig {
+        node_id,
+        api_listen: listener.address,
+        cluster_listen: listener.cluster_address,
+        api_addr: config.api_addr.clone(),
+        cluster_addr: config.cluster_addr.clone(),
+        cluster_name: config.cluster_name.clone(),
+        retry_join,
+    };
+    print_configuration(&node_config, "raft");
+    let node = Node::start(
+        env,
+        node_config,
+        std::sync::Arc::new(crate::env::OsLogFiles),
+    )
+    .await
+    .map_err(|error| format!("Error starting the node: {error}"))?;
+    eprintln!("==> Arca server started! Log data will stream in below:\n");
+    wait_for_signal().await;
+    eprintln!("==> Arca shutdown triggered");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// The node id kept in the data directory (`node-id`), created on first start.
+pub fn stored_node_id(env: &crate::env::Env) -> Result<String, crate::env::DiskError> {
+    if let Some(bytes) = env.disk.read("node-id")? {
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if !text.is_empty() {
+            return Ok(text);
+        }
+    }
+    let node_id = env.rng.uuid();
+    crate::env::disk::write_atomic(env.disk.as_ref(), "node-id", node_id.as_bytes())?;
+    Ok(node_id)
+}
+
+pub(crate) fn print_configuration(config: &NodeConfig, storage: &str) {
+    eprintln!("==> Arca server configuration:\n");
+    eprintln!("             Api Address: {}", config.api_addr);
+    eprintln!("         Cluster Address: {}", config.cluster_addr);
+    eprintln!(
+        "              Listener 1: tcp (addr: \"{}\", cluster address: \"{}\", tls: \"disabled\")",
+        config.api_listen, config.cluster_listen
+    );
+    eprintln!("                 Storage: {storage} (HA available)");
+    eprintln!("                 Node ID: {}", config.node_id);
+    eprintln!("                 Version: Arca v{}\n", crate::core::VERSION);
+}
+
+#[cfg(not(madsim))]
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            biased;
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

@@ -1,0 +1,860 @@
+//! The logical core on the active node: from an API request to a backend and back.
+//!
+//! The path of one request, in order: classify the operation, find the mount, check
+//! the token, ask the ACL (telling `create` from `update` by asking the backend whether
+//! the target exists), audit the request, dispatch to the backend under the lock for
+//! its storage key, use up one of the token's uses, wrap the response if asked, audit
+//! the response, and put it in Vault's envelope.
+
+use std::sync::{Arc, RwLock, Weak};
+
+use futures::future::BoxFuture;
+use http::Method;
+use serde_json::{Map, Value};
+
+use super::mounts::{MountEntry, MountTable, TableKind};
+use super::{Core, body_object, error_response};
+use crate::acl::Acl;
+use crate::audit::{AuditBroker, AuditInput};
+use crate::auth::userpass::{PasswordCost, UserpassBackend, UserpassMount};
+use crate::barrier::{Barrier, BarrierError, View};
+use crate::engines;
+use crate::env::{Env, LogFiles};
+use crate::expiration::ExpirationManager;
+use crate::http::envelope;
+use crate::http::{ApiRequest, ApiResponse, request_token};
+use crate::identity::IdentityStore;
+use crate::logical::{LogicalError, Operation, Request, Response};
+use crate::policy::PolicyStore;
+use crate::token::handlers::{PolicyLookup, TokenBackend};
+use crate::token::role::RoleStore;
+use crate::token::store::{RevocationHook, RevokedToken};
+use crate::token::{TokenEntry, TokenStore};
+use crate::wrapping::{WrapFormat, WrappingStore};
+
+/// Write locks are striped by storage target: two writes to the same secret are
+/// serialized (so check-and-set and read-modify-write are atomic), writes to different
+/// secrets proceed in parallel.
+pub const WRITE_LOCK_STRIPES: usize = 256;
+
+/// Both mount tables, as loaded on the active node.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub secrets: MountTable,
+    pub auth: MountTable,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub kind: TableKind,
+    pub entry: MountEntry,
+    /// The path below the mount.
+    pub rest: String,
+    /// The mount point as clients see it (`secret/`, `auth/userpass/`).
+    pub mount_point: String,
+}
+
+/// Who is calling, once the token checked out.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: String,
+    pub entry: TokenEntry,
+    pub acl: Arc<Acl>,
+}
+
+pub struct LogicalCore {
+    core: Weak<Core>,
+    env: Env,
+    barrier: Barrier,
+    tables: RwLock<Option<Arc<Tables>>>,
+    pub(crate) tokens: TokenStore,
+    pub(crate) policies: PolicyStore,
+    pub(crate) wrapping: WrappingStore,
+    pub(crate) expiration: ExpirationManager,
+    token_backend: TokenBackend,
+    identity: IdentityStore,
+    /// Loaded on becoming active (the audit table lives behind the barrier).
+    audit: RwLock<Option<Arc<AuditBroker>>>,
+    log_files: Arc<dyn LogFiles>,
+    /// One userpass backend per mount, by mount uuid (each holds a dummy hash that is
+    /// costly to compute).
+    userpass: std::sync::Mutex<std::collections::BTreeMap<String, UserpassBackend>>,
+    password_cost: PasswordCost,
+    /// Where cubbyhole data lives, for cleaning up after revoked tokens.
+    cubbyhole_prefix: Arc<RwLock<Option<String>>>,
+    write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Serializes changes to the mount tables themselves.
+    table_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for LogicalCore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("LogicalCore")
+    }
+}
+
+impl LogicalCore {
+    pub fn new(
+        core: &Arc<Core>,
+        log_files: Arc<dyn LogFiles>,
+        password_cost: PasswordCost,
+    ) -> Arc<Self> {
+        let env = core.env().clone();
+        let barrier = core.barrier().clone();
+        let tokens = TokenStore::new(barrier.view("sys/token/"), env.rng.clone());
+        let policies = PolicyStore::from_barrier(&barrier);
+        let wrapping = WrappingStore::new(barrier.view("sys/wrapping/"), env.rng.clone());
+        let expiration =
+            ExpirationManager::new(barrier.view("sys/expire/"), tokens.clone(), env.rng.clone());
+        let token_backend = TokenBackend::new(
+            expiration.clone(),
+            RoleStore::new(barrier.view("sys/token-roles/")),
+            Arc::new(PolicyAdapter {
+                store: policies.clone(),
+            }),
+        );
+        let identity = IdentityStore::new(barrier.view("identity/"), env.rng.clone());
+        let cubbyhole_prefix = Arc::new(RwLock::new(None));
+        tokens.add_revocation_hook(Arc::new(CubbyholeCleanup {
+            barrier: barrier.clone(),
+            prefix: cubbyhole_prefix.clone(),
+        }));
+        Arc::new(Self {
+            core: Arc::downgrade(core),
+            env,
+            barrier,
+            tables: RwLock::new(None),
+            tokens,
+            policies,
+            wrapping,
+            expiration,
+            token_backend,
+            identity,
+            audit: RwLock::new(None),
+            log_files,
+            userpass: std::sync::Mutex::new(Default::default()),
+            password_cost,
+            cubbyhole_prefix,
+            write_locks: (0..WRITE_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            table_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn audit(&self) -> Result<Arc<AuditBroker>, LogicalError> {
+        self.audit
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| LogicalError::Unavailable("audit devices are not loaded".into()))
+    }
+
+    /// Revoke expired tokens and leases (the active node calls this every tick).
+    pub async fn tick_expiration(&self) -> Result<(), LogicalError> {
+        let now = self.env.clock.unix_seconds();
+        self.expiration.tick(now).await?;
+        self.wrapping.tidy(now).await?;
+        Ok(())
+    }
+
+    fn userpass_backend(&self, route: &Route) -> Result<UserpassBackend, LogicalError> {
+        let mut backends = self
+            .userpass
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(backend) = backends.get(&route.entry.uuid) {
+            return Ok(backend.clone());
+        }
+        let backend = UserpassBackend::new(
+            self.view_for(route),
+            UserpassMount {
+                path: route.entry.path.clone(),
+                accessor: route.entry.accessor.clone(),
+            },
+            self.env.rng.clone(),
+            self.expiration.clone(),
+            self.identity.clone(),
+            self.password_cost,
+        )?;
+        backends.insert(route.entry.uuid.clone(), backend.clone());
+        Ok(backend)
+    }
+
+    pub(crate) fn core(&self) -> Result<Arc<Core>, LogicalError> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| LogicalError::Unavailable("the node is shutting down".into()))
+    }
+
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub(crate) fn barrier(&self) -> &Barrier {
+        &self.barrier
+    }
+
+    pub(crate) fn tables(&self) -> Result<Arc<Tables>, LogicalError> {
+        self.tables
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| LogicalError::Unavailable("mount tables are not loaded".into()))
+    }
+
+    /// Read both tables from storage, creating the defaults a fresh cluster lacks.
+    pub(crate) async fn load_tables(&self) -> Result<Arc<Tables>, LogicalError> {
+        let _guard = self.table_lock.lock().await;
+        let mut loaded = Vec::new();
+        for kind in [TableKind::Secrets, TableKind::Auth] {
+            let mut entries: Vec<MountEntry> = Vec::new();
+            let mut found = false;
+            for local in [false, true] {
+                if let Some(bytes) = self.barrier.get(kind.storage_key(local))? {
+                    found = true;
+                    let stored: Vec<MountEntry> =
+                        serde_json::from_slice(&bytes).map_err(|error| {
+                            LogicalError::Internal(format!(
+                                "mount table {} is corrupt: {error}",
+                                kind.storage_key(local)
+                            ))
+                        })?;
+                    entries.extend(stored);
+                }
+            }
+            let table = if found {
+                MountTable::new(kind, entries)
+            } else {
+                let defaults = MountTable::defaults(kind, &self.env.rng);
+                self.persist_table(&defaults).await?;
+                defaults
+            };
+            loaded.push(table);
+        }
+        let auth = loaded.pop().expect("two tables were loaded");
+        let secrets = loaded.pop().expect("two tables were loaded");
+        let tables = Arc::new(Tables { secrets, auth });
+        self.publish_cubbyhole_prefix(&tables);
+        *self
+            .tables
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tables.clone());
+        Ok(tables)
+    }
+
+    fn publish_cubbyhole_prefix(&self, tables: &Tables) {
+        let prefix = tables
+            .secrets
+            .entries()
+            .iter()
+            .find(|entry| entry.mount_type == "cubbyhole")
+            .map(|entry| entry.storage_prefix(TableKind::Secrets));
+        *self
+            .cubbyhole_prefix
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = prefix;
+    }
+
+    /// Store both classes of one table in a single batch.
+    pub(crate) async fn persist_table(&self, table: &MountTable) -> Result<(), LogicalError> {
+        let writes = [false, true]
+            .into_iter()
+            .map(|local| crate::barrier::Write::Put {
+                key: table.kind.storage_key(local).to_string(),
+                value: serde_json::to_vec(&table.class_entries(local))
+                    .expect("mount entries serialize"),
+            })
+            .collect();
+        self.barrier.commit(writes).await?;
+        Ok(())
+    }
+
+    /// Change one table under the table lock: read, change, persist, publish.
+    pub(crate) async fn update_table<T>(
+        &self,
+        kind: TableKind,
+        change: impl FnOnce(&mut MountTable) -> Result<T, LogicalError>,
+    ) -> Result<T, LogicalError> {
+        let _guard = self.table_lock.lock().await;
+        let current = self.tables()?;
+        let mut table = match kind {
+            TableKind::Secrets => current.secrets.clone(),
+            TableKind::Auth => current.auth.clone(),
+        };
+        let result = change(&mut table)?;
+        self.persist_table(&table).await?;
+        let mut updated = (*current).clone();
+        match kind {
+            TableKind::Secrets => updated.secrets = table,
+            TableKind::Auth => updated.auth = table,
+        }
+        *self
+            .tables
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(updated));
+        Ok(result)
+    }
+
+    /// Find the mount serving `path`.
+    pub(crate) fn route(&self, path: &str) -> Result<Route, LogicalError> {
+        let tables = self.tables()?;
+        let not_found = || {
+            LogicalError::UnsupportedPath(format!(
+                "no handler for route \"{path}\". route entry not found."
+            ))
+        };
+        if let Some(auth_path) = path.strip_prefix("auth/") {
+            let (entry, rest) = tables.auth.route(auth_path).ok_or_else(not_found)?;
+            return Ok(Route {
+                kind: TableKind::Auth,
+                mount_point: format!("auth/{}", entry.path),
+                entry: entry.clone(),
+                rest: rest.to_string(),
+            });
+        }
+        let (entry, rest) = tables.secrets.route(path).ok_or_else(not_found)?;
+        Ok(Route {
+            kind: TableKind::Secrets,
+            mount_point: entry.path.clone(),
+            entry: entry.clone(),
+            rest: rest.to_string(),
+        })
+    }
+
+    pub(crate) fn view_for(&self, route: &Route) -> View {
+        self.barrier.view(route.entry.storage_prefix(route.kind))
+    }
+
+    /// Look up a token and compile its ACL.
+    pub(crate) fn authenticate(&self, token: &str, now_unix: i64) -> Result<Caller, LogicalError> {
+        let entry = self
+            .tokens
+            .lookup(token, now_unix)
+            .map_err(|error| LogicalError::Internal(error.to_string()))?
+            .ok_or(LogicalError::PermissionDenied)?;
+        let acl = self
+            .policies
+            .acl_for(&entry.policies)
+            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        Ok(Caller {
+            token: token.to_string(),
+            entry,
+            acl: Arc::new(acl),
+        })
+    }
+
+    fn lock_stripe(&self, route: &Route) -> usize {
+        // Everything outside the KV engines shares one stripe: token trees, mount
+        // tables and policies touch many keys at once.
+        let target = match (route.entry.mount_type.as_str(), route.entry.kv_version()) {
+            ("kv", Some(2)) => {
+                let secret = route
+                    .rest
+                    .split_once('/')
+                    .map(|(_, secret)| secret)
+                    .unwrap_or("");
+                format!("{}{secret}", route.entry.uuid)
+            }
+            ("kv" | "cubbyhole", _) => format!("{}{}", route.entry.uuid, route.rest),
+            _ => return 0,
+        };
+        (crc32fast::hash(target.as_bytes()) as usize % (WRITE_LOCK_STRIPES - 1)) + 1
+    }
+
+    async fn handle_request(&self, api: ApiRequest) -> ApiResponse {
+        let now_unix = self.env.clock.unix_seconds();
+        let request_id = self.env.rng.uuid();
+        match self.process(&api, &request_id, now_unix).await {
+            Ok(response) => response,
+            Err(error) => error_response(&error),
+        }
+    }
+
+    async fn process(
+        &self,
+        api: &ApiRequest,
+        request_id: &str,
+        now_unix: i64,
+    ) -> Result<ApiResponse, LogicalError> {
+        let (operation, data) = classify(api)?;
+        let mut path = api.path.clone();
+        if operation == Operation::List && !path.ends_with('/') {
+            path.push('/');
+        }
+        let route = self.route(&path)?;
+        let wrap_ttl = match api
+            .headers
+            .get("x-vault-wrap-ttl")
+            .and_then(|value| value.to_str().ok())
+        {
+            Some(text) => Some(crate::wrapping::handlers::parse_wrap_ttl(text)?),
+            None => None,
+        };
+        let token = request_token(&api.headers);
+        let unauthenticated = is_unauthenticated(&route, operation);
+        let caller = match (&token, unauthenticated) {
+            (Some(token), false) => Some(self.authenticate(token, now_unix)?),
+            (Some(token), true) => self.authenticate(token, now_unix).ok(),
+            (None, false) => return Err(LogicalError::PermissionDenied),
+            (None, true) => None,
+        };
+        let mut request = Request::new(operation, route.rest.clone(), data, now_unix);
+        request.mount_point = route.mount_point.clone();
+        request.client_token = token.clone();
+        request.client_token_accessor = caller.as_ref().map(|caller| caller.entry.accessor.clone());
+        request.entity_id = caller
+            .as_ref()
+            .map(|caller| caller.entry.entity_id.clone())
+            .filter(|id| !id.is_empty());
+
+        let mut granting_policies = Vec::new();
+        if !unauthenticated {
+            let caller = caller.as_ref().expect("authenticated paths have a caller");
+            if matches!(operation, Operation::Create | Operation::Update) {
+                request.operation = if self.exists(&route, &request)? {
+                    Operation::Update
+                } else {
+                    Operation::Create
+                };
+            }
+            let result =
+                caller
+                    .acl
+                    .allowed_wrapped(request.operation, &path, &request.data, wrap_ttl);
+            if !result.allowed {
+                return Err(LogicalError::PermissionDenied);
+            }
+            if requires_sudo(&route, &path) && !(result.root_privs || result.is_root) {
+                return Err(LogicalError::PermissionDenied);
+            }
+            granting_policies = result.granting_policies.clone();
+        }
+
+        if let Some(caller) = &caller
+            && !unauthenticated
+        {
+            // One use of the token per admitted request; the last use revokes it.
+            self.tokens
+                .use_token(&caller.token, now_unix)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?
+                .ok_or(LogicalError::PermissionDenied)?;
+        }
+        let audit = self.audit()?;
+        let mut audit_input = self.audit_input(
+            request_id,
+            &path,
+            &request,
+            &route,
+            caller.as_ref(),
+            granting_policies,
+            wrap_ttl,
+        );
+        audit.log_request(&audit_input)?;
+
+        let outcome =
+            if request.operation == Operation::Read || request.operation == Operation::List {
+                self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
+                    .await
+            } else {
+                let _guard = self.write_locks[self.lock_stripe(&route)].lock().await;
+                self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
+                    .await
+            };
+
+        let mount_type = if route.kind == TableKind::Auth {
+            ""
+        } else {
+            route.entry.mount_type.as_str()
+        };
+        let is_sys = route.entry.mount_type == "system";
+        let result = match outcome {
+            Ok(Some(response)) => self
+                .finish(
+                    request_id, &route, &request, &response, wrap_ttl, mount_type, is_sys,
+                )
+                .await
+                .map(|api_response| (api_response, Some(response))),
+            Ok(None) => Ok((ApiResponse::no_content(), None)),
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok((_, Some(response))) => {
+                audit_input.response = Some(crate::audit::AuditResponse::from(response))
+            }
+            Ok((_, None)) => {}
+            Err(error) => audit_input.error = error.to_string(),
+        }
+        audit_input.now_unix_nanos = self.env.clock.unix_nanos();
+        audit.log_response(&audit_input)?;
+        result.map(|(api_response, _)| api_response)
+    }
+
+    /// Wrap if asked, then envelope.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        request_id: &str,
+        route: &Route,
+        request: &Request,
+        response: &Response,
+        wrap_ttl: Option<i64>,
+        mount_type: &str,
+        is_sys: bool,
+    ) -> Result<ApiResponse, LogicalError> {
+        if let Some(raw) = &response.raw {
+            return Ok(ApiResponse::json(response.status.unwrap_or(200), raw));
+        }
+        let body = envelope::envelope(request_id, response, Some(mount_type), is_sys);
+        let wrap_eligible =
+            !(route.entry.mount_type == "system" && request.path.starts_with("wrapping/"));
+        if let Some(ttl) = wrap_ttl.filter(|_| wrap_eligible) {
+            let creation_path = format!("{}{}", route.mount_point, request.path);
+            let wrapped_accessor = response.auth.as_ref().map(|auth| auth.accessor.as_str());
+            let info = self
+                .wrapping
+                .wrap(
+                    &body,
+                    ttl,
+                    &creation_path,
+                    wrapped_accessor,
+                    request.now_unix,
+                    WrapFormat::Token,
+                )
+                .await?;
+            let mut wrapped =
+                envelope::envelope(request_id, &Response::default(), Some(mount_type), false);
+            wrapped["wrap_info"] = info.to_value();
+            return Ok(ApiResponse::json(200, &wrapped));
+        }
+        let status = response.status.unwrap_or(200);
+        let empty = response.data.is_none()
+            && response.auth.is_none()
+            && response.warnings.is_empty()
+            && response.lease.is_none();
+        if empty && status == 200 {
+            return Ok(ApiResponse::no_content());
+        }
+        Ok(ApiResponse::json(status, &body))
+    }
+
+    /// Whether the target of a write exists (ACL `create` versus `update`).
+    fn exists(&self, route: &Route, request: &Request) -> Result<bool, LogicalError> {
+        let view = self.view_for(route);
+        match (
+            route.kind,
+            route.entry.mount_type.as_str(),
+            route.entry.kv_version(),
+        ) {
+            (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::exists(&view, request),
+            (TableKind::Secrets, "kv", _) => engines::kv_v1::exists(&view, request),
+            (TableKind::Secrets, "cubbyhole", _) => engines::cubbyhole::exists(&view, request),
+            (TableKind::Auth, "userpass", _) => self.userpass_backend(route)?.exists(&request.path),
+            _ => Ok(true),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        route: &Route,
+        request: &Request,
+        caller: Option<&Caller>,
+        wrap_ttl: Option<i64>,
+        api: &ApiRequest,
+    ) -> Result<Option<Response>, LogicalError> {
+        let view = self.view_for(route);
+        match (
+            route.kind,
+            route.entry.mount_type.as_str(),
+            route.entry.kv_version(),
+        ) {
+            (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::handle(&view, request).await,
+            (TableKind::Secrets, "kv", _) => engines::kv_v1::handle(&view, request).await,
+            (TableKind::Secrets, "cubbyhole", _) => {
+                // The cubbyhole is keyed by the token's salted id, never the token, so a
+                // revocation (which only knows the salted id) can empty it.
+                let mut scoped = request.clone();
+                scoped.client_token = match &request.client_token {
+                    Some(token) => self
+                        .tokens
+                        .salted_id_of(token)
+                        .map_err(|error| LogicalError::Internal(error.to_string()))?,
+                    None => None,
+                };
+                engines::cubbyhole::handle(&view, &scoped).await
+            }
+            (TableKind::Secrets, "system", _) => {
+                self.handle_system(request, caller, wrap_ttl, api).await
+            }
+            (TableKind::Secrets, "identity", _) => self.identity.handle(request).await.map(Some),
+            (TableKind::Auth, "token", _) => self.token_backend.handle(request).await.map(Some),
+            (TableKind::Auth, "userpass", _) => self
+                .userpass_backend(route)?
+                .handle(request)
+                .await
+                .map(Some),
+            _ => Err(LogicalError::UnsupportedPath(format!(
+                "no handler for route \"{}{}\"",
+                route.mount_point, request.path
+            ))),
+        }
+    }
+}
+
+impl super::LogicalService for LogicalCore {
+    fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
+        Box::pin(self.handle_request(request))
+    }
+
+    fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
+        Box::pin(async move {
+            self.policies.invalidate_all();
+            self.policies
+                .ensure_builtin_policies()
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            self.load_tables().await?;
+            self.userpass
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clear();
+            let audit = AuditBroker::load(
+                self.barrier.view(""),
+                self.log_files.clone(),
+                self.env.rng.clone(),
+            )?;
+            *self
+                .audit
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(audit));
+            Ok(())
+        })
+    }
+
+    fn on_initialize(
+        &self,
+        root_token_id: Option<String>,
+    ) -> BoxFuture<'_, Result<String, LogicalError>> {
+        Box::pin(async move {
+            self.policies
+                .ensure_builtin_policies()
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            self.load_tables().await?;
+            let now = self.env.clock.unix_seconds();
+            let (token, _entry) = self
+                .tokens
+                .create_root(now, root_token_id.as_deref())
+                .await
+                .map_err(|error| LogicalError::BadRequest(error.to_string()))?;
+            Ok(token)
+        })
+    }
+}
+
+/// The operation and data of a request, from its method, query and body.
+fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), LogicalError> {
+    let list_query = api
+        .query
+        .get("list")
+        .is_some_and(|value| value == "true" || value == "1");
+    let query_data = || -> Map<String, Value> {
+        api.query
+            .iter()
+            .filter(|(key, _)| key.as_str() != "list")
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect()
+    };
+    let operation = match api.method.as_str() {
+        "LIST" => Operation::List,
+        "GET" | "HEAD" if list_query => Operation::List,
+        "GET" | "HEAD" => Operation::Read,
+        "POST" | "PUT" => Operation::Update,
+        "PATCH" => Operation::Patch,
+        "DELETE" => Operation::Delete,
+        _ => return Err(LogicalError::UnsupportedOperation),
+    };
+    let data = match operation {
+        Operation::Read | Operation::List => query_data(),
+        Operation::Delete => {
+            let mut data = query_data();
+            data.extend(body_object(&api.body)?);
+            data
+        }
+        _ => body_object(&api.body)?,
+    };
+    if api.method == Method::PATCH
+        && let Some(content_type) = api
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+        && !content_type.starts_with("application/merge-patch+json")
+        && !content_type.starts_with("application/json")
+    {
+        return Err(LogicalError::BadRequest(format!(
+            "PATCH requires Content-Type application/merge-patch+json, got {content_type}"
+        )));
+    }
+    Ok((operation, data))
+}
+
+/// Paths that need no token, as in Vault.
+fn is_unauthenticated(route: &Route, operation: Operation) -> bool {
+    let rest = route.rest.as_str();
+    match (route.kind, route.entry.mount_type.as_str()) {
+        (TableKind::Auth, "userpass") => rest.starts_with("login/") && operation != Operation::List,
+        (TableKind::Secrets, "system") => matches!(
+            rest.trim_end_matches('/'),
+            "wrapping/lookup"
+                | "wrapping/unwrap"
+                | "wrapping/pubkey"
+                | "replication/status"
+                | "replication/performance/status"
+                | "replication/dr/status"
+        ),
+        _ => false,
+    }
+}
+
+/// Vault's root-protected paths: they need `sudo` in addition to the capability.
+fn requires_sudo(route: &Route, path: &str) -> bool {
+    let rest = route.rest.trim_end_matches('/');
+    match (route.kind, route.entry.mount_type.as_str()) {
+        (TableKind::Secrets, "system") => {
+            rest.starts_with("auth/")
+                || rest == "audit"
+                || rest.starts_with("audit/")
+                || rest == "rotate"
+                || rest == "seal"
+                || rest == "step-down"
+                || rest.starts_with("raw")
+                || rest.starts_with("leases/revoke-prefix/")
+                || rest.starts_with("leases/revoke-force/")
+                || rest.starts_with("revoke-prefix/")
+                || rest.starts_with("storage/raft/remove-peer")
+                || rest.ends_with("primary/secondary-token")
+                || rest.starts_with("config/")
+        }
+        (TableKind::Auth, "token") => {
+            rest.starts_with("revoke-orphan") || rest.starts_with("accessors")
+        }
+        _ => {
+            let _ = path;
+            false
+        }
+    }
+}
+
+/// The token backend's view of the policy store.
+struct PolicyAdapter {
+    store: PolicyStore,
+}
+
+impl PolicyLookup for PolicyAdapter {
+    fn policy_exists(&self, name: &str) -> bool {
+        matches!(self.store.get(name), Ok(Some(_)))
+    }
+
+    fn has_sudo(&self, policies: &[String], path: &str) -> bool {
+        self.store
+            .acl_for(policies)
+            .map(|acl| {
+                acl.is_root()
+                    || acl
+                        .capabilities(path)
+                        .iter()
+                        .any(|capability| capability == "sudo")
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Empties a revoked token's cubbyhole.
+struct CubbyholeCleanup {
+    barrier: Barrier,
+    prefix: Arc<RwLock<Option<String>>>,
+}
+
+impl RevocationHook for CubbyholeCleanup {
+    fn token_revoked<'a>(
+        &'a self,
+        revoked: &'a RevokedToken,
+    ) -> BoxFuture<'a, Result<(), BarrierError>> {
+        Box::pin(async move {
+            let prefix = self
+                .prefix
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            let Some(prefix) = prefix else { return Ok(()) };
+            let view = self.barrier.view(prefix);
+            engines::cubbyhole::destroy_for_token(&view, &revoked.salted_id)
+                .await
+                .map_err(|error| BarrierError::Corrupt {
+                    key: "cubbyhole".into(),
+                    reason: error.to_string(),
+                })
+        })
+    }
+}
+
+impl LogicalCore {
+    #[allow(clippy::too_many_arguments)]
+    fn audit_input(
+        &self,
+        request_id: &str,
+        path: &str,
+        request: &Request,
+        route: &Route,
+        caller: Option<&Caller>,
+        granting_policies: Vec<String>,
+        wrap_ttl: Option<i64>,
+    ) -> AuditInput {
+        let mut input = AuditInput::new(request.operation, path, self.env.clock.unix_nanos());
+        input.request_id = request_id.to_string();
+        input.mount_point = route.mount_point.clone();
+        input.mount_type = route.entry.mount_type.clone();
+        input.mount_accessor = route.entry.accessor.clone();
+        input.request_data = request.data.clone();
+        input.wrap_ttl_seconds = wrap_ttl.unwrap_or(0);
+        input.non_hmac_request_keys = route.entry.config.audit_non_hmac_request_keys.clone();
+        input.non_hmac_response_keys = route.entry.config.audit_non_hmac_response_keys.clone();
+        if let Some(caller) = caller {
+            let entry = &caller.entry;
+            input.client_token = caller.token.clone();
+            input.client_token_accessor = entry.accessor.clone();
+            input.auth = Some(crate::audit::AuditAuth {
+                client_token: caller.token.clone(),
+                accessor: entry.accessor.clone(),
+                display_name: entry.display_name.clone(),
+                policies: entry.policies.clone(),
+                token_policies: entry.policies.clone(),
+                identity_policies: Vec::new(),
+                metadata: entry.meta_json().unwrap_or_default(),
+                entity_id: entry.entity_id.clone(),
+                token_type: entry.token_type.as_str().to_string(),
+                token_ttl_seconds: entry.ttl,
+                token_issue_time_unix: Some(entry.creation_time),
+                num_uses: entry.num_uses,
+                remaining_uses: entry.num_uses,
+                policy_results: Some(crate::audit::PolicyResults {
+                    allowed: true,
+                    granting_policies: granting_policies
+                        .into_iter()
+                        .map(|name| crate::audit::PolicyInfo {
+                            name,
+                            namespace_id: "root".into(),
+                            policy_type: "acl".into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            });
+        } else if let Some(token) = &request.client_token {
+            input.client_token = token.clone();
+        }
+        input
+    }
+}

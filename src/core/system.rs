@@ -1,0 +1,461 @@
+//! The system backend (`sys/`): mounts, auth methods, policies, capabilities, keys,
+//! Raft membership, wrapping, audit, leases and the UI helper paths the CLI uses.
+
+use serde_json::{Map, Value, json};
+
+use super::mounts::{self, MountConfig, MountEntry, TableKind};
+use super::router::{Caller, LogicalCore};
+use crate::http::ApiRequest;
+use crate::logical::{LogicalError, Operation, Request, Response, field_str};
+
+impl LogicalCore {
+    pub(crate) async fn handle_system(
+        &self,
+        request: &Request,
+        caller: Option<&Caller>,
+        wrap_ttl: Option<i64>,
+        _api: &ApiRequest,
+    ) -> Result<Option<Response>, LogicalError> {
+        let path = request.path.trim_end_matches('/').to_string();
+        let operation = request.operation;
+        let segments: Vec<&str> = path.split('/').collect();
+        match (segments.as_slice(), operation) {
+            (["mounts"], Operation::Read) => {
+                Ok(Some(Response::data(self.tables()?.secrets.to_json())))
+            }
+            (["auth"], Operation::Read) => Ok(Some(Response::data(self.tables()?.auth.to_json()))),
+            ([table @ ("mounts" | "auth"), rest @ ..], _)
+                if rest.last() == Some(&"tune") && rest.len() > 1 =>
+            {
+                let kind = table_kind(table);
+                let mount_path = rest[..rest.len() - 1].join("/");
+                self.tune(kind, &mount_path, request).await
+            }
+            ([table @ ("mounts" | "auth"), rest @ ..], Operation::Read) if !rest.is_empty() => {
+                let kind = table_kind(table);
+                let tables = self.tables()?;
+                let table = if kind == TableKind::Secrets {
+                    &tables.secrets
+                } else {
+                    &tables.auth
+                };
+                let entry = table.get(&rest.join("/")).ok_or_else(|| {
+                    LogicalError::BadRequest(format!("no mount found at {}", rest.join("/")))
+                })?;
+                Ok(Some(Response::from_value(entry.to_json(kind))))
+            }
+            ([table @ ("mounts" | "auth"), rest @ ..], Operation::Create | Operation::Update)
+                if !rest.is_empty() =>
+            {
+                self.mount(table_kind(table), &rest.join("/"), request)
+                    .await
+                    .map(|()| None)
+            }
+            ([table @ ("mounts" | "auth"), rest @ ..], Operation::Delete) if !rest.is_empty() => {
+                self.unmount(table_kind(table), &rest.join("/"))
+                    .await
+                    .map(|()| None)
+            }
+            (["policy", ..] | ["policies", "acl", ..], _) => {
+                crate::policy::handlers::handle(&self.policies, request).await
+            }
+            (["capabilities-self"], Operation::Create | Operation::Update) => {
+                let caller = caller.ok_or(LogicalError::PermissionDenied)?;
+                crate::policy::handlers::capabilities_response(&caller.acl, &request.data).map(Some)
+            }
+            (["capabilities"], Operation::Create | Operation::Update) => {
+                let token = field_str(&request.data, "token")?
+                    .ok_or_else(|| LogicalError::BadRequest("missing token".into()))?;
+                let target = self.authenticate(token, request.now_unix)?;
+                crate::policy::handlers::capabilities_response(&target.acl, &request.data).map(Some)
+            }
+            (["seal"], Operation::Create | Operation::Update) => {
+                self.core()?.seal().await;
+                Ok(None)
+            }
+            (["key-status"], Operation::Read) => {
+                let (term, install_time) = self.barrier().with_keyring(|keyring| {
+                    let active = keyring.active();
+                    (active.term, active.install_time_unix)
+                })?;
+                Ok(Some(Response::from_value(json!({
+                    "term": term,
+                    "install_time": crate::util::rfc3339_seconds(install_time),
+                    "encryptions": 0,
+                }))))
+            }
+            (["rotate"], Operation::Create | Operation::Update) => {
+                self.rotate().await.map(|()| None)
+            }
+            (["storage", "raft", "configuration"], Operation::Read) => {
+                Ok(Some(self.raft_configuration()?))
+            }
+            (["storage", "raft", "remove-peer"], Operation::Create | Operation::Update) => {
+                let server_id = field_str(&request.data, "server_id")?
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| LogicalError::BadRequest("no server id provided".into()))?;
+                self.core()?
+                    .cluster()
+                    .remove_peer(server_id)
+                    .await
+                    .map_err(LogicalError::BadRequest)?;
+                Ok(None)
+            }
+            (["wrapping", ..], _) => {
+                let mut inner = request.clone();
+                inner.path = path.clone();
+                crate::wrapping::handlers::handle(&self.wrapping, &inner, wrap_ttl).await
+            }
+            (["audit"] | ["audit", ..] | ["audit-hash", ..], _) => {
+                crate::audit::handlers::handle(self.audit()?.as_ref(), request).await
+            }
+            (["internal", "ui", "mounts"], Operation::Read) => {
+                let tables = self.tables()?;
+                let mut auth = Map::new();
+                for entry in tables.auth.entries() {
+                    auth.insert(entry.path.clone(), entry.to_json(TableKind::Auth));
+                }
+                Ok(Some(Response::from_value(json!({
+                    "secret": tables.secrets.to_json(),
+                    "auth": auth,
+                }))))
+            }
+            (["internal", "ui", "mounts", rest @ ..], Operation::Read) => {
+                self.ui_mount(&rest.join("/"))
+            }
+            (["replication", "status"], Operation::Read) => Ok(Some(Response::from_value(json!({
+                "dr": { "mode": "disabled" },
+                "performance": { "mode": "disabled" },
+            })))),
+            (
+                ["replication", "performance", "status"] | ["replication", "dr", "status"],
+                Operation::Read,
+            ) => Ok(Some(Response::from_value(json!({ "mode": "disabled" })))),
+            (["leases", ..] | ["renew", ..] | ["revoke", ..] | ["revoke-prefix", ..], _) => {
+                self.expiration.handle_leases(request).await.map(Some)
+            }
+            _ => Err(LogicalError::UnsupportedPath(format!(
+                "unsupported path: sys/{path}"
+            ))),
+        }
+    }
+
+    /// `sys/mounts/:path` and `sys/auth/:path`.
+    async fn mount(
+        &self,
+        kind: TableKind,
+        path: &str,
+        request: &Request,
+    ) -> Result<(), LogicalError> {
+        let path = mounts::validate_mount_path(path)?;
+        let data = &request.data;
+        let mut mount_type = field_str(data, "type")?
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| {
+                LogicalError::BadRequest("backend type must be specified as a string".into())
+            })?
+            .to_string();
+        let mut options: std::collections::BTreeMap<String, String> = match data.get("options") {
+            None | Some(Value::Null) => Default::default(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(key, value)| {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    (key.clone(), text)
+                })
+                .collect(),
+            Some(_) => return Err(LogicalError::BadRequest("options must be a map".into())),
+        };
+        match mount_type.as_str() {
+            "kv-v1" => {
+                mount_type = "kv".into();
+                options.insert("version".into(), "1".into());
+            }
+            "kv-v2" => {
+                mount_type = "kv".into();
+                options.insert("version".into(), "2".into());
+            }
+            _ => {}
+        }
+        if options.contains_key("version") && mount_type != "kv" {
+            return Err(LogicalError::BadRequest(format!(
+                "secrets engine {mount_type:?} does not allow setting a version"
+            )));
+        }
+        if let Some(version) = options.get("version")
+            && !matches!(version.as_str(), "1" | "2" | "")
+        {
+            return Err(LogicalError::BadRequest(format!(
+                "invalid KV version {version:?}"
+            )));
+        }
+        if !mounts::supported_type(kind, &mount_type)
+            || matches!(
+                mount_type.as_str(),
+                "system" | "identity" | "cubbyhole" | "token"
+            )
+        {
+            return Err(LogicalError::BadRequest(match kind {
+                TableKind::Secrets => format!("plugin not found in the catalog: {mount_type}"),
+                TableKind::Auth => format!("plugin not found in the catalog: {mount_type}"),
+            }));
+        }
+        let mut config = MountConfig::default();
+        match data.get("config") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(input)) => mounts::apply_config(&mut config, input)?,
+            Some(_) => return Err(LogicalError::BadRequest("config must be a map".into())),
+        }
+        let local = match data.get("local") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(local)) => *local,
+            Some(Value::String(text)) => text == "true",
+            Some(_) => return Err(LogicalError::BadRequest("local must be a boolean".into())),
+        };
+        let rng = &self.env().rng;
+        let entry = MountEntry {
+            path: path.clone(),
+            mount_type: mount_type.clone(),
+            description: field_str(data, "description")?
+                .unwrap_or_default()
+                .to_string(),
+            accessor: mounts::new_accessor(kind, &mount_type, rng),
+            uuid: rng.uuid(),
+            local,
+            seal_wrap: data
+                .get("seal_wrap")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            external_entropy_access: data
+                .get("external_entropy_access")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            options,
+            config,
+        };
+        self.update_table(kind, |table| {
+            if kind == TableKind::Secrets
+                && ["sys/", "auth/", "cubbyhole/", "identity/"]
+                    .iter()
+                    .any(|reserved| path.starts_with(reserved))
+            {
+                return Err(LogicalError::BadRequest(format!(
+                    "cannot mount under reserved path {path:?}"
+                )));
+            }
+            table.check_new_path(&path)?;
+            table.insert(entry);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Disable a mount: remove it from the table, revoke its leases, delete its data.
+    async fn unmount(&self, kind: TableKind, path: &str) -> Result<(), LogicalError> {
+        let path = mounts::normalize_mount_path(path);
+        let protected = match kind {
+            TableKind::Secrets => ["sys/", "cubbyhole/", "identity/"].contains(&path.as_str()),
+            TableKind::Auth => path == "token/",
+        };
+        if protected {
+            return Err(LogicalError::BadRequest(format!("cannot unmount {path:?}")));
+        }
+        let removed = self
+            .update_table(kind, |table| Ok(table.remove(&path)))
+            .await?;
+        let Some(entry) = removed else {
+            // Vault answers 204 for a path that is not mounted.
+            return Ok(());
+        };
+        let mount_point = match kind {
+            TableKind::Secrets => entry.path.clone(),
+            TableKind::Auth => format!("auth/{}", entry.path),
+        };
+        self.expiration.revoke_prefix(&mount_point).await?;
+        self.delete_prefix(&entry.storage_prefix(kind)).await
+    }
+
+    /// Delete every key below `prefix`, in bounded batches.
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), LogicalError> {
+        const DELETE_BATCH_MAX: usize = 1024;
+        let view = self.barrier().view(prefix.to_string());
+        let keys = view.list_recursive("")?;
+        for chunk in keys.chunks(DELETE_BATCH_MAX) {
+            view.commit(
+                chunk
+                    .iter()
+                    .map(|key| crate::barrier::Write::Delete { key: key.clone() })
+                    .collect(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn tune(
+        &self,
+        kind: TableKind,
+        path: &str,
+        request: &Request,
+    ) -> Result<Option<Response>, LogicalError> {
+        let path = mounts::normalize_mount_path(path);
+        match request.operation {
+            Operation::Read => {
+                let tables = self.tables()?;
+                let table = if kind == TableKind::Secrets {
+                    &tables.secrets
+                } else {
+                    &tables.auth
+                };
+                let entry = table.get(&path).ok_or_else(|| {
+                    LogicalError::BadRequest(format!("cannot fetch sysview for path {path:?}"))
+                })?;
+                let system_max = crate::token::MAX_LEASE_TTL_SECONDS;
+                let default_ttl = if entry.config.default_lease_ttl == 0 {
+                    system_max
+                } else {
+                    entry.config.default_lease_ttl
+                };
+                let max_ttl = if entry.config.max_lease_ttl == 0 {
+                    system_max
+                } else {
+                    entry.config.max_lease_ttl
+                };
+                let mut data = json!({
+                    "default_lease_ttl": default_ttl,
+                    "max_lease_ttl": max_ttl,
+                    "force_no_cache": entry.config.force_no_cache,
+                    "description": entry.description,
+                });
+                if !entry.options.is_empty() {
+                    data["options"] = json!(entry.options);
+                }
+                if let Some(token_type) = &entry.config.token_type {
+                    data["token_type"] = Value::from(token_type.clone());
+                }
+                Ok(Some(Response::from_value(data)))
+            }
+            Operation::Create | Operation::Update => {
+                let data = request.data.clone();
+                self.update_table(kind, move |table| {
+                    let entry = table.get_mut(&path).ok_or_else(|| {
+                        LogicalError::BadRequest(format!("no mount found at {path}"))
+                    })?;
+                    let mut config = entry.config.clone();
+                    let config_fields: Map<String, Value> = data
+                        .iter()
+                        .filter(|(key, _)| !matches!(key.as_str(), "description" | "options"))
+                        .map(|(key, value)| (key.clone(), value.clone()))
+                        .collect();
+                    mounts::apply_config(&mut config, &config_fields)?;
+                    entry.config = config;
+                    if let Some(description) = data.get("description").and_then(Value::as_str) {
+                        entry.description = description.to_string();
+                    }
+                    if let Some(Value::Object(options)) = data.get("options")
+                        && let Some(version) = options.get("version")
+                    {
+                        let version = version
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| version.to_string());
+                        if entry.mount_type != "kv" {
+                            return Err(LogicalError::BadRequest(
+                                "only kv mounts have a version".into(),
+                            ));
+                        }
+                        let current = entry
+                            .options
+                            .get("version")
+                            .cloned()
+                            .unwrap_or_else(|| "1".into());
+                        if version == "1" && current == "2" {
+                            return Err(LogicalError::BadRequest(
+                                "cannot downgrade a kv mount from version 2 to 1".into(),
+                            ));
+                        }
+                        entry.options.insert("version".into(), version);
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok(None)
+            }
+            _ => Err(LogicalError::UnsupportedOperation),
+        }
+    }
+
+    async fn rotate(&self) -> Result<(), LogicalError> {
+        let now = self.env().clock.unix_seconds();
+        let rng = self.env().rng.clone();
+        let op = self.barrier().update_keyring(|keyring| {
+            keyring.rotate(&rng, now);
+            crate::seal::keyring_op(&rng, keyring)
+        })?;
+        self.core()?
+            .cluster()
+            .backend()
+            .commit(vec![op])
+            .await
+            .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+        Ok(())
+    }
+
+    fn raft_configuration(&self) -> Result<Response, LogicalError> {
+        let core = self.core()?;
+        let indexes = core.cluster().indexes();
+        let servers: Vec<Value> = core
+            .cluster()
+            .configuration()
+            .into_iter()
+            .map(|peer| {
+                json!({
+                    "node_id": peer.node_id,
+                    "address": peer.address,
+                    "leader": peer.leader,
+                    "protocol_version": "3",
+                    "voter": peer.voter,
+                })
+            })
+            .collect();
+        Ok(Response::from_value(json!({
+            "config": { "index": indexes.committed, "servers": servers }
+        })))
+    }
+
+    /// `sys/internal/ui/mounts/:path`: the mount serving a path (the `kv` CLI uses it
+    /// to find a mount's KV version).
+    fn ui_mount(&self, path: &str) -> Result<Option<Response>, LogicalError> {
+        let tables = self.tables()?;
+        let (entry, kind) = if let Some(auth_path) = path.strip_prefix("auth/") {
+            (
+                tables.auth.route(auth_path).map(|(entry, _)| entry),
+                TableKind::Auth,
+            )
+        } else {
+            (
+                tables.secrets.route(path).map(|(entry, _)| entry),
+                TableKind::Secrets,
+            )
+        };
+        let entry =
+            entry.ok_or_else(|| LogicalError::BadRequest(format!("no mount found at {path}")))?;
+        let mut data = entry.to_json(kind);
+        data["path"] = Value::from(match kind {
+            TableKind::Secrets => entry.path.clone(),
+            TableKind::Auth => format!("auth/{}", entry.path),
+        });
+        Ok(Some(Response::from_value(data)))
+    }
+}
+
+fn table_kind(name: &str) -> TableKind {
+    if name == "auth" {
+        TableKind::Auth
+    } else {
+        TableKind::Secrets
+    }
+}

@@ -1,0 +1,63 @@
+//! `arca server -dev`: one in-memory node, initialized and unsealed, with `secret/`
+//! mounted as KV version 2, as Vault's dev mode.
+
+#[cfg(not(madsim))]
+use super::{Node, NodeConfig, ServerArgs};
+
+/// Vault's dev listen address.
+pub const DEV_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
+
+#[cfg(not(madsim))]
+pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
+    use base64::Engine;
+    super::init_logging(args.log_level.as_deref());
+    let listen = args
+        .dev_listen_address
+        .clone()
+        .unwrap_or_else(|| DEV_LISTEN_ADDRESS.to_string());
+    let api_listen: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("Error parsing -dev-listen-address {listen:?}: expected HOST:PORT"))?;
+    let cluster_listen =
+        std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
+    let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
+    let config = NodeConfig {
+        node_id: "dev-node".into(),
+        api_listen,
+        cluster_listen,
+        api_addr: format!("http://{api_listen}"),
+        cluster_addr: format!("https://{cluster_listen}"),
+        cluster_name: None,
+        retry_join: Vec::new(),
+    };
+    super::print_configuration(&config, "inmem");
+    let node = Node::start(
+        env,
+        config.clone(),
+        std::sync::Arc::new(crate::env::OsLogFiles),
+    )
+    .await
+    .map_err(|error| format!("Error starting the dev node: {error}"))?;
+    let (unseal_key, root_token) = node
+        .initialize_dev(args.dev_root_token_id.clone())
+        .await
+        .map_err(|error| format!("Error initializing the dev node: {error}"))?;
+    let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
+    println!(
+        "WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory\n\
+         and starts unsealed with a single unseal key. The root token is already\n\
+         authenticated to the CLI, so you can immediately begin using Arca.\n\n\
+         You may need to set the following environment variables:\n\n    \
+         $ export VAULT_ADDR='{}'\n\n\
+         The unseal key and root token are displayed below in case you want to\n\
+         seal/unseal the Vault or re-authenticate.\n\n\
+         Unseal Key: {unseal_key}\n\
+         Root Token: {root_token}\n\n\
+         Development mode should NOT be used in production installations!\n",
+        config.api_addr
+    );
+    super::wait_for_signal().await;
+    eprintln!("==> Arca shutdown triggered");
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! One Arca node: the API listener, the cluster listener, Raft, the core and its
+//! background tasks. The production binary and the simulator both start nodes through
+//! [`Node::start`], so the simulator runs exactly the production code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::raft_cluster::RaftCluster;
+use crate::core::router::LogicalCore;
+use crate::core::{Core, CoreConfig, LogicalService, NodeAddress};
+use crate::env::Env;
+use crate::raft::{NodeInfo, RaftNode};
+
+/// How often the active node revokes expired tokens and leases.
+pub const EXPIRATION_TICK: Duration = Duration::from_secs(1);
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: String,
+    /// Where the HTTP API listens.
+    pub api_listen: SocketAddr,
+    /// Where Raft (and later replication) listens.
+    pub cluster_listen: SocketAddr,
+    /// The address clients and peers use for the API (`http://host:8200`).
+    pub api_addr: String,
+    /// The address peers use for the cluster port.
+    pub cluster_addr: String,
+    pub cluster_name: Option<String>,
+    pub retry_join: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Raft(#[from] crate::raft::RaftError),
+}
+
+pub struct Node {
+    core: Arc<Core>,
+    logical: Arc<LogicalCore>,
+    raft: RaftNode,
+    shutdown: watch::Sender<bool>,
+    api_address: SocketAddr,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Node")
+            .field("api_address", &self.api_address)
+            .finish()
+    }
+}
+
+impl Node {
+    pub async fn start(
+        env: Env,
+        config: NodeConfig,
+        audit_files: Arc<dyn crate::env::LogFiles>,
+    ) -> Result<Node, NodeError> {
+        let api_listener = tokio::net::TcpListener::bind(config.api_listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                address: config.api_listen,
+                source,
+            })?;
+        let api_address = api_listener.local_addr().unwrap_or(config.api_listen);
+        let cluster_listener = tokio::net::TcpListener::bind(config.cluster_listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                address: config.cluster_listen,
+                source,
+            })?;
+        let info = NodeInfo {
+            api_addr: config.api_addr.clone(),
+            cluster_addr: crate::http::client::host_port(&config.cluster_addr)
+                .unwrap_or_else(|_| config.cluster_addr.clone()),
+        };
+        let raft =
+            RaftNode::start(env.clone(), config.node_id.clone(), info, cluster_listener).await?;
+        let cluster = Arc::new(RaftCluster::new(raft.clone()));
+        let core = Core::new(
+            env.clone(),
+            CoreConfig {
+                node: NodeAddress {
+                    node_id: config.node_id.clone(),
+                    api_addr: config.api_addr.clone(),
+                    cluster_addr: config.cluster_addr.clone(),
+                },
+                cluster_name: config.cluster_name.clone(),
+                retry_join: config.retry_join.clone(),
+            },
+            cluster,
+        );
+        let logical = LogicalCore::new(
+            &core,
+            audit_files,
+            crate::auth::userpass::PasswordCost::default(),
+        );
+        core.install_logical(logical.clone() as Arc<dyn LogicalService>);
+
+        let (shutdown, shutdown_receiver) = watch::channel(false);
+        let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);
+        tokio::spawn(crate::http::server::serve(
+            api_listener,
+            router,
+            shutdown_receiver.clone(),
+        ));
+        tokio::spawn(core.clone().retry_join_loop());
+        tokio::spawn(expiration_loop(
+            core.clone(),
+            logical.clone(),
+            shutdown_receiver,
+        ));
+        tracing::info!(node = %config.node_id, api = %api_address, "node started");
+        Ok(Node {
+            core,
+            logical,
+            raft,
+            shutdown,
+            api_address,
+        })
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    pub fn logical(&self) -> &Arc<LogicalCore> {
+        &self.logical
+    }
+
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_address
+    }
+
+    /// Dev mode: initialize with one share, unseal, and mount `secret/` as KV v2 through
+    /// the ordinary API path. Returns the unseal key and the root token.
+    pub async fn initialize_dev(
+        &self,
+        root_token_id: Option<String>,
+    ) -> Result<(Vec<u8>, String), crate::logical::LogicalError> {
+        use base64::Engine;
+        let config = crate::seal::SealConfig::shamir(1, 1)
+            .map_err(|error| crate::logical::LogicalError::Internal(error.to_string()))?;
+        let (shares, root_token) = self.core.initialize(config, root_token_id).await?;
+        let share = shares[0].to_vec();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&share);
+        self.core.submit_unseal_share(Some(&encoded), false).await?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-vault-token",
+            http::HeaderValue::from_str(&root_token).map_err(|_| {
+                crate::logical::LogicalError::Internal("root token is not a header value".into())
+            })?,
+        );
+        let body = serde_json::json!({"type": "kv", "options": {"version": "2"}, "description": "key/value secret storage"});
+        let response = crate::http::ApiHandler::handle(
+            self.core.as_ref(),
+            crate::http::ApiRequest {
+                method: http::Method::POST,
+                path: "sys/mounts/secret".into(),
+                query: Default::default(),
+                headers,
+                body: bytes::Bytes::from(body.to_string()),
+            },
+        )
+        .await;
+        if response.status >= 400 {
+            return Err(crate::logical::LogicalError::Internal(format!(
+                "mounting secret/ failed: {}",
+                String::from_utf8_lossy(&response.body)
+            )));
+        }
+        Ok((share, root_token))
+    }
+
+    /// This node's applied index and a digest of its whole state machine (ciphertext),
+    /// for convergence checks: nodes that applied the same log hold identical bytes.
+    pub fn state_digest(&self) -> (u64, String) {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for (key, value) in self.raft.state_machine().dump() {
+            hasher.update((key.len() as u64).to_le_bytes());
+            hasher.update(key.as_bytes());
+            hasher.update((value.len() as u64).to_le_bytes());
+            hasher.update(&value);
+        }
+        (
+            self.raft.state_machine().applied_index(),
+            hex::encode(hasher.finalize()),
+        )
+    }
+
+    /// Stop serving, then stop Raft.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "raft shutdown");
+        }
+    }
+}
+
+/// Revoke expired tokens and leases on the active node, on the seam's clock.
+async fn expiration_loop(
+    core: Arc<Core>,
+    logical: Arc<LogicalCore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(EXPIRATION_TICK) => {}
+        }
+        if core.is_active()
+            && let Err(error) = logical.tick_expiration().await
+        {
+            tracing::warn!(%error, "expiration tick failed");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The Raft node seen as the core's [`Cluster`].
+
+use futures::future::BoxFuture;
+
+use crate::core::{Cluster, NodeAddress, Peer, RaftIndexes};
+use crate::raft::{NodeInfo, RaftNode};
+use crate::storage::SharedBackend;
+
+#[derive(Debug)]
+pub struct RaftCluster {
+    raft: RaftNode,
+}
+
+impl RaftCluster {
+    pub fn new(raft: RaftNode) -> Self {
+        Self { raft }
+    }
+}
+
+impl Cluster for RaftCluster {
+    fn backend(&self) -> SharedBackend {
+        self.raft.backend()
+    }
+
+    fn is_bootstrapped(&self) -> bool {
+        !self.raft.configuration().is_empty()
+    }
+
+    fn bootstrap(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.raft
+                .bootstrap()
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    fn leader(&self) -> Option<NodeAddress> {
+        self.raft.leader().map(|(node_id, info)| NodeAddress {
+            node_id,
+            api_addr: info.api_addr,
+            // Raft stores the bare host:port it dials; clients are shown Vault's form.
+            cluster_addr: format!("https://{}", info.cluster_addr),
+        })
+    }
+
+    fn add_voter(&self, node: NodeAddress) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let info = NodeInfo {
+                api_addr: node.api_addr,
+                cluster_addr: crate::http::client::host_port(&node.cluster_addr)
+                    .unwrap_or(node.cluster_addr),
+            };
+            self.raft
+                .add_voter(node.node_id, info)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    fn remove_peer(&self, node_id: &str) -> BoxFuture<'_, Result<(), String>> {
+        let node_id = node_id.to_string();
+        Box::pin(async move {
+            self.raft
+                .remove_peer(&node_id)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    fn configuration(&self) -> Vec<Peer> {
+        self.raft
+            .configuration()
+            .into_iter()
+            .map(|peer| Peer {
+                node_id: peer.node_id,
+                address: peer.address,
+                leader: peer.leader,
+                voter: peer.voter,
+            })
+            .collect()
+    }
+
+    fn indexes(&self) -> RaftIndexes {
+        let status = self.raft.status();
+        RaftIndexes {
+            term: status.term,
+            committed: status.committed_index,
+            applied: status.applied_index,
+        }
+    }
+}
