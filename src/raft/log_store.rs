@@ -40,6 +40,11 @@ pub const LOG_DIR: &str = "raft/log";
 pub const VOTE_PATH: &str = "raft/vote";
 /// The persisted last purged log id.
 pub const PURGED_PATH: &str = "raft/purged";
+/// Where the last known committed log id is kept. It is advisory and written without
+/// fsync: after a restart it lets the node apply its own committed entries at once
+/// (so `sys/init` and the seal keys are readable before a leader is heard from). A lost
+/// or stale value is safe: it is only ever a lower bound of what is committed.
+pub const COMMITTED_PATH: &str = "raft/committed";
 /// A segment is rolled once appending would take it past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The largest encoded entry (a batch of `storage::BATCH_OPS_MAX` small operations fits).
@@ -233,6 +238,35 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(io_error)?;
         self.lock().vote = Some(vote.clone());
         Ok(())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let Some(committed) = committed else {
+            return Ok(());
+        };
+        let bytes = record::encode(&committed, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
+        let disk = self.disk.clone();
+        blocking(move || disk.write(COMMITTED_PATH, &bytes))
+            .await
+            .map_err(io_error)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let disk = self.disk.clone();
+        let committed: Option<LogId> =
+            match blocking(move || read_small_record::<LogId>(disk.as_ref(), COMMITTED_PATH)).await
+            {
+                Ok(committed) => committed,
+                Err(error) => {
+                    tracing::warn!(%error, "ignoring an unreadable committed index");
+                    None
+                }
+            };
+        // Never claim more than this log holds (the file is written without fsync).
+        Ok(committed.filter(|committed| {
+            self.last_index()
+                .is_some_and(|last| committed.index() <= last)
+        }))
     }
 
     async fn append<I>(
