@@ -14,6 +14,13 @@ use arca_sim::replay_command;
 use arca_sim::{run, scenario};
 
 fn main() -> ExitCode {
+    // `ARCA_SIM_LOG=debug` (any tracing filter) shows the nodes' own logs in virtual time.
+    if let Ok(filter) = std::env::var("ARCA_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match entry(&args) {
         Ok(code) => code,

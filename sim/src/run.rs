@@ -272,15 +272,18 @@ impl Simulation {
             return None;
         }
         let mounted = self
-            .retry_call(|address| async move {
-                call(
-                    &address,
-                    Method::POST,
-                    "sys/mounts/kv",
-                    Some(&root_token),
-                    Some(&json!({"type": "kv"})),
-                )
-                .await
+            .retry_call(|address| {
+                let token = root_token.clone();
+                async move {
+                    call(
+                        &address,
+                        Method::POST,
+                        "sys/mounts/kv",
+                        Some(&token),
+                        Some(&json!({"type": "kv"})),
+                    )
+                    .await
+                }
             })
             .await;
         if mounted != Some(204) {
@@ -288,7 +291,7 @@ impl Simulation {
             return None;
         }
         self.record("setup complete");
-        Some((unseal_key, root_token.clone()))
+        Some((unseal_key, root_token))
     }
 
     /// Retry a call against random nodes until it gets a definite answer.
@@ -417,8 +420,11 @@ impl Simulation {
         }
     }
 
+    /// The node most up nodes name as leader (a node that just restarted may still
+    /// name itself from its persisted vote until it hears the new term).
     async fn leader_index(&self, fleet: &Fleet) -> Option<usize> {
         let down = fleet.down.lock().unwrap().clone();
+        let mut votes = vec![0usize; down.len()];
         for (index, is_down) in down.iter().enumerate() {
             if *is_down {
                 continue;
@@ -435,10 +441,14 @@ impl Simulation {
                 && let Some(leader) = Fleet::index_of(address)
                 && !down[leader]
             {
-                return Some(leader);
+                votes[leader] += 1;
             }
         }
-        None
+        let (leader, count) = votes
+            .iter()
+            .enumerate()
+            .max_by_key(|(index, count)| (**count, std::cmp::Reverse(*index)))?;
+        (*count > 0).then_some(leader)
     }
 
     fn random_up_node(&self, fleet: &Fleet, excluding: Option<usize>) -> Option<usize> {

@@ -131,6 +131,18 @@ fn raft_config(options: &RaftOptions) -> Result<openraft::Config, RaftError> {
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
         max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
+        // A follower whose disk lost writes it had acknowledged (a lost fsync, a
+        // virtual machine restored from an old image) comes back with a shorter log.
+        // The entries are still on a quorum, so let the leader resend them instead of
+        // leaving that follower stuck forever; the simulator's lost-fsync scenario
+        // found the stuck follower.
+        allow_log_reversion: Some(true),
+        // A restarted leader must win an election again: our state machine is rebuilt
+        // in memory at start, so a leader restored without a vote could serve reads
+        // from a stale state machine.
+        enable_leader_restore: Some(false),
+        // A node returning from a crash or partition must not depose a healthy leader.
+        enable_pre_vote: Some(true),
         ..Default::default()
     }
     .validate()

@@ -149,6 +149,7 @@ pub fn stored_node_id(env: &crate::env::Env) -> Result<String, crate::env::DiskE
     Ok(node_id)
 }
 
+#[cfg(not(madsim))]
 pub(crate) fn print_configuration(config: &NodeConfig, storage: &str) {
     eprintln!("==> Arca server configuration:\n");
     eprintln!("             Api Address: {}", config.api_addr);
