@@ -238,7 +238,34 @@ fn three_nodes_survive_kill_9_of_the_leader_without_losing_acknowledged_writes()
         assert_eq!(body["data"]["value"], Value::from(value.clone()), "{key}");
     }
 
-    // Phase 7: nothing in any data directory is plaintext.
+    // Phase 7: sealing the active node hands leadership to an unsealed standby, which
+    // then serves (Vault's active node steps down when sealed).
+    let (_, leader) = call(&http, "GET", &addresses[0], "sys/leader", None, None).unwrap();
+    let active = leader["leader_address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let (status, body) = call(&http, "PUT", &active, "sys/seal", Some(&root_token), None).unwrap();
+    assert_eq!(status, 204, "{body}");
+    let other = addresses
+        .iter()
+        .find(|address| **address != active)
+        .unwrap()
+        .clone();
+    eventually(
+        Duration::from_secs(30),
+        "a standby takes over after the seal",
+        || {
+            let (status, body) =
+                call(&http, "GET", &other, "kv/key-1", Some(&root_token), None).ok()?;
+            (status == 200 && body["data"]["value"].is_string()).then_some(())
+        },
+    );
+    let (_, health) = call(&http, "GET", &active, "sys/health", None, None).unwrap();
+    assert_eq!(health["sealed"], Value::Bool(true));
+
+    // Phase 8: nothing in any data directory is plaintext.
     let unseal_bytes = base64_decode(&unseal_key);
     for node in &nodes {
         for (_, value) in &acknowledged {

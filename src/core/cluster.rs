@@ -45,6 +45,9 @@ pub trait Cluster: Send + Sync + 'static {
     fn remove_peer(&self, node_id: &str) -> BoxFuture<'_, Result<(), String>>;
     fn configuration(&self) -> Vec<Peer>;
     fn indexes(&self) -> RaftIndexes;
+    /// Hand leadership to another voter, if there is one (a sealed node must not lead:
+    /// every standby forwards to the leader, which could not serve).
+    fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
 pub type SharedCluster = Arc<dyn Cluster>;
@@ -108,6 +111,10 @@ impl Cluster for SingleNodeCluster {
             leader: true,
             voter: true,
         }]
+    }
+
+    fn step_down(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
 
     fn indexes(&self) -> RaftIndexes {

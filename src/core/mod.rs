@@ -308,6 +308,9 @@ impl Core {
     /// Seal this node: forget the keyring and any unseal progress.
     pub async fn seal(&self) {
         self.barrier.seal();
+        if let Err(error) = self.cluster.step_down().await {
+            tracing::warn!(%error, "a sealed leader could not hand over leadership");
+        }
         lock(&self.seal_state).progress.reset();
         *self.active_term.lock().await = None;
         *lock(&self.active_since) = None;

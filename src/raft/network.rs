@@ -43,8 +43,9 @@ pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 const FRAME_HEADER_BYTES: usize = 5;
 
+/// A request frame on the cluster port (public so the fuzzers can decode it).
 #[derive(Debug, Serialize, Deserialize)]
-enum RpcRequest {
+pub enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
@@ -55,8 +56,9 @@ enum RpcRequest {
     },
 }
 
+/// A response frame on the cluster port.
 #[derive(Debug, Serialize, Deserialize)]
-enum RpcResponse {
+pub enum RpcResponse {
     AppendEntries(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     InstallSnapshot(SnapshotResponse<TypeConfig>),

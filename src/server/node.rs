@@ -228,5 +228,12 @@ async fn expiration_loop(
         {
             tracing::warn!(%error, "expiration tick failed");
         }
+        // A node restarted sealed can still win an election; it must not keep leading.
+        if core.is_sealed()
+            && core.cluster().is_leader()
+            && let Err(error) = core.cluster().step_down().await
+        {
+            tracing::warn!(%error, "a sealed leader could not hand over leadership");
+        }
     }
 }

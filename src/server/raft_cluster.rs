@@ -85,6 +85,33 @@ impl Cluster for RaftCluster {
             .collect()
     }
 
+    fn step_down(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if !self.raft.is_leader() {
+                return Ok(());
+            }
+            let me = self.raft.node_id().to_string();
+            // The first other voter in id order: deterministic, and any caught-up voter
+            // will do (openraft refuses a target that lags).
+            let Some(target) = self
+                .raft
+                .configuration()
+                .into_iter()
+                .filter(|peer| peer.voter && peer.node_id != me)
+                .map(|peer| peer.node_id)
+                .min()
+            else {
+                return Ok(());
+            };
+            self.raft
+                .raft()
+                .trigger()
+                .transfer_leader(target)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
     fn indexes(&self) -> RaftIndexes {
         let status = self.raft.status();
         RaftIndexes {
