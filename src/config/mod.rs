@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
+    /// Vault settings present in the file that Arca accepts without acting on them.
+    pub ignored: Vec<String>,
 }
 
 /// One `listener "tcp" { ... }` block.
@@ -169,6 +171,7 @@ pub fn parse(
         log_level: file.log_level,
         disable_mlock: file.disable_mlock,
         disable_cache: file.disable_cache,
+        ignored: file.ignored,
     })
 }
 

@@ -27,7 +27,45 @@ pub(super) struct ParsedFile {
     pub log_level: Option<String>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
+    /// Vault settings Arca accepts and does not act on (the server warns about them).
+    pub ignored: Vec<String>,
 }
+
+/// Top-level Vault settings that do not change what Arca stores or how it answers, so
+/// a Vault configuration file starts Arca unchanged; the server names them at start.
+const IGNORED_ATTRIBUTES: &[&str] = &[
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "default_max_request_duration",
+    "plugin_directory",
+    "plugin_file_uid",
+    "plugin_file_permissions",
+    "log_format",
+    "log_file",
+    "log_rotate_duration",
+    "log_rotate_bytes",
+    "log_rotate_max_files",
+    "pid_file",
+    "cluster_cipher_suites",
+    "disable_clustering",
+    "disable_performance_standby",
+    "disable_sealwrap",
+    "disable_printable_check",
+    "raw_storage_endpoint",
+    "introspection_endpoint",
+    "enable_response_header_hostname",
+    "enable_response_header_raft_node_id",
+    "imprecise_lease_role_tracking",
+    "detect_deadlocks",
+    "license_path",
+    "experiments",
+];
+const IGNORED_BLOCKS: &[&str] = &[
+    "telemetry",
+    "service_registration",
+    "user_lockout",
+    "reporting",
+];
 
 const DEFAULT_LISTEN_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8200);
@@ -97,6 +135,9 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
                     }
                     "disable_mlock" => file.disable_mlock = value.bool()?,
                     "disable_cache" => file.disable_cache = value.bool()?,
+                    other if IGNORED_ATTRIBUTES.contains(&other) => {
+                        file.ignored.push(other.to_string())
+                    }
                     other => {
                         return Err(source.error(attribute.span(), unknown_key("", other)));
                     }
@@ -112,6 +153,13 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
                         ));
                     }
                     file.storage = Some(parse_storage(&source, block)?);
+                }
+                other if IGNORED_BLOCKS.contains(&other) => file.ignored.push(other.to_string()),
+                "seal" => {
+                    return Err(source.error(
+                        block.span(),
+                        "seal blocks (auto-unseal) are not supported: Arca unseals with Shamir shares".to_string(),
+                    ));
                 }
                 other => {
                     return Err(source.error(block.span(), format!("unknown block {other:?}")));

@@ -223,10 +223,16 @@ fn errors_name_the_line_and_the_key() {
         "config.hcl:1: \"ui\": expected a boolean, got \"maybe\""
     );
 
-    let unknown_top = "\n\nseal \"awskms\" {}\n";
+    let auto_unseal = "\n\nseal \"awskms\" {}\n";
+    assert_eq!(
+        error_text(auto_unseal),
+        "config.hcl:3: seal blocks (auto-unseal) are not supported: Arca unseals with Shamir shares"
+    );
+
+    let unknown_top = "\n\nmeteor \"x\" {}\n";
     assert_eq!(
         error_text(unknown_top),
-        "config.hcl:3: unknown block \"seal\""
+        "config.hcl:3: unknown block \"meteor\""
     );
 
     let bad_address = "listener \"tcp\" {\n  address = \"nowhere\"\n  tls_disable = 1\n}\n";
@@ -305,4 +311,14 @@ proptest! {
     ) {
         let _ = parse(&text, "fuzz.hcl", &BTreeMap::new());
     }
+}
+
+#[test]
+fn vault_settings_arca_does_not_act_on_are_accepted_and_named() {
+    let text = "default_lease_ttl = \"768h\"\ntelemetry {\n  disable_hostname = true\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/tmp/x\"\n}\n";
+    let config = parse(text, "config.hcl", &BTreeMap::new()).unwrap();
+    assert_eq!(
+        config.ignored,
+        vec!["default_lease_ttl".to_string(), "telemetry".to_string()]
+    );
 }

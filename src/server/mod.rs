@@ -89,6 +89,12 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
     let config = crate::config::parse(&text, &path.display().to_string(), &environment)
         .map_err(|error| error.to_string())?;
     init_logging(args.log_level.as_deref().or(config.log_level.as_deref()));
+    if !config.ignored.is_empty() {
+        eprintln!(
+            "WARNING! Arca does not act on these Vault settings: {}",
+            config.ignored.join(", ")
+        );
+    }
     let listener = config.listeners.first().ok_or("no listener configured")?;
     let (data_dir, node_id, retry_join) = match &config.storage {
         crate::config::StorageConfig::Raft(raft) => (
