@@ -656,6 +656,21 @@ fn readme_tour() {
             ("policies", "[\"root\"]"),
         ])
     );
+    // `arca login` with no token asks for it on stderr, as Vault's token handler does,
+    // so stdout holds only the result.
+    let prompted = lab.sh("printf 'root\\n' | arca login", "");
+    assert_eq!(
+        prompted.status.code(),
+        Some(0),
+        "{}",
+        text(&prompted.stderr)
+    );
+    assert_eq!(text(&prompted.stderr), "Token (will be hidden): \n");
+    assert!(
+        text(&prompted.stdout).starts_with(LOGIN_SUCCESS),
+        "{}",
+        text(&prompted.stdout)
+    );
     // $ arca secrets enable -path=kv kv-v2
     assert_eq!(
         lab.ok("arca secrets enable -path=kv kv-v2"),
