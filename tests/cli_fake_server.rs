@@ -345,7 +345,7 @@ fn userpass_login_prompts_for_the_password() {
     assert_eq!(login.status.code(), Some(0), "{}", text(&login.stderr));
     let output = text(&login.stdout);
     assert!(
-        output.starts_with("Password (will be hidden): Success! You are now authenticated."),
+        output.starts_with("Password (will be hidden): \nSuccess! You are now authenticated."),
         "{output}"
     );
     assert!(output.ends_with("token_policies         [\"default\" \"superpolicy\"]\nidentity_policies      []\npolicies               [\"default\" \"superpolicy\"]\ntoken_meta_username    superuser\n"), "{output}");

@@ -11,87 +11,15 @@
 // Test harness: real processes and files, outside the simulator.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod cli_support;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-/// How long a step may take to become true (activation, replication of a filter).
-const WAIT_ATTEMPTS_MAX: u32 = 120;
-const WAIT_STEP: Duration = Duration::from_millis(500);
-
-/// One `arca server` process, stopped when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Two consecutive free ports (API and cluster), as the tutorial's 8200/8201.
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let api = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = api.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free ports on loopback");
-}
-
-/// `cat > cluster-X/config/vault-server.hcl` and `docker run ... vault server -config=...`.
-fn start_cluster(lab: &Path, name: &str) -> Server {
-    let port = free_port_pair();
-    let config_dir = lab.join(name).join("config");
-    let data_dir = lab.join(name).join("data");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let config = format!(
-        "ui = true\nlistener \"tcp\" {{\n  tls_disable = 1\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{}\"\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n}}\n",
-        port + 1,
-        data_dir.display()
-    );
-    let config_path = config_dir.join("vault-server.hcl");
-    std::fs::write(&config_path, config).unwrap();
-    let address = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(lab.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_arca"))
-        .arg("server")
-        .arg(format!("-config={}", config_path.display()))
-        .env("VAULT_ADDR", &address)
-        .env(
-            "VAULT_CLUSTER_ADDR",
-            format!("http://127.0.0.1:{}", port + 1),
-        )
-        .env("VAULT_API_ADDR", &address)
-        .env("VAULT_RAFT_NODE_ID", name)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, address };
-    for _ in 0..WAIT_ATTEMPTS_MAX {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        if let Ok(Some(exit)) = server.child.try_wait() {
-            let log = std::fs::read_to_string(lab.join(format!("{name}.log"))).unwrap_or_default();
-            panic!("{name} exited ({exit}) before listening:\n{log}");
-        }
-        std::thread::sleep(WAIT_STEP);
-    }
-    let address = server.address.clone();
-    panic!("{name} never listened on {address}; see {name}.log in the lab directory");
-}
+use cli_support::{WAIT_ATTEMPTS_MAX, WAIT_STEP, start_cluster, text};
 
 /// The reader's shell: one HOME (one token helper) for the whole tutorial.
 struct Shell {
@@ -150,10 +78,6 @@ impl Shell {
             text(&last.stderr)
         );
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `grep 'NEEDLE' .init | awk '{print $NF}'`.
@@ -351,7 +275,8 @@ fn performance_replication_tutorial() {
     );
     let userpass_text = text(&userpass.stdout);
     assert!(
-        userpass_text.starts_with("Password (will be hidden): Success! You are now authenticated."),
+        userpass_text
+            .starts_with("Password (will be hidden): \nSuccess! You are now authenticated."),
         "{userpass_text}"
     );
     assert!(

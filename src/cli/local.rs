@@ -66,19 +66,28 @@ pub fn stdout_is_terminal() -> bool {
 
 /// Vault's `AskSecret`: the prompt on stdout; on a terminal the answer is read without
 /// echo, otherwise one line is read from standard input (so `echo secret | arca ...`
-/// works).
+/// works). Either way the prompt's line ends before anything else is printed, as in
+/// Vault (`fmt.Println()` after the read): on a terminal the newline the user typed is
+/// echoed, otherwise it is printed here.
 pub fn ask_secret(prompt: &str) -> Result<String, String> {
-    let mut stdout = std::io::stdout();
-    let _ = write!(stdout, "{prompt}");
-    let _ = stdout.flush();
+    ask_secret_on(&mut std::io::stdout(), prompt)
+}
+
+/// [`ask_secret`] with the prompt on standard error, as Vault's token login asks.
+pub fn ask_secret_on_stderr(prompt: &str) -> Result<String, String> {
+    ask_secret_on(&mut std::io::stderr(), prompt)
+}
+
+fn ask_secret_on(stream: &mut dyn Write, prompt: &str) -> Result<String, String> {
+    let _ = write!(stream, "{prompt}");
+    let _ = stream.flush();
     if std::io::stdin().is_terminal() {
         rpassword::read_password().map_err(|error| format!("error reading input: {error}"))
     } else {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|error| format!("error reading input: {error}"))?;
+        let read = std::io::stdin().lock().read_line(&mut line);
+        let _ = writeln!(stream);
+        read.map_err(|error| format!("error reading input: {error}"))?;
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }

@@ -82,7 +82,9 @@ pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
             let token = match parsed.positionals.first().map(String::as_str) {
                 Some("-") => local::read_stdin().map_err(Failure::Local)?,
                 Some(token) => token.to_string(),
-                None => local::ask_secret("Token (will be hidden): ").map_err(Failure::Local)?,
+                // Vault's token handler prompts on stderr (userpass and unseal on stdout).
+                None => local::ask_secret_on_stderr("Token (will be hidden): ")
+                    .map_err(Failure::Local)?,
             };
             let token = token.trim().to_string();
             if token.is_empty() {
