@@ -434,8 +434,10 @@ impl LogicalCore {
 
         if let Some(caller) = &caller
             && !unauthenticated
+            && caller.entry.num_uses > 0
         {
-            // One use of the token per admitted request; the last use revokes it.
+            // One use of a limited-use token per admitted request; the last use revokes
+            // it. Unlimited tokens (the common case) skip the store's write lock.
             self.tokens
                 .use_token(&caller.token, now_unix)
                 .await
