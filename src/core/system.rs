@@ -333,8 +333,10 @@ impl LogicalCore {
                 if !entry.options.is_empty() {
                     data["options"] = json!(entry.options);
                 }
-                if let Some(token_type) = &entry.config.token_type {
-                    data["token_type"] = Value::from(token_type.clone());
+                match (&entry.config.token_type, kind) {
+                    (Some(token_type), _) => data["token_type"] = Value::from(token_type.clone()),
+                    (None, TableKind::Auth) => data["token_type"] = Value::from("default-service"),
+                    (None, TableKind::Secrets) => {}
                 }
                 Ok(Some(Response::from_value(data)))
             }
