@@ -333,6 +333,7 @@ impl LogicalCore {
             .tokens
             .lookup(token, now_unix)
             .map_err(|error| LogicalError::Internal(error.to_string()))?
+            .filter(|entry| entry.num_uses != crate::token::store::REVOCATION_PENDING)
             .ok_or(LogicalError::PermissionDenied)?;
         let acl = self
             .policies
@@ -432,15 +433,21 @@ impl LogicalCore {
             granting_policies = result.granting_policies.clone();
         }
 
+        // One use of the token per admitted request; the last use revokes it once the
+        // request is done, so the request's own handler still sees its token.
+        let mut revoke_after_request = None;
         if let Some(caller) = &caller
             && !unauthenticated
         {
-            // One use of the token per admitted request; the last use revokes it.
-            self.tokens
+            let admitted = self
+                .tokens
                 .use_token(&caller.token, now_unix)
                 .await
                 .map_err(|error| LogicalError::Internal(error.to_string()))?
                 .ok_or(LogicalError::PermissionDenied)?;
+            if admitted.num_uses == 1 {
+                revoke_after_request = Some(caller.token.clone());
+            }
         }
         let audit = self.audit()?;
         let mut audit_input = self.audit_input(
@@ -463,6 +470,12 @@ impl LogicalCore {
                 self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
                     .await
             };
+        if let Some(token) = revoke_after_request {
+            self.tokens
+                .revoke_tree(&token)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        }
 
         let mount_type = if route.kind == TableKind::Auth {
             ""
