@@ -9,7 +9,6 @@
 use std::sync::{Arc, RwLock, Weak};
 
 use futures::future::BoxFuture;
-use http::Method;
 use serde_json::{Map, Value};
 
 use super::mounts::{MountEntry, MountTable, TableKind};
@@ -689,6 +688,9 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
         "DELETE" => Operation::Delete,
         _ => return Err(LogicalError::UnsupportedOperation),
     };
+    if operation == Operation::Patch {
+        check_patch_content_type(&api.headers)?;
+    }
     let data = match operation {
         Operation::Read | Operation::List => query_data(),
         Operation::Delete => {
@@ -698,19 +700,31 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
         }
         _ => body_object(&api.body)?,
     };
-    if api.method == Method::PATCH
-        && let Some(content_type) = api
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-        && !content_type.starts_with("application/merge-patch+json")
-        && !content_type.starts_with("application/json")
-    {
-        return Err(LogicalError::BadRequest(format!(
-            "PATCH requires Content-Type application/merge-patch+json, got {content_type}"
+    Ok((operation, data))
+}
+
+/// Vault takes a PATCH body only as a JSON merge patch: a missing or unparsable
+/// `Content-Type` is 400, any other media type 415, before the body is read.
+fn check_patch_content_type(headers: &http::HeaderMap) -> Result<(), LogicalError> {
+    let header = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let media_type = header
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type.is_empty() {
+        return Err(LogicalError::BadRequest("mime: no media type".to_string()));
+    }
+    if media_type != "application/merge-patch+json" {
+        return Err(LogicalError::UnsupportedMediaType(format!(
+            "PATCH requires Content-Type application/merge-patch+json, got {media_type:?}"
         )));
     }
-    Ok((operation, data))
+    Ok(())
 }
 
 /// Paths that need no token, as in Vault.
