@@ -147,6 +147,9 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.unwrap()
 }
 
+/// (who, token, method, path, body, expected status).
+type MatrixCase<'a> = (&'a str, &'a str, &'a str, &'a str, Option<Value>, u16);
+
 const POLICIES: &[(&str, &str)] = &[
     (
         "team-reader",
@@ -214,7 +217,7 @@ async fn policy_matrix_and_capabilities_self() {
 
         // The matrix: (token, method, path, body, expected status).
         let write = Some(json!({"data": {"v": "new"}}));
-        let cases: Vec<(&str, &str, &str, &str, Option<Value>, u16)> = vec![
+        let cases: Vec<MatrixCase> = vec![
             // `*` grants, an exact `deny` beats the glob, `+` matches one segment only.
             ("reader", &reader, "GET", "secret/data/team/a", None, 200),
             (
