@@ -793,7 +793,19 @@ async fn every_bad_input_gets_a_clean_error_envelope() {
             check(what, answer, 400);
         }
 
-        // Unknown fields where Vault refuses them: a mount config key.
+        // A `null` body is no body, as Vault decodes it.
+        check(
+            "null body on a write",
+            api.send("PUT", "sys/rotate", Some("root"), &json_type, bytes("null")),
+            204,
+        );
+        check(
+            "null body on a delete",
+            api.send("DELETE", "secret/data/p-null", Some("root"), &json_type, bytes("null")),
+            204,
+        );
+
+        // An unknown mount config key is refused rather than silently dropped.
         let answer = api.call(
             "POST",
             "sys/mounts/m2",
