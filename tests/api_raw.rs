@@ -732,6 +732,30 @@ async fn every_bad_input_gets_a_clean_error_envelope() {
             200,
         );
 
+        // Bodies a parser could choke on: deep nesting, invalid UTF-8, huge numbers.
+        let deep = format!("{{\"data\":{}1{}}}", "{\"a\":".repeat(300), "}".repeat(300));
+        for (what, path, body) in [
+            ("deeply nested JSON", "secret/data/x", deep.into_bytes()),
+            ("invalid UTF-8 in a string", "secret/data/x", b"{\"data\":{\"a\":\"\xff\"}}".to_vec()),
+            ("number out of range", "auth/token/create", b"{\"ttl\": 1e400}".to_vec()),
+            ("fractional num_uses", "auth/token/create", b"{\"num_uses\": 1.5}".to_vec()),
+        ] {
+            let answer = api.send("PUT", path, Some("root"), &json_type, Some(body));
+            check(what, answer, 400);
+        }
+        for (what, path) in [
+            ("invalid percent escape", "/v1/secret/data/%zz"),
+            ("percent-encoded invalid UTF-8", "/v1/secret/data/%ff%fe"),
+        ] {
+            let (status, body) = raw_http(
+                &address,
+                &format!("GET {path} HTTP/1.1\r\nX-Vault-Token: root"),
+                b"",
+            );
+            assert_eq!(status, 400, "{what}: {body}");
+            assert_error_envelope(what, &body);
+        }
+
         // Traversal in paths and names, sent byte for byte.
         for path in [
             "/v1/secret/data/../../sys/mounts",
@@ -841,6 +865,23 @@ async fn every_bad_input_gets_a_clean_error_envelope() {
             "DELETE on sys/seal-status",
             api.send("DELETE", "sys/seal-status", Some("root"), &[], None),
             405,
+        );
+
+        check(
+            "OPTIONS",
+            api.send("OPTIONS", "secret/data/x", Some("root"), &[], None),
+            405,
+        );
+        check(
+            "negative wrap TTL",
+            api.send(
+                "GET",
+                "secret/data/x",
+                Some("root"),
+                &[("X-Vault-Wrap-TTL", "-5")],
+                None,
+            ),
+            400,
         );
 
         // An empty list: 404 with exactly {"errors":[]}.
