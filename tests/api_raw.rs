@@ -358,6 +358,36 @@ async fn policy_matrix_and_capabilities_self() {
         );
         assert_eq!(body["capabilities"], json!(["root"]));
 
+        // The same answers for another token, by token and by accessor.
+        let looked = api.expect(
+            200,
+            "POST",
+            "auth/token/lookup",
+            "root",
+            Some(json!({"token": reader})),
+        );
+        let accessor = looked["data"]["accessor"].as_str().unwrap();
+        for (path, body) in [
+            (
+                "sys/capabilities",
+                json!({"token": reader, "paths": ["secret/data/team/a"]}),
+            ),
+            (
+                "sys/capabilities-accessor",
+                json!({"accessor": accessor, "paths": ["secret/data/team/a"]}),
+            ),
+        ] {
+            let body = api.expect(200, "POST", path, "root", Some(body));
+            assert_eq!(body["capabilities"], json!(["list", "read"]), "{path}");
+        }
+        let unknown = api.call(
+            "POST",
+            "sys/capabilities-accessor",
+            "root",
+            Some(json!({"accessor": "nope", "paths": ["a"]})),
+        );
+        assert_eq!(unknown.status, 400, "{}", unknown.body);
+
         // sys/seal with sudo: 204, and then the node answers 503 "Vault is sealed".
         let answer = api.call("PUT", "sys/seal", &sudo, None);
         assert_eq!(answer.status, 204, "{}", answer.body);

@@ -69,6 +69,20 @@ impl LogicalCore {
                 let target = self.authenticate(token, request.now_unix)?;
                 crate::policy::handlers::capabilities_response(&target.acl, &request.data).map(Some)
             }
+            (["capabilities-accessor"], Operation::Create | Operation::Update) => {
+                let accessor = field_str(&request.data, "accessor")?
+                    .ok_or_else(|| LogicalError::BadRequest("missing accessor".into()))?;
+                let entry = self
+                    .tokens
+                    .lookup_accessor(accessor, request.now_unix)
+                    .map_err(|error| LogicalError::Internal(error.to_string()))?
+                    .ok_or_else(|| LogicalError::BadRequest("invalid accessor".into()))?;
+                let acl = self
+                    .policies
+                    .acl_for(&entry.policies)
+                    .map_err(|error| LogicalError::Internal(error.to_string()))?;
+                crate::policy::handlers::capabilities_response(&acl, &request.data).map(Some)
+            }
             (["seal"], Operation::Create | Operation::Update) => {
                 self.core()?.seal().await;
                 Ok(None)
