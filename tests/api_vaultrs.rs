@@ -409,3 +409,103 @@ async fn tokens_and_wrapping_through_vaultrs() {
     assert!(matches!(status_of(&gone), Some(400 | 403)), "{gone:?}");
     dev.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_the_client_surface_parses() {
+    let dev = support::start_dev_node(Arc::new(arca::env::MemoryLogFiles::new())).await;
+    let root = client(&dev.address, "root");
+
+    // Health and a mount's configuration decode into vaultrs's structs.
+    let health = sys::health(&root).await.unwrap();
+    assert!(health.initialized && !health.sealed && !health.standby);
+    let secret = sys::mount::get_configuration_of_a_secret_engine(&root, "secret")
+        .await
+        .unwrap();
+    assert_eq!(secret.mount_type, "kv");
+    assert!(secret.accessor.starts_with("kv_"));
+
+    // KV v2 engine configuration: set and read back.
+    kv2::config::set(
+        &root,
+        "secret",
+        Some(
+            vaultrs::api::kv2::requests::SetConfigurationRequest::builder()
+                .max_versions(7u64)
+                .cas_required(false),
+        ),
+    )
+    .await
+    .unwrap();
+    let config = kv2::config::read(&root, "secret").await.unwrap();
+    assert_eq!(config.max_versions, 7);
+    assert!(!config.cas_required);
+
+    // Cubbyhole: private to the token.
+    vaultrs::cubbyhole::set(&root, "cubbyhole", "note", &HashMap::from([("k", "v")]))
+        .await
+        .unwrap();
+    let note: HashMap<String, String> = vaultrs::cubbyhole::get(&root, "cubbyhole", "note")
+        .await
+        .unwrap();
+    assert_eq!(note["k"], "v");
+
+    // Userpass user management: read, list, change password and policies.
+    sys::auth::enable(&root, "userpass", "userpass", None)
+        .await
+        .unwrap();
+    auth::userpass::user::set(&root, "userpass", "carol", "first-pw", None)
+        .await
+        .unwrap();
+    let carol = auth::userpass::user::read(&root, "userpass", "carol")
+        .await
+        .unwrap();
+    assert_eq!(carol.token_type, "default");
+    assert_eq!(
+        auth::userpass::user::list(&root, "userpass")
+            .await
+            .unwrap()
+            .keys,
+        vec!["carol".to_string()]
+    );
+    auth::userpass::user::update_password(&root, "userpass", "carol", "second-pw")
+        .await
+        .unwrap();
+    auth::userpass::user::update_policies(&root, "userpass", "carol", "default,extra")
+        .await
+        .unwrap();
+    let carol = auth::userpass::user::read(&root, "userpass", "carol")
+        .await
+        .unwrap();
+    assert_eq!(
+        carol.token_policies,
+        vec!["default".to_string(), "extra".to_string()]
+    );
+    assert!(
+        auth::userpass::login(&root, "userpass", "carol", "first-pw")
+            .await
+            .is_err()
+    );
+    auth::userpass::login(&root, "userpass", "carol", "second-pw")
+        .await
+        .unwrap();
+
+    // Tokens by accessor; revoke-orphan keeps the children.
+    let parent = token::new(&root, None).await.unwrap();
+    let by_accessor = token::lookup_accessor(&root, &parent.accessor)
+        .await
+        .unwrap();
+    assert_eq!(by_accessor.accessor, parent.accessor);
+    assert_eq!(by_accessor.id, "");
+    let parent_client = client(&dev.address, &parent.client_token);
+    let child = token::new(&parent_client, None).await.unwrap();
+    token::revoke_orphan(&root, &parent.client_token)
+        .await
+        .unwrap();
+    let orphaned = token::lookup(&root, &child.client_token).await.unwrap();
+    assert!(orphaned.orphan);
+    token::revoke_accessor(&root, &child.accessor)
+        .await
+        .unwrap();
+    assert!(token::lookup(&root, &child.client_token).await.is_err());
+    dev.node.shutdown().await;
+}
