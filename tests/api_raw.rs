@@ -1173,3 +1173,50 @@ async fn response_shapes_match_vault() {
     .await;
     dev.node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_use_refused_by_audit_still_revokes_the_token() {
+    let files = Arc::new(arca::env::MemoryLogFiles::new());
+    let dev = support::start_dev_node(files.clone()).await;
+    let address = dev.address.clone();
+    blocking(move || {
+        let api = Api::new(&address);
+        api.expect(
+            204,
+            "PUT",
+            "sys/audit/memory",
+            "root",
+            Some(json!({"type": "file", "options": {"file_path": "/audit.log"}})),
+        );
+        let created = api.expect(
+            200,
+            "POST",
+            "auth/token/create",
+            "root",
+            Some(json!({"policies": ["default"], "num_uses": 1})),
+        );
+        let token = created["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // The only audit device fails: the request is refused after its use was spent.
+        files.set_failing("/audit.log", true);
+        let refused = api.call("GET", "auth/token/lookup-self", &token, None);
+        assert_eq!(refused.status, 500, "{}", refused.body);
+        files.set_failing("/audit.log", false);
+
+        // The spent token is gone, not left revocation-pending.
+        let again = api.call("GET", "auth/token/lookup-self", &token, None);
+        assert_eq!(again.status, 403, "{}", again.body);
+        let lookup = api.call(
+            "POST",
+            "auth/token/lookup",
+            "root",
+            Some(json!({"token": token})),
+        );
+        assert!(matches!(lookup.status, 400 | 403), "{}", lookup.body);
+    })
+    .await;
+    dev.node.shutdown().await;
+}

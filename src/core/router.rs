@@ -448,8 +448,7 @@ impl LogicalCore {
                 revoke_after_request = Some(caller.token.clone());
             }
         }
-        let audit = self.audit()?;
-        let mut audit_input = self.audit_input(
+        let audit_input = self.audit_input(
             request_id,
             &path,
             &request,
@@ -458,7 +457,24 @@ impl LogicalCore {
             granting_policies,
             wrap_ttl,
         );
-        audit.log_request(&audit_input)?;
+        let logged = self.audit().and_then(|audit| {
+            audit
+                .log_request(&audit_input)
+                .map(|()| audit)
+                .map_err(LogicalError::from)
+        });
+        if logged.is_err()
+            && let Some(token) = &revoke_after_request
+        {
+            // The last use is spent even when the request goes no further; a token
+            // left revocation-pending would never be revoked.
+            self.tokens
+                .revoke_tree(token)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        }
+        let audit = logged?;
+        let mut audit_input = audit_input;
 
         let outcome =
             if request.operation == Operation::Read || request.operation == Operation::List {
