@@ -3,6 +3,8 @@
 //! The answers are the shapes from the reference, so these tests pin the CLI's side of
 //! the contract while the real server is being built.
 
+// Real processes and sockets: outside the simulator.
+#![cfg(not(madsim))]
 // Test harness: real threads and files, outside the simulator.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 

@@ -9,6 +9,8 @@
 //! text, the login tables row by row, the `secrets list` columns, the status table and
 //! the exit codes.
 
+// Real processes and sockets: outside the simulator.
+#![cfg(not(madsim))]
 // Test harness: real processes and files, outside the simulator.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 

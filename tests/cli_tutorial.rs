@@ -8,6 +8,8 @@
 //! host names, a temporary lab directory, and bounded waits where the tutorial's reader
 //! would simply wait a moment.
 
+// Real processes and sockets: outside the simulator.
+#![cfg(not(madsim))]
 // Test harness: real processes and files, outside the simulator.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 

@@ -447,6 +447,9 @@ pub fn body_object(body: &Bytes) -> Result<Map<String, Value>, LogicalError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
+        // Vault decodes the body into a map, and JSON `null` decodes to an empty one;
+        // some clients send `null` for "no body".
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(LogicalError::BadRequest(
             "request body must be a JSON object".into(),
         )),

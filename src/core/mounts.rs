@@ -110,8 +110,12 @@ impl MountEntry {
             "max_lease_ttl": self.config.max_lease_ttl,
             "force_no_cache": self.config.force_no_cache,
         });
-        if let Some(token_type) = &self.config.token_type {
-            config["token_type"] = Value::from(token_type.clone());
+        // Vault shows a token type on every auth mount, `default-service` unless tuned;
+        // clients such as vaultrs require the field.
+        match (&self.config.token_type, kind) {
+            (Some(token_type), _) => config["token_type"] = Value::from(token_type.clone()),
+            (None, TableKind::Auth) => config["token_type"] = Value::from("default-service"),
+            (None, TableKind::Secrets) => {}
         }
         if self.mount_type == "system" {
             config["passthrough_request_headers"] = json!(["Accept"]);

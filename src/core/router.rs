@@ -9,7 +9,6 @@
 use std::sync::{Arc, RwLock, Weak};
 
 use futures::future::BoxFuture;
-use http::Method;
 use serde_json::{Map, Value};
 
 use super::mounts::{MountEntry, MountTable, TableKind};
@@ -333,6 +332,7 @@ impl LogicalCore {
             .tokens
             .lookup(token, now_unix)
             .map_err(|error| LogicalError::Internal(error.to_string()))?
+            .filter(|entry| entry.num_uses != crate::token::store::REVOCATION_PENDING)
             .ok_or(LogicalError::PermissionDenied)?;
         let acl = self
             .policies
@@ -432,20 +432,25 @@ impl LogicalCore {
             granting_policies = result.granting_policies.clone();
         }
 
+        // One use of the token per admitted request; the last use revokes it once the
+        // request is done, so the request's own handler still sees its token.
+        let mut revoke_after_request = None;
         if let Some(caller) = &caller
             && !unauthenticated
             && caller.entry.num_uses > 0
         {
-            // One use of a limited-use token per admitted request; the last use revokes
-            // it. Unlimited tokens (the common case) skip the store's write lock.
-            self.tokens
+            // Unlimited tokens (the common case) skip the store's write lock.
+            let admitted = self
+                .tokens
                 .use_token(&caller.token, now_unix)
                 .await
                 .map_err(|error| LogicalError::Internal(error.to_string()))?
                 .ok_or(LogicalError::PermissionDenied)?;
+            if admitted.num_uses == 1 {
+                revoke_after_request = Some(caller.token.clone());
+            }
         }
-        let audit = self.audit()?;
-        let mut audit_input = self.audit_input(
+        let audit_input = self.audit_input(
             request_id,
             &path,
             &request,
@@ -454,7 +459,24 @@ impl LogicalCore {
             granting_policies,
             wrap_ttl,
         );
-        audit.log_request(&audit_input)?;
+        let logged = self.audit().and_then(|audit| {
+            audit
+                .log_request(&audit_input)
+                .map(|()| audit)
+                .map_err(LogicalError::from)
+        });
+        if logged.is_err()
+            && let Some(token) = &revoke_after_request
+        {
+            // The last use is spent even when the request goes no further; a token
+            // left revocation-pending would never be revoked.
+            self.tokens
+                .revoke_tree(token)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        }
+        let audit = logged?;
+        let mut audit_input = audit_input;
 
         let outcome =
             if request.operation == Operation::Read || request.operation == Operation::List {
@@ -465,6 +487,12 @@ impl LogicalCore {
                 self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
                     .await
             };
+        if let Some(token) = revoke_after_request {
+            self.tokens
+                .revoke_tree(&token)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        }
 
         let mount_type = if route.kind == TableKind::Auth {
             ""
@@ -678,6 +706,9 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
         "DELETE" => Operation::Delete,
         _ => return Err(LogicalError::UnsupportedOperation),
     };
+    if operation == Operation::Patch {
+        check_patch_content_type(&api.headers)?;
+    }
     let data = match operation {
         Operation::Read | Operation::List => query_data(),
         Operation::Delete => {
@@ -687,19 +718,31 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
         }
         _ => body_object(&api.body)?,
     };
-    if api.method == Method::PATCH
-        && let Some(content_type) = api
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-        && !content_type.starts_with("application/merge-patch+json")
-        && !content_type.starts_with("application/json")
-    {
-        return Err(LogicalError::BadRequest(format!(
-            "PATCH requires Content-Type application/merge-patch+json, got {content_type}"
+    Ok((operation, data))
+}
+
+/// Vault takes a PATCH body only as a JSON merge patch: a missing or unparsable
+/// `Content-Type` is 400, any other media type 415, before the body is read.
+fn check_patch_content_type(headers: &http::HeaderMap) -> Result<(), LogicalError> {
+    let header = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let media_type = header
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type.is_empty() {
+        return Err(LogicalError::BadRequest("mime: no media type".to_string()));
+    }
+    if media_type != "application/merge-patch+json" {
+        return Err(LogicalError::UnsupportedMediaType(format!(
+            "PATCH requires Content-Type application/merge-patch+json, got {media_type:?}"
         )));
     }
-    Ok((operation, data))
+    Ok(())
 }
 
 /// Paths that need no token, as in Vault.

@@ -69,6 +69,20 @@ impl LogicalCore {
                 let target = self.authenticate(token, request.now_unix)?;
                 crate::policy::handlers::capabilities_response(&target.acl, &request.data).map(Some)
             }
+            (["capabilities-accessor"], Operation::Create | Operation::Update) => {
+                let accessor = field_str(&request.data, "accessor")?
+                    .ok_or_else(|| LogicalError::BadRequest("missing accessor".into()))?;
+                let entry = self
+                    .tokens
+                    .lookup_accessor(accessor, request.now_unix)
+                    .map_err(|error| LogicalError::Internal(error.to_string()))?
+                    .ok_or_else(|| LogicalError::BadRequest("invalid accessor".into()))?;
+                let acl = self
+                    .policies
+                    .acl_for(&entry.policies)
+                    .map_err(|error| LogicalError::Internal(error.to_string()))?;
+                crate::policy::handlers::capabilities_response(&acl, &request.data).map(Some)
+            }
             (["seal"], Operation::Create | Operation::Update) => {
                 self.core()?.seal().await;
                 Ok(None)
@@ -333,8 +347,10 @@ impl LogicalCore {
                 if !entry.options.is_empty() {
                     data["options"] = json!(entry.options);
                 }
-                if let Some(token_type) = &entry.config.token_type {
-                    data["token_type"] = Value::from(token_type.clone());
+                match (&entry.config.token_type, kind) {
+                    (Some(token_type), _) => data["token_type"] = Value::from(token_type.clone()),
+                    (None, TableKind::Auth) => data["token_type"] = Value::from("default-service"),
+                    (None, TableKind::Secrets) => {}
                 }
                 Ok(Some(Response::from_value(data)))
             }

@@ -160,6 +160,9 @@ pub enum LogicalError {
     /// 412.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// 415 (a PATCH body that is not a JSON merge patch).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 429.
     #[error("{0}")]
     TooManyRequests(String),
@@ -182,6 +185,7 @@ impl LogicalError {
             LogicalError::NotFound | LogicalError::UnsupportedPath(_) => 404,
             LogicalError::UnsupportedOperation => 405,
             LogicalError::PreconditionFailed(_) => 412,
+            LogicalError::UnsupportedMediaType(_) => 415,
             LogicalError::TooManyRequests(_) => 429,
             LogicalError::Sealed | LogicalError::Unavailable(_) => 503,
             LogicalError::Internal(_) => 500,

@@ -36,6 +36,10 @@ pub const POLICY_NAME_BYTES_MAX: usize = 128;
 pub const META_ENTRIES_MAX: usize = 64;
 pub const META_KEY_BYTES_MAX: usize = 128;
 pub const META_VALUE_BYTES_MAX: usize = 512;
+/// `num_uses` of a token whose last use has been admitted and which is revoked once
+/// that request finishes (Vault's `tokenRevocationPending`).
+pub const REVOCATION_PENDING: i64 = -1;
+
 /// The largest `num_uses` a token may be given.
 pub const NUM_USES_MAX: i64 = 1_000_000;
 /// The longest display name (Vault truncates; we refuse).
@@ -351,8 +355,11 @@ impl TokenStore {
     }
 
     /// Count one use of a token for a request. Returns the entry as the request may
-    /// use it; when that was the last allowed use, the token (and its tree) is revoked
-    /// before this returns, so no later request can use it.
+    /// use it. When that was the last allowed use (the returned `num_uses` is 1), the
+    /// stored token is left revocation-pending, as Vault does: no later request is
+    /// admitted, but the admitted request's own handler can still see its token (a
+    /// `lookup-self` or an unwrap on the last use works). The caller revokes the token
+    /// once that request is done.
     pub async fn use_token(
         &self,
         token: &str,
@@ -362,20 +369,23 @@ impl TokenStore {
         let Some(mut entry) = self.lookup(token, now_unix)? else {
             return Ok(None);
         };
+        if entry.num_uses == REVOCATION_PENDING {
+            return Ok(None);
+        }
         if entry.num_uses == 0 {
             return Ok(Some(entry));
         }
         let admitted = entry.clone();
-        entry.num_uses -= 1;
-        if entry.num_uses == 0 {
-            // Still under the lock: no concurrent use can see the last use as unspent.
-            self.revoke_tree_locked(&entry.salted_id).await?;
+        // Still under the lock: no concurrent use can see the last use as unspent.
+        entry.num_uses = if entry.num_uses == 1 {
+            REVOCATION_PENDING
         } else {
-            self.inner
-                .view
-                .put_json(&format!("{ID_PREFIX}{}", entry.salted_id), &entry)
-                .await?;
-        }
+            entry.num_uses - 1
+        };
+        self.inner
+            .view
+            .put_json(&format!("{ID_PREFIX}{}", entry.salted_id), &entry)
+            .await?;
         Ok(Some(admitted))
     }
 
@@ -1115,6 +1125,16 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // The last use leaves it revocation-pending until its request revokes it.
+        assert_eq!(
+            f.tokens
+                .lookup(&auth.client_token, NOW)
+                .unwrap()
+                .unwrap()
+                .num_uses,
+            REVOCATION_PENDING
+        );
+        f.tokens.revoke_tree(&auth.client_token).await.unwrap();
         assert!(f.tokens.lookup(&auth.client_token, NOW).unwrap().is_none());
 
         // Bounds are checked at creation.

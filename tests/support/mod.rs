@@ -184,3 +184,38 @@ pub fn any_file_contains(dir: &Path, needle: &[u8]) -> Option<PathBuf> {
             .unwrap_or(false)
     })
 }
+
+/// One in-process dev node on free loopback ports: initialized, unsealed, `secret/` as
+/// KV v2, root token `root`. Keep the tempdir alive as long as the node.
+pub struct DevNode {
+    pub node: arca::server::Node,
+    pub address: String,
+    pub data: tempfile::TempDir,
+}
+
+pub async fn start_dev_node(audit_files: std::sync::Arc<dyn arca::env::LogFiles>) -> DevNode {
+    let data = tempfile::tempdir().unwrap();
+    let (api_port, cluster_port) = (free_port(), free_port());
+    let config = arca::server::NodeConfig {
+        node_id: "node1".into(),
+        api_listen: format!("127.0.0.1:{api_port}").parse().unwrap(),
+        cluster_listen: format!("127.0.0.1:{cluster_port}").parse().unwrap(),
+        api_addr: format!("http://127.0.0.1:{api_port}"),
+        cluster_addr: format!("https://127.0.0.1:{cluster_port}"),
+        cluster_name: None,
+        retry_join: Vec::new(),
+    };
+    let node = arca::server::Node::start(
+        arca::env::Env::production(data.path()).unwrap(),
+        config,
+        audit_files,
+    )
+    .await
+    .unwrap();
+    node.initialize_dev(Some("root".into())).await.unwrap();
+    DevNode {
+        node,
+        address: format!("http://127.0.0.1:{api_port}"),
+        data,
+    }
+}
