@@ -37,23 +37,54 @@ async fn no_key_token_or_secret_reaches_the_disk_in_plaintext() {
     let (unseal_key, root_token) = node.initialize_dev(None).await.unwrap();
     let address = format!("http://127.0.0.1:{api_port}");
     let secret = "correct-horse-battery-staple-4f1c";
-    let written = tokio::task::spawn_blocking({
+    let password = "userpass-password-9b2e71";
+    let (written, login_token) = tokio::task::spawn_blocking({
         let address = address.clone();
         let root_token = root_token.clone();
         move || {
             let http = support::client();
-            call(
+            let written = call(
                 &http,
                 "PUT",
                 &address,
                 "secret/data/app",
                 Some(&root_token),
                 Some(&json!({"data": {"password": secret}})),
+            );
+            call(
+                &http,
+                "POST",
+                &address,
+                "sys/auth/userpass",
+                Some(&root_token),
+                Some(&json!({"type": "userpass"})),
+            )
+            .unwrap();
+            call(
+                &http,
+                "POST",
+                &address,
+                "auth/userpass/users/alice",
+                Some(&root_token),
+                Some(&json!({"password": password})),
+            )
+            .unwrap();
+            let (_, login) = call(
+                &http,
+                "POST",
+                &address,
+                "auth/userpass/login/alice",
+                None,
+                Some(&json!({"password": password})),
+            )
+            .unwrap();
+            (
+                written.unwrap(),
+                login["auth"]["client_token"].as_str().unwrap().to_string(),
             )
         }
     })
     .await
-    .unwrap()
     .unwrap();
     assert_eq!(written.0, 200, "{}", written.1);
 
@@ -75,6 +106,8 @@ async fn no_key_token_or_secret_reaches_the_disk_in_plaintext() {
     needles.push(("unseal key".into(), unseal_key.clone()));
     needles.push(("root token".into(), root_token.clone().into_bytes()));
     needles.push(("secret value".into(), secret.as_bytes().to_vec()));
+    needles.push(("userpass password".into(), password.as_bytes().to_vec()));
+    needles.push(("login token".into(), login_token.clone().into_bytes()));
     for (name, needle) in &needles {
         assert_eq!(
             any_file_contains(data.path(), needle),

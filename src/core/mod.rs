@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod join;
+pub mod known_fields;
 pub mod mounts;
 pub mod node_endpoints;
 pub mod router;

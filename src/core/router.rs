@@ -500,6 +500,19 @@ impl LogicalCore {
             route.entry.mount_type.as_str()
         };
         let is_sys = route.entry.mount_type == "system";
+        let unrecognized = super::known_fields::unrecognized_warning(
+            route.kind,
+            &route.entry.mount_type,
+            route.entry.kv_version(),
+            &route.rest,
+            request.operation,
+            &request.data,
+        );
+        let outcome = match (outcome, unrecognized) {
+            (Ok(Some(response)), Some(warning)) => Ok(Some(response.with_warning(warning))),
+            (Ok(None), Some(warning)) => Ok(Some(Response::default().with_warning(warning))),
+            (outcome, _) => outcome,
+        };
         let result = match outcome {
             Ok(Some(response)) => self
                 .finish(

@@ -137,6 +137,9 @@ impl LogicalCore {
             (["internal", "ui", "mounts", rest @ ..], Operation::Read) => {
                 self.ui_mount(&rest.join("/"))
             }
+            (["tools", "random", rest @ ..], Operation::Create | Operation::Update) => {
+                self.random_bytes(rest, &request.data).map(Some)
+            }
             (["replication", "status"], Operation::Read) => Ok(Some(Response::from_value(json!({
                 "dr": { "mode": "disabled" },
                 "performance": { "mode": "disabled" },
@@ -402,6 +405,51 @@ impl LogicalCore {
             }
             _ => Err(LogicalError::UnsupportedOperation),
         }
+    }
+
+    /// `sys/tools/random[/source][/bytes]`: random bytes from the node's RNG.
+    fn random_bytes(
+        &self,
+        segments: &[&str],
+        data: &Map<String, Value>,
+    ) -> Result<Response, LogicalError> {
+        const RANDOM_BYTES_MAX: usize = 128 * 1024;
+        let mut count: usize = 32;
+        for segment in segments {
+            match *segment {
+                "platform" | "seal" | "all" | "" => {}
+                number => {
+                    count = number.parse().map_err(|_| {
+                        LogicalError::BadRequest(format!("invalid URL parameter {number:?}"))
+                    })?
+                }
+            }
+        }
+        if let Some(value) = data.get("bytes") {
+            count = value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+                .ok_or_else(|| LogicalError::BadRequest("bytes must be a number".into()))?
+                as usize;
+        }
+        if count == 0 || count > RANDOM_BYTES_MAX {
+            return Err(LogicalError::BadRequest(format!(
+                "bytes must be between 1 and {RANDOM_BYTES_MAX}"
+            )));
+        }
+        let mut bytes = vec![0u8; count];
+        self.env().rng.fill(&mut bytes);
+        let format = field_str(data, "format")?.unwrap_or("base64");
+        let text = match format {
+            "base64" => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+            "hex" => hex::encode(&bytes),
+            other => {
+                return Err(LogicalError::BadRequest(format!(
+                    "unsupported encoding format {other}; must be \"hex\" or \"base64\""
+                )));
+            }
+        };
+        Ok(Response::from_value(json!({ "random_bytes": text })))
     }
 
     async fn rotate(&self) -> Result<(), LogicalError> {
