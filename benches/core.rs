@@ -272,12 +272,45 @@ fn raft_log_append(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// One small append plus fsync on `SimDisk`, on files of growing size: the simulator's
+/// cost per fsync should not depend on how much of the file was synced before.
+fn sim_disk_sync(criterion: &mut Criterion) {
+    let mut group = criterion.benchmark_group("sim_disk_sync");
+    let record = vec![0x5a_u8; 400];
+    for file_bytes_mib in [0_usize, 1, 16] {
+        let disk = SimDisk::new(0);
+        disk.append("log/segment", &vec![0_u8; file_bytes_mib << 20])
+            .unwrap();
+        disk.sync("log/segment").unwrap();
+        group.bench_function(
+            format!("append_400B_then_sync/file_{file_bytes_mib}MiB"),
+            |bencher| {
+                // Cut the file back to its starting size before each timed append, so
+                // every sample sees the same file size.
+                bencher.iter_batched(
+                    || {
+                        disk.truncate("log/segment", (file_bytes_mib << 20) as u64)
+                            .unwrap()
+                    },
+                    |()| {
+                        disk.append("log/segment", &record).unwrap();
+                        disk.sync("log/segment").unwrap();
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     barrier_seal_open,
     shamir_split_combine,
     acl_matching,
     kv_v2_engine,
-    raft_log_append
+    raft_log_append,
+    sim_disk_sync
 );
 criterion_main!(benches);
