@@ -96,6 +96,11 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         );
     }
     let listener = config.listeners.first().ok_or("no listener configured")?;
+    // Serving plain HTTP on a listener the operator configured for TLS would be worse
+    // than not starting: refuse until TLS listeners exist.
+    if let crate::config::ListenerTls::Enabled { .. } = listener.tls {
+        return Err("Error: TLS on the API listener is not implemented yet; set tls_disable = 1 and terminate TLS in front of Arca".to_string());
+    }
     let (data_dir, node_id, retry_join) = match &config.storage {
         crate::config::StorageConfig::Raft(raft) => (
             Some(raft.path.clone()),
