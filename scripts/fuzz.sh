@@ -8,9 +8,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --locked --version 0.13.2
 fi
+log="$(mktemp)"
 targets=$(cd fuzz && cargo fuzz list)
 for target in $targets; do
   echo "--> fuzz target ${target} for ${seconds}s"
-  # Crashes are written to fuzz/artifacts/<target>/ with the command that replays them.
-  (cd fuzz && cargo fuzz run --sanitizer none "${target}" -- -max_total_time="${seconds}" -rss_limit_mb=2048 2>&1 | tail -n 3)
+  if (cd fuzz && cargo fuzz run --sanitizer none "${target}" -- -max_total_time="${seconds}" -rss_limit_mb=2048) >"${log}" 2>&1; then
+    grep -E "^Done [0-9]+ runs" "${log}" || tail -n 1 "${log}"
+  else
+    # The crash input is in fuzz/artifacts/<target>/; libFuzzer printed how to replay it.
+    tail -n 60 "${log}"
+    echo "fuzz target ${target} FAILED; replay: (cd fuzz && cargo fuzz run --sanitizer none ${target} artifacts/${target}/<crash-file>)"
+    exit 1
+  fi
 done

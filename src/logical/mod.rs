@@ -285,7 +285,13 @@ pub fn parse_duration_text(text: &str) -> Result<i64, String> {
             unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
         };
         rest = &rest[unit_end..];
-        total_ms += (number * unit_ms) as i128;
+        let part_ms = number * unit_ms;
+        // Checked before converting: a float past the range would saturate, and adding
+        // saturated parts would overflow (found by the http_request_path fuzz target).
+        if !part_ms.is_finite() || part_ms > i64::MAX as f64 {
+            return Err(format!("duration {text:?} is too large"));
+        }
+        total_ms += part_ms as i128;
         if total_ms > i64::MAX as i128 {
             return Err(format!("duration {text:?} is too large"));
         }
@@ -306,5 +312,7 @@ mod tests {
         assert!(parse_duration_text("10x").is_err());
         assert!(parse_duration_text("-5").is_err());
         assert_eq!(parse_duration_seconds(&Value::from(30)).unwrap(), 30);
+        // The fuzzer's input: a huge number of milliseconds must be refused, not overflow.
+        assert!(parse_duration_text("4444m444444444444444444444444444444444444444h3").is_err());
     }
 }
