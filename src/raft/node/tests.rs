@@ -27,9 +27,9 @@ async fn start_node(dir: &Path, node_id: &str, cluster_addr: Option<&str>) -> Ra
 }
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + WAIT; // seam-ok: test harness
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out waiting for {what}"); // seam-ok: test harness
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -43,7 +43,7 @@ fn leader_of(nodes: &[&RaftNode]) -> Option<RaftNode> {
 
 /// Commit through whichever node leads, retrying across elections.
 async fn write(nodes: &[&RaftNode], key: &str, value: &[u8]) -> u64 {
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + WAIT; // seam-ok: test harness
     loop {
         if let Some(leader) = leader_of(nodes) {
             let ops = vec![Op::Put {
@@ -55,7 +55,7 @@ async fn write(nodes: &[&RaftNode], key: &str, value: &[u8]) -> u64 {
                 Err(error) => tracing::info!(%error, "write retried"),
             }
         }
-        assert!(Instant::now() < deadline, "no leader accepted {key}");
+        assert!(Instant::now() < deadline, "no leader accepted {key}"); // seam-ok: test harness
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
