@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # A short libFuzzer run of every decoder target (stable toolchain: no sanitizer).
+# An input slower than 10 s counts as a failure (a denial of service is a bug too).
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ log="$(mktemp)"
 targets=$(cd fuzz && cargo fuzz list)
 for target in $targets; do
   echo "--> fuzz target ${target} for ${seconds}s"
-  if (cd fuzz && cargo fuzz run --sanitizer none "${target}" -- -max_total_time="${seconds}" -rss_limit_mb=2048) >"${log}" 2>&1; then
+  if (cd fuzz && cargo fuzz run --sanitizer none "${target}" -- -max_total_time="${seconds}" -timeout=10 -rss_limit_mb=2048) >"${log}" 2>&1; then
     grep -E "^Done [0-9]+ runs" "${log}" || tail -n 1 "${log}"
   else
     # The crash input is in fuzz/artifacts/<target>/; libFuzzer printed how to replay it.

@@ -99,6 +99,22 @@ impl Source<'_> {
 
 pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, ConfigError> {
     let source = Source { file_name, text };
+    if let Some(offset) = crate::util::hcl_nesting_exceeded(text) {
+        return Err(ConfigError {
+            file_name: file_name.to_string(),
+            line: Some(
+                text.as_bytes()[..offset]
+                    .iter()
+                    .filter(|byte| **byte == b'\n')
+                    .count()
+                    + 1,
+            ),
+            message: format!(
+                "nesting deeper than {} levels",
+                crate::util::HCL_NESTING_DEPTH_MAX
+            ),
+        });
+    }
     let body = hcl::edit::parser::parse_body(text).map_err(|error| ConfigError {
         file_name: file_name.to_string(),
         line: Some(error.location().line()),
