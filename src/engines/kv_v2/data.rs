@@ -45,7 +45,24 @@ pub(crate) fn load_version(
         .ok_or_else(|| LogicalError::Internal("could not find version data".to_string()))
 }
 
-pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
+/// The requested version of a secret, as `data/` and `subkeys/` reads see it.
+pub enum VersionRead {
+    /// A live version: the response body so far (its `metadata` block) and its data.
+    Live {
+        body: Map<String, Value>,
+        data: Map<String, Value>,
+    },
+    /// A deleted or destroyed version: Vault's 404 with the metadata and `field: null`.
+    Gone(Response),
+}
+
+/// Resolve `?version=` on `path` for a read whose payload goes in `field`.
+pub fn read_requested_version(
+    view: &View,
+    path: &str,
+    request: &Request,
+    field: &str,
+) -> Result<VersionRead, LogicalError> {
     let parameter = version_parameter(request)?;
     let Some(metadata) = metadata::load(view, path)? else {
         return Err(LogicalError::NotFound);
@@ -63,17 +80,23 @@ pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Respons
     let mut body = Map::new();
     body.insert("metadata".to_string(), Value::Object(version_metadata));
     if !version.is_live(request.now_unix) {
-        body.insert("data".to_string(), Value::Null);
-        return Ok(Some(not_found_with(body)));
+        body.insert(field.to_string(), Value::Null);
+        return Ok(VersionRead::Gone(not_found_with(body)));
     }
     let data = load_version(view, path, number)?;
-    body.insert("data".to_string(), Value::Object(data));
-    Ok(Some(Response::data(body)))
+    Ok(VersionRead::Live { body, data })
 }
 
-/// Vault's check-and-set rule: `options.cas`, when given, must equal the current
-/// version (0 for a key with no versions); without it, a write is refused if the engine
-/// or the key requires CAS.
+pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
+    match read_requested_version(view, path, request, "data")? {
+        VersionRead::Gone(response) => Ok(Some(response)),
+        VersionRead::Live { mut body, data } => {
+            body.insert("data".to_string(), Value::Object(data));
+            Ok(Some(Response::data(body)))
+        }
+    }
+}
+
 fn check_and_set(
     request: &Request,
     config: &Config,

@@ -5,10 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::barrier::View;
 use crate::engines::input::field_int;
-use crate::engines::kv_v2::data::{
-    load_version, not_found_with, requested_version, version_parameter,
-};
-use crate::engines::kv_v2::metadata;
+use crate::engines::kv_v2::data::{VersionRead, read_requested_version};
 use crate::logical::{LogicalError, Request, Response};
 
 /// Deepest level walked even when `depth` is 0 (no limit); anything deeper reads as a
@@ -17,27 +14,10 @@ pub const SUBKEYS_DEPTH_MAX: i64 = 128;
 
 pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
     let depth = field_int(&request.data, "depth")?.unwrap_or(0);
-    let parameter = version_parameter(request)?;
-    let Some(metadata) = metadata::load(view, path)? else {
-        return Err(LogicalError::NotFound);
+    let (mut body, data) = match read_requested_version(view, path, request, "subkeys")? {
+        VersionRead::Gone(response) => return Ok(Some(response)),
+        VersionRead::Live { body, data } => (body, data),
     };
-    let number = requested_version(parameter, &metadata);
-    let Some(version) = metadata.versions.get(&number) else {
-        return Err(LogicalError::NotFound);
-    };
-    let mut version_metadata = version.fields();
-    version_metadata.insert("version".to_string(), Value::from(number));
-    version_metadata.insert(
-        "custom_metadata".to_string(),
-        metadata.custom_metadata_value(),
-    );
-    let mut body = Map::new();
-    body.insert("metadata".to_string(), Value::Object(version_metadata));
-    if !version.is_live(request.now_unix) {
-        body.insert("subkeys".to_string(), Value::Null);
-        return Ok(Some(not_found_with(body)));
-    }
-    let data = load_version(view, path, number)?;
     let depth_max = if depth == 0 {
         SUBKEYS_DEPTH_MAX
     } else {
