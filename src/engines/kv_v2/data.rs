@@ -53,7 +53,7 @@ pub enum VersionRead {
         data: Map<String, Value>,
     },
     /// A deleted or destroyed version: Vault's 404 with the metadata and `field: null`.
-    Gone(Response),
+    Gone(Box<Response>),
 }
 
 /// Resolve `?version=` on `path` for a read whose payload goes in `field`.
@@ -81,7 +81,7 @@ pub fn read_requested_version(
     body.insert("metadata".to_string(), Value::Object(version_metadata));
     if !version.is_live(request.now_unix) {
         body.insert(field.to_string(), Value::Null);
-        return Ok(VersionRead::Gone(not_found_with(body)));
+        return Ok(VersionRead::Gone(Box::new(not_found_with(body))));
     }
     let data = load_version(view, path, number)?;
     Ok(VersionRead::Live { body, data })
@@ -89,7 +89,7 @@ pub fn read_requested_version(
 
 pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
     match read_requested_version(view, path, request, "data")? {
-        VersionRead::Gone(response) => Ok(Some(response)),
+        VersionRead::Gone(response) => Ok(Some(*response)),
         VersionRead::Live { mut body, data } => {
             body.insert("data".to_string(), Value::Object(data));
             Ok(Some(Response::data(body)))

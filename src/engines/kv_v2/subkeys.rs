@@ -15,7 +15,7 @@ pub const SUBKEYS_DEPTH_MAX: i64 = 128;
 pub fn read(view: &View, path: &str, request: &Request) -> Result<Option<Response>, LogicalError> {
     let depth = field_int(&request.data, "depth")?.unwrap_or(0);
     let (mut body, data) = match read_requested_version(view, path, request, "subkeys")? {
-        VersionRead::Gone(response) => return Ok(Some(response)),
+        VersionRead::Gone(response) => return Ok(Some(*response)),
         VersionRead::Live { body, data } => (body, data),
     };
     let depth_max = if depth == 0 {
