@@ -18,7 +18,8 @@ pub const CONNECTIONS_MAX: usize = 4096;
 /// Serve `router` on `listener` until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    let (closed_sender, mut closed) = watch::channel(false);
+    // Tells every open connection to finish its request and close.
+    let (closed_sender, _) = watch::channel(false);
     loop {
         let permit = tokio::select! {
             biased;
@@ -63,5 +64,4 @@ pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::R
     let _ =
         crate::env::runtime::timeout(SHUTDOWN_GRACE, permits.acquire_many(CONNECTIONS_MAX as u32))
             .await;
-    closed.mark_changed();
 }
