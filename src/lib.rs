@@ -18,6 +18,7 @@ pub mod logical;
 pub mod policy;
 pub mod raft;
 pub mod seal;
+pub mod seeded_bugs;
 pub mod server;
 pub mod storage;
 pub mod token;
