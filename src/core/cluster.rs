@@ -45,6 +45,9 @@ pub trait Cluster: Send + Sync + 'static {
     fn remove_peer(&self, node_id: &str) -> BoxFuture<'_, Result<(), String>>;
     fn configuration(&self) -> Vec<Peer>;
     fn indexes(&self) -> RaftIndexes;
+    /// Confirm that this node still leads and holds everything committed before the call
+    /// (a lease, else a quorum round), so an answer from its state now is not stale.
+    fn confirm_leadership(&self) -> BoxFuture<'_, Result<(), String>>;
     /// Hand leadership to another voter, if there is one (a sealed node must not lead:
     /// every standby forwards to the leader, which could not serve).
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;
@@ -115,6 +118,17 @@ impl Cluster for SingleNodeCluster {
 
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn confirm_leadership(&self) -> BoxFuture<'_, Result<(), String>> {
+        let leads = self.is_leader();
+        Box::pin(async move {
+            if leads {
+                Ok(())
+            } else {
+                Err("this node is not bootstrapped".to_string())
+            }
+        })
     }
 
     fn indexes(&self) -> RaftIndexes {

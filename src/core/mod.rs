@@ -27,6 +27,8 @@ use crate::env::Env;
 use crate::http::{ApiHandler, ApiRequest, ApiResponse};
 use crate::logical::LogicalError;
 use crate::seal::{self, SealConfig, UnsealProgress};
+use crate::seeded_bugs::SeededBug;
+use crate::storage::commit_count::counting_commits;
 pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
 use join::PendingJoin;
 
@@ -348,13 +350,50 @@ impl Core {
         if !self.cluster.is_leader() {
             return self.forward_to_active(request).await;
         }
+        // Before anything is read (the token, the policies, the data): a node that only
+        // believes it leads must not answer from its state.
+        if let Err(error) = self.confirm_leadership().await {
+            tracing::info!(%error, "not serving from local state: leadership unconfirmed");
+            return self.forward_to_active(request).await;
+        }
         if let Err(error) = self.ensure_active().await {
             return error_response(&error);
         }
-        match self.logical() {
-            Some(logical) => logical.handle(request).await,
-            None => ApiResponse::error(500, vec!["the logical core is not installed".into()]),
+        let Some(logical) = self.logical() else {
+            return ApiResponse::error(500, vec!["the logical core is not installed".into()]);
+        };
+        let retry = request.clone();
+        let (response, commits) = counting_commits(logical.handle(request)).await;
+        // After: the answer is judged by the node's state when it is sent, not when the
+        // request arrived. A node paused (or cut off) while it served may have been
+        // deposed meanwhile, and what it read may be older than writes a new leader has
+        // acknowledged since. A request that committed was served by its term's leader;
+        // one that did not is answered afresh by whoever leads now, or refused.
+        if commits > 0 {
+            return response;
         }
+        match self.confirm_leadership().await {
+            Ok(()) => response,
+            Err(error) if is_read_only(&retry.method) => {
+                tracing::info!(%error, "leadership lost while serving a read; asking the new active node");
+                self.forward_to_active(retry).await
+            }
+            Err(error) => ApiResponse::error(
+                503,
+                vec![format!(
+                    "the active node lost its leadership while serving this request; retry: {error}"
+                )],
+            ),
+        }
+    }
+
+    /// Whether this node may answer from its own state now (see
+    /// [`Cluster::confirm_leadership`]).
+    async fn confirm_leadership(&self) -> Result<(), String> {
+        if crate::seeded_bugs::enabled(SeededBug::StaleRead) {
+            return Ok(());
+        }
+        self.cluster.confirm_leadership().await
     }
 
     /// Proxy a request to the active node, as a Vault standby does.
@@ -434,6 +473,11 @@ impl ApiHandler for Core {
     fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
         Box::pin(self.handle_api(request))
     }
+}
+
+/// Methods that never change state, so a request with one may be asked again elsewhere.
+fn is_read_only(method: &http::Method) -> bool {
+    matches!(method.as_str(), "GET" | "HEAD" | "LIST")
 }
 
 /// A logical error in Vault's error envelope.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError};
-use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, LinearizerOption, ServerState, SnapshotPolicy};
 
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, serve};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, NodeInfo, Raft, TypeConfig};
-use crate::env::Env;
+use crate::env::{Clock, Env};
 use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
 
 /// The cluster name openraft tags its tracing with.
@@ -42,6 +42,17 @@ pub const COMMIT_RETRY_DELAY: Duration = Duration::from_millis(50);
 pub const COMMIT_BYTES_MAX: usize = ENTRY_BYTES_MAX / 2;
 /// How long `bootstrap` waits for this node to lead its new one-node cluster.
 pub const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How old the newest quorum acknowledgement of this leader's heartbeats may be for a
+/// leadership confirmation to rest on it; older, and the confirmation sends a round of
+/// heartbeats (a read-index round) and waits for a quorum. Heartbeats go out every
+/// `HEARTBEAT_INTERVAL_MS`, so a healthy leader almost always has a fresh one.
+pub const READ_QUORUM_ACK_AGE_MAX_MS: u64 = 200;
+/// The default margin for clock drift between nodes, taken off every read lease
+/// (`storage "raft" { max_clock_drift = "..." }` overrides it).
+pub const CLOCK_DRIFT_MARGIN_MS_DEFAULT: u64 = 100;
+/// How long a leadership confirmation may take before the node gives up and answers
+/// that it is not sure it leads (a partitioned leader would otherwise wait forever).
+pub const LEADERSHIP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -61,6 +72,8 @@ pub enum RaftError {
     UnknownPeer(String),
     #[error("raft membership change failed: {0}")]
     Membership(String),
+    #[error("this node could not confirm that it still leads: {0}")]
+    LeadershipUnconfirmed(String),
 }
 
 /// One member of the cluster, as `sys/storage/raft/configuration` reports it.
@@ -90,6 +103,19 @@ struct NodeInner {
     raft: Raft,
     state_machine: StateMachine,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    clock: Clock,
+    /// How long after a confirmation began this node may trust it without asking again.
+    read_lease: Duration,
+    /// The last leadership confirmation that still holds, if any.
+    lease: Mutex<Option<ReadLease>>,
+}
+
+/// A leadership confirmation this node may reuse: until `valid_until` (monotonic time)
+/// no other node can have been elected, provided the term has not changed.
+#[derive(Debug, Clone, Copy)]
+struct ReadLease {
+    term: u64,
+    valid_until: std::time::Instant,
 }
 
 /// A running Raft node; clones share it.
@@ -111,6 +137,8 @@ pub struct RaftOptions {
     pub log: LogStoreOptions,
     pub snapshot_logs_since_last: u64,
     pub logs_kept_after_snapshot: u64,
+    /// The margin for clock drift between nodes, taken off every read lease.
+    pub clock_drift_margin: Duration,
 }
 
 impl Default for RaftOptions {
@@ -119,7 +147,24 @@ impl Default for RaftOptions {
             log: LogStoreOptions::default(),
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
+            clock_drift_margin: Duration::from_millis(CLOCK_DRIFT_MARGIN_MS_DEFAULT),
         }
+    }
+}
+
+impl RaftOptions {
+    /// How long a leadership confirmation holds after it began.
+    ///
+    /// A confirmation means a quorum acknowledged a heartbeat this leader sent at most
+    /// `READ_QUORUM_ACK_AGE_MAX_MS` before it began; a follower that acknowledged one
+    /// refuses to vote for anyone else for an election timeout after it arrived (openraft's
+    /// leader lease). Measured from the start of the confirmation, what is left of the
+    /// shortest election timeout, less the drift margin, is a time in which no other leader
+    /// can exist. Zero (no reuse: every request confirms) when the margin eats it all.
+    pub fn read_lease(&self) -> Duration {
+        Duration::from_millis(ELECTION_TIMEOUT_MIN_MS)
+            .saturating_sub(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS))
+            .saturating_sub(self.clock_drift_margin)
     }
 }
 
@@ -202,6 +247,9 @@ impl RaftNode {
                 raft,
                 state_machine,
                 server: Mutex::new(Some(server)),
+                clock: env.clock.clone(),
+                read_lease: options.read_lease(),
+                lease: Mutex::new(None),
             }),
         })
     }
@@ -347,6 +395,64 @@ impl RaftNode {
             && metrics.current_leader.as_deref() == Some(self.inner.node_id.as_str())
     }
 
+    /// Confirm that this node still leads and that its state machine holds everything
+    /// committed before the call, so a read from it now is linearizable.
+    ///
+    /// A leader that was paused, or cut off from its peers, keeps believing it leads until
+    /// it hears of a newer term; its applied state may be older than what a new leader has
+    /// already acknowledged. So every answer from this node's state is preceded (and
+    /// followed, by the caller) by this check. A confirmation is reused, without asking
+    /// openraft, for the node's read lease; after that it rests on a quorum acknowledgement
+    /// younger than `READ_QUORUM_ACK_AGE_MAX_MS` or, failing that, a round of heartbeats.
+    pub async fn confirm_leadership(&self) -> Result<(), RaftError> {
+        let started = self.inner.clock.now();
+        let term = self.status().term;
+        if !self.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader_api_addr: self.leader().map(|(_, info)| info.api_addr),
+            });
+        }
+        let lease = *lock(&self.inner.lease);
+        if let Some(lease) = lease
+            && lease.term == term
+            && started < lease.valid_until
+        {
+            return Ok(());
+        }
+        let option = LinearizerOption::new(
+            Some(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS)),
+            true,
+        );
+        let confirmed = tokio::time::timeout(
+            LEADERSHIP_CONFIRM_TIMEOUT,
+            self.inner.raft.ensure_linearizable(option),
+        )
+        .await;
+        match confirmed {
+            Ok(Ok(_read_log_id)) => {
+                // The term is read again: a confirmation that spans an election must not
+                // be stored under the old term's number.
+                if self.status().term == term && self.is_leader() {
+                    *lock(&self.inner.lease) = Some(ReadLease {
+                        term,
+                        valid_until: started + self.inner.read_lease,
+                    });
+                }
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                *lock(&self.inner.lease) = None;
+                Err(RaftError::LeadershipUnconfirmed(error.to_string()))
+            }
+            Err(_elapsed) => {
+                *lock(&self.inner.lease) = None;
+                Err(RaftError::LeadershipUnconfirmed(format!(
+                    "no quorum answered within {LEADERSHIP_CONFIRM_TIMEOUT:?}"
+                )))
+            }
+        }
+    }
+
     pub fn status(&self) -> RaftStatus {
         let metrics = self.inner.raft.metrics().borrow_watched().clone();
         RaftStatus {
@@ -427,7 +533,10 @@ impl Backend for RaftBackend {
             loop {
                 attempt += 1;
                 let error = match raft.client_write(Command::Apply { ops: ops.clone() }).await {
-                    Ok(response) => return Ok(response.log_id.index),
+                    Ok(response) => {
+                        crate::storage::commit_count::note_commit();
+                        return Ok(response.log_id.index);
+                    }
                     Err(error) => write_error(error),
                 };
                 match error {
@@ -448,3 +557,9 @@ impl Backend for RaftBackend {
 
 #[cfg(all(test, not(madsim)))]
 mod tests;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -112,6 +112,15 @@ impl Cluster for RaftCluster {
         })
     }
 
+    fn confirm_leadership(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.raft
+                .confirm_leadership()
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
     fn indexes(&self) -> RaftIndexes {
         let status = self.raft.status();
         RaftIndexes {

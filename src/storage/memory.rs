@@ -83,6 +83,9 @@ impl Backend for MemoryBackend {
             state.1 += 1;
             state.1
         });
+        if result.is_ok() {
+            super::commit_count::note_commit();
+        }
         Box::pin(async move { result })
     }
 }

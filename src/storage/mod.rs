@@ -4,6 +4,7 @@
 //! batches of [`Op`]s through consensus. Every key belongs to exactly one
 //! [`KeyClass`], decided by its prefix alone, which is what replication will rely on.
 
+pub mod commit_count;
 pub mod key_class;
 pub mod memory;
 

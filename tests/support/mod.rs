@@ -100,6 +100,26 @@ impl ServerProcess {
         }
     }
 
+    /// `kill -STOP`: the process freezes with its sockets open; requests queue unanswered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// `kill -CONT`: the process resumes where it stopped, its clock having moved on.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the process is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     pub fn log(&self) -> String {
         let mut text = String::new();
         if let Ok(mut file) = std::fs::File::open(&self.log_path) {
@@ -111,7 +131,134 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // A stopped process ignores SIGKILL until continued on some kernels' accounting of
+        // `wait`; resume first so the kill always completes.
+        if self.child.is_some() {
+            self.resume();
+        }
         self.kill9();
+    }
+}
+
+/// A running three-node cluster of real processes, initialized and unsealed.
+pub struct TestCluster {
+    pub nodes: Vec<ServerProcess>,
+    pub addresses: Vec<String>,
+    pub root_token: String,
+    pub unseal_key: String,
+}
+
+impl TestCluster {
+    /// Start three nodes that retry_join each other, initialize the first, unseal all,
+    /// and wait until the configuration holds three voters.
+    pub fn start(root: &Path, http: &reqwest::blocking::Client) -> TestCluster {
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let addresses: Vec<String> = ports
+            .iter()
+            .map(|(api, _)| format!("http://127.0.0.1:{api}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (index, (api_port, cluster_port)) in ports.iter().enumerate() {
+            let others: Vec<String> = addresses
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .map(|(_, address)| address.clone())
+                .collect();
+            let mut node = ServerProcess::configure(
+                root,
+                &format!("node{}", index + 1),
+                *api_port,
+                *cluster_port,
+                &others,
+            );
+            node.start();
+            nodes.push(node);
+        }
+        for node in &nodes {
+            eventually(Duration::from_secs(30), "the node answers", || {
+                call(http, "GET", &node.address(), "sys/seal-status", None, None).ok()
+            });
+        }
+        let (status, init) = call(
+            http,
+            "PUT",
+            &addresses[0],
+            "sys/init",
+            None,
+            Some(&serde_json::json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{init}");
+        let unseal_key = init["keys_base64"][0].as_str().unwrap().to_string();
+        let root_token = init["root_token"].as_str().unwrap().to_string();
+        for node in &nodes {
+            eventually(Duration::from_secs(30), "the node unseals", || {
+                match call(
+                    http,
+                    "PUT",
+                    &node.address(),
+                    "sys/unseal",
+                    None,
+                    Some(&serde_json::json!({"key": unseal_key})),
+                ) {
+                    Ok((200, body)) if body["sealed"] == Value::Bool(false) => Some(()),
+                    _ => None,
+                }
+            });
+        }
+        eventually(Duration::from_secs(30), "three voters", || {
+            let (status, body) = call(
+                http,
+                "GET",
+                &addresses[0],
+                "sys/storage/raft/configuration",
+                Some(&root_token),
+                None,
+            )
+            .ok()?;
+            let servers = body["data"]["config"]["servers"].as_array()?.clone();
+            (status == 200
+                && servers
+                    .iter()
+                    .filter(|server| server["voter"] == Value::Bool(true))
+                    .count()
+                    == 3)
+                .then_some(())
+        });
+        TestCluster {
+            nodes,
+            addresses,
+            root_token,
+            unseal_key,
+        }
+    }
+
+    /// The index of the node that `asked` names as active, if it names one of ours.
+    pub fn leader_seen_by(&self, http: &reqwest::blocking::Client, asked: usize) -> Option<usize> {
+        let (_, leader) = call(
+            http,
+            "GET",
+            &self.addresses[asked],
+            "sys/leader",
+            None,
+            None,
+        )
+        .ok()?;
+        let address = leader["leader_address"].as_str()?.trim_end_matches('/');
+        self.addresses.iter().position(|ours| ours == address)
+    }
+
+    /// The active node, as a majority of the nodes see it.
+    pub fn leader(&self, http: &reqwest::blocking::Client) -> usize {
+        eventually(Duration::from_secs(30), "an agreed leader", || {
+            let seen: Vec<usize> = (0..self.nodes.len())
+                .filter_map(|index| self.leader_seen_by(http, index))
+                .collect();
+            seen.iter()
+                .copied()
+                .find(|candidate| seen.iter().filter(|other| *other == candidate).count() >= 2)
+        })
     }
 }
 
