@@ -6,6 +6,7 @@
 //! it whole to the active node (the Raft leader), which serves it.
 
 pub mod cluster;
+pub mod index_state;
 pub mod join;
 pub mod known_fields;
 pub mod mounts;
@@ -30,6 +31,7 @@ use crate::seal::{self, SealConfig, UnsealProgress};
 use crate::seeded_bugs::SeededBug;
 use crate::storage::commit_count::counting_commits;
 pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
+use index_state::{IndexState, IndexStateKey};
 use join::PendingJoin;
 
 /// The version Arca reports where Vault reports its own.
@@ -38,6 +40,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
 /// How long a standby waits for the active node to answer a forwarded request.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request that names an `X-Vault-Index` state waits for this node to reach
+/// it before the answer is 412.
+pub const INDEX_STATE_WAIT_MAX: Duration = Duration::from_secs(1);
+const INDEX_STATE_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Static facts about this node, from its configuration.
 #[derive(Debug, Clone)]
@@ -359,18 +365,21 @@ impl Core {
         if let Err(error) = self.ensure_active().await {
             return error_response(&error);
         }
+        if let Err(response) = self.await_index_states(&request).await {
+            return response;
+        }
         let Some(logical) = self.logical() else {
             return ApiResponse::error(500, vec!["the logical core is not installed".into()]);
         };
         let retry = request.clone();
-        let (response, commits) = counting_commits(logical.handle(request)).await;
+        let (response, committed) = counting_commits(logical.handle(request)).await;
         // After: the answer is judged by the node's state when it is sent, not when the
         // request arrived. A node paused (or cut off) while it served may have been
         // deposed meanwhile, and what it read may be older than writes a new leader has
         // acknowledged since. A request that committed was served by its term's leader;
         // one that did not is answered afresh by whoever leads now, or refused.
-        if commits > 0 {
-            return response;
+        if committed.commits > 0 {
+            return self.with_index_state(response, committed.highest_index);
         }
         match self.confirm_leadership().await {
             Ok(()) => response,
@@ -385,6 +394,75 @@ impl Core {
                 )],
             ),
         }
+    }
+
+    /// The key `X-Vault-Index` states are signed with: derived from the barrier's first
+    /// key term, which every node of the cluster holds and no rotation changes.
+    fn index_state_key(&self) -> Option<IndexStateKey> {
+        self.barrier
+            .with_keyring(|keyring| {
+                keyring
+                    .term(1)
+                    .map(|first| IndexStateKey::derive(&first.key))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Attach `X-Vault-Index` for a response whose writes committed at `index`.
+    fn with_index_state(&self, mut response: ApiResponse, index: u64) -> ApiResponse {
+        if let (Some(key), Some(info)) = (self.index_state_key(), self.cluster_info()) {
+            let state = IndexState {
+                cluster_id: info.cluster_id,
+                local_index: index,
+                // Nothing is replicated between clusters yet; the WAL index goes here.
+                replicated_index: 0,
+            };
+            response
+                .headers
+                .push(("x-vault-index".to_string(), state.encode(&key)));
+        }
+        response
+    }
+
+    /// A request that presents `X-Vault-Index` states of this cluster is served only once
+    /// this node has applied them: it waits up to `INDEX_STATE_WAIT_MAX`, then answers
+    /// 412 as Vault does (its client retries a 412). States of other clusters are not ours
+    /// to wait for and are passed over.
+    async fn await_index_states(&self, request: &ApiRequest) -> Result<(), ApiResponse> {
+        let values: Vec<&str> = request
+            .headers
+            .get_all("x-vault-index")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Ok(());
+        }
+        let (Some(key), Some(info)) = (self.index_state_key(), self.cluster_info()) else {
+            return Ok(());
+        };
+        let states = IndexState::decode_all(values.into_iter(), &key)
+            .map_err(|error| ApiResponse::error(400, vec![error.to_string()]))?;
+        let Some(needed) = states
+            .iter()
+            .filter(|state| state.cluster_id == info.cluster_id)
+            .map(|state| state.local_index)
+            .max()
+        else {
+            return Ok(());
+        };
+        let deadline = self.env.clock.now() + INDEX_STATE_WAIT_MAX;
+        while self.cluster.indexes().applied < needed {
+            if self.env.clock.now() >= deadline {
+                return Err(ApiResponse::error(
+                    412,
+                    vec!["required index state not present".into()],
+                ));
+            }
+            tokio::time::sleep(INDEX_STATE_POLL_INTERVAL).await;
+        }
+        Ok(())
     }
 
     /// Whether this node may answer from its own state now (see

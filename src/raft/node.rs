@@ -534,7 +534,7 @@ impl Backend for RaftBackend {
                 attempt += 1;
                 let error = match raft.client_write(Command::Apply { ops: ops.clone() }).await {
                     Ok(response) => {
-                        crate::storage::commit_count::note_commit();
+                        crate::storage::commit_count::note_commit(response.log_id.index);
                         return Ok(response.log_id.index);
                     }
                     Err(error) => write_error(error),

@@ -10,24 +10,38 @@
 use std::cell::Cell;
 use std::future::Future;
 
+/// What a request committed: how many batches, and the highest index among them (the
+/// index its `X-Vault-Index` reports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub commits: u64,
+    pub highest_index: u64,
+}
+
 tokio::task_local! {
-    static COMMITS: Cell<u64>;
+    static COMMITS: Cell<Committed>;
 }
 
 /// Run `future`, counting the commits it makes on its own task.
-pub async fn counting_commits<F: Future>(future: F) -> (F::Output, u64) {
+pub async fn counting_commits<F: Future>(future: F) -> (F::Output, Committed) {
     COMMITS
-        .scope(Cell::new(0), async move {
+        .scope(Cell::new(Committed::default()), async move {
             let output = future.await;
-            let commits = COMMITS.with(Cell::get);
-            (output, commits)
+            let committed = COMMITS.with(Cell::get);
+            (output, committed)
         })
         .await
 }
 
-/// Count one successful commit in the current request's scope, if there is one.
-pub fn note_commit() {
-    let _outside_any_request = COMMITS.try_with(|commits| commits.set(commits.get() + 1));
+/// Count one successful commit, at `index`, in the current request's scope, if any.
+pub fn note_commit(index: u64) {
+    let _outside_any_request = COMMITS.try_with(|committed| {
+        let before = committed.get();
+        committed.set(Committed {
+            commits: before.commits + 1,
+            highest_index: before.highest_index.max(index),
+        });
+    });
 }
 
 #[cfg(all(test, not(madsim)))]
@@ -36,14 +50,20 @@ mod tests {
 
     #[tokio::test]
     async fn commits_are_counted_inside_the_scope_only() {
-        note_commit();
-        let ((), commits) = counting_commits(async {
-            note_commit();
-            note_commit();
+        note_commit(1);
+        let ((), committed) = counting_commits(async {
+            note_commit(9);
+            note_commit(7);
         })
         .await;
-        assert_eq!(commits, 2);
-        let ((), commits) = counting_commits(async {}).await;
-        assert_eq!(commits, 0);
+        assert_eq!(
+            committed,
+            Committed {
+                commits: 2,
+                highest_index: 9
+            }
+        );
+        let ((), committed) = counting_commits(async {}).await;
+        assert_eq!(committed, Committed::default());
     }
 }

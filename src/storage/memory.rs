@@ -83,8 +83,8 @@ impl Backend for MemoryBackend {
             state.1 += 1;
             state.1
         });
-        if result.is_ok() {
-            super::commit_count::note_commit();
+        if let Ok(index) = result {
+            super::commit_count::note_commit(index);
         }
         Box::pin(async move { result })
     }
