@@ -26,19 +26,20 @@ async fn writes_carry_x_vault_index_and_reads_wait_for_it() {
     let address = dev.address.clone();
     tokio::task::spawn_blocking(move || {
         let http = support::client();
-        let send = |method: &str, path: &str, states: &[String], body: Option<serde_json::Value>| {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let mut request = http
-                .request(method, format!("{address}/v1/{path}"))
-                .header("X-Vault-Token", "root");
-            for state in states {
-                request = request.header("X-Vault-Index", state);
-            }
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            request.send().unwrap()
-        };
+        let send =
+            |method: &str, path: &str, states: &[String], body: Option<serde_json::Value>| {
+                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                let mut request = http
+                    .request(method, format!("{address}/v1/{path}"))
+                    .header("X-Vault-Token", "root");
+                for state in states {
+                    request = request.header("X-Vault-Index", state);
+                }
+                if let Some(body) = body {
+                    request = request.json(&body);
+                }
+                request.send().unwrap()
+            };
 
         // Phase 1: a write answers with its state, in Vault's layout, for this cluster.
         let response = send(
@@ -71,7 +72,12 @@ async fn writes_carry_x_vault_index_and_reads_wait_for_it() {
 
         // Phase 2: a read presenting that state is served; a read does not commit, so it
         // carries no state of its own.
-        let response = send("GET", "secret/data/app", std::slice::from_ref(&header), None);
+        let response = send(
+            "GET",
+            "secret/data/app",
+            std::slice::from_ref(&header),
+            None,
+        );
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("x-vault-index").is_none());
 
@@ -94,7 +100,10 @@ async fn writes_carry_x_vault_index_and_reads_wait_for_it() {
             replicated_index: 0,
         }
         .encode(&key);
-        assert_eq!(send("GET", "secret/data/app", &[foreign], None).status(), 200);
+        assert_eq!(
+            send("GET", "secret/data/app", &[foreign], None).status(),
+            200
+        );
 
         // Phase 5: an index raised by the client fails the HMAC: 400, nothing served.
         let forged = base64::engine::general_purpose::STANDARD.encode(format!(

@@ -53,6 +53,15 @@ struct Read {
     node: usize,
 }
 
+/// Tells the workers to stop when the test ends, also when it ends by a failed check.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn counter_version(body: &Value) -> Option<u64> {
     body["data"]["metadata"]["version"].as_u64()
 }
@@ -89,6 +98,7 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
     // Phase 1: one writer bumps the counter with check-and-set, through every node in
     // turn; three readers read it, each through every node in turn.
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_panic = StopOnDrop(stop.clone());
     let acknowledged: Arc<Mutex<Vec<Acknowledged>>> = Arc::new(Mutex::new(vec![Acknowledged {
         version: 1,
         at: Instant::now(),
@@ -128,8 +138,7 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
                         });
                     }
                     // Unknown outcome or a CAS mismatch: learn the current version again.
-                    other => {
-                        eprintln!("write through {address}: {other:?}");
+                    _ => {
                         if let Ok((200, body)) =
                             call(&http, "GET", address, "kv/data/counter", Some(&token), None)
                             && let Some(version) = counter_version(&body)

@@ -190,15 +190,17 @@ mod tests {
             Err(IndexStateError::BadSignature)
         );
         use base64::Engine;
-        let raised = base64::engine::general_purpose::STANDARD.encode(format!(
-            "v1:c:99:0:{}",
-            hex::encode(key().sign("v1:c:1:0"))
-        ));
+        let raised = base64::engine::general_purpose::STANDARD
+            .encode(format!("v1:c:99:0:{}", hex::encode(key().sign("v1:c:1:0"))));
         assert_eq!(
             IndexState::decode(&raised, &key()),
             Err(IndexStateError::BadSignature)
         );
-        let three = [state.encode(&key()), state.encode(&key()), state.encode(&key())];
+        let three = [
+            state.encode(&key()),
+            state.encode(&key()),
+            state.encode(&key()),
+        ];
         assert_eq!(
             IndexState::decode_all(three.iter().map(String::as_str), &key()),
             Err(IndexStateError::TooMany)

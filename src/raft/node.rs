@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, InitializeError};
+use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError};
 use openraft::{ChangeMembers, LinearizerOption, ServerState, SnapshotPolicy};
 
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
@@ -53,6 +53,8 @@ pub const CLOCK_DRIFT_MARGIN_MS_DEFAULT: u64 = 100;
 /// How long a leadership confirmation may take before the node gives up and answers
 /// that it is not sure it leads (a partitioned leader would otherwise wait forever).
 pub const LEADERSHIP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause between confirmation rounds that fell short of a quorum.
+pub const LEADERSHIP_CONFIRM_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RaftError {
@@ -419,37 +421,43 @@ impl RaftNode {
         {
             return Ok(());
         }
-        let option = LinearizerOption::new(
-            Some(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS)),
-            true,
-        );
-        let confirmed = tokio::time::timeout(
-            LEADERSHIP_CONFIRM_TIMEOUT,
-            self.inner.raft.ensure_linearizable(option),
-        )
-        .await;
-        match confirmed {
-            Ok(Ok(_read_log_id)) => {
-                // The term is read again: a confirmation that spans an election must not
-                // be stored under the old term's number.
-                if self.status().term == term && self.is_leader() {
-                    *lock(&self.inner.lease) = Some(ReadLease {
-                        term,
-                        valid_until: started + self.inner.read_lease,
-                    });
+        let deadline = started + LEADERSHIP_CONFIRM_TIMEOUT;
+        loop {
+            let option = LinearizerOption::new(
+                Some(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS)),
+                true,
+            );
+            let remaining = deadline.saturating_duration_since(self.inner.clock.now());
+            let confirmed =
+                tokio::time::timeout(remaining, self.inner.raft.ensure_linearizable(option)).await;
+            let error = match confirmed {
+                Ok(Ok(_read_log_id)) => {
+                    // The term is read again: a confirmation that spans an election must
+                    // not be stored under the old term's number.
+                    if self.status().term == term && self.is_leader() {
+                        *lock(&self.inner.lease) = Some(ReadLease {
+                            term,
+                            valid_until: started + self.inner.read_lease,
+                        });
+                    }
+                    return Ok(());
                 }
-                Ok(())
+                Ok(Err(openraft::errors::RaftError::APIError(
+                    LinearizableReadError::QuorumNotEnough(shortfall),
+                ))) => shortfall.to_string(),
+                Ok(Err(error)) => {
+                    *lock(&self.inner.lease) = None;
+                    return Err(RaftError::LeadershipUnconfirmed(error.to_string()));
+                }
+                Err(_elapsed) => format!("no quorum answered within {LEADERSHIP_CONFIRM_TIMEOUT:?}"),
+            };
+            // Too few peers answered this round (slow, or briefly unreachable): nothing
+            // says another node leads, so ask again until the deadline.
+            *lock(&self.inner.lease) = None;
+            if self.inner.clock.now() + LEADERSHIP_CONFIRM_RETRY_DELAY >= deadline {
+                return Err(RaftError::LeadershipUnconfirmed(error));
             }
-            Ok(Err(error)) => {
-                *lock(&self.inner.lease) = None;
-                Err(RaftError::LeadershipUnconfirmed(error.to_string()))
-            }
-            Err(_elapsed) => {
-                *lock(&self.inner.lease) = None;
-                Err(RaftError::LeadershipUnconfirmed(format!(
-                    "no quorum answered within {LEADERSHIP_CONFIRM_TIMEOUT:?}"
-                )))
-            }
+            tokio::time::sleep(LEADERSHIP_CONFIRM_RETRY_DELAY).await;
         }
     }
 
