@@ -232,8 +232,13 @@ async fn start_arca(nodes_count: usize) -> Deployment {
         );
         let config_path = directory.join("server.hcl");
         std::fs::write(&config_path, config).unwrap();
+        // `ARCA_BIN` runs another build of the server under the same harness, for
+        // before/after comparisons in one session on the same box.
+        let arca_bin = std::env::var_os("ARCA_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_arca")).to_path_buf());
         processes.push(spawn(
-            Path::new(env!("CARGO_BIN_EXE_arca")),
+            &arca_bin,
             &[
                 "server".into(),
                 format!("-config={}", config_path.display()),
