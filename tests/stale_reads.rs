@@ -218,6 +218,7 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
     for round in 0..pauses {
         std::thread::sleep(Duration::from_millis(1500));
         let leader = cluster.leader(&http);
+        eprintln!("round {round}: pausing the active node, node{}", leader + 1);
         cluster.nodes[leader].pause();
         std::thread::sleep(PAUSE);
         cluster.nodes[leader].resume();
@@ -228,6 +229,7 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
             std::thread::sleep(Duration::from_millis(1500));
             let leader = cluster.leader(&http);
             let followers: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
+            eprintln!("round {round}: pausing both followers of node{}", leader + 1);
             for follower in &followers {
                 cluster.nodes[*follower].pause();
             }
@@ -239,6 +241,7 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
+    eprintln!("waiting for the workers");
     for worker in workers {
         worker.join().unwrap();
     }

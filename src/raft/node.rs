@@ -108,8 +108,23 @@ struct NodeInner {
     clock: Clock,
     /// How long after a confirmation began this node may trust it without asking again.
     read_lease: Duration,
-    /// The last leadership confirmation that still holds, if any.
-    lease: Mutex<Option<ReadLease>>,
+    /// The last leadership confirmation, and the last failure to get one.
+    confirmation: Mutex<Confirmation>,
+    /// Held while a confirmation round is under way, so there is only one at a time.
+    confirm_round: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Confirmation {
+    lease: Option<ReadLease>,
+    failure: Option<ConfirmFailure>,
+}
+
+/// A confirmation attempt that failed: when it began, and why.
+#[derive(Debug, Clone)]
+struct ConfirmFailure {
+    began: std::time::Instant,
+    reason: String,
 }
 
 /// A leadership confirmation this node may reuse: until `valid_until` (monotonic time)
@@ -251,7 +266,8 @@ impl RaftNode {
                 server: Mutex::new(Some(server)),
                 clock: env.clock.clone(),
                 read_lease: options.read_lease(),
-                lease: Mutex::new(None),
+                confirmation: Mutex::new(Confirmation::default()),
+                confirm_round: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -414,14 +430,55 @@ impl RaftNode {
                 leader_api_addr: self.leader().map(|(_, info)| info.api_addr),
             });
         }
-        let lease = *lock(&self.inner.lease);
-        if let Some(lease) = lease
-            && lease.term == term
-            && started < lease.valid_until
-        {
+        if self.lease_holds(term) {
             return Ok(());
         }
-        let deadline = started + LEADERSHIP_CONFIRM_TIMEOUT;
+        // One confirmation at a time: every request that finds the lease lapsed would
+        // otherwise start its own rounds of heartbeats, and a burst of them (the reads
+        // that piled up while the node was paused) floods the peers it needs answers from.
+        let _single_flight = self.inner.confirm_round.lock().await;
+        if self.lease_holds(term) {
+            return Ok(());
+        }
+        if let Some(failure) = &lock(&self.inner.confirmation).failure
+            && failure.began >= started
+        {
+            // A confirmation that began after this request arrived has just failed.
+            return Err(RaftError::LeadershipUnconfirmed(failure.reason.clone()));
+        }
+        let round_began = self.inner.clock.now();
+        let deadline = round_began + LEADERSHIP_CONFIRM_TIMEOUT;
+        let outcome = self.confirm_rounds(term, round_began, deadline).await;
+        let mut confirmation = lock(&self.inner.confirmation);
+        match &outcome {
+            Ok(()) => confirmation.failure = None,
+            Err(reason) => {
+                confirmation.lease = None;
+                confirmation.failure = Some(ConfirmFailure {
+                    began: round_began,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        outcome.map_err(RaftError::LeadershipUnconfirmed)
+    }
+
+    /// Whether a stored confirmation of `term` still holds now.
+    fn lease_holds(&self, term: u64) -> bool {
+        let now = self.inner.clock.now();
+        lock(&self.inner.confirmation)
+            .lease
+            .is_some_and(|lease| lease.term == term && now < lease.valid_until)
+    }
+
+    /// Ask openraft to confirm leadership (its lease, else a round of heartbeats) until it
+    /// does, another leader is seen, or `deadline` passes. On success, store the lease.
+    async fn confirm_rounds(
+        &self,
+        term: u64,
+        began: std::time::Instant,
+        deadline: std::time::Instant,
+    ) -> Result<(), String> {
         loop {
             let option = LinearizerOption::new(
                 Some(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS)),
@@ -430,32 +487,33 @@ impl RaftNode {
             let remaining = deadline.saturating_duration_since(self.inner.clock.now());
             let confirmed =
                 tokio::time::timeout(remaining, self.inner.raft.ensure_linearizable(option)).await;
-            let error = match confirmed {
+            let shortfall = match confirmed {
                 Ok(Ok(_read_log_id)) => {
                     // The term is read again: a confirmation that spans an election must
                     // not be stored under the old term's number.
                     if self.status().term == term && self.is_leader() {
-                        *lock(&self.inner.lease) = Some(ReadLease {
+                        lock(&self.inner.confirmation).lease = Some(ReadLease {
                             term,
-                            valid_until: started + self.inner.read_lease,
+                            valid_until: began + self.inner.read_lease,
                         });
+                        return Ok(());
                     }
-                    return Ok(());
+                    return Err("the term changed while leadership was confirmed".to_string());
                 }
                 Ok(Err(openraft::errors::RaftError::APIError(
                     LinearizableReadError::QuorumNotEnough(shortfall),
                 ))) => shortfall.to_string(),
-                Ok(Err(error)) => {
-                    *lock(&self.inner.lease) = None;
-                    return Err(RaftError::LeadershipUnconfirmed(error.to_string()));
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(_elapsed) => {
+                    return Err(format!(
+                        "no quorum answered within {LEADERSHIP_CONFIRM_TIMEOUT:?}"
+                    ));
                 }
-                Err(_elapsed) => format!("no quorum answered within {LEADERSHIP_CONFIRM_TIMEOUT:?}"),
             };
             // Too few peers answered this round (slow, or briefly unreachable): nothing
             // says another node leads, so ask again until the deadline.
-            *lock(&self.inner.lease) = None;
             if self.inner.clock.now() + LEADERSHIP_CONFIRM_RETRY_DELAY >= deadline {
-                return Err(RaftError::LeadershipUnconfirmed(error));
+                return Err(shortfall);
             }
             tokio::time::sleep(LEADERSHIP_CONFIRM_RETRY_DELAY).await;
         }

@@ -140,6 +140,22 @@ impl Drop for ServerProcess {
     }
 }
 
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // A failed test shows the end of each node's log: the why is usually there.
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- {} (last {} lines of its log)", node.name, tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 /// A running three-node cluster of real processes, initialized and unsealed.
 pub struct TestCluster {
     pub nodes: Vec<ServerProcess>,
