@@ -326,5 +326,8 @@ async fn concurrent_commits_share_fsyncs() {
     let fsyncs = nodes[0].disk.stats().fsyncs - fsyncs_before;
     println!("{WRITES} concurrent commits, {fsyncs} fsyncs");
     assert!(fsyncs * 4 <= WRITES, "{fsyncs} fsyncs for {WRITES} commits");
-    assert_eq!(node.state_machine().list("logical/m/secret/").len() as u64, WRITES);
+    assert_eq!(
+        node.state_machine().list("logical/m/secret/").len() as u64,
+        WRITES
+    );
 }

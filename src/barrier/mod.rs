@@ -13,7 +13,6 @@ use crate::storage::key_space::KEYRING_KEY;
 use crate::storage::{Op, SharedBackend, StorageError};
 pub use keyring::Keyring;
 
-
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BarrierError {
     #[error("Vault is sealed")]

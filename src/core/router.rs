@@ -105,8 +105,11 @@ impl LogicalCore {
         let tokens = TokenStore::new(barrier.view(Store::Tokens.prefix()), env.rng.clone());
         let policies = PolicyStore::from_barrier(&barrier);
         let wrapping = WrappingStore::new(barrier.view(Store::Wrapping.prefix()), env.rng.clone());
-        let expiration =
-            ExpirationManager::new(barrier.view(Store::Leases.prefix()), tokens.clone(), env.rng.clone());
+        let expiration = ExpirationManager::new(
+            barrier.view(Store::Leases.prefix()),
+            tokens.clone(),
+            env.rng.clone(),
+        );
         let token_backend = TokenBackend::new(
             expiration.clone(),
             RoleStore::new(barrier.view(Store::TokenRoles.prefix())),

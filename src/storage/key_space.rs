@@ -162,9 +162,17 @@ const fn register(prefix: &'static str, class: KeyClass, shape: Shape) -> Regist
 
 /// Every prefix of the key space. Adding a store means adding its line here.
 const REGISTRY: &[Registration] = &[
-    register(SEAL_CONFIG_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Seal)),
+    register(
+        SEAL_CONFIG_KEY,
+        KeyClass::Local,
+        Shape::Exact(CoreGroup::Seal),
+    ),
     register(ROOT_KEY_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Seal)),
-    register(KEYRING_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Keyring)),
+    register(
+        KEYRING_KEY,
+        KeyClass::Local,
+        Shape::Exact(CoreGroup::Keyring),
+    ),
     register(CLUSTER, KeyClass::Local, Shape::Below(CoreGroup::Cluster)),
     register(MOUNTS, KeyClass::Replicated, Shape::MountEntry),
     register(LOCAL_MOUNTS, KeyClass::Local, Shape::MountEntry),
@@ -327,7 +335,11 @@ mod tests {
                 CoreGroup::Leases,
             ),
             ("sys/wrapping/jwtkey", KeyClass::Local, CoreGroup::Wrapping),
-            ("sys/policy/admin", KeyClass::Replicated, CoreGroup::Policies),
+            (
+                "sys/policy/admin",
+                KeyClass::Replicated,
+                CoreGroup::Policies,
+            ),
             (
                 "sys/token-roles/deployer",
                 KeyClass::Replicated,

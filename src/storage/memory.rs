@@ -123,11 +123,14 @@ mod tests {
             .await;
         assert_eq!(
             refused,
-            Err(StorageError::UnregisteredKey(crate::storage::UnregisteredKey(
-                "secret/unregistered".to_string()
-            )))
+            Err(StorageError::UnregisteredKey(
+                crate::storage::UnregisteredKey("secret/unregistered".to_string())
+            ))
         );
         assert_eq!(backend.commits(), 0);
-        assert!(backend.dump().is_empty(), "nothing of the batch was applied");
+        assert!(
+            backend.dump().is_empty(),
+            "nothing of the batch was applied"
+        );
     }
 }

@@ -88,7 +88,12 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
 
     // Writes replicate to every node; a follower refuses to commit and names the leader.
     for index in 0..10 {
-        write(&[&n1, &n2, &n3], &format!("logical/m/secret/{index}"), b"v1").await;
+        write(
+            &[&n1, &n2, &n3],
+            &format!("logical/m/secret/{index}"),
+            b"v1",
+        )
+        .await;
     }
     for node in [&n1, &n2, &n3] {
         wait_until("replication", || {
