@@ -433,7 +433,7 @@ async fn every_key_the_integration_traffic_writes_is_registered_with_its_class_a
     };
     for (group, classes) in [
         (CoreGroup::Seal, vec![KeyClass::Local]),
-        (CoreGroup::Keyring, vec![KeyClass::Local]),
+        (CoreGroup::Keyring, vec![KeyClass::Replicated]),
         (CoreGroup::Cluster, vec![KeyClass::Local]),
         (CoreGroup::Tokens, vec![KeyClass::Local]),
         (CoreGroup::Leases, vec![KeyClass::Local]),

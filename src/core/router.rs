@@ -86,6 +86,8 @@ pub struct LogicalCore {
     write_locks: Vec<tokio::sync::Mutex<()>>,
     /// Serializes changes to the mount tables themselves.
     table_lock: tokio::sync::Mutex<()>,
+    /// Serializes keyring rotations, so their commits land in the order of their terms.
+    pub(crate) rotation_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for LogicalCore {
@@ -143,6 +145,7 @@ impl LogicalCore {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             table_lock: tokio::sync::Mutex::new(()),
+            rotation_lock: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -18,10 +18,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyClass {
     /// Crosses to performance secondaries (mount and auth tables, policies, data of
-    /// non-local mounts, userpass users, token roles, identity), subject to their filter.
+    /// non-local mounts, userpass users, token roles, identity, the sealed keyring),
+    /// subject to their filter.
     Replicated,
     /// Stays in this cluster: tokens, accessors, leases, cubbyhole, local mounts' entries
-    /// and data, the seal configuration and keyring.
+    /// and data, the seal configuration and the sealed root key.
     Local,
     /// Never replicated and never meaningful elsewhere (Raft configuration, caches). No
     /// key of this class is stored today; the class exists so replication can name it.
@@ -33,7 +34,9 @@ pub enum KeyClass {
 pub enum CoreGroup {
     /// The seal configuration and the root key sealed under the unseal key.
     Seal,
-    /// The keyring (every key term), sealed under the root key.
+    /// The keyring (every key term), sealed under the root key. Replicated and never
+    /// filtered: a secondary opens the primary's ciphertext with the primary's terms
+    /// (`docs/replication-keys.md`).
     Keyring,
     /// This cluster's name and id.
     Cluster,
@@ -109,7 +112,8 @@ impl Store {
 pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
 /// The root key, sealed under the unseal key.
 pub const ROOT_KEY_KEY: &str = "core/root-key";
-/// The keyring, sealed under the root key.
+/// The keyring, sealed under the root key; replicated, so a rotation on the primary
+/// reaches its secondaries through the WAL (`docs/replication-keys.md`).
 pub const KEYRING_KEY: &str = "core/keyring";
 /// The cluster's name and id.
 pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
@@ -170,7 +174,7 @@ const REGISTRY: &[Registration] = &[
     register(ROOT_KEY_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Seal)),
     register(
         KEYRING_KEY,
-        KeyClass::Local,
+        KeyClass::Replicated,
         Shape::Exact(CoreGroup::Keyring),
     ),
     register(CLUSTER, KeyClass::Local, Shape::Below(CoreGroup::Cluster)),
@@ -325,7 +329,7 @@ mod tests {
         let cases = [
             (SEAL_CONFIG_KEY, KeyClass::Local, CoreGroup::Seal),
             (ROOT_KEY_KEY, KeyClass::Local, CoreGroup::Seal),
-            (KEYRING_KEY, KeyClass::Local, CoreGroup::Keyring),
+            (KEYRING_KEY, KeyClass::Replicated, CoreGroup::Keyring),
             (CLUSTER_INFO_KEY, KeyClass::Local, CoreGroup::Cluster),
             ("sys/token/id/abc", KeyClass::Local, CoreGroup::Tokens),
             ("sys/token/salt", KeyClass::Local, CoreGroup::Tokens),
