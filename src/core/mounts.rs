@@ -285,8 +285,8 @@ impl MountTable {
 
     /// The stored writes that turn `before` into this table: a put for every entry
     /// that is new or changed, a delete for every stored key no entry has any more.
-    /// Sorted by key, so the batch does not depend on the
-    /// order the entries were changed in.
+    /// Sorted by key, so the batch does not depend on the order the entries were
+    /// changed in.
     pub fn writes_since(&self, before: Option<&MountTable>) -> Vec<Write> {
         let unchanged = |entry: &MountEntry| {
             before.is_some_and(|before| before.entries.iter().any(|old| old == entry))
@@ -301,7 +301,7 @@ impl MountTable {
             })
             .collect();
         if let Some(before) = before {
-            let kept: Vec<String> = self
+            let kept: std::collections::BTreeSet<String> = self
                 .entries
                 .iter()
                 .map(|entry| entry.storage_key(self.kind))
@@ -499,6 +499,44 @@ mod tests {
         assert!(
             cubbyhole.accessor.starts_with("cubbyhole_")
                 && cubbyhole.accessor.len() == "cubbyhole_".len() + 8
+        );
+    }
+
+    #[test]
+    fn a_table_change_writes_only_the_entries_it_touched() {
+        let rng = SharedRng::from_u64(5);
+        let fresh = MountTable::defaults(TableKind::Secrets, &rng);
+        let keys = |writes: &[Write]| -> Vec<String> {
+            writes
+                .iter()
+                .map(|write| match write {
+                    Write::Put { key, .. } => format!("put {key}"),
+                    Write::Delete { key } => format!("delete {key}"),
+                })
+                .collect()
+        };
+        // A fresh table writes each entry under its own key, local ones locally.
+        let created = keys(&fresh.writes_since(None));
+        assert_eq!(created.len(), 3);
+        let cubbyhole = fresh.get("cubbyhole/").unwrap().uuid.clone();
+        assert!(created.contains(&format!("put core/local-mounts/{cubbyhole}")));
+
+        // Tuning one mount rewrites that entry alone; an unchanged table writes nothing.
+        let mut tuned = fresh.clone();
+        tuned.get_mut("identity/").unwrap().config.max_lease_ttl = 60;
+        let identity = fresh.get("identity/").unwrap().uuid.clone();
+        assert_eq!(
+            keys(&tuned.writes_since(Some(&fresh))),
+            vec![format!("put core/mounts/{identity}")]
+        );
+        assert!(tuned.writes_since(Some(&tuned)).is_empty());
+
+        // Removing a mount deletes its entry's key.
+        let mut removed = fresh.clone();
+        removed.remove("cubbyhole/");
+        assert_eq!(
+            keys(&removed.writes_since(Some(&fresh))),
+            vec![format!("delete core/local-mounts/{cubbyhole}")]
         );
     }
 
