@@ -168,7 +168,7 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
                     sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let key = format!("secret/{attempt:05}");
+                let key = format!("logical/m/secret/{attempt:05}");
                 let value = format!("value-{attempt}").into_bytes();
                 let ops = vec![Op::Put {
                     key: key.clone(),
@@ -315,7 +315,7 @@ async fn concurrent_commits_share_fsyncs() {
         async move {
             backend
                 .commit(vec![Op::Put {
-                    key: format!("secret/{index}"),
+                    key: format!("logical/m/secret/{index}"),
                     value: vec![1],
                 }])
                 .await
@@ -326,5 +326,8 @@ async fn concurrent_commits_share_fsyncs() {
     let fsyncs = nodes[0].disk.stats().fsyncs - fsyncs_before;
     println!("{WRITES} concurrent commits, {fsyncs} fsyncs");
     assert!(fsyncs * 4 <= WRITES, "{fsyncs} fsyncs for {WRITES} commits");
-    assert_eq!(node.state_machine().list("secret/").len() as u64, WRITES);
+    assert_eq!(
+        node.state_machine().list("logical/m/secret/").len() as u64,
+        WRITES
+    );
 }

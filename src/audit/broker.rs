@@ -1,8 +1,8 @@
 //! The audit broker: the enabled audit devices and Vault's blocking rule.
 //!
-//! Devices live in two tables, like mounts: `core/audit` (replicated) and
-//! `core/local-audit` (local), each entry carrying its own salt, so hashes stay the
-//! same across restarts and a re-enabled device gets a fresh salt. Every request and
+//! Devices live in two tables, like mounts: `core/audit/<uuid>` (replicated) and
+//! `core/local-audit/<uuid>` (local), one key per device, each carrying its own salt,
+//! so hashes stay the same across restarts and a re-enabled device gets a fresh salt. Every request and
 //! response is written to every device. Vault's rule: if at least one device is
 //! enabled and none could record the entry, the request fails (the router answers
 //! 500 "internal error"); one failing device is fine while another records.
@@ -21,6 +21,7 @@ use crate::core::mounts::validate_mount_path;
 use crate::env::SharedRng;
 use crate::env::log_file::{LOG_FILE_MODE_DEFAULT, LogFiles, LogSink, STDOUT_PATH};
 use crate::logical::{LogicalError, Operation};
+use crate::storage::key_space;
 
 /// The most audit devices enabled at once (both tables together).
 pub const DEVICES_MAX: usize = 64;
@@ -32,10 +33,6 @@ pub const OPTIONS_MAX: usize = 64;
 pub const OPTION_BYTES_MAX: usize = 4096;
 /// The longest description.
 pub const DESCRIPTION_BYTES_MAX: usize = 4096;
-
-/// Storage keys of the two audit tables, relative to the broker's view (the root).
-pub const AUDIT_TABLE_KEY: &str = "core/audit";
-pub const LOCAL_AUDIT_TABLE_KEY: &str = "core/local-audit";
 
 /// The file path that drops every line (Vault's `discard`).
 pub const DISCARD_PATH: &str = "discard";
@@ -89,6 +86,8 @@ pub struct AuditDevice {
     #[serde(default)]
     pub local: bool,
     pub accessor: String,
+    /// Names the device's storage key; unlike the path, it never repeats.
+    pub uuid: String,
     pub salt: String,
 }
 
@@ -103,14 +102,6 @@ impl AuditDevice {
             "path": self.path,
         })
     }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StoredTable {
-    #[serde(rename = "type", default)]
-    table_type: String,
-    #[serde(default)]
-    entries: Vec<AuditDevice>,
 }
 
 /// The parsed options of a file device.
@@ -302,6 +293,28 @@ impl std::fmt::Debug for AuditBroker {
     }
 }
 
+/// The devices stored in the table of one class, each checked against its key. The
+/// key decides the class, whatever a device claims.
+fn stored_devices(view: &View, local: bool) -> Result<Vec<AuditDevice>, AuditError> {
+    let prefix = key_space::audit_table_prefix(local);
+    let mut devices = Vec::new();
+    for uuid in view.list(prefix)? {
+        let key = key_space::audit_entry(local, &uuid);
+        let Some(mut device) = view.get_json::<AuditDevice>(&key)? else {
+            continue;
+        };
+        if device.uuid != uuid {
+            return Err(AuditError::Storage(BarrierError::Corrupt {
+                key,
+                reason: format!("the device names another key ({})", device.uuid),
+            }));
+        }
+        device.local = local;
+        devices.push(device);
+    }
+    Ok(devices)
+}
+
 impl AuditBroker {
     /// Rebuild the devices from both stored tables (on unseal, or when this node
     /// becomes active). `view` is the barrier's root view. A device whose sink cannot
@@ -312,11 +325,8 @@ impl AuditBroker {
         rng: SharedRng,
     ) -> Result<Self, AuditError> {
         let mut devices = BTreeMap::new();
-        for key in [AUDIT_TABLE_KEY, LOCAL_AUDIT_TABLE_KEY] {
-            let table: StoredTable = view.get_json(key)?.unwrap_or_default();
-            for mut entry in table.entries {
-                // The table decides the class, whatever a row claims.
-                entry.local = key == LOCAL_AUDIT_TABLE_KEY;
+        for local in [false, true] {
+            for entry in stored_devices(&view, local)? {
                 if devices.len() >= DEVICES_MAX {
                     break;
                 }
@@ -428,6 +438,7 @@ impl AuditBroker {
             options: request.options,
             local: request.local,
             accessor: format!("audit_file_{}", hex::encode(self.rng.bytes::<4>())),
+            uuid: self.rng.uuid(),
             salt: self.rng.uuid(),
         };
         let sink = open_sink(self.log_files.as_ref(), &options)
@@ -448,9 +459,15 @@ impl AuditBroker {
                 })?;
         }
 
-        let mut rows = self.class_rows(device.entry.local);
-        rows.push(device.entry.clone());
-        self.persist(device.entry.local, rows).await?;
+        let value = serde_json::to_vec(&device.entry).map_err(|error| {
+            AuditError::InvalidRequest(format!("audit device cannot be encoded: {error}"))
+        })?;
+        self.view
+            .commit(vec![Write::Put {
+                key: key_space::audit_entry(device.entry.local, &device.entry.uuid),
+                value,
+            }])
+            .await?;
         self.write_lock().insert(path, device);
         Ok(())
     }
@@ -461,47 +478,16 @@ impl AuditBroker {
         let path = validate_mount_path(path)
             .map_err(|error| AuditError::InvalidRequest(error.to_string()))?;
         let _table_writes = self.table_writes.lock().await;
-        let Some(local) = self.read().get(&path).map(|device| device.entry.local) else {
+        let Some(key) = self
+            .read()
+            .get(&path)
+            .map(|device| key_space::audit_entry(device.entry.local, &device.entry.uuid))
+        else {
             return Ok(false);
         };
-        let rows = self
-            .class_rows(local)
-            .into_iter()
-            .filter(|row| row.path != path)
-            .collect();
-        self.persist(local, rows).await?;
+        self.view.commit(vec![Write::Delete { key }]).await?;
         self.write_lock().remove(&path);
         Ok(true)
-    }
-
-    fn class_rows(&self, local: bool) -> Vec<AuditDevice> {
-        self.read()
-            .values()
-            .filter(|device| device.entry.local == local)
-            .map(|device| device.entry.clone())
-            .collect()
-    }
-
-    async fn persist(&self, local: bool, entries: Vec<AuditDevice>) -> Result<(), AuditError> {
-        let key = if local {
-            LOCAL_AUDIT_TABLE_KEY
-        } else {
-            AUDIT_TABLE_KEY
-        };
-        let table = StoredTable {
-            table_type: "audit".into(),
-            entries,
-        };
-        let value = serde_json::to_vec(&table).map_err(|error| {
-            AuditError::InvalidRequest(format!("audit table cannot be encoded: {error}"))
-        })?;
-        self.view
-            .commit(vec![Write::Put {
-                key: key.to_string(),
-                value,
-            }])
-            .await?;
-        Ok(())
     }
 
     /// `sys/audit-hash/:path`: `input` hashed with that device's salt.

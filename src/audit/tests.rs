@@ -521,17 +521,33 @@ async fn devices_and_their_salts_survive_a_reload_from_storage() {
     .unwrap();
     let hash_before = hash_of(&broker, "file", "hunter2").await;
 
-    // Each table lands under its class's key, encrypted by the barrier.
-    let stored: Vec<String> = cluster
+    // Each device lands under its own key in its class's table, encrypted by the
+    // barrier: one replicated, one local, both in the audit table's group.
+    let classes: Vec<(String, crate::storage::KeyClass, crate::storage::KeyGroup)> = cluster
         .backend
         .dump()
         .into_iter()
-        .map(|(key, _)| key)
+        .map(|(key, _)| {
+            let (class, group) = crate::storage::classify(&key).unwrap();
+            (key, class, group)
+        })
         .collect();
-    assert_eq!(stored, vec!["core/audit", "core/local-audit"]);
+    let devices = broker.devices();
+    let table = crate::storage::KeyGroup::Core(crate::storage::CoreGroup::AuditTable);
     assert_eq!(
-        crate::storage::key_class("core/local-audit"),
-        crate::storage::KeyClass::Local
+        classes,
+        vec![
+            (
+                format!("core/audit/{}", devices[0].uuid),
+                crate::storage::KeyClass::Replicated,
+                table.clone()
+            ),
+            (
+                format!("core/local-audit/{}", devices[1].uuid),
+                crate::storage::KeyClass::Local,
+                table
+            ),
+        ]
     );
     let salt = broker.devices()[0].salt.clone();
     for (_, raw) in cluster.backend.dump() {

@@ -559,7 +559,10 @@ mod tests {
             },
             f.rng.clone(),
             f.expiration.clone(),
-            IdentityStore::new(f.barrier.view("identity/"), f.rng.clone()),
+            IdentityStore::new(
+                f.barrier.view(crate::storage::Store::Identity.prefix()),
+                f.rng.clone(),
+            ),
             TEST_COST,
         )
         .unwrap()

@@ -9,11 +9,9 @@ pub mod keyring;
 use std::sync::{Arc, RwLock};
 
 use crate::env::SharedRng;
+use crate::storage::key_space::KEYRING_KEY;
 use crate::storage::{Op, SharedBackend, StorageError};
 pub use keyring::Keyring;
-
-/// The storage key of the keyring, sealed under the root key.
-pub const KEYRING_KEY: &str = "core/keyring";
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BarrierError {

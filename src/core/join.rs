@@ -15,6 +15,7 @@ use super::{Core, NodeAddress, lock};
 use crate::barrier::{Keyring, aead};
 use crate::logical::LogicalError;
 use crate::seal::{self, SealConfig};
+use crate::storage::key_space;
 
 /// Pending challenges the leader remembers at once; older ones are dropped first.
 pub const CHALLENGES_MAX: usize = 64;
@@ -72,9 +73,9 @@ impl Core {
                 .map_err(|error| LogicalError::Unavailable(error.to_string()))?
                 .ok_or_else(|| LogicalError::Internal(format!("{key} is missing")))
         };
-        let seal_config = read(seal::SEAL_CONFIG_KEY)?;
-        let sealed_root_key = read(seal::ROOT_KEY_KEY)?;
-        let sealed_keyring = read(crate::barrier::KEYRING_KEY)?;
+        let seal_config = read(key_space::SEAL_CONFIG_KEY)?;
+        let sealed_root_key = read(key_space::ROOT_KEY_KEY)?;
+        let sealed_keyring = read(key_space::KEYRING_KEY)?;
         let now = self.env.clock.now();
         let mut challenges = lock(&self.challenges);
         challenges.retain(|_, challenge| challenge.expires_at > now);

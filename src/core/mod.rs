@@ -30,14 +30,13 @@ use crate::logical::LogicalError;
 use crate::seal::{self, SealConfig, UnsealProgress};
 use crate::seeded_bugs::SeededBug;
 use crate::storage::commit_count::counting_commits;
+use crate::storage::key_space::{CLUSTER_INFO_KEY, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
 pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
 use index_state::{IndexState, IndexStateKey};
 use join::PendingJoin;
 
 /// The version Arca reports where Vault reports its own.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Where the cluster's name and id live (local: each cluster has its own).
-pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
 /// How long a standby waits for the active node to answer a forwarded request.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request that names an `X-Vault-Index` state waits for this node to reach
@@ -148,7 +147,7 @@ impl Core {
 
     /// The stored seal configuration, or the leader's while a Raft join awaits unseal.
     pub fn seal_config(&self) -> Option<SealConfig> {
-        if let Ok(Some(bytes)) = self.cluster.backend().get(seal::SEAL_CONFIG_KEY)
+        if let Ok(Some(bytes)) = self.cluster.backend().get(SEAL_CONFIG_KEY)
             && let Ok(config) = SealConfig::from_bytes(&bytes)
         {
             return Some(config);
@@ -304,8 +303,8 @@ impl Core {
                 .map_err(|error| LogicalError::Unavailable(error.to_string()))?
                 .ok_or_else(|| LogicalError::Internal(format!("{key} is missing from storage")))
         };
-        let sealed_root = read(seal::ROOT_KEY_KEY)?;
-        let sealed_keyring = read(crate::barrier::KEYRING_KEY)?;
+        let sealed_root = read(ROOT_KEY_KEY)?;
+        let sealed_keyring = read(KEYRING_KEY)?;
         seal::open_keyring(unseal_key, &sealed_root, &sealed_keyring).map_err(|error| match error {
             seal::SealError::InvalidKey(reason) => {
                 LogicalError::BadRequest(format!("Error unsealing: {reason}"))

@@ -1,40 +1,29 @@
 //! The mount tables: which backend serves which path prefix.
 //!
-//! Secrets engines live in `core/mounts` (replicated) and `core/local-mounts` (local);
-//! auth methods in `core/auth` and `core/local-auth`. A mount's data lives below its
-//! own prefix, chosen by its class: `logical/<uuid>/` or `local-logical/<uuid>/` for
-//! secrets engines, `auth/<uuid>/` or `local-auth/<uuid>/` for auth methods, so the
-//! key class of every byte of a local mount is local.
+//! Each entry is stored under its own key, chosen by the key space from its table, class
+//! and uuid (`core/mounts/<uuid>`, `core/local-mounts/<uuid>`, `core/auth/<uuid>`,
+//! `core/local-auth/<uuid>`) and encrypted on its own, so a secondary's filter can drop
+//! one mount's entry without touching the others. A mount's data lives below its own
+//! prefix, chosen the same way (`logical/<uuid>/`, `local-logical/<uuid>/`, `auth/<uuid>/`,
+//! `local-auth/<uuid>/`): the key class of every byte of a local mount is local, and the
+//! group of a mount's entry and data is its uuid.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::barrier::Write;
 use crate::env::SharedRng;
 use crate::logical::{LogicalError, parse_duration_seconds};
+use crate::storage::key_space;
 
 /// The most mounts one table holds.
 pub const MOUNTS_MAX: usize = 1024;
 /// The longest mount path.
 pub const MOUNT_PATH_BYTES_MAX: usize = 512;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
-    Secrets,
-    Auth,
-}
-
-impl TableKind {
-    pub fn storage_key(self, local: bool) -> &'static str {
-        match (self, local) {
-            (TableKind::Secrets, false) => "core/mounts",
-            (TableKind::Secrets, true) => "core/local-mounts",
-            (TableKind::Auth, false) => "core/auth",
-            (TableKind::Auth, true) => "core/local-auth",
-        }
-    }
-}
+pub use crate::storage::TableKind;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountConfig {
@@ -81,16 +70,16 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    /// Where this mount's data lives.
+    /// Where this mount's data lives. The system, identity and token backends keep
+    /// their records in core stores instead (`sys/policy/`, `identity/`, `sys/token/`,
+    /// ...), so their own prefix stays empty.
     pub fn storage_prefix(&self, kind: TableKind) -> String {
-        match (kind, self.mount_type.as_str(), self.local) {
-            // The system backend's own records live at fixed `sys/` and `core/` keys.
-            (TableKind::Secrets, "system", _) => "sys/".to_string(),
-            (TableKind::Secrets, _, false) => format!("logical/{}/", self.uuid),
-            (TableKind::Secrets, _, true) => format!("local-logical/{}/", self.uuid),
-            (TableKind::Auth, _, false) => format!("auth/{}/", self.uuid),
-            (TableKind::Auth, _, true) => format!("local-auth/{}/", self.uuid),
-        }
+        key_space::mount_data_prefix(kind, self.local, &self.uuid)
+    }
+
+    /// The key of this entry in its table.
+    pub fn storage_key(&self, kind: TableKind) -> String {
+        key_space::mount_entry(kind, self.local, &self.uuid)
     }
 
     pub fn kv_version(&self) -> Option<u8> {
@@ -294,13 +283,40 @@ impl MountTable {
         self.entries.iter_mut().find(|entry| entry.path == path)
     }
 
-    /// The entries of one class, for storage.
-    pub fn class_entries(&self, local: bool) -> Vec<MountEntry> {
-        self.entries
+    /// The stored writes that turn `before` into this table: a put for every entry
+    /// that is new or changed, a delete for every stored key no entry has any more.
+    /// Sorted by key, so the batch does not depend on the order the entries were
+    /// changed in.
+    pub fn writes_since(&self, before: Option<&MountTable>) -> Vec<Write> {
+        let unchanged = |entry: &MountEntry| {
+            before.is_some_and(|before| before.entries.iter().any(|old| old == entry))
+        };
+        let mut writes: Vec<Write> = self
+            .entries
             .iter()
-            .filter(|entry| entry.local == local)
-            .cloned()
-            .collect()
+            .filter(|entry| !unchanged(entry))
+            .map(|entry| Write::Put {
+                key: entry.storage_key(self.kind),
+                value: serde_json::to_vec(entry).expect("mount entries serialize"),
+            })
+            .collect();
+        if let Some(before) = before {
+            let kept: std::collections::BTreeSet<String> = self
+                .entries
+                .iter()
+                .map(|entry| entry.storage_key(self.kind))
+                .collect();
+            writes.extend(
+                before
+                    .entries
+                    .iter()
+                    .map(|old| old.storage_key(before.kind))
+                    .filter(|key| !kept.contains(key))
+                    .map(|key| Write::Delete { key }),
+            );
+        }
+        writes.sort_by(|left, right| write_key(left).cmp(write_key(right)));
+        writes
     }
 
     /// `sys/mounts` / `sys/auth` listing: path → entry.
@@ -309,6 +325,12 @@ impl MountTable {
             .iter()
             .map(|entry| (entry.path.clone(), entry.to_json(self.kind)))
             .collect()
+    }
+}
+
+fn write_key(write: &Write) -> &str {
+    match write {
+        Write::Put { key, .. } | Write::Delete { key } => key,
     }
 }
 
@@ -477,6 +499,44 @@ mod tests {
         assert!(
             cubbyhole.accessor.starts_with("cubbyhole_")
                 && cubbyhole.accessor.len() == "cubbyhole_".len() + 8
+        );
+    }
+
+    #[test]
+    fn a_table_change_writes_only_the_entries_it_touched() {
+        let rng = SharedRng::from_u64(5);
+        let fresh = MountTable::defaults(TableKind::Secrets, &rng);
+        let keys = |writes: &[Write]| -> Vec<String> {
+            writes
+                .iter()
+                .map(|write| match write {
+                    Write::Put { key, .. } => format!("put {key}"),
+                    Write::Delete { key } => format!("delete {key}"),
+                })
+                .collect()
+        };
+        // A fresh table writes each entry under its own key, local ones locally.
+        let created = keys(&fresh.writes_since(None));
+        assert_eq!(created.len(), 3);
+        let cubbyhole = fresh.get("cubbyhole/").unwrap().uuid.clone();
+        assert!(created.contains(&format!("put core/local-mounts/{cubbyhole}")));
+
+        // Tuning one mount rewrites that entry alone; an unchanged table writes nothing.
+        let mut tuned = fresh.clone();
+        tuned.get_mut("identity/").unwrap().config.max_lease_ttl = 60;
+        let identity = fresh.get("identity/").unwrap().uuid.clone();
+        assert_eq!(
+            keys(&tuned.writes_since(Some(&fresh))),
+            vec![format!("put core/mounts/{identity}")]
+        );
+        assert!(tuned.writes_since(Some(&tuned)).is_empty());
+
+        // Removing a mount deletes its entry's key.
+        let mut removed = fresh.clone();
+        removed.remove("cubbyhole/");
+        assert_eq!(
+            keys(&removed.writes_since(Some(&fresh))),
+            vec![format!("delete core/local-mounts/{cubbyhole}")]
         );
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::mounts::{MountEntry, MountTable, TableKind};
+use super::mounts::{MOUNTS_MAX, MountEntry, MountTable, TableKind};
 use super::{Core, body_object, error_response};
 use crate::acl::Acl;
 use crate::audit::{AuditBroker, AuditInput};
@@ -25,6 +25,7 @@ use crate::http::{ApiRequest, ApiResponse, request_token};
 use crate::identity::IdentityStore;
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::policy::PolicyStore;
+use crate::storage::{Store, key_space};
 use crate::token::handlers::{PolicyLookup, TokenBackend};
 use crate::token::role::RoleStore;
 use crate::token::store::{RevocationHook, RevokedToken};
@@ -85,6 +86,8 @@ pub struct LogicalCore {
     write_locks: Vec<tokio::sync::Mutex<()>>,
     /// Serializes changes to the mount tables themselves.
     table_lock: tokio::sync::Mutex<()>,
+    /// Serializes keyring rotations, so their commits land in the order of their terms.
+    pub(crate) rotation_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for LogicalCore {
@@ -101,19 +104,22 @@ impl LogicalCore {
     ) -> Arc<Self> {
         let env = core.env().clone();
         let barrier = core.barrier().clone();
-        let tokens = TokenStore::new(barrier.view("sys/token/"), env.rng.clone());
+        let tokens = TokenStore::new(barrier.view(Store::Tokens.prefix()), env.rng.clone());
         let policies = PolicyStore::from_barrier(&barrier);
-        let wrapping = WrappingStore::new(barrier.view("sys/wrapping/"), env.rng.clone());
-        let expiration =
-            ExpirationManager::new(barrier.view("sys/expire/"), tokens.clone(), env.rng.clone());
+        let wrapping = WrappingStore::new(barrier.view(Store::Wrapping.prefix()), env.rng.clone());
+        let expiration = ExpirationManager::new(
+            barrier.view(Store::Leases.prefix()),
+            tokens.clone(),
+            env.rng.clone(),
+        );
         let token_backend = TokenBackend::new(
             expiration.clone(),
-            RoleStore::new(barrier.view("sys/token-roles/")),
+            RoleStore::new(barrier.view(Store::TokenRoles.prefix())),
             Arc::new(PolicyAdapter {
                 store: policies.clone(),
             }),
         );
-        let identity = IdentityStore::new(barrier.view("identity/"), env.rng.clone());
+        let identity = IdentityStore::new(barrier.view(Store::Identity.prefix()), env.rng.clone());
         let cubbyhole_prefix = Arc::new(RwLock::new(None));
         tokens.add_revocation_hook(Arc::new(CubbyholeCleanup {
             barrier: barrier.clone(),
@@ -139,6 +145,7 @@ impl LogicalCore {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             table_lock: tokio::sync::Mutex::new(()),
+            rotation_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -209,26 +216,17 @@ impl LogicalCore {
         let mut loaded = Vec::new();
         for kind in [TableKind::Secrets, TableKind::Auth] {
             let mut entries: Vec<MountEntry> = Vec::new();
-            let mut found = false;
             for local in [false, true] {
-                if let Some(bytes) = self.barrier.get(kind.storage_key(local))? {
-                    found = true;
-                    let stored: Vec<MountEntry> =
-                        serde_json::from_slice(&bytes).map_err(|error| {
-                            LogicalError::Internal(format!(
-                                "mount table {} is corrupt: {error}",
-                                kind.storage_key(local)
-                            ))
-                        })?;
-                    entries.extend(stored);
-                }
+                entries.extend(self.read_table_class(kind, local)?);
             }
-            let table = if found {
-                MountTable::new(kind, entries)
-            } else {
+            // Every table holds a mount that cannot be disabled (`sys/`, `token/`), so
+            // an empty one is a fresh cluster's.
+            let table = if entries.is_empty() {
                 let defaults = MountTable::defaults(kind, &self.env.rng);
-                self.persist_table(&defaults).await?;
+                self.barrier.commit(defaults.writes_since(None)).await?;
                 defaults
+            } else {
+                MountTable::new(kind, entries)
             };
             loaded.push(table);
         }
@@ -241,6 +239,42 @@ impl LogicalCore {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tables.clone());
         Ok(tables)
+    }
+
+    /// The stored entries of one class of one table, each checked against its key.
+    fn read_table_class(
+        &self,
+        kind: TableKind,
+        local: bool,
+    ) -> Result<Vec<MountEntry>, LogicalError> {
+        let prefix = key_space::mount_table_prefix(kind, local);
+        let uuids = self.barrier.list(prefix)?;
+        if uuids.len() > MOUNTS_MAX {
+            return Err(LogicalError::Internal(format!(
+                "mount table {prefix} holds {} entries, more than {MOUNTS_MAX}",
+                uuids.len()
+            )));
+        }
+        let mut entries = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
+            let key = key_space::mount_entry(kind, local, &uuid);
+            let Some(bytes) = self.barrier.get(&key)? else {
+                continue;
+            };
+            let mut entry: MountEntry = serde_json::from_slice(&bytes).map_err(|error| {
+                LogicalError::Internal(format!("mount entry {key} is corrupt: {error}"))
+            })?;
+            if entry.uuid != uuid {
+                return Err(LogicalError::Internal(format!(
+                    "mount entry {key} names another mount ({})",
+                    entry.uuid
+                )));
+            }
+            // The key decides the class, whatever the entry claims.
+            entry.local = local;
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     fn publish_cubbyhole_prefix(&self, tables: &Tables) {
@@ -256,20 +290,6 @@ impl LogicalCore {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = prefix;
     }
 
-    /// Store both classes of one table in a single batch.
-    pub(crate) async fn persist_table(&self, table: &MountTable) -> Result<(), LogicalError> {
-        let writes = [false, true]
-            .into_iter()
-            .map(|local| crate::barrier::Write::Put {
-                key: table.kind.storage_key(local).to_string(),
-                value: serde_json::to_vec(&table.class_entries(local))
-                    .expect("mount entries serialize"),
-            })
-            .collect();
-        self.barrier.commit(writes).await?;
-        Ok(())
-    }
-
     /// Change one table under the table lock: read, change, persist, publish.
     pub(crate) async fn update_table<T>(
         &self,
@@ -282,8 +302,12 @@ impl LogicalCore {
             TableKind::Secrets => current.secrets.clone(),
             TableKind::Auth => current.auth.clone(),
         };
+        let before = table.clone();
         let result = change(&mut table)?;
-        self.persist_table(&table).await?;
+        let writes = table.writes_since(Some(&before));
+        if !writes.is_empty() {
+            self.barrier.commit(writes).await?;
+        }
         let mut updated = (*current).clone();
         match kind {
             TableKind::Secrets => updated.secrets = table,

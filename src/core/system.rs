@@ -452,19 +452,32 @@ impl LogicalCore {
         Ok(Response::from_value(json!({ "random_bytes": text })))
     }
 
+    /// Add a keyring term. A term seals nothing before the keyring holding it is
+    /// committed: the rotation works on a copy, commits it, and only then installs it,
+    /// one rotation at a time. So the keyring that introduces a term always precedes,
+    /// in the log and in a secondary's WAL, every value sealed under that term, and a
+    /// failed commit leaves no value sealed under a term storage never saw.
     async fn rotate(&self) -> Result<(), LogicalError> {
+        let _rotation = self.rotation_lock.lock().await;
         let now = self.env().clock.unix_seconds();
         let rng = self.env().rng.clone();
-        let op = self.barrier().update_keyring(|keyring| {
-            keyring.rotate(&rng, now);
-            crate::seal::keyring_op(&rng, keyring)
+        let rotated = self.barrier().with_keyring(|keyring| {
+            let mut rotated = keyring.clone();
+            rotated.rotate(&rng, now);
+            rotated
         })?;
+        let op = crate::seal::keyring_op(&rng, &rotated);
         self.core()?
             .cluster()
             .backend()
             .commit(vec![op])
             .await
             .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+        self.barrier().update_keyring(|keyring| {
+            if rotated.active_term > keyring.active_term {
+                *keyring = rotated;
+            }
+        })?;
         Ok(())
     }
 

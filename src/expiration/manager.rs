@@ -479,7 +479,7 @@ mod tests {
         assert!(f.expiration.lookup(&secret.lease_id).unwrap().is_none());
         assert!(
             f.barrier
-                .view("sys/expire/")
+                .view(crate::storage::Store::Leases.prefix())
                 .list_recursive("")
                 .unwrap()
                 .is_empty()
@@ -512,7 +512,7 @@ mod tests {
 
         // A new manager over the same storage (a restart) finds the lease.
         let restarted = ExpirationManager::new(
-            f.barrier.view("sys/expire/"),
+            f.barrier.view(crate::storage::Store::Leases.prefix()),
             f.tokens.clone(),
             f.rng.clone(),
         );

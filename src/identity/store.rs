@@ -183,7 +183,8 @@ mod tests {
         let rng = SharedRng::from_u64(11);
         let barrier = Barrier::new(backend.clone(), rng.clone());
         barrier.unseal_with(Keyring::generate(&rng, 0));
-        let identity = IdentityStore::new(barrier.view("identity/"), rng);
+        let identity =
+            IdentityStore::new(barrier.view(crate::storage::Store::Identity.prefix()), rng);
         let alias = LoginAlias {
             mount_accessor: "auth_userpass_1a2b3c4d",
             mount_path: "auth/userpass/",

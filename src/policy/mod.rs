@@ -5,4 +5,4 @@ pub mod handlers;
 pub mod store;
 
 pub use handlers::{capabilities_for_paths, capabilities_response, handle};
-pub use store::{POLICY_STORE_PREFIX, PolicyEntry, PolicyStore, PolicyStoreError};
+pub use store::{PolicyEntry, PolicyStore, PolicyStoreError};

@@ -18,9 +18,7 @@ use crate::acl::default_policy::{
 use crate::acl::policy::{POLICY_NAME_BYTES_MAX, sanitize_name};
 use crate::acl::{Acl, Policy, PolicyError, ROOT_POLICY_NAME, TemplateIdentity};
 use crate::barrier::{Barrier, BarrierError, View};
-
-/// Where policies live in the key space (Vault's `sys/policy/` sub-view).
-pub const POLICY_STORE_PREFIX: &str = "sys/policy/";
+use crate::storage::Store;
 
 /// The most parsed policies kept in memory (Vault's policy LRU holds 1024 too).
 pub const POLICY_CACHE_ENTRIES_MAX: usize = 1024;
@@ -75,7 +73,7 @@ struct PolicyCache {
 }
 
 impl PolicyStore {
-    /// A store over `view`, whose prefix should be [`POLICY_STORE_PREFIX`].
+    /// A store over `view`, whose prefix should be [`Store::Policies`]'s.
     pub fn new(view: View) -> Self {
         Self {
             view,
@@ -85,7 +83,7 @@ impl PolicyStore {
 
     /// A store at Vault's place in the key space.
     pub fn from_barrier(barrier: &Barrier) -> Self {
-        Self::new(barrier.view(POLICY_STORE_PREFIX))
+        Self::new(barrier.view(Store::Policies.prefix()))
     }
 
     /// Create `default` if it is missing and (re)write `response-wrapping` if it differs

@@ -17,14 +17,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::barrier::Keyring;
 use crate::barrier::aead::{self, KEY_BYTES};
-use crate::barrier::{KEYRING_KEY, Keyring};
 use crate::env::SharedRng;
 use crate::storage::Op;
+use crate::storage::key_space::{KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
 pub use unseal::{UnsealOutcome, UnsealProgress};
-
-pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
-pub const ROOT_KEY_KEY: &str = "core/root-key";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealConfig {

@@ -94,18 +94,46 @@ impl Backend for MemoryBackend {
 mod tests {
     use super::*;
 
+    fn put(key: &str) -> Op {
+        Op::Put {
+            key: key.to_string(),
+            value: vec![1],
+        }
+    }
+
     #[tokio::test]
     async fn list_names_immediate_children_once() {
         let backend = MemoryBackend::new();
-        let put = |key: &str| Op::Put {
-            key: key.to_string(),
-            value: vec![1],
-        };
         backend
-            .commit(vec![put("a/b"), put("a/c/d"), put("a/c/e"), put("b")])
+            .commit(vec![
+                put("logical/u/a/b"),
+                put("logical/u/a/c/d"),
+                put("logical/u/a/c/e"),
+                put("logical/u/b"),
+            ])
             .await
             .unwrap();
-        assert_eq!(backend.list("a/").unwrap(), vec!["b", "c/"]);
-        assert_eq!(backend.list("").unwrap(), vec!["a/", "b"]);
+        assert_eq!(backend.list("logical/u/a/").unwrap(), vec!["b", "c/"]);
+        assert_eq!(backend.list("logical/u/").unwrap(), vec!["a/", "b"]);
+        assert_eq!(backend.list("").unwrap(), vec!["logical/"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_an_unregistered_key_is_refused_whole() {
+        let backend = MemoryBackend::new();
+        let refused = backend
+            .commit(vec![put("logical/u/fine"), put("secret/unregistered")])
+            .await;
+        assert_eq!(
+            refused,
+            Err(StorageError::UnregisteredKey(
+                crate::storage::UnregisteredKey("secret/unregistered".to_string())
+            ))
+        );
+        assert_eq!(backend.commits(), 0);
+        assert!(
+            backend.dump().is_empty(),
+            "nothing of the batch was applied"
+        );
     }
 }

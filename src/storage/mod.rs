@@ -2,10 +2,12 @@
 //!
 //! A [`Backend`] reads from the node's local copy (the Raft state machine) and commits
 //! batches of [`Op`]s through consensus. Every key belongs to exactly one
-//! [`KeyClass`], decided by its prefix alone, which is what replication will rely on.
+//! [`KeyClass`] and one [`KeyGroup`], decided by its prefix alone in the registry of
+//! [`key_space`], which is what replication relies on; a batch holding a key the
+//! registry does not cover is refused.
 
 pub mod commit_count;
-pub mod key_class;
+pub mod key_space;
 pub mod memory;
 
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use key_class::{KeyClass, key_class};
+pub use key_space::{
+    CoreGroup, KeyClass, KeyGroup, Store, TableKind, UnregisteredKey, classify, key_class,
+};
 pub use memory::MemoryBackend;
 
 /// The longest storage key accepted (Vault's limit is of the same order).
@@ -47,6 +51,10 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("batch of {0} operations exceeds the limit")]
     BatchTooLarge(usize),
+    /// A write to a key no registered prefix covers: its class (and so whether it may
+    /// leave the cluster) is unknown, so it is never stored.
+    #[error(transparent)]
+    UnregisteredKey(#[from] UnregisteredKey),
 }
 
 /// The physical store under the barrier.
@@ -63,13 +71,15 @@ pub trait Backend: Send + Sync + 'static {
 
 pub type SharedBackend = Arc<dyn Backend>;
 
-/// Check a batch at the boundary: bounded size, valid keys.
+/// Check a batch at the boundary: bounded size, valid keys, each under a registered
+/// prefix of the key space.
 pub fn validate_batch(ops: &[Op]) -> Result<(), StorageError> {
     if ops.len() > BATCH_OPS_MAX {
         return Err(StorageError::BatchTooLarge(ops.len()));
     }
     for op in ops {
         validate_key(op.key())?;
+        classify(op.key())?;
     }
     Ok(())
 }

@@ -88,12 +88,18 @@ pub(crate) mod testing {
         let rng = SharedRng::from_u64(seed);
         let barrier = Barrier::new(backend.clone(), rng.clone());
         barrier.unseal_with(Keyring::generate(&rng, 0));
-        let tokens = TokenStore::new(barrier.view("sys/token/"), rng.clone());
-        let expiration =
-            ExpirationManager::new(barrier.view("sys/expire/"), tokens.clone(), rng.clone());
+        let tokens = TokenStore::new(
+            barrier.view(crate::storage::Store::Tokens.prefix()),
+            rng.clone(),
+        );
+        let expiration = ExpirationManager::new(
+            barrier.view(crate::storage::Store::Leases.prefix()),
+            tokens.clone(),
+            rng.clone(),
+        );
         let token_backend = TokenBackend::new(
             expiration.clone(),
-            RoleStore::new(barrier.view("sys/token-roles/")),
+            RoleStore::new(barrier.view(crate::storage::Store::TokenRoles.prefix())),
             Arc::new(KnownPolicies),
         );
         Fixture {

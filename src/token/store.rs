@@ -1048,7 +1048,7 @@ mod tests {
         // No index entries are left behind for revoked tokens.
         assert!(
             f.barrier
-                .view("sys/token/")
+                .view(crate::storage::Store::Tokens.prefix())
                 .list("parent/")
                 .unwrap()
                 .is_empty()

@@ -143,7 +143,7 @@ mod tests {
         let rng = SharedRng::from_u64(21);
         let barrier = Barrier::new(Arc::new(MemoryBackend::new()), rng.clone());
         barrier.unseal_with(Keyring::generate(&rng, 0));
-        WrappingStore::new(barrier.view("sys/wrapping/"), rng)
+        WrappingStore::new(barrier.view(crate::storage::Store::Wrapping.prefix()), rng)
     }
 
     fn request(

@@ -574,7 +574,10 @@ mod tests {
 
         /// A store as the core builds it; several may share one cluster (a restart).
         fn store(&self) -> WrappingStore {
-            WrappingStore::new(self.barrier.view("sys/wrapping/"), self.rng.clone())
+            WrappingStore::new(
+                self.barrier.view(crate::storage::Store::Wrapping.prefix()),
+                self.rng.clone(),
+            )
         }
 
         /// True when `needle` appears anywhere in storage, keys or raw values.

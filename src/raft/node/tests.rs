@@ -88,19 +88,24 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
 
     // Writes replicate to every node; a follower refuses to commit and names the leader.
     for index in 0..10 {
-        write(&[&n1, &n2, &n3], &format!("secret/{index}"), b"v1").await;
+        write(
+            &[&n1, &n2, &n3],
+            &format!("logical/m/secret/{index}"),
+            b"v1",
+        )
+        .await;
     }
     for node in [&n1, &n2, &n3] {
         wait_until("replication", || {
-            node.state_machine().get("secret/9").is_some()
+            node.state_machine().get("logical/m/secret/9").is_some()
         })
         .await;
     }
-    assert_eq!(n2.backend().list("secret/").unwrap().len(), 10);
+    assert_eq!(n2.backend().list("logical/m/secret/").unwrap().len(), 10);
     let refused = n2
         .backend()
         .commit(vec![Op::Delete {
-            key: "secret/0".to_string(),
+            key: "logical/m/secret/0".to_string(),
         }])
         .await;
     assert_eq!(
@@ -116,14 +121,14 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     drop(n1);
     wait_until("a new leader", || n2.is_leader() || n3.is_leader()).await;
     for index in 10..20 {
-        write(&[&n2, &n3], &format!("secret/{index}"), b"v2").await;
+        write(&[&n2, &n3], &format!("logical/m/secret/{index}"), b"v2").await;
     }
 
     // n1 restarts on its own files and catches up.
     let n1 = start_node(dirs[0].path(), "n1", Some(&n1_cluster_addr)).await;
     assert!(n1.is_bootstrapped().await.unwrap());
     wait_until("n1 to catch up", || {
-        n1.state_machine().get("secret/19").is_some()
+        n1.state_machine().get("logical/m/secret/19").is_some()
     })
     .await;
     let expected = n2.state_machine().dump();
@@ -143,7 +148,7 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         leader.remove_peer("nobody").await,
         Err(RaftError::UnknownPeer(_))
     ));
-    write(&[&leader], "secret/after-removal", b"v3").await;
+    write(&[&leader], "logical/m/secret/after-removal", b"v3").await;
 
     for node in [&n1, &n2, &n3] {
         node.shutdown().await.unwrap();

@@ -1,0 +1,438 @@
+//! The registry of the key space: every storage prefix, with its class and its group.
+//!
+//! Storage keys are built here and nowhere else: the seal and keyring keys are constants,
+//! mount and audit tables are one key per entry (`core/mounts/<uuid>`), a mount's data
+//! lives below `logical/<uuid>/` (or its local and auth counterparts), and each core
+//! store (tokens, leases, policies, ...) is a [`Store`] whose prefix roots its view.
+//!
+//! [`classify`] maps a key to its [`KeyClass`] (does it cross to a performance secondary)
+//! and its [`KeyGroup`] (the unit a secondary's mount filter keeps or drops: a mount's
+//! uuid covers the mount's table entry and all of its data). A key under no registered
+//! prefix has neither: it is an error, and [`super::validate_batch`] refuses a batch that
+//! holds one, so a forgotten prefix fails loudly instead of leaking to every secondary.
+//!
+//! Invariant: registered prefixes are disjoint (none is a prefix of another), so a key
+//! matches at most one registration and the order of [`REGISTRY`] decides nothing.
+
+/// How a key travels between clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyClass {
+    /// Crosses to performance secondaries (mount and auth tables, policies, data of
+    /// non-local mounts, userpass users, token roles, identity, the sealed keyring),
+    /// subject to their filter.
+    Replicated,
+    /// Stays in this cluster: tokens, accessors, leases, cubbyhole, local mounts' entries
+    /// and data, the seal configuration and the sealed root key.
+    Local,
+    /// Never replicated and never meaningful elsewhere (Raft configuration, caches). No
+    /// key of this class is stored today; the class exists so replication can name it.
+    Ignored,
+}
+
+/// The parts of the key space that belong to no mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CoreGroup {
+    /// The seal configuration and the root key sealed under the unseal key.
+    Seal,
+    /// The keyring (every key term), sealed under the root key. Replicated and never
+    /// filtered: a secondary opens the primary's ciphertext with the primary's terms
+    /// (`docs/replication-keys.md`).
+    Keyring,
+    /// This cluster's name and id.
+    Cluster,
+    /// The audit devices, one key per device.
+    AuditTable,
+    Policies,
+    TokenRoles,
+    /// Tokens, their accessors and parent links, and the token salt.
+    Tokens,
+    /// Leases and their per-token index (`sys/expire/`).
+    Leases,
+    /// Response-wrapping tokens and the wrapping JWT key.
+    Wrapping,
+    /// Entities and alias lookups.
+    Identity,
+}
+
+/// The unit a secondary's filter keeps or drops.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyGroup {
+    Core(CoreGroup),
+    /// A mount's table entry and all of its data, named by the mount's uuid.
+    Mount(String),
+}
+
+impl std::fmt::Display for KeyGroup {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyGroup::Core(group) => write!(formatter, "core:{group:?}"),
+            KeyGroup::Mount(uuid) => write!(formatter, "mount:{uuid}"),
+        }
+    }
+}
+
+/// A key that no registration covers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage key {0:?} is under no registered prefix")]
+pub struct UnregisteredKey(pub String);
+
+/// Which mount table: secrets engines or auth methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Secrets,
+    Auth,
+}
+
+/// A core store: a region of the key space that one store owns through a barrier view
+/// rooted at [`Store::prefix`]; the store names its keys relative to that prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Policies,
+    TokenRoles,
+    Tokens,
+    Leases,
+    Wrapping,
+    Identity,
+}
+
+impl Store {
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Store::Policies => POLICIES,
+            Store::TokenRoles => TOKEN_ROLES,
+            Store::Tokens => TOKENS,
+            Store::Leases => LEASES,
+            Store::Wrapping => WRAPPING,
+            Store::Identity => IDENTITY,
+        }
+    }
+}
+
+/// The seal configuration (plaintext: it is needed before unseal, and holds no secret).
+pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
+/// The root key, sealed under the unseal key.
+pub const ROOT_KEY_KEY: &str = "core/root-key";
+/// The keyring, sealed under the root key; replicated, so a rotation on the primary
+/// reaches its secondaries through the WAL (`docs/replication-keys.md`).
+pub const KEYRING_KEY: &str = "core/keyring";
+/// The cluster's name and id.
+pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
+
+const CLUSTER: &str = "core/cluster/";
+const MOUNTS: &str = "core/mounts/";
+const LOCAL_MOUNTS: &str = "core/local-mounts/";
+const AUTH_MOUNTS: &str = "core/auth/";
+const LOCAL_AUTH_MOUNTS: &str = "core/local-auth/";
+const AUDIT_DEVICES: &str = "core/audit/";
+const LOCAL_AUDIT_DEVICES: &str = "core/local-audit/";
+const POLICIES: &str = "sys/policy/";
+const TOKEN_ROLES: &str = "sys/token-roles/";
+const TOKENS: &str = "sys/token/";
+const LEASES: &str = "sys/expire/";
+const WRAPPING: &str = "sys/wrapping/";
+const IDENTITY: &str = "identity/";
+const LOGICAL: &str = "logical/";
+const LOCAL_LOGICAL: &str = "local-logical/";
+const AUTH_DATA: &str = "auth/";
+const LOCAL_AUTH_DATA: &str = "local-auth/";
+
+/// How the part of a key after its registered prefix is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The prefix is the whole key.
+    Exact(CoreGroup),
+    /// Any non-empty path below the prefix.
+    Below(CoreGroup),
+    /// `<prefix><uuid>`: one mount-table entry, in its mount's group.
+    MountEntry,
+    /// `<prefix><uuid>/<path>`: a mount's data, in its mount's group.
+    MountData,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Registration {
+    prefix: &'static str,
+    class: KeyClass,
+    shape: Shape,
+}
+
+const fn register(prefix: &'static str, class: KeyClass, shape: Shape) -> Registration {
+    Registration {
+        prefix,
+        class,
+        shape,
+    }
+}
+
+/// Every prefix of the key space. Adding a store means adding its line here.
+const REGISTRY: &[Registration] = &[
+    register(
+        SEAL_CONFIG_KEY,
+        KeyClass::Local,
+        Shape::Exact(CoreGroup::Seal),
+    ),
+    register(ROOT_KEY_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Seal)),
+    register(
+        KEYRING_KEY,
+        KeyClass::Replicated,
+        Shape::Exact(CoreGroup::Keyring),
+    ),
+    register(CLUSTER, KeyClass::Local, Shape::Below(CoreGroup::Cluster)),
+    register(MOUNTS, KeyClass::Replicated, Shape::MountEntry),
+    register(LOCAL_MOUNTS, KeyClass::Local, Shape::MountEntry),
+    register(AUTH_MOUNTS, KeyClass::Replicated, Shape::MountEntry),
+    register(LOCAL_AUTH_MOUNTS, KeyClass::Local, Shape::MountEntry),
+    register(
+        AUDIT_DEVICES,
+        KeyClass::Replicated,
+        Shape::Below(CoreGroup::AuditTable),
+    ),
+    register(
+        LOCAL_AUDIT_DEVICES,
+        KeyClass::Local,
+        Shape::Below(CoreGroup::AuditTable),
+    ),
+    register(
+        POLICIES,
+        KeyClass::Replicated,
+        Shape::Below(CoreGroup::Policies),
+    ),
+    register(
+        TOKEN_ROLES,
+        KeyClass::Replicated,
+        Shape::Below(CoreGroup::TokenRoles),
+    ),
+    register(TOKENS, KeyClass::Local, Shape::Below(CoreGroup::Tokens)),
+    register(LEASES, KeyClass::Local, Shape::Below(CoreGroup::Leases)),
+    register(WRAPPING, KeyClass::Local, Shape::Below(CoreGroup::Wrapping)),
+    register(
+        IDENTITY,
+        KeyClass::Replicated,
+        Shape::Below(CoreGroup::Identity),
+    ),
+    register(LOGICAL, KeyClass::Replicated, Shape::MountData),
+    register(LOCAL_LOGICAL, KeyClass::Local, Shape::MountData),
+    register(AUTH_DATA, KeyClass::Replicated, Shape::MountData),
+    register(LOCAL_AUTH_DATA, KeyClass::Local, Shape::MountData),
+];
+
+/// The class and group of `key`, or an error when no registered prefix covers it.
+pub fn classify(key: &str) -> Result<(KeyClass, KeyGroup), UnregisteredKey> {
+    let unregistered = || UnregisteredKey(key.to_string());
+    let registration = REGISTRY
+        .iter()
+        .find(|registration| key.starts_with(registration.prefix))
+        .ok_or_else(unregistered)?;
+    let rest = &key[registration.prefix.len()..];
+    let group = match registration.shape {
+        Shape::Exact(group) if rest.is_empty() => KeyGroup::Core(group),
+        Shape::Below(group) if !rest.is_empty() => KeyGroup::Core(group),
+        Shape::MountEntry if !rest.is_empty() && !rest.contains('/') => {
+            KeyGroup::Mount(rest.to_string())
+        }
+        Shape::MountData => match rest.split_once('/') {
+            Some((uuid, _)) if !uuid.is_empty() => KeyGroup::Mount(uuid.to_string()),
+            _ => return Err(unregistered()),
+        },
+        _ => return Err(unregistered()),
+    };
+    Ok((registration.class, group))
+}
+
+/// The class of `key`, for code that has no use for the group. A key no registration
+/// covers cannot be committed (see [`super::validate_batch`]); should one be met anyway
+/// (a state written before its prefix was unregistered) it is `Local`, so it is never
+/// shipped to another cluster.
+pub fn key_class(key: &str) -> KeyClass {
+    classify(key).map_or(KeyClass::Local, |(class, _)| class)
+}
+
+/// Where one table keeps its entries, one key per entry.
+pub fn mount_table_prefix(kind: TableKind, local: bool) -> &'static str {
+    match (kind, local) {
+        (TableKind::Secrets, false) => MOUNTS,
+        (TableKind::Secrets, true) => LOCAL_MOUNTS,
+        (TableKind::Auth, false) => AUTH_MOUNTS,
+        (TableKind::Auth, true) => LOCAL_AUTH_MOUNTS,
+    }
+}
+
+/// The key of one mount-table entry: `core/mounts/<uuid>` and its local and auth kin.
+pub fn mount_entry(kind: TableKind, local: bool, uuid: &str) -> String {
+    format!("{}{uuid}", mount_table_prefix(kind, local))
+}
+
+/// Where a mount's data lives: `logical/<uuid>/` and its local and auth kin, so the
+/// class of every byte of a local mount is local and its group is the mount.
+pub fn mount_data_prefix(kind: TableKind, local: bool, uuid: &str) -> String {
+    let root = match (kind, local) {
+        (TableKind::Secrets, false) => LOGICAL,
+        (TableKind::Secrets, true) => LOCAL_LOGICAL,
+        (TableKind::Auth, false) => AUTH_DATA,
+        (TableKind::Auth, true) => LOCAL_AUTH_DATA,
+    };
+    format!("{root}{uuid}/")
+}
+
+/// Where the audit table of one class keeps its devices, one key per device.
+pub fn audit_table_prefix(local: bool) -> &'static str {
+    if local {
+        LOCAL_AUDIT_DEVICES
+    } else {
+        AUDIT_DEVICES
+    }
+}
+
+/// The key of one audit device.
+pub fn audit_entry(local: bool, uuid: &str) -> String {
+    format!("{}{uuid}", audit_table_prefix(local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class_and_group(key: &str) -> (KeyClass, KeyGroup) {
+        classify(key).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[test]
+    fn registered_prefixes_are_disjoint() {
+        for (index, outer) in REGISTRY.iter().enumerate() {
+            for (other, inner) in REGISTRY.iter().enumerate() {
+                assert!(
+                    index == other || !outer.prefix.starts_with(inner.prefix),
+                    "{:?} lies under {:?}",
+                    outer.prefix,
+                    inner.prefix
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_registered_prefix_classifies_its_own_keys() {
+        // One key built for each registration, through its shape, lands back on it.
+        for registration in REGISTRY {
+            let key = match registration.shape {
+                Shape::Exact(_) => registration.prefix.to_string(),
+                Shape::Below(_) | Shape::MountEntry => format!("{}x", registration.prefix),
+                Shape::MountData => format!("{}u/x", registration.prefix),
+            };
+            let (class, _) = class_and_group(&key);
+            assert_eq!(class, registration.class, "{key}");
+        }
+    }
+
+    #[test]
+    fn core_keys_have_their_class_and_group() {
+        let cases = [
+            (SEAL_CONFIG_KEY, KeyClass::Local, CoreGroup::Seal),
+            (ROOT_KEY_KEY, KeyClass::Local, CoreGroup::Seal),
+            (KEYRING_KEY, KeyClass::Replicated, CoreGroup::Keyring),
+            (CLUSTER_INFO_KEY, KeyClass::Local, CoreGroup::Cluster),
+            ("sys/token/id/abc", KeyClass::Local, CoreGroup::Tokens),
+            ("sys/token/salt", KeyClass::Local, CoreGroup::Tokens),
+            (
+                "sys/expire/id/auth/userpass/login/x",
+                KeyClass::Local,
+                CoreGroup::Leases,
+            ),
+            ("sys/wrapping/jwtkey", KeyClass::Local, CoreGroup::Wrapping),
+            (
+                "sys/policy/admin",
+                KeyClass::Replicated,
+                CoreGroup::Policies,
+            ),
+            (
+                "sys/token-roles/deployer",
+                KeyClass::Replicated,
+                CoreGroup::TokenRoles,
+            ),
+            (
+                "identity/entity/id/e1",
+                KeyClass::Replicated,
+                CoreGroup::Identity,
+            ),
+        ];
+        for (key, class, group) in cases {
+            assert_eq!(
+                class_and_group(key),
+                (class, KeyGroup::Core(group)),
+                "{key}"
+            );
+        }
+        let audit = audit_entry(false, "a1");
+        let local_audit = audit_entry(true, "a2");
+        assert_eq!(
+            class_and_group(&audit),
+            (KeyClass::Replicated, KeyGroup::Core(CoreGroup::AuditTable))
+        );
+        assert_eq!(
+            class_and_group(&local_audit),
+            (KeyClass::Local, KeyGroup::Core(CoreGroup::AuditTable))
+        );
+    }
+
+    #[test]
+    fn a_mounts_entry_and_data_share_its_uuid_as_group_and_local_mounts_stay_local() {
+        let mount = || KeyGroup::Mount("9f1c".to_string());
+        for kind in [TableKind::Secrets, TableKind::Auth] {
+            for (local, class) in [(false, KeyClass::Replicated), (true, KeyClass::Local)] {
+                let entry = mount_entry(kind, local, "9f1c");
+                let data = format!("{}data/app", mount_data_prefix(kind, local, "9f1c"));
+                assert_eq!(class_and_group(&entry), (class, mount()), "{entry}");
+                assert_eq!(class_and_group(&data), (class, mount()), "{data}");
+            }
+        }
+        assert_eq!(
+            mount_data_prefix(TableKind::Secrets, true, "c"),
+            "local-logical/c/"
+        );
+        assert_eq!(mount_entry(TableKind::Auth, false, "u"), "core/auth/u");
+    }
+
+    #[test]
+    fn keys_outside_the_registry_or_its_shapes_are_refused() {
+        for key in [
+            "secret/00001",
+            "core/mounts",
+            "core/mounts/",
+            "core/mounts/a/b",
+            "core/keyring-old",
+            "core/raft/config",
+            "logical/no-slash-after-uuid",
+            "logical//data",
+            "sys/token/",
+            "sys/other",
+            "",
+        ] {
+            assert_eq!(
+                classify(key),
+                Err(UnregisteredKey(key.to_string())),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_class_only_function_never_calls_an_unregistered_key_replicated() {
+        assert_eq!(key_class("logical/u/data/x"), KeyClass::Replicated);
+        assert_eq!(key_class("unknown/prefix"), KeyClass::Local);
+    }
+
+    #[test]
+    fn stores_are_registered_below_their_prefix() {
+        for (store, group) in [
+            (Store::Policies, CoreGroup::Policies),
+            (Store::TokenRoles, CoreGroup::TokenRoles),
+            (Store::Tokens, CoreGroup::Tokens),
+            (Store::Leases, CoreGroup::Leases),
+            (Store::Wrapping, CoreGroup::Wrapping),
+            (Store::Identity, CoreGroup::Identity),
+        ] {
+            let key = format!("{}record", store.prefix());
+            assert_eq!(class_and_group(&key).1, KeyGroup::Core(group), "{key}");
+        }
+    }
+}
