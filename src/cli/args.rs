@@ -99,7 +99,7 @@ pub const HTTP_FLAGS: &[FlagSpec] = &[
         .usage("Key-value pair provided as key=value to provide http header added to any request done by the CLI. Trying to add headers starting with 'X-Vault-' is forbidden and will make the command fail. This can be specified multiple times."),
     value_flag(&["namespace", "ns"])
         .environment("VAULT_NAMESPACE")
-        .usage("The namespace to use for the command. Setting this is not necessary but allows using relative paths. -ns can be used as shortcut."),
+        .usage("The namespace to use for the command. Setting this is not necessary but allows using relative paths."),
     bool_flag(&["non-interactive"])
         .usage("When set true, prevents asking the user for input via the terminal."),
     bool_flag(&["output-curl-string"])

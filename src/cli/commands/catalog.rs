@@ -652,7 +652,7 @@ pub const CATALOG: &[CommandDoc] = &[
     },
     parent(
         "kv metadata",
-        "Interact with Vault's Key-Value storage",
+        "Interact with the metadata of KV v2 keys",
         "kv metadata <subcommand> [options] [args]",
         "This command has subcommands for interacting with the metadata endpoint of the key/value store, version 2 only: the key's settings and its version history.",
     ),
@@ -668,7 +668,7 @@ pub const CATALOG: &[CommandDoc] = &[
         path: "kv metadata put",
         synopsis: "Sets or updates key settings in the KV store",
         usage: "kv metadata put [options] KEY",
-        description: "Creates a blank key in the key/value store with the provided metadata, or updates the settings of an existing key. Settings not given are reset to their defaults.",
+        description: "Creates a blank key in the key/value store with the provided metadata, or updates the settings of an existing key. Settings not given keep their values; -custom-metadata replaces the whole custom metadata map.",
         examples: &[
             "kv metadata put -mount=secret -max-versions=5 foo",
             "kv metadata put -mount=secret -custom-metadata=foo=abc -custom-metadata=bar=123 foo",
@@ -684,7 +684,7 @@ pub const CATALOG: &[CommandDoc] = &[
         path: "kv metadata patch",
         synopsis: "Patches key settings in the KV store",
         usage: "kv metadata patch [options] KEY",
-        description: "Updates the settings of an existing key: only the settings given change, the others keep their values.",
+        description: "Updates the settings of an existing key with a JSON merge patch: only the settings given change, and -custom-metadata keys are merged into the existing map.",
         examples: &["kv metadata patch -mount=secret -max-versions=5 foo"],
         groups: &[
             HTTP,
@@ -954,5 +954,167 @@ pub fn unknown(parent: &str, typed: Option<&str>) -> Failure {
             "{}\n\n{help}",
             super::super::help::unknown_subcommand(CATALOG, parent, typed)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::super::help::children;
+    use super::*;
+
+    /// `arca ARGS` with an empty environment: (exit code, stdout, stderr).
+    fn arca(args: &[&str]) -> (u8, String, String) {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = super::super::super::run(&args, &BTreeMap::new(), &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    fn is_parent(doc: &CommandDoc) -> bool {
+        children(CATALOG, doc.path).next().is_some()
+    }
+
+    #[test]
+    fn every_command_is_documented_with_its_flags() {
+        for doc in CATALOG {
+            assert!(!doc.synopsis.is_empty(), "{}: no synopsis", doc.path);
+            assert!(!doc.description.is_empty(), "{}: no description", doc.path);
+            assert!(
+                doc.usage.starts_with(doc.path),
+                "{}: usage {:?} does not name the command",
+                doc.path,
+                doc.usage
+            );
+            if !doc.parent().is_empty() {
+                assert!(
+                    find(CATALOG, doc.parent()).is_some(),
+                    "{}: parent not in the catalog",
+                    doc.path
+                );
+            }
+            if is_parent(doc) {
+                continue;
+            }
+            assert!(!doc.examples.is_empty(), "{}: no example", doc.path);
+            for group in doc.groups {
+                for flag in group.flags {
+                    assert!(
+                        !flag.usage.is_empty(),
+                        "{}: -{} has no description",
+                        doc.path,
+                        flag.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dash_h_prints_every_commands_help_with_every_flag() {
+        for doc in CATALOG {
+            let mut args: Vec<&str> = doc.path.split(' ').collect();
+            args.push("-h");
+            let (code, out, err) = arca(&args);
+            assert_eq!((code, err.as_str()), (0, ""), "arca {} -h", doc.path);
+            assert!(
+                out.starts_with(&format!("Usage: arca {}\n", doc.usage)),
+                "arca {} -h:\n{out}",
+                doc.path
+            );
+            for group in doc.groups {
+                assert!(out.contains(&format!("\n{}:\n", group.title)), "{out}");
+                for flag in group.flags {
+                    assert!(
+                        out.contains(&format!("\n  -{}", flag.name())),
+                        "arca {} -h lacks -{}",
+                        doc.path,
+                        flag.name()
+                    );
+                }
+            }
+            for child in children(CATALOG, doc.path) {
+                assert!(
+                    out.contains(&format!("    {}", child.name())),
+                    "arca {} -h does not list {}",
+                    doc.path,
+                    child.name()
+                );
+            }
+        }
+    }
+
+    /// The catalog and the dispatch agree: every documented leaf command is reached and
+    /// parses with its documented flags (an unknown flag is refused by its parser, before
+    /// any request is made).
+    #[test]
+    fn every_documented_command_is_dispatched_to_its_parser() {
+        for doc in CATALOG {
+            // `version` takes no flags at all; `server` runs only as its own process.
+            if is_parent(doc) || matches!(doc.path, "version" | "server") {
+                continue;
+            }
+            let mut args: Vec<&str> = doc.path.split(' ').collect();
+            args.push("-not-a-flag");
+            let (code, out, err) = arca(&args);
+            assert_eq!(
+                (code, out.as_str(), err.as_str()),
+                (1, "", "flag provided but not defined: -not-a-flag\n"),
+                "arca {}",
+                doc.path
+            );
+        }
+    }
+
+    #[test]
+    fn typos_suggest_the_nearest_command() {
+        let (code, _, err) = arca(&["wirte", "secret/x", "a=b"]);
+        assert_eq!(code, 127);
+        assert!(
+            err.starts_with(
+                "Unknown command: wirte\n\nDid you mean \"write\"?\n\nUsage: arca <command> [args]"
+            ),
+            "{err}"
+        );
+        for doc in CATALOG.iter().filter(|doc| is_parent(doc)) {
+            let first = children(CATALOG, doc.path).next().unwrap();
+            // One letter doubled: the nearest name is the one meant.
+            let typo = format!("{}{}", &first.name()[..1], first.name());
+            let mut args: Vec<&str> = doc.path.split(' ').collect();
+            args.push(&typo);
+            let (code, out, err) = arca(&args);
+            assert_eq!((code, out.as_str()), (1, ""), "arca {} {typo}", doc.path);
+            assert!(
+                err.contains(&format!("Did you mean \"{}\"?", first.name())),
+                "arca {} {typo}: {err}",
+                doc.path
+            );
+            // No subcommand at all: the parent's help, as a usage error.
+            let bare: Vec<&str> = doc.path.split(' ').collect();
+            let (code, _, err) = arca(&bare);
+            assert_eq!(code, 1, "arca {}", doc.path);
+            assert!(
+                err.starts_with(&format!("Usage: arca {}", doc.usage)),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_main_help_lists_every_top_level_command() {
+        let (code, out, _) = arca(&["-h"]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("Usage: arca <command> [args]\n\nCommon commands:\n"));
+        for doc in children(CATALOG, "") {
+            assert!(out.contains(&format!("    {}", doc.path)), "{}", doc.path);
+        }
+        let (code, _, err) = arca(&[]);
+        assert_eq!(code, 127);
+        assert!(err.starts_with("Usage: arca <command> [args]"));
     }
 }

@@ -340,8 +340,13 @@ fn get(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let (parsed, format, client) = setup(context, "kv list", args, 1)?;
-    let path = sanitize_path(&parsed.positionals[0]);
+    // With -mount the path may be left out: the mount's top level (as in Vault).
+    let parsed = catalog::parse("kv list", args)?;
+    let minimum = usize::from(parsed.value("mount").is_none());
+    expect_positionals(&parsed, minimum, 1).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let client = context.client(&parsed)?;
+    let path = sanitize_path(parsed.positionals.first().map_or("", String::as_str));
     let location = locate(&client, &parsed, &path)?;
     let full_path = format!("{}/", location.api_path("metadata").trim_end_matches('/'));
     let secret = client
