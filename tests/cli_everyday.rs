@@ -122,6 +122,26 @@ fn kv_versions_metadata_and_rollback() {
     operator.ok(&["kv", "put", "-mount=kv", "app", "password=one"]);
     operator.ok(&["kv", "put", "-mount=kv", "app", "password=two"]);
 
+    // kv patch merges into the latest version, by HTTP PATCH or by read-and-rewrite.
+    operator.ok(&["kv", "put", "-mount=kv", "merge", "a=1", "b=2"]);
+    let patched = operator.ok(&["kv", "patch", "-mount=kv", "merge", "b=3"]);
+    assert!(patched.contains("\nversion            2\n"), "{patched}");
+    operator.ok(&["kv", "patch", "-mount=kv", "-method=rw", "merge", "c=4"]);
+    let merged = operator
+        .run(&["kv", "get", "-mount=kv", "-format=json", "merge"])
+        .json();
+    assert_eq!(
+        merged["data"]["data"],
+        serde_json::json!({"a": "1", "b": "3", "c": "4"})
+    );
+    assert_eq!(
+        operator.fails(
+            &["kv", "patch", "-mount=kv", "-method=bogus", "merge", "d=5"],
+            1
+        ),
+        "Unsupported method provided to -method flag: bogus\n"
+    );
+
     // Rollback writes version 1's data as version 3, printed like `kv put`.
     let rolled = operator.ok(&["kv", "rollback", "-mount=kv", "-version=1", "app"]);
     assert!(

@@ -151,8 +151,8 @@ const CAS_FLAG: FlagSpec = value_flag(&["cas"]).example("int").default_value("-1
 const KV_PUT_FLAGS: &[FlagSpec] = &[CAS_FLAG];
 const KV_PATCH_FLAGS: &[FlagSpec] = &[
     CAS_FLAG,
-    value_flag(&["method"]).default_value("rw").usage(
-        "Specifies which method of patching to use. \"rw\" reads the current version, merges and writes it back with check-and-set; \"patch\" sends an HTTP PATCH request.",
+    value_flag(&["method"]).default_value("patch").usage(
+        "Specifies which method of patching to use. \"patch\" sends an HTTP PATCH request (a JSON merge patch); \"rw\" reads the current version, merges locally and writes it back with check-and-set.",
     ),
 ];
 const KV_GET_FLAGS: &[FlagSpec] = &[value_flag(&["version"])

@@ -247,32 +247,27 @@ fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Fa
                 "K/V engine mount must be version 2 for patch support".to_string(),
             ));
         }
-        // Read, merge, write back with check-and-set: works on any server that has
-        // KV v2, without relying on HTTP PATCH.
-        let current = client
-            .read(&full_path, &[])
-            .map_err(|error| remote(&prefix, error))?
-            .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
-        let current_data = current.data.unwrap_or_default();
-        let mut merged = current_data
-            .get("data")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        merged.extend(data);
-        let version = current_data
-            .get("metadata")
-            .and_then(|metadata| metadata.get("version"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        client.write(
-            &full_path,
-            Some(&json!({"data": merged, "options": {"cas": version}})),
-        )
+        match parsed.value("method").unwrap_or("patch") {
+            // Vault's default: an HTTP PATCH (a JSON merge patch of the data); a server
+            // without PATCH support (405) gets the read-modify-write below.
+            "patch" => match client.patch(&full_path, &body) {
+                Err(RequestError::Api(error)) if error.status == 405 => {
+                    patch_by_rewrite(&client, &full_path, data, &prefix)?
+                }
+                result => result.map_err(|error| remote(&prefix, error))?,
+            },
+            "rw" => patch_by_rewrite(&client, &full_path, data, &prefix)?,
+            other => {
+                return Err(Failure::Usage(format!(
+                    "Unsupported method provided to -method flag: {other}"
+                )));
+            }
+        }
     } else {
-        client.write(&full_path, Some(&body))
-    }
-    .map_err(|error| remote(&prefix, error))?;
+        client
+            .write(&full_path, Some(&body))
+            .map_err(|error| remote(&prefix, error))?
+    };
     let Some(secret) = secret else {
         if format == OutputFormat::Table {
             context.print(&format!("Success! Data written to: {full_path}"));
@@ -290,6 +285,38 @@ fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Fa
         _ => context.output_secret(format, &secret),
     }
     Ok(0)
+}
+
+/// `kv patch -method=rw`: read the latest version, merge the new keys in, and write it
+/// back with check-and-set on the version read, so a concurrent write is not lost.
+fn patch_by_rewrite(
+    client: &Client,
+    full_path: &str,
+    data: Map<String, Value>,
+    prefix: &str,
+) -> Result<Option<Secret>, Failure> {
+    let current = client
+        .read(full_path, &[])
+        .map_err(|error| remote(prefix, error))?
+        .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+    let current_data = current.data.unwrap_or_default();
+    let mut merged = current_data
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    merged.extend(data);
+    let version = current_data
+        .get("metadata")
+        .and_then(|metadata| metadata.get("version"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    client
+        .write(
+            full_path,
+            Some(&json!({"data": merged, "options": {"cas": version}})),
+        )
+        .map_err(|error| remote(prefix, error))
 }
 
 fn get(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
