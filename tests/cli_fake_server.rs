@@ -518,3 +518,88 @@ fn unwrap_prints_the_wrapped_secret() {
     let request = server.requests().pop().unwrap();
     assert_eq!(request.body, Some(json!({"token": "hvs.wrapping"})));
 }
+
+/// What the new commands put on the wire: `-header` values, the merge-patch content
+/// type of `kv metadata patch`, the bodies of `token capabilities` and `lease revoke`.
+#[test]
+fn headers_patches_and_capability_bodies_on_the_wire() {
+    let server = FakeServer::start(Box::new(|request: &Seen| {
+        let path = request.target.split('?').next().unwrap_or_default();
+        match (request.method.as_str(), path) {
+            ("GET", "/v1/sys/internal/ui/mounts/kv/app") => (
+                200,
+                json!({"data": {"path": "kv/", "type": "kv", "options": {"version": "2"}}})
+                    .to_string(),
+            ),
+            ("PATCH", "/v1/kv/metadata/app") | ("PUT", "/v1/sys/leases/revoke") => {
+                (204, String::new())
+            }
+            ("POST", "/v1/sys/capabilities-self") => (
+                200,
+                json!({"data": {"kv/data/app": ["update", "read"], "capabilities": ["update", "read"]}})
+                    .to_string(),
+            ),
+            _ => (404, r#"{"errors":[]}"#.to_string()),
+        }
+    }));
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| arca(&server.address, home.path(), args, "");
+
+    let patched = run(&[
+        "kv",
+        "metadata",
+        "patch",
+        "-mount=kv",
+        "-header=X-Team=blue",
+        "-max-versions=3",
+        "-custom-metadata=owner=ops",
+        "app",
+    ]);
+    assert_eq!(patched.status.code(), Some(0), "{}", text(&patched.stderr));
+    assert_eq!(
+        text(&patched.stdout),
+        "Success! Data written to: kv/metadata/app\n"
+    );
+    let capabilities = run(&["token", "capabilities", "kv/data/app"]);
+    assert_eq!(text(&capabilities.stdout), "read, update\n");
+    let revoked = run(&["lease", "revoke", "auth/token/create/abc"]);
+    assert_eq!(
+        text(&revoked.stdout),
+        "Success! Revoked lease: auth/token/create/abc\n"
+    );
+
+    let requests = server.requests();
+    let patch = requests
+        .iter()
+        .find(|request| request.method == "PATCH")
+        .expect("a PATCH request");
+    assert_eq!(
+        patch.headers["content-type"],
+        "application/merge-patch+json"
+    );
+    assert_eq!(patch.headers["x-team"], "blue");
+    assert_eq!(
+        patch.body,
+        Some(json!({"max_versions": 3, "custom_metadata": {"owner": "ops"}}))
+    );
+    // The preflight carries the header too; the capability check sends the path.
+    assert!(
+        requests
+            .iter()
+            .filter(|request| request.target.starts_with("/v1/sys/internal/ui/mounts/"))
+            .all(|request| request.headers.get("x-team").map(String::as_str) == Some("blue"))
+    );
+    let check = requests
+        .iter()
+        .find(|request| request.target == "/v1/sys/capabilities-self")
+        .unwrap();
+    assert_eq!(check.body, Some(json!({"paths": ["kv/data/app"]})));
+    let revoke = requests
+        .iter()
+        .find(|request| request.target == "/v1/sys/leases/revoke")
+        .unwrap();
+    assert_eq!(
+        revoke.body,
+        Some(json!({"lease_id": "auth/token/create/abc"}))
+    );
+}

@@ -705,6 +705,29 @@ fn readme_tour() {
             table(&[("password", "hunter2")])
         )
     );
+    // $ arca kv put -h
+    let help = lab.ok("arca kv put -h");
+    assert!(
+        help.starts_with("Usage: arca kv put [options] KEY [DATA]\n\n"),
+        "{help}"
+    );
+    for heading in [
+        "HTTP Options:",
+        "Output Options:",
+        "Common Options:",
+        "Command Options:",
+    ] {
+        assert!(help.contains(&format!("\n{heading}\n")), "{help}");
+    }
+    assert!(help.contains("\n  -cas=<int>\n"), "{help}");
+    // $ arca kv get -mount=kv -output-curl-string app
+    let address = &server.address;
+    assert_eq!(
+        lab.ok("arca kv get -mount=kv -output-curl-string app"),
+        format!(
+            "curl -H \"X-Vault-Request: true\" -H \"X-Vault-Token: $(arca print token)\" {address}/v1/kv/data/app\n"
+        )
+    );
     // $ arca status
     let status = lab.ok("arca status");
     let rows = table_rows(&status);

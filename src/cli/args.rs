@@ -12,17 +12,58 @@ pub enum FlagKind {
     Value,
 }
 
-/// One flag a command accepts: its names (the first is canonical) and kind.
+/// One flag a command accepts: its names (the first is canonical), its kind, and what
+/// `-h` says about it. The parser and the help text read the same value, so a flag
+/// cannot be accepted without being documented, nor documented without being accepted.
 #[derive(Debug, Clone, Copy)]
 pub struct FlagSpec {
     pub names: &'static [&'static str],
     pub kind: FlagKind,
+    /// The placeholder in `-name=<example>` (`string`, `int`, `duration`, ...); empty for
+    /// a boolean, which is shown as a bare `-name`.
+    pub example: &'static str,
+    /// What the command does without the flag, as help prints it; empty when there is
+    /// nothing to say (an optional value with no default).
+    pub default: &'static str,
+    /// The environment variable that sets the flag when it is absent, if any.
+    pub environment: &'static str,
+    /// One or more sentences for `-h`.
+    pub usage: &'static str,
+}
+
+impl FlagSpec {
+    pub const fn example(self, example: &'static str) -> FlagSpec {
+        FlagSpec { example, ..self }
+    }
+
+    pub const fn default_value(self, default: &'static str) -> FlagSpec {
+        FlagSpec { default, ..self }
+    }
+
+    pub const fn environment(self, environment: &'static str) -> FlagSpec {
+        FlagSpec {
+            environment,
+            ..self
+        }
+    }
+
+    pub const fn usage(self, usage: &'static str) -> FlagSpec {
+        FlagSpec { usage, ..self }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.names[0]
+    }
 }
 
 pub const fn value_flag(names: &'static [&'static str]) -> FlagSpec {
     FlagSpec {
         names,
         kind: FlagKind::Value,
+        example: "string",
+        default: "",
+        environment: "",
+        usage: "",
     }
 }
 
@@ -30,19 +71,67 @@ pub const fn bool_flag(names: &'static [&'static str]) -> FlagSpec {
     FlagSpec {
         names,
         kind: FlagKind::Bool,
+        example: "",
+        default: "false",
+        environment: "",
+        usage: "",
     }
 }
 
-/// Flags every command that talks to a server accepts.
+/// Flags shown together under one heading in `-h` ("HTTP Options", "Output Options", ...).
+#[derive(Debug, Clone, Copy)]
+pub struct FlagGroup {
+    pub title: &'static str,
+    pub flags: &'static [FlagSpec],
+}
+
+/// Flags every command that talks to a server accepts ("HTTP Options" in Vault's help).
 pub const HTTP_FLAGS: &[FlagSpec] = &[
-    value_flag(&["address"]),
-    value_flag(&["format"]),
-    value_flag(&["namespace", "ns"]),
-    value_flag(&["ca-cert"]),
-    value_flag(&["wrap-ttl"]),
-    bool_flag(&["tls-skip-verify"]),
-    bool_flag(&["non-interactive"]),
+    value_flag(&["address"])
+        .default_value("https://127.0.0.1:8200")
+        .environment("VAULT_ADDR")
+        .usage("Address of the Arca server."),
+    value_flag(&["ca-cert"])
+        .environment("VAULT_CACERT")
+        .usage("Path on the local disk to a single PEM-encoded CA certificate to verify the server's SSL certificate."),
+    value_flag(&["header"])
+        .example("key=value")
+        .usage("Key-value pair provided as key=value to provide http header added to any request done by the CLI. Trying to add headers starting with 'X-Vault-' is forbidden and will make the command fail. This can be specified multiple times."),
+    value_flag(&["namespace", "ns"])
+        .environment("VAULT_NAMESPACE")
+        .usage("The namespace to use for the command. Setting this is not necessary but allows using relative paths."),
+    bool_flag(&["non-interactive"])
+        .usage("When set true, prevents asking the user for input via the terminal."),
+    bool_flag(&["output-curl-string"])
+        .usage("Instead of executing the request, print an equivalent cURL command string and exit."),
+    bool_flag(&["output-policy"])
+        .usage("Instead of executing the request, print an example HCL policy that would be required to run this command, and exit."),
+    bool_flag(&["tls-skip-verify"])
+        .environment("VAULT_SKIP_VERIFY")
+        .usage("Disable verification of TLS certificates. Using this option is highly discouraged as it decreases the security of data transmissions to and from the Arca server."),
+    value_flag(&["wrap-ttl"])
+        .example("duration")
+        .environment("VAULT_WRAP_TTL")
+        .usage("Wraps the response in a cubbyhole token with the requested TTL. The response is available via the \"arca unwrap\" command. The TTL is specified as a numeric string with suffix like \"30s\" or \"5m\"."),
 ];
+
+/// `-format` ("Output Options" in Vault's help).
+pub const FORMAT_FLAG: FlagSpec = value_flag(&["format"])
+    .default_value("table")
+    .environment("VAULT_FORMAT")
+    .usage(
+        "Print the output in the given format. Valid formats are \"table\", \"json\" or \"yaml\".",
+    );
+
+/// `-field`, for commands that print a secret.
+pub const FIELD_FLAG: FlagSpec = value_flag(&["field"]).usage("Print only the field with the given name. Specifying this option will take precedence over other formatting directives. The result will not have a trailing newline making it ideal for piping to other processes.");
+
+/// `-detailed`, for commands that list.
+pub const DETAILED_FLAG: FlagSpec = bool_flag(&["detailed"])
+    .usage("Print detailed information such as the keys' metadata alongside each entry.");
+
+pub const OUTPUT_FLAGS: &[FlagSpec] = &[FORMAT_FLAG];
+pub const OUTPUT_FIELD_FLAGS: &[FlagSpec] = &[FIELD_FLAG, FORMAT_FLAG];
 
 /// The result of parsing: flag values by canonical name, and the positionals in order.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -168,7 +257,7 @@ mod tests {
     }
 
     fn parse(items: &[&str]) -> Result<ParsedArgs, String> {
-        parse_args(&strings(items), &[HTTP_FLAGS, WRITE_FLAGS])
+        parse_args(&strings(items), &[HTTP_FLAGS, OUTPUT_FLAGS, WRITE_FLAGS])
     }
 
     #[test]
@@ -244,7 +333,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn arbitrary_arguments_never_panic(args in proptest::collection::vec("(-{0,3})[a-z=\\-]{0,8}|\\PC{0,12}", 0..8)) {
-            let _ = parse_args(&args, &[HTTP_FLAGS, WRITE_FLAGS]);
+            let _ = parse_args(&args, &[HTTP_FLAGS, OUTPUT_FLAGS, WRITE_FLAGS]);
         }
     }
 

@@ -13,6 +13,7 @@ pub enum Method {
     Get,
     Put,
     Post,
+    Patch,
     Delete,
     List,
 }
@@ -23,9 +24,30 @@ impl Method {
             Method::Get | Method::List => reqwest::Method::GET,
             Method::Put => reqwest::Method::PUT,
             Method::Post => reqwest::Method::POST,
+            Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         }
     }
+
+    /// The capabilities a policy must grant for this method (Vault's `-output-policy`).
+    fn capabilities(self) -> &'static [&'static str] {
+        match self {
+            Method::Get => &["read"],
+            Method::Put | Method::Post => &["create", "update"],
+            Method::Patch => &["patch"],
+            Method::Delete => &["delete"],
+            Method::List => &["list"],
+        }
+    }
+}
+
+/// Whether requests are sent, or only described (`-output-curl-string`, `-output-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    #[default]
+    Send,
+    CurlString,
+    Policy,
 }
 
 /// Everything needed to build a client, resolved from flags and the environment.
@@ -40,6 +62,11 @@ pub struct ClientConfig {
     /// Retries after the first attempt (`VAULT_MAX_RETRIES`, default 2).
     pub retries_max: u32,
     pub timeout: Duration,
+    /// Extra headers from `-header` (never `X-Vault-*`: the CLI sets those itself).
+    pub headers: Vec<(String, String)>,
+    pub output_mode: OutputMode,
+    /// For the curl string: the `-ca-cert` path, as given.
+    pub ca_cert_path: Option<String>,
 }
 
 /// Vault's client waits between 1 and 1.5 s before a retry; a fixed second keeps the
@@ -85,13 +112,17 @@ pub enum RequestError {
     Api(ApiError),
     #[error("{0}")]
     Transport(String),
+    /// Not an error: the request was described instead of sent (`-output-curl-string`,
+    /// `-output-policy`); the text is what the command prints.
+    #[error("{0}")]
+    Described(String),
 }
 
 impl RequestError {
     pub fn status(&self) -> Option<u16> {
         match self {
             RequestError::Api(error) => Some(error.status),
-            RequestError::Transport(_) => None,
+            RequestError::Transport(_) | RequestError::Described(_) => None,
         }
     }
 }
@@ -109,6 +140,7 @@ impl Response {
     }
 }
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::blocking::Client,
     config: ClientConfig,
@@ -135,6 +167,16 @@ impl Client {
 
     pub fn address(&self) -> &str {
         &self.config.address
+    }
+
+    /// A client that really sends, without response wrapping: for the lookups a command
+    /// makes before its own request (the `kv` mount preflight), which Vault also sends
+    /// when only the command's request is to be described or wrapped.
+    pub fn for_preflight(&self) -> Client {
+        let mut preflight = self.clone();
+        preflight.config.output_mode = OutputMode::Send;
+        preflight.config.wrap_ttl = None;
+        preflight
     }
 
     pub fn set_token(&mut self, token: Option<String>) {
@@ -170,6 +212,17 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Response, RequestError> {
         let url = self.url(method, path, query);
+        match self.config.output_mode {
+            OutputMode::Send => {}
+            OutputMode::CurlString => {
+                return Err(RequestError::Described(
+                    self.curl_string(method, &url, body),
+                ));
+            }
+            OutputMode::Policy => {
+                return Err(RequestError::Described(policy_for(method, path)));
+            }
+        }
         let mut attempt = 0;
         loop {
             let result = self.send_once(method, &url, body);
@@ -178,7 +231,7 @@ impl Client {
                 Err(RequestError::Api(error)) => {
                     error.status == 412 || (error.status >= 500 && error.status != 501)
                 }
-                Ok(_) => false,
+                Ok(_) | Err(RequestError::Described(_)) => false,
             };
             if !retry || attempt >= self.config.retries_max {
                 return result;
@@ -188,33 +241,74 @@ impl Client {
         }
     }
 
-    fn send_once(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<Response, RequestError> {
-        let mut request = self
-            .http
-            .request(method.http(), url)
-            .header("X-Vault-Request", "true");
+    /// Every header a request carries besides `Content-Type`, in a fixed order.
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![("X-Vault-Request".to_string(), "true".to_string())];
         if let Some(token) = self
             .config
             .token
             .as_deref()
             .filter(|token| !token.is_empty())
         {
-            request = request.header("X-Vault-Token", token);
+            headers.push(("X-Vault-Token".to_string(), token.to_string()));
         }
         if let Some(namespace) = &self.config.namespace {
-            request = request.header("X-Vault-Namespace", namespace);
+            headers.push(("X-Vault-Namespace".to_string(), namespace.clone()));
         }
         if let Some(wrap_ttl) = &self.config.wrap_ttl {
-            request = request.header("X-Vault-Wrap-TTL", wrap_ttl);
+            headers.push(("X-Vault-Wrap-TTL".to_string(), wrap_ttl.clone()));
+        }
+        headers.extend(self.config.headers.iter().cloned());
+        headers
+    }
+
+    /// Vault's `-output-curl-string`: the request as a curl command line, with the
+    /// token replaced by `$(arca print token)` so the line can be shared.
+    pub fn curl_string(&self, method: Method, url: &str, body: Option<&Value>) -> String {
+        let mut line = String::from("curl ");
+        if self.config.skip_verify {
+            line.push_str("--insecure ");
+        }
+        if method.http() != reqwest::Method::GET {
+            line.push_str(&format!("-X {} ", method.http()));
+        }
+        if let Some(path) = &self.config.ca_cert_path {
+            line.push_str(&format!("--cacert {} ", shell_single_quoted(path)));
+        }
+        for (name, value) in self.headers() {
+            let value = if name == "X-Vault-Token" {
+                "$(arca print token)".to_string()
+            } else {
+                value
+            };
+            line.push_str(&format!("-H \"{name}: {value}\" "));
         }
         if let Some(body) = body {
+            let text = serde_json::to_string(body).unwrap_or_default();
+            line.push_str(&format!("-d {} ", shell_single_quoted(&text)));
+        }
+        line.push_str(url);
+        line
+    }
+
+    fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, RequestError> {
+        let mut request = self.http.request(method.http(), url);
+        for (name, value) in self.headers() {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            let content_type = if method == Method::Patch {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
             request = request
-                .header("Content-Type", "application/json")
+                .header("Content-Type", content_type)
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
         let go_method = go_method_name(method);
@@ -292,6 +386,12 @@ impl Client {
             .map(|response| response.secret())
     }
 
+    /// `PATCH` with a JSON merge patch (Vault's `JSONMergePatch`).
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Option<Secret>, RequestError> {
+        self.send(Method::Patch, path, &[], Some(body))
+            .map(|response| response.secret())
+    }
+
     pub fn delete(&self, path: &str) -> Result<Option<Secret>, RequestError> {
         self.send(Method::Delete, path, &[], None)
             .map(|response| response.secret())
@@ -304,8 +404,64 @@ fn go_method_name(method: Method) -> &'static str {
         Method::Get | Method::List => "Get",
         Method::Put => "Put",
         Method::Post => "Post",
+        Method::Patch => "Patch",
         Method::Delete => "Delete",
     }
+}
+
+/// `'text'` for a POSIX shell, with embedded single quotes closed, escaped and reopened.
+fn shell_single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\"'\"'"))
+}
+
+/// Paths that need `sudo` as well (Vault's client-side list of root-protected paths),
+/// as prefixes; an entry ending in `/` covers everything below it.
+const SUDO_PATH_PREFIXES: &[&str] = &[
+    "auth/token/accessors/",
+    "auth/token/revoke-orphan",
+    "sys/audit",
+    "sys/auth/",
+    "sys/config/auditing/request-headers",
+    "sys/config/cors",
+    "sys/config/ui/headers",
+    "sys/leases/lookup/",
+    "sys/leases/revoke-force/",
+    "sys/leases/revoke-prefix/",
+    "sys/raw",
+    "sys/remount",
+    "sys/revoke-force/",
+    "sys/revoke-prefix/",
+    "sys/rotate",
+    "sys/seal",
+    "sys/step-down",
+    "sys/storage/raft/remove-peer",
+];
+
+fn is_sudo_path(path: &str) -> bool {
+    SUDO_PATH_PREFIXES.iter().any(|prefix| {
+        path == prefix.trim_end_matches('/')
+            || (prefix.ends_with('/') && path.starts_with(prefix))
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// Vault's `-output-policy`: the smallest policy that allows the request.
+pub fn policy_for(method: Method, path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    let mut capabilities: Vec<&str> = method.capabilities().to_vec();
+    if is_sudo_path(path) {
+        capabilities.push("sudo");
+    }
+    let quoted: Vec<String> = capabilities
+        .iter()
+        .map(|capability| format!("\"{capability}\""))
+        .collect();
+    format!(
+        "path \"{path}\" {{\n  capabilities = [{}]\n}}",
+        quoted.join(", ")
+    )
 }
 
 /// The innermost cause of a transport error ("Connection refused (os error 111)",
@@ -352,6 +508,74 @@ mod tests {
         );
     }
 
+    fn client(mode: OutputMode) -> Client {
+        Client::new(ClientConfig {
+            address: "http://127.0.0.1:8200".to_string(),
+            token: Some("hvs.secret".to_string()),
+            namespace: None,
+            wrap_ttl: Some("5m".to_string()),
+            ca_cert_pem: None,
+            skip_verify: false,
+            retries_max: 0,
+            timeout: Duration::from_secs(1),
+            headers: vec![("X-Team".to_string(), "blue".to_string())],
+            output_mode: mode,
+            ca_cert_path: Some("/tmp/it's.pem".to_string()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_described_request_is_a_curl_line_without_the_token() {
+        let error = client(OutputMode::CurlString)
+            .write(
+                "secret/data/a",
+                Some(&serde_json::json!({"data": {"k": "it's"}})),
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "curl -X PUT --cacert '/tmp/it'\"'\"'s.pem' -H \"X-Vault-Request: true\" -H \"X-Vault-Token: $(arca print token)\" -H \"X-Vault-Wrap-TTL: 5m\" -H \"X-Team: blue\" -d '{\"data\":{\"k\":\"it'\"'\"'s\"}}' http://127.0.0.1:8200/v1/secret/data/a"
+        );
+        let list = client(OutputMode::CurlString)
+            .list("secret/metadata/")
+            .unwrap_err();
+        assert!(
+            list.to_string()
+                .ends_with(" http://127.0.0.1:8200/v1/secret/metadata/?list=true")
+        );
+        assert!(!list.to_string().contains("-X "));
+    }
+
+    #[test]
+    fn a_policy_names_the_capabilities_and_sudo() {
+        assert_eq!(
+            client(OutputMode::Policy)
+                .read("secret/data/a", &[])
+                .unwrap_err()
+                .to_string(),
+            "path \"secret/data/a\" {\n  capabilities = [\"read\"]\n}"
+        );
+        assert_eq!(
+            policy_for(Method::Put, "sys/rotate"),
+            "path \"sys/rotate\" {\n  capabilities = [\"create\", \"update\", \"sudo\"]\n}"
+        );
+        assert_eq!(
+            policy_for(Method::List, "sys/auditx"),
+            "path \"sys/auditx\" {\n  capabilities = [\"list\"]\n}"
+        );
+        assert!(policy_for(Method::Put, "sys/audit/file").contains("\"sudo\""));
+        assert!(policy_for(Method::Post, "sys/auth/userpass/tune").contains("\"sudo\""));
+        // The preflight really sends, whatever the command's mode.
+        assert_eq!(
+            client(OutputMode::Policy)
+                .for_preflight()
+                .config
+                .output_mode,
+            OutputMode::Send
+        );
+    }
+
     #[test]
     fn list_becomes_get_with_a_query() {
         let client = Client::new(ClientConfig {
@@ -363,6 +587,9 @@ mod tests {
             skip_verify: false,
             retries_max: 0,
             timeout: Duration::from_secs(1),
+            headers: Vec::new(),
+            output_mode: OutputMode::Send,
+            ca_cert_path: None,
         })
         .unwrap();
         assert_eq!(

@@ -225,6 +225,31 @@ pub fn wrap_with_padding(text: &str, padding: usize) -> String {
         .join("\n")
 }
 
+/// Go's `time.RFC822` layout (`02 Jan 06 15:04 UTC`) for an RFC 3339 UTC time such as
+/// `2026-12-02T05:51:10.123Z`; `None` for anything else (the caller shows it as given).
+pub fn rfc822_utc(rfc3339: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = rfc3339.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date_parts = date.split('-');
+    let year = date_parts.next()?;
+    let month: usize = date_parts.next()?.parse().ok()?;
+    let day = date_parts.next()?;
+    let mut time_parts = time.split(':');
+    let hour = time_parts.next()?;
+    let minute = time_parts.next()?;
+    let month_name = MONTHS.get(month.checked_sub(1)?)?;
+    if year.len() != 4 || day.len() != 2 || hour.len() != 2 || minute.len() != 2 {
+        return None;
+    }
+    Some(format!(
+        "{day} {month_name} {} {hour}:{minute} UTC",
+        &year[2..]
+    ))
+}
+
 /// The warnings block Vault prints (to stderr) before a secret's table.
 pub fn warnings_block(warnings: &[String]) -> String {
     let mut text = String::from("WARNING! The following warnings were returned from Vault:\n\n");
@@ -251,6 +276,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn rfc822_is_gos_layout() {
+        assert_eq!(
+            rfc822_utc("2017-01-01T12:30:59.123Z").as_deref(),
+            Some("01 Jan 17 12:30 UTC")
+        );
+        assert_eq!(
+            rfc822_utc("2026-12-02T05:51:10Z").as_deref(),
+            Some("02 Dec 26 05:51 UTC")
+        );
+        assert_eq!(rfc822_utc("2026-13-02T05:51:10Z"), None);
+        assert_eq!(rfc822_utc("yesterday"), None);
+    }
 
     #[test]
     fn secrets_list_table_matches_vault() {

@@ -56,6 +56,11 @@ pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
     read_bounded(file, &origin)
 }
 
+/// Replace a file's contents (its permissions are kept, as `policy fmt` needs).
+pub fn write_file(path: &str, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|error| format!("error writing file {path}: {error}"))
+}
+
 pub fn read_stdin() -> Result<String, String> {
     into_text(read_bounded(std::io::stdin().lock(), "stdin")?, "stdin")
 }

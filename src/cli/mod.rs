@@ -10,9 +10,11 @@ pub mod client;
 mod commands;
 pub mod data_args;
 pub mod format;
+pub mod help;
 mod local;
 pub mod seal_status;
 pub mod secret;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,7 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use self::args::{ParsedArgs, parse_go_bool};
-use self::client::{Client, ClientConfig, RequestError};
+use self::client::{Client, ClientConfig, OutputMode, RequestError};
 use self::format::{go_json, warnings_block};
 use self::secret::Secret;
 
@@ -40,6 +42,9 @@ pub enum Failure {
     Local(String),
     /// The server refused or could not be reached (exit 2).
     Remote(String),
+    /// Not a failure: the request was printed instead of sent (`-output-curl-string`,
+    /// `-output-policy`); the text goes to stdout and the exit code is 0, as in Vault.
+    Described(String),
 }
 
 impl Failure {
@@ -47,12 +52,16 @@ impl Failure {
         match self {
             Failure::Usage(_) | Failure::Local(_) => 1,
             Failure::Remote(_) => 2,
+            Failure::Described(_) => 0,
         }
     }
 
     fn message(&self) -> &str {
         match self {
-            Failure::Usage(message) | Failure::Local(message) | Failure::Remote(message) => message,
+            Failure::Usage(message)
+            | Failure::Local(message)
+            | Failure::Remote(message)
+            | Failure::Described(message) => message,
         }
     }
 }
@@ -60,7 +69,50 @@ impl Failure {
 /// Wrap a request error with the command's own prefix, as Vault does
 /// (`Error writing data to PATH: ...`).
 pub fn remote(prefix: &str, error: RequestError) -> Failure {
-    Failure::Remote(format!("{prefix}: {error}"))
+    match error {
+        RequestError::Described(text) => Failure::Described(text),
+        error => Failure::Remote(format!("{prefix}: {error}")),
+    }
+}
+
+/// Like [`remote`], for the few commands whose request errors Vault counts as local
+/// (exit 1): reading the seal status, for one.
+pub fn local_request(prefix: &str, error: RequestError) -> Failure {
+    match error {
+        RequestError::Described(text) => Failure::Described(text),
+        error => Failure::Local(format!("{prefix}: {error}")),
+    }
+}
+
+/// `-header key=value` values as header pairs. Vault refuses `X-Vault-*` names: the CLI
+/// sets those itself and a second value would be ambiguous.
+pub fn parse_headers(values: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    values
+        .iter()
+        .map(|pair| {
+            let Some((name, value)) = pair.split_once('=') else {
+                return Err(Failure::Usage(format!(
+                    "invalid value {pair:?} for flag -header: format must be key=value"
+                )));
+            };
+            let name = name.trim();
+            let valid_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+            if !valid_name {
+                return Err(Failure::Usage(format!(
+                    "invalid value {pair:?} for flag -header: {name:?} is not a header name"
+                )));
+            }
+            if name.to_ascii_lowercase().starts_with("x-vault-") {
+                return Err(Failure::Usage(format!(
+                    "invalid value {pair:?} for flag -header: headers starting with \"X-Vault-\" are set by the CLI itself"
+                )));
+            }
+            Ok((name.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 /// The output format chosen with `-format` or `VAULT_FORMAT`.
@@ -68,6 +120,7 @@ pub fn remote(prefix: &str, error: RequestError) -> Failure {
 pub enum OutputFormat {
     Table,
     Json,
+    Yaml,
 }
 
 /// What every command gets: the environment and the two output streams.
@@ -84,6 +137,16 @@ impl Context<'_> {
             .iter()
             .find_map(|name| self.env.get(*name).filter(|value| !value.is_empty()))
             .cloned()
+    }
+
+    /// Whether the user may be asked for input: not with `-non-interactive`.
+    pub fn may_prompt(&self, parsed: &ParsedArgs) -> Result<(), Failure> {
+        if parsed.flag("non-interactive") {
+            return Err(Failure::Usage(
+                "Input is needed but -non-interactive was given: pass the value as an argument or on stdin (\"-\")".to_string(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn home(&self) -> Option<&str> {
@@ -107,6 +170,7 @@ impl Context<'_> {
         match chosen.to_ascii_lowercase().as_str() {
             "table" => Ok(OutputFormat::Table),
             "json" => Ok(OutputFormat::Json),
+            "yaml" | "yml" => Ok(OutputFormat::Yaml),
             other => Err(Failure::Usage(format!("Invalid output format: {other}"))),
         }
     }
@@ -125,9 +189,16 @@ impl Context<'_> {
             .value("ca-cert")
             .map(str::to_string)
             .or_else(|| self.env_var(&["ARCA_CACERT", "VAULT_CACERT"]));
-        let ca_cert_pem = match ca_cert_path {
-            Some(path) => Some(local::read_file_bytes(&path).map_err(Failure::Local)?),
+        let ca_cert_pem = match &ca_cert_path {
+            Some(path) => Some(local::read_file_bytes(path).map_err(Failure::Local)?),
             None => None,
+        };
+        let output_mode = if parsed.flag("output-curl-string") {
+            OutputMode::CurlString
+        } else if parsed.flag("output-policy") {
+            OutputMode::Policy
+        } else {
+            OutputMode::Send
         };
         let skip_verify = parsed.flag("tls-skip-verify")
             || self
@@ -163,6 +234,9 @@ impl Context<'_> {
             skip_verify,
             retries_max,
             timeout,
+            headers: parse_headers(parsed.values("header"))?,
+            output_mode,
+            ca_cert_path,
         })
         .map_err(Failure::Local)
     }
@@ -170,7 +244,7 @@ impl Context<'_> {
     /// Vault's `OutputSecret`: warnings (stderr) then the table, or the JSON envelope.
     pub fn output_secret(&mut self, format: OutputFormat, secret: &Secret) {
         match format {
-            OutputFormat::Json => self.print(&go_json(secret)),
+            OutputFormat::Json | OutputFormat::Yaml => self.output_data(format, secret),
             OutputFormat::Table => {
                 if !secret.warnings().is_empty() {
                     let _ = write!(self.err, "{}", warnings_block(secret.warnings()));
@@ -182,9 +256,13 @@ impl Context<'_> {
         }
     }
 
-    /// Vault's `OutputData` for JSON: the value, indented like Go.
-    pub fn output_json<T: Serialize + ?Sized>(&mut self, value: &T) {
-        self.print(&go_json(value));
+    /// Vault's `OutputData` for the structured formats: JSON indented like Go, or YAML.
+    /// A table has no generic form; callers print their own and never pass it here.
+    pub fn output_data<T: Serialize + ?Sized>(&mut self, format: OutputFormat, value: &T) {
+        match format {
+            OutputFormat::Yaml => self.print(yaml::to_yaml(value).trim_end()),
+            OutputFormat::Json | OutputFormat::Table => self.print(&go_json(value)),
+        }
     }
 
     /// Vault's `PrintRawField`: one value, with no trailing newline when piped.
@@ -200,14 +278,14 @@ impl Context<'_> {
             )));
         };
         match format {
-            OutputFormat::Json => {
+            OutputFormat::Json | OutputFormat::Yaml => {
                 let raw = secret
                     .data
                     .as_ref()
                     .and_then(|data| data.get(field))
                     .cloned()
                     .unwrap_or(serde_json::Value::String(value));
-                self.output_json(&raw);
+                self.output_data(format, &raw);
             }
             OutputFormat::Table => {
                 if local::stdout_is_terminal() {
@@ -231,6 +309,10 @@ pub fn run(
     let mut context = Context { env, out, err };
     match commands::dispatch(&mut context, args) {
         Ok(code) => code,
+        Err(Failure::Described(text)) => {
+            context.print(&text);
+            0
+        }
         Err(failure) => {
             context.print_error(failure.message());
             failure.exit_code()
@@ -242,7 +324,7 @@ pub fn run(
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    if args.first().map(String::as_str) == Some("server") {
+    if args.first().map(String::as_str) == Some("server") && !commands::asks_for_help(&args) {
         return match commands::server_args(&args[1..], &env) {
             Ok(server_args) => crate::server::launch(server_args),
             Err(failure) => {

@@ -87,6 +87,15 @@ impl LogicalCore {
                 self.core()?.seal().await;
                 Ok(None)
             }
+            (["step-down"], Operation::Create | Operation::Update) => {
+                // On a standby the request was forwarded: this runs on the active node.
+                self.core()?
+                    .cluster()
+                    .step_down()
+                    .await
+                    .map_err(LogicalError::Internal)?;
+                Ok(None)
+            }
             (["key-status"], Operation::Read) => {
                 let (term, install_time) = self.barrier().with_keyring(|keyring| {
                     let active = keyring.active();

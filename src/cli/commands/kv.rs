@@ -1,4 +1,5 @@
-//! `kv put|get|list|delete|undelete|destroy|patch|metadata`: the key/value helper that
+//! `kv put|get|list|delete|undelete|destroy|patch|rollback|enable-versioning|metadata`:
+//! the key/value helper that
 //! hides KV v2's `data/`, `metadata/`, ... prefixes, as Vault's `kv` commands do.
 //!
 //! The mount and its version come from `sys/internal/ui/mounts/PATH` (Vault's
@@ -6,25 +7,15 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::args::{
-    FlagSpec, HTTP_FLAGS, ParsedArgs, expect_positionals, parse_args, value_flag,
-};
+use super::super::args::{ParsedArgs, expect_positionals};
 use super::super::client::{Client, Method, RequestError};
 use super::super::data_args::parse_data;
 use super::super::format::key_value_table;
 use super::super::local::LocalData;
 use super::super::secret::{Secret, data_cell};
 use super::super::{Context, Failure, OutputFormat, remote};
+use super::catalog;
 use super::logical::{list_keys, output_list, sanitize_path};
-
-const KV_FLAGS: &[FlagSpec] = &[
-    value_flag(&["mount"]),
-    value_flag(&["field"]),
-    value_flag(&["cas"]),
-    value_flag(&["version"]),
-    value_flag(&["versions"]),
-    value_flag(&["method"]),
-];
 
 /// Where a key lives: its mount (with trailing slash), its path inside the mount, and
 /// the engine version.
@@ -118,6 +109,7 @@ fn mount_version_2(mount: &Value) -> bool {
 
 /// Find the mount and version for `path` (or for `-mount` + `path`).
 fn locate(client: &Client, parsed: &ParsedArgs, path: &str) -> Result<KvLocation, Failure> {
+    let client = &client.for_preflight();
     let (lookup, explicit_mount) = match parsed.value("mount") {
         Some(mount) => (format!("{}/{}", mount.trim_matches('/'), path), Some(mount)),
         None => (path.to_string(), None),
@@ -195,9 +187,7 @@ fn versions(parsed: &ParsedArgs) -> Result<Vec<u64>, Failure> {
 
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca kv <subcommand> [options] [args]\n\nSubcommands: delete, destroy, get, list, metadata, patch, put, undelete".to_string(),
-        ));
+        return Err(catalog::unknown("kv", None));
     };
     match subcommand.as_str() {
         "put" => put(context, rest, false),
@@ -207,25 +197,30 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "delete" => delete(context, rest),
         "undelete" => versions_command(context, rest, "undelete"),
         "destroy" => versions_command(context, rest, "destroy"),
+        "rollback" => rollback(context, rest),
+        "enable-versioning" => enable_versioning(context, rest),
         "metadata" => metadata(context, rest),
-        other => Err(Failure::Usage(format!("Unknown kv subcommand: {other}"))),
+        other => Err(catalog::unknown("kv", Some(other))),
     }
 }
 
+/// Parse `args` as the command at `path`, which takes one KEY (and, for writes, data).
 fn setup(
     context: &Context<'_>,
+    path: &str,
     args: &[String],
-    minimum: usize,
+    maximum: usize,
 ) -> Result<(ParsedArgs, OutputFormat, Client), Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, KV_FLAGS]).map_err(Failure::Usage)?;
-    expect_positionals(&parsed, minimum, usize::MAX).map_err(Failure::Usage)?;
+    let parsed = catalog::parse(path, args)?;
+    expect_positionals(&parsed, 1, maximum).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
     Ok((parsed, format, client))
 }
 
 fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Failure> {
-    let (parsed, format, client) = setup(context, args, 1)?;
+    let command = if patch { "kv patch" } else { "kv put" };
+    let (parsed, format, client) = setup(context, command, args, usize::MAX)?;
     let path = sanitize_path(&parsed.positionals[0]);
     let data = parse_data(&parsed.positionals[1..], &mut LocalData)
         .map_err(|why| Failure::Usage(format!("Failed to parse K=V data: {why}")))?;
@@ -252,32 +247,27 @@ fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Fa
                 "K/V engine mount must be version 2 for patch support".to_string(),
             ));
         }
-        // Read, merge, write back with check-and-set: works on any server that has
-        // KV v2, without relying on HTTP PATCH.
-        let current = client
-            .read(&full_path, &[])
-            .map_err(|error| remote(&prefix, error))?
-            .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
-        let current_data = current.data.unwrap_or_default();
-        let mut merged = current_data
-            .get("data")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        merged.extend(data);
-        let version = current_data
-            .get("metadata")
-            .and_then(|metadata| metadata.get("version"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        client.write(
-            &full_path,
-            Some(&json!({"data": merged, "options": {"cas": version}})),
-        )
+        match parsed.value("method").unwrap_or("patch") {
+            // Vault's default: an HTTP PATCH (a JSON merge patch of the data); a server
+            // without PATCH support (405) gets the read-modify-write below.
+            "patch" => match client.patch(&full_path, &body) {
+                Err(RequestError::Api(error)) if error.status == 405 => {
+                    patch_by_rewrite(&client, &full_path, data, &prefix)?
+                }
+                result => result.map_err(|error| remote(&prefix, error))?,
+            },
+            "rw" => patch_by_rewrite(&client, &full_path, data, &prefix)?,
+            other => {
+                return Err(Failure::Usage(format!(
+                    "Unsupported method provided to -method flag: {other}"
+                )));
+            }
+        }
     } else {
-        client.write(&full_path, Some(&body))
-    }
-    .map_err(|error| remote(&prefix, error))?;
+        client
+            .write(&full_path, Some(&body))
+            .map_err(|error| remote(&prefix, error))?
+    };
     let Some(secret) = secret else {
         if format == OutputFormat::Table {
             context.print(&format!("Success! Data written to: {full_path}"));
@@ -297,8 +287,40 @@ fn put(context: &mut Context<'_>, args: &[String], patch: bool) -> Result<u8, Fa
     Ok(0)
 }
 
+/// `kv patch -method=rw`: read the latest version, merge the new keys in, and write it
+/// back with check-and-set on the version read, so a concurrent write is not lost.
+fn patch_by_rewrite(
+    client: &Client,
+    full_path: &str,
+    data: Map<String, Value>,
+    prefix: &str,
+) -> Result<Option<Secret>, Failure> {
+    let current = client
+        .read(full_path, &[])
+        .map_err(|error| remote(prefix, error))?
+        .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
+    let current_data = current.data.unwrap_or_default();
+    let mut merged = current_data
+        .get("data")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    merged.extend(data);
+    let version = current_data
+        .get("metadata")
+        .and_then(|metadata| metadata.get("version"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    client
+        .write(
+            full_path,
+            Some(&json!({"data": merged, "options": {"cas": version}})),
+        )
+        .map_err(|error| remote(prefix, error))
+}
+
 fn get(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let (parsed, format, client) = setup(context, args, 1)?;
+    let (parsed, format, client) = setup(context, "kv get", args, 1)?;
     let path = sanitize_path(&parsed.positionals[0]);
     let location = locate(&client, &parsed, &path)?;
     let full_path = location.api_path("data");
@@ -345,8 +367,13 @@ fn get(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let (parsed, format, client) = setup(context, args, 1)?;
-    let path = sanitize_path(&parsed.positionals[0]);
+    // With -mount the path may be left out: the mount's top level (as in Vault).
+    let parsed = catalog::parse("kv list", args)?;
+    let minimum = usize::from(parsed.value("mount").is_none());
+    expect_positionals(&parsed, minimum, 1).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let client = context.client(&parsed)?;
+    let path = sanitize_path(parsed.positionals.first().map_or("", String::as_str));
     let location = locate(&client, &parsed, &path)?;
     let full_path = format!("{}/", location.api_path("metadata").trim_end_matches('/'));
     let secret = client
@@ -355,12 +382,12 @@ fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
     let keys = list_keys(&secret)
         .ok_or_else(|| Failure::Remote(format!("No entries found at {full_path}")))?;
-    output_list(context, format, &secret, &keys);
+    output_list(context, format, &secret, &keys, parsed.flag("detailed"));
     Ok(0)
 }
 
 fn delete(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let (parsed, _, client) = setup(context, args, 1)?;
+    let (parsed, _, client) = setup(context, "kv delete", args, 1)?;
     let path = sanitize_path(&parsed.positionals[0]);
     let location = locate(&client, &parsed, &path)?;
     let versions = versions(&parsed)?;
@@ -388,7 +415,7 @@ fn versions_command(
     args: &[String],
     action: &str,
 ) -> Result<u8, Failure> {
-    let (parsed, _, client) = setup(context, args, 1)?;
+    let (parsed, _, client) = setup(context, &format!("kv {action}"), args, 1)?;
     let path = sanitize_path(&parsed.positionals[0]);
     let versions = versions(&parsed)?;
     if versions.is_empty() {
@@ -413,11 +440,12 @@ fn versions_command(
 
 fn metadata(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca kv metadata <get|delete> PATH".to_string(),
-        ));
+        return Err(catalog::unknown("kv metadata", None));
     };
-    let (parsed, format, client) = setup(context, rest, 1)?;
+    if !matches!(subcommand.as_str(), "get" | "put" | "patch" | "delete") {
+        return Err(catalog::unknown("kv metadata", Some(subcommand)));
+    }
+    let (parsed, format, client) = setup(context, &format!("kv metadata {subcommand}"), rest, 1)?;
     let path = sanitize_path(&parsed.positionals[0]);
     let location = locate(&client, &parsed, &path)?;
     if !location.version_2 {
@@ -432,39 +460,32 @@ fn metadata(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
                 .read(&full_path, &[])
                 .map_err(|error| remote(&format!("Error reading {full_path}"), error))?
                 .ok_or_else(|| Failure::Remote(format!("No value found at {full_path}")))?;
-            if format == OutputFormat::Json {
+            if format != OutputFormat::Table {
                 context.output_secret(format, &secret);
                 return Ok(0);
             }
-            let mut data = secret.data.clone().unwrap_or_default();
-            let versions = data.remove("versions");
-            let mut text = format!(
-                "{}\n{full_path}\n\n{}\n{}",
-                pad_equal_signs("Metadata Path", full_path.len()),
-                header_for_map("Metadata", &data),
-                map_table(&data)
-            );
-            if let Some(Value::Object(versions)) = versions {
-                let mut numbered: Vec<(u64, Map<String, Value>)> = versions
-                    .into_iter()
-                    .filter_map(|(number, entry)| {
-                        Some((number.parse().ok()?, entry.as_object()?.clone()))
-                    })
-                    .collect();
-                numbered.sort_by_key(|(number, _)| *number);
-                for (number, entry) in numbered {
-                    let title = format!("Version {number}");
-                    text.push_str(&format!(
-                        "\n\n{}\n{}",
-                        header_for_map(&title, &entry),
-                        map_table(&entry)
-                    ));
-                }
-            }
-            context.print(&text);
+            context.print(&metadata_text(&full_path, &secret));
             Ok(0)
         }
-        "delete" => {
+        "put" | "patch" => {
+            let body = metadata_body(&parsed)?;
+            let prefix = format!("Error writing data to {full_path}");
+            let secret = if subcommand == "put" {
+                client.write(&full_path, Some(&Value::Object(body)))
+            } else {
+                client.patch(&full_path, &Value::Object(body))
+            }
+            .map_err(|error| remote(&prefix, error))?;
+            match secret {
+                Some(secret) => context.output_secret(format, &secret),
+                None if format == OutputFormat::Table => {
+                    context.print(&format!("Success! Data written to: {full_path}"));
+                }
+                None => {}
+            }
+            Ok(0)
+        }
+        _ => {
             client
                 .delete(&full_path)
                 .map_err(|error| remote(&format!("Error deleting {full_path}"), error))?;
@@ -473,10 +494,173 @@ fn metadata(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
             ));
             Ok(0)
         }
-        other => Err(Failure::Usage(format!(
-            "Unknown kv metadata subcommand: {other}"
-        ))),
     }
+}
+
+/// The `kv metadata get` table: the key's settings, then each version in order.
+pub fn metadata_text(full_path: &str, secret: &Secret) -> String {
+    let mut data = secret.data.clone().unwrap_or_default();
+    let versions = data.remove("versions");
+    let mut text = format!(
+        "{}\n{full_path}\n\n{}\n{}",
+        pad_equal_signs("Metadata Path", full_path.len()),
+        header_for_map("Metadata", &data),
+        map_table(&data)
+    );
+    if let Some(Value::Object(versions)) = versions {
+        let mut numbered: Vec<(u64, Map<String, Value>)> = versions
+            .into_iter()
+            .filter_map(|(number, entry)| Some((number.parse().ok()?, entry.as_object()?.clone())))
+            .collect();
+        numbered.sort_by_key(|(number, _)| *number);
+        for (number, entry) in numbered {
+            let title = format!("Version {number}");
+            text.push_str(&format!(
+                "\n\n{}\n{}",
+                header_for_map(&title, &entry),
+                map_table(&entry)
+            ));
+        }
+    }
+    text
+}
+
+/// The body of `kv metadata put|patch`: only the settings given on the command line.
+pub fn metadata_body(parsed: &ParsedArgs) -> Result<Map<String, Value>, Failure> {
+    let mut body = Map::new();
+    if let Some(text) = parsed.value("max-versions") {
+        let count: u32 = text.parse().map_err(|_| {
+            Failure::Usage(format!(
+                "invalid value {text:?} for flag -max-versions: parse error"
+            ))
+        })?;
+        body.insert("max_versions".to_string(), json!(count));
+    }
+    if parsed.value("cas-required").is_some() {
+        body.insert(
+            "cas_required".to_string(),
+            json!(parsed.flag("cas-required")),
+        );
+    }
+    if let Some(text) = parsed.value("delete-version-after") {
+        crate::logical::parse_duration_text(text).map_err(|why| {
+            Failure::Usage(format!(
+                "invalid value {text:?} for flag -delete-version-after: {why}"
+            ))
+        })?;
+        body.insert("delete_version_after".to_string(), json!(text));
+    }
+    let custom = parsed.values("custom-metadata");
+    if !custom.is_empty() {
+        let mut metadata = Map::new();
+        for pair in custom {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Failure::Usage(format!(
+                    "invalid value {pair:?} for flag -custom-metadata: format must be key=value"
+                )));
+            };
+            metadata.insert(key.to_string(), json!(value));
+        }
+        body.insert("custom_metadata".to_string(), Value::Object(metadata));
+    }
+    Ok(body)
+}
+
+/// `kv rollback -version=N KEY`: write version N's data as the newest version, with
+/// check-and-set on the current one so a concurrent write is not overwritten.
+fn rollback(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let (parsed, format, client) = setup(context, "kv rollback", args, 1)?;
+    let target: u64 = match parsed.value("version").map(str::parse) {
+        Some(Ok(version)) if version > 0 => version,
+        Some(_) => {
+            return Err(Failure::Usage(
+                "Invalid value for flag -version: must be a positive number".to_string(),
+            ));
+        }
+        None => return Err(Failure::Usage("Must provide a version".to_string())),
+    };
+    let path = sanitize_path(&parsed.positionals[0]);
+    let location = locate(&client, &parsed, &path)?;
+    if !location.version_2 {
+        return Err(Failure::Usage(
+            "Rollback not supported on KV Version 1".to_string(),
+        ));
+    }
+    let metadata_path = location.api_path("metadata");
+    let metadata = client
+        .read(&metadata_path, &[])
+        .map_err(|error| remote(&format!("Error reading {metadata_path}"), error))?
+        .and_then(|secret| secret.data)
+        .ok_or_else(|| Failure::Remote(format!("No value found at {metadata_path}")))?;
+    let current = metadata
+        .get("current_version")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let entry = metadata
+        .get("versions")
+        .and_then(|versions| versions.get(target.to_string()))
+        .ok_or_else(|| Failure::Local(format!("Cannot find data for version {target}")))?;
+    if entry.get("destroyed").and_then(Value::as_bool) == Some(true) {
+        return Err(Failure::Local(format!(
+            "Cannot rollback to a destroyed version ({target})"
+        )));
+    }
+    if entry
+        .get("deletion_time")
+        .and_then(Value::as_str)
+        .is_some_and(|time| !time.is_empty())
+    {
+        return Err(Failure::Local(format!(
+            "Cannot rollback to a deleted version ({target})"
+        )));
+    }
+    let data_path = location.api_path("data");
+    let old = client
+        .read(&data_path, &[("version".to_string(), target.to_string())])
+        .map_err(|error| remote(&format!("Error reading {data_path}"), error))?
+        .and_then(|secret| secret.data)
+        .and_then(|data| data.get("data").cloned())
+        .filter(|data| data.is_object())
+        .ok_or_else(|| Failure::Remote(format!("No data found at {data_path}")))?;
+    let secret = client
+        .write(
+            &data_path,
+            Some(&json!({"data": old, "options": {"cas": current}})),
+        )
+        .map_err(|error| remote(&format!("Error writing data to {data_path}"), error))?;
+    let Some(secret) = secret else {
+        context.print(&format!("Success! Data written to: {data_path}"));
+        return Ok(0);
+    };
+    if let Some(field) = parsed.value("field") {
+        return context.output_field(format, &secret, field);
+    }
+    match format {
+        OutputFormat::Table => {
+            let metadata = secret.data.clone().unwrap_or_default();
+            context.print(&written_text(&data_path, &metadata));
+        }
+        _ => context.output_secret(format, &secret),
+    }
+    Ok(0)
+}
+
+/// `kv enable-versioning PATH`: tune a version 1 mount up to version 2.
+fn enable_versioning(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("kv enable-versioning", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let path = format!("{}/", sanitize_path(&parsed.positionals[0]));
+    let client = context.client(&parsed)?;
+    client
+        .send(
+            Method::Post,
+            &format!("sys/mounts/{path}tune"),
+            &[],
+            Some(&json!({"options": {"version": "2"}})),
+        )
+        .map_err(|error| remote(&format!("Error tuning secrets engine {path}"), error))?;
+    context.print(&format!("Success! Tuned the secrets engine at: {path}"));
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -2,17 +2,13 @@
 
 use serde_json::Value;
 
-use super::super::args::{
-    FlagSpec, HTTP_FLAGS, bool_flag, expect_positionals, parse_args, value_flag,
-};
+use super::super::args::expect_positionals;
+use super::super::client::Method;
 use super::super::data_args::parse_data;
-use super::super::format::go_json;
 use super::super::local::LocalData;
 use super::super::secret::Secret;
 use super::super::{Context, Failure, OutputFormat, remote};
-
-const FIELD_FLAG: &[FlagSpec] = &[value_flag(&["field"])];
-const WRITE_FLAGS: &[FlagSpec] = &[bool_flag(&["force", "f"]), value_flag(&["field"])];
+use super::catalog;
 
 /// Vault's `sanitizePath`: no leading or trailing slash.
 pub fn sanitize_path(path: &str) -> String {
@@ -44,7 +40,7 @@ pub fn output_response(
 }
 
 pub fn read(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, FIELD_FLAG]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("read", args)?;
     expect_positionals(&parsed, 1, usize::MAX).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let path = sanitize_path(&parsed.positionals[0]);
@@ -70,7 +66,7 @@ pub fn read(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 pub fn write(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, WRITE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("write", args)?;
     expect_positionals(&parsed, 1, usize::MAX).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let path = sanitize_path(&parsed.positionals[0]);
@@ -96,7 +92,7 @@ pub fn write(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
 }
 
 pub fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("list", args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let path = format!("{}/", sanitize_path(&parsed.positionals[0]));
@@ -114,7 +110,7 @@ pub fn list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some(keys) = list_keys(&secret) else {
         return Err(Failure::Remote(format!("No entries found at {path}")));
     };
-    output_list(context, format, &secret, &keys);
+    output_list(context, format, &secret, &keys, parsed.flag("detailed"));
     Ok(0)
 }
 
@@ -128,23 +124,73 @@ pub fn list_keys(secret: &Secret) -> Option<Vec<String>> {
     )
 }
 
-/// Vault's `OutputList`: a `Keys` column, or the JSON list.
+/// Vault's `OutputList`: a `Keys` column (with `-detailed`, one more column per field
+/// of the server's `key_info`), or the JSON list (with `-detailed`, the whole answer).
 pub fn output_list(
     context: &mut Context<'_>,
     format: OutputFormat,
     secret: &Secret,
     keys: &[String],
+    detailed: bool,
 ) {
     match format {
-        OutputFormat::Json => context.print(&go_json(keys)),
+        OutputFormat::Json | OutputFormat::Yaml if detailed => {
+            context.output_secret(format, secret)
+        }
+        OutputFormat::Json | OutputFormat::Yaml => context.output_data(format, keys),
         OutputFormat::Table => {
             if !secret.warnings().is_empty() {
                 let block = super::super::format::warnings_block(secret.warnings());
                 let _ = write!(context.err, "{block}");
             }
-            context.print(&keys_table(keys));
+            let key_info = secret
+                .data
+                .as_ref()
+                .and_then(|data| data.get("key_info"))
+                .and_then(Value::as_object);
+            match key_info {
+                Some(info) if detailed => context.print(&detailed_keys_table(keys, info)),
+                _ => context.print(&keys_table(keys)),
+            }
         }
     }
+}
+
+/// `list -detailed`: the keys and, in sorted columns, every field their `key_info` has.
+pub fn detailed_keys_table(keys: &[String], info: &serde_json::Map<String, Value>) -> String {
+    let mut columns: Vec<&String> = info
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|fields| fields.keys())
+        .collect();
+    columns.sort();
+    columns.dedup();
+    let mut rows = vec![
+        std::iter::once("Keys".to_string())
+            .chain(columns.iter().map(|column| column.to_string()))
+            .collect::<Vec<_>>()
+            .join(" | "),
+    ];
+    for key in keys {
+        let fields = info.get(key).and_then(Value::as_object);
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|column| {
+                fields
+                    .and_then(|fields| fields.get(column.as_str()))
+                    .map(super::super::format::go_value)
+                    .unwrap_or_default()
+                    .replace('|', "/")
+            })
+            .collect();
+        rows.push(
+            std::iter::once(key.clone())
+                .chain(cells)
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
+    }
+    super::super::format::table(&rows, "|")
 }
 
 pub fn keys_table(keys: &[String]) -> String {
@@ -157,7 +203,7 @@ pub fn keys_table(keys: &[String]) -> String {
 }
 
 pub fn delete(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("delete", args)?;
     expect_positionals(&parsed, 1, usize::MAX).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let path = sanitize_path(&parsed.positionals[0]);
@@ -176,10 +222,39 @@ pub fn delete(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure>
     Ok(0)
 }
 
+/// `path-help PATH`: the server's `?help=1` answer for the path. A path the server has
+/// no help for is an error (exit 2), as in Vault.
+pub fn path_help(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("path-help", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let path = sanitize_path(&parsed.positionals[0]);
+    let client = context.client(&parsed)?;
+    let response = client
+        .send(
+            Method::Get,
+            &path,
+            &[("help".to_string(), "1".to_string())],
+            None,
+        )
+        .map_err(|error| remote("Error retrieving help", error))?;
+    let body = response.body.unwrap_or(Value::Null);
+    let Some(help) = body.get("help").and_then(Value::as_str) else {
+        return Err(Failure::Remote(format!(
+            "Error retrieving help: the server has no help for {path:?}"
+        )));
+    };
+    match format {
+        OutputFormat::Table => context.print(help),
+        _ => context.output_data(format, &body),
+    }
+    Ok(0)
+}
+
 /// `unwrap [TOKEN]`: the wrapped response, with TOKEN in the body or (without one) the
 /// client's own token as the wrapping token, never both.
 pub fn unwrap(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, FIELD_FLAG]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("unwrap", args)?;
     expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
@@ -207,6 +282,18 @@ mod tests {
         assert_eq!(
             keys_table(&["default".to_string(), "superpolicy".to_string()]),
             "Keys\n----\ndefault\nsuperpolicy"
+        );
+    }
+
+    #[test]
+    fn detailed_lists_add_a_column_per_key_info_field() {
+        let info = serde_json::json!({"a": {"version": 3}, "b/": {"version": 1, "note": "x"}});
+        assert_eq!(
+            detailed_keys_table(
+                &["a".to_string(), "b/".to_string()],
+                info.as_object().unwrap()
+            ),
+            "Keys    note    version\n----    ----    -------\na       n/a     3\nb/      x       1"
         );
     }
 

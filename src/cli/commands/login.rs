@@ -3,22 +3,13 @@
 
 use serde_json::{Value, json};
 
-use super::super::args::{FlagSpec, HTTP_FLAGS, bool_flag, parse_args, value_flag};
 use super::super::client::Method;
 use super::super::data_args::parse_data;
 use super::super::format::wrap_at_length;
 use super::super::local::{self, LocalData};
 use super::super::secret::{Secret, SecretAuth};
 use super::super::{Context, Failure, OutputFormat, remote};
-
-const LOGIN_FLAGS: &[FlagSpec] = &[
-    value_flag(&["method"]),
-    value_flag(&["path"]),
-    value_flag(&["field"]),
-    bool_flag(&["no-store"]),
-    bool_flag(&["no-print"]),
-    bool_flag(&["token-only"]),
-];
+use super::catalog;
 
 pub const SUCCESS_TEXT: &str = "Success! You are now authenticated. The token information displayed below is already stored in the token helper. You do NOT need to run \"vault login\" again. Future Vault requests will automatically use this token.";
 const NOT_STORED_TEXT: &str = "Success! The token was not stored in the token helper. Set the VAULT_TOKEN environment variable or pass the token below with each request to Vault.";
@@ -67,7 +58,7 @@ pub fn token_login_secret(token: &str, lookup: &Secret) -> Secret {
 }
 
 pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, LOGIN_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("login", args)?;
     let format = context.format(&parsed)?;
     let mut client = context.client(&parsed)?;
     let method = parsed.value("method").unwrap_or("token").to_string();
@@ -83,8 +74,11 @@ pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
                 Some("-") => local::read_stdin().map_err(Failure::Local)?,
                 Some(token) => token.to_string(),
                 // Vault's token handler prompts on stderr (userpass and unseal on stdout).
-                None => local::ask_secret_on_stderr("Token (will be hidden): ")
-                    .map_err(Failure::Local)?,
+                None => {
+                    context.may_prompt(&parsed)?;
+                    local::ask_secret_on_stderr("Token (will be hidden): ")
+                        .map_err(Failure::Local)?
+                }
             };
             let token = token.trim().to_string();
             if token.is_empty() {
@@ -110,7 +104,10 @@ pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
             };
             let password = match data.get("password").and_then(Value::as_str) {
                 Some(password) => password.to_string(),
-                None => local::ask_secret("Password (will be hidden): ").map_err(Failure::Local)?,
+                None => {
+                    context.may_prompt(&parsed)?;
+                    local::ask_secret("Password (will be hidden): ").map_err(Failure::Local)?
+                }
             };
             // As Vault does: a stored token (perhaps from another cluster) is never sent
             // with a login to another method.

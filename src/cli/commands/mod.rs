@@ -1,6 +1,9 @@
 //! Command dispatch: the first argument picks the command, the rest is its own.
 
+pub mod catalog;
+mod encryption_key;
 mod kv;
+mod lease;
 mod logical;
 mod login;
 mod mounts;
@@ -11,90 +14,37 @@ mod token;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::args::{FlagSpec, bool_flag, expect_positionals, parse_args, value_flag};
+use super::args::expect_positionals;
+use super::help::{command_help, deepest, main_help, unknown_subcommand};
 use super::{Context, Failure};
 use crate::server::ServerArgs;
-
-const USAGE: &str = "\
-Usage: arca <command> [args]
-
-Common commands:
-    read        Read data and retrieves secrets
-    write       Write data, configuration, and secrets
-    delete      Delete secrets and configuration
-    list        List data or secrets
-    login       Authenticate locally
-    server      Start an Arca server
-    status      Print seal and HA status
-
-Other commands:
-    audit       Interact with audit devices
-    auth        Interact with auth methods
-    kv          Interact with the key/value secrets engine
-    operator    Perform operator-specific tasks (init, unseal, seal, raft)
-    policy      Interact with policies
-    secrets     Interact with secrets engines
-    token       Interact with tokens
-    unwrap      Unwrap a wrapped secret
-    print       Prints runtime configurations (print token)
-    version     Prints the Arca CLI version";
+use catalog::{CATALOG, COMMON_COMMANDS};
 
 /// Vault exits 127 when it prints usage instead of running a command.
 const USAGE_EXIT_CODE: u8 = 127;
 
-/// One usage line per command, printed for `arca COMMAND -h`.
-const COMMAND_USAGE: &[(&str, &str)] = &[
-    ("read", "Usage: arca read [options] PATH [K=V...]"),
-    ("write", "Usage: arca write [options] PATH [DATA K=V...]"),
-    ("list", "Usage: arca list [options] PATH"),
-    ("delete", "Usage: arca delete [options] PATH"),
-    ("login", "Usage: arca login [options] [AUTH K=V...]"),
-    ("status", "Usage: arca status [options]"),
-    (
-        "operator",
-        "Usage: arca operator <init|unseal|seal|raft> [options] [args]",
-    ),
-    (
-        "policy",
-        "Usage: arca policy <write|read|list|delete> [options] [args]",
-    ),
-    (
-        "secrets",
-        "Usage: arca secrets <enable|disable|list|tune> [options] [args]",
-    ),
-    (
-        "auth",
-        "Usage: arca auth <enable|disable|list> [options] [args]",
-    ),
-    (
-        "kv",
-        "Usage: arca kv <put|get|list|delete|undelete|destroy|patch|metadata> [options] [args]",
-    ),
-    (
-        "token",
-        "Usage: arca token <create|lookup|renew|revoke> [options] [args]",
-    ),
-    (
-        "audit",
-        "Usage: arca audit <enable|disable|list> [options] [args]",
-    ),
-];
-
-fn asks_for_help(args: &[String]) -> bool {
+/// Whether the arguments ask for help (`-h`, `-help`, `--help`) before any `--`.
+pub fn asks_for_help(args: &[String]) -> bool {
     args.iter()
         .take_while(|arg| arg.as_str() != "--")
         .any(|arg| matches!(arg.as_str(), "-h" | "-help" | "--help"))
 }
 
+/// The help text for the deepest command the arguments name, or the main help.
+pub fn help_for(args: &[String]) -> String {
+    match deepest(CATALOG, args) {
+        Some(doc) => command_help(CATALOG, doc),
+        None => main_help(CATALOG, COMMON_COMMANDS),
+    }
+}
+
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((command, rest)) = args.split_first() else {
-        context.print_error(USAGE);
+        context.print_error(&main_help(CATALOG, COMMON_COMMANDS));
         return Ok(USAGE_EXIT_CODE);
     };
-    if asks_for_help(rest)
-        && let Some((_, usage)) = COMMAND_USAGE.iter().find(|(name, _)| name == command)
-    {
-        context.print(usage);
+    if asks_for_help(args) {
+        context.print(&help_for(args));
         return Ok(0);
     }
     match command.as_str() {
@@ -102,6 +52,7 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "write" => logical::write(context, rest),
         "list" => logical::list(context, rest),
         "delete" => logical::delete(context, rest),
+        "path-help" => logical::path_help(context, rest),
         "login" => login::login(context, rest),
         "status" => operator::status(context, rest),
         "operator" => operator::dispatch(context, rest),
@@ -112,6 +63,7 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "unwrap" => logical::unwrap(context, rest),
         "print" => print(context, rest),
         "token" => token::dispatch(context, rest),
+        "lease" => lease::dispatch(context, rest),
         "audit" => token::audit(context, rest),
         "server" => Err(Failure::Usage(
             "arca server runs only as the arca binary's own process".to_string(),
@@ -120,12 +72,16 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
             context.print(&format!("Arca v{}", env!("CARGO_PKG_VERSION")));
             Ok(0)
         }
-        "help" | "-h" | "-help" | "--help" => {
-            context.print(USAGE);
+        "help" => {
+            context.print(&help_for(rest));
             Ok(0)
         }
         other => {
-            context.print_error(&format!("Unknown command: {other}\n\n{USAGE}"));
+            context.print_error(&format!(
+                "{}\n\n{}",
+                unknown_subcommand(CATALOG, "", other),
+                main_help(CATALOG, COMMON_COMMANDS)
+            ));
             Ok(USAGE_EXIT_CODE)
         }
     }
@@ -133,8 +89,10 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
 
 /// `print token`: the token the CLI would send (environment first, then the helper).
 fn print(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    match args {
-        [what] if what == "token" => {
+    match args.split_first() {
+        Some((what, rest)) if what == "token" => {
+            let parsed = catalog::parse("print token", rest)?;
+            expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
             let token = context
                 .env_var(&["ARCA_TOKEN", "VAULT_TOKEN"])
                 .or_else(|| super::local::read_token_helper(context.home()))
@@ -142,23 +100,16 @@ fn print(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
             context.print(&token);
             Ok(0)
         }
-        _ => Err(Failure::Usage("Usage: arca print token".to_string())),
+        Some((other, _)) => Err(catalog::unknown("print", Some(other))),
+        None => Err(catalog::unknown("print", None)),
     }
 }
-
-const SERVER_FLAGS: &[FlagSpec] = &[
-    value_flag(&["config"]),
-    bool_flag(&["dev"]),
-    value_flag(&["dev-root-token-id"]),
-    value_flag(&["dev-listen-address"]),
-    value_flag(&["log-level"]),
-];
 
 /// `arca server [-config=FILE] [-dev ...]` as [`ServerArgs`]; as in Vault, the dev
 /// flags fall back to `VAULT_DEV_ROOT_TOKEN_ID` and `VAULT_DEV_LISTEN_ADDRESS` (the
 /// `ARCA_` spellings win).
 pub fn server_args(args: &[String], env: &BTreeMap<String, String>) -> Result<ServerArgs, Failure> {
-    let parsed = parse_args(args, &[SERVER_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("server", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let from_env = |names: [&str; 2]| {
         names

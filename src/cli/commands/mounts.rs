@@ -3,38 +3,43 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::args::{
-    FlagSpec, HTTP_FLAGS, ParsedArgs, bool_flag, expect_positionals, parse_args, value_flag,
-};
+use super::super::args::{ParsedArgs, expect_positionals};
 use super::super::client::Method;
 use super::super::format::table;
 use super::super::{Context, Failure, OutputFormat, remote};
+use super::catalog;
 
-const ENABLE_FLAGS: &[FlagSpec] = &[
-    value_flag(&["path"]),
-    value_flag(&["description"]),
-    value_flag(&["version"]),
-    value_flag(&["default-lease-ttl"]),
-    value_flag(&["max-lease-ttl"]),
-    value_flag(&["options"]),
-    value_flag(&["listing-visibility"]),
-    value_flag(&["audit-non-hmac-request-keys"]),
-    value_flag(&["audit-non-hmac-response-keys"]),
-    value_flag(&["passthrough-request-headers"]),
-    bool_flag(&["local"]),
-    bool_flag(&["seal-wrap"]),
-    bool_flag(&["force-no-cache"]),
-    bool_flag(&["external-entropy-access"]),
-];
-const TUNE_FLAGS: &[FlagSpec] = &[
-    value_flag(&["description"]),
-    value_flag(&["default-lease-ttl"]),
-    value_flag(&["max-lease-ttl"]),
-    value_flag(&["options"]),
-    value_flag(&["listing-visibility"]),
-    value_flag(&["version"]),
-];
-const LIST_FLAGS: &[FlagSpec] = &[bool_flag(&["detailed"])];
+/// Which mount table a command works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Secrets,
+    Auth,
+}
+
+impl Table {
+    /// The command group (`secrets`, `auth`).
+    fn command(self) -> &'static str {
+        match self {
+            Table::Secrets => "secrets",
+            Table::Auth => "auth",
+        }
+    }
+
+    fn api_path(self) -> &'static str {
+        match self {
+            Table::Secrets => "sys/mounts",
+            Table::Auth => "sys/auth",
+        }
+    }
+
+    /// What Vault's messages call one entry.
+    fn thing(self) -> &'static str {
+        match self {
+            Table::Secrets => "secrets engine",
+            Table::Auth => "auth method",
+        }
+    }
+}
 
 fn ensure_trailing_slash(path: &str) -> String {
     format!("{}/", path.trim().trim_matches('/'))
@@ -196,33 +201,27 @@ pub fn secrets_detailed_table(mounts: &Map<String, Value>) -> String {
 
 pub fn secrets(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca secrets <subcommand> [options] [args]\n\nSubcommands: disable, enable, list, tune".to_string(),
-        ));
+        return Err(catalog::unknown("secrets", None));
     };
     match subcommand.as_str() {
         "enable" => secrets_enable(context, rest),
-        "disable" => disable(context, rest, "sys/mounts", "secrets engine"),
-        "list" => list(context, rest, "sys/mounts"),
-        "tune" => secrets_tune(context, rest),
-        other => Err(Failure::Usage(format!(
-            "Unknown secrets subcommand: {other}"
-        ))),
+        "disable" => disable(context, rest, Table::Secrets),
+        "list" => list(context, rest, Table::Secrets),
+        "tune" => tune(context, rest, Table::Secrets),
+        other => Err(catalog::unknown("secrets", Some(other))),
     }
 }
 
 pub fn auth(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca auth <subcommand> [options] [args]\n\nSubcommands: disable, enable, list"
-                .to_string(),
-        ));
+        return Err(catalog::unknown("auth", None));
     };
     match subcommand.as_str() {
         "enable" => auth_enable(context, rest),
-        "disable" => disable(context, rest, "sys/auth", "auth method"),
-        "list" => list(context, rest, "sys/auth"),
-        other => Err(Failure::Usage(format!("Unknown auth subcommand: {other}"))),
+        "disable" => disable(context, rest, Table::Auth),
+        "list" => list(context, rest, Table::Auth),
+        "tune" => tune(context, rest, Table::Auth),
+        other => Err(catalog::unknown("auth", Some(other))),
     }
 }
 
@@ -250,7 +249,7 @@ fn enable_body(parsed: &ParsedArgs, kind: &str) -> Result<Value, Failure> {
 }
 
 fn secrets_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, ENABLE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("secrets enable", args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let kind = parsed.positionals[0].trim().to_string();
     let path = ensure_trailing_slash(parsed.value("path").unwrap_or(&kind));
@@ -271,7 +270,7 @@ fn secrets_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Fail
 }
 
 fn auth_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, ENABLE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("auth enable", args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let kind = parsed.positionals[0].trim().to_string();
     let path = ensure_trailing_slash(parsed.value("path").unwrap_or(&kind));
@@ -284,18 +283,14 @@ fn auth_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure
     Ok(0)
 }
 
-fn disable(
-    context: &mut Context<'_>,
-    args: &[String],
-    table_path: &str,
-    thing: &str,
-) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+fn disable(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {
+    let parsed = catalog::parse(&format!("{} disable", kind.command()), args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let path = ensure_trailing_slash(&parsed.positionals[0]);
     let client = context.client(&parsed)?;
+    let thing = kind.thing();
     client
-        .delete(&format!("{table_path}/{path}"))
+        .delete(&format!("{}/{path}", kind.api_path()))
         .map_err(|error| remote(&format!("Error disabling {thing} at {path}"), error))?;
     context.print(&format!(
         "Success! Disabled the {thing} (if it existed) at: {path}"
@@ -303,27 +298,26 @@ fn disable(
     Ok(0)
 }
 
-fn list(context: &mut Context<'_>, args: &[String], table_path: &str) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, LIST_FLAGS]).map_err(Failure::Usage)?;
+fn list(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {
+    let parsed = catalog::parse(&format!("{} list", kind.command()), args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
-    let prefix = if table_path == "sys/auth" {
-        "Error listing enabled authentications"
-    } else {
-        "Error listing secrets engines"
+    let prefix = match kind {
+        Table::Auth => "Error listing enabled authentications",
+        Table::Secrets => "Error listing secrets engines",
     };
     let response = client
-        .send(Method::Get, table_path, &[], None)
+        .send(Method::Get, kind.api_path(), &[], None)
         .map_err(|error| remote(prefix, error))?;
     let mounts = mounts_map(response.body);
     match format {
-        OutputFormat::Json => context.output_json(&mounts),
+        OutputFormat::Json | OutputFormat::Yaml => context.output_data(format, &mounts),
         OutputFormat::Table => {
-            let text = match (table_path, parsed.flag("detailed")) {
-                ("sys/auth", _) => auth_table(&mounts),
-                (_, true) => secrets_detailed_table(&mounts),
-                (_, false) => secrets_table(&mounts),
+            let text = match (kind, parsed.flag("detailed")) {
+                (Table::Auth, _) => auth_table(&mounts),
+                (Table::Secrets, true) => secrets_detailed_table(&mounts),
+                (Table::Secrets, false) => secrets_table(&mounts),
             };
             context.print(&text);
         }
@@ -331,28 +325,36 @@ fn list(context: &mut Context<'_>, args: &[String], table_path: &str) -> Result<
     Ok(0)
 }
 
-fn secrets_tune(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, TUNE_FLAGS]).map_err(Failure::Usage)?;
-    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
-    let path = ensure_trailing_slash(&parsed.positionals[0]);
-    let mut body = mount_config(&parsed);
+/// The body of `sys/mounts/PATH/tune` and `sys/auth/PATH/tune`: the config keys at the
+/// top level, as Vault's `MountConfigInput`.
+fn tune_body(parsed: &ParsedArgs) -> Result<Map<String, Value>, Failure> {
+    let mut body = mount_config(parsed);
     if let Some(description) = parsed.value("description") {
         body.insert("description".to_string(), json!(description));
     }
-    let options = mount_options(&parsed)?;
+    let options = mount_options(parsed)?;
     if !options.is_empty() {
         body.insert("options".to_string(), Value::Object(options));
     }
+    Ok(body)
+}
+
+fn tune(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {
+    let parsed = catalog::parse(&format!("{} tune", kind.command()), args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let path = ensure_trailing_slash(&parsed.positionals[0]);
+    let body = tune_body(&parsed)?;
     let client = context.client(&parsed)?;
+    let thing = kind.thing();
     client
         .send(
             Method::Post,
-            &format!("sys/mounts/{path}tune"),
+            &format!("{}/{path}tune", kind.api_path()),
             &[],
             Some(&Value::Object(body)),
         )
-        .map_err(|error| remote(&format!("Error tuning secrets engine {path}"), error))?;
-    context.print(&format!("Success! Tuned the secrets engine at: {path}"));
+        .map_err(|error| remote(&format!("Error tuning {thing} {path}"), error))?;
+    context.print(&format!("Success! Tuned the {thing} at: {path}"));
     Ok(0)
 }
 
@@ -384,14 +386,14 @@ sys/             system       system_e413f153       system endpoints used for co
 
     #[test]
     fn kv_v2_keeps_its_name_and_version_flags_become_options() {
-        let parsed = parse_args(
+        let parsed = crate::cli::args::parse_args(
             &[
                 "-path=localkv".to_string(),
                 "-local".to_string(),
                 "-version=2".to_string(),
                 "kv".to_string(),
             ],
-            &[HTTP_FLAGS, ENABLE_FLAGS],
+            &catalog::doc("secrets enable").flag_sets(),
         )
         .unwrap();
         let body = enable_body(&parsed, "kv").unwrap();

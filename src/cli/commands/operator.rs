@@ -3,60 +3,51 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::super::args::{
-    FlagSpec, HTTP_FLAGS, ParsedArgs, bool_flag, expect_positionals, parse_args, value_flag,
-};
+use super::super::args::{ParsedArgs, expect_positionals};
 use super::super::client::{Client, Method, RequestError};
 use super::super::format::{table, wrap_at_length};
 use super::super::local;
 use super::super::seal_status::{LeaderStatus, SealStatus, SealStatusOutput};
-use super::super::{Context, Failure, OutputFormat, remote};
-
-const INIT_FLAGS: &[FlagSpec] = &[
-    value_flag(&["key-shares", "n"]),
-    value_flag(&["key-threshold", "t"]),
-    bool_flag(&["status"]),
-];
-const UNSEAL_FLAGS: &[FlagSpec] = &[bool_flag(&["reset"])];
-const JOIN_FLAGS: &[FlagSpec] = &[
-    value_flag(&["leader-ca-cert"]),
-    value_flag(&["leader-client-cert"]),
-    value_flag(&["leader-client-key"]),
-    bool_flag(&["retry"]),
-    bool_flag(&["non-voter"]),
-];
+use super::super::{Context, Failure, OutputFormat, local_request, remote};
+use super::catalog;
 
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca operator <subcommand> [options] [args]\n\nSubcommands: init, unseal, seal, raft".to_string(),
-        ));
+        return Err(catalog::unknown("operator", None));
     };
     match subcommand.as_str() {
         "init" => init(context, rest),
         "unseal" => unseal(context, rest),
         "seal" => seal(context, rest),
         "raft" => raft(context, rest),
-        other => Err(Failure::Usage(format!(
-            "Unknown operator subcommand: {other}"
-        ))),
+        "key-status" => super::encryption_key::key_status(context, rest),
+        "rotate" => super::encryption_key::rotate(context, rest),
+        "step-down" => step_down(context, rest),
+        other => Err(catalog::unknown("operator", Some(other))),
     }
+}
+
+/// `operator step-down`: the active node hands leadership to another voter.
+fn step_down(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("operator step-down", args)?;
+    expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
+    let client = context.client(&parsed)?;
+    client
+        .send(Method::Put, "sys/step-down", &[], None)
+        .map_err(|error| remote("Error stepping down", error))?;
+    context.print(&format!("Success! Stepped down: {}", client.address()));
+    Ok(0)
 }
 
 fn raft(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca operator raft <subcommand>\n\nSubcommands: join, list-peers, remove-peer"
-                .to_string(),
-        ));
+        return Err(catalog::unknown("operator raft", None));
     };
     match subcommand.as_str() {
         "join" => raft_join(context, rest),
         "list-peers" => raft_list_peers(context, rest),
         "remove-peer" => raft_remove_peer(context, rest),
-        other => Err(Failure::Usage(format!(
-            "Unknown operator raft subcommand: {other}"
-        ))),
+        other => Err(catalog::unknown("operator raft", Some(other))),
     }
 }
 
@@ -132,14 +123,14 @@ pub fn init_text(response: &InitResponse, shares: u64, threshold: u64) -> String
 }
 
 fn init(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, INIT_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator init", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
     if parsed.flag("status") {
         let response = client
             .send(Method::Get, "sys/init", &[], None)
-            .map_err(|error| Failure::Local(format!("Error checking init status: {error}")))?;
+            .map_err(|error| local_request("Error checking init status", error))?;
         let initialized = response
             .body
             .as_ref()
@@ -169,19 +160,22 @@ fn init(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         })?
         .unwrap_or_default();
     match format {
-        OutputFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let recovery_shares = init.recovery_keys.len() as u64;
-            context.output_json(&MachineInit {
-                unseal_keys_b64: &init.keys_base64,
-                unseal_keys_hex: &init.keys,
-                unseal_shares: shares,
-                unseal_threshold: threshold,
-                recovery_keys_b64: &init.recovery_keys_base64,
-                recovery_keys_hex: &init.recovery_keys,
-                recovery_keys_shares: recovery_shares,
-                recovery_keys_threshold: 0,
-                root_token: &init.root_token,
-            });
+            context.output_data(
+                format,
+                &MachineInit {
+                    unseal_keys_b64: &init.keys_base64,
+                    unseal_keys_hex: &init.keys,
+                    unseal_shares: shares,
+                    unseal_threshold: threshold,
+                    recovery_keys_b64: &init.recovery_keys_base64,
+                    recovery_keys_hex: &init.recovery_keys,
+                    recovery_keys_shares: recovery_shares,
+                    recovery_keys_threshold: 0,
+                    root_token: &init.root_token,
+                },
+            );
         }
         OutputFormat::Table => context.print(&init_text(&init, shares, threshold)),
     }
@@ -215,7 +209,7 @@ fn seal_status_output(client: &Client, seal: SealStatus) -> Result<SealStatusOut
 
 fn print_seal_status(context: &mut Context<'_>, format: OutputFormat, output: &SealStatusOutput) {
     match format {
-        OutputFormat::Json => context.output_json(output),
+        OutputFormat::Json | OutputFormat::Yaml => context.output_data(format, output),
         OutputFormat::Table => context.print(&output.table()),
     }
 }
@@ -228,13 +222,13 @@ fn parse_seal_status(body: Option<Value>, prefix: &str) -> Result<SealStatus, Fa
 }
 
 pub fn status(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("status", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
     let response = client
         .send(Method::Get, "sys/seal-status", &[], None)
-        .map_err(|error| Failure::Local(format!("Error checking seal status: {error}")))?;
+        .map_err(|error| local_request("Error checking seal status", error))?;
     let seal = parse_seal_status(response.body, "Error checking seal status")
         .map_err(|failure| Failure::Local(failure.message().to_string()))?;
     let output = seal_status_output(&client, seal)?;
@@ -243,7 +237,7 @@ pub fn status(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure>
 }
 
 fn unseal(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, UNSEAL_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator unseal", args)?;
     expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
@@ -253,7 +247,10 @@ fn unseal(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         let key = match parsed.positionals.first() {
             Some(key) if key == "-" => local::read_stdin().map_err(Failure::Local)?,
             Some(key) => key.clone(),
-            None => local::ask_secret("Unseal Key (will be hidden): ").map_err(Failure::Local)?,
+            None => {
+                context.may_prompt(&parsed)?;
+                local::ask_secret("Unseal Key (will be hidden): ").map_err(Failure::Local)?
+            }
         };
         let key = key.trim().to_string();
         if key.is_empty() {
@@ -271,7 +268,7 @@ fn unseal(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn seal(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator seal", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let client = context.client(&parsed)?;
     client
@@ -293,7 +290,7 @@ fn flag_file(value: Option<&str>) -> Result<Option<String>, Failure> {
 }
 
 fn raft_join(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, JOIN_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator raft join", args)?;
     expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let mut body = serde_json::Map::new();
@@ -330,7 +327,9 @@ fn raft_join(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
         .and_then(Value::as_bool)
         .unwrap_or(false);
     match format {
-        OutputFormat::Json => context.output_json(&json!({"Joined": joined})),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            context.output_data(format, &json!({"Joined": joined}))
+        }
         OutputFormat::Table => context.print(&table(
             &["Key | Value".to_string(), format!("Joined | {joined}")],
             "|",
@@ -366,7 +365,7 @@ pub fn peers_table(servers: &[RaftServer]) -> String {
 }
 
 fn raft_list_peers(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator raft list-peers", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
@@ -374,7 +373,7 @@ fn raft_list_peers(context: &mut Context<'_>, args: &[String]) -> Result<u8, Fai
         .read("sys/storage/raft/configuration", &[])
         .map_err(|error| remote("Error reading the raft cluster configuration", error))?
         .ok_or_else(|| Failure::Remote("No raft cluster configuration found".to_string()))?;
-    if format == OutputFormat::Json {
+    if format != OutputFormat::Table {
         context.output_secret(format, &secret);
         return Ok(0);
     }
@@ -397,7 +396,7 @@ fn raft_list_peers(context: &mut Context<'_>, args: &[String]) -> Result<u8, Fai
 }
 
 fn raft_remove_peer(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("operator raft remove-peer", args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let client = context.client(&parsed)?;
     let body = json!({"server_id": parsed.positionals[0]});

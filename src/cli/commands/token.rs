@@ -2,52 +2,26 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::args::{
-    FlagSpec, HTTP_FLAGS, ParsedArgs, bool_flag, expect_positionals, parse_args, value_flag,
-};
+use super::super::args::{ParsedArgs, expect_positionals};
 use super::super::client::Method;
 use super::super::data_args::parse_data;
 use super::super::format::table;
 use super::super::local::LocalData;
 use super::super::{Context, Failure, OutputFormat, remote};
+use super::catalog;
 use super::logical::output_response;
-
-const CREATE_FLAGS: &[FlagSpec] = &[
-    value_flag(&["policy"]),
-    value_flag(&["ttl"]),
-    value_flag(&["explicit-max-ttl"]),
-    value_flag(&["period"]),
-    value_flag(&["display-name"]),
-    value_flag(&["use-limit"]),
-    value_flag(&["type"]),
-    value_flag(&["id"]),
-    value_flag(&["role"]),
-    value_flag(&["metadata"]),
-    value_flag(&["field"]),
-    bool_flag(&["orphan"]),
-    bool_flag(&["no-default-policy"]),
-    value_flag(&["renewable"]),
-];
-const LOOKUP_FLAGS: &[FlagSpec] = &[bool_flag(&["accessor"]), value_flag(&["field"])];
-const RENEW_FLAGS: &[FlagSpec] = &[value_flag(&["increment", "i"]), value_flag(&["field"])];
-const REVOKE_FLAGS: &[FlagSpec] = &[
-    bool_flag(&["accessor"]),
-    bool_flag(&["self"]),
-    value_flag(&["mode"]),
-];
 
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca token <subcommand> [options] [args]\n\nSubcommands: create, lookup, renew, revoke".to_string(),
-        ));
+        return Err(catalog::unknown("token", None));
     };
     match subcommand.as_str() {
         "create" => create(context, rest),
         "lookup" => lookup(context, rest),
         "renew" => renew(context, rest),
         "revoke" => revoke(context, rest),
-        other => Err(Failure::Usage(format!("Unknown token subcommand: {other}"))),
+        "capabilities" => capabilities(context, rest),
+        other => Err(catalog::unknown("token", Some(other))),
     }
 }
 
@@ -100,7 +74,7 @@ pub fn create_body(parsed: &ParsedArgs) -> Result<Map<String, Value>, Failure> {
 }
 
 fn create(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, CREATE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("token create", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let body = create_body(&parsed)?;
@@ -119,7 +93,7 @@ fn create(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn lookup(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, LOOKUP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("token lookup", args)?;
     expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
@@ -151,7 +125,7 @@ fn lookup(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn renew(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, RENEW_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("token renew", args)?;
     expect_positionals(&parsed, 0, 1).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let mut body = Map::new();
@@ -175,7 +149,7 @@ fn renew(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
 }
 
 fn revoke(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, REVOKE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("token revoke", args)?;
     let revoke_self = parsed.flag("self");
     if revoke_self {
         expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
@@ -210,29 +184,76 @@ fn revoke(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     Ok(0)
 }
 
-const AUDIT_ENABLE_FLAGS: &[FlagSpec] = &[
-    value_flag(&["path"]),
-    value_flag(&["description"]),
-    bool_flag(&["local"]),
-];
+/// `token capabilities [TOKEN | -accessor ACCESSOR] PATH`: Vault prints the sorted
+/// capabilities joined by ", " (JSON: the list).
+fn capabilities(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("token capabilities", args)?;
+    let by_accessor = parsed.flag("accessor");
+    if by_accessor {
+        expect_positionals(&parsed, 2, 2).map_err(Failure::Usage)?;
+    } else {
+        expect_positionals(&parsed, 1, 2).map_err(Failure::Usage)?;
+    }
+    let format = context.format(&parsed)?;
+    let (subject, path) = match parsed.positionals.as_slice() {
+        [path] => (None, path.clone()),
+        [subject, path] => (Some(subject.clone()), path.clone()),
+        _ => unreachable!("positionals were counted above"),
+    };
+    let (endpoint, body) = match (subject, by_accessor) {
+        (None, _) => ("sys/capabilities-self", json!({"paths": [path]})),
+        (Some(accessor), true) => (
+            "sys/capabilities-accessor",
+            json!({"accessor": accessor, "paths": [path]}),
+        ),
+        (Some(token), false) => ("sys/capabilities", json!({"token": token, "paths": [path]})),
+    };
+    let client = context.client(&parsed)?;
+    let response = client
+        .send(Method::Post, endpoint, &[], Some(&body))
+        .map_err(|error| remote("Error listing capabilities", error))?;
+    let capabilities = capabilities_for(response.body.as_ref(), &path);
+    match format {
+        OutputFormat::Table => context.print(&capabilities.join(", ")),
+        _ => context.output_data(format, &capabilities),
+    }
+    Ok(0)
+}
+
+/// The capabilities on `path` from a `sys/capabilities*` answer: under `data`, keyed by
+/// the path (current servers) or as `capabilities` (old ones); sorted, as Vault prints.
+pub fn capabilities_for(body: Option<&Value>, path: &str) -> Vec<String> {
+    let body = body.cloned().unwrap_or(Value::Null);
+    let data = body.get("data").cloned().unwrap_or_else(|| body.clone());
+    let list = data
+        .get(path)
+        .or_else(|| data.get("capabilities"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut capabilities: Vec<String> = list
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    capabilities.sort();
+    capabilities
+}
 
 pub fn audit(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
-        return Err(Failure::Usage(
-            "Usage: arca audit <subcommand> [options] [args]\n\nSubcommands: disable, enable, list"
-                .to_string(),
-        ));
+        return Err(catalog::unknown("audit", None));
     };
     match subcommand.as_str() {
         "enable" => audit_enable(context, rest),
         "disable" => audit_disable(context, rest),
         "list" => audit_list(context, rest),
-        other => Err(Failure::Usage(format!("Unknown audit subcommand: {other}"))),
+        other => Err(catalog::unknown("audit", Some(other))),
     }
 }
 
 fn audit_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS, AUDIT_ENABLE_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("audit enable", args)?;
     expect_positionals(&parsed, 1, usize::MAX).map_err(Failure::Usage)?;
     let kind = parsed.positionals[0].trim().to_string();
     let path = format!(
@@ -258,7 +279,7 @@ fn audit_enable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
 }
 
 fn audit_disable(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed = parse_args(args, &[HTTP_FLAGS]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("audit disable", args)?;
     expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
     let path = format!("{}/", parsed.positionals[0].trim().trim_matches('/'));
     let client = context.client(&parsed)?;
@@ -292,8 +313,7 @@ pub fn audit_table(devices: &Map<String, Value>) -> String {
 }
 
 fn audit_list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
-    let parsed =
-        parse_args(args, &[HTTP_FLAGS, &[bool_flag(&["detailed"])]]).map_err(Failure::Usage)?;
+    let parsed = catalog::parse("audit list", args)?;
     expect_positionals(&parsed, 0, 0).map_err(Failure::Usage)?;
     let format = context.format(&parsed)?;
     let client = context.client(&parsed)?;
@@ -316,8 +336,8 @@ fn audit_list(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure>
                 })
                 .unwrap_or_default()
         });
-    if format == OutputFormat::Json {
-        context.output_json(&devices);
+    if format != OutputFormat::Table {
+        context.output_data(format, &devices);
         return Ok(0);
     }
     if devices.is_empty() {
@@ -345,11 +365,24 @@ mod tests {
         .iter()
         .map(|arg| arg.to_string())
         .collect();
-        let parsed = parse_args(&args, &[HTTP_FLAGS, CREATE_FLAGS]).unwrap();
+        let parsed = catalog::parse("token create", &args).unwrap();
         assert_eq!(
             Value::Object(create_body(&parsed).unwrap()),
             json!({"policies": ["a", "b", "c"], "ttl": "1h", "num_uses": 2, "no_default_policy": true, "meta": {"team": "x"}})
         );
+    }
+
+    #[test]
+    fn capabilities_come_from_the_path_key_sorted() {
+        let body =
+            json!({"data": {"secret/foo": ["update", "read"], "capabilities": ["update", "read"]}});
+        assert_eq!(
+            capabilities_for(Some(&body), "secret/foo"),
+            vec!["read", "update"]
+        );
+        let old = json!({"capabilities": ["deny"]});
+        assert_eq!(capabilities_for(Some(&old), "x"), vec!["deny"]);
+        assert!(capabilities_for(None, "x").is_empty());
     }
 
     #[test]
