@@ -34,6 +34,7 @@ const OPTIONS: RaftOptions = RaftOptions {
     },
     snapshot_logs_since_last: 40,
     logs_kept_after_snapshot: 5,
+    wal_buffer_entries_max: 64,
 };
 
 struct SimNode {
