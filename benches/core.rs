@@ -304,8 +304,143 @@ fn sim_disk_sync(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// The key count of the key-space benchmarks: the "node holding 100,000 secrets".
+const KEY_SPACE_KEYS: u64 = 100_000;
+
+fn key_space_key(index: u64) -> String {
+    format!("logical/0b1c/secret/data/app-{index:08}")
+}
+
+/// The persistent map under the apply core (imbl `OrdMap`) against the `BTreeMap` it
+/// replaced, at 100,000 keys: a point-in-time view (clone), an insert while a view is
+/// alive (path copying) and while none is, a point read and a 100-key range scan; then
+/// the apply core's write path at 100,000 keys against an empty map, and the snapshot
+/// encoding that runs outside the lock.
+fn key_space(criterion: &mut Criterion) {
+    use std::collections::BTreeMap;
+
+    use arca::raft::AppliedState;
+
+    let value = bytes::Bytes::from(vec![0x5a_u8; SECRET_BYTES]);
+    let mut persistent: imbl::OrdMap<Arc<str>, bytes::Bytes> = imbl::OrdMap::new();
+    let mut btree: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for index in 0..KEY_SPACE_KEYS {
+        persistent.insert(Arc::from(key_space_key(index)), value.clone());
+        btree.insert(key_space_key(index), value.to_vec());
+    }
+    let probe = key_space_key(KEY_SPACE_KEYS / 2);
+    let range_start = key_space_key(KEY_SPACE_KEYS / 3);
+
+    let mut group = criterion.benchmark_group("key_space_100k");
+    group.bench_function("imbl_clone", |bencher| {
+        bencher.iter(|| black_box(&persistent).clone())
+    });
+    group.bench_function("btree_clone", |bencher| {
+        bencher.iter(|| black_box(&btree).clone())
+    });
+    let mut next = KEY_SPACE_KEYS;
+    group.bench_function("imbl_insert_unshared", |bencher| {
+        bencher.iter(|| {
+            next += 1;
+            persistent.insert(
+                Arc::from(key_space_key(next % KEY_SPACE_KEYS)),
+                value.clone(),
+            )
+        })
+    });
+    group.bench_function("imbl_insert_with_a_view_alive", |bencher| {
+        bencher.iter_batched(
+            || persistent.clone(),
+            |view| {
+                next += 1;
+                persistent.insert(
+                    Arc::from(key_space_key(next % KEY_SPACE_KEYS)),
+                    value.clone(),
+                );
+                view
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("btree_insert", |bencher| {
+        bencher.iter(|| {
+            next += 1;
+            btree.insert(key_space_key(next % KEY_SPACE_KEYS), value.to_vec())
+        })
+    });
+    group.bench_function("imbl_get", |bencher| {
+        bencher.iter(|| persistent.get(black_box(probe.as_str())).is_some())
+    });
+    group.bench_function("btree_get", |bencher| {
+        bencher.iter(|| btree.get(black_box(probe.as_str())).is_some())
+    });
+    group.bench_function("imbl_range_100", |bencher| {
+        bencher.iter(|| {
+            persistent
+                .range::<_, str>((
+                    std::ops::Bound::Included(range_start.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take(100)
+                .count()
+        })
+    });
+    group.bench_function("btree_range_100", |bencher| {
+        bencher.iter(|| btree.range(range_start.clone()..).take(100).count())
+    });
+
+    // The apply core: one 1-put entry on a state of 100,000 keys (overwriting them in
+    // turn) and on an almost empty one (one key, overwritten).
+    let entry = |log_index: u64, key_index: u64| {
+        let log_id = LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            log_index,
+        );
+        Entry::new_normal(
+            log_id,
+            Command::Apply {
+                ops: vec![Op::Put {
+                    key: key_space_key(key_index),
+                    value: value.to_vec(),
+                }],
+            },
+        )
+    };
+    let mut full = AppliedState::new(16_384);
+    for index in 1..=KEY_SPACE_KEYS {
+        full = full.apply(entry(index, index)).0;
+    }
+    for (name, distinct_keys, mut state) in [
+        ("apply_put_at_100k", KEY_SPACE_KEYS, full.clone()),
+        ("apply_put_when_empty", 1, AppliedState::new(16_384)),
+    ] {
+        let mut log_index = state.last_applied().map_or(0, |log_id| log_id.index);
+        group.bench_function(name, |bencher| {
+            bencher.iter_batched(
+                || {
+                    log_index += 1;
+                    entry(log_index, log_index % distinct_keys)
+                },
+                |entry| {
+                    let (next, applied) =
+                        std::mem::replace(&mut state, AppliedState::new(16_384)).apply(entry);
+                    state = next;
+                    applied
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.sample_size(10);
+    group.bench_function("snapshot_encode_100k", |bencher| {
+        bencher.iter(|| full.encode_snapshot().unwrap().len())
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    key_space,
     barrier_seal_open,
     shamir_split_combine,
     acl_matching,
