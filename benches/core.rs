@@ -438,9 +438,97 @@ fn key_space(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// Read latency on a state machine holding 100,000 secrets, idle and while another
+/// thread builds snapshots back to back (encode and write to `SimDisk`). The state
+/// machine takes an O(1) view and encodes outside its lock, so reads should not wait
+/// for a snapshot; before this change the whole map was encoded under the read lock,
+/// so a read could wait for a full encode (`key_space_100k/snapshot_encode_100k`).
+/// Prints p50/p99/max per phase; it is a measurement, not a criterion benchmark.
+fn read_latency_during_snapshot(_criterion: &mut Criterion) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use arca::raft::StateMachine;
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+
+    const READS: usize = 200_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut machine = runtime
+        .block_on(StateMachine::open(Arc::new(SimDisk::new(1)), 16_384))
+        .unwrap();
+    let entries = (1..=KEY_SPACE_KEYS).map(|index| {
+        let log_id = LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            index,
+        );
+        let entry = Entry::new_normal(
+            log_id,
+            Command::Apply {
+                ops: vec![Op::Put {
+                    key: key_space_key(index),
+                    value: vec![0x5a; SECRET_BYTES],
+                }],
+            },
+        );
+        Ok((entry, None))
+    });
+    runtime
+        .block_on(machine.apply(futures::stream::iter(entries)))
+        .unwrap();
+
+    let measure = |phase: &str| {
+        let mut latencies_ns: Vec<u64> = Vec::with_capacity(READS);
+        for read in 0..READS {
+            let key = key_space_key(1 + (read as u64 * 7919) % KEY_SPACE_KEYS);
+            let started = std::time::Instant::now();
+            black_box(machine.get(&key));
+            latencies_ns.push(started.elapsed().as_nanos() as u64);
+        }
+        latencies_ns.sort_unstable();
+        let at = |quantile: f64| latencies_ns[((READS as f64 - 1.0) * quantile) as usize];
+        println!(
+            "state_machine_read_100k/{phase}: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({READS} reads)",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            latencies_ns[READS - 1]
+        );
+    };
+    measure("idle");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let stop = stop.clone();
+        let mut machine = machine.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut snapshots = 0_u32;
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                runtime.block_on(machine.build_snapshot()).unwrap();
+                snapshots += 1;
+            }
+            (snapshots, started.elapsed())
+        })
+    };
+    measure("while_building_snapshots");
+    stop.store(true, Ordering::Relaxed);
+    let (snapshots, elapsed) = builder.join().unwrap();
+    println!(
+        "state_machine_read_100k: {snapshots} snapshots built during the reads, {:.1} ms each",
+        elapsed.as_secs_f64() * 1000.0 / f64::from(snapshots.max(1))
+    );
+}
+
 criterion_group!(
     benches,
     key_space,
+    read_latency_during_snapshot,
     barrier_seal_open,
     shamir_split_combine,
     acl_matching,
