@@ -304,8 +304,238 @@ fn sim_disk_sync(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// The key count of the key-space benchmarks: the "node holding 100,000 secrets".
+const KEY_SPACE_KEYS: u64 = 100_000;
+
+fn key_space_key(index: u64) -> String {
+    format!("logical/0b1c/secret/data/app-{index:08}")
+}
+
+/// The persistent map under the apply core (imbl `OrdMap`) against the `BTreeMap` it
+/// replaced, at 100,000 keys: a point-in-time view (clone), an insert while a view is
+/// alive (path copying) and while none is, a point read and a 100-key range scan; then
+/// the apply core's write path at 100,000 keys against an empty map, and the snapshot
+/// encoding that runs outside the lock.
+fn key_space(criterion: &mut Criterion) {
+    use std::collections::BTreeMap;
+
+    use arca::raft::AppliedState;
+
+    let value = bytes::Bytes::from(vec![0x5a_u8; SECRET_BYTES]);
+    let mut persistent: imbl::OrdMap<Arc<str>, bytes::Bytes> = imbl::OrdMap::new();
+    let mut btree: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for index in 0..KEY_SPACE_KEYS {
+        persistent.insert(Arc::from(key_space_key(index)), value.clone());
+        btree.insert(key_space_key(index), value.to_vec());
+    }
+    let probe = key_space_key(KEY_SPACE_KEYS / 2);
+    let range_start = key_space_key(KEY_SPACE_KEYS / 3);
+
+    let mut group = criterion.benchmark_group("key_space_100k");
+    group.bench_function("imbl_clone", |bencher| {
+        bencher.iter(|| black_box(&persistent).clone())
+    });
+    group.bench_function("btree_clone", |bencher| {
+        bencher.iter(|| black_box(&btree).clone())
+    });
+    let mut next = KEY_SPACE_KEYS;
+    group.bench_function("imbl_insert_unshared", |bencher| {
+        bencher.iter(|| {
+            next += 1;
+            persistent.insert(
+                Arc::from(key_space_key(next % KEY_SPACE_KEYS)),
+                value.clone(),
+            )
+        })
+    });
+    // A view taken, then an insert (which must copy the path it changes), then the
+    // view dropped: what an apply costs while a snapshot holds a view.
+    group.bench_function("imbl_view_then_insert", |bencher| {
+        bencher.iter(|| {
+            let view = persistent.clone();
+            next += 1;
+            persistent.insert(
+                Arc::from(key_space_key(next % KEY_SPACE_KEYS)),
+                value.clone(),
+            );
+            view
+        })
+    });
+    group.bench_function("btree_insert", |bencher| {
+        bencher.iter(|| {
+            next += 1;
+            btree.insert(key_space_key(next % KEY_SPACE_KEYS), value.to_vec())
+        })
+    });
+    group.bench_function("imbl_get", |bencher| {
+        bencher.iter(|| {
+            persistent
+                .get(black_box(probe.as_str()))
+                .map(|value| value.len())
+        })
+    });
+    group.bench_function("btree_get", |bencher| {
+        bencher.iter(|| {
+            btree
+                .get(black_box(probe.as_str()))
+                .map(|value| value.len())
+        })
+    });
+    group.bench_function("imbl_range_100", |bencher| {
+        bencher.iter(|| {
+            persistent
+                .range::<_, str>((
+                    std::ops::Bound::Included(range_start.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take(100)
+                .count()
+        })
+    });
+    group.bench_function("btree_range_100", |bencher| {
+        bencher.iter(|| btree.range(range_start.clone()..).take(100).count())
+    });
+
+    // The apply core: one 1-put entry on a state of 100,000 keys (overwriting them in
+    // turn) and on an almost empty one (one key, overwritten).
+    let entry = |log_index: u64, key_index: u64| {
+        let log_id = LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            log_index,
+        );
+        Entry::new_normal(
+            log_id,
+            Command::Apply {
+                ops: vec![Op::Put {
+                    key: key_space_key(key_index),
+                    value: value.to_vec(),
+                }],
+            },
+        )
+    };
+    let mut full = AppliedState::new(16_384);
+    for index in 1..=KEY_SPACE_KEYS {
+        full = full.apply(entry(index, index)).0;
+    }
+    for (name, distinct_keys, mut state) in [
+        ("apply_put_at_100k", KEY_SPACE_KEYS, full.clone()),
+        ("apply_put_when_empty", 1, AppliedState::new(16_384)),
+    ] {
+        let mut log_index = state.last_applied().map_or(0, |log_id| log_id.index);
+        group.bench_function(name, |bencher| {
+            bencher.iter_batched(
+                || {
+                    log_index += 1;
+                    entry(log_index, log_index % distinct_keys)
+                },
+                |entry| {
+                    let (next, applied) =
+                        std::mem::replace(&mut state, AppliedState::new(16_384)).apply(entry);
+                    state = next;
+                    applied
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.sample_size(10);
+    group.bench_function("snapshot_encode_100k", |bencher| {
+        bencher.iter(|| full.encode_snapshot().unwrap().len())
+    });
+    group.finish();
+}
+
+/// Read latency on a state machine holding 100,000 secrets, idle and while another
+/// thread builds snapshots back to back (encode and write to `SimDisk`). The state
+/// machine takes an O(1) view and encodes outside its lock, so reads should not wait
+/// for a snapshot; before this change the whole map was encoded under the read lock,
+/// so a read could wait for a full encode (`key_space_100k/snapshot_encode_100k`).
+/// Prints p50/p99/max per phase; it is a measurement, not a criterion benchmark.
+fn read_latency_during_snapshot(_criterion: &mut Criterion) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use arca::raft::StateMachine;
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+
+    const READS: usize = 200_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut machine = runtime
+        .block_on(StateMachine::open(Arc::new(SimDisk::new(1)), 16_384))
+        .unwrap();
+    let entries = (1..=KEY_SPACE_KEYS).map(|index| {
+        let log_id = LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            index,
+        );
+        let entry = Entry::new_normal(
+            log_id,
+            Command::Apply {
+                ops: vec![Op::Put {
+                    key: key_space_key(index),
+                    value: vec![0x5a; SECRET_BYTES],
+                }],
+            },
+        );
+        Ok((entry, None))
+    });
+    runtime
+        .block_on(machine.apply(futures::stream::iter(entries)))
+        .unwrap();
+
+    let measure = |phase: &str| {
+        let mut latencies_ns: Vec<u64> = Vec::with_capacity(READS);
+        for read in 0..READS {
+            let key = key_space_key(1 + (read as u64 * 7919) % KEY_SPACE_KEYS);
+            let started = std::time::Instant::now();
+            black_box(machine.get(&key));
+            latencies_ns.push(started.elapsed().as_nanos() as u64);
+        }
+        latencies_ns.sort_unstable();
+        let at = |quantile: f64| latencies_ns[((READS as f64 - 1.0) * quantile) as usize];
+        println!(
+            "state_machine_read_100k/{phase}: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({READS} reads)",
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            latencies_ns[READS - 1]
+        );
+    };
+    measure("idle");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let builder = {
+        let stop = stop.clone();
+        let mut machine = machine.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut snapshots = 0_u32;
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                runtime.block_on(machine.build_snapshot()).unwrap();
+                snapshots += 1;
+            }
+            (snapshots, started.elapsed())
+        })
+    };
+    measure("while_building_snapshots");
+    stop.store(true, Ordering::Relaxed);
+    let (snapshots, elapsed) = builder.join().unwrap();
+    println!(
+        "state_machine_read_100k: {snapshots} snapshots built during the reads, {:.1} ms each",
+        elapsed.as_secs_f64() * 1000.0 / f64::from(snapshots.max(1))
+    );
+}
+
 criterion_group!(
     benches,
+    key_space,
+    read_latency_during_snapshot,
     barrier_seal_open,
     shamir_split_combine,
     acl_matching,

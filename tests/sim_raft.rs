@@ -34,6 +34,7 @@ const OPTIONS: RaftOptions = RaftOptions {
     },
     snapshot_logs_since_last: 40,
     logs_kept_after_snapshot: 5,
+    wal_buffer_entries_max: 64,
 };
 
 struct SimNode {
@@ -245,17 +246,48 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
                     .unwrap_or_default()
             })
             .collect();
+        // Each node's WAL (last index, then the buffered entries): derived from the same
+        // log, it must be the same everywhere, and dense.
+        let wals: Vec<(u64, Vec<(u64, u64, String)>)> = nodes
+            .iter()
+            .map(|node| {
+                node.raft()
+                    .map(|raft| {
+                        let view = raft.state_machine().view();
+                        let entries = view
+                            .wal()
+                            .iter()
+                            .map(|entry| (entry.wal_index, entry.log_index, entry.key.to_string()))
+                            .collect();
+                        (view.wal().last_wal_index(), entries)
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        for (last_wal_index, entries) in &wals {
+            let indexes: Vec<u64> = entries.iter().map(|entry| entry.0).collect();
+            let first = last_wal_index + 1 - indexes.len() as u64;
+            assert_eq!(
+                indexes,
+                (first..=*last_wal_index).collect::<Vec<u64>>(),
+                "WAL indexes are dense"
+            );
+        }
         let complete = states.iter().all(|state| {
             let map: BTreeMap<_, _> = state.iter().cloned().collect();
             acknowledged
                 .iter()
                 .all(|(key, value)| map.get(key) == Some(value))
         });
-        if complete && states.windows(2).all(|pair| pair[0] == pair[1]) {
+        if complete
+            && states.windows(2).all(|pair| pair[0] == pair[1])
+            && wals.windows(2).all(|pair| pair[0] == pair[1])
+        {
             println!(
-                "{} converged: {} keys on each of {NODES} nodes",
+                "{} converged: {} keys and WAL index {} on each of {NODES} nodes",
                 elapsed(),
-                states[0].len()
+                states[0].len(),
+                wals[0].0
             );
             for node in nodes.iter() {
                 let raft = node.raft().unwrap();

@@ -146,6 +146,7 @@ impl Simulation {
                     .filter(|other| *other != index)
                     .map(Fleet::api_addr)
                     .collect(),
+                raft: Default::default(),
             };
             let registry = registry.clone();
             let node = handle

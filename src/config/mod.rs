@@ -44,8 +44,25 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
+    /// The `replication { ... }` stanza, or its defaults.
+    pub replication: ReplicationConfig,
     /// Vault settings present in the file that Arca accepts without acting on them.
     pub ignored: Vec<String>,
+}
+
+/// `replication { logshipper_buffer_length = N }`: how many recent WAL entries each
+/// node keeps for log shipping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    pub logshipper_buffer_length: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            logshipper_buffer_length: crate::raft::wal::WAL_BUFFER_ENTRIES_DEFAULT,
+        }
+    }
 }
 
 /// One `listener "tcp" { ... }` block.
@@ -96,7 +113,15 @@ pub struct RaftStorageConfig {
     pub node_id: Option<String>,
     /// Leaders to try joining at start, in file order.
     pub retry_join: Vec<RetryJoinConfig>,
+    /// Entries applied between snapshots (Vault's `snapshot_threshold`, default 8192).
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log after a snapshot (Vault's `trailing_logs`, default 10000).
+    pub trailing_logs: u64,
 }
+
+/// The largest `snapshot_threshold` and `trailing_logs` accepted: far above any useful
+/// setting, low enough that a typo cannot make the log grow without bound.
+pub const RAFT_LOG_ENTRIES_SETTING_MAX: u64 = 10_000_000;
 
 /// One `retry_join { leader_api_addr = "..." }` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +196,7 @@ pub fn parse(
         log_level: file.log_level,
         disable_mlock: file.disable_mlock,
         disable_cache: file.disable_cache,
+        replication: file.replication.unwrap_or_default(),
         ignored: file.ignored,
     })
 }

@@ -11,9 +11,11 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 
 use super::{
-    ConfigError, ListenerTls, RaftStorageConfig, RetryJoinConfig, StorageConfig, TcpListenerConfig,
-    check_http_address, force_https,
+    ConfigError, ListenerTls, RAFT_LOG_ENTRIES_SETTING_MAX, RaftStorageConfig, ReplicationConfig,
+    RetryJoinConfig, StorageConfig, TcpListenerConfig, check_http_address, force_https,
 };
+use crate::raft::node::{LOGS_KEPT_AFTER_SNAPSHOT, SNAPSHOT_LOGS_SINCE_LAST};
+use crate::raft::wal::WAL_BUFFER_ENTRIES_MAX;
 
 /// What the file itself says, before environment overrides and defaults.
 #[derive(Debug, Default)]
@@ -27,6 +29,7 @@ pub(super) struct ParsedFile {
     pub log_level: Option<String>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
+    pub replication: Option<ReplicationConfig>,
     /// Vault settings Arca accepts and does not act on (the server warns about them).
     pub ignored: Vec<String>,
 }
@@ -170,6 +173,15 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
                     }
                     file.storage = Some(parse_storage(&source, block)?);
                 }
+                "replication" => {
+                    if file.replication.is_some() {
+                        return Err(source.error(
+                            block.span(),
+                            "more than one replication block: at most one is allowed".to_string(),
+                        ));
+                    }
+                    file.replication = Some(parse_replication(&source, block)?);
+                }
                 other if IGNORED_BLOCKS.contains(&other) => file.ignored.push(other.to_string()),
                 "seal" => {
                     return Err(source.error(
@@ -304,6 +316,8 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
     let mut path = None;
     let mut node_id = None;
     let mut retry_join = Vec::new();
+    let mut snapshot_threshold = SNAPSHOT_LOGS_SINCE_LAST;
+    let mut trailing_logs = LOGS_KEPT_AFTER_SNAPSHOT;
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attribute) => {
@@ -312,6 +326,12 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
                 match key {
                     "path" => path = Some(PathBuf::from(value.non_empty_string()?)),
                     "node_id" => node_id = Some(value.non_empty_string()?),
+                    "snapshot_threshold" => {
+                        snapshot_threshold = value.unsigned(1, RAFT_LOG_ENTRIES_SETTING_MAX)?
+                    }
+                    "trailing_logs" => {
+                        trailing_logs = value.unsigned(0, RAFT_LOG_ENTRIES_SETTING_MAX)?
+                    }
                     other => {
                         return Err(source.error(attribute.span(), unknown_key(context, other)));
                     }
@@ -335,7 +355,29 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
         path,
         node_id,
         retry_join,
+        snapshot_threshold,
+        trailing_logs,
     })
+}
+
+fn parse_replication(source: &Source<'_>, block: &Block) -> Result<ReplicationConfig, ConfigError> {
+    let context = "replication: ";
+    if !block.labels.is_empty() {
+        return Err(source.error(block.span(), format!("{context}takes no label")));
+    }
+    let mut config = ReplicationConfig::default();
+    for structure in block.body.iter() {
+        let attribute = only_attribute(source, context, structure)?;
+        let value = Value::new(source, context, attribute);
+        match attribute.key.as_str() {
+            "logshipper_buffer_length" => {
+                config.logshipper_buffer_length =
+                    value.unsigned(1, WAL_BUFFER_ENTRIES_MAX as u64)? as usize;
+            }
+            other => return Err(source.error(attribute.span(), unknown_key(context, other))),
+        }
+    }
+    Ok(config)
 }
 
 fn parse_retry_join(source: &Source<'_>, block: &Block) -> Result<RetryJoinConfig, ConfigError> {
@@ -443,6 +485,22 @@ impl<'a> Value<'a> {
                 other => Err(self.error(format!("expected a boolean, got {other:?}"))),
             },
             other => Err(self.error(format!("expected a boolean, got {}", describe(other)))),
+        }
+    }
+
+    /// A whole number in `min..=max`, written as a number or a string of digits (Vault
+    /// reads its storage settings either way).
+    fn unsigned(&self, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let number = match &self.attribute.value {
+            Expression::Number(number) => number.value().as_u64(),
+            Expression::String(text) => text.value().parse::<u64>().ok(),
+            other => {
+                return Err(self.error(format!("expected a number, got {}", describe(other))));
+            }
+        };
+        match number {
+            Some(number) if (min..=max).contains(&number) => Ok(number),
+            _ => Err(self.error(format!("expected a whole number from {min} to {max}"))),
         }
     }
 

@@ -61,6 +61,8 @@ fn tutorial_file_with_the_docker_environment() {
             path: PathBuf::from("/vault/file"),
             node_id: Some("cluster-pri".to_string()),
             retry_join: vec![],
+            snapshot_threshold: 8192,
+            trailing_logs: 10_000,
         })
     );
     assert_eq!(config.api_addr, "http://cluster-pri:8200");
@@ -321,4 +323,35 @@ fn vault_settings_arca_does_not_act_on_are_accepted_and_named() {
         config.ignored,
         vec!["default_lease_ttl".to_string(), "telemetry".to_string()]
     );
+}
+
+#[test]
+fn raft_log_settings_and_the_replication_buffer_follow_vault_and_are_bounded() {
+    let defaults = parse(TUTORIAL_PRIMARY, "config.hcl", &env(&[])).unwrap();
+    assert_eq!(defaults.replication.logshipper_buffer_length, 16_384);
+
+    let text = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  snapshot_threshold = 100\n  trailing_logs = \"50\"\n}\nreplication {\n  logshipper_buffer_length = 512\n}\n";
+    let config = parse(text, "config.hcl", &env(&[])).unwrap();
+    let StorageConfig::Raft(raft) = config.storage else {
+        panic!("raft storage expected");
+    };
+    assert_eq!((raft.snapshot_threshold, raft.trailing_logs), (100, 50));
+    assert_eq!(config.replication.logshipper_buffer_length, 512);
+
+    let zero = text.replace("snapshot_threshold = 100", "snapshot_threshold = 0");
+    assert_eq!(
+        parse(&zero, "config.hcl", &env(&[]))
+            .unwrap_err()
+            .to_string(),
+        "config.hcl:6: storage \"raft\": \"snapshot_threshold\": expected a whole number from 1 to 10000000"
+    );
+    let huge = text.replace("= 512", "= 99999999999");
+    assert!(
+        parse(&huge, "config.hcl", &env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("replication: \"logshipper_buffer_length\": expected a whole number"),
+    );
+    let unknown = text.replace("logshipper_buffer_length", "buffer_length");
+    assert!(parse(&unknown, "config.hcl", &env(&[])).is_err());
 }

@@ -3,17 +3,26 @@
 //! - [`types`]: the openraft type configuration (string node ids, [`NodeInfo`], [`Command`]).
 //! - [`record`]: the checksummed record format shared by log segments and snapshots.
 //! - [`log_store`]: the segmented, group-committed Raft log (and the vote).
-//! - [`state_machine`]: the in-memory key space, snapshots on disk.
+//! - [`applied_state`]: the apply core: a pure function from a state and a committed
+//!   entry to the next state and a report of what changed.
+//! - [`wal`]: the dense WAL of replicated changes and its bounded buffer.
+//! - [`change_feed`]: the reports of applied entries, in apply order, to subscribers.
+//! - [`state_machine`]: the shell around the apply core: applies, snapshots on disk.
 //! - [`network`]: Raft RPCs over plain TCP on the cluster address.
 //! - [`node`]: [`RaftNode`], the handle the rest of the server uses.
 
+pub mod applied_state;
+pub mod change_feed;
 pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod record;
 pub mod state_machine;
 pub mod types;
+pub mod wal;
 
+pub use applied_state::{Applied, AppliedState, Change, Changes};
+pub use change_feed::{ChangeFeed, FeedEvent, Subscription};
 pub use log_store::{LogStore, LogStoreError, LogStoreOptions};
 pub use node::{Peer, RaftError, RaftNode, RaftOptions, RaftStatus};
 pub use state_machine::StateMachine;

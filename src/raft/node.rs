@@ -12,10 +12,12 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError};
 use openraft::{ChangeMembers, LinearizerOption, ServerState, SnapshotPolicy};
 
+use super::change_feed::Subscription;
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, serve};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, NodeInfo, Raft, TypeConfig};
+use super::wal::WAL_BUFFER_ENTRIES_DEFAULT;
 use crate::env::{Clock, Env};
 use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
 
@@ -27,11 +29,11 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
 /// A snapshot is built after this many entries since the last one; the log before it
-/// is then purged.
-pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 1024;
+/// is then purged. Vault's integrated-storage default (`snapshot_threshold`).
+pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 8192;
 /// Entries kept after a snapshot, so a briefly lagging follower catches up from the log
-/// rather than a full snapshot.
-pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 256;
+/// rather than a full snapshot. Vault's integrated-storage default (`trailing_logs`).
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 10_000;
 /// How many times a commit is tried when no leader is known yet (right after an
 /// election openraft can answer "forward to: unknown" on the leader itself).
 pub const COMMIT_ATTEMPTS_MAX: usize = 3;
@@ -156,6 +158,8 @@ pub struct RaftOptions {
     pub logs_kept_after_snapshot: u64,
     /// The margin for clock drift between nodes, taken off every read lease.
     pub clock_drift_margin: Duration,
+    /// How many recent WAL entries the state machine keeps (`logshipper_buffer_length`).
+    pub wal_buffer_entries_max: usize,
 }
 
 impl Default for RaftOptions {
@@ -165,6 +169,7 @@ impl Default for RaftOptions {
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
             clock_drift_margin: Duration::from_millis(CLOCK_DRIFT_MARGIN_MS_DEFAULT),
+            wal_buffer_entries_max: WAL_BUFFER_ENTRIES_DEFAULT,
         }
     }
 }
@@ -246,7 +251,8 @@ impl RaftNode {
         options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
         let log_store = LogStore::open(env.disk.clone(), options.log).await?;
-        let state_machine = StateMachine::open(env.disk.clone()).await?;
+        let state_machine =
+            StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max).await?;
         let raft = Raft::new(
             node_id.clone(),
             Arc::new(raft_config(&options)?),
@@ -288,6 +294,12 @@ impl RaftNode {
     /// This node's applied key space.
     pub fn state_machine(&self) -> &StateMachine {
         &self.inner.state_machine
+    }
+
+    /// Every applied entry and installed snapshot on this node from now on, in apply
+    /// order, whichever path it came by.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.state_machine.subscribe()
     }
 
     /// Initialize a one-node cluster of this node (`sys/init` on the first node, `-dev`).

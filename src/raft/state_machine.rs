@@ -1,40 +1,43 @@
-//! The replicated key space: an in-memory `BTreeMap` of storage keys to ciphertext (the
-//! barrier encrypts before anything reaches Raft; nothing here decrypts), the last
-//! applied log id and the last membership.
+//! The state machine: the shell around the apply core ([`AppliedState`]). It applies
+//! committed entries one at a time, publishes what each changed on the [`ChangeFeed`],
+//! and writes and installs snapshots.
 //!
-//! Snapshots are the whole map, written atomically under `raft/snapshot/` (only the
-//! latest is kept). On start the machine is the latest snapshot; openraft then re-applies
-//! the log entries after it as they are known committed.
+//! Snapshots are the whole state (the map and the WAL buffer), written atomically under
+//! `raft/snapshot/` (only the latest is kept). On start the machine is the latest
+//! snapshot; openraft then re-applies the log entries after it as they are known
+//! committed, which re-derives the same WAL entries, since applying is deterministic.
 //!
-//! Invariant: a `Command::Apply` batch is applied under one lock, so readers see all of
-//! it or none of it.
+//! Invariants: an entry is applied under one short lock, so readers see all of it or
+//! none of it; building or installing a snapshot never holds that lock while encoding,
+//! decoding or writing (it takes an O(1) point-in-time view, or swaps in a decoded
+//! state); reports are published in apply order, after the state they describe is
+//! visible to readers.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use openraft::entry::RaftEntry;
+use openraft::OptionalSend;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 
+use super::applied_state::AppliedState;
+/// The largest snapshot body this node writes or accepts (re-exported for the network).
+pub use super::applied_state::SNAPSHOT_BYTES_MAX;
+use super::change_feed::{ChangeFeed, Subscription};
 use super::record::{self, RecordRead};
-use super::types::{
-    Command, CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
-};
+use super::types::{CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::env::disk::write_atomic;
 use crate::env::runtime::blocking;
 use crate::env::{Disk, DiskError};
-use crate::storage::{Op, list_children};
 
 /// The directory of snapshot files.
 pub const SNAPSHOT_DIR: &str = "raft/snapshot";
-/// The largest snapshot this node writes or accepts.
-pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
 const SNAPSHOT_SUFFIX: &str = ".snap";
+/// Room in a snapshot file's record for the metadata around the body.
+const SNAPSHOT_META_BYTES_MAX: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateMachineError {
@@ -44,26 +47,25 @@ pub enum StateMachineError {
     InvalidSnapshot { path: String, reason: String },
 }
 
-/// A snapshot file: its metadata and the encoded map.
+/// A snapshot file: its metadata and the encoded state.
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }
 
-#[derive(Debug, Default)]
-struct Data {
-    map: BTreeMap<String, Vec<u8>>,
-    last_applied: Option<LogId>,
-    last_membership: StoredMembership,
-    current_snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+struct Shared {
+    disk: Arc<dyn Disk>,
+    wal_entries_max: usize,
+    state: Mutex<AppliedState>,
+    current_snapshot: Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
+    feed: ChangeFeed,
 }
 
-/// The state machine; clones share the same map.
+/// The state machine; clones share the same state.
 #[derive(Clone)]
 pub struct StateMachine {
-    disk: Arc<dyn Disk>,
-    data: Arc<Mutex<Data>>,
+    shared: Arc<Shared>,
 }
 
 impl Debug for StateMachine {
@@ -80,109 +82,112 @@ fn io_error(error: impl std::fmt::Display) -> io::Error {
     io::Error::other(error.to_string())
 }
 
-fn encode_map(map: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, io::Error> {
-    bincode::serde::encode_to_vec(map, bincode::config::standard()).map_err(io_error)
-}
-
-fn decode_map(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    if bytes.len() > SNAPSHOT_BYTES_MAX {
-        return Err(format!(
-            "snapshot of {} bytes exceeds the limit",
-            bytes.len()
-        ));
-    }
-    record::decode_body(bytes)
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl StateMachine {
-    /// Load the latest snapshot on `disk`, if any.
-    pub async fn open(disk: Arc<dyn Disk>) -> Result<Self, StateMachineError> {
+    /// Load the latest snapshot on `disk`, if any; keep at most `wal_entries_max`
+    /// recent WAL entries.
+    pub async fn open(
+        disk: Arc<dyn Disk>,
+        wal_entries_max: usize,
+    ) -> Result<Self, StateMachineError> {
         let loading = disk.clone();
-        let data = blocking(move || load_latest(loading.as_ref())).await?;
+        let (state, current_snapshot) =
+            blocking(move || load_latest(loading.as_ref(), wal_entries_max)).await?;
         Ok(Self {
-            disk,
-            data: Arc::new(Mutex::new(data)),
+            shared: Arc::new(Shared {
+                disk,
+                wal_entries_max,
+                state: Mutex::new(state),
+                current_snapshot: Mutex::new(current_snapshot),
+                feed: ChangeFeed::default(),
+            }),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
-        self.data
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A point-in-time view of the applied state: an O(1) clone that later applies do
+    /// not change.
+    pub fn view(&self) -> AppliedState {
+        lock(&self.shared.state).clone()
+    }
+
+    /// Every report from now on, in apply order.
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.feed.subscribe()
     }
 
     /// The value of `key` in the applied state.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.lock().map.get(key).cloned()
+        lock(&self.shared.state)
+            .get(key)
+            .map(|value| value.to_vec())
     }
 
     /// Vault's list semantics over the applied state.
     pub fn list(&self, prefix: &str) -> Vec<String> {
-        let data = self.lock();
-        list_children(
-            data.map
-                .range(prefix.to_string()..)
-                .map(|(key, _)| key.as_str())
-                .take_while(|key| key.starts_with(prefix)),
-            prefix,
-        )
+        self.view().list(prefix)
     }
 
     /// The index of the last applied entry (0 before any).
     pub fn applied_index(&self) -> u64 {
-        self.lock()
-            .last_applied
-            .as_ref()
+        lock(&self.shared.state)
+            .last_applied()
             .map_or(0, |log_id| log_id.index)
     }
 
     /// Every key and value, in key order (tests and convergence checks).
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
-        self.lock()
-            .map
+        self.view()
             .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
+            .map(|(key, value)| (key.to_string(), value.to_vec()))
             .collect()
     }
 
     /// Write a snapshot file atomically, then drop older ones.
     async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), io::Error> {
         let last_index = meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index);
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            data: data.as_ref().clone(),
-        };
-        let bytes = record::encode(&file, SNAPSHOT_BYTES_MAX).map_err(io_error)?;
-        let disk = self.disk.clone();
-        blocking(move || -> Result<(), DiskError> {
+        let meta = meta.clone();
+        let disk = self.shared.disk.clone();
+        blocking(move || -> Result<(), io::Error> {
+            let file = SnapshotFile {
+                meta,
+                data: data.as_ref().clone(),
+            };
+            let bytes = record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX)
+                .map_err(io_error)?;
             let path = snapshot_path(last_index);
-            write_atomic(disk.as_ref(), &path, &bytes)?;
+            write_atomic(disk.as_ref(), &path, &bytes).map_err(io_error)?;
             let mut removed = false;
-            for name in disk.list(SNAPSHOT_DIR)? {
+            for name in disk.list(SNAPSHOT_DIR).map_err(io_error)? {
                 let other = format!("{SNAPSHOT_DIR}/{name}");
                 if other != path {
-                    disk.remove(&other)?;
+                    disk.remove(&other).map_err(io_error)?;
                     removed = true;
                 }
             }
             if removed {
-                disk.sync_dir(SNAPSHOT_DIR)?;
+                disk.sync_dir(SNAPSHOT_DIR).map_err(io_error)?;
             }
             Ok(())
         })
         .await
-        .map_err(io_error)
     }
 }
 
-fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
+type Loaded = (AppliedState, Option<(SnapshotMeta, Arc<Vec<u8>>)>);
+
+fn load_latest(disk: &dyn Disk, wal_entries_max: usize) -> Result<Loaded, StateMachineError> {
     let latest = disk
         .list(SNAPSHOT_DIR)?
         .into_iter()
         .filter(|name| name.ends_with(SNAPSHOT_SUFFIX))
         .max();
     let Some(name) = latest else {
-        return Ok(Data::default());
+        return Ok((AppliedState::new(wal_entries_max), None));
     };
     let path = format!("{SNAPSHOT_DIR}/{name}");
     let invalid = |reason: String| StateMachineError::InvalidSnapshot {
@@ -192,51 +197,34 @@ fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
     let bytes = disk
         .read(&path)?
         .ok_or_else(|| invalid("vanished while opening".to_string()))?;
-    let file: SnapshotFile = match record::read(&bytes, 0, SNAPSHOT_BYTES_MAX) {
-        RecordRead::Complete { body, end } if end == bytes.len() => {
-            record::decode_body(body).map_err(invalid)?
-        }
-        RecordRead::Complete { .. } => return Err(invalid("trailing bytes".to_string())),
-        RecordRead::Incomplete => return Err(invalid("truncated".to_string())),
-        RecordRead::Corrupt { reason, .. } => return Err(invalid(reason)),
-    };
-    let map = decode_map(&file.data).map_err(invalid)?;
-    Ok(Data {
-        map,
-        last_applied: file.meta.last_log_id.clone(),
-        last_membership: file.meta.last_membership.clone(),
-        current_snapshot: Some((file.meta, Arc::new(file.data))),
-    })
-}
-
-fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, ops: Vec<Op>) {
-    for op in ops {
-        match op {
-            Op::Put { key, value } => {
-                map.insert(key, value);
+    let file: SnapshotFile =
+        match record::read(&bytes, 0, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX) {
+            RecordRead::Complete { body, end } if end == bytes.len() => {
+                record::decode_body(body).map_err(invalid)?
             }
-            Op::Delete { key } => {
-                map.remove(&key);
-            }
-        }
-    }
+            RecordRead::Complete { .. } => return Err(invalid("trailing bytes".to_string())),
+            RecordRead::Incomplete => return Err(invalid("truncated".to_string())),
+            RecordRead::Corrupt { reason, .. } => return Err(invalid(reason)),
+        };
+    let state = AppliedState::decode_snapshot(&file.meta, &file.data, wal_entries_max)
+        .map_err(|error| invalid(error.to_string()))?;
+    Ok((state, Some((file.meta, Arc::new(file.data)))))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (meta, encoded) = {
-            let data = self.lock();
-            let meta = SnapshotMeta {
-                last_log_id: data.last_applied.clone(),
-                last_membership: data.last_membership.clone(),
-            };
-            (meta, encode_map(&data.map)?)
-        };
+        // The view is taken under the lock in O(1); encoding it (seconds at millions of
+        // keys) happens with the lock released, while reads and applies go on.
+        let view = self.view();
+        let meta = view.snapshot_meta();
+        let encoded = blocking(move || view.encode_snapshot())
+            .await
+            .map_err(io_error)?;
         let encoded = Arc::new(encoded);
         self.persist(&meta, encoded.clone()).await?;
-        self.lock().current_snapshot = Some((meta.clone(), encoded.clone()));
+        *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded.clone()));
         Ok(Snapshot {
             meta,
             snapshot: encoded.as_ref().clone(),
@@ -249,8 +237,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = StateMachine;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        let data = self.lock();
-        Ok((data.last_applied.clone(), data.last_membership.clone()))
+        let state = lock(&self.shared.state);
+        Ok((
+            state.last_applied().cloned(),
+            state.last_membership().clone(),
+        ))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -259,19 +250,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let log_id = entry.log_id();
-            let index = log_id.index;
-            {
-                let mut data = self.lock();
-                data.last_applied = Some(log_id.clone());
-                match entry.payload {
-                    EntryPayload::Blank => {}
-                    EntryPayload::Normal(Command::Apply { ops }) => apply_ops(&mut data.map, ops),
-                    EntryPayload::Membership(membership) => {
-                        data.last_membership = StoredMembership::new(Some(log_id), membership);
-                    }
-                }
-            }
+            let applied = {
+                let mut state = lock(&self.shared.state);
+                // Taking the state out leaves it the only owner of its map, so the
+                // apply mutates in place unless a view is alive (then it copies only
+                // the paths it changes).
+                let current =
+                    std::mem::replace(&mut *state, AppliedState::new(self.shared.wal_entries_max));
+                let (next, applied) = current.apply(entry);
+                *state = next;
+                applied
+            };
+            let index = applied.log_index;
+            self.shared.feed.publish(applied);
             if let Some(responder) = responder {
                 responder.send(CommandResponse { index });
             }
@@ -288,21 +279,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
-        let map = decode_map(&snapshot).map_err(io_error)?;
         let encoded = Arc::new(snapshot);
+        let decoding = encoded.clone();
+        let decoded_meta = meta.clone();
+        let wal_entries_max = self.shared.wal_entries_max;
+        let installed = blocking(move || {
+            AppliedState::decode_snapshot(&decoded_meta, &decoding, wal_entries_max)
+        })
+        .await
+        .map_err(io_error)?;
         self.persist(meta, encoded.clone()).await?;
-        let mut data = self.lock();
-        data.map = map;
-        data.last_applied = meta.last_log_id.clone();
-        data.last_membership = meta.last_membership.clone();
-        data.current_snapshot = Some((meta.clone(), encoded));
+        let report = installed.installed_report();
+        *lock(&self.shared.state) = installed;
+        *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded));
+        self.shared.feed.publish(report);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self
-            .lock()
-            .current_snapshot
+        Ok(lock(&self.shared.current_snapshot)
             .as_ref()
             .map(|(meta, data)| Snapshot {
                 meta: meta.clone(),
@@ -317,11 +312,18 @@ mod tests {
 
     use openraft::Membership;
     use openraft::alias::LeaderIdOf;
+    use openraft::entry::RaftEntry;
     use openraft::vote::RaftLeaderIdExt;
 
     use super::*;
     use crate::env::SimDisk;
-    use crate::raft::types::Entry;
+    use crate::raft::applied_state::Changes;
+    use crate::raft::change_feed::FeedEvent;
+    use crate::raft::types::{Command, Entry};
+    use crate::storage::Op;
+
+    /// A small WAL buffer, so the tests see it wrap.
+    const WAL_ENTRIES: usize = 4;
 
     fn log_id(index: u64) -> LogId {
         LogId::new(
@@ -345,7 +347,9 @@ mod tests {
     #[tokio::test]
     async fn batches_apply_atomically_and_snapshots_rebuild_the_machine() {
         let disk = SimDisk::new(1);
-        let mut machine = StateMachine::open(Arc::new(disk.clone())).await.unwrap();
+        let mut machine = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
         let membership =
             Membership::new_with_defaults(vec![BTreeSet::from(["n1".to_string()])], []);
         apply(
@@ -401,7 +405,9 @@ mod tests {
             vec![format!("{:020}{SNAPSHOT_SUFFIX}", 5)]
         );
         disk.crash(true);
-        let mut reopened = StateMachine::open(Arc::new(disk.clone())).await.unwrap();
+        let mut reopened = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
         assert_eq!(reopened.dump(), machine.dump());
         let (applied, stored_membership) = reopened.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(5)));
@@ -410,7 +416,7 @@ mod tests {
 
         // A follower installs the leader's snapshot wholesale.
         let other_disk = SimDisk::new(2);
-        let mut follower = StateMachine::open(Arc::new(other_disk.clone()))
+        let mut follower = StateMachine::open(Arc::new(other_disk.clone()), WAL_ENTRIES)
             .await
             .unwrap();
         follower
@@ -423,10 +429,156 @@ mod tests {
         // A damaged snapshot file stops the node instead of starting it empty.
         let path = format!("{SNAPSHOT_DIR}/{:020}{SNAPSHOT_SUFFIX}", 5);
         other_disk.corrupt_byte(&path, 20).unwrap();
-        let error = StateMachine::open(Arc::new(other_disk)).await.unwrap_err();
+        let error = StateMachine::open(Arc::new(other_disk), WAL_ENTRIES)
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, StateMachineError::InvalidSnapshot { .. }),
             "{error}"
         );
+    }
+    fn normal(index: u64, ops: Vec<Op>) -> Entry {
+        Entry::new_normal(log_id(index), Command::Apply { ops })
+    }
+
+    /// A log of replicated writes (`logical/`), local ones (`sys/token/`) and deletes.
+    fn sample_log(entries: u64) -> Vec<Entry> {
+        (1..=entries)
+            .map(|index| {
+                let mut ops = vec![
+                    put(&format!("logical/m/{}", index % 5), &index.to_le_bytes()),
+                    put(&format!("sys/token/id/{index}"), b"t"),
+                ];
+                if index % 3 == 0 {
+                    ops.push(Op::Delete {
+                        key: format!("logical/m/{}", (index + 1) % 5),
+                    });
+                }
+                normal(index, ops)
+            })
+            .collect()
+    }
+
+    fn wal_of(machine: &StateMachine) -> Vec<(u64, u64, String, Option<Vec<u8>>)> {
+        machine
+            .view()
+            .wal()
+            .iter()
+            .map(|entry| {
+                (
+                    entry.wal_index,
+                    entry.log_index,
+                    entry.key.to_string(),
+                    entry.value.as_ref().map(|value| value.to_vec()),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn two_machines_fed_the_same_log_derive_the_same_wal_even_across_a_restart() {
+        let log = sample_log(30);
+
+        // One machine applies the whole log straight through.
+        let mut straight = StateMachine::open(Arc::new(SimDisk::new(1)), WAL_ENTRIES)
+            .await
+            .unwrap();
+        apply(&mut straight, log.clone()).await;
+
+        // The other snapshots half way, restarts from its disk (the log before the
+        // snapshot is gone), and applies the rest.
+        let disk = SimDisk::new(2);
+        let mut restarted = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
+        apply(&mut restarted, log[..15].to_vec()).await;
+        restarted.build_snapshot().await.unwrap();
+        disk.crash(true);
+        let mut restarted = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
+        assert_eq!(restarted.applied_index(), 15);
+        apply(&mut restarted, log[15..].to_vec()).await;
+
+        assert_eq!(restarted.dump(), straight.dump());
+        let wal = wal_of(&straight);
+        assert_eq!(wal_of(&restarted), wal);
+        assert_eq!(wal.len(), WAL_ENTRIES, "the buffer is full and bounded");
+        let last = straight.view().wal().last_wal_index();
+        assert_eq!(restarted.view().wal().last_wal_index(), last);
+        let indexes: Vec<u64> = wal.iter().map(|entry| entry.0).collect();
+        let expected: Vec<u64> = (last + 1 - WAL_ENTRIES as u64..=last).collect();
+        assert_eq!(indexes, expected, "the newest WAL indexes, dense");
+        assert!(
+            wal.iter().all(|entry| entry.2.starts_with("logical/")),
+            "only replicated keys get WAL indexes"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_change_feed_reports_applies_in_order_and_a_snapshot_install_as_everything() {
+        let mut leader = StateMachine::open(Arc::new(SimDisk::new(1)), WAL_ENTRIES)
+            .await
+            .unwrap();
+        let mut subscription = leader.subscribe();
+        apply(&mut leader, sample_log(3)).await;
+        let mut next_wal_index = 1;
+        for log_index in 1..=3 {
+            let Some(FeedEvent::Applied(applied)) = subscription.try_next() else {
+                panic!("a report for entry {log_index}");
+            };
+            assert_eq!(applied.log_index, log_index);
+            assert_eq!(
+                applied.wal_indexes.start, next_wal_index,
+                "contiguous WAL ranges"
+            );
+            next_wal_index = applied.wal_indexes.end;
+            let Changes::Keys(changes) = &applied.changes else {
+                panic!("an applied entry reports its keys");
+            };
+            let replicated = changes
+                .iter()
+                .filter(|change| change.class == crate::storage::KeyClass::Replicated)
+                .count() as u64;
+            assert_eq!(
+                applied.wal_indexes.end - applied.wal_indexes.start,
+                replicated
+            );
+        }
+        assert_eq!(subscription.try_next(), None);
+
+        // A follower that installs the leader's snapshot reports that everything may
+        // have changed.
+        let snapshot = leader.build_snapshot().await.unwrap();
+        let mut follower = StateMachine::open(Arc::new(SimDisk::new(2)), WAL_ENTRIES)
+            .await
+            .unwrap();
+        let mut follower_subscription = follower.subscribe();
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        let Some(FeedEvent::Applied(installed)) = follower_subscription.try_next() else {
+            panic!("a report for the install");
+        };
+        assert_eq!(installed.changes, Changes::Everything);
+        assert_eq!(installed.log_index, 3);
+        assert_eq!(installed.wal_indexes, next_wal_index..next_wal_index);
+        assert_eq!(wal_of(&follower), wal_of(&leader));
+    }
+
+    #[tokio::test]
+    async fn a_view_is_a_point_in_time_that_later_applies_do_not_change() {
+        let mut machine = StateMachine::open(Arc::new(SimDisk::new(1)), WAL_ENTRIES)
+            .await
+            .unwrap();
+        apply(&mut machine, vec![normal(1, vec![put("logical/a", b"1")])]).await;
+        let view = machine.view();
+        apply(&mut machine, vec![normal(2, vec![put("logical/a", b"2")])]).await;
+        assert_eq!(
+            view.get("logical/a").map(|value| value.to_vec()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(machine.get("logical/a"), Some(b"2".to_vec()));
     }
 }

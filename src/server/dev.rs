@@ -29,6 +29,7 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         cluster_addr: format!("https://{cluster_listen}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        raft: Default::default(),
     };
     super::print_configuration(&config, "inmem");
     let node = Node::start(

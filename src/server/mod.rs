@@ -101,15 +101,23 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
     if let crate::config::ListenerTls::Enabled { .. } = listener.tls {
         return Err("Error: TLS on the API listener is not implemented yet; set tls_disable = 1 and terminate TLS in front of Arca".to_string());
     }
+    let mut raft_options = crate::raft::RaftOptions {
+        wal_buffer_entries_max: config.replication.logshipper_buffer_length,
+        ..Default::default()
+    };
     let (data_dir, node_id, retry_join) = match &config.storage {
-        crate::config::StorageConfig::Raft(raft) => (
-            Some(raft.path.clone()),
-            raft.node_id.clone(),
-            raft.retry_join
-                .iter()
-                .map(|join| join.leader_api_addr.clone())
-                .collect(),
-        ),
+        crate::config::StorageConfig::Raft(raft) => {
+            raft_options.snapshot_logs_since_last = raft.snapshot_threshold;
+            raft_options.logs_kept_after_snapshot = raft.trailing_logs;
+            (
+                Some(raft.path.clone()),
+                raft.node_id.clone(),
+                raft.retry_join
+                    .iter()
+                    .map(|join| join.leader_api_addr.clone())
+                    .collect(),
+            )
+        }
         crate::config::StorageConfig::Inmem => (None, None, Vec::new()),
     };
     let env = match &data_dir {
@@ -131,6 +139,7 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         cluster_addr: config.cluster_addr.clone(),
         cluster_name: config.cluster_name.clone(),
         retry_join,
+        raft: raft_options,
     };
     print_configuration(&node_config, "raft");
     let node = Node::start(

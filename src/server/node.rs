@@ -31,6 +31,9 @@ pub struct NodeConfig {
     pub cluster_addr: String,
     pub cluster_name: Option<String>,
     pub retry_join: Vec<String>,
+    /// Snapshot cadence, retained log and WAL buffer (from the `storage "raft"` and
+    /// `replication` stanzas).
+    pub raft: crate::raft::RaftOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +89,14 @@ impl Node {
             cluster_addr: crate::http::client::host_port(&config.cluster_addr)
                 .unwrap_or_else(|_| config.cluster_addr.clone()),
         };
-        let raft =
-            RaftNode::start(env.clone(), config.node_id.clone(), info, cluster_listener).await?;
+        let raft = RaftNode::start_with_options(
+            env.clone(),
+            config.node_id.clone(),
+            info,
+            cluster_listener,
+            config.raft,
+        )
+        .await?;
         let cluster = Arc::new(RaftCluster::new(raft.clone()));
         let core = Core::new(
             env.clone(),

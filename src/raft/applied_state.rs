@@ -1,0 +1,315 @@
+//! The apply core: the replicated key space as a persistent (structurally shared) ordered
+//! map, with the WAL of replicated changes, the last applied log id and the last
+//! membership.
+//!
+//! Events in: a committed Raft entry. Out: the next state and an [`Applied`] report of
+//! what changed. [`AppliedState::apply`] is a pure function of the state and the entry,
+//! so every node that applies the same log holds the same map and the same WAL.
+//!
+//! Invariants: the reported changes are exactly the difference between the map before
+//! and after the entry (a put of the value already there, or a delete of an absent key,
+//! is no change); changes are reported in key order; each change to a replicated key
+//! gets the next WAL index, so the range an entry reports is contiguous with the one
+//! before it. Cloning a state is O(1): it is how readers and the snapshot builder get a
+//! point-in-time view without holding a lock while they work.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+use openraft::EntryPayload;
+use openraft::entry::RaftEntry;
+use serde::{Deserialize, Serialize};
+
+use super::record;
+use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
+use super::wal::{WalBuffer, WalRecord};
+use crate::storage::{KeyClass, Op, list_children};
+
+/// The version byte that starts every snapshot body this code writes. Version 1 is the
+/// map and the WAL buffer; a node refuses any other version rather than guess.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// The largest snapshot body this node writes or accepts.
+pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+
+/// The class of a stored key. The one place the apply core asks, so the key-space
+/// registry can take over by changing this function alone.
+fn class_of(key: &str) -> KeyClass {
+    crate::storage::key_class(key)
+}
+
+/// One key whose value an entry changed: the new value, or `None` when it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: Arc<str>,
+    pub class: KeyClass,
+    pub value: Option<Bytes>,
+}
+
+/// What an applied entry changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// These keys, in key order.
+    Keys(Vec<Change>),
+    /// A snapshot replaced the whole map: any key may have changed, so a cache must
+    /// reload everything it holds.
+    Everything,
+}
+
+/// The report of one applied Raft entry (or one installed snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub log_index: u64,
+    /// The WAL indexes given to this entry's replicated changes, in the order of those
+    /// changes in [`Applied::changes`]; empty (starting after the last index) when the
+    /// entry changed no replicated key.
+    pub wal_indexes: Range<u64>,
+    pub changes: Changes,
+}
+
+/// The state machine's state: a value, cheap to clone and never mutated in place once
+/// shared (the map and the WAL buffer are persistent structures).
+#[derive(Debug, Clone)]
+pub struct AppliedState {
+    map: OrdMap<Arc<str>, Bytes>,
+    wal: WalBuffer,
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SnapshotFormatError {
+    #[error("snapshot body is empty")]
+    Empty,
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {SNAPSHOT_FORMAT_VERSION})"
+    )]
+    UnknownVersion { found: u8 },
+    #[error("snapshot body of {bytes} bytes exceeds the limit of {SNAPSHOT_BYTES_MAX}")]
+    TooLarge { bytes: usize },
+    #[error("snapshot body is invalid: {0}")]
+    Invalid(String),
+    #[error("cannot encode snapshot: {0}")]
+    Encode(String),
+}
+
+/// The map in key order, serialized without copying it first.
+struct MapEntries<'a>(&'a OrdMap<Arc<str>, Bytes>);
+
+impl Serialize for MapEntries<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, value)| (&**key, &value[..])))
+    }
+}
+
+/// A snapshot body as written (borrowing the state) ...
+#[derive(Serialize)]
+struct SnapshotBodyRef<'a> {
+    entries: MapEntries<'a>,
+    last_wal_index: u64,
+    wal: Vec<super::wal::WalRecordRef<'a>>,
+}
+
+/// ... and as read back: the same layout, owned.
+#[derive(Deserialize)]
+struct SnapshotBody {
+    entries: Vec<(String, Vec<u8>)>,
+    last_wal_index: u64,
+    wal: Vec<WalRecord>,
+}
+
+impl AppliedState {
+    /// The empty state of a new node, keeping `wal_entries_max` WAL entries.
+    pub fn new(wal_entries_max: usize) -> Self {
+        Self {
+            map: OrdMap::new(),
+            wal: WalBuffer::new(wal_entries_max),
+            last_applied: None,
+            last_membership: StoredMembership::default(),
+        }
+    }
+
+    /// Apply one committed entry: the next state, and what changed.
+    pub fn apply(mut self, entry: Entry) -> (Self, Applied) {
+        let log_id = entry.log_id();
+        let log_index = log_id.index;
+        assert!(
+            self.last_applied
+                .as_ref()
+                .is_none_or(|last| last.index < log_index),
+            "entries are applied in log order, each once"
+        );
+        let first_wal_index = self.wal.last_wal_index() + 1;
+        let changes = match entry.payload {
+            EntryPayload::Blank => Vec::new(),
+            EntryPayload::Normal(Command::Apply { ops }) => self.apply_ops(log_index, ops),
+            EntryPayload::Membership(membership) => {
+                self.last_membership = StoredMembership::new(Some(log_id.clone()), membership);
+                Vec::new()
+            }
+        };
+        self.last_applied = Some(log_id);
+        let applied = Applied {
+            log_index,
+            wal_indexes: first_wal_index..self.wal.last_wal_index() + 1,
+            changes: Changes::Keys(changes),
+        };
+        (self, applied)
+    }
+
+    /// Apply a batch of operations and return the difference it made, in key order.
+    fn apply_ops(&mut self, log_index: u64, ops: Vec<Op>) -> Vec<Change> {
+        // The value of each touched key before the batch, so a batch that puts and
+        // then deletes the same key reports what the batch did as a whole.
+        let mut before: OrdMap<Arc<str>, Option<Bytes>> = OrdMap::new();
+        for op in ops {
+            let (key, value) = match op {
+                Op::Put { key, value } => (Arc::<str>::from(key), Some(Bytes::from(value))),
+                Op::Delete { key } => (Arc::<str>::from(key), None),
+            };
+            let previous = match value {
+                Some(value) => self.map.insert(key.clone(), value),
+                None => self.map.remove(&key),
+            };
+            before.entry(key).or_insert(previous);
+        }
+        let mut changes = Vec::with_capacity(before.len());
+        for (key, previous) in before {
+            let current = self.map.get(&key).cloned();
+            if current == previous {
+                continue;
+            }
+            let class = class_of(&key);
+            if class == KeyClass::Replicated {
+                self.wal.append(log_index, key.clone(), current.clone());
+            }
+            changes.push(Change {
+                key,
+                class,
+                value: current,
+            });
+        }
+        changes
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Bytes> {
+        self.map.get(key)
+    }
+
+    /// Vault's list semantics: the immediate children of `prefix`.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        list_children(
+            self.map
+                .range::<_, str>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .map(|(key, _)| &**key)
+                .take_while(|key| key.starts_with(prefix)),
+            prefix,
+        )
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.map.iter().map(|(key, value)| (&**key, value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn wal(&self) -> &WalBuffer {
+        &self.wal
+    }
+
+    pub fn last_applied(&self) -> Option<&LogId> {
+        self.last_applied.as_ref()
+    }
+
+    pub fn last_membership(&self) -> &StoredMembership {
+        &self.last_membership
+    }
+
+    /// The metadata a snapshot of this state carries.
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.last_applied.clone(),
+            last_membership: self.last_membership.clone(),
+        }
+    }
+
+    /// The snapshot body: the version byte, then the map and the WAL buffer.
+    pub fn encode_snapshot(&self) -> Result<Vec<u8>, SnapshotFormatError> {
+        let (last_wal_index, wal) = self.wal.records();
+        let body = SnapshotBodyRef {
+            entries: MapEntries(&self.map),
+            last_wal_index,
+            wal,
+        };
+        let mut bytes = vec![SNAPSHOT_FORMAT_VERSION];
+        bincode::serde::encode_into_std_write(&body, &mut bytes, bincode::config::standard())
+            .map_err(|error| SnapshotFormatError::Encode(error.to_string()))?;
+        if bytes.len() > SNAPSHOT_BYTES_MAX {
+            return Err(SnapshotFormatError::TooLarge { bytes: bytes.len() });
+        }
+        Ok(bytes)
+    }
+
+    /// The state a snapshot describes: `meta` from Raft, `bytes` from
+    /// [`AppliedState::encode_snapshot`] on this or another node.
+    pub fn decode_snapshot(
+        meta: &SnapshotMeta,
+        bytes: &[u8],
+        wal_entries_max: usize,
+    ) -> Result<Self, SnapshotFormatError> {
+        if bytes.len() > SNAPSHOT_BYTES_MAX {
+            return Err(SnapshotFormatError::TooLarge { bytes: bytes.len() });
+        }
+        let (&version, body) = bytes.split_first().ok_or(SnapshotFormatError::Empty)?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotFormatError::UnknownVersion { found: version });
+        }
+        let body: SnapshotBody = record::decode_body(body).map_err(SnapshotFormatError::Invalid)?;
+        let mut map = OrdMap::new();
+        let mut previous: Option<Arc<str>> = None;
+        for (key, value) in body.entries {
+            let key = Arc::<str>::from(key);
+            if previous.as_ref().is_some_and(|previous| *previous >= key) {
+                return Err(SnapshotFormatError::Invalid(format!(
+                    "key {key:?} is out of order"
+                )));
+            }
+            map.insert(key.clone(), Bytes::from(value));
+            previous = Some(key);
+        }
+        let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
+            .map_err(SnapshotFormatError::Invalid)?;
+        Ok(Self {
+            map,
+            wal,
+            last_applied: meta.last_log_id.clone(),
+            last_membership: meta.last_membership.clone(),
+        })
+    }
+
+    /// The report for installing this state from a snapshot: everything may have
+    /// changed; no WAL index is given (the snapshot carries the WAL as it was).
+    pub fn installed_report(&self) -> Applied {
+        let next_wal_index = self.wal.last_wal_index() + 1;
+        Applied {
+            log_index: self.last_applied.as_ref().map_or(0, |log_id| log_id.index),
+            wal_indexes: next_wal_index..next_wal_index,
+            changes: Changes::Everything,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

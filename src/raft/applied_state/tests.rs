@@ -1,0 +1,213 @@
+//! The apply core against a model: a `BTreeMap` and a list of every WAL entry.
+
+use std::collections::BTreeMap;
+
+use openraft::alias::LeaderIdOf;
+use openraft::entry::RaftEntry;
+use openraft::vote::RaftLeaderIdExt;
+use proptest::prelude::*;
+
+use super::*;
+use crate::raft::types::TypeConfig;
+
+/// A WAL buffer small enough that long sequences wrap it.
+const WAL_ENTRIES: usize = 8;
+
+fn log_id(index: u64) -> LogId {
+    LogId::new(
+        LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+        index,
+    )
+}
+
+/// Keys of every class, few enough that operations collide.
+const KEYS: &[&str] = &[
+    "logical/m1/a",
+    "logical/m1/b/c",
+    "auth/u1/user/bob",
+    "sys/token/id/t1",
+    "core/keyring",
+    "core/raft/x",
+];
+const VALUES: &[&[u8]] = &[b"", b"1", b"2"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// A client batch: (key index, Some(value index) for a put, None for a delete).
+    Batch(Vec<(usize, Option<usize>)>),
+    /// A leader's blank entry.
+    Blank,
+    /// Encode a snapshot of the current state and carry on from its decoding.
+    SnapshotRestore,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let op = (0..KEYS.len(), proptest::option::of(0..VALUES.len()));
+    prop_oneof![
+        6 => proptest::collection::vec(op, 0..6).prop_map(Step::Batch),
+        1 => Just(Step::Blank),
+        1 => Just(Step::SnapshotRestore),
+    ]
+}
+
+type Model = BTreeMap<String, Vec<u8>>;
+/// (wal index, log index, key, value)
+type ModelWal = Vec<(u64, u64, String, Option<Vec<u8>>)>;
+
+fn map_of(state: &AppliedState) -> Model {
+    state
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_vec()))
+        .collect()
+}
+
+fn wal_of(state: &AppliedState) -> ModelWal {
+    state
+        .wal()
+        .iter()
+        .map(|entry| {
+            (
+                entry.wal_index,
+                entry.log_index,
+                entry.key.to_string(),
+                entry.value.as_ref().map(|value| value.to_vec()),
+            )
+        })
+        .collect()
+}
+
+fn restore(state: &AppliedState) -> AppliedState {
+    let bytes = state.encode_snapshot().unwrap();
+    AppliedState::decode_snapshot(&state.snapshot_meta(), &bytes, WAL_ENTRIES).unwrap()
+}
+
+proptest! {
+    #[test]
+    fn the_apply_core_matches_a_model_and_reports_exactly_the_diff(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let mut state = AppliedState::new(WAL_ENTRIES);
+        let mut model = Model::new();
+        let mut model_wal = ModelWal::new();
+        let mut log_index = 0;
+        for step in steps {
+            let entry = match step {
+                Step::SnapshotRestore => {
+                    let restored = restore(&state);
+                    prop_assert_eq!(map_of(&restored), map_of(&state));
+                    prop_assert_eq!(wal_of(&restored), wal_of(&state));
+                    prop_assert_eq!(restored.last_applied(), state.last_applied());
+                    state = restored;
+                    continue;
+                }
+                Step::Blank => {
+                    log_index += 1;
+                    Entry::new_blank(log_id(log_index))
+                }
+                Step::Batch(ops) => {
+                    log_index += 1;
+                    let ops = ops
+                        .into_iter()
+                        .map(|(key, value)| match value {
+                            Some(value) => Op::Put {
+                                key: KEYS[key].to_string(),
+                                value: VALUES[value].to_vec(),
+                            },
+                            None => Op::Delete { key: KEYS[key].to_string() },
+                        })
+                        .collect();
+                    Entry::new_normal(log_id(log_index), Command::Apply { ops })
+                }
+            };
+
+            // The model: apply the batch to a BTreeMap, and diff before against after.
+            let before = model.clone();
+            if let EntryPayload::Normal(Command::Apply { ops }) = &entry.payload {
+                for op in ops {
+                    match op {
+                        Op::Put { key, value } => {
+                            model.insert(key.clone(), value.clone());
+                        }
+                        Op::Delete { key } => {
+                            model.remove(key);
+                        }
+                    }
+                }
+            }
+            let mut touched: Vec<&String> = before.keys().chain(model.keys()).collect();
+            touched.sort();
+            touched.dedup();
+            let expected: Vec<(String, KeyClass, Option<Vec<u8>>)> = touched
+                .into_iter()
+                .filter(|key| before.get(*key) != model.get(*key))
+                .map(|key| (key.clone(), crate::storage::key_class(key), model.get(key).cloned()))
+                .collect();
+            let wal_start = model_wal.last().map_or(0, |entry| entry.0) + 1;
+            for (key, class, value) in &expected {
+                if *class == KeyClass::Replicated {
+                    let wal_index = model_wal.last().map_or(0, |entry| entry.0) + 1;
+                    model_wal.push((wal_index, log_index, key.clone(), value.clone()));
+                }
+            }
+            let wal_end = model_wal.last().map_or(0, |entry| entry.0) + 1;
+
+            let (next, applied) = state.apply(entry);
+            state = next;
+            prop_assert_eq!(applied.log_index, log_index);
+            prop_assert_eq!(applied.wal_indexes.clone(), wal_start..wal_end);
+            let Changes::Keys(changes) = applied.changes else {
+                panic!("an entry reports its keys");
+            };
+            let reported: Vec<(String, KeyClass, Option<Vec<u8>>)> = changes
+                .into_iter()
+                .map(|change| {
+                    (change.key.to_string(), change.class, change.value.map(|value| value.to_vec()))
+                })
+                .collect();
+            prop_assert_eq!(reported, expected);
+            prop_assert_eq!(map_of(&state), model.clone());
+
+            // The buffer is the newest `WAL_ENTRIES` of the model's WAL: dense, bounded.
+            let kept = model_wal.len().saturating_sub(WAL_ENTRIES);
+            prop_assert_eq!(wal_of(&state), model_wal[kept..].to_vec());
+            prop_assert_eq!(state.wal().last_wal_index(), model_wal.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_of_an_unknown_format_or_damaged_body_is_refused() {
+    let (state, _) = AppliedState::new(WAL_ENTRIES).apply(Entry::new_normal(
+        log_id(1),
+        Command::Apply {
+            ops: vec![Op::Put {
+                key: "logical/m1/a".to_string(),
+                value: b"v".to_vec(),
+            }],
+        },
+    ));
+    let meta = state.snapshot_meta();
+    let mut bytes = state.encode_snapshot().unwrap();
+    assert!(AppliedState::decode_snapshot(&meta, &bytes, WAL_ENTRIES).is_ok());
+
+    bytes[0] = SNAPSHOT_FORMAT_VERSION + 1;
+    let error = AppliedState::decode_snapshot(&meta, &bytes, WAL_ENTRIES).unwrap_err();
+    assert_eq!(
+        error,
+        SnapshotFormatError::UnknownVersion {
+            found: SNAPSHOT_FORMAT_VERSION + 1
+        }
+    );
+    assert!(error.to_string().contains("is not supported"), "{error}");
+
+    bytes[0] = SNAPSHOT_FORMAT_VERSION;
+    let truncated = &bytes[..bytes.len() - 1];
+    assert!(matches!(
+        AppliedState::decode_snapshot(&meta, truncated, WAL_ENTRIES),
+        Err(SnapshotFormatError::Invalid(_))
+    ));
+    assert_eq!(
+        AppliedState::decode_snapshot(&meta, &[], WAL_ENTRIES).unwrap_err(),
+        SnapshotFormatError::Empty
+    );
+}
