@@ -229,7 +229,10 @@ fn a_paused_active_node_never_answers_reads_from_old_state() {
             std::thread::sleep(Duration::from_millis(1500));
             let leader = cluster.leader(&http);
             let followers: Vec<usize> = (0..3).filter(|index| *index != leader).collect();
-            eprintln!("round {round}: pausing both followers of node{}", leader + 1);
+            eprintln!(
+                "round {round}: pausing both followers of node{}",
+                leader + 1
+            );
             for follower in &followers {
                 cluster.nodes[*follower].pause();
             }

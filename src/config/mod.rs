@@ -117,6 +117,8 @@ pub struct RaftStorageConfig {
     pub snapshot_threshold: u64,
     /// Entries kept in the log after a snapshot (Vault's `trailing_logs`, default 10000).
     pub trailing_logs: u64,
+    /// `leader_lease_clock_drift_ms`: the drift margin taken off every read lease.
+    pub clock_drift_ms: u64,
 }
 
 /// The largest `snapshot_threshold` and `trailing_logs` accepted: far above any useful

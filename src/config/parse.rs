@@ -318,6 +318,7 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
     let mut retry_join = Vec::new();
     let mut snapshot_threshold = SNAPSHOT_LOGS_SINCE_LAST;
     let mut trailing_logs = LOGS_KEPT_AFTER_SNAPSHOT;
+    let mut clock_drift_ms = crate::raft::node::CLOCK_DRIFT_MARGIN_MS_DEFAULT;
     for structure in body.iter() {
         match structure {
             Structure::Attribute(attribute) => {
@@ -331,6 +332,13 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
                     }
                     "trailing_logs" => {
                         trailing_logs = value.unsigned(0, RAFT_LOG_ENTRIES_SETTING_MAX)?
+                    }
+                    // Arca's own: the margin for clock drift between nodes that every
+                    // read lease gives up (at most the shortest election timeout, where
+                    // no lease is left and every read confirms with a quorum).
+                    "leader_lease_clock_drift_ms" => {
+                        clock_drift_ms =
+                            value.unsigned(0, crate::raft::node::ELECTION_TIMEOUT_MIN_MS)?
                     }
                     other => {
                         return Err(source.error(attribute.span(), unknown_key(context, other)));
@@ -357,6 +365,7 @@ fn parse_raft(source: &Source<'_>, body: &Body) -> Result<RaftStorageConfig, Con
         retry_join,
         snapshot_threshold,
         trailing_logs,
+        clock_drift_ms,
     })
 }
 

@@ -63,6 +63,7 @@ fn tutorial_file_with_the_docker_environment() {
             retry_join: vec![],
             snapshot_threshold: 8192,
             trailing_logs: 10_000,
+            clock_drift_ms: 100,
         })
     );
     assert_eq!(config.api_addr, "http://cluster-pri:8200");
@@ -345,6 +346,19 @@ fn raft_log_settings_and_the_replication_buffer_follow_vault_and_are_bounded() {
             .to_string(),
         "config.hcl:6: storage \"raft\": \"snapshot_threshold\": expected a whole number from 1 to 10000000"
     );
+    let drift = text.replace(
+        "trailing_logs",
+        "leader_lease_clock_drift_ms = 250\n  trailing_logs",
+    );
+    let StorageConfig::Raft(raft) = parse(&drift, "config.hcl", &env(&[])).unwrap().storage else {
+        panic!("raft storage expected");
+    };
+    assert_eq!(raft.clock_drift_ms, 250);
+    let too_much = text.replace(
+        "trailing_logs",
+        "leader_lease_clock_drift_ms = 401\n  trailing_logs",
+    );
+    assert!(parse(&too_much, "config.hcl", &env(&[])).is_err());
     let huge = text.replace("= 512", "= 99999999999");
     assert!(
         parse(&huge, "config.hcl", &env(&[]))

@@ -109,6 +109,7 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         crate::config::StorageConfig::Raft(raft) => {
             raft_options.snapshot_logs_since_last = raft.snapshot_threshold;
             raft_options.logs_kept_after_snapshot = raft.trailing_logs;
+            raft_options.clock_drift_margin = std::time::Duration::from_millis(raft.clock_drift_ms);
             (
                 Some(raft.path.clone()),
                 raft.node_id.clone(),
