@@ -93,6 +93,9 @@ impl Cluster for RecordingCluster {
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+    fn confirm_leadership(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 struct Node {
