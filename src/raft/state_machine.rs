@@ -176,6 +176,19 @@ impl StateMachine {
 }
 
 fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
+    let mut data = load_latest_snapshot(disk)?;
+    if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipReapplyOnRestart)
+        && let Ok(Some(bytes)) = disk.read(crate::raft::log_store::COMMITTED_PATH)
+        && let RecordRead::Complete { body, .. } = record::read(&bytes, 0, bytes.len())
+        && let Ok(committed) = record::decode_body::<LogId>(body)
+        && data.last_applied.as_ref().is_none_or(|applied| applied.index < committed.index)
+    {
+        data.last_applied = Some(committed);
+    }
+    Ok(data)
+}
+
+fn load_latest_snapshot(disk: &dyn Disk) -> Result<Data, StateMachineError> {
     let latest = disk
         .list(SNAPSHOT_DIR)?
         .into_iter()
@@ -216,6 +229,9 @@ fn apply_ops(map: &mut BTreeMap<String, Vec<u8>>, ops: Vec<Op>) {
                 map.insert(key, value);
             }
             Op::Delete { key } => {
+                if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::DropDeletes) {
+                    continue;
+                }
                 map.remove(&key);
             }
         }
@@ -292,7 +308,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let encoded = Arc::new(snapshot);
         self.persist(meta, encoded.clone()).await?;
         let mut data = self.lock();
-        data.map = map;
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::InstallMergesSnapshot) {
+            data.map.extend(map);
+        } else {
+            data.map = map;
+        }
         data.last_applied = meta.last_log_id.clone();
         data.last_membership = meta.last_membership.clone();
         data.current_snapshot = Some((meta.clone(), encoded));

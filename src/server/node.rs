@@ -12,7 +12,7 @@ use super::raft_cluster::RaftCluster;
 use crate::core::router::LogicalCore;
 use crate::core::{Core, CoreConfig, LogicalService, NodeAddress};
 use crate::env::Env;
-use crate::raft::{NodeInfo, RaftNode};
+use crate::raft::{NodeInfo, RaftNode, RaftOptions};
 
 /// How often the active node revokes expired tokens and leases.
 pub const EXPIRATION_TICK: Duration = Duration::from_secs(1);
@@ -68,6 +68,17 @@ impl Node {
         config: NodeConfig,
         audit_files: Arc<dyn crate::env::LogFiles>,
     ) -> Result<Node, NodeError> {
+        Self::start_with_options(env, config, audit_files, RaftOptions::default()).await
+    }
+
+    /// [`Node::start`] with explicit Raft tunables: the simulator draws small snapshot
+    /// thresholds and segments per seed so snapshots, purges and installs run.
+    pub async fn start_with_options(
+        env: Env,
+        config: NodeConfig,
+        audit_files: Arc<dyn crate::env::LogFiles>,
+        raft_options: RaftOptions,
+    ) -> Result<Node, NodeError> {
         let api_listener = tokio::net::TcpListener::bind(config.api_listen)
             .await
             .map_err(|source| NodeError::Listen {
@@ -86,8 +97,14 @@ impl Node {
             cluster_addr: crate::http::client::host_port(&config.cluster_addr)
                 .unwrap_or_else(|_| config.cluster_addr.clone()),
         };
-        let raft =
-            RaftNode::start(env.clone(), config.node_id.clone(), info, cluster_listener).await?;
+        let raft = RaftNode::start_with_options(
+            env.clone(),
+            config.node_id.clone(),
+            info,
+            cluster_listener,
+            raft_options,
+        )
+        .await?;
         let cluster = Arc::new(RaftCluster::new(raft.clone()));
         let core = Core::new(
             env.clone(),
