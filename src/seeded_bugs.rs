@@ -15,8 +15,8 @@ pub enum SeededBug {
     StaleRead = 0,
     /// The state machine ignores deletes when it applies a batch (src/raft/state_machine.rs).
     DropDeletes = 1,
-    /// The log purges one entry past the purge point from memory, so the first entry
-    /// after a snapshot is gone when a follower needs it (src/raft/log_store.rs).
+    /// The log purges one entry past the purge point: from memory, and on disk the
+    /// segment holding it goes too (src/raft/log_store.rs).
     PurgeOneTooMany = 2,
     /// On restart the state machine trusts the unsynced `raft/committed` file as its
     /// applied index instead of re-applying the entries after its snapshot
@@ -25,9 +25,9 @@ pub enum SeededBug {
     /// The log writer answers appends as durable without fsyncing the segment
     /// (src/raft/log_store.rs).
     SkipLogFsync = 4,
-    /// Truncating a conflicting suffix keeps its first entry: the truncation point is
-    /// off by one (src/raft/log_store.rs).
-    TruncateKeepsConflict = 5,
+    /// Truncating a conflicting suffix also removes the last matching entry: the
+    /// truncation point is off by one (src/raft/log_store.rs).
+    TruncateOneTooMany = 5,
     /// Installing a leader's snapshot merges it into the local map instead of replacing
     /// it, so keys deleted since survive (src/raft/state_machine.rs).
     InstallMergesSnapshot = 6,
@@ -40,7 +40,7 @@ impl SeededBug {
         SeededBug::PurgeOneTooMany,
         SeededBug::SkipReapplyOnRestart,
         SeededBug::SkipLogFsync,
-        SeededBug::TruncateKeepsConflict,
+        SeededBug::TruncateOneTooMany,
         SeededBug::InstallMergesSnapshot,
     ];
 
@@ -51,7 +51,7 @@ impl SeededBug {
             SeededBug::PurgeOneTooMany => "purge-one-too-many",
             SeededBug::SkipReapplyOnRestart => "skip-reapply-on-restart",
             SeededBug::SkipLogFsync => "skip-log-fsync",
-            SeededBug::TruncateKeepsConflict => "truncate-keeps-conflict",
+            SeededBug::TruncateOneTooMany => "truncate-one-too-many",
             SeededBug::InstallMergesSnapshot => "install-merges-snapshot",
         }
     }

@@ -298,8 +298,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let mut from = last_log_id.map_or(0, |log_id| log_id.index + 1);
-        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::TruncateKeepsConflict) {
-            from += 1;
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::TruncateOneTooMany) {
+            from = from.saturating_sub(1);
         }
         self.lock().entries.split_off(&from);
         self.request(|done| WriteRequest::Truncate { from, done })
@@ -529,10 +529,15 @@ impl SegmentWriter {
         let bytes =
             record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
         write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| error.to_string())?;
+        let purge_one_too_many =
+            crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::PurgeOneTooMany);
         let doomed: Vec<u64> = self
             .segments
             .iter()
-            .filter(|(_, segment)| segment.last_index.is_none_or(|last| last <= upto.index))
+            .filter(|(first, segment)| {
+                segment.last_index.is_none_or(|last| last <= upto.index)
+                    || (purge_one_too_many && **first <= upto.index + 1)
+            })
             .map(|(first, _)| *first)
             .collect();
         for first in &doomed {
