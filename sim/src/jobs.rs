@@ -347,7 +347,10 @@ pub fn regression_list(path: &str) -> Result<Vec<Job>, String> {
         let mut fields = line.split_whitespace();
         let (Some(scenario), Some(seed), None) = (fields.next(), fields.next(), fields.next())
         else {
-            return Err(format!("{path}:{}: expected SCENARIO-FILE SEED", number + 1));
+            return Err(format!(
+                "{path}:{}: expected SCENARIO-FILE SEED",
+                number + 1
+            ));
         };
         let seed = seed
             .parse()

@@ -2,11 +2,11 @@
 //! the trace and the child-process runner build everywhere (and are unit-tested on
 //! Tokio); the simulation itself needs `--cfg madsim`.
 
+#[cfg(madsim)]
+pub mod client;
 pub mod jobs;
 pub mod oracle;
 pub mod proofs;
-#[cfg(madsim)]
-pub mod client;
 #[cfg(madsim)]
 pub mod run;
 pub mod scenario;

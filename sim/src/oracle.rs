@@ -282,7 +282,10 @@ mod tests {
         // An acknowledged delete counts the same; and a lost write is a stale final read.
         let mut with_delete = writes;
         with_delete.push(write(None, (70, 80), WriteOutcome::Ok));
-        assert!(check(with_delete.clone(), vec![read(Some("b"), (90, 95))])[0].starts_with("stale read"));
+        assert!(
+            check(with_delete.clone(), vec![read(Some("b"), (90, 95))])[0]
+                .starts_with("stale read")
+        );
         assert!(check(with_delete, vec![read(None, (90, 95))]).is_empty());
     }
 
@@ -295,7 +298,10 @@ mod tests {
         ];
         assert!(check(writes.clone(), vec![read(Some("a"), (100, 110))]).is_empty());
         let refused = check(writes.clone(), vec![read(Some("c"), (100, 110))]);
-        assert!(refused[0].starts_with("refused write took effect"), "{refused:?}");
+        assert!(
+            refused[0].starts_with("refused write took effect"),
+            "{refused:?}"
+        );
         let phantom = check(writes.clone(), vec![read(Some("zzz"), (100, 110))]);
         assert!(phantom[0].starts_with("phantom value"), "{phantom:?}");
         // A value from the future: its write began after the read completed.
@@ -310,7 +316,10 @@ mod tests {
         let mut second = write(Some("b"), (30, 40), WriteOutcome::Ok);
         second.cas = Some(3);
         let violations = check(vec![first, second], vec![]);
-        assert!(violations[0].starts_with("CAS not honoured"), "{violations:?}");
+        assert!(
+            violations[0].starts_with("CAS not honoured"),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -320,7 +329,11 @@ mod tests {
         let mut healed_failed = write(Some("b"), (10, 20), WriteOutcome::Unknown);
         healed_failed.phase = Phase::Healed;
         let history = History {
-            writes: vec![healed, healed_failed, write(Some("c"), (1, 2), WriteOutcome::Ok)],
+            writes: vec![
+                healed,
+                healed_failed,
+                write(Some("c"), (1, 2), WriteOutcome::Ok),
+            ],
             reads: vec![],
         };
         assert_eq!(

@@ -53,7 +53,7 @@ pub const PROOFS: &[Proof] = &[
     },
     Proof {
         bug: SeededBug::TruncateOneTooMany,
-        scenarios: &["scenarios/swarm.toml"],
+        scenarios: &["scenarios/raft-conflict-restart.toml"],
         seeds_max: 20,
         expected_once_merged: false,
     },
@@ -103,11 +103,15 @@ pub fn prove(parallel: usize, only: Option<&str>, strict: bool) -> Result<ExitCo
             controls.push((result.job.path.clone(), result.job.seed, clean));
             !clean
         });
-        let first = summary.results.iter().filter(|result| result.failed()).find(|result| {
-            controls.iter().any(|(path, seed, clean)| {
-                *clean && *path == result.job.path && *seed == result.job.seed
-            })
-        });
+        let first = summary
+            .results
+            .iter()
+            .filter(|result| result.failed())
+            .find(|result| {
+                controls.iter().any(|(path, seed, clean)| {
+                    *clean && *path == result.job.path && *seed == result.job.seed
+                })
+            });
         let runs = summary.results.len() + controls.len();
         match first {
             Some(caught) => {
@@ -121,13 +125,18 @@ pub fn prove(parallel: usize, only: Option<&str>, strict: bool) -> Result<ExitCo
                     .stdout
                     .lines()
                     .find(|line| line.trim_start().starts_with("- "))
+                    .or_else(|| caught.stderr.lines().find(|line| line.contains("panicked")))
+                    .or_else(|| caught.stderr.lines().last())
                     .map(str::trim)
-                    .unwrap_or("(the run crashed)");
+                    .unwrap_or("(no output)");
                 println!(
                     "caught {name}: seed {} of {} ({kind}; {runs} runs) within {} seed(s) allowed: {reason}",
                     caught.job.seed, caught.job.path, proof.seeds_max
                 );
-                println!("  replay: {}", crate::replay_command(&caught.job.path, caught.job.seed, Some(name)));
+                println!(
+                    "  replay: {}",
+                    crate::replay_command(&caught.job.path, caught.job.seed, Some(name))
+                );
             }
             None if proof.expected_once_merged && !strict => {
                 tolerated += 1;

@@ -331,7 +331,10 @@ impl Simulation {
         for client in clients {
             let _ = client.await;
         }
-        self.record(format!("c{}: workload under faults finished", cluster.index));
+        self.record(format!(
+            "c{}: workload under faults finished",
+            cluster.index
+        ));
         self.recover(&cluster, &unseal_key).await;
         if self.await_healthy(&cluster, &root_token).await {
             let healed = self.spawn_clients(
@@ -380,8 +383,8 @@ impl Simulation {
             for _ in 0..spec.count {
                 tokio::time::sleep(Duration::from_millis(self.between([1000, 4000]))).await;
                 let first = self.rng.below(clusters.len() as u64) as usize;
-                let second =
-                    (first + 1 + self.rng.below(clusters.len() as u64 - 1) as usize) % clusters.len();
+                let second = (first + 1 + self.rng.below(clusters.len() as u64 - 1) as usize)
+                    % clusters.len();
                 let outage = Duration::from_millis(self.between(spec.outage_ms));
                 self.record(format!(
                     "FAULT partition c{first} from c{second} for {}ms",
@@ -574,29 +577,71 @@ impl Simulation {
             };
             if next(mix.put) {
                 let body = json!({ "value": value });
-                self.write(cluster, client, phase, &format!("kv/k{key}"), Method::PUT, Some(body), Some(value), None, token)
-                    .await;
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv/k{key}"),
+                    Method::PUT,
+                    Some(body),
+                    Some(value),
+                    None,
+                    token,
+                )
+                .await;
             } else if next(mix.delete) {
-                self.write(cluster, client, phase, &format!("kv/k{key}"), Method::DELETE, None, None, None, token)
-                    .await;
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv/k{key}"),
+                    Method::DELETE,
+                    None,
+                    None,
+                    None,
+                    token,
+                )
+                .await;
             } else if next(mix.cas) {
                 if !known_versions.contains_key(&key)
-                    && let Some(version) = self.read(cluster, client, phase, &format!("kv2/k{key}"), token).await
+                    && let Some(version) = self
+                        .read(cluster, client, phase, &format!("kv2/k{key}"), token)
+                        .await
                 {
                     known_versions.insert(key, version);
                 }
                 if let Some(version) = known_versions.remove(&key) {
                     let body = json!({"data": {"value": value}, "options": {"cas": version}});
                     if let Some(written) = self
-                        .write(cluster, client, phase, &format!("kv2/k{key}"), Method::PUT, Some(body), Some(value), Some(version), token)
+                        .write(
+                            cluster,
+                            client,
+                            phase,
+                            &format!("kv2/k{key}"),
+                            Method::PUT,
+                            Some(body),
+                            Some(value),
+                            Some(version),
+                            token,
+                        )
                         .await
                     {
                         known_versions.insert(key, written);
                     }
                 }
             } else if next(mix.delete_v2) {
-                self.write(cluster, client, phase, &format!("kv2/k{key}"), Method::DELETE, None, None, None, token)
-                    .await;
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv2/k{key}"),
+                    Method::DELETE,
+                    None,
+                    None,
+                    None,
+                    token,
+                )
+                .await;
             } else {
                 let register = if self.rng.below(2) == 0 {
                     format!("kv/k{key}")
@@ -651,7 +696,9 @@ impl Simulation {
             Ok((200..=299, _)) => WriteOutcome::Ok,
             // A clear refusal: the write must never take effect. Timeouts, precondition
             // and rate answers say nothing definite.
-            Ok((status, _)) if (400..500).contains(status) && !matches!(status, 408 | 412 | 429) => {
+            Ok((status, _))
+                if (400..500).contains(status) && !matches!(status, 408 | 412 | 429) =>
+            {
                 WriteOutcome::Refused
             }
             _ => WriteOutcome::Unknown,
@@ -659,7 +706,8 @@ impl Simulation {
         self.record(format!(
             "c{} client {client} {method} {register}={value:?}{} via node-{} -> {}",
             cluster.index,
-            cas.map(|version| format!(" cas={version}")).unwrap_or_default(),
+            cas.map(|version| format!(" cas={version}"))
+                .unwrap_or_default(),
             target + 1,
             describe(&result)
         ));
@@ -751,8 +799,14 @@ impl Simulation {
         let up = cluster.up();
         let mut votes = vec![0usize; cluster.size()];
         for node in up.iter().copied() {
-            if let Ok((200, body)) =
-                call(&cluster.api_addr(node), Method::GET, "sys/leader", None, None).await
+            if let Ok((200, body)) = call(
+                &cluster.api_addr(node),
+                Method::GET,
+                "sys/leader",
+                None,
+                None,
+            )
+            .await
                 && let Some(address) = body["leader_address"].as_str()
                 && let Some(leader) = cluster.index_of(address)
                 && up.contains(&leader)
@@ -866,7 +920,11 @@ impl Simulation {
                 net.clog_link(from_id, to_id);
                 tokio::time::sleep(outage).await;
                 net.unclog_link(from_id, to_id);
-                self.record(format!("c{c}: HEAL link node-{} -> node-{}", from + 1, to + 1));
+                self.record(format!(
+                    "c{c}: HEAL link node-{} -> node-{}",
+                    from + 1,
+                    to + 1
+                ));
             }
             FaultKind::LoseFsyncsFollower => {
                 let leader = self.leader_index(cluster).await;
@@ -923,8 +981,7 @@ impl Simulation {
                 if isolate {
                     if pause {
                         // Resumed but still cut off: it answers from what it had.
-                        tokio::time::sleep(Duration::from_millis(self.between([200, 2000])))
-                            .await;
+                        tokio::time::sleep(Duration::from_millis(self.between([200, 2000]))).await;
                     }
                     for peer in &peers {
                         net.unclog_link(id, *peer);
@@ -939,8 +996,18 @@ impl Simulation {
 
     /// Kill `targets` (a process kill keeps unsynced data; a power loss drops it and may
     /// tear the last write).
-    fn take_down(&self, cluster: &Cluster, targets: &[usize], power_loss: bool, tear: bool, outage: Duration) {
-        let names: Vec<String> = targets.iter().map(|node| format!("node-{}", node + 1)).collect();
+    fn take_down(
+        &self,
+        cluster: &Cluster,
+        targets: &[usize],
+        power_loss: bool,
+        tear: bool,
+        outage: Duration,
+    ) {
+        let names: Vec<String> = targets
+            .iter()
+            .map(|node| format!("node-{}", node + 1))
+            .collect();
         self.record(format!(
             "c{}: FAULT {} {} for {}ms",
             cluster.index,
@@ -1004,10 +1071,23 @@ impl Simulation {
             let value = format!("probe-{attempt}");
             let body = json!({ "value": value });
             let before = cluster.history.lock().unwrap().acknowledged_writes();
-            self.write(cluster, usize::MAX, Phase::Final, "kv/probe", Method::PUT, Some(body), Some(value), None, token)
-                .await;
+            self.write(
+                cluster,
+                usize::MAX,
+                Phase::Final,
+                "kv/probe",
+                Method::PUT,
+                Some(body),
+                Some(value),
+                None,
+                token,
+            )
+            .await;
             if cluster.history.lock().unwrap().acknowledged_writes() > before {
-                self.record(format!("c{}: healthy after {attempt} probes", cluster.index));
+                self.record(format!(
+                    "c{}: healthy after {attempt} probes",
+                    cluster.index
+                ));
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1034,7 +1114,11 @@ impl Simulation {
         let summary: Vec<String> = states
             .iter()
             .map(|(node, (index, digest))| {
-                format!("node-{}@{index}:{}", node + 1, &digest[..12.min(digest.len())])
+                format!(
+                    "node-{}@{index}:{}",
+                    node + 1,
+                    &digest[..12.min(digest.len())]
+                )
             })
             .collect();
         self.record(format!("c{}: digests {}", cluster.index, summary.join(" ")));
@@ -1048,7 +1132,10 @@ impl Simulation {
             let states = self.record_digests(cluster);
             let all_up = states.len() == cluster.size();
             if all_up && states.windows(2).all(|pair| pair[0].1 == pair[1].1) {
-                self.record(format!("c{}: converged at index {}", cluster.index, states[0].1.0));
+                self.record(format!(
+                    "c{}: converged at index {}",
+                    cluster.index, states[0].1.0
+                ));
                 break;
             }
             // Nodes at the same applied index must hold the same bytes, converged or not.
@@ -1087,7 +1174,14 @@ impl Simulation {
             for _ in 0..FINAL_READ_ATTEMPTS_MAX {
                 let target = self.rng.below(cluster.size() as u64) as usize;
                 if self
-                    .read_via(cluster, usize::MAX, Phase::Final, register, root_token, target)
+                    .read_via(
+                        cluster,
+                        usize::MAX,
+                        Phase::Final,
+                        register,
+                        root_token,
+                        target,
+                    )
                     .await
                     .is_some()
                 {
@@ -1130,10 +1224,21 @@ impl Simulation {
 }
 
 /// Every (from, to) pair of node ids between two clusters, both directions.
-fn cross_links(first: &Cluster, second: &Cluster) -> Vec<(madsim::task::NodeId, madsim::task::NodeId)> {
+fn cross_links(
+    first: &Cluster,
+    second: &Cluster,
+) -> Vec<(madsim::task::NodeId, madsim::task::NodeId)> {
     let mut links = Vec::new();
-    for a in first.handles.iter().chain(std::iter::once(&first.client_node)) {
-        for b in second.handles.iter().chain(std::iter::once(&second.client_node)) {
+    for a in first
+        .handles
+        .iter()
+        .chain(std::iter::once(&first.client_node))
+    {
+        for b in second
+            .handles
+            .iter()
+            .chain(std::iter::once(&second.client_node))
+        {
             links.push((a.id(), b.id()));
             links.push((b.id(), a.id()));
         }

@@ -305,7 +305,10 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a test reading the repository's files
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|extension| extension == "toml") {
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "toml")
+            {
                 #[allow(clippy::disallowed_methods)]
                 let text = std::fs::read_to_string(&path).unwrap();
                 Scenario::parse(&text).unwrap_or_else(|error| panic!("{path:?}: {error}"));

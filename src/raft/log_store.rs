@@ -415,8 +415,7 @@ impl SegmentWriter {
     /// Make everything written so far durable, then answer the waiting appends.
     fn flush(&mut self, pending: &mut Pending) {
         let mut result = self.check_healthy();
-        let skip_fsync =
-            crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipLogFsync);
+        let skip_fsync = crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipLogFsync);
         if result.is_ok() && !skip_fsync {
             for path in &pending.files {
                 if let Err(error) = self.disk.sync(path) {

@@ -181,7 +181,10 @@ fn load_latest(disk: &dyn Disk) -> Result<Data, StateMachineError> {
         && let Ok(Some(bytes)) = disk.read(crate::raft::log_store::COMMITTED_PATH)
         && let RecordRead::Complete { body, .. } = record::read(&bytes, 0, bytes.len())
         && let Ok(committed) = record::decode_body::<LogId>(body)
-        && data.last_applied.as_ref().is_none_or(|applied| applied.index < committed.index)
+        && data
+            .last_applied
+            .as_ref()
+            .is_none_or(|applied| applied.index < committed.index)
     {
         data.last_applied = Some(committed);
     }
