@@ -192,7 +192,7 @@ impl Summary {
             let passed = mine.iter().filter(|result| !result.failed()).count();
             let wall: f64 = mine.iter().map(|result| result.wall_secs).sum();
             println!(
-                "{scenario}: {passed}/{} passed, {:.1} CPU-s in children",
+                "{scenario}: {passed}/{} passed, {:.1}s of child wall time",
                 mine.len(),
                 wall
             );

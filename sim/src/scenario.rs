@@ -124,7 +124,9 @@ fn default_ack_share() -> f64 {
 }
 
 fn default_pause() -> [u64; 2] {
-    [5, 50]
+    // About twenty operations a second per client: enough to overlap every fault,
+    // few enough that CI's 200 seeds of every scenario fit in its time.
+    [10, 80]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
