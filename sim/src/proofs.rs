@@ -54,7 +54,7 @@ pub const PROOFS: &[Proof] = &[
     Proof {
         bug: SeededBug::TruncateOneTooMany,
         scenarios: &["scenarios/raft-conflict-restart.toml"],
-        seeds_max: 20,
+        seeds_max: 40,
         expected_once_merged: false,
     },
     Proof {
