@@ -29,11 +29,20 @@ step "simulation tests (built with --cfg madsim, own target dir)"
 # Doc-tests are left out: rustdoc would build them without the madsim cfg.
 "${SIM_ENV[@]}" cargo test --workspace --release --lib --bins --tests
 
-step "simulation sweep: ${SIM_SEEDS} seeds of every scenario"
-"${SIM_ENV[@]}" cargo run -p arca-sim --release -- sweep --seeds "${SIM_SEEDS}"
+SIM_JOBS="${SIM_JOBS:-$(nproc)}"
+SIM=("${SIM_ENV[@]}" cargo run -q -p arca-sim --release --)
 
-step "determinism: one seed run twice gives the same trace hash"
-"${SIM_ENV[@]}" cargo run -p arca-sim --release -- determinism scenarios/raft-leader-crash.toml --seed 42
+step "simulation sweep: ${SIM_SEEDS} fresh seeds of every scenario (random first seed, printed), ${SIM_JOBS} jobs"
+"${SIM[@]}" sweep --seeds "${SIM_SEEDS}" --first-seed random --jobs "${SIM_JOBS}"
+
+step "simulation regressions: seeds that once failed (scenarios/regressions.txt)"
+"${SIM[@]}" regress scenarios/regressions.txt --jobs "${SIM_JOBS}"
+
+step "determinism: one seed of every scenario, run in two separate processes, gives the same trace hash"
+"${SIM[@]}" determinism --seed 42 --jobs "${SIM_JOBS}"
+
+step "seeded bugs: each deliberate bug is caught within its stated number of seeds"
+"${SIM[@]}" prove-bugs --jobs "${SIM_JOBS}"
 
 step "fuzzing the decoders (${FUZZ_SECONDS}s per target)"
 scripts/fuzz.sh "${FUZZ_SECONDS}"

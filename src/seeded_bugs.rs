@@ -13,14 +13,46 @@ pub enum SeededBug {
     /// The active node answers requests from its applied state without confirming that
     /// it still leads (no lease, no read-index round): a deposed leader serves stale reads.
     StaleRead = 0,
+    /// The state machine ignores deletes when it applies a batch (src/raft/state_machine.rs).
+    DropDeletes = 1,
+    /// The log purges one entry past the purge point: from memory, and on disk the
+    /// segment holding it goes too (src/raft/log_store.rs).
+    PurgeOneTooMany = 2,
+    /// On restart the state machine trusts the unsynced `raft/committed` file as its
+    /// applied index instead of re-applying the entries after its snapshot
+    /// (src/raft/state_machine.rs).
+    SkipReapplyOnRestart = 3,
+    /// The log writer answers appends as durable without fsyncing the segment
+    /// (src/raft/log_store.rs).
+    SkipLogFsync = 4,
+    /// Truncating a conflicting suffix also removes the last matching entry: the
+    /// truncation point is off by one (src/raft/log_store.rs).
+    TruncateOneTooMany = 5,
+    /// Installing a leader's snapshot merges it into the local map instead of replacing
+    /// it, so keys deleted since survive (src/raft/state_machine.rs).
+    InstallMergesSnapshot = 6,
 }
 
 impl SeededBug {
-    pub const ALL: &'static [SeededBug] = &[SeededBug::StaleRead];
+    pub const ALL: &'static [SeededBug] = &[
+        SeededBug::StaleRead,
+        SeededBug::DropDeletes,
+        SeededBug::PurgeOneTooMany,
+        SeededBug::SkipReapplyOnRestart,
+        SeededBug::SkipLogFsync,
+        SeededBug::TruncateOneTooMany,
+        SeededBug::InstallMergesSnapshot,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             SeededBug::StaleRead => "stale-read",
+            SeededBug::DropDeletes => "drop-deletes",
+            SeededBug::PurgeOneTooMany => "purge-one-too-many",
+            SeededBug::SkipReapplyOnRestart => "skip-reapply-on-restart",
+            SeededBug::SkipLogFsync => "skip-log-fsync",
+            SeededBug::TruncateOneTooMany => "truncate-one-too-many",
+            SeededBug::InstallMergesSnapshot => "install-merges-snapshot",
         }
     }
 

@@ -1,17 +1,22 @@
 //! `arca-sim`: run Arca fleets inside the madsim simulator.
 //!
 //! ```text
-//! arca-sim run scenarios/NAME.toml --seed N [--verbose]
-//! arca-sim sweep --seeds N [--first-seed S] [scenarios/*.toml ...]
-//! arca-sim determinism scenarios/NAME.toml --seed N
+//! arca-sim run FILE --seed N [--seeded-bug NAME] [--verbose]
+//! arca-sim sweep [FILES] --seeds N [--first-seed S|random] [--jobs J] [--seeded-bug NAME]
+//! arca-sim determinism [FILES] --seed N [--jobs J]
+//! arca-sim regress scenarios/regressions.txt [--jobs J]
+//! arca-sim prove-bugs [--jobs J] [--bug NAME] [--strict]
 //! ```
+//! `run` simulates one seed in this process. Every other command runs each seed in a
+//! child process (`run` of this same binary): a panic fails that seed only, with its
+//! replay command, memory is returned after every seed, and `--jobs` uses several cores.
 //! Must be built with `RUSTFLAGS="--cfg madsim"` (its own target dir).
 
 use std::process::ExitCode;
 
 use arca_sim::replay_command;
 #[cfg(madsim)]
-use arca_sim::{run, scenario};
+use arca_sim::{jobs, proofs, run, scenario};
 
 fn main() -> ExitCode {
     // `ARCA_SIM_LOG=debug` (any tracing filter) shows the nodes' own logs in virtual time.
@@ -35,149 +40,268 @@ fn main() -> ExitCode {
 fn entry(_args: &[String]) -> Result<ExitCode, String> {
     Err(format!(
         "this binary was built without the simulator. Build and run it with:\n  {}",
-        replay_command("scenarios/raft-leader-crash.toml", 1)
+        replay_command("scenarios/raft-leader-crash.toml", 1, None)
     ))
+}
+
+/// The most parallel child processes `--jobs` may ask for.
+#[cfg(madsim)]
+const JOBS_MAX: usize = 64;
+/// The default seed count of a sweep.
+#[cfg(madsim)]
+const SWEEP_SEEDS_DEFAULT: u64 = 200;
+
+#[cfg(madsim)]
+struct Args {
+    command: String,
+    seed: Option<u64>,
+    seeds: u64,
+    first_seed: Option<u64>,
+    jobs: usize,
+    verbose: bool,
+    strict: bool,
+    bug: Option<String>,
+    paths: Vec<String>,
+}
+
+#[cfg(madsim)]
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args {
+        command: args.first().cloned().unwrap_or_default(),
+        seed: None,
+        seeds: SWEEP_SEEDS_DEFAULT,
+        first_seed: Some(1),
+        jobs: 1,
+        verbose: false,
+        strict: false,
+        bug: None,
+        paths: Vec::new(),
+    };
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let mut text = |name: &str| -> Result<String, String> {
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        let number = |name: &str, value: String| -> Result<u64, String> {
+            value
+                .parse()
+                .map_err(|_| format!("{name} needs a number, not {value:?}"))
+        };
+        match arg.as_str() {
+            "--seed" => parsed.seed = Some(number("--seed", text("--seed")?)?),
+            "--seeds" => parsed.seeds = number("--seeds", text("--seeds")?)?,
+            "--first-seed" => {
+                let value = text("--first-seed")?;
+                parsed.first_seed = if value == "random" {
+                    None
+                } else {
+                    Some(number("--first-seed", value)?)
+                };
+            }
+            "--jobs" | "-j" => {
+                let jobs = number("--jobs", text("--jobs")?)? as usize;
+                if !(1..=JOBS_MAX).contains(&jobs) {
+                    return Err(format!("--jobs must be between 1 and {JOBS_MAX}"));
+                }
+                parsed.jobs = jobs;
+            }
+            "--seeded-bug" | "--bug" => {
+                let name = text(arg)?;
+                if arca::seeded_bugs::SeededBug::from_name(&name).is_none() {
+                    let known: Vec<&str> = arca::seeded_bugs::SeededBug::ALL
+                        .iter()
+                        .map(|bug| bug.name())
+                        .collect();
+                    return Err(format!("unknown seeded bug {name:?}; known: {known:?}"));
+                }
+                parsed.bug = Some(name);
+            }
+            "--verbose" | "-v" => parsed.verbose = true,
+            "--strict" => parsed.strict = true,
+            other if other.starts_with('-') => return Err(format!("unknown flag {other}")),
+            path => parsed.paths.push(path.to_string()),
+        }
+    }
+    Ok(parsed)
 }
 
 #[cfg(madsim)]
 fn entry(args: &[String]) -> Result<ExitCode, String> {
-    let command = args.first().map(String::as_str).unwrap_or("");
-    let mut seed: Option<u64> = None;
-    let mut seeds: u64 = 200;
-    let mut first_seed: u64 = 1;
-    let mut verbose = false;
-    let mut paths: Vec<String> = Vec::new();
-    let mut rest = args.iter().skip(1);
-    while let Some(arg) = rest.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            rest.next()
-                .and_then(|text| text.parse().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
-        match arg.as_str() {
-            "--seed" => seed = Some(value("--seed")?),
-            "--seeds" => seeds = value("--seeds")?,
-            "--first-seed" => first_seed = value("--first-seed")?,
-            "--verbose" | "-v" => verbose = true,
-            other if other.starts_with('-') => return Err(format!("unknown flag {other}")),
-            path => paths.push(path.to_string()),
-        }
-    }
-    match command {
+    let args = parse_args(args)?;
+    match args.command.as_str() {
         "run" => {
-            let path = paths.first().ok_or("run needs a scenario file")?;
-            let seed = seed.ok_or("run needs --seed N")?;
+            let path = args.paths.first().ok_or("run needs a scenario file")?;
+            let seed = args.seed.ok_or("run needs --seed N")?;
             let scenario = load(path)?;
-            let passed = run_one(path, &scenario, seed, verbose);
-            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
-        "determinism" => {
-            let path = paths.first().ok_or("determinism needs a scenario file")?;
-            let seed = seed.ok_or("determinism needs --seed N")?;
-            let scenario = load(path)?;
-            let first = run::run(&scenario, seed, false);
-            let second = run::run(&scenario, seed, false);
-            println!("first  trace-hash: {}", first.trace_hash);
-            println!("second trace-hash: {}", second.trace_hash);
-            if first.trace_hash == second.trace_hash {
-                println!("deterministic: the same seed gave the same trace");
-                println!("trace-hash: {}", first.trace_hash);
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("NOT deterministic for seed {seed}; replay with:\n  {}", replay_command(path, seed));
-                Ok(ExitCode::FAILURE)
+            if let Some(name) = &args.bug {
+                let bug = arca::seeded_bugs::SeededBug::from_name(name).expect("checked");
+                arca::seeded_bugs::set_enabled(&[bug]);
             }
+            Ok(run_one(path, &scenario, seed, args.bug.as_deref(), args.verbose))
         }
         "sweep" => {
-            if paths.is_empty() {
-                paths = scenario_files("scenarios")?;
-            }
-            let mut failures = 0usize;
-            let mut runs = 0usize;
-            let mut combined = sha2_hex_init();
+            let paths = scenario_paths(&args.paths)?;
+            let first_seed = args.first_seed.unwrap_or_else(random_first_seed);
+            println!(
+                "sweep: {} seeds from {first_seed} of {} scenario(s), {} job(s){}",
+                args.seeds,
+                paths.len(),
+                args.jobs,
+                args.bug
+                    .as_ref()
+                    .map(|bug| format!(", seeded bug {bug}"))
+                    .unwrap_or_default()
+            );
+            let mut queue = Vec::new();
             for path in &paths {
-                let scenario = load(path)?;
-                let started = std::time::Instant::now();
-                for seed in first_seed..first_seed + seeds {
-                    let outcome = run::run(&scenario, seed, false);
-                    runs += 1;
-                    combined = sha2_hex_chain(&combined, &outcome.trace_hash);
-                    if !outcome.violations.is_empty() {
-                        failures += 1;
-                        report_failure(path, seed, &outcome);
-                    }
+                for seed in first_seed..first_seed + args.seeds {
+                    queue.push(jobs::Job::new(path, seed, args.bug.clone()));
                 }
-                println!(
-                    "{}: {} seeds from {first_seed}, {:.1}s",
-                    scenario.name,
-                    seeds,
-                    started.elapsed().as_secs_f64()
-                );
             }
-            println!("{} passed, {} failed", runs - failures, failures);
-            println!("trace-hash: {combined}");
-            Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let summary = jobs::run_all(queue, args.jobs, |_| true);
+            summary.print();
+            Ok(summary.exit_code())
         }
-        _ => Err("usage: arca-sim run FILE --seed N | sweep --seeds N [FILES] | determinism FILE --seed N".into()),
+        "regress" => {
+            let list = args
+                .paths
+                .first()
+                .map(String::as_str)
+                .unwrap_or("scenarios/regressions.txt");
+            let queue = jobs::regression_list(list)?;
+            println!("regressions: {} seed(s) from {list}", queue.len());
+            let summary = jobs::run_all(queue, args.jobs, |_| true);
+            summary.print();
+            Ok(summary.exit_code())
+        }
+        "determinism" => {
+            let paths = scenario_paths(&args.paths)?;
+            let seed = args.seed.ok_or("determinism needs --seed N")?;
+            // Each seed twice, in two separate processes: what a replay relies on.
+            let mut queue = Vec::new();
+            for path in &paths {
+                queue.push(jobs::Job::new(path, seed, args.bug.clone()));
+                queue.push(jobs::Job::new(path, seed, args.bug.clone()));
+            }
+            let summary = jobs::run_all(queue, args.jobs, |_| true);
+            let mut same = 0;
+            for pair in summary.results.chunks(2) {
+                let (first, second) = (&pair[0], &pair[1]);
+                if first.trace_hash.is_some() && first.trace_hash == second.trace_hash {
+                    same += 1;
+                    println!(
+                        "deterministic: {} seed {seed}: trace-hash {}",
+                        first.job.path,
+                        first.trace_hash.as_deref().unwrap_or("")
+                    );
+                } else {
+                    println!(
+                        "NOT deterministic: {} seed {seed}: {:?} vs {:?}; replay with:\n  {}",
+                        first.job.path,
+                        first.trace_hash,
+                        second.trace_hash,
+                        replay_command(&first.job.path, seed, None)
+                    );
+                }
+            }
+            println!("{same} of {} scenario(s) deterministic across processes", paths.len());
+            Ok(if same == paths.len() && same > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        "prove-bugs" => proofs::prove(args.jobs, args.bug.as_deref(), args.strict),
+        _ => Err("usage: arca-sim run FILE --seed N [--seeded-bug NAME] | sweep [FILES] --seeds N [--first-seed S|random] [--jobs J] | determinism [FILES] --seed N | regress [LIST] | prove-bugs [--bug NAME] [--strict]".into()),
     }
 }
 
+/// The first seed of a sweep asked for `random`: fresh each time, and printed so the
+/// sweep can be repeated. Taken from the wall clock outside any simulation.
 #[cfg(madsim)]
-fn run_one(path: &str, scenario: &scenario::Scenario, seed: u64, verbose: bool) -> bool {
+fn random_first_seed() -> u64 {
+    #[allow(clippy::disallowed_methods)] // the harness itself, outside the simulation
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Keep seeds readable and far from the fixed low range CI used to run.
+    1_000_000 + (now.as_nanos() as u64 ^ u64::from(std::process::id())) % 1_000_000_000
+}
+
+/// One seed in this process: prints the summary lines the parent parses.
+#[cfg(madsim)]
+fn run_one(
+    path: &str,
+    scenario: &scenario::Scenario,
+    seed: u64,
+    bug: Option<&str>,
+    verbose: bool,
+) -> ExitCode {
+    #[allow(clippy::disallowed_methods)] // wall time of the harness, outside the simulation
+    let started = std::time::Instant::now();
     let outcome = run::run(scenario, seed, verbose);
+    let wall = started.elapsed();
     println!(
-        "scenario {} seed {seed}: {} acknowledged writes",
-        scenario.name, outcome.acknowledged_writes
+        "scenario {} seed {seed}: {} acknowledged writes, {} reads checked",
+        scenario.name, outcome.acknowledged_writes, outcome.reads_checked
     );
-    let passed = outcome.violations.is_empty();
-    if passed {
-        println!("result: pass");
+    println!(
+        "sim-time: {:.3}s wall: {:.3}s ratio: {:.0}x",
+        outcome.simulated.as_secs_f64(),
+        wall.as_secs_f64(),
+        outcome.simulated.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+    );
+    let code = if !outcome.violations.is_empty() {
+        println!("result: FAIL safety");
+        jobs::EXIT_SAFETY
+    } else if !outcome.liveness_failures.is_empty() {
+        println!("result: FAIL liveness");
+        jobs::EXIT_LIVENESS
     } else {
-        report_failure(path, seed, &outcome);
+        println!("result: pass");
+        0
+    };
+    if code != 0 {
+        for violation in &outcome.violations {
+            println!("  - safety: {violation}");
+        }
+        for failure in &outcome.liveness_failures {
+            println!("  - liveness: {failure}");
+        }
+        println!("  last events:");
+        for line in outcome.trace_tail.iter().rev().take(30).rev() {
+            println!("    {line}");
+        }
+        println!("  replay: {}", replay_command(path, seed, bug));
     }
     println!("trace-hash: {}", outcome.trace_hash);
-    passed
-}
-
-#[cfg(madsim)]
-fn report_failure(path: &str, seed: u64, outcome: &run::Outcome) {
-    println!("FAIL {path} seed {seed}:");
-    for violation in &outcome.violations {
-        println!("  - {violation}");
-    }
-    println!("  last events:");
-    for line in outcome.trace_tail.iter().rev().take(30).rev() {
-        println!("    {line}");
-    }
-    println!("  replay: {}", replay_command(path, seed));
+    ExitCode::from(code)
 }
 
 #[cfg(madsim)]
 fn load(path: &str) -> Result<scenario::Scenario, String> {
+    #[allow(clippy::disallowed_methods)] // the harness reads its scenario files
     let text =
         std::fs::read_to_string(path).map_err(|error| format!("cannot read {path}: {error}"))?;
     scenario::Scenario::parse(&text).map_err(|error| format!("{path}: {error}"))
 }
 
+/// The files named, or every scenario in `scenarios/`; each must parse, and there
+/// must be at least one (a sweep over nothing is not a pass).
 #[cfg(madsim)]
-fn scenario_files(dir: &str) -> Result<Vec<String>, String> {
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|error| format!("cannot list {dir}: {error}"))?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.path().display().to_string())
-        .filter(|path| path.ends_with(".toml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-#[cfg(madsim)]
-fn sha2_hex_init() -> String {
-    String::new()
-}
-
-#[cfg(madsim)]
-fn sha2_hex_chain(previous: &str, next: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(format!("{previous}{next}").as_bytes()))
+fn scenario_paths(named: &[String]) -> Result<Vec<String>, String> {
+    let paths = if named.is_empty() {
+        jobs::scenario_files("scenarios")?
+    } else {
+        named.to_vec()
+    };
+    if paths.is_empty() {
+        return Err("no scenario files to run".into());
+    }
+    for path in &paths {
+        load(path)?;
+    }
+    Ok(paths)
 }

@@ -1,40 +1,67 @@
-//! One simulated run: a cluster of real Arca nodes on madsim's network and disks, a
-//! workload with an oracle, a fault schedule drawn from the seed, and the checks.
+//! One simulated run: a fleet of independent clusters of real Arca nodes on madsim's
+//! network and disks, a workload of reads and writes recorded by the oracle, a fault
+//! schedule drawn from the seed, a healed (liveness) phase and the checks.
 //!
-//! Invariants checked at the end, after every fault is healed and every node is back:
-//! - no acknowledged write is lost: each key holds its last acknowledged value or a
-//!   value written after it whose outcome the client never learned;
-//! - every node converged: the same applied index and byte-identical state machines.
+//! Safety, checked at the end over the whole history of each cluster:
+//! - the oracle's register checks (no stale read, no phantom, no refused write taking
+//!   effect, nothing acknowledged lost, CAS honoured), reads during the run and after;
+//! - nodes that applied the same index hold byte-identical state machines.
+//!
+//! Liveness, reported apart: after every fault is healed each cluster elects, takes a
+//! write within [`LIVENESS_TIMEOUT`], acknowledges at least the scenario's share of the
+//! healed phase's writes, and every node converges within [`CONVERGENCE_TIMEOUT`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arca::env::{Clock, Env, SharedRng, SimDisk};
+use arca::raft::RaftOptions;
+use arca::raft::log_store::LogStoreOptions;
 use arca::server::{Node, NodeConfig};
 use http::Method;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::client::call;
+use crate::oracle::{History, Phase, Read, Write, WriteOutcome};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::trace::Trace;
 
 /// Virtual time a run may take before it is declared stuck.
-pub const RUN_TIME_LIMIT: Duration = Duration::from_secs(1200);
-/// How long the cluster gets to converge after the last fault.
+pub const RUN_TIME_LIMIT: Duration = Duration::from_secs(1800);
+/// How long the cluster gets to converge after the healed phase.
 pub const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long setup steps (init, unseal, join) may retry.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// The most writes a client makes while faults are still pending.
-pub const WRITES_WHILE_FAULTS_MAX: usize = 5_000;
+/// How long a healed cluster may take to elect and acknowledge a first write.
+pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most operations a client makes while faults are still pending.
+pub const OPS_WHILE_FAULTS_MAX: usize = 5_000;
+/// Attempts to read each register after the run before giving up on it.
+pub const FINAL_READ_ATTEMPTS_MAX: usize = 50;
+/// Snapshot thresholds a randomized run draws from: down to a few entries, so building,
+/// purging and installing snapshots happen in nearly every run; the production value
+/// stays in the set.
+pub const SNAPSHOT_THRESHOLDS: &[u64] = &[4, 8, 16, 32, 64, 1024];
+/// The most entries a randomized run keeps after a snapshot.
+pub const LOGS_KEPT_AFTER_SNAPSHOT_MAX: u64 = 8;
+/// Segment sizes a randomized run draws from (bytes); small ones roll segments often.
+pub const SEGMENT_BYTES_CHOICES: &[u64] = &[2048, 16 * 1024, 64 * 1024 * 1024];
 
 pub struct Outcome {
     pub trace_hash: String,
+    /// Safety violations: any one fails the run.
     pub violations: Vec<String>,
+    /// Liveness failures, reported apart from safety.
+    pub liveness_failures: Vec<String>,
     pub trace_tail: Vec<String>,
     pub acknowledged_writes: usize,
+    pub reads_checked: usize,
+    pub simulated: Duration,
 }
 
 pub fn run(scenario: &Scenario, seed: u64, verbose: bool) -> Outcome {
@@ -44,30 +71,39 @@ pub fn run(scenario: &Scenario, seed: u64, verbose: bool) -> Outcome {
     runtime.block_on(async move { Simulation::new(scenario, seed, verbose).run().await })
 }
 
-/// A write attempt and what the client learned of it.
-#[derive(Debug, Clone)]
-struct Attempt {
-    value: String,
-    acknowledged: bool,
-}
-
 type Registry = Arc<Mutex<BTreeMap<usize, Arc<Node>>>>;
 
-struct Fleet {
+/// One cluster of the fleet: its nodes, disks, clients' node and settings.
+struct Cluster {
+    index: usize,
     handles: Vec<NodeHandle>,
     disks: Vec<SimDisk>,
     registry: Registry,
     down: Mutex<Vec<bool>>,
+    client_node: NodeHandle,
+    history: Mutex<History>,
 }
 
-impl Fleet {
-    fn api_addr(index: usize) -> String {
-        format!("http://10.0.0.{}:8200", index + 1)
+fn node_ip(cluster: usize, node: usize) -> String {
+    format!("10.0.{cluster}.{}", node + 1)
+}
+
+impl Cluster {
+    fn size(&self) -> usize {
+        self.handles.len()
     }
 
-    fn index_of(api_addr: &str) -> Option<usize> {
-        (0..crate::scenario::NODES_MAX)
-            .find(|index| Self::api_addr(*index) == api_addr.trim_end_matches('/'))
+    fn api_addr(&self, node: usize) -> String {
+        format!("http://{}:8200", node_ip(self.index, node))
+    }
+
+    fn index_of(&self, api_addr: &str) -> Option<usize> {
+        (0..self.size()).find(|node| self.api_addr(*node) == api_addr.trim_end_matches('/'))
+    }
+
+    fn up(&self) -> Vec<usize> {
+        let down = self.down.lock().unwrap();
+        (0..down.len()).filter(|node| !down[*node]).collect()
     }
 }
 
@@ -76,7 +112,8 @@ struct Simulation {
     rng: SharedRng,
     trace: Arc<Mutex<Trace>>,
     start: Instant,
-    violations: Arc<Mutex<Vec<String>>>,
+    violations: Mutex<Vec<String>>,
+    liveness_failures: Mutex<Vec<String>>,
 }
 
 impl Simulation {
@@ -86,73 +123,133 @@ impl Simulation {
             rng: SharedRng::from_u64(seed ^ 0x5eed),
             trace: Arc::new(Mutex::new(Trace::new(verbose))),
             start: Instant::now(),
-            violations: Arc::new(Mutex::new(Vec::new())),
+            violations: Mutex::new(Vec::new()),
+            liveness_failures: Mutex::new(Vec::new()),
         }
     }
 
-    fn record(&self, event: impl AsRef<str>) {
-        record(&self.trace, self.start, event);
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
     }
 
-    fn violation(&self, message: String) {
+    fn record(&self, event: impl AsRef<str>) {
+        self.trace
+            .lock()
+            .unwrap()
+            .record(self.start.elapsed().as_millis(), event);
+    }
+
+    fn violation(&self, cluster: &Cluster, message: String) {
+        let message = format!("c{}: {message}", cluster.index);
         self.record(format!("VIOLATION {message}"));
         self.violations.lock().unwrap().push(message);
+    }
+
+    fn liveness_failure(&self, cluster: &Cluster, message: String) {
+        let message = format!("c{}: {message}", cluster.index);
+        self.record(format!("LIVENESS {message}"));
+        self.liveness_failures.lock().unwrap().push(message);
     }
 
     fn between(&self, range: [u64; 2]) -> u64 {
         range[0] + self.rng.below(range[1] - range[0] + 1)
     }
 
+    fn pick<T: Copy>(&self, choices: &[T]) -> T {
+        choices[self.rng.below(choices.len() as u64) as usize]
+    }
+
     async fn run(self) -> Outcome {
-        let fleet = Arc::new(self.build_fleet());
-        let client = Handle::current()
-            .create_node()
-            .name("client")
-            .ip("10.0.1.1".parse().unwrap())
-            .build();
         let this = Arc::new(self);
-        let driver = this.clone();
-        let fleet_for_client = fleet.clone();
-        let acknowledged = client
-            .spawn(async move { driver.drive(fleet_for_client).await })
-            .await
-            .unwrap_or(0);
+        let clusters: Vec<Arc<Cluster>> = (0..this.scenario.clusters)
+            .map(|index| Arc::new(this.build_cluster(index)))
+            .collect();
+        let mut drivers = Vec::new();
+        for cluster in &clusters {
+            let driver = this.clone();
+            let driven = cluster.clone();
+            drivers.push(
+                cluster
+                    .client_node
+                    .spawn(async move { driver.drive(driven).await }),
+            );
+        }
+        let fleet_faults = this.clone();
+        let fleet = clusters.clone();
+        let fleet_task = tokio::spawn(async move { fleet_faults.fleet_faults(&fleet).await });
+        for driver in drivers {
+            let _ = driver.await;
+        }
+        let _ = fleet_task.await;
+        let mut acknowledged_writes = 0;
+        let mut reads_checked = 0;
+        for cluster in &clusters {
+            let history = cluster.history.lock().unwrap();
+            acknowledged_writes += history.acknowledged_writes();
+            reads_checked += history.reads.len();
+        }
         let trace = this.trace.lock().unwrap();
         Outcome {
             trace_hash: trace.hash(),
             violations: this.violations.lock().unwrap().clone(),
+            liveness_failures: this.liveness_failures.lock().unwrap().clone(),
             trace_tail: trace.tail().to_vec(),
-            acknowledged_writes: acknowledged,
+            acknowledged_writes,
+            reads_checked,
+            simulated: this.start.elapsed(),
         }
     }
 
-    fn build_fleet(&self) -> Fleet {
+    /// The Raft settings of one cluster: production's, or drawn by the seed.
+    fn draw_options(&self, cluster: usize) -> RaftOptions {
+        if !self.scenario.settings.randomize {
+            return RaftOptions::default();
+        }
+        let options = RaftOptions {
+            log: LogStoreOptions {
+                segment_bytes_max: self.pick(SEGMENT_BYTES_CHOICES),
+            },
+            snapshot_logs_since_last: self.pick(SNAPSHOT_THRESHOLDS),
+            logs_kept_after_snapshot: self.rng.below(LOGS_KEPT_AFTER_SNAPSHOT_MAX + 1),
+        };
+        self.record(format!(
+            "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes",
+            options.snapshot_logs_since_last,
+            options.logs_kept_after_snapshot,
+            options.log.segment_bytes_max
+        ));
+        options
+    }
+
+    fn build_cluster(&self, index: usize) -> Cluster {
         let handle = Handle::current();
         let count = self.scenario.nodes;
+        let options = self.draw_options(index);
         let registry: Registry = Arc::new(Mutex::new(BTreeMap::new()));
         let mut handles = Vec::new();
         let mut disks = Vec::new();
-        for index in 0..count {
+        let api_addr = |node: usize| format!("http://{}:8200", node_ip(index, node));
+        for node in 0..count {
             let disk = SimDisk::new(self.rng.next_u64());
             disks.push(disk.clone());
             let config = NodeConfig {
-                node_id: format!("node-{}", index + 1),
-                api_listen: format!("10.0.0.{}:8200", index + 1).parse().unwrap(),
-                cluster_listen: format!("10.0.0.{}:8201", index + 1).parse().unwrap(),
-                api_addr: Fleet::api_addr(index),
-                cluster_addr: format!("https://10.0.0.{}:8201", index + 1),
-                cluster_name: Some("sim".into()),
+                node_id: format!("node-{}", node + 1),
+                api_listen: format!("{}:8200", node_ip(index, node)).parse().unwrap(),
+                cluster_listen: format!("{}:8201", node_ip(index, node)).parse().unwrap(),
+                api_addr: api_addr(node),
+                cluster_addr: format!("https://{}:8201", node_ip(index, node)),
+                cluster_name: Some(format!("sim-{index}")),
                 retry_join: (0..count)
-                    .filter(|other| *other != index)
-                    .map(Fleet::api_addr)
+                    .filter(|other| *other != node)
+                    .map(api_addr)
                     .collect(),
                 raft: Default::default(),
             };
             let registry = registry.clone();
-            let node = handle
+            let started = handle
                 .create_node()
-                .name(format!("node-{}", index + 1))
-                .ip(format!("10.0.0.{}", index + 1).parse().unwrap())
+                .name(format!("c{index}-node-{}", node + 1))
+                .ip(node_ip(index, node).parse().unwrap())
                 .init(move || {
                     let disk = disk.clone();
                     let config = config.clone();
@@ -163,82 +260,153 @@ impl Simulation {
                             rng: SharedRng::from_entropy(),
                             disk: Arc::new(disk),
                         };
-                        match Node::start(
+                        match Node::start_with_options(
                             env,
                             config,
-                            std::sync::Arc::new(arca::env::MemoryLogFiles::new()),
+                            Arc::new(arca::env::MemoryLogFiles::new()),
+                            options,
                         )
                         .await
                         {
-                            Ok(node) => {
-                                registry.lock().unwrap().insert(index, Arc::new(node));
+                            Ok(started) => {
+                                registry.lock().unwrap().insert(node, Arc::new(started));
                                 std::future::pending::<()>().await;
                             }
-                            Err(error) => panic!("node-{} failed to start: {error}", index + 1),
+                            Err(error) => {
+                                panic!("c{index} node-{} failed to start: {error}", node + 1)
+                            }
                         }
                     }
                 })
                 .build();
-            handles.push(node);
+            handles.push(started);
         }
-        Fleet {
+        let client_node = handle
+            .create_node()
+            .name(format!("c{index}-clients"))
+            .ip(format!("10.1.{index}.1").parse().unwrap())
+            .build();
+        Cluster {
+            index,
             handles,
             disks,
             registry,
             down: Mutex::new(vec![false; count]),
+            client_node,
+            history: Mutex::new(History::default()),
         }
     }
 
-    /// Setup, workload with faults, recovery, checks. Returns the acknowledged writes.
-    async fn drive(self: Arc<Self>, fleet: Arc<Fleet>) -> usize {
-        let Some((unseal_key, root_token)) = self.setup(&fleet).await else {
-            return 0;
+    /// Setup, workload under faults, recovery, the healed phase, checks.
+    async fn drive(self: Arc<Self>, cluster: Arc<Cluster>) {
+        let Some((unseal_key, root_token)) = self.setup(&cluster).await else {
+            return;
         };
-        let oracle: Arc<Mutex<BTreeMap<String, Vec<Attempt>>>> =
-            Arc::new(Mutex::new(BTreeMap::new()));
-        let faults_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut clients = Vec::new();
-        for client in 0..self.scenario.workload.clients {
-            let this = self.clone();
-            let oracle = oracle.clone();
-            let token = root_token.clone();
-            let faults_done = faults_done.clone();
-            let nodes = self.scenario.nodes;
-            clients.push(tokio::spawn(async move {
-                this.client_loop(client, nodes, token, oracle, faults_done)
-                    .await
-            }));
-        }
-        let faults: Vec<FaultSpec> = self.scenario.faults.clone();
+        let faults_done = Arc::new(AtomicBool::new(false));
+        let clients = self.spawn_clients(
+            &cluster,
+            &root_token,
+            Phase::Faults,
+            self.scenario.workload.ops_per_client,
+            faults_done.clone(),
+        );
+        let faults: Vec<FaultSpec> = self
+            .scenario
+            .faults
+            .iter()
+            .filter(|spec| spec.kind != FaultKind::PartitionClusters)
+            .cloned()
+            .collect();
         for spec in &faults {
             for _ in 0..spec.count {
                 tokio::time::sleep(Duration::from_millis(self.between([300, 2000]))).await;
-                self.inject(&fleet, spec, &unseal_key, &root_token).await;
+                let kind = match spec.kind {
+                    FaultKind::Swarm => self.pick(FaultKind::SWARM),
+                    kind => kind,
+                };
+                self.inject(&cluster, kind, spec, &unseal_key).await;
+                self.record_digests(&cluster);
             }
         }
-        faults_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        faults_done.store(true, Ordering::SeqCst);
         for client in clients {
             let _ = client.await;
         }
-        self.record("workload finished");
-        self.recover(&fleet, &unseal_key).await;
-        self.check(&fleet, &root_token, &oracle).await;
-        oracle
-            .lock()
-            .unwrap()
-            .values()
-            .map(|attempts| {
-                attempts
-                    .iter()
-                    .filter(|attempt| attempt.acknowledged)
-                    .count()
-            })
-            .sum()
+        self.record(format!(
+            "c{}: workload under faults finished",
+            cluster.index
+        ));
+        self.recover(&cluster, &unseal_key).await;
+        if self.await_healthy(&cluster, &root_token).await {
+            let healed = self.spawn_clients(
+                &cluster,
+                &root_token,
+                Phase::Healed,
+                self.scenario.liveness.ops_per_client,
+                Arc::new(AtomicBool::new(true)),
+            );
+            for client in healed {
+                let _ = client.await;
+            }
+        }
+        self.check(&cluster, &root_token).await;
     }
 
-    async fn setup(&self, fleet: &Fleet) -> Option<(String, String)> {
+    fn spawn_clients(
+        self: &Arc<Self>,
+        cluster: &Arc<Cluster>,
+        token: &str,
+        phase: Phase,
+        ops_min: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.scenario.workload.clients)
+            .map(|client| {
+                let this = self.clone();
+                let cluster = cluster.clone();
+                let token = token.to_string();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    this.client_loop(&cluster, client, &token, phase, ops_min, &stop)
+                        .await
+                })
+            })
+            .collect()
+    }
+
+    /// Cross-cluster faults: cut every link between two clusters for a while.
+    async fn fleet_faults(&self, clusters: &[Arc<Cluster>]) {
+        let net = NetSim::current();
+        for spec in &self.scenario.faults {
+            if spec.kind != FaultKind::PartitionClusters || clusters.len() < 2 {
+                continue;
+            }
+            for _ in 0..spec.count {
+                tokio::time::sleep(Duration::from_millis(self.between([1000, 4000]))).await;
+                let first = self.rng.below(clusters.len() as u64) as usize;
+                let second = (first + 1 + self.rng.below(clusters.len() as u64 - 1) as usize)
+                    % clusters.len();
+                let outage = Duration::from_millis(self.between(spec.outage_ms));
+                self.record(format!(
+                    "FAULT partition c{first} from c{second} for {}ms",
+                    outage.as_millis()
+                ));
+                let links = cross_links(&clusters[first], &clusters[second]);
+                for (from, to) in &links {
+                    net.clog_link(*from, *to);
+                }
+                tokio::time::sleep(outage).await;
+                for (from, to) in &links {
+                    net.unclog_link(*from, *to);
+                }
+                self.record(format!("HEAL c{first} from c{second}"));
+            }
+        }
+    }
+
+    async fn setup(&self, cluster: &Cluster) -> Option<(String, String)> {
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let first = Fleet::api_addr(0);
+        let first = cluster.api_addr(0);
         let (unseal_key, root_token) = loop {
             if let Ok((200, body)) = call(
                 &first,
@@ -257,54 +425,56 @@ impl Simulation {
                 break (key, token);
             }
             if Instant::now() > deadline {
-                self.violation("setup: sys/init never succeeded".into());
+                self.violation(cluster, "setup: sys/init never succeeded".into());
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        self.record("initialized node-1");
-        for index in 0..self.scenario.nodes {
-            if !self.unseal(index, &unseal_key).await {
-                self.violation(format!("setup: node-{} never unsealed", index + 1));
+        self.record(format!("c{}: initialized node-1", cluster.index));
+        for node in 0..cluster.size() {
+            if !self.unseal(cluster, node, &unseal_key).await {
+                self.violation(cluster, format!("setup: node-{} never unsealed", node + 1));
                 return None;
             }
         }
-        if !self.wait_for_voters(fleet, &root_token).await {
+        if !self.wait_for_voters(cluster, &root_token).await {
             return None;
         }
-        let mounted = self
-            .retry_call(|address| {
-                let token = root_token.clone();
-                async move {
-                    call(
-                        &address,
-                        Method::POST,
-                        "sys/mounts/kv",
-                        Some(&token),
-                        Some(&json!({"type": "kv"})),
-                    )
-                    .await
-                }
-            })
-            .await;
-        if mounted != Some(204) {
-            self.violation(format!("setup: mounting kv/ answered {mounted:?}"));
-            return None;
+        for (path, body) in [
+            ("sys/mounts/kv", json!({"type": "kv"})),
+            (
+                "sys/mounts/kv2",
+                json!({"type": "kv", "options": {"version": "2"}}),
+            ),
+        ] {
+            let mounted = self
+                .retry_call(cluster, |address| {
+                    let token = root_token.clone();
+                    let body = body.clone();
+                    async move {
+                        call(&address, Method::POST, path, Some(&token), Some(&body)).await
+                    }
+                })
+                .await;
+            if !matches!(mounted, Some(200 | 204)) {
+                self.violation(cluster, format!("setup: {path} answered {mounted:?}"));
+                return None;
+            }
         }
-        self.record("setup complete");
+        self.record(format!("c{}: setup complete", cluster.index));
         Some((unseal_key, root_token))
     }
 
     /// Retry a call against random nodes until it gets a definite answer.
-    async fn retry_call<F, Fut>(&self, make: F) -> Option<u16>
+    async fn retry_call<F, Fut>(&self, cluster: &Cluster, make: F) -> Option<u16>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<(u16, Value), String>>,
     {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         while Instant::now() < deadline {
-            let index = self.rng.below(self.scenario.nodes as u64) as usize;
-            if let Ok((status, _)) = make(Fleet::api_addr(index)).await
+            let node = self.rng.below(cluster.size() as u64) as usize;
+            if let Ok((status, _)) = make(cluster.api_addr(node)).await
                 && status < 500
             {
                 return Some(status);
@@ -314,8 +484,8 @@ impl Simulation {
         None
     }
 
-    async fn unseal(&self, index: usize, key: &str) -> bool {
-        let address = Fleet::api_addr(index);
+    async fn unseal(&self, cluster: &Cluster, node: usize, key: &str) -> bool {
+        let address = cluster.api_addr(node);
         let deadline = Instant::now() + SETUP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok((200, body)) = call(
@@ -328,7 +498,7 @@ impl Simulation {
             .await
                 && body["sealed"] == Value::Bool(false)
             {
-                self.record(format!("unsealed node-{}", index + 1));
+                self.record(format!("c{}: unsealed node-{}", cluster.index, node + 1));
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -336,11 +506,11 @@ impl Simulation {
         false
     }
 
-    async fn wait_for_voters(&self, fleet: &Fleet, root_token: &str) -> bool {
+    async fn wait_for_voters(&self, cluster: &Cluster, root_token: &str) -> bool {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok((200, body)) = call(
-                &Fleet::api_addr(0),
+                &cluster.api_addr(0),
                 Method::GET,
                 "sys/storage/raft/configuration",
                 Some(root_token),
@@ -357,81 +527,281 @@ impl Simulation {
                             .count()
                     })
                     .unwrap_or(0);
-                if voters == fleet.handles.len() {
-                    self.record(format!("{voters} voters"));
+                if voters == cluster.size() {
+                    self.record(format!("c{}: {voters} voters", cluster.index));
                     return true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.violation("setup: the cluster never reached full membership".into());
+        self.violation(
+            cluster,
+            "setup: the cluster never reached full membership".into(),
+        );
         false
     }
 
+    /// One client: a seeded mix of KV v1 puts, deletes and reads and KV v2
+    /// check-and-set writes, deletes and reads, through random nodes, each recorded
+    /// with its times and outcome.
     async fn client_loop(
-        self: Arc<Self>,
+        &self,
+        cluster: &Cluster,
         client: usize,
-        nodes: usize,
-        token: String,
-        oracle: Arc<Mutex<BTreeMap<String, Vec<Attempt>>>>,
-        faults_done: Arc<std::sync::atomic::AtomicBool>,
+        token: &str,
+        phase: Phase,
+        ops_min: usize,
+        stop: &AtomicBool,
     ) {
         let workload = self.scenario.workload.clone();
-        let mut written = 0usize;
+        let mix = workload.mix;
+        // The KV v2 version this client last saw per key; a CAS without one reads first.
+        let mut known_versions: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut done = 0usize;
+        let tag = match phase {
+            Phase::Faults => "f",
+            Phase::Healed => "h",
+            Phase::Final => "z",
+        };
         loop {
-            let done = faults_done.load(std::sync::atomic::Ordering::SeqCst);
-            if (written >= workload.writes_per_client && done) || written >= WRITES_WHILE_FAULTS_MAX
-            {
+            if (done >= ops_min && stop.load(Ordering::SeqCst)) || done >= OPS_WHILE_FAULTS_MAX {
                 break;
             }
-            let key = format!(
-                "c{client}-k{}",
-                self.rng.below(workload.keys_per_client as u64)
-            );
-            let value = format!("c{client}-n{written}");
-            let target = self.rng.below(nodes as u64) as usize;
-            let result = call(
-                &Fleet::api_addr(target),
-                Method::PUT,
-                &format!("kv/{key}"),
-                Some(&token),
-                Some(&json!({ "value": value })),
-            )
-            .await;
-            let acknowledged = matches!(result, Ok((200 | 204, _)));
-            let outcome = match &result {
-                Ok((status, _)) => status.to_string(),
-                Err(error) => format!("error ({})", error.split(':').next().unwrap_or("")),
+            let key = self.rng.below(workload.keys as u64);
+            let value = format!("c{client}-{tag}{done}");
+            let total = mix.put + mix.delete + mix.cas + mix.delete_v2 + mix.read;
+            let mut draw = self.rng.below(total);
+            let mut next = |weight: u64| {
+                let hit = draw < weight;
+                draw = draw.saturating_sub(weight);
+                hit
             };
-            self.record(format!(
-                "client {client} put {key}={value} via node-{} -> {outcome}",
-                target + 1
-            ));
-            oracle
-                .lock()
-                .unwrap()
-                .entry(key)
-                .or_default()
-                .push(Attempt {
-                    value,
-                    acknowledged,
-                });
-            written += 1;
+            if next(mix.put) {
+                let body = json!({ "value": value });
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv/k{key}"),
+                    Method::PUT,
+                    Some(body),
+                    Some(value),
+                    None,
+                    token,
+                )
+                .await;
+            } else if next(mix.delete) {
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv/k{key}"),
+                    Method::DELETE,
+                    None,
+                    None,
+                    None,
+                    token,
+                )
+                .await;
+            } else if next(mix.cas) {
+                if !known_versions.contains_key(&key)
+                    && let Some(version) = self
+                        .read(cluster, client, phase, &format!("kv2/k{key}"), token)
+                        .await
+                {
+                    known_versions.insert(key, version);
+                }
+                if let Some(version) = known_versions.remove(&key) {
+                    let body = json!({"data": {"value": value}, "options": {"cas": version}});
+                    if let Some(written) = self
+                        .write(
+                            cluster,
+                            client,
+                            phase,
+                            &format!("kv2/k{key}"),
+                            Method::PUT,
+                            Some(body),
+                            Some(value),
+                            Some(version),
+                            token,
+                        )
+                        .await
+                    {
+                        known_versions.insert(key, written);
+                    }
+                }
+            } else if next(mix.delete_v2) {
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &format!("kv2/k{key}"),
+                    Method::DELETE,
+                    None,
+                    None,
+                    None,
+                    token,
+                )
+                .await;
+            } else {
+                let register = if self.rng.below(2) == 0 {
+                    format!("kv/k{key}")
+                } else {
+                    format!("kv2/k{key}")
+                };
+                if let Some(version) = self.read(cluster, client, phase, &register, token).await
+                    && register.starts_with("kv2/")
+                {
+                    known_versions.insert(key, version);
+                }
+            }
+            done += 1;
             tokio::time::sleep(Duration::from_millis(self.between(workload.pause_ms))).await;
         }
     }
 
+    /// The API path of a register (`kv/kN` or `kv2/kN`).
+    fn api_path(register: &str) -> String {
+        match register.strip_prefix("kv2/") {
+            Some(key) => format!("kv2/data/{key}"),
+            None => register.to_string(),
+        }
+    }
+
+    /// One write through a random node; returns the KV v2 version it created, if any.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        register: &str,
+        method: Method,
+        body: Option<Value>,
+        value: Option<String>,
+        cas: Option<u64>,
+        token: &str,
+    ) -> Option<u64> {
+        let target = self.rng.below(cluster.size() as u64) as usize;
+        let invoked_us = self.now_us();
+        let result = call(
+            &cluster.api_addr(target),
+            method.clone(),
+            &Self::api_path(register),
+            Some(token),
+            body.as_ref(),
+        )
+        .await;
+        let completed_us = self.now_us();
+        let outcome = match &result {
+            Ok((200..=299, _)) => WriteOutcome::Ok,
+            // A clear refusal: the write must never take effect. Timeouts, precondition
+            // and rate answers say nothing definite.
+            Ok((status, _))
+                if (400..500).contains(status) && !matches!(status, 408 | 412 | 429) =>
+            {
+                WriteOutcome::Refused
+            }
+            _ => WriteOutcome::Unknown,
+        };
+        self.record(format!(
+            "c{} client {client} {method} {register}={value:?}{} via node-{} -> {}",
+            cluster.index,
+            cas.map(|version| format!(" cas={version}"))
+                .unwrap_or_default(),
+            target + 1,
+            describe(&result)
+        ));
+        cluster.history.lock().unwrap().writes.push(Write {
+            register: register.to_string(),
+            value,
+            cas,
+            invoked_us,
+            completed_us,
+            outcome,
+            phase,
+            client,
+        });
+        match result {
+            Ok((200..=299, body)) => body["data"]["version"].as_u64(),
+            _ => None,
+        }
+    }
+
+    /// One read through a random node; records it when it got a definite answer and
+    /// returns the KV v2 version it saw (also of a deleted one).
+    async fn read(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        register: &str,
+        token: &str,
+    ) -> Option<u64> {
+        let target = self.rng.below(cluster.size() as u64) as usize;
+        self.read_via(cluster, client, phase, register, token, target)
+            .await
+            .and_then(|(_, version)| version)
+    }
+
+    /// A read through `target`: `Some((value, version))` when it got a definite answer.
+    async fn read_via(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        register: &str,
+        token: &str,
+        target: usize,
+    ) -> Option<(Option<String>, Option<u64>)> {
+        let invoked_us = self.now_us();
+        let result = call(
+            &cluster.api_addr(target),
+            Method::GET,
+            &Self::api_path(register),
+            Some(token),
+            None,
+        )
+        .await;
+        let completed_us = self.now_us();
+        let v2 = register.starts_with("kv2/");
+        let answer = match &result {
+            Ok((200, body)) if v2 => Some((
+                body["data"]["data"]["value"].as_str().map(str::to_string),
+                body["data"]["metadata"]["version"].as_u64(),
+            )),
+            Ok((200, body)) => Some((body["data"]["value"].as_str().map(str::to_string), None)),
+            Ok((404, body)) => Some((None, body["data"]["metadata"]["version"].as_u64())),
+            _ => None,
+        };
+        self.record(format!(
+            "c{} client {client} GET {register} via node-{} -> {} {:?}",
+            cluster.index,
+            target + 1,
+            describe(&result),
+            answer.as_ref().map(|(value, _)| value)
+        ));
+        let (value, version) = answer?;
+        cluster.history.lock().unwrap().reads.push(Read {
+            register: register.to_string(),
+            value: value.clone(),
+            invoked_us,
+            completed_us,
+            phase,
+            client,
+            node: format!("node-{}", target + 1),
+        });
+        Some((value, version))
+    }
+
     /// The node most up nodes name as leader (a node that just restarted may still
     /// name itself from its persisted vote until it hears the new term).
-    async fn leader_index(&self, fleet: &Fleet) -> Option<usize> {
-        let down = fleet.down.lock().unwrap().clone();
-        let mut votes = vec![0usize; down.len()];
-        for (index, is_down) in down.iter().enumerate() {
-            if *is_down {
-                continue;
-            }
+    async fn leader_index(&self, cluster: &Cluster) -> Option<usize> {
+        let up = cluster.up();
+        let mut votes = vec![0usize; cluster.size()];
+        for node in up.iter().copied() {
             if let Ok((200, body)) = call(
-                &Fleet::api_addr(index),
+                &cluster.api_addr(node),
                 Method::GET,
                 "sys/leader",
                 None,
@@ -439,8 +809,8 @@ impl Simulation {
             )
             .await
                 && let Some(address) = body["leader_address"].as_str()
-                && let Some(leader) = Fleet::index_of(address)
-                && !down[leader]
+                && let Some(leader) = cluster.index_of(address)
+                && up.contains(&leader)
             {
                 votes[leader] += 1;
             }
@@ -448,62 +818,102 @@ impl Simulation {
         let (leader, count) = votes
             .iter()
             .enumerate()
-            .max_by_key(|(index, count)| (**count, std::cmp::Reverse(*index)))?;
+            .max_by_key(|(node, count)| (**count, std::cmp::Reverse(*node)))?;
         (*count > 0).then_some(leader)
     }
 
-    fn random_up_node(&self, fleet: &Fleet, excluding: Option<usize>) -> Option<usize> {
-        let down = fleet.down.lock().unwrap().clone();
-        let candidates: Vec<usize> = (0..down.len())
-            .filter(|index| !down[*index] && Some(*index) != excluding)
+    fn random_up_node(&self, cluster: &Cluster, excluding: Option<usize>) -> Option<usize> {
+        let candidates: Vec<usize> = cluster
+            .up()
+            .into_iter()
+            .filter(|node| Some(*node) != excluding)
             .collect();
-        (!candidates.is_empty())
-            .then(|| candidates[self.rng.below(candidates.len() as u64) as usize])
+        (!candidates.is_empty()).then(|| self.pick(&candidates))
     }
 
-    async fn inject(&self, fleet: &Fleet, spec: &FaultSpec, unseal_key: &str, _root_token: &str) {
+    /// `count` distinct up nodes drawn by the seed.
+    fn random_up_nodes(&self, cluster: &Cluster, count: usize) -> Vec<usize> {
+        let mut candidates = cluster.up();
+        let mut chosen = Vec::new();
+        while chosen.len() < count && !candidates.is_empty() {
+            let position = self.rng.below(candidates.len() as u64) as usize;
+            chosen.push(candidates.remove(position));
+        }
+        chosen.sort();
+        chosen
+    }
+
+    async fn leader_or_random(&self, cluster: &Cluster) -> Option<usize> {
+        match self.leader_index(cluster).await {
+            Some(leader) => Some(leader),
+            None => self.random_up_node(cluster, None),
+        }
+    }
+
+    async fn inject(&self, cluster: &Cluster, kind: FaultKind, spec: &FaultSpec, unseal_key: &str) {
         let outage = Duration::from_millis(self.between(spec.outage_ms));
-        let handle = Handle::current();
         let net = NetSim::current();
-        match spec.kind {
-            FaultKind::CrashLeader | FaultKind::CrashRandom => {
-                let target = match spec.kind {
-                    FaultKind::CrashLeader => self.leader_index(fleet).await,
-                    _ => None,
-                }
-                .or_else(|| self.random_up_node(fleet, None));
+        let c = cluster.index;
+        match kind {
+            FaultKind::CrashLeader
+            | FaultKind::CrashRandom
+            | FaultKind::KillLeader
+            | FaultKind::KillRandom => {
+                let target = match kind {
+                    FaultKind::CrashLeader | FaultKind::KillLeader => {
+                        self.leader_or_random(cluster).await
+                    }
+                    _ => self.random_up_node(cluster, None),
+                };
                 let Some(target) = target else { return };
-                self.crash(fleet, target, spec.tear, outage).await;
-                self.restart(fleet, target, unseal_key).await;
+                let power_loss = matches!(kind, FaultKind::CrashLeader | FaultKind::CrashRandom);
+                self.take_down(cluster, &[target], power_loss, spec.tear, outage);
+                tokio::time::sleep(outage).await;
+                self.restart(cluster, &[target], unseal_key).await;
+            }
+            FaultKind::PowerLossAll | FaultKind::KillMajority | FaultKind::CrashMinority => {
+                let size = cluster.size();
+                let count = match kind {
+                    FaultKind::PowerLossAll => size,
+                    FaultKind::KillMajority => size / 2 + 1,
+                    _ => (size - 1) / 2,
+                };
+                let targets = self.random_up_nodes(cluster, count);
+                if targets.is_empty() {
+                    return;
+                }
+                let power_loss = kind != FaultKind::KillMajority;
+                self.take_down(cluster, &targets, power_loss, spec.tear, outage);
+                tokio::time::sleep(outage).await;
+                self.restart(cluster, &targets, unseal_key).await;
             }
             FaultKind::PartitionLeader | FaultKind::PartitionRandom => {
-                let target = match spec.kind {
-                    FaultKind::PartitionLeader => self.leader_index(fleet).await,
-                    _ => None,
-                }
-                .or_else(|| self.random_up_node(fleet, None));
+                let target = match kind {
+                    FaultKind::PartitionLeader => self.leader_or_random(cluster).await,
+                    _ => self.random_up_node(cluster, None),
+                };
                 let Some(target) = target else { return };
-                let id = fleet.handles[target].id();
+                let id = cluster.handles[target].id();
                 self.record(format!(
-                    "FAULT partition node-{} for {}ms",
+                    "c{c}: FAULT partition node-{} for {}ms",
                     target + 1,
                     outage.as_millis()
                 ));
                 net.clog_node(id);
                 tokio::time::sleep(outage).await;
                 net.unclog_node(id);
-                self.record(format!("HEAL node-{}", target + 1));
+                self.record(format!("c{c}: HEAL node-{}", target + 1));
             }
             FaultKind::ClogLinkRandom => {
-                let Some(from) = self.random_up_node(fleet, None) else {
+                let Some(from) = self.random_up_node(cluster, None) else {
                     return;
                 };
-                let Some(to) = self.random_up_node(fleet, Some(from)) else {
+                let Some(to) = self.random_up_node(cluster, Some(from)) else {
                     return;
                 };
-                let (from_id, to_id) = (fleet.handles[from].id(), fleet.handles[to].id());
+                let (from_id, to_id) = (cluster.handles[from].id(), cluster.handles[to].id());
                 self.record(format!(
-                    "FAULT clog link node-{} -> node-{} for {}ms",
+                    "c{c}: FAULT clog link node-{} -> node-{} for {}ms",
                     from + 1,
                     to + 1,
                     outage.as_millis()
@@ -511,152 +921,335 @@ impl Simulation {
                 net.clog_link(from_id, to_id);
                 tokio::time::sleep(outage).await;
                 net.unclog_link(from_id, to_id);
-                self.record(format!("HEAL link node-{} -> node-{}", from + 1, to + 1));
+                self.record(format!(
+                    "c{c}: HEAL link node-{} -> node-{}",
+                    from + 1,
+                    to + 1
+                ));
             }
             FaultKind::LoseFsyncsFollower => {
-                let leader = self.leader_index(fleet).await;
-                let Some(target) = self.random_up_node(fleet, leader) else {
+                let leader = self.leader_index(cluster).await;
+                let Some(target) = self.random_up_node(cluster, leader) else {
                     return;
                 };
                 self.record(format!(
-                    "FAULT node-{} loses fsyncs for {}ms",
+                    "c{c}: FAULT node-{} loses fsyncs for {}ms",
                     target + 1,
                     outage.as_millis()
                 ));
-                fleet.disks[target].set_lose_fsyncs(true);
+                cluster.disks[target].set_lose_fsyncs(true);
                 tokio::time::sleep(outage).await;
-                self.crash(
-                    fleet,
-                    target,
-                    spec.tear,
-                    Duration::from_millis(self.between([100, 1000])),
-                )
-                .await;
-                fleet.disks[target].set_lose_fsyncs(false);
-                self.restart(fleet, target, unseal_key).await;
+                let down_for = Duration::from_millis(self.between([100, 1000]));
+                self.take_down(cluster, &[target], true, spec.tear, down_for);
+                tokio::time::sleep(down_for).await;
+                cluster.disks[target].set_lose_fsyncs(false);
+                self.restart(cluster, &[target], unseal_key).await;
             }
-        }
-        let _ = handle;
-    }
-
-    async fn crash(&self, fleet: &Fleet, target: usize, tear: bool, outage: Duration) {
-        self.record(format!(
-            "FAULT crash node-{} (tear={tear}) for {}ms",
-            target + 1,
-            outage.as_millis()
-        ));
-        Handle::current().kill(fleet.handles[target].id());
-        fleet.registry.lock().unwrap().remove(&target);
-        fleet.down.lock().unwrap()[target] = true;
-        fleet.disks[target].crash(tear);
-        tokio::time::sleep(outage).await;
-    }
-
-    async fn restart(&self, fleet: &Fleet, target: usize, unseal_key: &str) {
-        Handle::current().restart(fleet.handles[target].id());
-        self.record(format!("RESTART node-{}", target + 1));
-        if self.unseal(target, unseal_key).await {
-            fleet.down.lock().unwrap()[target] = false;
-        } else {
-            self.violation(format!("node-{} did not unseal after restart", target + 1));
-        }
-    }
-
-    async fn recover(&self, fleet: &Fleet, unseal_key: &str) {
-        let net = NetSim::current();
-        for handle in &fleet.handles {
-            net.unclog_node(handle.id());
-        }
-        let down = fleet.down.lock().unwrap().clone();
-        for (index, is_down) in down.into_iter().enumerate() {
-            if is_down {
-                self.restart(fleet, index, unseal_key).await;
-            }
-        }
-    }
-
-    async fn check(
-        &self,
-        fleet: &Fleet,
-        root_token: &str,
-        oracle: &Mutex<BTreeMap<String, Vec<Attempt>>>,
-    ) {
-        // Convergence: the same applied index and identical state on every node.
-        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
-        let converged = loop {
-            let states: Vec<(u64, String)> = {
-                let registry = fleet.registry.lock().unwrap();
-                registry.values().map(|node| node.state_digest()).collect()
-            };
-            if states.len() == fleet.handles.len()
-                && states.windows(2).all(|pair| pair[0] == pair[1])
-            {
-                self.record(format!("converged at index {}", states[0].0));
-                break true;
-            }
-            if Instant::now() > deadline {
-                self.violation(format!("nodes did not converge: {states:?}"));
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        let _ = converged;
-        // No acknowledged write lost.
-        let expectations = oracle.lock().unwrap().clone();
-        for (key, attempts) in expectations {
-            let last_acknowledged = attempts.iter().rposition(|attempt| attempt.acknowledged);
-            let allowed: Vec<&str> = match last_acknowledged {
-                Some(position) => attempts[position..]
-                    .iter()
-                    .map(|attempt| attempt.value.as_str())
-                    .collect(),
-                None => attempts
-                    .iter()
-                    .map(|attempt| attempt.value.as_str())
-                    .collect(),
-            };
-            let mut answer = None;
-            for _ in 0..50 {
-                let index = self.rng.below(self.scenario.nodes as u64) as usize;
-                match call(
-                    &Fleet::api_addr(index),
-                    Method::GET,
-                    &format!("kv/{key}"),
-                    Some(root_token),
-                    None,
-                )
-                .await
-                {
-                    Ok((200, body)) => {
-                        answer = Some(body["data"]["value"].as_str().map(str::to_string));
-                        break;
+            FaultKind::PauseLeader
+            | FaultKind::IsolateLeaderFromPeers
+            | FaultKind::PauseAndIsolateLeader => {
+                let Some(target) = self.leader_or_random(cluster).await else {
+                    return;
+                };
+                let pause = kind != FaultKind::IsolateLeaderFromPeers;
+                let isolate = kind != FaultKind::PauseLeader;
+                let id = cluster.handles[target].id();
+                let peers: Vec<_> = (0..cluster.size())
+                    .filter(|node| *node != target)
+                    .map(|node| cluster.handles[node].id())
+                    .collect();
+                self.record(format!(
+                    "c{c}: FAULT {}{}node-{} for {}ms",
+                    if pause { "pause " } else { "" },
+                    if isolate { "isolate from peers " } else { "" },
+                    target + 1,
+                    outage.as_millis()
+                ));
+                if isolate {
+                    for peer in &peers {
+                        net.clog_link(id, *peer);
+                        net.clog_link(*peer, id);
                     }
-                    Ok((404, _)) => {
-                        answer = Some(None);
-                        break;
+                }
+                if pause {
+                    Handle::current().pause(id);
+                }
+                tokio::time::sleep(outage).await;
+                if pause {
+                    Handle::current().resume(id);
+                    self.record(format!("c{c}: RESUME node-{}", target + 1));
+                }
+                if isolate {
+                    if pause {
+                        // Resumed but still cut off: it answers from what it had.
+                        tokio::time::sleep(Duration::from_millis(self.between([200, 2000]))).await;
                     }
-                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                    for peer in &peers {
+                        net.unclog_link(id, *peer);
+                        net.unclog_link(*peer, id);
+                    }
+                    self.record(format!("c{c}: HEAL node-{} and its peers", target + 1));
                 }
             }
-            match answer {
-                None => self.violation(format!("could not read {key} after recovery")),
-                Some(None) if last_acknowledged.is_some() => self.violation(format!(
-                    "acknowledged write lost: {key} is gone (expected one of {allowed:?})"
-                )),
-                Some(None) => {}
-                Some(Some(value)) if !allowed.contains(&value.as_str()) => self.violation(format!(
-                    "acknowledged write lost: {key}={value}, expected one of {allowed:?}"
-                )),
-                Some(Some(_)) => {}
+            FaultKind::PartitionClusters | FaultKind::Swarm => {}
+        }
+    }
+
+    /// Kill `targets` (a process kill keeps unsynced data; a power loss drops it and may
+    /// tear the last write).
+    fn take_down(
+        &self,
+        cluster: &Cluster,
+        targets: &[usize],
+        power_loss: bool,
+        tear: bool,
+        outage: Duration,
+    ) {
+        let names: Vec<String> = targets
+            .iter()
+            .map(|node| format!("node-{}", node + 1))
+            .collect();
+        self.record(format!(
+            "c{}: FAULT {} {} for {}ms",
+            cluster.index,
+            if power_loss {
+                format!("power loss (tear={tear}) on")
+            } else {
+                "process kill of".to_string()
+            },
+            names.join(","),
+            outage.as_millis()
+        ));
+        for target in targets {
+            Handle::current().kill(cluster.handles[*target].id());
+            cluster.registry.lock().unwrap().remove(target);
+            cluster.down.lock().unwrap()[*target] = true;
+            if power_loss {
+                cluster.disks[*target].crash(tear);
             }
         }
-        self.record("checks done");
+    }
+
+    /// Restart `targets` together, then unseal each.
+    async fn restart(&self, cluster: &Cluster, targets: &[usize], unseal_key: &str) {
+        for target in targets {
+            Handle::current().restart(cluster.handles[*target].id());
+            self.record(format!("c{}: RESTART node-{}", cluster.index, target + 1));
+        }
+        for target in targets {
+            if self.unseal(cluster, *target, unseal_key).await {
+                cluster.down.lock().unwrap()[*target] = false;
+            } else {
+                self.liveness_failure(
+                    cluster,
+                    format!("node-{} did not unseal after restart", target + 1),
+                );
+            }
+        }
+    }
+
+    async fn recover(&self, cluster: &Cluster, unseal_key: &str) {
+        let net = NetSim::current();
+        for handle in &cluster.handles {
+            net.unclog_node(handle.id());
+        }
+        let down: Vec<usize> = {
+            let down = cluster.down.lock().unwrap();
+            (0..down.len()).filter(|node| down[*node]).collect()
+        };
+        if !down.is_empty() {
+            self.restart(cluster, &down, unseal_key).await;
+        }
+    }
+
+    /// After healing: a leader is known and a probe write is acknowledged within
+    /// [`LIVENESS_TIMEOUT`]. The probe is an ordinary write of a register of its own.
+    async fn await_healthy(&self, cluster: &Cluster, token: &str) -> bool {
+        let deadline = Instant::now() + LIVENESS_TIMEOUT;
+        let mut attempt = 0usize;
+        while Instant::now() < deadline {
+            attempt += 1;
+            let value = format!("probe-{attempt}");
+            let body = json!({ "value": value });
+            let before = cluster.history.lock().unwrap().acknowledged_writes();
+            self.write(
+                cluster,
+                usize::MAX,
+                Phase::Final,
+                "kv/probe",
+                Method::PUT,
+                Some(body),
+                Some(value),
+                None,
+                token,
+            )
+            .await;
+            if cluster.history.lock().unwrap().acknowledged_writes() > before {
+                self.record(format!(
+                    "c{}: healthy after {attempt} probes",
+                    cluster.index
+                ));
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        self.liveness_failure(
+            cluster,
+            format!(
+                "no write acknowledged within {}s after healing",
+                LIVENESS_TIMEOUT.as_secs()
+            ),
+        );
+        false
+    }
+
+    /// Every node's applied index and state digest, into the trace (and so the hash).
+    fn record_digests(&self, cluster: &Cluster) -> Vec<(usize, (u64, String))> {
+        let states: Vec<(usize, (u64, String))> = {
+            let registry = cluster.registry.lock().unwrap();
+            registry
+                .iter()
+                .map(|(node, started)| (*node, started.state_digest()))
+                .collect()
+        };
+        let summary: Vec<String> = states
+            .iter()
+            .map(|(node, (index, digest))| {
+                format!(
+                    "node-{}@{index}:{}",
+                    node + 1,
+                    &digest[..12.min(digest.len())]
+                )
+            })
+            .collect();
+        self.record(format!("c{}: digests {}", cluster.index, summary.join(" ")));
+        states
+    }
+
+    async fn check(&self, cluster: &Cluster, root_token: &str) {
+        // Convergence: the same applied index and identical state on every node.
+        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        loop {
+            let states = self.record_digests(cluster);
+            let all_up = states.len() == cluster.size();
+            if all_up && states.windows(2).all(|pair| pair[0].1 == pair[1].1) {
+                self.record(format!(
+                    "c{}: converged at index {}",
+                    cluster.index, states[0].1.0
+                ));
+                break;
+            }
+            // Nodes at the same applied index must hold the same bytes, converged or not.
+            let mut by_index: BTreeMap<u64, &str> = BTreeMap::new();
+            let diverged = states.iter().find(|(_, (index, digest))| {
+                by_index
+                    .insert(*index, digest.as_str())
+                    .is_some_and(|other| other != digest.as_str())
+            });
+            if let Some((node, (index, _))) = diverged {
+                self.violation(
+                    cluster,
+                    format!(
+                        "node-{} diverged: a different state at applied index {index}",
+                        node + 1
+                    ),
+                );
+                break;
+            }
+            if Instant::now() > deadline {
+                self.liveness_failure(cluster, format!("nodes did not converge: {states:?}"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // Final reads of every register, through random nodes: ordinary reads to the
+        // oracle, so a lost acknowledged write shows as a stale read.
+        let mut registers: Vec<String> = Vec::new();
+        for key in 0..self.scenario.workload.keys {
+            registers.push(format!("kv/k{key}"));
+            registers.push(format!("kv2/k{key}"));
+        }
+        registers.push("kv/probe".to_string());
+        for register in &registers {
+            let mut answered = false;
+            for _ in 0..FINAL_READ_ATTEMPTS_MAX {
+                let target = self.rng.below(cluster.size() as u64) as usize;
+                if self
+                    .read_via(
+                        cluster,
+                        usize::MAX,
+                        Phase::Final,
+                        register,
+                        root_token,
+                        target,
+                    )
+                    .await
+                    .is_some()
+                {
+                    answered = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if !answered {
+                self.liveness_failure(cluster, format!("could not read {register} after recovery"));
+            }
+        }
+        let history = cluster.history.lock().unwrap().clone();
+        for violation in history.check() {
+            self.violation(cluster, violation);
+        }
+        let liveness = history.liveness();
+        let share_min = self.scenario.liveness.ack_share_min;
+        if liveness.healed_writes > 0
+            && (liveness.healed_acknowledged as f64) < share_min * liveness.healed_writes as f64
+        {
+            self.liveness_failure(
+                cluster,
+                format!(
+                    "only {} of {} writes acknowledged in the healed phase (at least {:.0}% required)",
+                    liveness.healed_acknowledged,
+                    liveness.healed_writes,
+                    share_min * 100.0
+                ),
+            );
+        }
+        self.record(format!(
+            "c{}: checks done: {} writes ({} acknowledged), {} reads",
+            cluster.index,
+            history.writes.len(),
+            history.acknowledged_writes(),
+            history.reads.len()
+        ));
     }
 }
 
-fn record(trace: &Mutex<Trace>, start: Instant, event: impl AsRef<str>) {
-    trace
-        .lock()
-        .unwrap()
-        .record(start.elapsed().as_millis(), event);
+/// Every (from, to) pair of node ids between two clusters, both directions.
+fn cross_links(
+    first: &Cluster,
+    second: &Cluster,
+) -> Vec<(madsim::task::NodeId, madsim::task::NodeId)> {
+    let mut links = Vec::new();
+    for a in first
+        .handles
+        .iter()
+        .chain(std::iter::once(&first.client_node))
+    {
+        for b in second
+            .handles
+            .iter()
+            .chain(std::iter::once(&second.client_node))
+        {
+            links.push((a.id(), b.id()));
+            links.push((b.id(), a.id()));
+        }
+    }
+    links
+}
+
+fn describe(result: &Result<(u16, Value), String>) -> String {
+    match result {
+        Ok((status, _)) => status.to_string(),
+        Err(error) => format!("error ({})", error.split(':').next().unwrap_or("")),
+    }
 }

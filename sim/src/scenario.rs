@@ -1,14 +1,20 @@
 //! Scenario files: which fleet, which workload, which faults. The seed fills in every
-//! choice the file leaves open (which node, when, for how long).
+//! choice the file leaves open (which node, when, for how long, which settings).
 
 use serde::Deserialize;
 
-/// The most nodes a scenario may ask for.
+/// The most nodes one cluster may have.
 pub const NODES_MAX: usize = 9;
-/// The most clients and writes, so a bad file cannot make a run endless.
+/// The most independent clusters in one fleet.
+pub const CLUSTERS_MAX: usize = 4;
+/// The most clients per cluster and operations per client, so a bad file cannot make a
+/// run endless.
 pub const CLIENTS_MAX: usize = 16;
-pub const WRITES_PER_CLIENT_MAX: usize = 10_000;
+pub const OPS_PER_CLIENT_MAX: usize = 10_000;
+pub const KEYS_MAX: usize = 1000;
 pub const FAULTS_MAX: usize = 64;
+/// The longest outage a fault may ask for (virtual milliseconds).
+pub const OUTAGE_MS_MAX: u64 = 60_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,36 +22,132 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// Nodes in the cluster.
+    /// Nodes in each cluster.
     pub nodes: usize,
+    /// Independent clusters in the fleet, each with its own nodes, addresses, disks,
+    /// clients and checks.
+    #[serde(default = "one")]
+    pub clusters: usize,
     pub workload: Workload,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub liveness: LivenessSpec,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    /// Clients per cluster.
     pub clients: usize,
-    pub writes_per_client: usize,
-    pub keys_per_client: usize,
-    /// Virtual milliseconds a client pauses between writes (a range drawn by seed).
+    /// Operations each client makes at least while faults strike (more if the faults
+    /// last longer).
+    pub ops_per_client: usize,
+    /// Keys shared by all clients of a cluster (each is a register in KV v1 and in KV v2).
+    pub keys: usize,
+    /// Virtual milliseconds a client pauses between operations (a range drawn by seed).
     #[serde(default = "default_pause")]
     pub pause_ms: [u64; 2],
+    /// Relative weights of the operations.
+    #[serde(default)]
+    pub mix: Mix,
+}
+
+/// Relative weights of the workload's operations.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    /// KV v1 put.
+    pub put: u64,
+    /// KV v1 delete.
+    pub delete: u64,
+    /// KV v2 check-and-set write (with the version this client last read).
+    pub cas: u64,
+    /// KV v2 delete of the latest version.
+    pub delete_v2: u64,
+    /// A read of a KV v1 or v2 key.
+    pub read: u64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self {
+            put: 4,
+            delete: 1,
+            cas: 3,
+            delete_v2: 1,
+            read: 5,
+        }
+    }
+}
+
+/// Settings drawn per seed.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Draw the snapshot threshold (down to a few entries), the entries kept after a
+    /// snapshot and the log segment size per seed and cluster, so snapshots, purges,
+    /// installs and segment rolls run.
+    #[serde(default)]
+    pub randomize: bool,
+}
+
+/// The healed phase after the faults: every cluster must serve writes again.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessSpec {
+    /// Operations per client once everything is healed.
+    #[serde(default = "default_liveness_ops")]
+    pub ops_per_client: usize,
+    /// The least share of healed-phase writes that must be acknowledged.
+    #[serde(default = "default_ack_share")]
+    pub ack_share_min: f64,
+}
+
+impl Default for LivenessSpec {
+    fn default() -> Self {
+        Self {
+            ops_per_client: default_liveness_ops(),
+            ack_share_min: default_ack_share(),
+        }
+    }
+}
+
+fn default_liveness_ops() -> usize {
+    12
+}
+
+fn default_ack_share() -> f64 {
+    0.9
 }
 
 fn default_pause() -> [u64; 2] {
-    [5, 50]
+    // About twenty operations a second per client: enough to overlap every fault,
+    // few enough that CI's 200 seeds of every scenario fit in its time.
+    [10, 80]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
-    /// Kill the current leader; its disk loses what it had not synced (and may tear the
-    /// last write); restart and unseal it after the outage.
+    /// Power loss on the current leader: its disk loses what it had not synced (and may
+    /// tear the last write); restart and unseal it after the outage.
     CrashLeader,
     /// The same for a node drawn by the seed.
     CrashRandom,
+    /// Kill the leader's process (`kill -9`): unsynced writes survive in the page cache.
+    KillLeader,
+    /// The same for a node drawn by the seed.
+    KillRandom,
+    /// Power loss on every node of the cluster at once.
+    PowerLossAll,
+    /// Kill a majority of the cluster (beyond what a quorum tolerates: no progress until
+    /// they return).
+    KillMajority,
+    /// Power loss on as many nodes as a quorum tolerates, at once.
+    CrashMinority,
     /// Cut the leader off from everyone (both directions) for the outage.
     PartitionLeader,
     /// Cut a random node off.
@@ -55,6 +157,37 @@ pub enum FaultKind {
     /// A random follower's fsyncs silently do nothing for the outage, then it crashes
     /// and restarts: it comes back missing writes it had acknowledged.
     LoseFsyncsFollower,
+    /// Freeze the leader in simulated time (no task of it runs), then resume it: it
+    /// answers what clients sent it meanwhile from the state it had.
+    PauseLeader,
+    /// Cut the leader from its peers (both directions) while clients still reach it.
+    IsolateLeaderFromPeers,
+    /// Freeze the leader and cut it from its peers, resume it, heal later.
+    PauseAndIsolateLeader,
+    /// Cut every link between two clusters of the fleet (both directions).
+    PartitionClusters,
+    /// Each strike draws one of the single-cluster faults above.
+    Swarm,
+}
+
+impl FaultKind {
+    /// What a `swarm` strike draws from.
+    pub const SWARM: &'static [FaultKind] = &[
+        FaultKind::CrashLeader,
+        FaultKind::CrashRandom,
+        FaultKind::KillLeader,
+        FaultKind::KillRandom,
+        FaultKind::PowerLossAll,
+        FaultKind::KillMajority,
+        FaultKind::CrashMinority,
+        FaultKind::PartitionLeader,
+        FaultKind::PartitionRandom,
+        FaultKind::ClogLinkRandom,
+        FaultKind::LoseFsyncsFollower,
+        FaultKind::PauseLeader,
+        FaultKind::IsolateLeaderFromPeers,
+        FaultKind::PauseAndIsolateLeader,
+    ];
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +200,7 @@ pub struct FaultSpec {
     /// The outage length in virtual milliseconds, drawn from this range.
     #[serde(default = "default_outage")]
     pub outage_ms: [u64; 2],
-    /// Whether a crash may tear the last unsynced write.
+    /// Whether a power loss may tear the last unsynced write.
     #[serde(default = "yes")]
     pub tear: bool,
 }
@@ -95,29 +228,50 @@ impl Scenario {
         if !(1..=NODES_MAX).contains(&self.nodes) {
             return Err(format!("nodes must be between 1 and {NODES_MAX}"));
         }
+        if !(1..=CLUSTERS_MAX).contains(&self.clusters) {
+            return Err(format!("clusters must be between 1 and {CLUSTERS_MAX}"));
+        }
         let workload = &self.workload;
         if !(1..=CLIENTS_MAX).contains(&workload.clients) {
             return Err(format!(
                 "workload.clients must be between 1 and {CLIENTS_MAX}"
             ));
         }
-        if !(1..=WRITES_PER_CLIENT_MAX).contains(&workload.writes_per_client) {
+        if !(1..=OPS_PER_CLIENT_MAX).contains(&workload.ops_per_client) {
             return Err(format!(
-                "workload.writes_per_client must be between 1 and {WRITES_PER_CLIENT_MAX}"
+                "workload.ops_per_client must be between 1 and {OPS_PER_CLIENT_MAX}"
             ));
         }
-        if workload.keys_per_client == 0 || workload.keys_per_client > 1000 {
-            return Err("workload.keys_per_client must be between 1 and 1000".into());
+        if !(1..=KEYS_MAX).contains(&workload.keys) {
+            return Err(format!("workload.keys must be between 1 and {KEYS_MAX}"));
         }
         if workload.pause_ms[0] > workload.pause_ms[1] {
             return Err("workload.pause_ms must be [low, high]".into());
+        }
+        let mix = workload.mix;
+        let writes = mix.put + mix.delete + mix.cas + mix.delete_v2;
+        if writes == 0 || writes.checked_add(mix.read).is_none() {
+            return Err("workload.mix must give some write a weight".into());
+        }
+        if self.liveness.ops_per_client > OPS_PER_CLIENT_MAX {
+            return Err(format!(
+                "liveness.ops_per_client must be at most {OPS_PER_CLIENT_MAX}"
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.liveness.ack_share_min) {
+            return Err("liveness.ack_share_min must be between 0 and 1".into());
         }
         if self.faults.iter().map(|fault| fault.count).sum::<usize>() > FAULTS_MAX {
             return Err(format!("at most {FAULTS_MAX} faults in all"));
         }
         for fault in &self.faults {
-            if fault.outage_ms[0] > fault.outage_ms[1] || fault.outage_ms[1] > 60_000 {
-                return Err("outage_ms must be [low, high] with high at most 60000".into());
+            if fault.outage_ms[0] > fault.outage_ms[1] || fault.outage_ms[1] > OUTAGE_MS_MAX {
+                return Err(format!(
+                    "outage_ms must be [low, high] with high at most {OUTAGE_MS_MAX}"
+                ));
+            }
+            if fault.kind == FaultKind::PartitionClusters && self.clusters < 2 {
+                return Err("partition-clusters needs at least two clusters".into());
             }
         }
         Ok(())
@@ -128,13 +282,41 @@ impl Scenario {
 mod tests {
     use super::*;
 
+    const GOOD: &str = "name = \"x\"\nnodes = 3\n[workload]\nclients = 2\nops_per_client = 10\nkeys = 3\n[[faults]]\nkind = \"crash-leader\"\ncount = 2\n";
+
     #[test]
     fn scenario_files_parse_and_bad_ones_are_refused() {
-        let good = "name = \"x\"\nnodes = 3\n[workload]\nclients = 2\nwrites_per_client = 10\nkeys_per_client = 3\n[[faults]]\nkind = \"crash-leader\"\ncount = 2\n";
-        let scenario = Scenario::parse(good).unwrap();
+        let scenario = Scenario::parse(GOOD).unwrap();
         assert_eq!(scenario.faults[0].kind, FaultKind::CrashLeader);
-        assert!(Scenario::parse("name = \"x\"\nnodes = 0\n[workload]\nclients=1\nwrites_per_client=1\nkeys_per_client=1\n").is_err());
+        assert_eq!(scenario.clusters, 1);
+        assert!(!scenario.settings.randomize);
+        assert!(Scenario::parse(&GOOD.replace("nodes = 3", "nodes = 0")).is_err());
         assert!(Scenario::parse("garbage").is_err());
-        assert!(Scenario::parse(&good.replace("crash-leader", "meteor")).is_err());
+        assert!(Scenario::parse(&GOOD.replace("crash-leader", "meteor")).is_err());
+        assert!(Scenario::parse(&GOOD.replace("crash-leader", "partition-clusters")).is_err());
+        let two = GOOD.replace("nodes = 3", "nodes = 3\nclusters = 2")
+            + "[[faults]]\nkind = \"partition-clusters\"\n";
+        assert_eq!(Scenario::parse(&two).unwrap().clusters, 2);
+        assert!(Scenario::parse(&GOOD.replace("nodes = 3", "nodes = 3\nclusters = 9")).is_err());
+    }
+
+    #[test]
+    fn every_scenario_file_in_the_repository_parses() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+        let mut parsed = 0;
+        #[allow(clippy::disallowed_methods)] // a test reading the repository's files
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "toml")
+            {
+                #[allow(clippy::disallowed_methods)]
+                let text = std::fs::read_to_string(&path).unwrap();
+                Scenario::parse(&text).unwrap_or_else(|error| panic!("{path:?}: {error}"));
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= 3, "only {parsed} scenario files");
     }
 }

@@ -120,6 +120,29 @@ struct SnapshotBody {
 }
 
 impl AppliedState {
+    /// Seeded bug `SkipReapplyOnRestart`: claim entries up to `committed` as applied
+    /// without applying them (the simulator's proof that restarts are checked).
+    pub(super) fn seeded_bug_claim_applied(&mut self, committed: LogId) {
+        if self
+            .last_applied
+            .as_ref()
+            .is_none_or(|applied| applied.index < committed.index)
+        {
+            self.last_applied = Some(committed);
+        }
+    }
+
+    /// Seeded bug `InstallMergesSnapshot`: keep keys the snapshot does not have.
+    pub(super) fn seeded_bug_merged_with(&self, installed: AppliedState) -> AppliedState {
+        let mut merged = installed;
+        for (key, value) in self.map.iter() {
+            if !merged.map.contains_key(key) {
+                merged.map.insert(key.clone(), value.clone());
+            }
+        }
+        merged
+    }
+
     /// The empty state of a new node, keeping `wal_entries_max` WAL entries.
     pub fn new(wal_entries_max: usize) -> Self {
         Self {
@@ -166,6 +189,12 @@ impl AppliedState {
         for op in ops {
             let (key, value) = match op {
                 Op::Put { key, value } => (Arc::<str>::from(key), Some(Bytes::from(value))),
+                Op::Delete { key }
+                    if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::DropDeletes) =>
+                {
+                    let _ = key;
+                    continue;
+                }
                 Op::Delete { key } => (Arc::<str>::from(key), None),
             };
             let previous = match value {

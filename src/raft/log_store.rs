@@ -297,7 +297,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map_or(0, |log_id| log_id.index + 1);
+        let mut from = last_log_id.map_or(0, |log_id| log_id.index + 1);
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::TruncateOneTooMany) {
+            from = from.saturating_sub(1);
+        }
         self.lock().entries.split_off(&from);
         self.request(|done| WriteRequest::Truncate { from, done })
             .await
@@ -306,7 +309,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         {
             let mut shared = self.lock();
-            let kept = shared.entries.split_off(&(log_id.index + 1));
+            let mut first_kept = log_id.index + 1;
+            if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::PurgeOneTooMany) {
+                first_kept += 1;
+            }
+            let kept = shared.entries.split_off(&first_kept);
             shared.entries = kept;
             shared.last_purged = Some(log_id.clone());
         }
@@ -408,7 +415,8 @@ impl SegmentWriter {
     /// Make everything written so far durable, then answer the waiting appends.
     fn flush(&mut self, pending: &mut Pending) {
         let mut result = self.check_healthy();
-        if result.is_ok() {
+        let skip_fsync = crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipLogFsync);
+        if result.is_ok() && !skip_fsync {
             for path in &pending.files {
                 if let Err(error) = self.disk.sync(path) {
                     result = Err(error.to_string());
@@ -520,10 +528,15 @@ impl SegmentWriter {
         let bytes =
             record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
         write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| error.to_string())?;
+        let purge_one_too_many =
+            crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::PurgeOneTooMany);
         let doomed: Vec<u64> = self
             .segments
             .iter()
-            .filter(|(_, segment)| segment.last_index.is_none_or(|last| last <= upto.index))
+            .filter(|(first, segment)| {
+                segment.last_index.is_none_or(|last| last <= upto.index)
+                    || (purge_one_too_many && **first <= upto.index + 1)
+            })
             .map(|(first, _)| *first)
             .collect();
         for first in &doomed {

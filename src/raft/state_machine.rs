@@ -181,6 +181,21 @@ impl StateMachine {
 type Loaded = (AppliedState, Option<(SnapshotMeta, Arc<Vec<u8>>)>);
 
 fn load_latest(disk: &dyn Disk, wal_entries_max: usize) -> Result<Loaded, StateMachineError> {
+    let (mut state, snapshot) = load_latest_snapshot(disk, wal_entries_max)?;
+    if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipReapplyOnRestart)
+        && let Ok(Some(bytes)) = disk.read(crate::raft::log_store::COMMITTED_PATH)
+        && let RecordRead::Complete { body, .. } = record::read(&bytes, 0, bytes.len())
+        && let Ok(committed) = record::decode_body::<LogId>(body)
+    {
+        state.seeded_bug_claim_applied(committed);
+    }
+    Ok((state, snapshot))
+}
+
+fn load_latest_snapshot(
+    disk: &dyn Disk,
+    wal_entries_max: usize,
+) -> Result<Loaded, StateMachineError> {
     let latest = disk
         .list(SNAPSHOT_DIR)?
         .into_iter()
@@ -290,7 +305,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(io_error)?;
         self.persist(meta, encoded.clone()).await?;
         let report = installed.installed_report();
-        *lock(&self.shared.state) = installed;
+        {
+            let mut state = lock(&self.shared.state);
+            *state = if crate::seeded_bugs::enabled(
+                crate::seeded_bugs::SeededBug::InstallMergesSnapshot,
+            ) {
+                state.seeded_bug_merged_with(installed)
+            } else {
+                installed
+            };
+        }
         *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded));
         self.shared.feed.publish(report);
         Ok(())

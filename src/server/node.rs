@@ -12,7 +12,7 @@ use super::raft_cluster::RaftCluster;
 use crate::core::router::LogicalCore;
 use crate::core::{Core, CoreConfig, LogicalService, NodeAddress};
 use crate::env::Env;
-use crate::raft::{NodeInfo, RaftNode};
+use crate::raft::{NodeInfo, RaftNode, RaftOptions};
 
 /// How often the active node revokes expired tokens and leases.
 pub const EXPIRATION_TICK: Duration = Duration::from_secs(1);
@@ -71,6 +71,19 @@ impl Node {
         config: NodeConfig,
         audit_files: Arc<dyn crate::env::LogFiles>,
     ) -> Result<Node, NodeError> {
+        let raft_options = config.raft;
+        Self::start_with_options(env, config, audit_files, raft_options).await
+    }
+
+    /// [`Node::start`] with Raft tunables other than the configuration's: the simulator
+    /// draws small snapshot thresholds and segments per seed so snapshots, purges and
+    /// installs run.
+    pub async fn start_with_options(
+        env: Env,
+        config: NodeConfig,
+        audit_files: Arc<dyn crate::env::LogFiles>,
+        raft_options: RaftOptions,
+    ) -> Result<Node, NodeError> {
         let api_listener = tokio::net::TcpListener::bind(config.api_listen)
             .await
             .map_err(|source| NodeError::Listen {
@@ -94,7 +107,7 @@ impl Node {
             config.node_id.clone(),
             info,
             cluster_listener,
-            config.raft,
+            raft_options,
         )
         .await?;
         let cluster = Arc::new(RaftCluster::new(raft.clone()));
