@@ -44,7 +44,9 @@ mod switch {
     }
 
     pub fn set(bugs: &[SeededBug]) {
-        let bits = bugs.iter().fold(0u64, |bits, bug| bits | (1 << *bug as u32));
+        let bits = bugs
+            .iter()
+            .fold(0u64, |bits, bug| bits | (1 << *bug as u32));
         ENABLED.store(bits, Ordering::Relaxed);
     }
 }

@@ -6,6 +6,7 @@
 //! it whole to the active node (the Raft leader), which serves it.
 
 pub mod cluster;
+pub mod forwarding;
 pub mod join;
 pub mod known_fields;
 pub mod mounts;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::barrier::{Barrier, Keyring};
+use crate::channel::ForwardRequest;
 use crate::env::Env;
 use crate::http::{ApiHandler, ApiRequest, ApiResponse};
 use crate::logical::LogicalError;
@@ -34,8 +36,6 @@ use join::PendingJoin;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the cluster's name and id live (local: each cluster has its own).
 pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
-/// How long a standby waits for the active node to answer a forwarded request.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Static facts about this node, from its configuration.
 #[derive(Debug, Clone)]
@@ -348,6 +348,26 @@ impl Core {
         if !self.cluster.is_leader() {
             return self.forward_to_active(request).await;
         }
+        self.serve_as_active(request).await
+    }
+
+    /// A request a standby forwarded over the cluster channel (`arca-fwd/1`). It is
+    /// served here or refused: never forwarded again, so a request that lands on a node
+    /// that just lost leadership cannot loop.
+    pub async fn handle_forwarded(&self, request: ApiRequest) -> ApiResponse {
+        if !self.is_initialized() || self.is_sealed() {
+            return ApiResponse::error(503, vec!["Vault is sealed".into()]);
+        }
+        if !self.cluster.is_leader() {
+            return ApiResponse::error(
+                503,
+                vec!["request was forwarded to a node that is not active".into()],
+            );
+        }
+        self.serve_as_active(request).await
+    }
+
+    async fn serve_as_active(&self, request: ApiRequest) -> ApiResponse {
         if let Err(error) = self.ensure_active().await {
             return error_response(&error);
         }
@@ -357,7 +377,8 @@ impl Core {
         }
     }
 
-    /// Proxy a request to the active node, as a Vault standby does.
+    /// Send a request to the active node over the cluster channel, as a Vault standby
+    /// does, and relay its status, body and headers.
     async fn forward_to_active(&self, request: ApiRequest) -> ApiResponse {
         let Some(leader) = self.cluster.leader() else {
             return ApiResponse::error(
@@ -368,58 +389,14 @@ impl Core {
         if leader.node_id == self.config.node.node_id {
             return ApiResponse::error(503, vec!["active node is changing; retry".into()]);
         }
-        let mut path = format!("/v1/{}", request.path);
-        if !request.query.is_empty() {
-            let query: Vec<String> = request
-                .query
-                .iter()
-                .map(|(key, value)| {
-                    format!(
-                        "{}={}",
-                        crate::util::percent_encode(key),
-                        crate::util::percent_encode(value)
-                    )
-                })
-                .collect();
-            path = format!("{path}?{}", query.join("&"));
-        }
-        let mut headers = request.headers.clone();
-        headers.insert("x-arca-forwarded", http::HeaderValue::from_static("true"));
-        if request.headers.contains_key("x-arca-forwarded") {
-            // A forwarded request that lands on another standby means leadership moved
-            // mid-flight; refusing avoids forwarding loops.
-            return ApiResponse::error(
-                503,
-                vec!["request was forwarded to a node that is not active".into()],
-            );
-        }
-        match crate::http::client::request(
-            &leader.api_addr,
-            request.method,
-            &path,
-            &headers,
-            request.body,
-            FORWARD_TIMEOUT,
-        )
-        .await
+        // The request travels whole on the cluster channel; the active node knows it
+        // was forwarded because of where it arrived, not from any header.
+        match self
+            .cluster
+            .forward(&leader, ForwardRequest::from_api(&request))
+            .await
         {
-            Ok(response) => {
-                let mut headers = Vec::new();
-                for name in ["x-vault-index", "location"] {
-                    if let Some(value) = response
-                        .headers
-                        .get(name)
-                        .and_then(|value| value.to_str().ok())
-                    {
-                        headers.push((name.to_string(), value.to_string()));
-                    }
-                }
-                ApiResponse {
-                    status: response.status,
-                    body: response.body,
-                    headers,
-                }
-            }
+            Ok(response) => response.into_api(),
             Err(error) => ApiResponse::error(
                 503,
                 vec![format!(
