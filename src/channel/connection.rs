@@ -3,7 +3,8 @@
 //! single task owns the socket (reader, writer and heartbeat), and dropping the
 //! `Connection` stops it.
 //!
-//! Liveness: while no request is outstanding the connection sends a `Ping` every
+//! An unused connection closes itself after [`UNUSED_INTERVALS_MAX`] heartbeat
+//! intervals. Liveness: while no request is outstanding the connection sends a `Ping` every
 //! [`HEARTBEAT_INTERVAL`] and closes itself after [`HEARTBEAT_MISSES_MAX`] intervals in
 //! which nothing arrived. While requests are outstanding their own deadlines govern (a
 //! snapshot upload can hold the peer's reader for a long time); a caller whose deadline
@@ -26,6 +27,9 @@ use super::server::{HANDSHAKE_TIMEOUT, OUTBOUND_FRAMES_MAX};
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// Idle intervals without a frame from the peer before the connection is closed.
 pub const HEARTBEAT_MISSES_MAX: u32 = 3;
+/// Heartbeat intervals without a request before an unused connection is closed (a
+/// removed peer, a leader no standby forwards to any more); the next call reopens it.
+pub const UNUSED_INTERVALS_MAX: u32 = 30;
 
 type Reply = Result<Vec<u8>, String>;
 
@@ -44,6 +48,7 @@ struct Shared {
     pending: Mutex<BTreeMap<u64, oneshot::Sender<Reply>>>,
     closed: AtomicBool,
     heard_from_peer: AtomicBool,
+    requested: AtomicBool,
 }
 
 impl Shared {
@@ -147,9 +152,18 @@ impl Connection {
             let outbound = outbound.clone();
             async move {
                 let mut misses = 0u32;
+                let mut unused = 0u32;
                 let mut nonce = 0u64;
                 loop {
                     tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+                    if shared.requested.swap(false, Ordering::SeqCst) {
+                        unused = 0;
+                    } else {
+                        unused += 1;
+                        if unused >= UNUSED_INTERVALS_MAX {
+                            return Ok(());
+                        }
+                    }
                     let heard = shared.heard_from_peer.swap(false, Ordering::SeqCst);
                     if heard || !lock(&shared.pending).is_empty() {
                         misses = 0;
@@ -205,6 +219,7 @@ impl Connection {
     /// Send one request and wait for its response (the caller bounds the wait).
     pub async fn request(&self, payload: Vec<u8>) -> Result<Vec<u8>, ConnectionError> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.shared.requested.store(true, Ordering::SeqCst);
         let (waiter, reply) = oneshot::channel();
         lock(&self.shared.pending).insert(id, waiter);
         // Whatever ends this call (a response, an error, the caller's deadline dropping

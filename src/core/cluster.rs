@@ -54,10 +54,9 @@ pub trait Cluster: Send + Sync + 'static {
     fn forward(
         &self,
         leader: &NodeAddress,
-        request: ForwardRequest,
+        _request: ForwardRequest,
     ) -> BoxFuture<'_, Result<ForwardResponse, String>> {
         let reason = format!("no cluster channel to {}", leader.node_id);
-        drop(request);
         Box::pin(async move { Err(reason) })
     }
 }
