@@ -5,6 +5,7 @@ pub mod acl;
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod channel;
 #[cfg(not(madsim))]
 pub mod cli;
 pub mod config;

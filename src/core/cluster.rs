@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 
+use crate::channel::{ForwardRequest, ForwardResponse};
 use crate::storage::{MemoryBackend, SharedBackend};
 
 /// The addresses a node publishes to its peers.
@@ -51,6 +52,16 @@ pub trait Cluster: Send + Sync + 'static {
     /// Hand leadership to another voter, if there is one (a sealed node must not lead:
     /// every standby forwards to the leader, which could not serve).
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Send a client request to the active node `leader` over the cluster channel
+    /// (`arca-fwd/1`) and return its answer. A cluster without peers cannot.
+    fn forward(
+        &self,
+        leader: &NodeAddress,
+        _request: ForwardRequest,
+    ) -> BoxFuture<'_, Result<ForwardResponse, String>> {
+        let reason = format!("no cluster channel to {}", leader.node_id);
+        Box::pin(async move { Err(reason) })
+    }
 }
 
 pub type SharedCluster = Arc<dyn Cluster>;

@@ -6,6 +6,7 @@
 //! it whole to the active node (the Raft leader), which serves it.
 
 pub mod cluster;
+pub mod forwarding;
 pub mod index_state;
 pub mod join;
 pub mod known_fields;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::barrier::{Barrier, Keyring};
+use crate::channel::ForwardRequest;
 use crate::env::Env;
 use crate::http::{ApiHandler, ApiRequest, ApiResponse};
 use crate::logical::LogicalError;
@@ -37,8 +39,6 @@ use join::PendingJoin;
 
 /// The version Arca reports where Vault reports its own.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// How long a standby waits for the active node to answer a forwarded request.
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request that names an `X-Vault-Index` state waits for this node to reach
 /// it before the answer is 412.
 pub const INDEX_STATE_WAIT_MAX: Duration = Duration::from_secs(1);
@@ -355,11 +355,34 @@ impl Core {
         if !self.cluster.is_leader() {
             return self.forward_to_active(request).await;
         }
+        self.serve_as_active(request, Arrival::Client).await
+    }
+
+    /// A request a standby forwarded over the cluster channel (`arca-fwd/1`). It is
+    /// served here or refused: never forwarded again, so a request that lands on a node
+    /// that just lost leadership cannot loop.
+    pub async fn handle_forwarded(&self, request: ApiRequest) -> ApiResponse {
+        if !self.is_initialized() || self.is_sealed() {
+            return ApiResponse::error(503, vec!["Vault is sealed".into()]);
+        }
+        if !self.cluster.is_leader() {
+            return ApiResponse::error(
+                503,
+                vec!["request was forwarded to a node that is not active".into()],
+            );
+        }
+        self.serve_as_active(request, Arrival::Forwarded).await
+    }
+
+    /// Serve a request as the active node, from this node's state, if it can vouch for
+    /// that state; else hand it to whoever leads now (a client's request) or refuse it (a
+    /// request that was already forwarded here, which must not travel again).
+    async fn serve_as_active(&self, request: ApiRequest, arrival: Arrival) -> ApiResponse {
         // Before anything is read (the token, the policies, the data): a node that only
         // believes it leads must not answer from its state.
         if let Err(error) = self.confirm_leadership().await {
             tracing::info!(%error, "not serving from local state: leadership unconfirmed");
-            return self.forward_to_active(request).await;
+            return self.not_serving(request, arrival, &error).await;
         }
         if let Err(error) = self.ensure_active().await {
             return error_response(&error);
@@ -383,13 +406,32 @@ impl Core {
         match self.confirm_leadership().await {
             Ok(()) => response,
             Err(error) if is_read_only(&retry.method) => {
-                tracing::info!(%error, "leadership lost while serving a read; asking the new active node");
-                self.forward_to_active(retry).await
+                tracing::info!(%error, "leadership lost while serving a read");
+                self.not_serving(retry, arrival, &error).await
             }
             Err(error) => ApiResponse::error(
                 503,
                 vec![format!(
                     "the active node lost its leadership while serving this request; retry: {error}"
+                )],
+            ),
+        }
+    }
+
+    /// A request this node will not answer from its state: a client's goes to whoever
+    /// leads now; a forwarded one is refused, so it cannot loop.
+    async fn not_serving(
+        &self,
+        request: ApiRequest,
+        arrival: Arrival,
+        reason: &str,
+    ) -> ApiResponse {
+        match arrival {
+            Arrival::Client => self.forward_to_active(request).await,
+            Arrival::Forwarded => ApiResponse::error(
+                503,
+                vec![format!(
+                    "request was forwarded to a node that could not confirm it is active: {reason}"
                 )],
             ),
         }
@@ -473,7 +515,8 @@ impl Core {
         self.cluster.confirm_leadership().await
     }
 
-    /// Proxy a request to the active node, as a Vault standby does.
+    /// Send a request to the active node over the cluster channel, as a Vault standby
+    /// does, and relay its status, body and headers.
     async fn forward_to_active(&self, request: ApiRequest) -> ApiResponse {
         let Some(leader) = self.cluster.leader() else {
             return ApiResponse::error(
@@ -484,58 +527,14 @@ impl Core {
         if leader.node_id == self.config.node.node_id {
             return ApiResponse::error(503, vec!["active node is changing; retry".into()]);
         }
-        let mut path = format!("/v1/{}", request.path);
-        if !request.query.is_empty() {
-            let query: Vec<String> = request
-                .query
-                .iter()
-                .map(|(key, value)| {
-                    format!(
-                        "{}={}",
-                        crate::util::percent_encode(key),
-                        crate::util::percent_encode(value)
-                    )
-                })
-                .collect();
-            path = format!("{path}?{}", query.join("&"));
-        }
-        let mut headers = request.headers.clone();
-        headers.insert("x-arca-forwarded", http::HeaderValue::from_static("true"));
-        if request.headers.contains_key("x-arca-forwarded") {
-            // A forwarded request that lands on another standby means leadership moved
-            // mid-flight; refusing avoids forwarding loops.
-            return ApiResponse::error(
-                503,
-                vec!["request was forwarded to a node that is not active".into()],
-            );
-        }
-        match crate::http::client::request(
-            &leader.api_addr,
-            request.method,
-            &path,
-            &headers,
-            request.body,
-            FORWARD_TIMEOUT,
-        )
-        .await
+        // The request travels whole on the cluster channel; the active node knows it
+        // was forwarded because of where it arrived, not from any header.
+        match self
+            .cluster
+            .forward(&leader, ForwardRequest::from_api(&request))
+            .await
         {
-            Ok(response) => {
-                let mut headers = Vec::new();
-                for name in ["x-vault-index", "location"] {
-                    if let Some(value) = response
-                        .headers
-                        .get(name)
-                        .and_then(|value| value.to_str().ok())
-                    {
-                        headers.push((name.to_string(), value.to_string()));
-                    }
-                }
-                ApiResponse {
-                    status: response.status,
-                    body: response.body,
-                    headers,
-                }
-            }
+            Ok(response) => response.into_api(),
             Err(error) => ApiResponse::error(
                 503,
                 vec![format!(
@@ -550,6 +549,15 @@ impl ApiHandler for Core {
     fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse> {
         Box::pin(self.handle_api(request))
     }
+}
+
+/// How a request reached the node that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// From a client, on this node's API listener.
+    Client,
+    /// From a standby, over the cluster channel (`arca-fwd/1`).
+    Forwarded,
 }
 
 /// Methods that never change state, so a request with one may be asked again elsewhere.

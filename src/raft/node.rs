@@ -14,10 +14,11 @@ use openraft::{ChangeMembers, LinearizerOption, ServerState, SnapshotPolicy};
 
 use super::change_feed::Subscription;
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
-use super::network::{NetworkFactory, serve};
+use super::network::{NetworkFactory, RaftHandler};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, NodeInfo, Raft, TypeConfig};
 use super::wal::WAL_BUFFER_ENTRIES_DEFAULT;
+use crate::channel::{ChannelClient, ChannelServer, Protocol};
 use crate::env::{Clock, Env};
 use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
 
@@ -106,7 +107,10 @@ struct NodeInner {
     info: NodeInfo,
     raft: Raft,
     state_machine: StateMachine,
-    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The cluster listener: Raft is one of the protocols it serves.
+    channel_server: Arc<ChannelServer>,
+    /// This node's connections to its peers.
+    channel_client: ChannelClient,
     clock: Clock,
     /// How long after a confirmation began this node may trust it without asking again.
     read_lease: Duration,
@@ -253,23 +257,27 @@ impl RaftNode {
         let log_store = LogStore::open(env.disk.clone(), options.log).await?;
         let state_machine =
             StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max).await?;
+        let channel_client = ChannelClient::new(env.clock.clone());
         let raft = Raft::new(
             node_id.clone(),
             Arc::new(raft_config(&options)?),
-            NetworkFactory::new(node_id.clone()),
+            NetworkFactory::new(node_id.clone(), channel_client.clone()),
             log_store,
             state_machine.clone(),
         )
         .await
         .map_err(|error| RaftError::Fatal(error.to_string()))?;
-        let server = tokio::spawn(serve(cluster_listener, raft.clone()));
+        let channel_server = ChannelServer::new();
+        channel_server.install(Protocol::Raft, RaftHandler::new(raft.clone()));
+        channel_server.spawn(cluster_listener);
         Ok(RaftNode {
             inner: Arc::new(NodeInner {
                 node_id,
                 info,
                 raft,
                 state_machine,
-                server: Mutex::new(Some(server)),
+                channel_server,
+                channel_client,
                 clock: env.clock.clone(),
                 read_lease: options.read_lease(),
                 confirmation: Mutex::new(Confirmation::default()),
@@ -549,22 +557,29 @@ impl RaftNode {
         }
     }
 
-    /// Stop serving peers and stop openraft.
+    /// The cluster listener this node serves Raft on; other protocols (forwarding,
+    /// replication) install their handlers here.
+    pub fn channel_server(&self) -> &Arc<ChannelServer> {
+        &self.inner.channel_server
+    }
+
+    /// This node's connections to its peers on the cluster channel.
+    pub fn channel_client(&self) -> &ChannelClient {
+        &self.inner.channel_client
+    }
+
+    /// Stop serving peers, stop openraft, then close the connections to peers (after
+    /// openraft, so nothing reopens them).
     pub async fn shutdown(&self) -> Result<(), RaftError> {
-        let server = self
+        self.inner.channel_server.shutdown();
+        let result = self
             .inner
-            .server
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(server) = server {
-            server.abort();
-        }
-        self.inner
             .raft
             .shutdown()
             .await
-            .map_err(|error| RaftError::Fatal(error.to_string()))
+            .map_err(|error| RaftError::Fatal(error.to_string()));
+        self.inner.channel_client.close_all();
+        result
     }
 
     /// The storage backend on this node: reads are local, commits go through Raft.

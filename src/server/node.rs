@@ -130,6 +130,10 @@ impl Node {
             crate::auth::userpass::PasswordCost::default(),
         );
         core.install_logical(logical.clone() as Arc<dyn LogicalService>);
+        raft.channel_server().install(
+            crate::channel::Protocol::Forward,
+            crate::core::forwarding::ForwardHandler::new(&core),
+        );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);

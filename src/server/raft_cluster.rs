@@ -2,6 +2,9 @@
 
 use futures::future::BoxFuture;
 
+use crate::channel::frame::{decode_body, encode_body};
+use crate::channel::{ForwardRequest, ForwardResponse, Lane, Protocol};
+use crate::core::forwarding::FORWARD_TIMEOUT;
 use crate::core::{Cluster, NodeAddress, Peer, RaftIndexes};
 use crate::raft::{NodeInfo, RaftNode};
 use crate::storage::SharedBackend;
@@ -118,6 +121,31 @@ impl Cluster for RaftCluster {
                 .confirm_leadership()
                 .await
                 .map_err(|error| error.to_string())
+        })
+    }
+
+    fn forward(
+        &self,
+        leader: &NodeAddress,
+        request: ForwardRequest,
+    ) -> BoxFuture<'_, Result<ForwardResponse, String>> {
+        let address = crate::http::client::host_port(&leader.cluster_addr)
+            .unwrap_or_else(|_| leader.cluster_addr.clone());
+        Box::pin(async move {
+            let payload = encode_body(&request).map_err(|error| error.to_string())?;
+            let reply = self
+                .raft
+                .channel_client()
+                .call(
+                    &address,
+                    Protocol::Forward,
+                    Lane::Control,
+                    payload,
+                    FORWARD_TIMEOUT,
+                )
+                .await
+                .map_err(|error| error.to_string())?;
+            decode_body(&reply).map_err(|error| error.to_string())
         })
     }
 

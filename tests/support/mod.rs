@@ -52,6 +52,20 @@ impl ServerProcess {
         cluster_port: u16,
         retry_join: &[String],
     ) -> ServerProcess {
+        let api_addr = format!("http://127.0.0.1:{api_port}");
+        Self::configure_advertising(root, name, api_port, cluster_port, retry_join, &api_addr)
+    }
+
+    /// [`ServerProcess::configure`] with the `api_addr` the node advertises to its
+    /// peers set apart from where it listens.
+    pub fn configure_advertising(
+        root: &Path,
+        name: &str,
+        api_port: u16,
+        cluster_port: u16,
+        retry_join: &[String],
+        api_addr: &str,
+    ) -> ServerProcess {
         let data_dir = root.join(name).join("data");
         std::fs::create_dir_all(&data_dir).unwrap();
         let joins: String = retry_join
@@ -59,7 +73,7 @@ impl ServerProcess {
             .map(|address| format!("  retry_join {{\n    leader_api_addr = \"{address}\"\n  }}\n"))
             .collect();
         let config = format!(
-            "ui = true\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{joins}}}\napi_addr = \"http://127.0.0.1:{api_port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
+            "ui = true\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{joins}}}\napi_addr = \"{api_addr}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
             data_dir.display()
         );
         let config_path = root.join(name).join("server.hcl");

@@ -1,0 +1,195 @@
+//! [`ChannelClient`]: the client side of the cluster channel for one node. It keeps one
+//! multiplexed [`Connection`] per peer, protocol and [`Lane`] (the pool of that peer),
+//! opens it on first use, and reopens it after it breaks. A failed connect makes the
+//! next attempt to that peer wait a backoff that doubles from [`RECONNECT_BACKOFF_MIN`]
+//! up to [`RECONNECT_BACKOFF_MAX`]; calls during the backoff fail at once as
+//! unreachable (openraft and the forwarding caller have their own retry policies).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::connection::{Connection, ConnectionError};
+use super::protocol::{Lane, Protocol};
+use crate::env::Clock;
+use crate::env::runtime::timeout;
+
+/// The first pause after a failed connect to a peer.
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between connect attempts to a peer.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long one connect and handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No connection could be opened (or the peer is in its reconnect backoff).
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The connection broke while the call was outstanding.
+    #[error("cluster channel error: {0}")]
+    Network(String),
+    /// The peer answered that it could not serve the request.
+    #[error("{0}")]
+    Failed(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+type PoolKey = (String, Protocol, Lane);
+
+#[derive(Default)]
+struct PoolState {
+    connection: Option<Arc<Connection>>,
+    /// Connect failures in a row.
+    failures: u32,
+    /// No connect is tried before this instant.
+    retry_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct PeerPool {
+    state: tokio::sync::Mutex<PoolState>,
+}
+
+/// Connections from this node to its peers; clones share them.
+#[derive(Clone)]
+pub struct ChannelClient {
+    clock: Clock,
+    pools: Arc<Mutex<BTreeMap<PoolKey, Arc<PeerPool>>>>,
+}
+
+impl std::fmt::Debug for ChannelClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ChannelClient")
+            .field("pools", &lock(&self.pools).len())
+            .finish()
+    }
+}
+
+/// The pause before connect attempt `failures + 1`.
+pub fn reconnect_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RECONNECT_BACKOFF_MIN
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_BACKOFF_MAX)
+}
+
+impl ChannelClient {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            pools: Arc::default(),
+        }
+    }
+
+    fn pool(&self, address: &str, protocol: Protocol, lane: Lane) -> Arc<PeerPool> {
+        lock(&self.pools)
+            .entry((address.to_string(), protocol, lane))
+            .or_default()
+            .clone()
+    }
+
+    /// Send `payload` to the peer at `address` (host:port) and wait at most `ttl` for
+    /// the response payload.
+    pub async fn call(
+        &self,
+        address: &str,
+        protocol: Protocol,
+        lane: Lane,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let deadline = self.clock.now() + ttl;
+        let pool = self.pool(address, protocol, lane);
+        let connection = match timeout(ttl, self.connection(&pool, address, protocol)).await {
+            Ok(connection) => connection?,
+            Err(_) => return Err(CallError::Timeout(ttl)),
+        };
+        let remaining = deadline.saturating_duration_since(self.clock.now());
+        match timeout(remaining, connection.request(payload)).await {
+            Ok(Ok(payload)) => Ok(payload),
+            Ok(Err(ConnectionError::Failed(reason))) => Err(CallError::Failed(reason)),
+            Ok(Err(error @ ConnectionError::Closed(_))) => {
+                Err(CallError::Network(error.to_string()))
+            }
+            Err(_) => {
+                // The peer may be partitioned away mid-stream; a fresh connection is
+                // cheaper than trusting this one.
+                connection.close();
+                Err(CallError::Timeout(ttl))
+            }
+        }
+    }
+
+    async fn connection(
+        &self,
+        pool: &PeerPool,
+        address: &str,
+        protocol: Protocol,
+    ) -> Result<Arc<Connection>, CallError> {
+        let mut state = pool.state.lock().await;
+        if let Some(connection) = &state.connection
+            && !connection.is_closed()
+        {
+            return Ok(connection.clone());
+        }
+        state.connection = None;
+        if let Some(retry_at) = state.retry_at
+            && self.clock.now() < retry_at
+        {
+            return Err(CallError::Unreachable(format!(
+                "{address}: waiting before reconnecting"
+            )));
+        }
+        match timeout(CONNECT_TIMEOUT, Connection::open(address, protocol)).await {
+            Ok(Ok(connection)) => {
+                let connection = Arc::new(connection);
+                state.connection = Some(connection.clone());
+                state.failures = 0;
+                state.retry_at = None;
+                Ok(connection)
+            }
+            failed => {
+                state.failures = state.failures.saturating_add(1);
+                state.retry_at = Some(self.clock.now() + reconnect_backoff(state.failures));
+                Err(CallError::Unreachable(match failed {
+                    Ok(Err(error)) => format!("{address}: {error}"),
+                    _ => format!("{address}: no handshake within {CONNECT_TIMEOUT:?}"),
+                }))
+            }
+        }
+    }
+
+    /// Close every connection (the node is shutting down). Later calls reconnect.
+    pub fn close_all(&self) {
+        let pools = std::mem::take(&mut *lock(&self.pools));
+        for pool in pools.into_values() {
+            if let Ok(mut state) = pool.state.try_lock()
+                && let Some(connection) = state.connection.take()
+            {
+                connection.close();
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_backoff_doubles_up_to_its_bound() {
+        assert_eq!(reconnect_backoff(1), RECONNECT_BACKOFF_MIN);
+        assert_eq!(reconnect_backoff(2), RECONNECT_BACKOFF_MIN * 2);
+        assert_eq!(reconnect_backoff(3), RECONNECT_BACKOFF_MIN * 4);
+        assert_eq!(reconnect_backoff(u32::MAX), RECONNECT_BACKOFF_MAX);
+    }
+}

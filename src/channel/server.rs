@@ -1,0 +1,208 @@
+//! [`ChannelServer`]: owns the cluster listener, reads each connection's handshake and
+//! serves its requests with the handler installed for its protocol.
+//!
+//! A connection is refused (closed without an answer) when its first frame is not a
+//! `Hello` within [`HANDSHAKE_TIMEOUT`] and [`HANDSHAKE_FRAME_BYTES_MAX`], names an
+//! unknown protocol, or names one this node does not serve yet. After the handshake a
+//! connection is closed when no frame arrives for [`CONNECTION_IDLE_MAX`] (clients
+//! send heartbeats well within it) and on any malformed frame. Requests on one
+//! connection are served concurrently, at most [`REQUESTS_IN_FLIGHT_MAX`] at a time;
+//! nothing a peer sends can panic the node.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::frame::{FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, read_frame, write_frame};
+use super::protocol::Protocol;
+
+/// How many peer connections are served at once; more wait to be accepted.
+pub const CONNECTIONS_MAX: usize = 256;
+/// How long a new connection has to send its `Hello`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that sends nothing (not even a heartbeat) for this long is closed.
+pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(10);
+/// Requests one connection may have in service at once; the next waits to be read.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// Frames queued for a connection's writer.
+pub const OUTBOUND_FRAMES_MAX: usize = 64;
+/// The pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Serves one protocol's requests: a request payload in, a response payload out.
+pub trait ProtocolHandler: Send + Sync + 'static {
+    fn handle(&self, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+}
+
+/// The cluster listener and the handlers of the protocols this node serves.
+pub struct ChannelServer {
+    handlers: Mutex<BTreeMap<Protocol, Arc<dyn ProtocolHandler>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for ChannelServer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let protocols: Vec<Protocol> = lock(&self.handlers).keys().copied().collect();
+        formatter
+            .debug_struct("ChannelServer")
+            .field("protocols", &protocols)
+            .finish()
+    }
+}
+
+impl ChannelServer {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            handlers: Mutex::new(BTreeMap::new()),
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    /// Serve `protocol` with `handler` from now on (connections that named it before
+    /// were refused).
+    pub fn install(&self, protocol: Protocol, handler: Arc<dyn ProtocolHandler>) {
+        lock(&self.handlers).insert(protocol, handler);
+    }
+
+    fn handler(&self, protocol: Protocol) -> Option<Arc<dyn ProtocolHandler>> {
+        lock(&self.handlers).get(&protocol).cloned()
+    }
+
+    /// Accept connections on `listener` until [`ChannelServer::shutdown`].
+    pub fn spawn(self: &Arc<Self>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().accept_loop(listener))
+    }
+
+    /// Stop accepting and close every connection.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let accepted = tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let server = self.clone();
+                    let shutdown = self.shutdown.subscribe();
+                    tokio::spawn(async move {
+                        if let Err(error) = server.serve_connection(stream, shutdown).await {
+                            tracing::debug!(%peer, %error, "closing a cluster channel connection");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cluster listener failed to accept");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> io::Result<()> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let hello = read_frame(
+            &mut reader,
+            HANDSHAKE_FRAME_BYTES_MAX,
+            Some(HANDSHAKE_TIMEOUT),
+        )
+        .await?;
+        let Frame::Hello { protocol: name } = hello else {
+            return Err(refused("the first frame is not a Hello"));
+        };
+        let protocol =
+            Protocol::from_alpn(name.as_bytes()).ok_or_else(|| refused("unknown protocol"))?;
+        let handler = self
+            .handler(protocol)
+            .ok_or_else(|| refused("protocol not served on this node"))?;
+        write_frame(
+            &mut writer,
+            &Frame::Welcome { protocol: name },
+            HANDSHAKE_FRAME_BYTES_MAX,
+        )
+        .await?;
+
+        let (outbound, mut outbound_frames) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
+        let writing = async move {
+            while let Some(frame) = outbound_frames.recv().await {
+                write_frame(&mut writer, &frame, FRAME_BYTES_MAX).await?;
+            }
+            Ok::<(), io::Error>(())
+        };
+        let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
+        let reading = async move {
+            loop {
+                match read_frame(&mut reader, FRAME_BYTES_MAX, Some(CONNECTION_IDLE_MAX)).await? {
+                    Frame::Ping { nonce } => {
+                        if outbound.send(Frame::Pong { nonce }).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Frame::Pong { .. } => {}
+                    Frame::Request { id, payload } => {
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                            return Ok(());
+                        };
+                        let handler = handler.clone();
+                        let outbound = outbound.clone();
+                        tokio::spawn(async move {
+                            let reply = match handler.handle(payload).await {
+                                Ok(payload) => Frame::Response { id, payload },
+                                Err(reason) => Frame::Failed { id, reason },
+                            };
+                            // The connection may be gone; the peer then retries elsewhere.
+                            let _ = outbound.send(reply).await;
+                            drop(permit);
+                        });
+                    }
+                    other => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("unexpected {} frame from a client", other.kind()),
+                        ));
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            result = reading => result,
+            result = writing => result,
+            _ = shutdown.changed() => Ok(()),
+        }
+    }
+}
+
+fn refused(reason: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("handshake refused: {reason}"),
+    )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,191 @@
+//! The channel over real loopback sockets: the handshake, its bounds, multiplexing,
+//! reconnection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::frame::{FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, encode_frame};
+use super::*;
+use crate::env::Clock;
+
+const TTL: Duration = Duration::from_secs(5);
+
+/// Answers a payload with the payload reversed; `fail` is refused.
+struct Reverse;
+
+impl ProtocolHandler for Reverse {
+    fn handle(&self, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            if payload == b"fail" {
+                return Err("refused on purpose".into());
+            }
+            Ok(payload.into_iter().rev().collect())
+        })
+    }
+}
+
+async fn reverse_server() -> (Arc<ChannelServer>, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = ChannelServer::new();
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.spawn(listener);
+    (server, address)
+}
+
+/// Everything the server sends before it closes the connection.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read =
+        crate::env::runtime::timeout(Duration::from_secs(10), stream.read_to_end(&mut received));
+    match read.await {
+        Ok(_) => received,
+        Err(_) => panic!("the server kept the connection open"),
+    }
+}
+
+#[tokio::test]
+async fn requests_are_multiplexed_on_one_connection_and_failures_come_back() {
+    let (_server, address) = reverse_server().await;
+    let client = ChannelClient::new(Clock::system());
+    let calls = (0..20u8).map(|number| {
+        let client = client.clone();
+        let address = address.clone();
+        async move {
+            client
+                .call(
+                    &address,
+                    Protocol::Raft,
+                    Lane::Control,
+                    vec![number, 1, 2],
+                    TTL,
+                )
+                .await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (number, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), vec![2, 1, number as u8]);
+    }
+    let failed = client
+        .call(
+            &address,
+            Protocol::Raft,
+            Lane::Control,
+            b"fail".to_vec(),
+            TTL,
+        )
+        .await;
+    assert_eq!(failed, Err(CallError::Failed("refused on purpose".into())));
+    // The failure left the connection usable.
+    assert_eq!(
+        client
+            .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+            .await
+            .unwrap(),
+        vec![2, 1]
+    );
+}
+
+#[tokio::test]
+async fn a_protocol_the_node_does_not_serve_is_refused_without_an_answer() {
+    let (_server, address) = reverse_server().await;
+    let client = ChannelClient::new(Clock::system());
+    let result = client
+        .call(&address, Protocol::Forward, Lane::Control, vec![1], TTL)
+        .await;
+    assert!(
+        matches!(result, Err(CallError::Unreachable(_))),
+        "{result:?}"
+    );
+
+    for protocol in ["arca-repl/1", "h2", ""] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let hello = Frame::Hello {
+            protocol: protocol.into(),
+        };
+        stream
+            .write_all(&encode_frame(&hello, HANDSHAKE_FRAME_BYTES_MAX).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            read_until_closed(&mut stream).await.is_empty(),
+            "{protocol}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plaintext_that_is_not_a_handshake_gets_nothing() {
+    let (_server, address) = reverse_server().await;
+    // An HTTP request, a request frame before any Hello, and a Hello above the
+    // handshake bound: each connection is closed without a byte in answer.
+    let oversized_hello = encode_frame(
+        &Frame::Hello {
+            protocol: "x".repeat(2 * HANDSHAKE_FRAME_BYTES_MAX),
+        },
+        FRAME_BYTES_MAX,
+    )
+    .unwrap();
+    let early_request = encode_frame(
+        &Frame::Request {
+            id: 1,
+            payload: vec![1, 2, 3],
+        },
+        FRAME_BYTES_MAX,
+    )
+    .unwrap();
+    for attempt in [
+        b"GET /v1/sys/health HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+        early_request,
+        oversized_hello,
+    ] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        // The server may close before it reads everything; a reset is also "nothing".
+        let _ = stream.write_all(&attempt).await;
+        let mut received = Vec::new();
+        let read = crate::env::runtime::timeout(
+            Duration::from_secs(10),
+            stream.read_to_end(&mut received),
+        )
+        .await
+        .expect("the server kept the connection open");
+        assert!(read.is_err() || received.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_client_reconnects_after_the_server_restarts() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = ChannelServer::new();
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.spawn(listener);
+    let client = ChannelClient::new(Clock::system());
+    let target = address.to_string();
+    let call = || client.call(&target, Protocol::Raft, Lane::Control, vec![1, 2], TTL);
+    assert_eq!(call().await.unwrap(), vec![2, 1]);
+
+    server.shutdown();
+    // Until a server listens again, calls fail (refused, or backing off) without hanging.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(call().await.is_err());
+
+    let listener = TcpListener::bind(address).await.unwrap();
+    let server = ChannelServer::new();
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.spawn(listener);
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(reply) = call().await {
+            answered = Some(reply);
+            break;
+        }
+        tokio::time::sleep(super::client::RECONNECT_BACKOFF_MAX / 10).await;
+    }
+    assert_eq!(answered, Some(vec![2, 1]));
+}
