@@ -10,9 +10,17 @@ SIM_SEEDS="${SIM_SEEDS:-200}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 SIM_ENV=(env RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-sim)
 
+run_started=$SECONDS
+step_started=$SECONDS
+
+# Each stage says what it checks and, when the next begins, how long it took.
 step() {
-  if [ -n "${current_step:-}" ]; then steps_passed=$((steps_passed + 1)); fi
+  if [ -n "${current_step:-}" ]; then
+    steps_passed=$((steps_passed + 1))
+    printf '<== %s: %ds\n' "${current_step}" $((SECONDS - step_started))
+  fi
   current_step="$*"
+  step_started=$SECONDS
   printf '\n==> %s\n' "$*"
 }
 
@@ -42,11 +50,13 @@ step "determinism: one seed of every scenario, run in two separate processes, gi
 "${SIM[@]}" determinism --seed 42 --jobs "${SIM_JOBS}"
 
 step "seeded bugs: each deliberate bug is caught within its stated number of seeds"
-"${SIM[@]}" prove-bugs --jobs "${SIM_JOBS}"
+"${SIM[@]}" prove-bugs --strict --jobs "${SIM_JOBS}"
 
 step "fuzzing the decoders (${FUZZ_SECONDS}s per target)"
 scripts/fuzz.sh "${FUZZ_SECONDS}"
 
 steps_passed=$((steps_passed + 1))
+printf '<== %s: %ds\n' "${current_step}" $((SECONDS - step_started))
 echo
+echo "whole run: $((SECONDS - run_started))s"
 echo "checks: ${steps_passed} passed, 0 failed"

@@ -211,6 +211,7 @@ impl Simulation {
             },
             snapshot_logs_since_last: self.pick(SNAPSHOT_THRESHOLDS),
             logs_kept_after_snapshot: self.rng.below(LOGS_KEPT_AFTER_SNAPSHOT_MAX + 1),
+            ..RaftOptions::default()
         };
         self.record(format!(
             "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes",
