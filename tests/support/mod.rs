@@ -205,7 +205,16 @@ impl TestCluster {
             node.start();
             nodes.push(node);
         }
-        for node in &nodes {
+        // The cluster owns its nodes from here on, so a failure while it forms shows
+        // their logs too (a node that never answers says why in its log).
+        let mut cluster = TestCluster {
+            nodes,
+            addresses: addresses.clone(),
+            root_token: String::new(),
+            unseal_key: String::new(),
+        };
+        let nodes = &cluster.nodes;
+        for node in nodes {
             eventually(Duration::from_secs(30), "the node answers", || {
                 call(http, "GET", &node.address(), "sys/seal-status", None, None).ok()
             });
@@ -222,7 +231,7 @@ impl TestCluster {
         assert_eq!(status, 200, "{init}");
         let unseal_key = init["keys_base64"][0].as_str().unwrap().to_string();
         let root_token = init["root_token"].as_str().unwrap().to_string();
-        for node in &nodes {
+        for node in nodes {
             eventually(Duration::from_secs(30), "the node unseals", || {
                 match call(
                     http,
@@ -256,12 +265,9 @@ impl TestCluster {
                     == 3)
                 .then_some(())
         });
-        TestCluster {
-            nodes,
-            addresses,
-            root_token,
-            unseal_key,
-        }
+        cluster.root_token = root_token;
+        cluster.unseal_key = unseal_key;
+        cluster
     }
 
     /// The index of the node that `asked` names as active, if it names one of ours.
