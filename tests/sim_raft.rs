@@ -35,6 +35,9 @@ const OPTIONS: RaftOptions = RaftOptions {
     snapshot_logs_since_last: 40,
     logs_kept_after_snapshot: 5,
     wal_buffer_entries_max: 64,
+    clock_drift_margin: std::time::Duration::from_millis(
+        arca::raft::node::CLOCK_DRIFT_MARGIN_MS_DEFAULT,
+    ),
 };
 
 struct SimNode {
