@@ -1085,7 +1085,9 @@ impl Simulation {
                 token,
             )
             .await;
-            if cluster.history.lock().unwrap().acknowledged_writes() > before {
+            if cluster.history.lock().unwrap().acknowledged_writes() > before
+                && self.every_node_knows_the_leader(cluster)
+            {
                 self.record(format!(
                     "c{}: healthy after {attempt} probes",
                     cluster.index
@@ -1102,6 +1104,18 @@ impl Simulation {
             ),
         );
         false
+    }
+
+    /// Healed means every node of the cluster is up, unsealed and knows the active node
+    /// (a node back from a restart that has not yet heard from the leader answers 503, as
+    /// a Vault standby does; the measured phase starts once no node is in that state).
+    fn every_node_knows_the_leader(&self, cluster: &Cluster) -> bool {
+        let registry = cluster.registry.lock().unwrap();
+        registry.len() == cluster.size()
+            && registry.values().all(|node| {
+                let core = node.core();
+                !core.is_sealed() && core.cluster().leader().is_some()
+            })
     }
 
     /// Every node's applied index and state digest, into the trace (and so the hash).
