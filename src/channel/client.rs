@@ -2,8 +2,12 @@
 //! multiplexed [`Connection`] per peer, protocol and [`Lane`] (the pool of that peer),
 //! opens it on first use, and reopens it after it breaks. A failed connect makes the
 //! next attempt to that peer wait a backoff that doubles from [`RECONNECT_BACKOFF_MIN`]
-//! up to [`RECONNECT_BACKOFF_MAX`]; calls during the backoff fail at once as
-//! unreachable (openraft and the forwarding caller have their own retry policies).
+//! up to [`RECONNECT_BACKOFF_MAX`]. During the backoff a Raft call fails at once as
+//! unreachable (openraft has its own retry policy), while a forwarded client request waits
+//! the rest of the backoff and tries once: a link that healed a moment ago must not cost
+//! a client a 503 (the simulator's fleet scenario found one). A caller that queued while
+//! another caller's attempt failed takes that failure instead of trying again, so callers
+//! piled up behind an unreachable peer do not each pay a connect timeout in turn.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -49,6 +53,8 @@ struct PoolState {
     failures: u32,
     /// No connect is tried before this instant.
     retry_at: Option<Instant>,
+    /// When the last connect attempt failed.
+    failed_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -133,6 +139,7 @@ impl ChannelClient {
         address: &str,
         protocol: Protocol,
     ) -> Result<Arc<Connection>, CallError> {
+        let queued_at = self.clock.now();
         let mut state = pool.state.lock().await;
         if let Some(connection) = &state.connection
             && !connection.is_closed()
@@ -143,9 +150,13 @@ impl ChannelClient {
         if let Some(retry_at) = state.retry_at
             && self.clock.now() < retry_at
         {
-            return Err(CallError::Unreachable(format!(
-                "{address}: waiting before reconnecting"
-            )));
+            let failed_while_queued = state.failed_at.is_some_and(|at| at >= queued_at);
+            if !protocol.waits_out_reconnect_backoff() || failed_while_queued {
+                return Err(CallError::Unreachable(format!(
+                    "{address}: waiting before reconnecting"
+                )));
+            }
+            tokio::time::sleep(retry_at.saturating_duration_since(self.clock.now())).await;
         }
         match timeout(CONNECT_TIMEOUT, Connection::open(address, protocol)).await {
             Ok(Ok(connection)) => {
@@ -153,11 +164,14 @@ impl ChannelClient {
                 state.connection = Some(connection.clone());
                 state.failures = 0;
                 state.retry_at = None;
+                state.failed_at = None;
                 Ok(connection)
             }
             failed => {
                 state.failures = state.failures.saturating_add(1);
-                state.retry_at = Some(self.clock.now() + reconnect_backoff(state.failures));
+                let now = self.clock.now();
+                state.failed_at = Some(now);
+                state.retry_at = Some(now + reconnect_backoff(state.failures));
                 Err(CallError::Unreachable(match failed {
                     Ok(Err(error)) => format!("{address}: {error}"),
                     _ => format!("{address}: no handshake within {CONNECT_TIMEOUT:?}"),

@@ -13,6 +13,16 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether a call made during the peer's reconnect backoff waits for it to end and
+    /// tries (a client is waiting on a forwarded request), rather than failing at once
+    /// (Raft retries on its own schedule).
+    pub fn waits_out_reconnect_backoff(self) -> bool {
+        match self {
+            Protocol::Raft => false,
+            Protocol::Forward | Protocol::Replication => true,
+        }
+    }
+
     pub const ALL: [Protocol; 3] = [Protocol::Raft, Protocol::Forward, Protocol::Replication];
 
     /// The ALPN protocol name.

@@ -189,3 +189,42 @@ async fn a_client_reconnects_after_the_server_restarts() {
     }
     assert_eq!(answered, Some(vec![2, 1]));
 }
+
+/// A forwarded client request made while the peer is in its reconnect backoff waits the
+/// backoff out and is served once the peer is back, instead of failing at once; a Raft
+/// call in the same situation fails at once (openraft retries on its own).
+#[tokio::test]
+async fn a_forwarded_call_waits_out_the_reconnect_backoff() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let client = ChannelClient::new(Clock::system());
+    let target = address.to_string();
+    for protocol in [Protocol::Raft, Protocol::Forward] {
+        assert!(
+            client
+                .call(&target, protocol, Lane::Control, vec![1], TTL)
+                .await
+                .is_err(),
+            "nothing listens yet"
+        );
+    }
+
+    let listener = TcpListener::bind(address).await.unwrap();
+    let server = ChannelServer::new();
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.install(Protocol::Forward, Arc::new(Reverse));
+    server.spawn(listener);
+
+    let raft = client
+        .call(&target, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert!(
+        matches!(raft, Err(super::client::CallError::Unreachable(_))),
+        "a Raft call during the backoff fails at once: {raft:?}"
+    );
+    let forwarded = client
+        .call(&target, Protocol::Forward, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert_eq!(forwarded.unwrap(), vec![2, 1]);
+}
