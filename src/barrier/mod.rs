@@ -6,6 +6,7 @@
 pub mod aead;
 pub mod keyring;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::env::SharedRng;
@@ -35,6 +36,10 @@ pub struct Barrier {
     backend: SharedBackend,
     rng: SharedRng,
     keyring: Arc<RwLock<Option<Keyring>>>,
+    /// Set while this cluster is a performance secondary: writes to replicated keys are
+    /// refused here, the one path every logical write takes, so nothing on a secondary
+    /// can change what only its primary may write.
+    replicated_read_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -49,6 +54,7 @@ impl Barrier {
             backend,
             rng,
             keyring: Arc::new(RwLock::new(None)),
+            replicated_read_only: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -152,8 +158,26 @@ impl Barrier {
         Ok(self.backend.list(prefix)?)
     }
 
+    /// Refuse (or allow again) writes to replicated keys: set while this cluster is a
+    /// performance secondary.
+    pub fn set_replicated_read_only(&self, read_only: bool) {
+        self.replicated_read_only.store(read_only, Ordering::SeqCst);
+    }
+
+    pub fn is_replicated_read_only(&self) -> bool {
+        self.replicated_read_only.load(Ordering::SeqCst)
+    }
+
     /// Encrypt `writes` under the active term and commit them as one batch.
     pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        if self.is_replicated_read_only()
+            && writes.iter().any(|write| {
+                let (Write::Put { key, .. } | Write::Delete { key }) = write;
+                crate::storage::key_class(key) == crate::storage::KeyClass::Replicated
+            })
+        {
+            return Err(BarrierError::Storage(StorageError::ReadOnly));
+        }
         let ops = self.with_keyring(|keyring| {
             let active = keyring.active();
             writes

@@ -12,6 +12,7 @@ pub mod join;
 pub mod known_fields;
 pub mod mounts;
 pub mod node_endpoints;
+pub mod replication_endpoints;
 pub mod router;
 pub mod system;
 
@@ -76,6 +77,16 @@ pub trait LogicalService: Send + Sync + 'static {
     /// Called when this node becomes the active node for a new Raft term (after an
     /// unseal or an election): reload caches, create defaults that are missing.
     fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>>;
+    /// Called on a performance secondary after replicated changes that caches above the
+    /// barrier hold (tables, policies): reload them, writing nothing replicated.
+    fn reload_replicated(&self) -> BoxFuture<'_, Result<(), LogicalError>>;
+    /// On a performance primary: the entity of a login alias a secondary saw first,
+    /// created here if it is new (Vault's `persist_alias`).
+    fn persist_alias(
+        &self,
+        alias: crate::identity::OwnedLoginAlias,
+        now_unix: i64,
+    ) -> BoxFuture<'_, Result<crate::identity::Entity, LogicalError>>;
     /// Called once at initialization with the barrier unsealed: create the root token.
     fn on_initialize(
         &self,
@@ -91,6 +102,7 @@ pub struct Core {
     seal_state: Mutex<SealState>,
     challenges: Mutex<BTreeMap<String, join::Challenge>>,
     logical: Mutex<Option<Arc<dyn LogicalService>>>,
+    replication: Mutex<Option<Arc<crate::replication::Replication>>>,
     /// The Raft term for which `on_active` last ran on this node; `None` until it has.
     active_term: tokio::sync::Mutex<Option<u64>>,
     active_since: Mutex<Option<String>>,
@@ -116,6 +128,7 @@ impl Core {
             seal_state: Mutex::new(SealState::default()),
             challenges: Mutex::new(BTreeMap::new()),
             logical: Mutex::new(None),
+            replication: Mutex::new(None),
             active_term: tokio::sync::Mutex::new(None),
             active_since: Mutex::new(None),
         })
@@ -141,8 +154,37 @@ impl Core {
         *lock(&self.logical) = Some(logical);
     }
 
-    fn logical(&self) -> Option<Arc<dyn LogicalService>> {
+    pub(crate) fn logical(&self) -> Option<Arc<dyn LogicalService>> {
         lock(&self.logical).clone()
+    }
+
+    pub fn install_replication(&self, replication: Arc<crate::replication::Replication>) {
+        *lock(&self.replication) = Some(replication);
+    }
+
+    /// Performance replication on this node, once installed (every server node has it).
+    pub fn replication(&self) -> Option<Arc<crate::replication::Replication>> {
+        lock(&self.replication).clone()
+    }
+
+    /// After replicated changes reached this secondary: reload what caches hold.
+    pub async fn reload_replicated_caches(&self) {
+        if let Some(logical) = self.logical()
+            && let Err(error) = logical.reload_replicated().await
+        {
+            tracing::warn!(error = %error, "reloading caches after replicated changes failed");
+        }
+    }
+
+    /// The replication role changed (this cluster was activated as a secondary, or
+    /// left replication): the barrier's guard follows the stored role, and the logical
+    /// side reloads as if newly active.
+    pub async fn replication_role_changed(&self) {
+        if let Some(replication) = self.replication() {
+            replication.apply_role();
+        }
+        *self.active_term.lock().await = None;
+        self.reload_replicated_caches().await;
     }
 
     /// The stored seal configuration, or the leader's while a Raft join awaits unseal.
@@ -333,6 +375,9 @@ impl Core {
             return Ok(());
         }
         self.barrier.reload_keyring()?;
+        if let Some(replication) = self.replication() {
+            replication.apply_role();
+        }
         if let Some(logical) = self.logical() {
             logical.on_active().await?;
         }

@@ -146,12 +146,18 @@ impl Core {
             code("activecode", 200)
         };
         let info = if sealed { None } else { self.cluster_info() };
+        // Read from this node's copy of the cluster's state, so a standby reports the
+        // active node's mode, as Vault's does.
+        let replication_mode = match self.replication() {
+            Some(replication) if !sealed => replication.mode().as_str(),
+            _ => "disabled",
+        };
         let body = json!({
             "initialized": initialized,
             "sealed": sealed,
             "standby": sealed || standby,
             "performance_standby": false,
-            "replication_performance_mode": "disabled",
+            "replication_performance_mode": replication_mode,
             "replication_dr_mode": "disabled",
             "server_time_utc": self.env.clock.unix_seconds(),
             "version": VERSION,

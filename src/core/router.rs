@@ -188,6 +188,11 @@ impl LogicalCore {
         Ok(backend)
     }
 
+    /// The identity store (a performance secondary installs where it creates entities).
+    pub fn identity(&self) -> &IdentityStore {
+        &self.identity
+    }
+
     pub(crate) fn core(&self) -> Result<Arc<Core>, LogicalError> {
         self.core
             .upgrade()
@@ -219,13 +224,37 @@ impl LogicalCore {
             for local in [false, true] {
                 entries.extend(self.read_table_class(kind, local)?);
             }
+            let secondary = self.barrier.is_replicated_read_only();
             // Every table holds a mount that cannot be disabled (`sys/`, `token/`), so
-            // an empty one is a fresh cluster's.
-            let table = if entries.is_empty() {
+            // an empty one is a fresh cluster's, or a performance secondary's before its
+            // first sync: that one serves the defaults from memory (its `sys/` answers
+            // status while it bootstraps) and writes nothing only its primary may write.
+            let table = if entries.is_empty() && secondary {
+                MountTable::defaults(kind, &self.env.rng)
+            } else if entries.is_empty() {
                 let defaults = MountTable::defaults(kind, &self.env.rng);
                 self.barrier.commit(defaults.writes_since(None)).await?;
                 defaults
             } else {
+                if secondary {
+                    // Local default mounts (cubbyhole) never cross: a secondary makes its own.
+                    let missing: Vec<MountEntry> = MountTable::defaults(kind, &self.env.rng)
+                        .entries()
+                        .iter()
+                        .filter(|default| {
+                            default.local
+                                && !entries
+                                    .iter()
+                                    .any(|entry| entry.mount_type == default.mount_type)
+                        })
+                        .cloned()
+                        .collect();
+                    if !missing.is_empty() {
+                        let local = MountTable::new(kind, missing.clone());
+                        self.barrier.commit(local.writes_since(None)).await?;
+                        entries.extend(missing);
+                    }
+                }
                 MountTable::new(kind, entries)
             };
             loaded.push(table);
@@ -678,10 +707,13 @@ impl super::LogicalService for LogicalCore {
     fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
         Box::pin(async move {
             self.policies.invalidate_all();
-            self.policies
-                .ensure_builtin_policies()
-                .await
-                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            // A performance secondary's policies come from its primary.
+            if !self.barrier.is_replicated_read_only() {
+                self.policies
+                    .ensure_builtin_policies()
+                    .await
+                    .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            }
             self.load_tables().await?;
             self.userpass
                 .lock()
@@ -696,6 +728,31 @@ impl super::LogicalService for LogicalCore {
                 .audit
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(audit));
+            Ok(())
+        })
+    }
+
+    fn persist_alias(
+        &self,
+        alias: crate::identity::OwnedLoginAlias,
+        now_unix: i64,
+    ) -> BoxFuture<'_, Result<crate::identity::Entity, LogicalError>> {
+        Box::pin(async move {
+            Ok(self
+                .identity
+                .entity_for_login(alias.borrowed(), now_unix)
+                .await?)
+        })
+    }
+
+    fn reload_replicated(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
+        Box::pin(async move {
+            self.policies.invalidate_all();
+            self.load_tables().await?;
+            self.userpass
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clear();
             Ok(())
         })
     }

@@ -149,14 +149,7 @@ impl LogicalCore {
             (["tools", "random", rest @ ..], Operation::Create | Operation::Update) => {
                 self.random_bytes(rest, &request.data).map(Some)
             }
-            (["replication", "status"], Operation::Read) => Ok(Some(Response::from_value(json!({
-                "dr": { "mode": "disabled" },
-                "performance": { "mode": "disabled" },
-            })))),
-            (
-                ["replication", "performance", "status"] | ["replication", "dr", "status"],
-                Operation::Read,
-            ) => Ok(Some(Response::from_value(json!({ "mode": "disabled" })))),
+            (["replication", rest @ ..], _) => self.handle_replication(rest, request).await,
             (["leases", ..] | ["renew", ..] | ["revoke", ..] | ["revoke-prefix", ..], _) => {
                 self.expiration.handle_leases(request).await.map(Some)
             }

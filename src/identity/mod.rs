@@ -13,4 +13,4 @@ pub mod entity;
 pub mod store;
 
 pub use entity::{Entity, EntityAlias};
-pub use store::{IdentityError, IdentityStore, LoginAlias};
+pub use store::{IdentityError, IdentityStore, LoginAlias, OwnedLoginAlias, RemoteIdentity};

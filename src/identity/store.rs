@@ -6,6 +6,8 @@ use super::entity::{Entity, EntityAlias};
 use crate::barrier::{BarrierError, View, Write};
 use crate::env::SharedRng;
 use crate::logical::{LogicalError, Operation, Request, Response};
+use crate::storage::StorageError;
+use futures::future::BoxFuture;
 
 /// The longest alias name (a login name) and mount accessor accepted.
 pub const ALIAS_NAME_BYTES_MAX: usize = 512;
@@ -46,12 +48,49 @@ pub struct LoginAlias<'a> {
     pub name: &'a str,
 }
 
+/// A login alias that travels: what a performance secondary sends its primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedLoginAlias {
+    pub mount_accessor: String,
+    pub mount_path: String,
+    pub mount_type: String,
+    pub name: String,
+}
+
+impl OwnedLoginAlias {
+    pub fn borrowed(&self) -> LoginAlias<'_> {
+        LoginAlias {
+            mount_accessor: &self.mount_accessor,
+            mount_path: &self.mount_path,
+            mount_type: &self.mount_type,
+            name: &self.name,
+        }
+    }
+}
+
+/// Where a cluster that may not write identity (a performance secondary) has the
+/// entity of a first login created: its primary (Vault's `persist_alias` RPC). The
+/// entity then reaches this cluster through replication.
+pub trait RemoteIdentity: Send + Sync + 'static {
+    fn persist_alias(
+        &self,
+        alias: OwnedLoginAlias,
+        now_unix: i64,
+    ) -> BoxFuture<'_, Result<Entity, String>>;
+}
+
+/// How long a login on a secondary waits for the entity its primary created to arrive
+/// by replication (Vault's `best_effort_wal_wait_duration`); the login goes on with
+/// the primary's answer either way.
+pub const REMOTE_ENTITY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct IdentityStore {
     view: View,
     rng: SharedRng,
     /// Two first logins of one user must not create two entities.
     create_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    remote: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn RemoteIdentity>>>>,
 }
 
 impl std::fmt::Debug for IdentityStore {
@@ -67,7 +106,23 @@ impl IdentityStore {
             view,
             rng,
             create_lock: Default::default(),
+            remote: Default::default(),
         }
+    }
+
+    /// Install where entities are created when this cluster may not write them.
+    pub fn set_remote(&self, remote: std::sync::Arc<dyn RemoteIdentity>) {
+        *self
+            .remote
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(remote);
+    }
+
+    fn remote(&self) -> Option<std::sync::Arc<dyn RemoteIdentity>> {
+        self.remote
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The entity behind a login alias, created (with its alias) on first sight.
@@ -118,14 +173,15 @@ impl IdentityStore {
             creation_time: now_unix,
             last_update_time: now_unix,
         };
-        self.view
+        let committed = self
+            .view
             .commit(vec![
                 Write::Put {
                     key: format!("{ENTITY_PREFIX}{entity_id}"),
                     value: serde_json::to_vec(&entity).expect("records always serialize"),
                 },
                 Write::Put {
-                    key: lookup_key,
+                    key: lookup_key.clone(),
                     value: serde_json::to_vec(&AliasLookup {
                         entity_id,
                         alias_id,
@@ -133,8 +189,41 @@ impl IdentityStore {
                     .expect("records always serialize"),
                 },
             ])
-            .await?;
-        Ok(entity)
+            .await;
+        match committed {
+            Ok(_) => Ok(entity),
+            Err(BarrierError::Storage(StorageError::ReadOnly)) => {
+                let remote = self
+                    .remote()
+                    .ok_or(IdentityError::Storage(BarrierError::Storage(
+                        StorageError::ReadOnly,
+                    )))?;
+                let owned = OwnedLoginAlias {
+                    mount_accessor: alias.mount_accessor.to_string(),
+                    mount_path: alias.mount_path.to_string(),
+                    mount_type: alias.mount_type.to_string(),
+                    name: alias.name.to_string(),
+                };
+                let entity = remote
+                    .persist_alias(owned, now_unix)
+                    .await
+                    .map_err(|error| {
+                        IdentityError::Storage(BarrierError::Storage(StorageError::Unavailable(
+                            format!("creating the entity on the primary: {error}"),
+                        )))
+                    })?;
+                // Best effort: let the entity arrive here, so what the login returns
+                // can be read back on this cluster at once.
+                let deadline = tokio::time::Instant::now() + REMOTE_ENTITY_WAIT;
+                while self.entity_by_lookup(&lookup_key)?.is_none()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Ok(entity)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub fn entity(&self, id: &str) -> Result<Option<Entity>, IdentityError> {

@@ -210,6 +210,11 @@ impl From<crate::barrier::BarrierError> for LogicalError {
             BarrierError::Storage(StorageError::NotLeader { .. }) => {
                 LogicalError::Unavailable("node is not the active node".to_string())
             }
+            BarrierError::Storage(StorageError::ReadOnly) => LogicalError::BadRequest(
+                "cannot write to readonly storage: this cluster is a performance secondary; \
+                 make this change on the primary"
+                    .to_string(),
+            ),
             BarrierError::Storage(StorageError::InvalidKey(key)) => {
                 LogicalError::BadRequest(format!("invalid path {key:?}"))
             }

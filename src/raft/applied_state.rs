@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::record;
 use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
 use super::wal::{WalBuffer, WalRecord};
+use crate::storage::key_space::LAST_REMOTE_WAL_KEY;
 use crate::storage::{KeyClass, Op, list_children};
 
 /// The version byte that starts every snapshot body this code writes. Version 1 is the
@@ -61,6 +62,8 @@ pub enum Changes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub log_index: u64,
+    /// Why the entry changed nothing, when its command was refused.
+    pub refused: Option<String>,
     /// The WAL indexes given to this entry's replicated changes, in the order of those
     /// changes in [`Applied::changes`]; empty (starting after the last index) when the
     /// entry changed no replicated key.
@@ -164,9 +167,43 @@ impl AppliedState {
             "entries are applied in log order, each once"
         );
         let first_wal_index = self.wal.last_wal_index() + 1;
+        let mut refused = None;
         let changes = match entry.payload {
             EntryPayload::Blank => Vec::new(),
             EntryPayload::Normal(Command::Apply { ops }) => self.apply_ops(log_index, ops),
+            EntryPayload::Normal(Command::ApplyRemote {
+                after,
+                last_remote_wal,
+                mut ops,
+            }) => {
+                let position = self.last_remote_wal();
+                match after {
+                    Some(after) if after != position => {
+                        refused = Some(format!(
+                            "batch continues from WAL index {after}, this cluster is at {position}"
+                        ));
+                        Vec::new()
+                    }
+                    _ => {
+                        ops.push(Op::Put {
+                            key: LAST_REMOTE_WAL_KEY.to_string(),
+                            value: last_remote_wal.to_string().into_bytes(),
+                        });
+                        self.apply_ops(log_index, ops)
+                    }
+                }
+            }
+            EntryPayload::Normal(Command::ReplaceAll { ops }) => {
+                let mut replacing: Vec<Op> = self
+                    .map
+                    .keys()
+                    .map(|key| Op::Delete {
+                        key: key.to_string(),
+                    })
+                    .collect();
+                replacing.extend(ops);
+                self.apply_ops(log_index, replacing)
+            }
             EntryPayload::Membership(membership) => {
                 self.last_membership = StoredMembership::new(Some(log_id.clone()), membership);
                 Vec::new()
@@ -175,6 +212,7 @@ impl AppliedState {
         self.last_applied = Some(log_id);
         let applied = Applied {
             log_index,
+            refused,
             wal_indexes: first_wal_index..self.wal.last_wal_index() + 1,
             changes: Changes::Keys(changes),
         };
@@ -222,6 +260,15 @@ impl AppliedState {
         changes
     }
 
+    /// On a performance secondary, the primary's WAL index this state reflects (0 before
+    /// any, and on a cluster that is not a secondary).
+    pub fn last_remote_wal(&self) -> u64 {
+        self.map
+            .get(LAST_REMOTE_WAL_KEY)
+            .and_then(|value| std::str::from_utf8(value).ok()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Bytes> {
         self.map.get(key)
@@ -239,6 +286,16 @@ impl AppliedState {
                 .take_while(|key| key.starts_with(prefix)),
             prefix,
         )
+    }
+
+    /// The keys and values from `start` on, in key order.
+    pub fn range_from<'a>(
+        &'a self,
+        start: std::ops::Bound<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Bytes)> {
+        self.map
+            .range::<_, str>((start, std::ops::Bound::Unbounded))
+            .map(|(key, value)| (&**key, value))
     }
 
     /// Every key and value, in key order.
@@ -333,6 +390,7 @@ impl AppliedState {
     pub fn installed_report(&self) -> Applied {
         let next_wal_index = self.wal.last_wal_index() + 1;
         Applied {
+            refused: None,
             log_index: self.last_applied.as_ref().map_or(0, |log_id| log_id.index),
             wal_indexes: next_wal_index..next_wal_index,
             changes: Changes::Everything,

@@ -99,6 +99,7 @@ mod tests {
 
     fn report(log_index: u64) -> Applied {
         Applied {
+            refused: None,
             log_index,
             wal_indexes: 1..1,
             changes: Changes::Keys(Vec::new()),

@@ -16,7 +16,7 @@ use super::change_feed::Subscription;
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, RaftHandler};
 use super::state_machine::{StateMachine, StateMachineError};
-use super::types::{Command, NodeInfo, Raft, TypeConfig};
+use super::types::{Command, CommandResponse, NodeInfo, Raft, TypeConfig};
 use super::wal::WAL_BUFFER_ENTRIES_DEFAULT;
 use crate::channel::{ChannelClient, ChannelServer, Protocol};
 use crate::env::{Clock, Env};
@@ -646,6 +646,82 @@ impl Backend for RaftBackend {
             }
         })
     }
+
+    fn apply_remote(
+        &self,
+        after: Option<u64>,
+        last_remote_wal: u64,
+        ops: Vec<Op>,
+    ) -> BoxFuture<'static, Result<Result<u64, String>, StorageError>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            crate::storage::validate_remote_batch(&ops)?;
+            check_commit_bytes(&ops)?;
+            let command = Command::ApplyRemote {
+                after,
+                last_remote_wal,
+                ops,
+            };
+            let response = Self::propose(raft, command).await?;
+            Ok(match response.refused {
+                Some(why) => Err(why),
+                None => Ok(response.index),
+            })
+        })
+    }
+
+    fn replace_all(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            validate_batch(&ops)?;
+            check_commit_bytes(&ops)?;
+            Ok(Self::propose(raft, Command::ReplaceAll { ops })
+                .await?
+                .index)
+        })
+    }
+
+    fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
+        Some(self.state_machine.view())
+    }
+}
+
+impl RaftBackend {
+    /// Propose `command` and wait for it to be applied here; a node that is not the
+    /// leader answers [`StorageError::NotLeader`].
+    async fn propose(raft: Raft, command: Command) -> Result<CommandResponse, StorageError> {
+        match raft.client_write(command).await {
+            Ok(response) => {
+                crate::storage::commit_count::note_commit(response.log_id.index);
+                Ok(response.data)
+            }
+            Err(error) => match write_error(error) {
+                RaftError::NotLeader { leader_api_addr } => {
+                    Err(StorageError::NotLeader { leader_api_addr })
+                }
+                other => Err(StorageError::Unavailable(other.to_string())),
+            },
+        }
+    }
+}
+
+fn commit_bytes(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+fn check_commit_bytes(ops: &[Op]) -> Result<(), StorageError> {
+    let bytes = commit_bytes(ops);
+    if bytes > COMMIT_BYTES_MAX {
+        return Err(StorageError::Unavailable(format!(
+            "a commit of {bytes} bytes exceeds the limit of {COMMIT_BYTES_MAX}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(all(test, not(madsim)))]

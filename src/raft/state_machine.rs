@@ -277,9 +277,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied
             };
             let index = applied.log_index;
+            let refused = applied.refused.clone();
             self.shared.feed.publish(applied);
             if let Some(responder) = responder {
-                responder.send(CommandResponse { index });
+                responder.send(CommandResponse { index, refused });
             }
         }
         Ok(())

@@ -28,12 +28,38 @@ impl std::fmt::Display for NodeInfo {
 pub enum Command {
     /// Apply a batch of key-space operations atomically.
     Apply { ops: Vec<Op> },
+    /// On a performance secondary: apply a batch received from the primary and record
+    /// the primary's WAL index it brings this cluster to, in the same step. `after` is
+    /// the WAL index the batch continues from; when it is not this cluster's recorded
+    /// position the batch is refused whole (a resync follows), so a leader change or a
+    /// crash on either side never skips or repeats a WAL entry. `after: None` is a sync
+    /// chunk, applied whatever the position.
+    ApplyRemote {
+        after: Option<u64>,
+        last_remote_wal: u64,
+        ops: Vec<Op>,
+    },
+    /// Replace the whole key space with `ops` atomically: a secondary's activation wipes
+    /// everything it held (local mounts and its root token included) and installs the
+    /// primary's seal and keyring in one step, so a crash leaves either the old
+    /// cluster or the new secondary, never a mix.
+    ReplaceAll { ops: Vec<Op> },
 }
 
 impl std::fmt::Display for Command {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Apply { ops } => write!(formatter, "Apply({} ops)", ops.len()),
+            Command::ApplyRemote {
+                after,
+                last_remote_wal,
+                ops,
+            } => write!(
+                formatter,
+                "ApplyRemote(after {after:?} to {last_remote_wal}, {} ops)",
+                ops.len()
+            ),
+            Command::ReplaceAll { ops } => write!(formatter, "ReplaceAll({} ops)", ops.len()),
         }
     }
 }
@@ -42,6 +68,10 @@ impl std::fmt::Display for Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResponse {
     pub index: u64,
+    /// Why the command changed nothing, when it was refused (an `ApplyRemote` that does
+    /// not continue from this cluster's position).
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 openraft::declare_raft_types!(

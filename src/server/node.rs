@@ -134,6 +134,14 @@ impl Node {
             crate::channel::Protocol::Forward,
             crate::core::forwarding::ForwardHandler::new(&core),
         );
+        let replication =
+            crate::replication::Replication::new(&core, raft.channel_client().clone());
+        core.install_replication(replication.clone());
+        logical.identity().set_remote(replication.clone());
+        raft.channel_server().install(
+            crate::channel::Protocol::Replication,
+            crate::replication::ReplicationHandler::new(&replication),
+        );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);
@@ -143,6 +151,7 @@ impl Node {
             shutdown_receiver.clone(),
         ));
         tokio::spawn(core.clone().retry_join_loop());
+        tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),
             logical.clone(),

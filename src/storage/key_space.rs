@@ -117,6 +117,13 @@ pub const ROOT_KEY_KEY: &str = "core/root-key";
 pub const KEYRING_KEY: &str = "core/keyring";
 /// The cluster's name and id.
 pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
+/// This cluster's performance-replication role and bookkeeping (sealed by the barrier;
+/// local, as Vault keeps `core/cluster/replicated/` out of what it replicates).
+pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";
+/// On a performance secondary, the primary's WAL index this cluster's data reflects, as
+/// decimal text (not a secret, and read by the state machine, below the barrier). Set
+/// only by [`crate::raft::types::Command::ApplyRemote`], in the step that applies it.
+pub const LAST_REMOTE_WAL_KEY: &str = "core/cluster/replication/last-remote-wal";
 
 const CLUSTER: &str = "core/cluster/";
 const MOUNTS: &str = "core/mounts/";

@@ -55,6 +55,10 @@ pub enum StorageError {
     /// leave the cluster) is unknown, so it is never stored.
     #[error(transparent)]
     UnregisteredKey(#[from] UnregisteredKey),
+    /// A write to a replicated key on a performance secondary: only the primary writes
+    /// those (Vault's `ErrReadOnly`).
+    #[error("cannot write to readonly storage")]
+    ReadOnly,
 }
 
 /// The physical store under the barrier.
@@ -67,6 +71,51 @@ pub trait Backend: Send + Sync + 'static {
     /// Commit a batch atomically; resolves once it is applied on this node, with the
     /// log index it was committed at.
     fn commit(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>>;
+
+    /// Performance secondary: apply a batch from the primary, continuing from WAL index
+    /// `after` (`None`: a sync chunk), and record `last_remote_wal` in the same step.
+    /// Resolves to the log index, or to why the batch was refused (it does not continue
+    /// this cluster's position; nothing changed).
+    fn apply_remote(
+        &self,
+        after: Option<u64>,
+        last_remote_wal: u64,
+        ops: Vec<Op>,
+    ) -> BoxFuture<'static, Result<Result<u64, String>, StorageError>> {
+        let _ = (after, last_remote_wal, ops);
+        Box::pin(async { Err(StorageError::Unavailable(REPLICATION_UNSUPPORTED.into())) })
+    }
+
+    /// Replace the whole key space with `ops` in one atomic step (secondary activation).
+    fn replace_all(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
+        let _ = ops;
+        Box::pin(async { Err(StorageError::Unavailable(REPLICATION_UNSUPPORTED.into())) })
+    }
+
+    /// A point-in-time view of the applied state (with its WAL and replication
+    /// position), when the backend keeps one.
+    fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
+        None
+    }
+}
+
+const REPLICATION_UNSUPPORTED: &str =
+    "this storage backend does not support performance replication (use integrated storage)";
+
+/// Check a batch received from a performance primary: besides the usual bounds, every
+/// key must be of the replicated class, so a primary (or anything posing as one) can
+/// never write this cluster's tokens, leases, seal or local mounts.
+pub fn validate_remote_batch(ops: &[Op]) -> Result<(), StorageError> {
+    validate_batch(ops)?;
+    for op in ops {
+        if key_class(op.key()) != KeyClass::Replicated {
+            return Err(StorageError::InvalidKey(format!(
+                "{} is not a replicated key",
+                op.key()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -211,3 +211,98 @@ fn a_snapshot_of_an_unknown_format_or_damaged_body_is_refused() {
         SnapshotFormatError::Empty
     );
 }
+
+fn put(key: &str, value: &[u8]) -> Op {
+    Op::Put {
+        key: key.to_string(),
+        value: value.to_vec(),
+    }
+}
+
+fn apply_remote(
+    state: AppliedState,
+    index: u64,
+    after: Option<u64>,
+    last_remote_wal: u64,
+    ops: Vec<Op>,
+) -> (AppliedState, Applied) {
+    state.apply(Entry::new_normal(
+        log_id(index),
+        Command::ApplyRemote {
+            after,
+            last_remote_wal,
+            ops,
+        },
+    ))
+}
+
+/// A batch from the primary applies only where it continues this cluster's position,
+/// and moves the position in the same step; a batch that would skip or repeat WAL
+/// entries changes nothing and says why; the position survives a snapshot.
+#[test]
+fn remote_batches_apply_only_in_order_and_move_the_position_with_them() {
+    let state = AppliedState::new(WAL_ENTRIES);
+    assert_eq!(state.last_remote_wal(), 0);
+    let (state, applied) = apply_remote(state, 1, Some(0), 3, vec![put("logical/m1/a", b"1")]);
+    assert_eq!(applied.refused, None);
+    assert_eq!(state.last_remote_wal(), 3);
+    assert_eq!(
+        state.get("logical/m1/a").map(|v| v.to_vec()),
+        Some(b"1".to_vec())
+    );
+
+    for (after, why) in [(Some(2), "repeats"), (Some(4), "skips")] {
+        let (next, applied) =
+            apply_remote(state.clone(), 2, after, 9, vec![put("logical/m1/a", b"x")]);
+        assert!(applied.refused.is_some(), "a batch that {why} is refused");
+        assert_eq!(next.last_remote_wal(), 3);
+        assert_eq!(
+            next.get("logical/m1/a").map(|v| v.to_vec()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(applied.changes, Changes::Keys(Vec::new()));
+    }
+
+    // A sync chunk applies whatever the position and sets it.
+    let (state, applied) = apply_remote(state, 3, None, 7, vec![put("logical/m1/b/c", b"2")]);
+    assert_eq!(applied.refused, None);
+    assert_eq!(state.last_remote_wal(), 7);
+    assert_eq!(restore(&state).last_remote_wal(), 7);
+}
+
+/// Activation replaces everything: every old key is gone (local ones included), the
+/// new ones are there, and the report names each change.
+#[test]
+fn replace_all_leaves_exactly_the_new_keys() {
+    let (state, _) = AppliedState::new(WAL_ENTRIES).apply(Entry::new_normal(
+        log_id(1),
+        Command::Apply {
+            ops: vec![
+                put("logical/m1/a", b"1"),
+                put("sys/token/id/t1", b"root"),
+                put("core/keyring", b"old"),
+            ],
+        },
+    ));
+    let (state, applied) = state.apply(Entry::new_normal(
+        log_id(2),
+        Command::ReplaceAll {
+            ops: vec![put("core/keyring", b"new"), put("core/seal-config", b"{}")],
+        },
+    ));
+    let keys: Vec<String> = map_of(&state).into_keys().collect();
+    assert_eq!(keys, ["core/keyring", "core/seal-config"]);
+    let Changes::Keys(changes) = applied.changes else {
+        panic!("a replacement reports its keys");
+    };
+    let changed: Vec<&str> = changes.iter().map(|change| &*change.key).collect();
+    assert_eq!(
+        changed,
+        [
+            "core/keyring",
+            "core/seal-config",
+            "logical/m1/a",
+            "sys/token/id/t1"
+        ]
+    );
+}

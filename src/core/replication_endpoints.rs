@@ -1,0 +1,220 @@
+//! `sys/replication/...`: Vault's performance-replication endpoints, answered with
+//! Vault's fields and warnings. The work is done by [`crate::replication::Replication`];
+//! this file reads requests and shapes answers.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::router::LogicalCore;
+use crate::logical::{LogicalError, Operation, Request, Response, field_str};
+use crate::replication::Replication;
+use crate::replication::state::PathsFilter;
+use crate::wrapping::WrapFormat;
+
+/// Vault's default TTL of an activation token.
+const SECONDARY_TOKEN_TTL_DEFAULT: i64 = 30 * 60;
+
+fn warning(text: &str) -> Response {
+    Response {
+        warnings: vec![text.to_string()],
+        ..Response::default()
+    }
+}
+
+impl LogicalCore {
+    fn replication(&self) -> Result<Arc<Replication>, LogicalError> {
+        self.core()?.replication().ok_or_else(|| {
+            LogicalError::UnsupportedPath("performance replication is not available".into())
+        })
+    }
+
+    /// `sys/replication/...` below `sys/`; `segments` starts after `replication`.
+    pub(crate) async fn handle_replication(
+        &self,
+        segments: &[&str],
+        request: &Request,
+    ) -> Result<Option<Response>, LogicalError> {
+        let operation = request.operation;
+        let writes = matches!(operation, Operation::Create | Operation::Update);
+        let replication = self.replication()?;
+        let performance = || replication.status();
+        match (segments, operation) {
+            (["status"], Operation::Read) => Ok(Some(Response::from_value(json!({
+                "dr": { "mode": "disabled" },
+                "performance": performance(),
+            })))),
+            (["performance", "status"], Operation::Read) => {
+                Ok(Some(Response::from_value(performance())))
+            }
+            (["dr", "status"], Operation::Read) => {
+                Ok(Some(Response::from_value(json!({ "mode": "disabled" }))))
+            }
+            (["performance", "primary", "enable"] | ["primary", "enable"], _) if writes => {
+                let address = field_str(&request.data, "primary_cluster_addr")?.unwrap_or("");
+                replication.enable_primary(address).await?;
+                Ok(Some(warning(
+                    "This cluster is being enabled as a primary for replication. Vault will be \
+                     unavailable for a brief period and will resume service shortly.",
+                )))
+            }
+            (["performance", "primary", "disable"] | ["primary", "disable"], _) if writes => {
+                replication.disable_primary().await?;
+                Ok(Some(warning(
+                    "This cluster is having replication disabled. Vault will be unavailable for \
+                     a brief period and will resume service shortly.",
+                )))
+            }
+            (["performance", "primary", "secondary-token"] | ["primary", "secondary-token"], _)
+                if writes =>
+            {
+                self.secondary_token(&replication, request).await.map(Some)
+            }
+            (
+                ["performance", "primary", "revoke-secondary"] | ["primary", "revoke-secondary"],
+                _,
+            ) if writes => {
+                let id = field_str(&request.data, "id")?
+                    .ok_or_else(|| LogicalError::BadRequest("missing id".into()))?;
+                replication.revoke_secondary(id).await?;
+                Ok(None)
+            }
+            (
+                [
+                    "performance",
+                    "primary",
+                    "paths-filter" | "mount-filter",
+                    id,
+                ],
+                Operation::Read,
+            ) => match replication.paths_filter(id)? {
+                None => Err(LogicalError::NotFound),
+                Some(filter) => Ok(Some(Response::from_value(json!({
+                    "mode": match filter.mode {
+                        crate::replication::state::FilterMode::Allow => "allow",
+                        crate::replication::state::FilterMode::Deny => "deny",
+                    },
+                    "paths": filter.paths,
+                })))),
+            },
+            (
+                [
+                    "performance",
+                    "primary",
+                    "paths-filter" | "mount-filter",
+                    id,
+                ],
+                _,
+            ) if writes => {
+                let mode = field_str(&request.data, "mode")?;
+                let paths = match request.data.get("paths") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(value) => super::mounts::string_list("paths", value)?,
+                };
+                let filter = PathsFilter::parse(mode, paths)?;
+                replication.set_paths_filter(id, Some(filter)).await?;
+                Ok(None)
+            }
+            (
+                [
+                    "performance",
+                    "primary",
+                    "paths-filter" | "mount-filter",
+                    id,
+                ],
+                Operation::Delete,
+            ) => {
+                replication.set_paths_filter(id, None).await?;
+                Ok(None)
+            }
+            (["performance", "secondary", "enable"] | ["secondary", "enable"], _) if writes => {
+                let token = field_str(&request.data, "token")?
+                    .filter(|token| !token.is_empty())
+                    .ok_or_else(|| LogicalError::BadRequest("missing token".into()))?;
+                let primary_api_addr = field_str(&request.data, "primary_api_addr")?;
+                replication
+                    .enable_secondary(token, primary_api_addr)
+                    .await?;
+                Ok(Some(warning(
+                    "Vault has successfully found secondary information; it may take a while to \
+                     perform setup tasks. Vault will be unavailable until these tasks and initial \
+                     sync complete.",
+                )))
+            }
+            (["performance", "secondary", "disable"] | ["secondary", "disable"], _) if writes => {
+                replication.disable_secondary().await?;
+                Ok(Some(warning(
+                    "This cluster is having replication disabled. Vault will be unavailable for \
+                     a brief period and will resume service shortly.",
+                )))
+            }
+            _ => Err(LogicalError::UnsupportedPath(format!(
+                "unsupported path: sys/replication/{}",
+                segments.join("/")
+            ))),
+        }
+    }
+
+    /// `secondary-token`: record the secondary and answer its bundle wrapped in a
+    /// single-use ES512 JWT, with only `wrap_info` set, as Vault answers.
+    async fn secondary_token(
+        &self,
+        replication: &Replication,
+        request: &Request,
+    ) -> Result<Response, LogicalError> {
+        let id = field_str(&request.data, "id")?
+            .ok_or_else(|| LogicalError::BadRequest("missing id".into()))?;
+        let ttl = match request.data.get("ttl") {
+            None | Some(Value::Null) => SECONDARY_TOKEN_TTL_DEFAULT,
+            Some(value) => {
+                crate::logical::parse_duration_seconds(value).map_err(LogicalError::BadRequest)?
+            }
+        };
+        crate::wrapping::store::check_ttl(ttl)?;
+        let bundle = replication.issue_secondary(id).await?;
+        let core = self.core()?;
+        let body = json!({ "request_id": "", "data": bundle });
+        let creation_path = "sys/replication/performance/primary/secondary-token";
+        let wrapped = self
+            .wrapping
+            .wrap(
+                &body,
+                ttl,
+                creation_path,
+                None,
+                request.now_unix,
+                WrapFormat::Jwt {
+                    addr: core.config().node.api_addr.clone(),
+                },
+            )
+            .await;
+        let info = match wrapped {
+            Ok(info) => info,
+            Err(error) => {
+                // The record without a token would block the id: take it back.
+                let _ = replication.revoke_secondary(id).await;
+                return Err(error);
+            }
+        };
+        let warnings = if info.warnings.is_empty() {
+            Value::Null
+        } else {
+            json!(info.warnings)
+        };
+        Ok(Response {
+            raw: Some(json!({
+                "request_id": "",
+                "lease_id": "",
+                "renewable": false,
+                "lease_duration": 0,
+                "data": null,
+                "wrap_info": info.to_value(),
+                "warnings": warnings,
+                "auth": null,
+                "mount_type": "",
+            })),
+            status: Some(200),
+            ..Response::default()
+        })
+    }
+}

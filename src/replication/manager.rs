@@ -1,0 +1,1285 @@
+//! [`Replication`]: the shell of performance replication on one node. It keeps the
+//! stored role, answers the primary's side of `arca-repl/1` (through
+//! [`ReplicationHandler`]), runs the secondary's pull loop on the secondary's active
+//! node, and carries out the `sys/replication/...` operations.
+//!
+//! Decisions live in pure code: which keys cross and what a pull or a sync page holds
+//! (`primary.rs`), filters and limits (`state.rs`), the wire and its MAC
+//! (`protocol.rs`). This file does the waiting, the calls and the storage.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::primary::{self, Crossing, Pulled};
+use super::protocol::{
+    PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest, ReplResponse,
+    SYNC_PAGE_ENTRIES_MAX, WireEntry,
+};
+use super::state::{
+    Mode, PathsFilter, PrimaryState, REPLICATION_STATE_KEY, ReplicationState, SECONDARIES_MAX,
+    SecondaryRecord, SecondaryState, filterable,
+};
+use crate::channel::frame::{decode_body, encode_body};
+use crate::channel::{ChannelClient, Lane, Protocol, ProtocolHandler};
+use crate::core::Core;
+use crate::core::mounts::MountEntry;
+use crate::logical::LogicalError;
+use crate::raft::applied_state::AppliedState;
+use crate::storage::key_space::{self, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
+use crate::storage::{BATCH_OPS_MAX, KeyClass, Op, TableKind};
+
+/// How long one call to the primary may take (a pull waits up to its own bound first).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a pull waits on the primary for a new entry.
+pub const PULL_WAIT: Duration = Duration::from_millis(1_000);
+/// How often a waiting pull looks at the primary's WAL.
+const PULL_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// The pause after a failed call to the primary, before the next address is tried.
+pub const RETRY_DELAY: Duration = Duration::from_millis(250);
+/// How long an idle node (not a secondary's active node) waits before looking again.
+const IDLE_DELAY: Duration = Duration::from_millis(200);
+/// How long a pinned sync view may go unused before the primary drops it.
+const SYNC_PIN_TTL: Duration = Duration::from_secs(120);
+/// The longest the unwrap of an activation token at the primary may take.
+const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest activation bundle accepted.
+const BUNDLE_BYTES_MAX: usize = 256 * 1024;
+
+/// What a secondary receives, wrapped in its single-use activation token.
+#[derive(Clone, Serialize, Deserialize)]
+struct Bundle {
+    set_id: String,
+    secondary_id: String,
+    auth_key_hex: String,
+    primary_api_addr: String,
+    primary_cluster_addrs: Vec<String>,
+    /// The primary's stored seal configuration, sealed root key and sealed keyring
+    /// (base64), so the secondary's nodes unseal with the primary's keys.
+    seal_config: String,
+    sealed_root_key: String,
+    sealed_keyring: String,
+    /// The primary's keyring itself (base64 of its JSON): the secondary stays unsealed
+    /// through activation and opens the primary's ciphertext at once. This is why the
+    /// activation token is as sensitive as a root token (Vault says the same).
+    keyring: String,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Bundle")
+            .field("set_id", &self.set_id)
+            .field("secondary_id", &self.secondary_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secondary's last contact, as its primary saw it.
+#[derive(Debug, Clone, Default)]
+struct Contact {
+    last_heartbeat_unix_ms: i64,
+    clock_skew_ms: i64,
+    position: u64,
+}
+
+/// What the secondary's pull loop knows of the stream right now.
+#[derive(Debug, Clone)]
+struct Stream {
+    /// `stream-wals`, `merkle-sync` (a full sync of the filtered view) or `idle`.
+    state: &'static str,
+    /// `ready`, `connecting`, `transient_failure` or `shutdown`.
+    connection_state: &'static str,
+    primary: Option<PrimaryInfo>,
+    last_heartbeat_unix_ms: i64,
+    last_heartbeat_duration_ms: i64,
+    clock_skew_ms: i64,
+    /// The primary's filter generation this cluster's data reflects; `None` forces a
+    /// sync (after a start, or when the stream says the filter changed).
+    synced_generation: Option<u64>,
+    /// The address calls go to now (index into the known addresses).
+    address_index: usize,
+    last_start_unix_ms: i64,
+    last_error: Option<String>,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Self {
+            state: "idle",
+            connection_state: "connecting",
+            primary: None,
+            last_heartbeat_unix_ms: 0,
+            last_heartbeat_duration_ms: 0,
+            clock_skew_ms: 0,
+            synced_generation: None,
+            address_index: 0,
+            last_start_unix_ms: 0,
+            last_error: None,
+        }
+    }
+}
+
+struct PinnedSync {
+    sync_id: u64,
+    view: AppliedState,
+    crossing: Crossing,
+    last_used: std::time::Instant,
+}
+
+/// Performance replication on one node.
+pub struct Replication {
+    core: Weak<Core>,
+    client: ChannelClient,
+    contacts: Mutex<BTreeMap<String, Contact>>,
+    stream: Mutex<Stream>,
+    syncs: Mutex<BTreeMap<String, PinnedSync>>,
+    next_sync_id: Mutex<u64>,
+    /// The highest WAL index any secondary has been sent.
+    last_performance_wal: Mutex<u64>,
+    /// Serializes changes to the stored state.
+    state_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Replication")
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn internal(error: impl std::fmt::Display) -> LogicalError {
+    LogicalError::Internal(error.to_string())
+}
+
+impl Replication {
+    pub fn new(core: &Arc<Core>, client: ChannelClient) -> Arc<Self> {
+        Arc::new(Self {
+            core: Arc::downgrade(core),
+            client,
+            contacts: Mutex::default(),
+            stream: Mutex::default(),
+            syncs: Mutex::default(),
+            next_sync_id: Mutex::new(1),
+            last_performance_wal: Mutex::new(0),
+            state_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn core(&self) -> Result<Arc<Core>, LogicalError> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| LogicalError::Unavailable("the node is shutting down".into()))
+    }
+
+    /// The stored state (disabled when none is stored).
+    pub fn load_state(&self) -> Result<ReplicationState, LogicalError> {
+        let core = self.core()?;
+        match core.barrier().get(REPLICATION_STATE_KEY)? {
+            None => Ok(ReplicationState::Disabled),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(internal),
+        }
+    }
+
+    async fn store_state(&self, state: &ReplicationState) -> Result<(), LogicalError> {
+        let core = self.core()?;
+        let bytes = serde_json::to_vec(state).map_err(internal)?;
+        core.barrier().put(REPLICATION_STATE_KEY, bytes).await?;
+        Ok(())
+    }
+
+    /// The mode for `sys/health` and status; `disabled` when it cannot be read (sealed).
+    pub fn mode(&self) -> Mode {
+        self.load_state()
+            .map(|state| state.mode())
+            .unwrap_or(Mode::Disabled)
+    }
+
+    /// Make the barrier refuse replicated writes exactly when this cluster is a
+    /// secondary. Called after unseal, on becoming active and on every role change.
+    pub fn apply_role(&self) {
+        if let Ok(core) = self.core()
+            && let Ok(state) = self.load_state()
+        {
+            core.barrier()
+                .set_replicated_read_only(matches!(state, ReplicationState::Secondary(_)));
+        }
+    }
+
+    fn cluster_addrs(core: &Core) -> Vec<String> {
+        let mut addrs: Vec<String> = core
+            .cluster()
+            .configuration()
+            .into_iter()
+            .map(|peer| peer.address)
+            .collect();
+        if addrs.is_empty() {
+            addrs.push(
+                crate::http::client::host_port(&core.config().node.cluster_addr)
+                    .unwrap_or_else(|_| core.config().node.cluster_addr.clone()),
+            );
+        }
+        addrs
+    }
+
+    // ----- the operations behind sys/replication/performance/... -----
+
+    pub async fn enable_primary(&self, primary_cluster_addr: &str) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        match self.load_state()? {
+            ReplicationState::Primary(_) => Err(LogicalError::BadRequest(
+                "this cluster is already a performance primary".into(),
+            )),
+            ReplicationState::Secondary(_) => Err(LogicalError::BadRequest(
+                "this cluster is a performance secondary; promote it instead".into(),
+            )),
+            ReplicationState::Disabled => {
+                let state = ReplicationState::Primary(PrimaryState {
+                    set_id: core.env().rng.uuid(),
+                    primary_cluster_addr: primary_cluster_addr.to_string(),
+                    secondaries: BTreeMap::new(),
+                });
+                self.store_state(&state).await?;
+                tracing::info!(mode = "primary", "performance replication enabled");
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn disable_primary(&self) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        match self.load_state()? {
+            ReplicationState::Primary(_) => {
+                self.store_state(&ReplicationState::Disabled).await?;
+                lock(&self.syncs).clear();
+                lock(&self.contacts).clear();
+                tracing::info!(mode = "disabled", "performance primary disabled");
+                Ok(())
+            }
+            _ => Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            )),
+        }
+    }
+
+    /// Record secondary `id` and build the bundle its activation token wraps.
+    pub async fn issue_secondary(&self, id: &str) -> Result<Value, LogicalError> {
+        super::state::check_secondary_id(id)?;
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        let ReplicationState::Primary(mut primary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            ));
+        };
+        if primary.secondaries.contains_key(id) {
+            return Err(LogicalError::BadRequest(format!(
+                "a secondary with id {id:?} already exists; revoke it first or use another id"
+            )));
+        }
+        if primary.secondaries.len() >= SECONDARIES_MAX {
+            return Err(LogicalError::BadRequest(format!(
+                "a primary tracks at most {SECONDARIES_MAX} secondaries"
+            )));
+        }
+        let auth_key_hex = hex::encode(core.env().rng.bytes::<32>());
+        let backend = core.cluster().backend();
+        let raw = |key: &str| -> Result<String, LogicalError> {
+            let bytes = backend
+                .get(key)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("{key} is missing")))?;
+            Ok(BASE64.encode(bytes))
+        };
+        let keyring = core
+            .barrier()
+            .with_keyring(|keyring| BASE64.encode(zeroize::Zeroizing::new(keyring.to_bytes())))?;
+        let primary_cluster_addrs = if primary.primary_cluster_addr.is_empty() {
+            Self::cluster_addrs(&core)
+        } else {
+            vec![
+                crate::http::client::host_port(&primary.primary_cluster_addr)
+                    .unwrap_or_else(|_| primary.primary_cluster_addr.clone()),
+            ]
+        };
+        let bundle = Bundle {
+            set_id: primary.set_id.clone(),
+            secondary_id: id.to_string(),
+            auth_key_hex: auth_key_hex.clone(),
+            primary_api_addr: core.config().node.api_addr.clone(),
+            primary_cluster_addrs,
+            seal_config: raw(SEAL_CONFIG_KEY)?,
+            sealed_root_key: raw(ROOT_KEY_KEY)?,
+            sealed_keyring: raw(KEYRING_KEY)?,
+            keyring,
+        };
+        primary.secondaries.insert(
+            id.to_string(),
+            SecondaryRecord {
+                id: id.to_string(),
+                auth_key_hex,
+                filter: None,
+                filter_generation: 0,
+            },
+        );
+        self.store_state(&ReplicationState::Primary(primary))
+            .await?;
+        serde_json::to_value(&bundle).map_err(internal)
+    }
+
+    pub async fn revoke_secondary(&self, id: &str) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let ReplicationState::Primary(mut primary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            ));
+        };
+        if primary.secondaries.remove(id).is_none() {
+            return Err(LogicalError::BadRequest(format!(
+                "no secondary with id {id:?}"
+            )));
+        }
+        self.store_state(&ReplicationState::Primary(primary))
+            .await?;
+        lock(&self.syncs).remove(id);
+        lock(&self.contacts).remove(id);
+        tracing::info!(secondary = id, "performance secondary revoked");
+        Ok(())
+    }
+
+    pub fn paths_filter(&self, id: &str) -> Result<Option<PathsFilter>, LogicalError> {
+        let ReplicationState::Primary(primary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            ));
+        };
+        Ok(primary
+            .secondaries
+            .get(id)
+            .and_then(|secondary| secondary.filter.clone()))
+    }
+
+    /// Set (or with `None` remove) the filter of secondary `id`. The secondary learns of
+    /// it on its next pull and resyncs its view: newly denied data disappears there,
+    /// newly allowed data arrives.
+    pub async fn set_paths_filter(
+        &self,
+        id: &str,
+        filter: Option<PathsFilter>,
+    ) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let ReplicationState::Primary(mut primary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            ));
+        };
+        let secondary = primary.secondaries.get_mut(id).ok_or_else(|| {
+            LogicalError::BadRequest(format!(
+                "no secondary with id {id:?}: create its activation token first"
+            ))
+        })?;
+        secondary.filter = filter;
+        secondary.filter_generation += 1;
+        self.store_state(&ReplicationState::Primary(primary))
+            .await?;
+        lock(&self.syncs).remove(id);
+        tracing::info!(secondary = id, "performance secondary paths filter changed");
+        Ok(())
+    }
+
+    /// Activate this cluster as a secondary with `token` (the primary's wrapped JWT):
+    /// unwrap it at the primary, then wipe this cluster and install the primary's seal
+    /// and keyring in one Raft step. Nothing here changes before the unwrap succeeds.
+    pub async fn enable_secondary(
+        &self,
+        token: &str,
+        primary_api_addr: Option<&str>,
+    ) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        if !matches!(self.load_state()?, ReplicationState::Disabled) {
+            return Err(LogicalError::BadRequest(
+                "this cluster already takes part in performance replication; disable it first"
+                    .into(),
+            ));
+        }
+        let claims = crate::wrapping::jwt::decode_unverified_claims(token).map_err(|error| {
+            LogicalError::BadRequest(format!("invalid activation token: {error}"))
+        })?;
+        if claims.get("type").and_then(Value::as_str) != Some("wrapping") {
+            return Err(LogicalError::BadRequest(
+                "invalid activation token: not a wrapping token".into(),
+            ));
+        }
+        let now = core.env().clock.unix_seconds();
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|exp| exp <= now)
+        {
+            return Err(LogicalError::BadRequest(
+                "activation token has expired".into(),
+            ));
+        }
+        let address = match primary_api_addr.filter(|addr| !addr.is_empty()) {
+            Some(addr) => addr.to_string(),
+            None => claims
+                .get("addr")
+                .and_then(Value::as_str)
+                .filter(|addr| !addr.is_empty())
+                .ok_or_else(|| {
+                    LogicalError::BadRequest(
+                        "the activation token carries no primary address; pass primary_api_addr"
+                            .into(),
+                    )
+                })?
+                .to_string(),
+        };
+        let bundle = unwrap_bundle(&address, token).await?;
+
+        let decode = |name: &str, text: &str| {
+            BASE64
+                .decode(text)
+                .map_err(|_| LogicalError::BadRequest(format!("activation bundle: bad {name}")))
+        };
+        let keyring_bytes = zeroize::Zeroizing::new(decode("keyring", &bundle.keyring)?);
+        let keyring = crate::barrier::Keyring::from_bytes(&keyring_bytes)
+            .map_err(|_| LogicalError::BadRequest("activation bundle: bad keyring".into()))?;
+        let state = ReplicationState::Secondary(SecondaryState {
+            set_id: bundle.set_id.clone(),
+            secondary_id: bundle.secondary_id.clone(),
+            auth_key_hex: bundle.auth_key_hex.clone(),
+            primary_api_addr: address.clone(),
+            primary_cluster_addrs: bundle.primary_cluster_addrs.clone(),
+            bootstrapped: false,
+            activated_unix: now,
+        });
+        let ops = vec![
+            Op::Put {
+                key: SEAL_CONFIG_KEY.into(),
+                value: decode("seal_config", &bundle.seal_config)?,
+            },
+            Op::Put {
+                key: ROOT_KEY_KEY.into(),
+                value: decode("sealed_root_key", &bundle.sealed_root_key)?,
+            },
+            Op::Put {
+                key: KEYRING_KEY.into(),
+                value: decode("sealed_keyring", &bundle.sealed_keyring)?,
+            },
+        ];
+        let backend = core.cluster().backend();
+        backend.replace_all(ops).await.map_err(internal)?;
+        core.barrier().unseal_with(keyring);
+        core.barrier().set_replicated_read_only(true);
+        self.store_state(&state).await?;
+        *lock(&self.stream) = Stream {
+            last_start_unix_ms: core.env().clock.unix_millis(),
+            ..Stream::default()
+        };
+        core.replication_role_changed().await;
+        tracing::info!(
+            secondary = %bundle.secondary_id,
+            primary = %address,
+            mode = "bootstrapping",
+            "activated as a performance secondary: storage wiped, primary's keys installed"
+        );
+        Ok(())
+    }
+
+    pub async fn disable_secondary(&self) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        match self.load_state()? {
+            ReplicationState::Secondary(_) => {
+                core.barrier().set_replicated_read_only(false);
+                self.store_state(&ReplicationState::Disabled).await?;
+                *lock(&self.stream) = Stream::default();
+                tracing::info!(mode = "disabled", "performance secondary disabled");
+                Ok(())
+            }
+            _ => Err(LogicalError::BadRequest(
+                "this cluster is not a performance secondary".into(),
+            )),
+        }
+    }
+
+    // ----- status -----
+
+    /// The `performance` block of `sys/replication/status`.
+    pub fn status(&self) -> Value {
+        let Ok(core) = self.core() else {
+            return json!({ "mode": "disabled" });
+        };
+        let state = match self.load_state() {
+            Ok(state) => state,
+            Err(_) => return json!({ "mode": "disabled" }),
+        };
+        let view = core.cluster().backend().applied_view();
+        let last_wal = view.as_ref().map_or(0, |view| view.wal().last_wal_index());
+        // The root of every replicated key held here: on a secondary that is exactly its
+        // filtered view of the primary.
+        let merkle_root = view
+            .as_ref()
+            .map_or_else(String::new, |view| content_root(view, &Crossing::default()));
+        let now_ms = core.env().clock.unix_millis();
+        match state {
+            ReplicationState::Disabled => json!({ "mode": "disabled" }),
+            ReplicationState::Primary(primary) => {
+                let contacts = lock(&self.contacts).clone();
+                let secondaries: Vec<Value> = primary
+                    .secondaries
+                    .keys()
+                    .filter_map(|id| contacts.get(id).map(|contact| (id, contact)))
+                    .map(|(id, contact)| {
+                        let connected = now_ms - contact.last_heartbeat_unix_ms
+                            < 3 * PULL_WAIT.as_millis() as i64 + 2_000;
+                        json!({
+                            "node_id": id,
+                            "api_address": "",
+                            "cluster_address": "",
+                            "connection_status": if connected { "connected" } else { "disconnected" },
+                            "last_heartbeat": crate::util::rfc3339(contact.last_heartbeat_unix_ms),
+                            "last_heartbeat_duration_ms": "0",
+                            "clock_skew_ms": contact.clock_skew_ms.to_string(),
+                            "replication_primary_canary_age_ms": "0",
+                            "last_remote_wal": contact.position,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "mode": "primary",
+                    "cluster_id": primary.set_id,
+                    "state": "running",
+                    "primary_cluster_addr": primary.primary_cluster_addr,
+                    "known_secondaries": primary.secondaries.keys().collect::<Vec<_>>(),
+                    "secondaries": secondaries,
+                    "last_wal": last_wal,
+                    "last_performance_wal": *lock(&self.last_performance_wal),
+                    "merkle_root": merkle_root,
+                    "corrupted_merkle_tree": false,
+                    "last_reindex_epoch": "0",
+                    "last_corruption_check_epoch": "-62135596800",
+                    "ssct_generation_counter": 0,
+                })
+            }
+            ReplicationState::Secondary(secondary) => {
+                let stream = lock(&self.stream).clone();
+                let mode = if secondary.bootstrapped {
+                    "secondary"
+                } else {
+                    "bootstrapping"
+                };
+                let primary_info = stream.primary.clone().unwrap_or_default();
+                let known_addrs = if primary_info.cluster_addrs.is_empty() {
+                    secondary.primary_cluster_addrs.clone()
+                } else {
+                    primary_info.cluster_addrs.clone()
+                };
+                let canary_age = if stream.last_heartbeat_unix_ms > 0 {
+                    (now_ms - stream.last_heartbeat_unix_ms).max(0)
+                } else {
+                    0
+                };
+                let primaries = if stream.primary.is_some() {
+                    vec![json!({
+                        "api_address": primary_info.api_addr,
+                        "cluster_address": secondary.primary_cluster_addrs.first().cloned().unwrap_or_default(),
+                        "connection_status": if stream.connection_state == "ready" { "connected" } else { "disconnected" },
+                        "last_heartbeat": crate::util::rfc3339(stream.last_heartbeat_unix_ms),
+                        "last_heartbeat_duration_ms": stream.last_heartbeat_duration_ms.to_string(),
+                        "clock_skew_ms": stream.clock_skew_ms.to_string(),
+                        "replication_primary_canary_age_ms": canary_age.to_string(),
+                    })]
+                } else {
+                    Vec::new()
+                };
+                json!({
+                    "mode": mode,
+                    "cluster_id": secondary.set_id,
+                    "secondary_id": secondary.secondary_id,
+                    "state": stream.state,
+                    "connection_state": stream.connection_state,
+                    "primary_cluster_addr": secondary.primary_cluster_addrs.first().cloned().unwrap_or_default(),
+                    "known_primary_cluster_addrs": known_addrs,
+                    "primaries": primaries,
+                    "last_remote_wal": view.as_ref().map_or(0, AppliedState::last_remote_wal),
+                    "merkle_root": merkle_root,
+                    "corrupted_merkle_tree": false,
+                    "last_reindex_epoch": secondary.activated_unix.to_string(),
+                    "last_corruption_check_epoch": "-62135596800",
+                    "last_start": crate::util::rfc3339(stream.last_start_unix_ms),
+                    "ssct_generation_counter": 0,
+                })
+            }
+        }
+    }
+
+    // ----- the primary's side of arca-repl/1 -----
+
+    async fn serve(&self, request: ReplRequest) -> ReplResponse {
+        let core = match self.core() {
+            Ok(core) => core,
+            Err(error) => {
+                return ReplResponse::Refused {
+                    reason: error.to_string(),
+                };
+            }
+        };
+        if !core.is_active() {
+            return ReplResponse::NotActive {
+                leader_cluster_addr: core.cluster().leader().map(|leader| {
+                    crate::http::client::host_port(&leader.cluster_addr)
+                        .unwrap_or(leader.cluster_addr)
+                }),
+            };
+        }
+        let refused = |reason: &str| ReplResponse::Refused {
+            reason: reason.to_string(),
+        };
+        let primary = match self.load_state() {
+            Ok(ReplicationState::Primary(primary)) => primary,
+            Ok(_) => return refused("this cluster is not a performance primary"),
+            Err(error) => return refused(&error.to_string()),
+        };
+        if request.set_id != primary.set_id {
+            return refused("unknown replication set");
+        }
+        let Some(record) = primary.secondaries.get(&request.secondary_id) else {
+            return refused("unknown or revoked secondary");
+        };
+        let Ok(key) = hex::decode(&record.auth_key_hex) else {
+            return refused("secondary key is corrupt");
+        };
+        if !request.verify(&key) {
+            return refused("request signature does not verify");
+        }
+        let info = |view: &AppliedState| PrimaryInfo {
+            now_unix_ms: core.env().clock.unix_millis(),
+            last_wal: view.wal().last_wal_index(),
+            api_addr: core.config().node.api_addr.clone(),
+            cluster_addrs: Self::cluster_addrs(&core),
+            filter_generation: record.filter_generation,
+        };
+        let Some(mut view) = core.cluster().backend().applied_view() else {
+            return refused("this node's storage cannot replicate");
+        };
+        let crossing = match crossing_for(&core, &view, record.filter.as_ref()) {
+            Ok(crossing) => crossing,
+            Err(error) => return refused(&error.to_string()),
+        };
+        match request.body {
+            ReplBody::Pull {
+                after,
+                max_entries,
+                wait_ms,
+                filter_generation,
+            } => {
+                self.note_contact(&request.secondary_id, after, core.env().clock.unix_millis());
+                if filter_generation != record.filter_generation {
+                    return ReplResponse::NeedSync {
+                        primary: info(&view),
+                    };
+                }
+                let max_entries = max_entries.min(PULL_ENTRIES_MAX);
+                let wait = Duration::from_millis(u64::from(wait_ms.min(PULL_WAIT_MAX_MS)));
+                let deadline = core.env().clock.now() + wait;
+                loop {
+                    match primary::pull(&view, after, max_entries, &crossing) {
+                        Pulled::Wals { entries, to } => {
+                            let mut shipped = lock(&self.last_performance_wal);
+                            *shipped = (*shipped).max(to);
+                            return ReplResponse::Wals {
+                                entries,
+                                to,
+                                primary: info(&view),
+                            };
+                        }
+                        Pulled::NeedSync => {
+                            return ReplResponse::NeedSync {
+                                primary: info(&view),
+                            };
+                        }
+                        Pulled::UpToDate if core.env().clock.now() >= deadline => {
+                            return ReplResponse::Wals {
+                                entries: Vec::new(),
+                                to: after,
+                                primary: info(&view),
+                            };
+                        }
+                        Pulled::UpToDate => {
+                            tokio::time::sleep(PULL_POLL_INTERVAL).await;
+                            match core.cluster().backend().applied_view() {
+                                Some(next) => view = next,
+                                None => return refused("this node's storage cannot replicate"),
+                            }
+                        }
+                    }
+                }
+            }
+            ReplBody::PersistAlias { alias, now_unix } => {
+                let Some(logical) = core.logical() else {
+                    return refused("this node is not serving yet");
+                };
+                match logical.persist_alias(alias, now_unix).await {
+                    Ok(entity) => match serde_json::to_vec(&entity) {
+                        Ok(entity_json) => ReplResponse::Entity { entity_json },
+                        Err(error) => ReplResponse::Failed {
+                            reason: error.to_string(),
+                        },
+                    },
+                    Err(error) => ReplResponse::Failed {
+                        reason: error.to_string(),
+                    },
+                }
+            }
+            ReplBody::SyncBegin => {
+                let sync_id = {
+                    let mut next = lock(&self.next_sync_id);
+                    *next += 1;
+                    *next
+                };
+                let wal_index = view.wal().last_wal_index();
+                let now = core.env().clock.now();
+                let mut syncs = lock(&self.syncs);
+                syncs.retain(|_, pinned| now.duration_since(pinned.last_used) < SYNC_PIN_TTL);
+                syncs.insert(
+                    request.secondary_id.clone(),
+                    PinnedSync {
+                        sync_id,
+                        view,
+                        crossing,
+                        last_used: now,
+                    },
+                );
+                ReplResponse::SyncStarted { sync_id, wal_index }
+            }
+            ReplBody::SyncPage {
+                sync_id,
+                after_key,
+                max_entries,
+            } => {
+                let now = core.env().clock.now();
+                let mut syncs = lock(&self.syncs);
+                let Some(pinned) = syncs
+                    .get_mut(&request.secondary_id)
+                    .filter(|pinned| pinned.sync_id == sync_id)
+                else {
+                    return refused("no such sync in progress; begin again");
+                };
+                pinned.last_used = now;
+                let (entries, done) = primary::sync_page(
+                    &pinned.view,
+                    after_key.as_deref(),
+                    max_entries.min(SYNC_PAGE_ENTRIES_MAX),
+                    &pinned.crossing,
+                );
+                if done {
+                    syncs.remove(&request.secondary_id);
+                }
+                ReplResponse::SyncPage { entries, done }
+            }
+        }
+    }
+
+    fn note_contact(&self, secondary_id: &str, position: u64, now_ms: i64) {
+        let mut contacts = lock(&self.contacts);
+        let contact = contacts.entry(secondary_id.to_string()).or_default();
+        contact.last_heartbeat_unix_ms = now_ms;
+        contact.position = position;
+    }
+
+    // ----- the secondary's pull loop -----
+
+    /// Run until the node shuts down: on the active node of a secondary, keep this
+    /// cluster's data following the primary.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let delay = match self.step().await {
+                Ok(Some(delay)) => delay,
+                Ok(None) => Duration::ZERO,
+                Err(error) => {
+                    let mut stream = lock(&self.stream);
+                    if stream.last_error.as_deref() != Some(error.as_str()) {
+                        tracing::warn!(error = %error, "performance secondary: call to the primary failed");
+                    }
+                    stream.last_error = Some(error);
+                    stream.connection_state = "transient_failure";
+                    stream.address_index = stream.address_index.wrapping_add(1);
+                    RETRY_DELAY
+                }
+            };
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One round of the loop: `Ok(Some(delay))` to wait before the next.
+    async fn step(&self) -> Result<Option<Duration>, String> {
+        let Ok(core) = self.core() else {
+            return Ok(Some(IDLE_DELAY));
+        };
+        if !core.is_active() {
+            return Ok(Some(IDLE_DELAY));
+        }
+        let Ok(ReplicationState::Secondary(secondary)) = self.load_state() else {
+            return Ok(Some(IDLE_DELAY));
+        };
+        let backend = core.cluster().backend();
+        let Some(view) = backend.applied_view() else {
+            return Ok(Some(IDLE_DELAY));
+        };
+        let position = view.last_remote_wal();
+        let synced_generation = lock(&self.stream).synced_generation;
+        let needs_sync = !secondary.bootstrapped || position == 0 || synced_generation.is_none();
+        if needs_sync {
+            self.sync(&core, &secondary).await?;
+            return Ok(None);
+        }
+        let body = ReplBody::Pull {
+            after: position,
+            max_entries: PULL_ENTRIES_MAX,
+            wait_ms: PULL_WAIT.as_millis() as u32,
+            filter_generation: synced_generation.unwrap_or(0),
+        };
+        match self.call(&core, &secondary, body).await? {
+            ReplResponse::Wals {
+                entries,
+                to,
+                primary,
+            } => {
+                self.note_primary(&core, primary, "stream-wals");
+                if to == position {
+                    return Ok(None);
+                }
+                let touches_caches = entries.iter().any(|entry| touches_caches(&entry.key));
+                let ops = entries.into_iter().map(wire_op).collect();
+                match backend
+                    .apply_remote(Some(position), to, ops)
+                    .await
+                    .map_err(|error| error.to_string())?
+                {
+                    Ok(_) => {
+                        if touches_caches {
+                            core.reload_replicated_caches().await;
+                        }
+                        Ok(None)
+                    }
+                    Err(why) => {
+                        tracing::info!(reason = %why, "performance secondary: batch refused; resyncing");
+                        lock(&self.stream).synced_generation = None;
+                        Ok(None)
+                    }
+                }
+            }
+            ReplResponse::NeedSync { primary } => {
+                tracing::info!(
+                    state = "merkle-sync",
+                    position,
+                    "performance secondary: position not in the primary's buffer or filter changed; syncing"
+                );
+                self.note_primary(&core, primary, "merkle-sync");
+                lock(&self.stream).synced_generation = None;
+                Ok(None)
+            }
+            other => self.unexpected(other),
+        }
+    }
+
+    fn unexpected(&self, response: ReplResponse) -> Result<Option<Duration>, String> {
+        match response {
+            ReplResponse::NotActive {
+                leader_cluster_addr,
+            } => Err(format!(
+                "primary node is not active (leader {leader_cluster_addr:?})"
+            )),
+            ReplResponse::Refused { reason } => {
+                let mut stream = lock(&self.stream);
+                if stream.state != "idle" {
+                    tracing::warn!(state = "idle", reason = %reason, "performance secondary: the primary refused");
+                }
+                stream.state = "idle";
+                stream.last_error = Some(reason);
+                Ok(Some(RETRY_DELAY * 8))
+            }
+            other => Err(format!("unexpected answer from the primary: {other:?}")),
+        }
+    }
+
+    fn note_primary(&self, core: &Core, primary: PrimaryInfo, state: &'static str) {
+        let now = core.env().clock.unix_millis();
+        let mut stream = lock(&self.stream);
+        if stream.state != state {
+            tracing::info!(state, "performance secondary: transitioning state");
+        }
+        stream.state = state;
+        stream.connection_state = "ready";
+        stream.clock_skew_ms = primary.now_unix_ms - now;
+        stream.last_heartbeat_unix_ms = now;
+        stream.last_error = None;
+        stream.primary = Some(primary);
+    }
+
+    /// Copy the primary's filtered view: pin it at WAL index `W`, page through its keys
+    /// (applied as they come), delete what this cluster holds and the view does not, and
+    /// record `W` in the step that applies the last page, so the stream resumes at
+    /// `W + 1`. A crash midway leaves the position at 0, which syncs again.
+    async fn sync(&self, core: &Core, secondary: &SecondaryState) -> Result<(), String> {
+        {
+            let mut stream = lock(&self.stream);
+            if stream.state != "merkle-sync" {
+                tracing::info!(
+                    state = "merkle-sync",
+                    "performance secondary: transitioning state"
+                );
+            }
+            stream.state = "merkle-sync";
+        }
+        let (sync_id, wal_index) = match self.call(core, secondary, ReplBody::SyncBegin).await? {
+            ReplResponse::SyncStarted { sync_id, wal_index } => (sync_id, wal_index),
+            other => return self.unexpected(other).map(|_| ()),
+        };
+        let backend = core.cluster().backend();
+        let mut received: BTreeSet<String> = BTreeSet::new();
+        let mut after_key: Option<String> = None;
+        loop {
+            let body = ReplBody::SyncPage {
+                sync_id,
+                after_key: after_key.clone(),
+                max_entries: SYNC_PAGE_ENTRIES_MAX,
+            };
+            let (entries, done) = match self.call(core, secondary, body).await? {
+                ReplResponse::SyncPage { entries, done } => (entries, done),
+                other => return self.unexpected(other).map(|_| ()),
+            };
+            after_key = entries.last().map(|(key, _)| key.clone()).or(after_key);
+            let ops: Vec<Op> = entries
+                .into_iter()
+                .map(|(key, value)| {
+                    received.insert(key.clone());
+                    Op::Put { key, value }
+                })
+                .collect();
+            if !ops.is_empty() {
+                apply_chunk(&backend, ops, 0).await?;
+            }
+            if done {
+                break;
+            }
+        }
+        let view = backend
+            .applied_view()
+            .ok_or("this node's storage cannot replicate")?;
+        let stale: Vec<Op> = view
+            .iter()
+            .filter(|(key, _)| {
+                crate::storage::key_class(key) == KeyClass::Replicated && !received.contains(*key)
+            })
+            .map(|(key, _)| Op::Delete {
+                key: key.to_string(),
+            })
+            .collect();
+        let mut chunks: Vec<Vec<Op>> = stale
+            .chunks(BATCH_OPS_MAX / 2)
+            .map(<[Op]>::to_vec)
+            .collect();
+        let last = chunks.pop().unwrap_or_default();
+        for chunk in chunks {
+            apply_chunk(&backend, chunk, 0).await?;
+        }
+        // The last step records W (a sync of an empty view still records it).
+        apply_chunk(&backend, last, wal_index.max(1)).await?;
+        if wal_index == 0 {
+            // Nothing was ever written on the primary: position 1 would claim an entry
+            // that does not exist, so go back to 0 and let the next pull find out.
+            apply_chunk(&backend, Vec::new(), 0).await?;
+        }
+        tracing::info!(
+            state = "stream-wals",
+            wal_index,
+            keys = received.len(),
+            deleted = stale.len(),
+            "performance secondary: sync complete"
+        );
+        let generation = lock(&self.stream)
+            .primary
+            .as_ref()
+            .map_or(0, |primary| primary.filter_generation);
+        {
+            let mut stream = lock(&self.stream);
+            stream.synced_generation = Some(generation);
+            stream.state = "stream-wals";
+        }
+        if !secondary.bootstrapped {
+            let mut bootstrapped = secondary.clone();
+            bootstrapped.bootstrapped = true;
+            self.store_state(&ReplicationState::Secondary(bootstrapped))
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        core.reload_replicated_caches().await;
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        core: &Core,
+        secondary: &SecondaryState,
+        body: ReplBody,
+    ) -> Result<ReplResponse, String> {
+        let key = hex::decode(&secondary.auth_key_hex).map_err(|error| error.to_string())?;
+        let addresses = {
+            let stream = lock(&self.stream);
+            let mut addresses = secondary.primary_cluster_addrs.clone();
+            if let Some(primary) = &stream.primary {
+                for addr in &primary.cluster_addrs {
+                    if !addresses.contains(addr) {
+                        addresses.push(addr.clone());
+                    }
+                }
+            }
+            let index = stream.address_index % addresses.len().max(1);
+            addresses.rotate_left(index);
+            addresses
+        };
+        let address = addresses
+            .first()
+            .cloned()
+            .ok_or("no primary cluster address is known")?;
+        let request = ReplRequest::signed(&secondary.set_id, &secondary.secondary_id, &key, body);
+        let payload = encode_body(&request).map_err(|error| error.to_string())?;
+        let started = core.env().clock.now();
+        let reply = self
+            .client
+            .call(
+                &address,
+                Protocol::Replication,
+                Lane::Control,
+                payload,
+                CALL_TIMEOUT,
+            )
+            .await
+            .map_err(|error| format!("{address}: {error}"))?;
+        let response: ReplResponse =
+            decode_body(&reply).map_err(|error| format!("bad answer from {address}: {error}"))?;
+        let elapsed = core.env().clock.now().duration_since(started);
+        let mut stream = lock(&self.stream);
+        stream.last_heartbeat_duration_ms = elapsed.as_millis() as i64;
+        if let ReplResponse::NotActive {
+            leader_cluster_addr: Some(leader),
+        } = &response
+        {
+            // Go straight to the active node next time.
+            let mut known = secondary.primary_cluster_addrs.clone();
+            if let Some(primary) = &stream.primary {
+                known.extend(primary.cluster_addrs.iter().cloned());
+            }
+            if let Some(position) = known.iter().position(|addr| addr == leader) {
+                stream.address_index = position;
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl crate::identity::RemoteIdentity for Replication {
+    fn persist_alias(
+        &self,
+        alias: crate::identity::OwnedLoginAlias,
+        now_unix: i64,
+    ) -> BoxFuture<'_, Result<crate::identity::Entity, String>> {
+        Box::pin(async move {
+            let core = self.core().map_err(|error| error.to_string())?;
+            let ReplicationState::Secondary(secondary) =
+                self.load_state().map_err(|error| error.to_string())?
+            else {
+                return Err("this cluster is not a performance secondary".into());
+            };
+            let body = ReplBody::PersistAlias { alias, now_unix };
+            match self.call(&core, &secondary, body).await? {
+                ReplResponse::Entity { entity_json } => {
+                    serde_json::from_slice(&entity_json).map_err(|error| error.to_string())
+                }
+                ReplResponse::Failed { reason } | ReplResponse::Refused { reason } => Err(reason),
+                other => Err(format!("unexpected answer from the primary: {other:?}")),
+            }
+        })
+    }
+}
+
+async fn apply_chunk(
+    backend: &crate::storage::SharedBackend,
+    ops: Vec<Op>,
+    last_remote_wal: u64,
+) -> Result<(), String> {
+    match backend
+        .apply_remote(None, last_remote_wal, ops)
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        Ok(_) => Ok(()),
+        Err(why) => Err(format!("sync chunk refused: {why}")),
+    }
+}
+
+fn wire_op(entry: WireEntry) -> Op {
+    match entry.value {
+        Some(value) => Op::Put {
+            key: entry.key,
+            value,
+        },
+        None => Op::Delete { key: entry.key },
+    }
+}
+
+/// Whether a replicated change may make a cache above the barrier stale (mount and
+/// auth tables, policies, audit devices, the keyring).
+fn touches_caches(key: &str) -> bool {
+    key.starts_with("core/") || key.starts_with("sys/policy/")
+}
+
+/// The keys that cross to a secondary with `filter`, judged from `view`'s mount tables
+/// (opened with this node's keyring).
+fn crossing_for(
+    core: &Core,
+    view: &AppliedState,
+    filter: Option<&PathsFilter>,
+) -> Result<Crossing, LogicalError> {
+    let Some(filter) = filter else {
+        return Ok(Crossing::default());
+    };
+    let mut denied = BTreeSet::new();
+    for kind in [TableKind::Secrets, TableKind::Auth] {
+        let prefix = key_space::mount_table_prefix(kind, false);
+        for (key, sealed) in view
+            .range_from(std::ops::Bound::Included(prefix))
+            .take_while(|(key, _)| key.starts_with(prefix))
+        {
+            let plain = core.barrier().open(key, sealed)?;
+            let entry: MountEntry = serde_json::from_slice(&plain).map_err(internal)?;
+            let path = match kind {
+                TableKind::Secrets => entry.path.clone(),
+                TableKind::Auth => format!("auth/{}", entry.path),
+            };
+            if filterable(&entry) && !filter.allows(&path) {
+                denied.insert(entry.uuid.clone());
+            }
+        }
+    }
+    Ok(Crossing {
+        denied_mounts: denied,
+    })
+}
+
+/// A hash of the replicated content a view holds (what crosses with `crossing`), hex of
+/// the first 20 bytes of SHA-256, the length Vault's `merkle_root` has. Equal on a
+/// primary (for a secondary's filter) and on that secondary when their data agree.
+/// Computed by a full pass; the incremental Merkle index replaces it.
+pub fn content_root(view: &AppliedState, crossing: &Crossing) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (key, value) in view.iter() {
+        if crossing.crosses(key) {
+            hasher.update((key.len() as u64).to_be_bytes());
+            hasher.update(key.as_bytes());
+            hasher.update((value.len() as u64).to_be_bytes());
+            hasher.update(value);
+        }
+    }
+    hex::encode(&hasher.finalize()[..20])
+}
+
+/// Unwrap an activation token at the primary's API and read the bundle.
+async fn unwrap_bundle(address: &str, token: &str) -> Result<Bundle, LogicalError> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "x-vault-token",
+        http::HeaderValue::from_str(token)
+            .map_err(|_| LogicalError::BadRequest("invalid activation token".into()))?,
+    );
+    let response = crate::http::client::request(
+        address,
+        http::Method::PUT,
+        "/v1/sys/wrapping/unwrap",
+        &headers,
+        bytes::Bytes::from_static(b"{}"),
+        UNWRAP_TIMEOUT,
+    )
+    .await
+    .map_err(|error| {
+        LogicalError::BadRequest(format!(
+            "error unwrapping secondary token at {address}: {error}"
+        ))
+    })?;
+    if response.status != 200 {
+        let message = serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|body| body.get("errors").cloned())
+            .map(|errors| errors.to_string())
+            .unwrap_or_default();
+        return Err(LogicalError::BadRequest(format!(
+            "error response unwrapping secondary token; status code is {}, message is {message}",
+            response.status
+        )));
+    }
+    if response.body.len() > BUNDLE_BYTES_MAX {
+        return Err(LogicalError::BadRequest(
+            "activation bundle is too large".into(),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&response.body)
+        .map_err(|_| LogicalError::BadRequest("activation bundle is not JSON".into()))?;
+    serde_json::from_value(body.get("data").cloned().unwrap_or(Value::Null))
+        .map_err(|_| LogicalError::BadRequest("activation bundle is malformed".into()))
+}
+
+/// Serves `arca-repl/1` on a primary's nodes.
+pub struct ReplicationHandler {
+    replication: Weak<Replication>,
+}
+
+impl ReplicationHandler {
+    pub fn new(replication: &Arc<Replication>) -> Arc<Self> {
+        Arc::new(Self {
+            replication: Arc::downgrade(replication),
+        })
+    }
+}
+
+impl ProtocolHandler for ReplicationHandler {
+    fn handle(&self, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let replication = self
+                .replication
+                .upgrade()
+                .ok_or_else(|| "the node is shutting down".to_string())?;
+            let request: ReplRequest = decode_body(&payload)
+                .map_err(|error| format!("bad replication request: {error}"))?;
+            let response = replication.serve(request).await;
+            encode_body(&response).map_err(|error| error.to_string())
+        })
+    }
+}

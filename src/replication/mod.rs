@@ -1,0 +1,10 @@
+//! Performance replication: a primary cluster streams its replicated key space (filtered
+//! per secondary) to secondary clusters, which serve reads from it and keep their own
+//! tokens and leases. See `docs/replication.md` and `../shared/REPLICATION.md`.
+
+pub mod manager;
+pub mod primary;
+pub mod protocol;
+pub mod state;
+
+pub use manager::{Replication, ReplicationHandler};

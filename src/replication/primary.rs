@@ -1,0 +1,235 @@
+//! The primary's answers, as pure functions of a point-in-time view of its applied
+//! state and the asking secondary's filter: which WAL entries cross, and which keys a
+//! sync page holds. The shell (`manager.rs`) pins views, waits and signs nothing: it
+//! only calls these.
+
+use std::collections::BTreeSet;
+
+use super::protocol::{ANSWER_BYTES_MAX, WireEntry};
+use crate::raft::applied_state::AppliedState;
+use crate::storage::{KeyClass, KeyGroup, classify};
+
+/// Which replicated keys cross to one secondary: all of them but those of denied mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Crossing {
+    /// The uuids of the mounts the secondary's filter denies.
+    pub denied_mounts: BTreeSet<String>,
+}
+
+impl Crossing {
+    /// Whether `key` crosses: it is replicated, and its mount (if any) is not denied.
+    /// Local and ignored keys never cross, whatever the filter.
+    pub fn crosses(&self, key: &str) -> bool {
+        match classify(key) {
+            Ok((KeyClass::Replicated, KeyGroup::Mount(uuid))) => {
+                !self.denied_mounts.contains(&uuid)
+            }
+            Ok((KeyClass::Replicated, KeyGroup::Core(_))) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The answer to a pull, before the shell adds the primary's heartbeat facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pulled {
+    /// The crossing entries in `(after, to]`.
+    Wals { entries: Vec<WireEntry>, to: u64 },
+    /// Nothing after `after` yet.
+    UpToDate,
+    /// `after` is not a position this buffer can continue (it left the buffer, or it
+    /// is ahead of this primary): the secondary must sync.
+    NeedSync,
+}
+
+/// The entries after WAL index `after` that cross, at most `max_entries` of the WAL's
+/// (crossing or not) and about [`ANSWER_BYTES_MAX`] bytes.
+pub fn pull(view: &AppliedState, after: u64, max_entries: u32, crossing: &Crossing) -> Pulled {
+    let wal = view.wal();
+    if after == wal.last_wal_index() {
+        return Pulled::UpToDate;
+    }
+    let Some(newer) = wal.entries_after(after) else {
+        return Pulled::NeedSync;
+    };
+    let mut entries = Vec::new();
+    let mut to = after;
+    let mut bytes = 0;
+    for entry in newer.take(max_entries.max(1) as usize) {
+        let size = entry.key.len() + entry.value.as_ref().map_or(0, |value| value.len());
+        if bytes + size > ANSWER_BYTES_MAX && to > after {
+            break;
+        }
+        to = entry.wal_index;
+        if crossing.crosses(&entry.key) {
+            bytes += size;
+            entries.push(WireEntry {
+                wal_index: entry.wal_index,
+                key: entry.key.to_string(),
+                value: entry.value.as_ref().map(|value| value.to_vec()),
+            });
+        }
+    }
+    Pulled::Wals { entries, to }
+}
+
+/// The crossing keys of `view` after `after_key`, in key order: at most `max_entries`
+/// and about [`ANSWER_BYTES_MAX`] bytes; `true` when the page reaches the end.
+pub fn sync_page(
+    view: &AppliedState,
+    after_key: Option<&str>,
+    max_entries: u32,
+    crossing: &Crossing,
+) -> (Vec<(String, Vec<u8>)>, bool) {
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    let start = match after_key {
+        Some(key) => std::ops::Bound::Excluded(key),
+        None => std::ops::Bound::Unbounded,
+    };
+    for (key, value) in view.range_from(start) {
+        if !crossing.crosses(key) {
+            continue;
+        }
+        if page.len() >= max_entries.max(1) as usize
+            || (bytes + key.len() + value.len() > ANSWER_BYTES_MAX && !page.is_empty())
+        {
+            return (page, false);
+        }
+        bytes += key.len() + value.len();
+        page.push((key.to_string(), value.to_vec()));
+    }
+    (page, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::alias::LeaderIdOf;
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderIdExt;
+
+    use super::*;
+    use crate::raft::types::{Command, Entry, LogId, TypeConfig};
+    use crate::storage::Op;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            index,
+        )
+    }
+
+    fn state_with(wal_entries: usize, batches: &[&[(&str, Option<&str>)]]) -> AppliedState {
+        let mut state = AppliedState::new(wal_entries);
+        for (index, batch) in batches.iter().enumerate() {
+            let ops = batch
+                .iter()
+                .map(|(key, value)| match value {
+                    Some(value) => Op::Put {
+                        key: key.to_string(),
+                        value: value.as_bytes().to_vec(),
+                    },
+                    None => Op::Delete {
+                        key: key.to_string(),
+                    },
+                })
+                .collect();
+            state = state
+                .apply(Entry::new_normal(
+                    log_id(index as u64 + 1),
+                    Command::Apply { ops },
+                ))
+                .0;
+        }
+        state
+    }
+
+    fn denying(uuid: &str) -> Crossing {
+        Crossing {
+            denied_mounts: [uuid.to_string()].into(),
+        }
+    }
+
+    #[test]
+    fn local_keys_and_denied_mounts_never_cross_and_the_position_moves_past_them() {
+        let state = state_with(
+            16,
+            &[
+                &[
+                    ("logical/keep/a", Some("1")),
+                    ("sys/token/id/t", Some("tok")),
+                ],
+                &[("logical/deny/b", Some("2"))],
+                &[
+                    ("core/mounts/deny", Some("entry")),
+                    ("logical/keep/a", None),
+                ],
+            ],
+        );
+        let Pulled::Wals { entries, to } = pull(&state, 0, 100, &denying("deny")) else {
+            panic!("entries are buffered");
+        };
+        assert_eq!(to, state.wal().last_wal_index());
+        let keys: Vec<(&str, bool)> = entries
+            .iter()
+            .map(|entry| (entry.key.as_str(), entry.value.is_some()))
+            .collect();
+        assert_eq!(keys, [("logical/keep/a", true), ("logical/keep/a", false)]);
+        assert_eq!(
+            pull(&state, to, 100, &Crossing::default()),
+            Pulled::UpToDate
+        );
+        let Pulled::Wals { to: first, .. } = pull(&state, 0, 1, &Crossing::default()) else {
+            panic!("one entry at a time");
+        };
+        assert_eq!(first, 1);
+    }
+
+    #[test]
+    fn a_position_outside_the_buffer_needs_a_sync() {
+        let batches: Vec<Vec<(String, Option<&str>)>> = (0..10)
+            .map(|n| vec![(format!("logical/m/{n}"), Some("v"))])
+            .collect();
+        let borrowed: Vec<Vec<(&str, Option<&str>)>> = batches
+            .iter()
+            .map(|batch| batch.iter().map(|(k, v)| (k.as_str(), *v)).collect())
+            .collect();
+        let slices: Vec<&[(&str, Option<&str>)]> = borrowed.iter().map(Vec::as_slice).collect();
+        let state = state_with(4, &slices);
+        assert_eq!(pull(&state, 2, 100, &Crossing::default()), Pulled::NeedSync);
+        assert_eq!(
+            pull(&state, 11, 100, &Crossing::default()),
+            Pulled::NeedSync
+        );
+        assert!(matches!(
+            pull(&state, 6, 100, &Crossing::default()),
+            Pulled::Wals { to: 10, .. }
+        ));
+    }
+
+    #[test]
+    fn sync_pages_cover_every_crossing_key_once_in_order() {
+        let state = state_with(
+            16,
+            &[&[
+                ("logical/keep/a", Some("1")),
+                ("logical/keep/b", Some("2")),
+                ("logical/deny/c", Some("3")),
+                ("sys/token/id/t", Some("4")),
+                ("core/keyring", Some("5")),
+            ]],
+        );
+        let crossing = denying("deny");
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, done) = sync_page(&state, after.as_deref(), 1, &crossing);
+            seen.extend(page.iter().map(|(key, _)| key.clone()));
+            after = page.last().map(|(key, _)| key.clone()).or(after);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(seen, ["core/keyring", "logical/keep/a", "logical/keep/b"]);
+    }
+}

@@ -1,0 +1,198 @@
+//! `arca-repl/1`: what a performance secondary asks its primary and what it hears back,
+//! over the cluster channel's request/response calls.
+//!
+//! The secondary pulls: each [`ReplBody::Pull`] names the last WAL index it applied, and
+//! the primary answers with the entries after it (waiting briefly when there are none,
+//! so a quiet stream costs one call per wait and a write reaches the secondary one round
+//! trip after it commits), or with `NeedSync` when that position has left its buffer.
+//! Because every request names its own position, a reconnect, a leader change on
+//! either side or a lost answer resumes exactly where the secondary's Raft says it is,
+//! with no session state to rebuild. A sync reads pages of keys from a view of the
+//! primary pinned at one WAL index, then the stream continues after that index.
+//!
+//! Every request is signed with the secondary's key (HMAC-SHA256 over the set id, the
+//! secondary id and the body), so only a secondary holding a live activation's key is
+//! served, and a revoked one is refused by its id.
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::channel::frame::encode_body;
+
+/// The most WAL entries one pull answers with.
+pub const PULL_ENTRIES_MAX: u32 = 2048;
+/// The most keys one sync page holds.
+pub const SYNC_PAGE_ENTRIES_MAX: u32 = 1024;
+/// The most bytes of keys and values one answer carries (under the channel's frame
+/// limit, with room for the envelope).
+pub const ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// The longest a pull waits for a new entry before answering with none.
+pub const PULL_WAIT_MAX_MS: u32 = 5_000;
+
+/// A signed request from a secondary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplRequest {
+    pub set_id: String,
+    pub secondary_id: String,
+    pub body: ReplBody,
+    /// HMAC-SHA256 of [`signed_bytes`] under the secondary's key.
+    pub mac: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplBody {
+    /// The entries after WAL index `after`; `filter_generation` is the filter the
+    /// secondary's data reflects.
+    Pull {
+        after: u64,
+        max_entries: u32,
+        wait_ms: u32,
+        filter_generation: u64,
+    },
+    /// Pin a view of the primary for a sync.
+    SyncBegin,
+    /// Keys of the pinned view after `after_key`, in key order.
+    SyncPage {
+        sync_id: u64,
+        after_key: Option<String>,
+        max_entries: u32,
+    },
+    /// A first login on the secondary: create (or find) the alias's entity on the
+    /// primary, which alone writes identity.
+    PersistAlias {
+        alias: crate::identity::OwnedLoginAlias,
+        now_unix: i64,
+    },
+}
+
+/// One replicated change as it crosses: the key's new ciphertext, or `None` for a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry {
+    pub wal_index: u64,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// What the primary tells about itself in every stream answer (the heartbeat).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PrimaryInfo {
+    pub now_unix_ms: i64,
+    pub last_wal: u64,
+    pub api_addr: String,
+    /// Every node's cluster address (host:port).
+    pub cluster_addrs: Vec<String>,
+    pub filter_generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplResponse {
+    /// The allowed entries in `(after, to]`; indexes the filter dropped are covered by
+    /// `to` all the same, so the secondary's position moves past them.
+    Wals {
+        entries: Vec<WireEntry>,
+        to: u64,
+        primary: PrimaryInfo,
+    },
+    /// The position asked for is not in the buffer (or the filter changed): sync.
+    NeedSync {
+        primary: PrimaryInfo,
+    },
+    SyncStarted {
+        sync_id: u64,
+        wal_index: u64,
+    },
+    SyncPage {
+        entries: Vec<(String, Vec<u8>)>,
+        done: bool,
+    },
+    /// This node is not the primary's active node; try the one named, if known.
+    NotActive {
+        leader_cluster_addr: Option<String>,
+    },
+    /// The entity of a persisted alias (its JSON record).
+    Entity {
+        entity_json: Vec<u8>,
+    },
+    /// The request was served and failed (a persisted alias the primary refused).
+    Failed {
+        reason: String,
+    },
+    /// Not served, and retrying will not help (revoked, unknown, not a primary).
+    Refused {
+        reason: String,
+    },
+}
+
+/// The bytes a request's MAC covers.
+pub fn signed_bytes(set_id: &str, secondary_id: &str, body: &ReplBody) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for part in [set_id.as_bytes(), secondary_id.as_bytes()] {
+        bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(part);
+    }
+    bytes.extend_from_slice(&encode_body(body).unwrap_or_default());
+    bytes
+}
+
+fn mac_of(key: &[u8], bytes: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(bytes);
+    mac
+}
+
+impl ReplRequest {
+    pub fn signed(set_id: &str, secondary_id: &str, key: &[u8], body: ReplBody) -> Self {
+        let mac = mac_of(key, &signed_bytes(set_id, secondary_id, &body))
+            .finalize()
+            .into_bytes()
+            .to_vec();
+        Self {
+            set_id: set_id.to_string(),
+            secondary_id: secondary_id.to_string(),
+            body,
+            mac,
+        }
+    }
+
+    /// Whether the MAC is right for `key` (compared in constant time).
+    pub fn verify(&self, key: &[u8]) -> bool {
+        mac_of(
+            key,
+            &signed_bytes(&self.set_id, &self.secondary_id, &self.body),
+        )
+        .verify_slice(&self.mac)
+        .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::frame::decode_body;
+
+    #[test]
+    fn a_signed_request_verifies_only_with_its_key_and_body() {
+        let body = ReplBody::Pull {
+            after: 3,
+            max_entries: 10,
+            wait_ms: 0,
+            filter_generation: 0,
+        };
+        let request = ReplRequest::signed("set", "s1", b"key", body);
+        let decoded: ReplRequest = decode_body(&encode_body(&request).unwrap()).unwrap();
+        assert!(decoded.verify(b"key"));
+        assert!(!decoded.verify(b"other key"));
+        let mut moved = decoded.clone();
+        moved.body = ReplBody::Pull {
+            after: 0,
+            max_entries: 10,
+            wait_ms: 0,
+            filter_generation: 0,
+        };
+        assert!(!moved.verify(b"key"), "a changed position breaks the MAC");
+        let mut renamed = decoded;
+        renamed.secondary_id = "s2".into();
+        assert!(!renamed.verify(b"key"), "another id breaks the MAC");
+    }
+}

@@ -1,0 +1,471 @@
+//! Performance replication between two real clusters (one `arca server` process each,
+//! as in the tutorial): activation with a wrapped ES512 token, the wipe, what crosses
+//! and what never does, streaming of later writes, refused writes on the secondary,
+//! path filters in both directions, revocation, and a secondary restarted with
+//! `kill -9` that unseals with the primary's key and catches up.
+
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{ServerProcess, call, client, eventually, free_port};
+
+struct Single {
+    node: ServerProcess,
+    root_token: String,
+    unseal_key: String,
+}
+
+impl Single {
+    fn start(root: &std::path::Path, name: &str, http: &reqwest::blocking::Client) -> Single {
+        let mut node = ServerProcess::configure(root, name, free_port(), free_port(), &[]);
+        node.start();
+        let address = node.address();
+        eventually(Duration::from_secs(30), "the node answers", || {
+            call(http, "GET", &address, "sys/seal-status", None, None).ok()
+        });
+        let (status, init) = call(
+            http,
+            "PUT",
+            &address,
+            "sys/init",
+            None,
+            Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{init}");
+        let unseal_key = init["keys_base64"][0].as_str().unwrap().to_string();
+        let root_token = init["root_token"].as_str().unwrap().to_string();
+        let single = Single {
+            node,
+            root_token,
+            unseal_key,
+        };
+        single.unseal(http, &single.unseal_key.clone());
+        single
+    }
+
+    fn unseal(&self, http: &reqwest::blocking::Client, key: &str) {
+        eventually(Duration::from_secs(30), "the node unseals", || {
+            match call(
+                http,
+                "PUT",
+                &self.node.address(),
+                "sys/unseal",
+                None,
+                Some(&json!({ "key": key })),
+            ) {
+                Ok((200, body)) if body["sealed"] == Value::Bool(false) => Some(()),
+                _ => None,
+            }
+        });
+        eventually(Duration::from_secs(30), "the node is active", || {
+            let (status, _) =
+                call(http, "GET", &self.node.address(), "sys/health", None, None).ok()?;
+            (status == 200).then_some(())
+        });
+    }
+
+    fn api(
+        &self,
+        http: &reqwest::blocking::Client,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(
+            http,
+            method,
+            &self.node.address(),
+            path,
+            Some(token),
+            body.as_ref(),
+        )
+        .unwrap()
+    }
+}
+
+fn performance_status(http: &reqwest::blocking::Client, cluster: &Single) -> Value {
+    let (status, body) = call(
+        http,
+        "GET",
+        &cluster.node.address(),
+        "sys/replication/performance/status",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+fn secret(
+    http: &reqwest::blocking::Client,
+    cluster: &Single,
+    token: &str,
+    path: &str,
+) -> Option<Value> {
+    let (status, body) = cluster.api(http, "GET", path, token, None);
+    (status == 200).then(|| body["data"]["data"].clone())
+}
+
+fn login(http: &reqwest::blocking::Client, cluster: &Single) -> String {
+    let (status, body) = call(
+        http,
+        "PUT",
+        &cluster.node.address(),
+        "auth/userpass/login/superuser",
+        None,
+        Some(&json!({"password": "vaultMagic"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "login: {body}");
+    body["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let secondary = Single::start(root.path(), "cluster-sec", &http);
+    let p = &primary.root_token;
+
+    // The tutorial's primary: a policy, a userpass user, a replicated and a local kv-v2.
+    for (method, path, body) in [
+        (
+            "PUT",
+            "sys/policies/acl/superpolicy",
+            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+        ),
+        ("POST", "sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "POST",
+            "auth/userpass/users/superuser",
+            json!({"password": "vaultMagic", "policies": "superpolicy"}),
+        ),
+        ("POST", "sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        (
+            "POST",
+            "sys/mounts/localkv",
+            json!({"type": "kv-v2", "local": true}),
+        ),
+        (
+            "POST",
+            "replicatedkv/data/app",
+            json!({"data": {"password": "p1"}}),
+        ),
+        (
+            "POST",
+            "localkv/data/app",
+            json!({"data": {"password": "local-only"}}),
+        ),
+    ] {
+        let (status, answer) = primary.api(&http, method, path, p, Some(body));
+        assert!(status == 200 || status == 204, "{path}: {status} {answer}");
+    }
+    // Something on the secondary that activation must wipe.
+    let (status, _) = secondary.api(
+        &http,
+        "POST",
+        "sys/mounts/doomed",
+        &secondary.root_token,
+        Some(json!({"type": "kv", "local": true})),
+    );
+    assert_eq!(status, 204);
+
+    assert_eq!(performance_status(&http, &primary)["mode"], "disabled");
+    let (status, enabled) = primary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/enable",
+        p,
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{enabled}");
+    assert!(
+        enabled["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("This cluster is being enabled as a primary")
+    );
+
+    let (status, wrapped) = primary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/secondary-token",
+        p,
+        Some(json!({"id": "secondary"})),
+    );
+    assert_eq!(status, 200, "{wrapped}");
+    assert_eq!(wrapped["data"], Value::Null);
+    assert_eq!(wrapped["wrap_info"]["ttl"], 1800);
+    assert_eq!(
+        wrapped["wrap_info"]["creation_path"],
+        "sys/replication/performance/primary/secondary-token"
+    );
+    let token = wrapped["wrap_info"]["token"].as_str().unwrap().to_string();
+    assert!(
+        token.starts_with("eyJhbGciOiJFUzUxMiIs"),
+        "an ES512 JWT: {token}"
+    );
+
+    // A tampered token is refused and changes nothing on the secondary.
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let (status, refused) = secondary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/enable",
+        &secondary.root_token,
+        Some(json!({ "token": tampered })),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(performance_status(&http, &secondary)["mode"], "disabled");
+    let (status, _) = secondary.api(
+        &http,
+        "GET",
+        "sys/mounts/doomed",
+        &secondary.root_token,
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "a refused activation leaves the secondary as it was"
+    );
+
+    let (status, activated) = secondary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/enable",
+        &secondary.root_token,
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(status, 200, "{activated}");
+    assert!(
+        activated["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Vault has successfully found secondary information")
+    );
+
+    // The token was single-use.
+    let (status, _) = call(
+        &http,
+        "PUT",
+        &primary.node.address(),
+        "sys/wrapping/unwrap",
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+
+    let status = eventually(Duration::from_secs(30), "the secondary streams", || {
+        let status = performance_status(&http, &secondary);
+        (status["mode"] == "secondary" && status["state"] == "stream-wals").then_some(status)
+    });
+    let primary_status = performance_status(&http, &primary);
+    assert_eq!(status["cluster_id"], primary_status["cluster_id"]);
+    assert_eq!(status["secondary_id"], "secondary");
+    assert_eq!(primary_status["known_secondaries"], json!(["secondary"]));
+    assert_eq!(status["merkle_root"], primary_status["merkle_root"]);
+
+    // The wipe: the secondary's own root token and local mount are gone.
+    let (status, _) = secondary.api(&http, "GET", "sys/mounts", &secondary.root_token, None);
+    assert_eq!(status, 403, "the secondary's old root token is gone");
+
+    // A replicated user logs in on the secondary; replicated data is there, local is not.
+    let user = login(&http, &secondary);
+    assert_eq!(
+        secret(&http, &secondary, &user, "replicatedkv/data/app"),
+        Some(json!({"password": "p1"}))
+    );
+    let (status, mounts) = secondary.api(&http, "GET", "sys/mounts", &user, None);
+    assert_eq!(status, 200, "{mounts}");
+    let paths: Vec<&String> = mounts["data"].as_object().unwrap().keys().collect();
+    assert!(
+        paths.iter().any(|path| *path == "replicatedkv/"),
+        "{paths:?}"
+    );
+    assert!(paths.iter().any(|path| *path == "cubbyhole/"), "{paths:?}");
+    assert!(!paths.iter().any(|path| *path == "localkv/"), "{paths:?}");
+    assert!(!paths.iter().any(|path| *path == "doomed/"), "{paths:?}");
+    // The primary's root token is not valid on the secondary: tokens stay local.
+    let (status, _) = secondary.api(&http, "GET", "sys/mounts", p, None);
+    assert_eq!(status, 403);
+
+    // A write on the primary streams to the secondary.
+    let (status, _) = primary.api(
+        &http,
+        "POST",
+        "replicatedkv/data/app",
+        p,
+        Some(json!({"data": {"password": "p2"}})),
+    );
+    assert_eq!(status, 200);
+    eventually(
+        Duration::from_secs(10),
+        "the second version streams",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/app")
+                == Some(json!({"password": "p2"})))
+            .then_some(())
+        },
+    );
+
+    // A replicated write on the secondary is refused (it is not silently kept there).
+    let (status, answer) = secondary.api(
+        &http,
+        "POST",
+        "replicatedkv/data/other",
+        &user,
+        Some(json!({"data": {"x": "1"}})),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("readonly"), "{answer}");
+
+    // A deny filter removes the mount from the secondary; allow brings it back.
+    let (status, answer) = primary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/paths-filter/secondary",
+        p,
+        Some(json!({"mode": "deny", "paths": ["replicatedkv"]})),
+    );
+    assert_eq!(status, 204, "{answer}");
+    let (status, filter) = primary.api(
+        &http,
+        "GET",
+        "sys/replication/performance/primary/paths-filter/secondary",
+        p,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        filter["data"],
+        json!({"mode": "deny", "paths": ["replicatedkv/"]})
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the denied mount disappears",
+        || {
+            let (status, mounts) = secondary.api(&http, "GET", "sys/mounts", &user, None);
+            (status == 200 && mounts["data"].get("replicatedkv/").is_none()).then_some(())
+        },
+    );
+    assert_eq!(
+        secret(&http, &secondary, &user, "replicatedkv/data/app"),
+        None
+    );
+    assert_eq!(
+        secret(&http, &primary, p, "replicatedkv/data/app"),
+        Some(json!({"password": "p2"})),
+        "denied data stays on the primary"
+    );
+    let (status, _) = primary.api(
+        &http,
+        "DELETE",
+        "sys/replication/performance/primary/paths-filter/secondary",
+        p,
+        None,
+    );
+    assert_eq!(status, 204);
+    eventually(Duration::from_secs(15), "the allowed mount returns", || {
+        (secret(&http, &secondary, &user, "replicatedkv/data/app")
+            == Some(json!({"password": "p2"})))
+        .then_some(())
+    });
+
+    // kill -9 of the secondary: it restarts sealed, unseals with the primary's key (its
+    // own is gone with the wipe) and catches up with what was written meanwhile.
+    let mut secondary = secondary;
+    secondary.node.kill9();
+    let (status, _) = primary.api(
+        &http,
+        "POST",
+        "replicatedkv/data/app",
+        p,
+        Some(json!({"data": {"password": "p3"}})),
+    );
+    assert_eq!(status, 200);
+    secondary.node.start();
+    eventually(Duration::from_secs(30), "the secondary answers", || {
+        call(
+            &http,
+            "GET",
+            &secondary.node.address(),
+            "sys/seal-status",
+            None,
+            None,
+        )
+        .ok()
+    });
+    let (status, own_key) = call(
+        &http,
+        "PUT",
+        &secondary.node.address(),
+        "sys/unseal",
+        None,
+        Some(&json!({"key": secondary.unseal_key})),
+    )
+    .unwrap();
+    assert_eq!(status, 400, "its own key no longer opens it: {own_key}");
+    let (_, seal_status) = call(
+        &http,
+        "GET",
+        &secondary.node.address(),
+        "sys/seal-status",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(seal_status["sealed"], Value::Bool(true));
+    secondary.unseal(&http, &primary.unseal_key);
+    let user = login(&http, &secondary);
+    eventually(
+        Duration::from_secs(15),
+        "the restarted secondary catches up",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/app")
+                == Some(json!({"password": "p3"})))
+            .then_some(())
+        },
+    );
+
+    // Revoked: the secondary is refused from then on.
+    let (status, _) = primary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/revoke-secondary",
+        p,
+        Some(json!({"id": "secondary"})),
+    );
+    assert_eq!(status, 204);
+    assert_eq!(
+        performance_status(&http, &primary)["known_secondaries"],
+        json!([])
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the revoked secondary goes idle",
+        || (performance_status(&http, &secondary)["state"] == "idle").then_some(()),
+    );
+
+    // Nothing secret in either cluster's files or logs.
+    for cluster in [&primary, &secondary] {
+        let dir = cluster.node.data_dir.parent().unwrap();
+        for needle in ["vaultMagic", "local-only", "\"p3\""] {
+            assert_eq!(
+                support::any_file_contains(dir, needle.as_bytes()),
+                None,
+                "{needle}"
+            );
+        }
+    }
+}
