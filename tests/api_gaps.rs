@@ -1,6 +1,7 @@
 //! Gaps against Vault's API on one node that were found and closed (unknown fields get
-//! Vault's warning, `sys/tools/random`), and the one still open as an ignored test that
-//! passes once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
+//! Vault's warning, `sys/tools/random`, query booleans read as Go reads them), and the
+//! one still open as an ignored test that passes once it is closed (`?help=1`):
+//! `cargo test --test api_gaps -- --ignored`.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -83,6 +84,54 @@ async fn sys_tools_random_returns_bytes() {
         .unwrap();
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["random_bytes"].as_str().unwrap().len(), 32);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_flags_read_as_go_booleans() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let call = |method: &str, path: &str| {
+            support::call(&http, method, &address, path, Some("root"), None).unwrap()
+        };
+        let (status, body) = support::call(
+            &http,
+            "POST",
+            &address,
+            "secret/data/app",
+            Some("root"),
+            Some(&json!({"data": {"password": "one"}})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+
+        // Every spelling Go's strconv.ParseBool takes for true is a list.
+        for spelling in ["1", "t", "T", "TRUE", "true", "True"] {
+            let (status, body) = call("GET", &format!("secret/metadata/?list={spelling}"));
+            assert_eq!(status, 200, "list={spelling}: {body}");
+            assert_eq!(body["data"]["keys"], json!(["app"]), "list={spelling}");
+        }
+        // Its spellings of false, and an empty value, are a read, as in Vault.
+        for spelling in ["0", "f", "F", "FALSE", "false", "False", ""] {
+            let (status, body) = call("GET", &format!("secret/metadata/app?list={spelling}"));
+            assert_eq!(status, 200, "list={spelling}: {body}");
+            assert_eq!(body["data"]["current_version"], 1, "list={spelling}");
+        }
+        // Anything else is a 400 in Vault's error envelope, never a guess.
+        for spelling in ["yes", "on", "2", "tRUE"] {
+            let (status, body) = call("GET", &format!("secret/metadata/?list={spelling}"));
+            assert_eq!(status, 400, "list={spelling}: {body}");
+            let errors = body["errors"].as_array().expect("Vault's error envelope");
+            assert!(errors[0].as_str().unwrap().contains("\"list\""), "{body}");
+        }
+
+        // sys/health reads its flags and codes the same way.
+        assert_eq!(call("GET", "sys/health?standbyok=True").0, 200);
+        assert_eq!(call("GET", "sys/health?standbyok=maybe").0, 400);
+        assert_eq!(call("GET", "sys/health?perfstandbyok=2").0, 400);
+        assert_eq!(call("GET", "sys/health?activecode=abc").0, 400);
+        assert_eq!(call("GET", "sys/health?activecode=299").0, 299);
     })
     .await;
 }

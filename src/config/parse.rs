@@ -488,11 +488,8 @@ impl<'a> Value<'a> {
                     number.value()
                 ))),
             },
-            Expression::String(text) => match text.value().as_str() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-                other => Err(self.error(format!("expected a boolean, got {other:?}"))),
-            },
+            Expression::String(text) => crate::util::parse_go_bool(text.value())
+                .ok_or_else(|| self.error(format!("expected a boolean, got {:?}", text.value()))),
             other => Err(self.error(format!("expected a boolean, got {}", describe(other)))),
         }
     }

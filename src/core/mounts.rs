@@ -387,7 +387,13 @@ pub fn apply_config(
                 }
             }
             "force_no_cache" => {
-                config.force_no_cache = value.as_bool().ok_or_else(|| bad_type(field))?;
+                config.force_no_cache = match value {
+                    Value::Bool(flag) => *flag,
+                    Value::String(text) => {
+                        crate::util::parse_go_bool(text).ok_or_else(|| bad_type(field))?
+                    }
+                    _ => return Err(bad_type(field)),
+                };
             }
             "listing_visibility" => {
                 let visibility = value.as_str().ok_or_else(|| bad_type(field))?;

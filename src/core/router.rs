@@ -723,10 +723,6 @@ impl super::LogicalService for LogicalCore {
 
 /// The operation and data of a request, from its method, query and body.
 fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), LogicalError> {
-    let list_query = api
-        .query
-        .get("list")
-        .is_some_and(|value| value == "true" || value == "1");
     let query_data = || -> Map<String, Value> {
         api.query
             .iter()
@@ -736,7 +732,8 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
     };
     let operation = match api.method.as_str() {
         "LIST" => Operation::List,
-        "GET" | "HEAD" if list_query => Operation::List,
+        // Only a GET reads `list`, as in Vault; `?list=yes` is a 400, not a read.
+        "GET" | "HEAD" if api.query_flag("list")?.unwrap_or(false) => Operation::List,
         "GET" | "HEAD" => Operation::Read,
         "POST" | "PUT" => Operation::Update,
         "PATCH" => Operation::Patch,

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::mounts::{self, MountConfig, MountEntry, TableKind};
 use super::router::{Caller, LogicalCore};
+use crate::engines::input::field_bool;
 use crate::http::ApiRequest;
 use crate::logical::{LogicalError, Operation, Request, Response, field_str};
 
@@ -235,12 +236,7 @@ impl LogicalCore {
             Some(Value::Object(input)) => mounts::apply_config(&mut config, input)?,
             Some(_) => return Err(LogicalError::BadRequest("config must be a map".into())),
         }
-        let local = match data.get("local") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(local)) => *local,
-            Some(Value::String(text)) => text == "true",
-            Some(_) => return Err(LogicalError::BadRequest("local must be a boolean".into())),
-        };
+        let local = field_bool(data, "local")?.unwrap_or(false);
         let rng = &self.env().rng;
         let entry = MountEntry {
             path: path.clone(),
@@ -251,14 +247,8 @@ impl LogicalCore {
             accessor: mounts::new_accessor(kind, &mount_type, rng),
             uuid: rng.uuid(),
             local,
-            seal_wrap: data
-                .get("seal_wrap")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            external_entropy_access: data
-                .get("external_entropy_access")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            seal_wrap: field_bool(data, "seal_wrap")?.unwrap_or(false),
+            external_entropy_access: field_bool(data, "external_entropy_access")?.unwrap_or(false),
             options,
             config,
         };
