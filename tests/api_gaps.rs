@@ -1,7 +1,7 @@
 //! Gaps against Vault's API on one node that were found and closed (unknown fields get
-//! Vault's warning, `sys/tools/random`, query booleans read as Go reads them), and the
-//! one still open as an ignored test that passes once it is closed (`?help=1`):
-//! `cargo test --test api_gaps -- --ignored`.
+//! Vault's warning, `sys/tools/random`, query booleans read as Go reads them, unseal
+//! keys checked whatever the seal state), and the one still open as an ignored test
+//! that passes once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -11,7 +11,7 @@ mod support;
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn with_dev_node(work: impl FnOnce(String) + Send + 'static) {
     let dev = support::start_dev_node(Arc::new(arca::env::MemoryLogFiles::new())).await;
@@ -132,6 +132,46 @@ async fn query_flags_read_as_go_booleans() {
         assert_eq!(call("GET", "sys/health?perfstandbyok=2").0, 400);
         assert_eq!(call("GET", "sys/health?activecode=abc").0, 400);
         assert_eq!(call("GET", "sys/health?activecode=299").0, 299);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unseal_checks_the_key_whatever_the_seal_state() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let unseal = |body: Value| {
+            support::call(&http, "PUT", &address, "sys/unseal", None, Some(&body)).unwrap()
+        };
+        let malformed = json!({"errors": ["'key' must be a valid hex or base64 string"]});
+
+        // Unsealed: a malformed key is a 400 all the same, as in Vault.
+        for key in ["not a key!", "zz", "abc", "%%%%"] {
+            let (status, body) = unseal(json!({ "key": key }));
+            assert_eq!((status, &body), (400, &malformed), "key {key:?}");
+        }
+        // A well-formed key on an unsealed node changes nothing: the seal status.
+        let (status, body) = unseal(json!({"key": "00".repeat(32)}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["sealed"], false, "{body}");
+        // A missing key, and a reset of a node that is unsealed, are 400s.
+        let (status, _) = unseal(json!({}));
+        assert_eq!(status, 400);
+        let (status, body) = unseal(json!({"reset": true}));
+        assert_eq!(
+            (status, body),
+            (400, json!({"errors": ["vault is unsealed"]}))
+        );
+
+        // Sealed: the same answer to the same malformed key.
+        let (status, body) =
+            support::call(&http, "PUT", &address, "sys/seal", Some("root"), None).unwrap();
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = unseal(json!({"key": "not a key!"}));
+        assert_eq!((status, &body), (400, &malformed));
+        let (status, body) = unseal(json!({"reset": true}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["sealed"], true, "{body}");
     })
     .await;
 }

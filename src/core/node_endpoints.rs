@@ -79,7 +79,7 @@ impl Core {
 
     async fn handle_unseal(&self, request: &ApiRequest) -> Result<ApiResponse, LogicalError> {
         let body = body_object(&request.body)?;
-        let reset = body.get("reset").and_then(Value::as_bool).unwrap_or(false);
+        let reset = crate::engines::input::field_bool(&body, "reset")?.unwrap_or(false);
         let key = field_str(&body, "key")?;
         self.submit_unseal_share(key, reset).await?;
         Ok(json_ok(self.seal_status()))
