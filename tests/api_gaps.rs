@@ -1,7 +1,8 @@
 //! Gaps against Vault's API on one node that were found and closed (unknown fields get
 //! Vault's warning, `sys/tools/random`, query booleans read as Go reads them, unseal
-//! keys checked whatever the seal state), and the one still open as an ignored test
-//! that passes once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
+//! keys checked whatever the seal state, the `generic` mount type), and the one still
+//! open as an ignored test that passes once it is closed (`?help=1`):
+//! `cargo test --test api_gaps -- --ignored`.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -172,6 +173,56 @@ async fn unseal_checks_the_key_whatever_the_seal_state() {
         let (status, body) = unseal(json!({"reset": true}));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["sealed"], true, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_mounts_are_kv() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let call = |method: &str, path: &str, body: Option<Value>| {
+            support::call(&http, method, &address, path, Some("root"), body.as_ref()).unwrap()
+        };
+        // Vault's legacy name for KV version 1, kept as the operator wrote it.
+        let (status, body) = call(
+            "POST",
+            "sys/mounts/legacy",
+            Some(json!({"type": "generic"})),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, mounts) = call("GET", "sys/mounts", None);
+        assert_eq!(status, 200, "{mounts}");
+        assert_eq!(mounts["data"]["legacy/"]["type"], "generic", "{mounts}");
+
+        let (status, body) = call("PUT", "legacy/app", Some(json!({"password": "one"})));
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = call("GET", "legacy/app", None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"], json!({"password": "one"}));
+        let (status, body) = call("GET", "legacy/?list=true", None);
+        assert_eq!(
+            (status, &body["data"]["keys"]),
+            (200, &json!(["app"])),
+            "{body}"
+        );
+
+        // As in Vault, `generic` takes KV's version option too.
+        let (status, body) = call(
+            "POST",
+            "sys/mounts/legacy2",
+            Some(json!({"type": "generic", "options": {"version": "2"}})),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = call(
+            "PUT",
+            "legacy2/data/app",
+            Some(json!({"data": {"password": "two"}})),
+        );
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = call("GET", "legacy2/data/app", None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["data"], json!({"password": "two"}));
     })
     .await;
 }

@@ -372,7 +372,7 @@ impl LogicalCore {
     fn lock_stripe(&self, route: &Route) -> usize {
         // Everything outside the KV engines shares one stripe: token trees, mount
         // tables and policies touch many keys at once.
-        let target = match (route.entry.mount_type.as_str(), route.entry.kv_version()) {
+        let target = match (route.entry.engine_type(), route.entry.kv_version()) {
             ("kv", Some(2)) => {
                 let secret = route
                     .rest
@@ -526,7 +526,7 @@ impl LogicalCore {
         let is_sys = route.entry.mount_type == "system";
         let unrecognized = super::known_fields::unrecognized_warning(
             route.kind,
-            &route.entry.mount_type,
+            route.entry.engine_type(),
             route.entry.kv_version(),
             &route.rest,
             request.operation,
@@ -612,7 +612,7 @@ impl LogicalCore {
         let view = self.view_for(route);
         match (
             route.kind,
-            route.entry.mount_type.as_str(),
+            route.entry.engine_type(),
             route.entry.kv_version(),
         ) {
             (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::exists(&view, request),
@@ -634,7 +634,7 @@ impl LogicalCore {
         let view = self.view_for(route);
         match (
             route.kind,
-            route.entry.mount_type.as_str(),
+            route.entry.engine_type(),
             route.entry.kv_version(),
         ) {
             (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::handle(&view, request).await,

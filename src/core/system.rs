@@ -207,7 +207,7 @@ impl LogicalCore {
             }
             _ => {}
         }
-        if options.contains_key("version") && mount_type != "kv" {
+        if options.contains_key("version") && !matches!(mount_type.as_str(), "kv" | "generic") {
             return Err(LogicalError::BadRequest(format!(
                 "secrets engine {mount_type:?} does not allow setting a version"
             )));
@@ -380,7 +380,7 @@ impl LogicalCore {
                             .as_str()
                             .map(str::to_string)
                             .unwrap_or_else(|| version.to_string());
-                        if entry.mount_type != "kv" {
+                        if entry.engine_type() != "kv" {
                             return Err(LogicalError::BadRequest(
                                 "only kv mounts have a version".into(),
                             ));
