@@ -1,8 +1,8 @@
 //! Gaps against Vault's API on one node that were found and closed (unknown fields get
 //! Vault's warning, `sys/tools/random`, query booleans read as Go reads them, unseal
-//! keys checked whatever the seal state, the `generic` mount type), and the one still
-//! open as an ignored test that passes once it is closed (`?help=1`):
-//! `cargo test --test api_gaps -- --ignored`.
+//! keys checked whatever the seal state, the `generic` mount type, a dev server that
+//! serves only once unsealed), and the one still open as an ignored test that passes
+//! once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -11,6 +11,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -225,4 +226,61 @@ async fn generic_mounts_are_kv() {
         assert_eq!(body["data"]["data"], json!({"password": "two"}));
     })
     .await;
+}
+
+/// `arca server -dev` killed when the test ends, however it ends.
+struct DevProcess(std::process::Child);
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dev_server_is_unsealed_from_its_first_connection() {
+    // The dev server listens on the port given and the one after it.
+    let port = loop {
+        let port = support::free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            break port;
+        }
+    };
+    let mut dev = DevProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // What a script does: wait for the port, as tightly as it likes, then ask.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the dev server never listened");
+        assert!(
+            dev.0.try_wait().unwrap().is_none(),
+            "the dev server exited before listening"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let http = support::client();
+    let (status, body) = support::call(
+        &http,
+        "GET",
+        &format!("http://127.0.0.1:{port}"),
+        "sys/seal-status",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["initialized"], true, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
 }
