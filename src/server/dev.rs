@@ -57,7 +57,7 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
          You may need to set the following environment variables:\n\n    \
          $ export VAULT_ADDR='{}'\n\n\
          The unseal key and root token are displayed below in case you want to\n\
-         seal/unseal the Vault or re-authenticate.\n\n\
+         seal/unseal Arca or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\
          Root Token: {root_token}\n\n\
          Development mode should NOT be used in production installations!\n",
