@@ -1,8 +1,7 @@
-//! Gaps against Vault's API on one node that were found and closed (unknown fields get
-//! Vault's warning, `sys/tools/random`, query booleans read as Go reads them, unseal
-//! keys checked whatever the seal state, the `generic` mount type, a dev server that
-//! serves only once unsealed), and the one still open as an ignored test that passes
-//! once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
+//! Gaps against Vault's API on one node that were found and closed: unknown fields get
+//! Vault's warning, `sys/tools/random`, `?help=1`, query booleans read as Go reads them,
+//! unseal keys checked whatever the seal state, the `generic` mount type, a dev server
+//! that serves only once unsealed.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -51,22 +50,43 @@ async fn unknown_fields_get_vaults_warning() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "gap: `?help=1` (Vault's {help, openapi} per path) is not implemented"]
 async fn help_query_describes_a_path() {
     with_dev_node(|address| {
         let http = support::client();
-        let (status, body) = support::call(
-            &http,
-            "GET",
-            &address,
-            "secret/data/x?help=1",
-            Some("root"),
-            None,
-        )
-        .unwrap();
+        let help = |method: &str, path: &str, token: Option<&str>| {
+            support::call(&http, method, &address, path, token, None).unwrap()
+        };
+        // Vault's shape, without the envelope: help text and an OpenAPI document.
+        let (status, body) = help("GET", "secret/data/x?help=1", Some("root"));
         assert_eq!(status, 200, "{body}");
-        assert!(body.get("help").is_some(), "{body}");
-        assert!(body.get("openapi").is_some(), "{body}");
+        let text = body["help"].as_str().unwrap();
+        assert!(text.starts_with("Request:        data/x\n"), "{text}");
+        assert!(text.contains("KV secrets engine, version 2"), "{text}");
+        assert!(text.contains("    secret/metadata/{path}\n"), "{text}");
+        assert_eq!(body["openapi"]["openapi"], "3.0.2", "{body}");
+        assert!(
+            body["openapi"]["paths"]["/secret/data/{path}"]["description"].is_string(),
+            "{body}"
+        );
+        assert!(body.get("data").is_none(), "no envelope: {body}");
+
+        // Any non-empty value and any method, as in Vault; the path need not exist.
+        let (status, body) = help("POST", "secret/data/x?help=yes", Some("root"));
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = help("GET", "auth/token/lookup-self?help=1", Some("root"));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["help"].as_str().unwrap().contains("token auth method"),
+            "{body}"
+        );
+
+        // A valid token is needed, any one; a path under no mount has no help.
+        let (status, _) = help("GET", "secret/data/x?help=1", None);
+        assert_eq!(status, 403);
+        let (status, _) = help("GET", "secret/data/x?help=1", Some("hvs.nonesuch"));
+        assert_eq!(status, 403);
+        let (status, _) = help("GET", "nowhere/x?help=1", Some("root"));
+        assert_eq!(status, 404);
     })
     .await;
 }

@@ -420,11 +420,17 @@ fn tokens_leases_keys_policies_and_mounts() {
         .json();
     assert_eq!(tuned["data"]["default_lease_ttl"], 3600);
 
-    // print token and path-help (the server has no `?help=1`: Vault's error, exit 2).
+    // print token and path-help (the server's `?help=1`; a path under no mount is
+    // Vault's error, exit 2).
     assert_eq!(operator.ok(&["print", "token"]), "root\n");
+    let help = operator.ok(&["path-help", "sys/mounts"]);
+    assert!(
+        help.starts_with("Request:        mounts\nMount:          sys/ (system)\n"),
+        "{help}"
+    );
     assert!(
         operator
-            .fails(&["path-help", "sys/mounts"], 2)
+            .fails(&["path-help", "nowhere/x"], 2)
             .starts_with("Error retrieving help")
     );
 }

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod forwarding;
+pub mod help;
 pub mod index_state;
 pub mod join;
 pub mod known_fields;

@@ -402,6 +402,14 @@ impl LogicalCore {
         request_id: &str,
         now_unix: i64,
     ) -> Result<ApiResponse, LogicalError> {
+        // Vault answers help for any non-empty `help`, whatever the method, before it
+        // reads anything else of the request. Help is allowed to every valid token.
+        if api.query.get("help").is_some_and(|value| !value.is_empty()) {
+            let route = self.route(&api.path)?;
+            let token = request_token(&api.headers).ok_or(LogicalError::PermissionDenied)?;
+            self.authenticate(&token, now_unix)?;
+            return Ok(ApiResponse::json(200, &super::help::help_body(&route)));
+        }
         let (operation, data) = classify(api)?;
         let mut path = api.path.clone();
         if operation == Operation::List && !path.ends_with('/') {
@@ -726,7 +734,8 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
     let query_data = || -> Map<String, Value> {
         api.query
             .iter()
-            .filter(|(key, _)| key.as_str() != "list")
+            // `help` is reserved for help, as in Vault.
+            .filter(|(key, _)| key.as_str() != "list" && key.as_str() != "help")
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect()
     };
