@@ -449,6 +449,21 @@ mod tests {
         unchanged("x = \"a { b\" /* c } */\nz = 1");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn only_blanks_and_commas_ever_become_newlines(
+            text in "(path|listener|a|\"x\"|\"\\$\\{|\\{|\\}|\\[|\\]|=|,|#|//|/\\*|\\*/|<<EOF|EOF|[0-9]{1,3}|\n| |\t){0,60}"
+        ) {
+            let rewritten = to_hcl2_layout(&text);
+            proptest::prop_assert_eq!(rewritten.len(), text.len());
+            for (before, after) in text.bytes().zip(rewritten.bytes()) {
+                proptest::prop_assert!(
+                    before == after || (matches!(before, b' ' | b'\t' | b'\r' | b',') && after == b'\n')
+                );
+            }
+        }
+    }
+
     #[test]
     fn text_it_does_not_follow_comes_back_unchanged() {
         unchanged("a { b = 1 c = 2");
