@@ -13,6 +13,7 @@ pub mod core;
 pub mod engines;
 pub mod env;
 pub mod expiration;
+pub mod hcl_layout;
 pub mod http;
 pub mod identity;
 pub mod logical;

@@ -1,4 +1,15 @@
-//! Small shared helpers: time formatting and percent-encoding.
+//! Small shared helpers: time formatting, percent-encoding and Go's boolean syntax.
+
+/// Go's `strconv.ParseBool`: the one boolean syntax Vault reads from text, whether a
+/// query flag (`?list=True`), a body field sent as a string, an audit option or a CLI
+/// flag value. Anything else is not a boolean (`None`), never silently false.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
 
 /// RFC 3339 in UTC with nanosecond precision, as Vault prints `created_time`
 /// (`2024-07-02T21:41:49.123456789Z`).

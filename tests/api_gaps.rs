@@ -1,6 +1,7 @@
-//! Gaps against Vault's API on one node that were found and closed (unknown fields get
-//! Vault's warning, `sys/tools/random`), and the one still open as an ignored test that
-//! passes once it is closed (`?help=1`): `cargo test --test api_gaps -- --ignored`.
+//! Gaps against Vault's API on one node that were found and closed: unknown fields get
+//! Vault's warning, `sys/tools/random`, `?help=1`, query booleans read as Go reads them,
+//! unseal keys checked whatever the seal state, the `generic` mount type, a dev server
+//! that serves only once unsealed.
 
 // Test harness: real sockets and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -9,8 +10,9 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn with_dev_node(work: impl FnOnce(String) + Send + 'static) {
     let dev = support::start_dev_node(Arc::new(arca::env::MemoryLogFiles::new())).await;
@@ -48,22 +50,43 @@ async fn unknown_fields_get_vaults_warning() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "gap: `?help=1` (Vault's {help, openapi} per path) is not implemented"]
 async fn help_query_describes_a_path() {
     with_dev_node(|address| {
         let http = support::client();
-        let (status, body) = support::call(
-            &http,
-            "GET",
-            &address,
-            "secret/data/x?help=1",
-            Some("root"),
-            None,
-        )
-        .unwrap();
+        let help = |method: &str, path: &str, token: Option<&str>| {
+            support::call(&http, method, &address, path, token, None).unwrap()
+        };
+        // Vault's shape, without the envelope: help text and an OpenAPI document.
+        let (status, body) = help("GET", "secret/data/x?help=1", Some("root"));
         assert_eq!(status, 200, "{body}");
-        assert!(body.get("help").is_some(), "{body}");
-        assert!(body.get("openapi").is_some(), "{body}");
+        let text = body["help"].as_str().unwrap();
+        assert!(text.starts_with("Request:        data/x\n"), "{text}");
+        assert!(text.contains("KV secrets engine, version 2"), "{text}");
+        assert!(text.contains("    secret/metadata/{path}\n"), "{text}");
+        assert_eq!(body["openapi"]["openapi"], "3.0.2", "{body}");
+        assert!(
+            body["openapi"]["paths"]["/secret/data/{path}"]["description"].is_string(),
+            "{body}"
+        );
+        assert!(body.get("data").is_none(), "no envelope: {body}");
+
+        // Any non-empty value and any method, as in Vault; the path need not exist.
+        let (status, body) = help("POST", "secret/data/x?help=yes", Some("root"));
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = help("GET", "auth/token/lookup-self?help=1", Some("root"));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["help"].as_str().unwrap().contains("token auth method"),
+            "{body}"
+        );
+
+        // A valid token is needed, any one; a path under no mount has no help.
+        let (status, _) = help("GET", "secret/data/x?help=1", None);
+        assert_eq!(status, 403);
+        let (status, _) = help("GET", "secret/data/x?help=1", Some("hvs.nonesuch"));
+        assert_eq!(status, 403);
+        let (status, _) = help("GET", "nowhere/x?help=1", Some("root"));
+        assert_eq!(status, 404);
     })
     .await;
 }
@@ -85,4 +108,199 @@ async fn sys_tools_random_returns_bytes() {
         assert_eq!(body["data"]["random_bytes"].as_str().unwrap().len(), 32);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_flags_read_as_go_booleans() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let call = |method: &str, path: &str| {
+            support::call(&http, method, &address, path, Some("root"), None).unwrap()
+        };
+        let (status, body) = support::call(
+            &http,
+            "POST",
+            &address,
+            "secret/data/app",
+            Some("root"),
+            Some(&json!({"data": {"password": "one"}})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+
+        // Every spelling Go's strconv.ParseBool takes for true is a list.
+        for spelling in ["1", "t", "T", "TRUE", "true", "True"] {
+            let (status, body) = call("GET", &format!("secret/metadata/?list={spelling}"));
+            assert_eq!(status, 200, "list={spelling}: {body}");
+            assert_eq!(body["data"]["keys"], json!(["app"]), "list={spelling}");
+        }
+        // Its spellings of false, and an empty value, are a read, as in Vault.
+        for spelling in ["0", "f", "F", "FALSE", "false", "False", ""] {
+            let (status, body) = call("GET", &format!("secret/metadata/app?list={spelling}"));
+            assert_eq!(status, 200, "list={spelling}: {body}");
+            assert_eq!(body["data"]["current_version"], 1, "list={spelling}");
+        }
+        // Anything else is a 400 in Vault's error envelope, never a guess.
+        for spelling in ["yes", "on", "2", "tRUE"] {
+            let (status, body) = call("GET", &format!("secret/metadata/?list={spelling}"));
+            assert_eq!(status, 400, "list={spelling}: {body}");
+            let errors = body["errors"].as_array().expect("Vault's error envelope");
+            assert!(errors[0].as_str().unwrap().contains("\"list\""), "{body}");
+        }
+
+        // sys/health reads its flags and codes the same way.
+        assert_eq!(call("GET", "sys/health?standbyok=True").0, 200);
+        assert_eq!(call("GET", "sys/health?standbyok=maybe").0, 400);
+        assert_eq!(call("GET", "sys/health?perfstandbyok=2").0, 400);
+        assert_eq!(call("GET", "sys/health?activecode=abc").0, 400);
+        assert_eq!(call("GET", "sys/health?activecode=299").0, 299);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unseal_checks_the_key_whatever_the_seal_state() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let unseal = |body: Value| {
+            support::call(&http, "PUT", &address, "sys/unseal", None, Some(&body)).unwrap()
+        };
+        let malformed = json!({"errors": ["'key' must be a valid hex or base64 string"]});
+
+        // Unsealed: a malformed key is a 400 all the same, as in Vault.
+        for key in ["not a key!", "zz", "abc", "%%%%"] {
+            let (status, body) = unseal(json!({ "key": key }));
+            assert_eq!((status, &body), (400, &malformed), "key {key:?}");
+        }
+        // A well-formed key on an unsealed node changes nothing: the seal status.
+        let (status, body) = unseal(json!({"key": "00".repeat(32)}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["sealed"], false, "{body}");
+        // A missing key, and a reset of a node that is unsealed, are 400s.
+        let (status, _) = unseal(json!({}));
+        assert_eq!(status, 400);
+        let (status, body) = unseal(json!({"reset": true}));
+        assert_eq!(
+            (status, body),
+            (400, json!({"errors": ["vault is unsealed"]}))
+        );
+
+        // Sealed: the same answer to the same malformed key.
+        let (status, body) =
+            support::call(&http, "PUT", &address, "sys/seal", Some("root"), None).unwrap();
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = unseal(json!({"key": "not a key!"}));
+        assert_eq!((status, &body), (400, &malformed));
+        let (status, body) = unseal(json!({"reset": true}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["sealed"], true, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_mounts_are_kv() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let call = |method: &str, path: &str, body: Option<Value>| {
+            support::call(&http, method, &address, path, Some("root"), body.as_ref()).unwrap()
+        };
+        // Vault's legacy name for KV version 1, kept as the operator wrote it.
+        let (status, body) = call(
+            "POST",
+            "sys/mounts/legacy",
+            Some(json!({"type": "generic"})),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, mounts) = call("GET", "sys/mounts", None);
+        assert_eq!(status, 200, "{mounts}");
+        assert_eq!(mounts["data"]["legacy/"]["type"], "generic", "{mounts}");
+
+        let (status, body) = call("PUT", "legacy/app", Some(json!({"password": "one"})));
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = call("GET", "legacy/app", None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"], json!({"password": "one"}));
+        let (status, body) = call("GET", "legacy/?list=true", None);
+        assert_eq!(
+            (status, &body["data"]["keys"]),
+            (200, &json!(["app"])),
+            "{body}"
+        );
+
+        // As in Vault, `generic` takes KV's version option too.
+        let (status, body) = call(
+            "POST",
+            "sys/mounts/legacy2",
+            Some(json!({"type": "generic", "options": {"version": "2"}})),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = call(
+            "PUT",
+            "legacy2/data/app",
+            Some(json!({"data": {"password": "two"}})),
+        );
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = call("GET", "legacy2/data/app", None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["data"], json!({"password": "two"}));
+    })
+    .await;
+}
+
+/// `arca server -dev` killed when the test ends, however it ends.
+struct DevProcess(std::process::Child);
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dev_server_is_unsealed_from_its_first_connection() {
+    // The dev server listens on the port given and the one after it.
+    let port = loop {
+        let port = support::free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            break port;
+        }
+    };
+    let mut dev = DevProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // What a script does: wait for the port, as tightly as it likes, then ask.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the dev server never listened");
+        assert!(
+            dev.0.try_wait().unwrap().is_none(),
+            "the dev server exited before listening"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let http = support::client();
+    let (status, body) = support::call(
+        &http,
+        "GET",
+        &format!("http://127.0.0.1:{port}"),
+        "sys/seal-status",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["initialized"], true, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
 }

@@ -420,11 +420,17 @@ fn tokens_leases_keys_policies_and_mounts() {
         .json();
     assert_eq!(tuned["data"]["default_lease_ttl"], 3600);
 
-    // print token and path-help (the server has no `?help=1`: Vault's error, exit 2).
+    // print token and path-help (the server's `?help=1`; a path under no mount is
+    // Vault's error, exit 2).
     assert_eq!(operator.ok(&["print", "token"]), "root\n");
+    let help = operator.ok(&["path-help", "sys/mounts"]);
+    assert!(
+        help.starts_with("Request:        mounts\nMount:          sys/ (system)\n"),
+        "{help}"
+    );
     assert!(
         operator
-            .fails(&["path-help", "sys/mounts"], 2)
+            .fails(&["path-help", "nowhere/x"], 2)
             .starts_with("Error retrieving help")
     );
 }
@@ -521,5 +527,37 @@ fn global_flags_describe_wrap_and_refuse() {
     assert_eq!(
         operator.ok(&["kv", "list", "-mount=kv", "-detailed"]),
         "Keys\n----\napp\n"
+    );
+}
+
+#[test]
+fn messages_name_arca_where_vault_names_itself() {
+    let operator = Operator::start();
+
+    // Vault's login text, with the command the reader should not run again named ours
+    // (stderr warns that VAULT_TOKEN, set for these tests, takes precedence).
+    let ran = operator.run(&["login", "root"]);
+    assert_eq!(ran.code, 0, "{}", ran.err);
+    let login = ran.out;
+    assert!(
+        login.starts_with(
+            "Success! You are now authenticated. The token information displayed below is\n\
+             already stored in the token helper. You do NOT need to run \"arca login\" again.\n\
+             Future Arca requests will automatically use this token.\n\n"
+        ),
+        "{login}"
+    );
+    assert_eq!(
+        operator.ok(&["operator", "init", "-status"]),
+        "Arca is initialized\n"
+    );
+    assert!(
+        operator
+            .fails(&["login", "-method=nonesuch"], 1)
+            .contains("Use \"arca auth list\" to see the complete list of auth methods")
+    );
+    assert_eq!(
+        operator.ok(&["operator", "seal"]),
+        "Success! Arca is sealed.\n"
     );
 }

@@ -190,7 +190,7 @@ fn the_tutorial_primary_steps() {
     );
     assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
     let init_text = text(&init.stdout);
-    assert!(init_text.starts_with("Unseal Key 1: 037yeI1EmdcgtNy+h2+vPGCyEWOYecwrarW/lBqsiSA=\n\nInitial Root Token: hvs.aQrUNCbqnwq3t4tw5K6UcrWF\n\nVault initialized with 1 key shares"), "{init_text}");
+    assert!(init_text.starts_with("Unseal Key 1: 037yeI1EmdcgtNy+h2+vPGCyEWOYecwrarW/lBqsiSA=\n\nInitial Root Token: hvs.aQrUNCbqnwq3t4tw5K6UcrWF\n\nArca initialized with 1 key shares"), "{init_text}");
 
     // Unseal with the key as an argument: the status table.
     let unseal = arca(
@@ -271,7 +271,7 @@ fn the_tutorial_primary_steps() {
     assert_eq!(text(&enable.stdout), "");
     assert_eq!(
         text(&enable.stderr),
-        "WARNING! The following warnings were returned from Vault:\n\n  * This cluster is being enabled as a primary for replication. Vault will be\n  unavailable for a brief period and will resume service shortly.\n\n"
+        "WARNING! The following warnings were returned from Arca:\n\n  * This cluster is being enabled as a primary for replication. Vault will be\n  unavailable for a brief period and will resume service shortly.\n\n"
     );
 
     // `... secondary-token id=secondary -format=json | jq -r '.wrap_info | .token'`.

@@ -159,20 +159,21 @@ fn table_rows(printed: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Login's text before the table (Vault's `wrapAtLength`, then a blank line).
-const LOGIN_SUCCESS: &str = "Success! You are now authenticated. The token information displayed below\nis already stored in the token helper. You do NOT need to run \"vault login\"\nagain. Future Vault requests will automatically use this token.\n\n";
+/// Login's text before the table (Vault's text naming `arca`, `wrapAtLength`, then a
+/// blank line).
+const LOGIN_SUCCESS: &str = "Success! You are now authenticated. The token information displayed below is\nalready stored in the token helper. You do NOT need to run \"arca login\" again.\nFuture Arca requests will automatically use this token.\n\n";
 
 const INIT_PARAGRAPHS: &str =
-    "Vault initialized with 1 key shares and a key threshold of 1. Please securely
-distribute the key shares printed above. When the Vault is re-sealed,
-restarted, or stopped, you must supply at least 1 of these keys to unseal it
-before it can start servicing requests.
+    "Arca initialized with 1 key shares and a key threshold of 1. Please securely
+distribute the key shares printed above. When Arca is re-sealed, restarted, or
+stopped, you must supply at least 1 of these keys to unseal it before it can
+start servicing requests.
 
-Vault does not store the generated root key. Without at least 1 keys to
-reconstruct the root key, Vault will remain permanently sealed!
+Arca does not store the generated root key. Without at least 1 keys to
+reconstruct the root key, Arca will remain permanently sealed!
 
 It is possible to generate new unseal keys, provided you have a quorum of
-existing unseal keys shares. See \"vault operator rekey\" for more information.
+existing unseal keys shares. See \"arca operator rekey\" for more information.
 ";
 
 fn is_base62(text: &str) -> bool {

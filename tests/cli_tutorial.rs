@@ -223,7 +223,7 @@ fn performance_replication_tutorial() {
         "",
     );
     assert_eq!(enable.status.code(), Some(0), "{}", text(&enable.stderr));
-    assert!(text(&enable.stderr).starts_with("WARNING! The following warnings were returned from Vault:\n\n  * This cluster is being enabled as a primary"), "{}", text(&enable.stderr));
+    assert!(text(&enable.stderr).starts_with("WARNING! The following warnings were returned from Arca:\n\n  * This cluster is being enabled as a primary"), "{}", text(&enable.stderr));
 
     // SEC_BOOTSTRAP=$(vault write ... secondary-token id=secondary -format=json | jq -r '.wrap_info | .token')
     let token_output = shell.eventually(

@@ -259,8 +259,14 @@ struct RawRule {
 }
 
 fn hcl_rules(text: &str) -> Result<Vec<RawRule>, PolicyError> {
-    let body = hcl::edit::parser::parse_body(text).map_err(|error| {
-        PolicyError::new(Some(error.location().line()), error.message().to_string())
+    // Vault's HCL 1 layout (several attributes in a one-line `path` block) is rewritten
+    // in place for HCL 2; offsets are unchanged, so lines are counted in `text`.
+    let layout = crate::hcl_layout::to_hcl2_layout(text);
+    let body = hcl::edit::parser::parse_body(&layout).map_err(|error| {
+        PolicyError::new(
+            Some(line_of(text, error.location().offset())),
+            error.message().to_string(),
+        )
     })?;
     let mut rules = Vec::new();
     for structure in body.iter() {
@@ -833,6 +839,33 @@ path "secret/nothing" {
 
         let listed = r#"{"path": [{"a": {"policy": "read"}}, {"b": {"capabilities": []}}]}"#;
         assert_eq!(Policy::parse("p", listed).unwrap().paths.len(), 2);
+    }
+
+    #[test]
+    fn one_line_path_blocks_parse_as_in_vault() {
+        let written_out = Policy::parse(
+            "p",
+            "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n\
+             path \"secret/app\" {\n  capabilities = [\"create\"]\n  min_wrapping_ttl = \"1s\"\n  \
+             allowed_parameters = { \"a\" = [], \"b\" = [\"x\"] }\n}\n",
+        )
+        .unwrap();
+        // One attribute on one line is HCL 2 already; several are HCL 1, which Vault
+        // reads, with or without commas between them.
+        for one_line in [
+            "path \"secret/*\" { capabilities = [\"read\", \"list\"] }\n\
+             path \"secret/app\" { capabilities = [\"create\"] min_wrapping_ttl = \"1s\" allowed_parameters = { \"a\" = [], \"b\" = [\"x\"] } }\n",
+            "path \"secret/*\" { capabilities = [\"read\", \"list\"] }\n\
+             path \"secret/app\" { capabilities = [\"create\"], min_wrapping_ttl = \"1s\", allowed_parameters = { \"a\" = [], \"b\" = [\"x\"] } }\n",
+        ] {
+            let policy = Policy::parse("p", one_line).unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(policy.paths, written_out.paths, "{one_line}");
+        }
+
+        // An error in a rewritten block names the line the author wrote.
+        let text = "path \"a\" { capabilities = [\"read\"] }\npath \"b\" { capabilities = [\"read\"] policy = \"maybe\" }\n";
+        let error = Policy::parse("p", text).unwrap_err();
+        assert_eq!(error.line, Some(2), "{error}");
     }
 
     #[test]

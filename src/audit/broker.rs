@@ -181,14 +181,14 @@ fn parse_bool(
     name: &str,
     default: bool,
 ) -> Result<bool, AuditError> {
-    match options.get(name).map(String::as_str) {
-        None => Ok(default),
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-        Some(other) => Err(AuditError::InvalidRequest(format!(
-            "unable to parse '{name}': {other:?} is not a boolean"
-        ))),
-    }
+    let Some(text) = options.get(name) else {
+        return Ok(default);
+    };
+    crate::util::parse_go_bool(text).ok_or_else(|| {
+        AuditError::InvalidRequest(format!(
+            "unable to parse '{name}': {text:?} is not a boolean"
+        ))
+    })
 }
 
 /// What `PUT sys/audit/:path` asks for.

@@ -67,11 +67,11 @@ fn enable_request(path: &str, data: &Map<String, Value>) -> Result<EnableRequest
     let local = match data.get("local") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(local)) => *local,
-        Some(Value::String(text)) => match text.as_str() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
-            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
-            _ => return Err(bad_field("local")),
-        },
+        // Vault decodes body booleans weakly: an empty string is false.
+        Some(Value::String(text)) if text.is_empty() => false,
+        Some(Value::String(text)) => {
+            crate::util::parse_go_bool(text).ok_or_else(|| bad_field("local"))?
+        }
         Some(_) => return Err(bad_field("local")),
     };
     let mut options = BTreeMap::new();

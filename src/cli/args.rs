@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::util::parse_go_bool;
+
 /// Whether a flag takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagKind {
@@ -157,15 +159,6 @@ impl ParsedArgs {
     /// Whether a boolean flag is set (the last occurrence wins).
     pub fn flag(&self, name: &str) -> bool {
         self.value(name) == Some("true")
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
     }
 }
 

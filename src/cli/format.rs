@@ -252,7 +252,7 @@ pub fn rfc822_utc(rfc3339: &str) -> Option<String> {
 
 /// The warnings block Vault prints (to stderr) before a secret's table.
 pub fn warnings_block(warnings: &[String]) -> String {
-    let mut text = String::from("WARNING! The following warnings were returned from Vault:\n\n");
+    let mut text = String::from("WARNING! The following warnings were returned from Arca:\n\n");
     for warning in warnings {
         text.push_str(&wrap_with_padding(&format!("* {warning}"), 2));
         text.push_str("\n\n");
@@ -395,7 +395,7 @@ before it can start servicing requests.";
     fn warnings_block_matches_the_tutorial() {
         let warning = "This cluster is being enabled as a primary for replication. Vault will be unavailable for a brief period and will resume service shortly.";
         let expected = "\
-WARNING! The following warnings were returned from Vault:
+WARNING! The following warnings were returned from Arca:
 
   * This cluster is being enabled as a primary for replication. Vault will be
   unavailable for a brief period and will resume service shortly.

@@ -118,10 +118,15 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
             ),
         });
     }
-    let body = hcl::edit::parser::parse_body(text).map_err(|error| ConfigError {
-        file_name: file_name.to_string(),
-        line: Some(error.location().line()),
-        message: format!("syntax error: {}", error.message()),
+    // Vault's HCL 1 layout (several attributes in a one-line block) is rewritten in
+    // place for HCL 2; offsets are unchanged, so lines are counted in `text`.
+    let layout = crate::hcl_layout::to_hcl2_layout(text);
+    let body = hcl::edit::parser::parse_body(&layout).map_err(|error| {
+        let offset = error.location().offset();
+        source.error(
+            Some(offset..offset),
+            format!("syntax error: {}", error.message()),
+        )
     })?;
 
     let mut file = ParsedFile::default();
@@ -488,11 +493,8 @@ impl<'a> Value<'a> {
                     number.value()
                 ))),
             },
-            Expression::String(text) => match text.value().as_str() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-                other => Err(self.error(format!("expected a boolean, got {other:?}"))),
-            },
+            Expression::String(text) => crate::util::parse_go_bool(text.value())
+                .ok_or_else(|| self.error(format!("expected a boolean, got {:?}", text.value()))),
             other => Err(self.error(format!("expected a boolean, got {}", describe(other)))),
         }
     }

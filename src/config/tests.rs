@@ -73,11 +73,40 @@ fn tutorial_file_with_the_docker_environment() {
 
 #[test]
 fn the_tutorial_one_line_form_parses_too() {
-    // The tutorial page flattens the heredoc onto one line; HCL needs the newlines, so
-    // this is what a user gets when pasting it verbatim: an error with a line, no panic.
-    let flattened = r#"ui = true listener "tcp" { tls_disable = 1 address = "[::]:8220" cluster_address = "[::]:8221" } storage "raft" { path = "/vault/file" }"#;
-    let error = parse(flattened, "vault-server.hcl", &no_env()).unwrap_err();
-    assert_eq!(error.line, Some(1));
+    // The tutorial page flattens the heredoc onto one line. Vault's HCL 1 reads it as
+    // the file it came from, and so does Arca.
+    let flattened = r#"ui = true listener "tcp" { tls_disable = 1 address = "[::]:8200" cluster_address = "[::]:8201" } storage "raft" { path = "/vault/file" }"#;
+    assert_eq!(
+        parse(flattened, "vault-server.hcl", &no_env()).unwrap(),
+        parse(TUTORIAL_PRIMARY, "vault-server.hcl", &no_env()).unwrap()
+    );
+}
+
+#[test]
+fn one_line_blocks_with_several_attributes_parse_as_in_vault() {
+    let one_line = "listener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = 1 }\n\
+                    storage \"raft\" { path = \"/data\" node_id = \"n1\" retry_join { leader_api_addr = \"http://127.0.0.1:8210\" } }\n";
+    let written_out = "listener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = 1\n}\n\
+                       storage \"raft\" {\n  path = \"/data\"\n  node_id = \"n1\"\n  retry_join {\n    leader_api_addr = \"http://127.0.0.1:8210\"\n  }\n}\n";
+    let expected = parse(written_out, "config.hcl", &no_env()).unwrap();
+    assert_eq!(parse(one_line, "config.hcl", &no_env()).unwrap(), expected);
+    // HCL 1 also takes commas between a block's attributes.
+    let commas = one_line.replace("\" tls_disable", "\", tls_disable");
+    assert_eq!(parse(&commas, "config.hcl", &no_env()).unwrap(), expected);
+
+    // Errors still name the line the operator wrote.
+    let misspelled = "listener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = 1 }\n\
+                      storage \"raft\" { pth = \"/data\" node_id = \"n1\" }\n";
+    assert_eq!(
+        error_text(misspelled),
+        "config.hcl:2: storage \"raft\": unknown key \"pth\""
+    );
+    let unclosed = "ui = true\nlistener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = 1\n";
+    assert!(
+        error_text(unclosed).starts_with("config.hcl:"),
+        "{}",
+        error_text(unclosed)
+    );
 }
 
 #[test]

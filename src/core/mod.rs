@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod forwarding;
+pub mod help;
 pub mod index_state;
 pub mod join;
 pub mod known_fields;
@@ -293,28 +294,35 @@ impl Core {
     }
 
     /// Submit one unseal share (or reset progress).
+    ///
+    /// The request is checked in Vault's order, whatever the seal state: a reset on an
+    /// unsealed node, a missing key and a key that is neither hex nor base64 are each a
+    /// 400 before anything else; only a well-formed share on an unsealed node is a no-op.
     pub async fn submit_unseal_share(
         &self,
         share: Option<&str>,
         reset: bool,
     ) -> Result<(), LogicalError> {
         if reset {
+            if !self.is_sealed() {
+                return Err(LogicalError::BadRequest("vault is unsealed".into()));
+            }
             lock(&self.seal_state).progress.reset();
             return Ok(());
         }
-        let Some(config) = self.seal_config() else {
-            return Err(LogicalError::BadRequest("Vault is not initialized".into()));
-        };
-        if !self.is_sealed() {
-            return Ok(());
-        }
-        let share = share.ok_or_else(|| {
+        let share = share.filter(|share| !share.is_empty()).ok_or_else(|| {
             LogicalError::BadRequest(
                 "'key' must be specified in request body as JSON, or 'reset' set to true".into(),
             )
         })?;
         let share = seal::decode_share(share)
             .map_err(|error| LogicalError::BadRequest(error.to_string()))?;
+        let Some(config) = self.seal_config() else {
+            return Err(LogicalError::BadRequest("Vault is not initialized".into()));
+        };
+        if !self.is_sealed() {
+            return Ok(());
+        }
         let outcome = lock(&self.seal_state)
             .progress
             .submit(&self.env.rng, &config, share)

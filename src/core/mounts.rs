@@ -82,8 +82,17 @@ impl MountEntry {
         key_space::mount_entry(kind, self.local, &self.uuid)
     }
 
+    /// The engine that serves this mount. Vault's legacy `generic` type is KV (Vault's
+    /// `mountAliases`); the table keeps and shows the type the operator asked for.
+    pub fn engine_type(&self) -> &str {
+        match self.mount_type.as_str() {
+            "generic" => "kv",
+            other => other,
+        }
+    }
+
     pub fn kv_version(&self) -> Option<u8> {
-        (self.mount_type == "kv").then(|| {
+        (self.engine_type() == "kv").then(|| {
             if self.options.get("version").map(String::as_str) == Some("2") {
                 2
             } else {
@@ -135,7 +144,7 @@ impl MountEntry {
             config["listing_visibility"] = Value::from(visibility.clone());
         }
         let options = if self.options.is_empty()
-            && !(kind == TableKind::Secrets && self.mount_type == "kv")
+            && !(kind == TableKind::Secrets && self.engine_type() == "kv")
         {
             Value::Null
         } else {
@@ -162,7 +171,10 @@ impl MountEntry {
 /// The secrets engines and auth methods Arca has.
 pub fn supported_type(kind: TableKind, mount_type: &str) -> bool {
     match kind {
-        TableKind::Secrets => matches!(mount_type, "kv" | "cubbyhole" | "system" | "identity"),
+        TableKind::Secrets => matches!(
+            mount_type,
+            "kv" | "generic" | "cubbyhole" | "system" | "identity"
+        ),
         TableKind::Auth => matches!(mount_type, "token" | "userpass"),
     }
 }
@@ -387,7 +399,13 @@ pub fn apply_config(
                 }
             }
             "force_no_cache" => {
-                config.force_no_cache = value.as_bool().ok_or_else(|| bad_type(field))?;
+                config.force_no_cache = match value {
+                    Value::Bool(flag) => *flag,
+                    Value::String(text) => {
+                        crate::util::parse_go_bool(text).ok_or_else(|| bad_type(field))?
+                    }
+                    _ => return Err(bad_type(field)),
+                };
             }
             "listing_visibility" => {
                 let visibility = value.as_str().ok_or_else(|| bad_type(field))?;

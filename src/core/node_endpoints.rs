@@ -25,7 +25,7 @@ impl Core {
             ("sys/init", "PUT" | "POST") => self.handle_init(request).await,
             ("sys/seal-status", "GET") => Ok(json_ok(self.seal_status())),
             ("sys/unseal", "PUT" | "POST") => self.handle_unseal(request).await,
-            ("sys/health", "GET" | "HEAD") => Ok(self.health(request)),
+            ("sys/health", "GET" | "HEAD") => self.health(request),
             ("sys/leader", "GET") => self.leader_status().map(json_ok),
             ("sys/storage/raft/join", "PUT" | "POST") => self.handle_join(request).await,
             ("sys/storage/raft/bootstrap/challenge", "PUT" | "POST")
@@ -79,7 +79,7 @@ impl Core {
 
     async fn handle_unseal(&self, request: &ApiRequest) -> Result<ApiResponse, LogicalError> {
         let body = body_object(&request.body)?;
-        let reset = body.get("reset").and_then(Value::as_bool).unwrap_or(false);
+        let reset = crate::engines::input::field_bool(&body, "reset")?.unwrap_or(false);
         let key = field_str(&body, "key")?;
         self.submit_unseal_share(key, reset).await?;
         Ok(json_ok(self.seal_status()))
@@ -118,32 +118,43 @@ impl Core {
     }
 
     /// `sys/health`, with Vault's status-code precedence and query overrides.
-    fn health(&self, request: &ApiRequest) -> ApiResponse {
-        let code = |name: &str, default: u16| -> u16 {
-            request
-                .query
-                .get(name)
-                .and_then(|value| value.parse::<u16>().ok())
+    ///
+    /// As in Vault, a code that is not a whole number, or a `standbyok` that is not one
+    /// of Go's booleans, is a 400; an empty `standbyok` is false.
+    fn health(&self, request: &ApiRequest) -> Result<ApiResponse, LogicalError> {
+        let code = |name: &str, default: u16| -> Result<u16, LogicalError> {
+            let Some(text) = request.query.get(name) else {
+                return Ok(default);
+            };
+            let code = text.parse::<i64>().map_err(|_| {
+                LogicalError::BadRequest(format!("invalid status code {text:?} for {name:?}"))
+            })?;
+            // Go would write any code; ours must be one HTTP can carry.
+            Ok(u16::try_from(code)
+                .ok()
                 .filter(|code| (100..600).contains(code))
-                .unwrap_or(default)
+                .unwrap_or(default))
         };
-        let flag = |name: &str| {
-            request
-                .query
-                .get(name)
-                .is_some_and(|value| value.is_empty() || value == "true" || value == "1")
-        };
+        let standby_ok = request.query_flag("standbyok")?.unwrap_or(false);
+        // Arca has no performance standbys, but a malformed flag is refused all the same.
+        request.query_flag("perfstandbyok")?;
+        let (uninit_code, sealed_code, standby_code, active_code) = (
+            code("uninitcode", 501)?,
+            code("sealedcode", 503)?,
+            code("standbycode", 429)?,
+            code("activecode", 200)?,
+        );
         let initialized = self.is_initialized();
         let sealed = self.is_sealed();
         let standby = !sealed && !self.cluster.is_leader();
         let status = if !initialized {
-            code("uninitcode", 501)
+            uninit_code
         } else if sealed {
-            code("sealedcode", 503)
-        } else if standby && !flag("standbyok") {
-            code("standbycode", 429)
+            sealed_code
+        } else if standby && !standby_ok {
+            standby_code
         } else {
-            code("activecode", 200)
+            active_code
         };
         let info = if sealed { None } else { self.cluster_info() };
         // Read from this node's copy of the cluster's state, so a standby reports the
@@ -173,7 +184,7 @@ impl Core {
         if request.method == Method::HEAD {
             response.body = bytes::Bytes::new();
         }
-        response
+        Ok(response)
     }
 
     fn leader_status(&self) -> Result<Value, LogicalError> {

@@ -401,7 +401,7 @@ impl LogicalCore {
     fn lock_stripe(&self, route: &Route) -> usize {
         // Everything outside the KV engines shares one stripe: token trees, mount
         // tables and policies touch many keys at once.
-        let target = match (route.entry.mount_type.as_str(), route.entry.kv_version()) {
+        let target = match (route.entry.engine_type(), route.entry.kv_version()) {
             ("kv", Some(2)) => {
                 let secret = route
                     .rest
@@ -431,6 +431,14 @@ impl LogicalCore {
         request_id: &str,
         now_unix: i64,
     ) -> Result<ApiResponse, LogicalError> {
+        // Vault answers help for any non-empty `help`, whatever the method, before it
+        // reads anything else of the request. Help is allowed to every valid token.
+        if api.query.get("help").is_some_and(|value| !value.is_empty()) {
+            let route = self.route(&api.path)?;
+            let token = request_token(&api.headers).ok_or(LogicalError::PermissionDenied)?;
+            self.authenticate(&token, now_unix)?;
+            return Ok(ApiResponse::json(200, &super::help::help_body(&route)));
+        }
         let (operation, data) = classify(api)?;
         let mut path = api.path.clone();
         if operation == Operation::List && !path.ends_with('/') {
@@ -555,7 +563,7 @@ impl LogicalCore {
         let is_sys = route.entry.mount_type == "system";
         let unrecognized = super::known_fields::unrecognized_warning(
             route.kind,
-            &route.entry.mount_type,
+            route.entry.engine_type(),
             route.entry.kv_version(),
             &route.rest,
             request.operation,
@@ -641,7 +649,7 @@ impl LogicalCore {
         let view = self.view_for(route);
         match (
             route.kind,
-            route.entry.mount_type.as_str(),
+            route.entry.engine_type(),
             route.entry.kv_version(),
         ) {
             (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::exists(&view, request),
@@ -663,7 +671,7 @@ impl LogicalCore {
         let view = self.view_for(route);
         match (
             route.kind,
-            route.entry.mount_type.as_str(),
+            route.entry.engine_type(),
             route.entry.kv_version(),
         ) {
             (TableKind::Secrets, "kv", Some(2)) => engines::kv_v2::handle(&view, request).await,
@@ -780,20 +788,18 @@ impl super::LogicalService for LogicalCore {
 
 /// The operation and data of a request, from its method, query and body.
 fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), LogicalError> {
-    let list_query = api
-        .query
-        .get("list")
-        .is_some_and(|value| value == "true" || value == "1");
     let query_data = || -> Map<String, Value> {
         api.query
             .iter()
-            .filter(|(key, _)| key.as_str() != "list")
+            // `help` is reserved for help, as in Vault.
+            .filter(|(key, _)| key.as_str() != "list" && key.as_str() != "help")
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect()
     };
     let operation = match api.method.as_str() {
         "LIST" => Operation::List,
-        "GET" | "HEAD" if list_query => Operation::List,
+        // Only a GET reads `list`, as in Vault; `?list=yes` is a 400, not a read.
+        "GET" | "HEAD" if api.query_flag("list")?.unwrap_or(false) => Operation::List,
         "GET" | "HEAD" => Operation::Read,
         "POST" | "PUT" => Operation::Update,
         "PATCH" => Operation::Patch,

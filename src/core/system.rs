@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::mounts::{self, MountConfig, MountEntry, TableKind};
 use super::router::{Caller, LogicalCore};
+use crate::engines::input::field_bool;
 use crate::http::ApiRequest;
 use crate::logical::{LogicalError, Operation, Request, Response, field_str};
 
@@ -199,7 +200,7 @@ impl LogicalCore {
             }
             _ => {}
         }
-        if options.contains_key("version") && mount_type != "kv" {
+        if options.contains_key("version") && !matches!(mount_type.as_str(), "kv" | "generic") {
             return Err(LogicalError::BadRequest(format!(
                 "secrets engine {mount_type:?} does not allow setting a version"
             )));
@@ -228,12 +229,7 @@ impl LogicalCore {
             Some(Value::Object(input)) => mounts::apply_config(&mut config, input)?,
             Some(_) => return Err(LogicalError::BadRequest("config must be a map".into())),
         }
-        let local = match data.get("local") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(local)) => *local,
-            Some(Value::String(text)) => text == "true",
-            Some(_) => return Err(LogicalError::BadRequest("local must be a boolean".into())),
-        };
+        let local = field_bool(data, "local")?.unwrap_or(false);
         let rng = &self.env().rng;
         let entry = MountEntry {
             path: path.clone(),
@@ -244,14 +240,8 @@ impl LogicalCore {
             accessor: mounts::new_accessor(kind, &mount_type, rng),
             uuid: rng.uuid(),
             local,
-            seal_wrap: data
-                .get("seal_wrap")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            external_entropy_access: data
-                .get("external_entropy_access")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            seal_wrap: field_bool(data, "seal_wrap")?.unwrap_or(false),
+            external_entropy_access: field_bool(data, "external_entropy_access")?.unwrap_or(false),
             options,
             config,
         };
@@ -383,7 +373,7 @@ impl LogicalCore {
                             .as_str()
                             .map(str::to_string)
                             .unwrap_or_else(|| version.to_string());
-                        if entry.mount_type != "kv" {
+                        if entry.engine_type() != "kv" {
                             return Err(LogicalError::BadRequest(
                                 "only kv mounts have a version".into(),
                             ));

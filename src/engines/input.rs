@@ -93,15 +93,13 @@ pub fn weak_int(value: &Value) -> Option<i64> {
 }
 
 /// An optional boolean field: JSON booleans, Go's `strconv.ParseBool` strings, or 0/1.
+/// An empty string is false, as Vault's weak decoding of a `TypeBool` field reads it.
 pub fn field_bool(data: &Map<String, Value>, field: &str) -> Result<Option<bool>, LogicalError> {
     let parsed = match data.get(field) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Bool(flag)) => Some(*flag),
-        Some(Value::String(text)) => match text.as_str() {
-            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-            "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-            _ => None,
-        },
+        Some(Value::String(text)) if text.is_empty() => Some(false),
+        Some(Value::String(text)) => crate::util::parse_go_bool(text),
         Some(Value::Number(number)) => match number.as_i64() {
             Some(0) => Some(false),
             Some(1) => Some(true),

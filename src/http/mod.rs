@@ -35,6 +35,41 @@ pub struct ApiRequest {
     pub body: Bytes,
 }
 
+impl ApiRequest {
+    /// A boolean query flag (`?list=True`), read as Vault reads every query flag: with
+    /// Go's `strconv.ParseBool`. Absent or empty is `None` (Vault treats both as not
+    /// set, i.e. false); anything else that is not a boolean is refused, never guessed.
+    pub fn query_flag(&self, name: &str) -> Result<Option<bool>, InvalidQueryFlag> {
+        match self.query.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(text) => {
+                crate::util::parse_go_bool(text)
+                    .map(Some)
+                    .ok_or_else(|| InvalidQueryFlag {
+                        name: name.to_string(),
+                        value: text.to_string(),
+                    })
+            }
+        }
+    }
+}
+
+/// A query flag whose value is not one of Go's booleans; the answer is a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid value {value:?} for query parameter {name:?}: expected one of 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False"
+)]
+pub struct InvalidQueryFlag {
+    pub name: String,
+    pub value: String,
+}
+
+impl From<InvalidQueryFlag> for crate::logical::LogicalError {
+    fn from(error: InvalidQueryFlag) -> Self {
+        crate::logical::LogicalError::BadRequest(error.to_string())
+    }
+}
+
 /// What the core answers: a status, a body (empty for 204) and extra headers.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {

@@ -32,7 +32,10 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         raft: Default::default(),
     };
     super::print_configuration(&config, "inmem");
-    let node = Node::start(
+    // The API is served only once the node is initialized, unsealed and has `secret/`:
+    // a script that waits for the port and then calls the API must never find the dev
+    // server sealed.
+    let mut node = Node::start_without_api(
         env,
         config.clone(),
         std::sync::Arc::new(crate::env::OsLogFiles),
@@ -43,6 +46,9 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         .initialize_dev(args.dev_root_token_id.clone())
         .await
         .map_err(|error| format!("Error initializing the dev node: {error}"))?;
+    node.serve_api()
+        .await
+        .map_err(|error| format!("Error starting the dev node: {error}"))?;
     let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
     println!(
         "WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory\n\
@@ -51,7 +57,7 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
          You may need to set the following environment variables:\n\n    \
          $ export VAULT_ADDR='{}'\n\n\
          The unseal key and root token are displayed below in case you want to\n\
-         seal/unseal the Vault or re-authenticate.\n\n\
+         seal/unseal Arca or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\
          Root Token: {root_token}\n\n\
          Development mode should NOT be used in production installations!\n",

@@ -54,6 +54,8 @@ pub struct Node {
     raft: RaftNode,
     shutdown: watch::Sender<bool>,
     api_address: SocketAddr,
+    /// Whether the API listener is up (from the start, or since [`Node::serve_api`]).
+    api_served: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -84,13 +86,47 @@ impl Node {
         audit_files: Arc<dyn crate::env::LogFiles>,
         raft_options: RaftOptions,
     ) -> Result<Node, NodeError> {
-        let api_listener = tokio::net::TcpListener::bind(config.api_listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                address: config.api_listen,
-                source,
-            })?;
-        let api_address = api_listener.local_addr().unwrap_or(config.api_listen);
+        // The API port is taken before anything else starts, so a port in use fails the
+        // start with nothing left running.
+        let api_listener = bind_api(config.api_listen).await?;
+        Self::start_inner(env, config, audit_files, raft_options, Some(api_listener)).await
+    }
+
+    /// A node whose API is not served yet: nothing listens on its API port (a client's
+    /// connect is refused, not queued) until [`Node::serve_api`]. `arca server -dev`
+    /// initializes and unseals first, so a script that waits for the port never sees
+    /// the dev node sealed.
+    pub async fn start_without_api(
+        env: Env,
+        config: NodeConfig,
+        audit_files: Arc<dyn crate::env::LogFiles>,
+    ) -> Result<Node, NodeError> {
+        let raft_options = config.raft;
+        Self::start_inner(env, config, audit_files, raft_options, None).await
+    }
+
+    /// Bind the API address and serve it, for a node from [`Node::start_without_api`].
+    pub async fn serve_api(&mut self) -> Result<(), NodeError> {
+        assert!(!self.api_served, "the API is served once");
+        let listener = bind_api(self.api_address).await?;
+        self.api_address = listener.local_addr().unwrap_or(self.api_address);
+        spawn_api(&self.core, listener, self.shutdown.subscribe());
+        self.api_served = true;
+        tracing::info!(api = %self.api_address, "serving the API");
+        Ok(())
+    }
+
+    async fn start_inner(
+        env: Env,
+        config: NodeConfig,
+        audit_files: Arc<dyn crate::env::LogFiles>,
+        raft_options: RaftOptions,
+        api_listener: Option<tokio::net::TcpListener>,
+    ) -> Result<Node, NodeError> {
+        let api_address = api_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+            .unwrap_or(config.api_listen);
         let cluster_listener = tokio::net::TcpListener::bind(config.cluster_listen)
             .await
             .map_err(|source| NodeError::Listen {
@@ -144,12 +180,10 @@ impl Node {
         );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);
-        tokio::spawn(crate::http::server::serve(
-            api_listener,
-            router,
-            shutdown_receiver.clone(),
-        ));
+        let api_served = api_listener.is_some();
+        if let Some(listener) = api_listener {
+            spawn_api(&core, listener, shutdown_receiver.clone());
+        }
         tokio::spawn(core.clone().retry_join_loop());
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
@@ -164,6 +198,7 @@ impl Node {
             raft,
             shutdown,
             api_address,
+            api_served,
         })
     }
 
@@ -244,6 +279,17 @@ impl Node {
             tracing::warn!(%error, "raft shutdown");
         }
     }
+}
+
+fn spawn_api(core: &Arc<Core>, listener: tokio::net::TcpListener, shutdown: watch::Receiver<bool>) {
+    let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);
+    tokio::spawn(crate::http::server::serve(listener, router, shutdown));
+}
+
+async fn bind_api(address: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Listen { address, source })
 }
 
 /// Revoke expired tokens and leases on the active node, on the seam's clock.

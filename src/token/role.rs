@@ -227,11 +227,10 @@ pub fn string_list(field: &str, value: &Value) -> Result<Vec<String>, TokenError
 pub fn boolean(field: &str, value: &Value) -> Result<bool, TokenError> {
     match value {
         Value::Bool(flag) => Ok(*flag),
-        Value::String(text) => match text.as_str() {
-            "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
-            "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(false),
-            _ => Err(TokenError::Invalid(format!("{field} must be a boolean"))),
-        },
+        // Vault decodes body booleans weakly: an empty string is false.
+        Value::String(text) if text.is_empty() => Ok(false),
+        Value::String(text) => crate::util::parse_go_bool(text)
+            .ok_or_else(|| TokenError::Invalid(format!("{field} must be a boolean"))),
         _ => Err(TokenError::Invalid(format!("{field} must be a boolean"))),
     }
 }

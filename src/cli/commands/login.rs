@@ -11,7 +11,7 @@ use super::super::secret::{Secret, SecretAuth};
 use super::super::{Context, Failure, OutputFormat, remote};
 use super::catalog;
 
-pub const SUCCESS_TEXT: &str = "Success! You are now authenticated. The token information displayed below is already stored in the token helper. You do NOT need to run \"vault login\" again. Future Vault requests will automatically use this token.";
+pub const SUCCESS_TEXT: &str = "Success! You are now authenticated. The token information displayed below is already stored in the token helper. You do NOT need to run \"arca login\" again. Future Arca requests will automatically use this token.";
 const NOT_STORED_TEXT: &str = "Success! The token was not stored in the token helper. Set the VAULT_TOKEN environment variable or pass the token below with each request to Vault.";
 const TOKEN_ENV_WARNING: &str = "WARNING! The VAULT_TOKEN environment variable is set! The value of this variable will take precedence; if this is unwanted please unset VAULT_TOKEN or update its value accordingly.";
 
@@ -135,7 +135,7 @@ pub fn login(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> 
         }
         other => {
             return Err(Failure::Usage(format!(
-                "Unknown auth method: {other}. Use \"vault auth list\" to see the complete list of auth methods. Additionally, some auth methods are only available via the HTTP API."
+                "Unknown auth method: {other}. Use \"arca auth list\" to see the complete list of auth methods. Additionally, some auth methods are only available via the HTTP API."
             )));
         }
     };
@@ -183,7 +183,7 @@ mod tests {
     fn success_text_wraps_like_vault() {
         assert_eq!(
             wrap_at_length(SUCCESS_TEXT),
-            "Success! You are now authenticated. The token information displayed below\nis already stored in the token helper. You do NOT need to run \"vault login\"\nagain. Future Vault requests will automatically use this token."
+            "Success! You are now authenticated. The token information displayed below is\nalready stored in the token helper. You do NOT need to run \"arca login\" again.\nFuture Arca requests will automatically use this token."
         );
     }
 

@@ -105,19 +105,19 @@ pub fn init_text(response: &InitResponse, shares: u64, threshold: u64) -> String
     if !response.keys.is_empty() {
         lines.push(String::new());
         lines.push(wrap_at_length(&format!(
-            "Vault initialized with {shares} key shares and a key threshold of {threshold}. Please securely distribute the key shares printed above. When the Vault is re-sealed, restarted, or stopped, you must supply at least {threshold} of these keys to unseal it before it can start servicing requests."
+            "Arca initialized with {shares} key shares and a key threshold of {threshold}. Please securely distribute the key shares printed above. When Arca is re-sealed, restarted, or stopped, you must supply at least {threshold} of these keys to unseal it before it can start servicing requests."
         )));
         lines.push(String::new());
         lines.push(wrap_at_length(&format!(
-            "Vault does not store the generated root key. Without at least {threshold} keys to reconstruct the root key, Vault will remain permanently sealed!"
+            "Arca does not store the generated root key. Without at least {threshold} keys to reconstruct the root key, Arca will remain permanently sealed!"
         )));
         lines.push(String::new());
         lines.push(wrap_at_length(
-            "It is possible to generate new unseal keys, provided you have a quorum of existing unseal keys shares. See \"vault operator rekey\" for more information.",
+            "It is possible to generate new unseal keys, provided you have a quorum of existing unseal keys shares. See \"arca operator rekey\" for more information.",
         ));
     } else {
         lines.push(String::new());
-        lines.push(wrap_at_length("Success! Vault is initialized"));
+        lines.push(wrap_at_length("Success! Arca is initialized"));
     }
     lines.join("\n")
 }
@@ -138,10 +138,10 @@ fn init(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         return if initialized {
-            context.print("Vault is initialized");
+            context.print("Arca is initialized");
             Ok(0)
         } else {
-            context.print("Vault is not initialized");
+            context.print("Arca is not initialized");
             Ok(2)
         };
     }
@@ -274,7 +274,7 @@ fn seal(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     client
         .send(Method::Put, "sys/seal", &[], None)
         .map_err(|error| remote("Error sealing", error))?;
-    context.print("Success! Vault is sealed.");
+    context.print("Success! Arca is sealed.");
     Ok(0)
 }
 
@@ -417,7 +417,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn init_text_matches_vault() {
+    fn init_text_is_vaults_naming_arca() {
         let response = InitResponse {
             keys: vec!["d3b".to_string()],
             keys_base64: vec!["037yeI1EmdcgtNy+h2+vPGCyEWOYecwrarW/lBqsiSA=".to_string()],
@@ -429,16 +429,16 @@ Unseal Key 1: 037yeI1EmdcgtNy+h2+vPGCyEWOYecwrarW/lBqsiSA=
 
 Initial Root Token: hvs.aQrUNCbqnwq3t4tw5K6UcrWF
 
-Vault initialized with 1 key shares and a key threshold of 1. Please securely
-distribute the key shares printed above. When the Vault is re-sealed,
-restarted, or stopped, you must supply at least 1 of these keys to unseal it
-before it can start servicing requests.
+Arca initialized with 1 key shares and a key threshold of 1. Please securely
+distribute the key shares printed above. When Arca is re-sealed, restarted, or
+stopped, you must supply at least 1 of these keys to unseal it before it can
+start servicing requests.
 
-Vault does not store the generated root key. Without at least 1 keys to
-reconstruct the root key, Vault will remain permanently sealed!
+Arca does not store the generated root key. Without at least 1 keys to
+reconstruct the root key, Arca will remain permanently sealed!
 
 It is possible to generate new unseal keys, provided you have a quorum of
-existing unseal keys shares. See \"vault operator rekey\" for more information.";
+existing unseal keys shares. See \"arca operator rekey\" for more information.";
         assert_eq!(init_text(&response, 1, 1), expected);
     }
 
