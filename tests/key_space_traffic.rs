@@ -179,6 +179,7 @@ impl Node {
                 } else {
                     Bytes::from(body.to_string())
                 },
+                delegated_caller: None,
             },
         )
         .await;

@@ -82,6 +82,7 @@ impl ForwardRequest {
             query: self.query,
             headers,
             body: Bytes::from(self.body),
+            delegated_caller: None,
         })
     }
 }
@@ -120,6 +121,7 @@ mod tests {
             query: BTreeMap::from([("version".to_string(), "2".to_string())]),
             headers,
             body: Bytes::from_static(b"{\"data\":{}}"),
+            delegated_caller: None,
         };
         let back = ForwardRequest::from_api(&request).into_api().unwrap();
         assert_eq!(back.method, request.method);

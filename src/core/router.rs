@@ -379,6 +379,23 @@ impl LogicalCore {
         self.barrier.view(route.entry.storage_prefix(route.kind))
     }
 
+    /// The caller of a request a verified secondary forwarded: the token entry it
+    /// authenticated there, with this cluster's (replicated) policies. Its uses were
+    /// counted on the secondary, so none are spent here.
+    fn delegated(&self, entry: Option<&crate::token::TokenEntry>) -> Result<Caller, LogicalError> {
+        let mut entry = entry.cloned().ok_or(LogicalError::PermissionDenied)?;
+        entry.num_uses = 0;
+        let acl = self
+            .policies
+            .acl_for(&entry.policies)
+            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        Ok(Caller {
+            token: String::new(),
+            entry,
+            acl: Arc::new(acl),
+        })
+    }
+
     /// Look up a token and compile its ACL.
     pub(crate) fn authenticate(&self, token: &str, now_unix: i64) -> Result<Caller, LogicalError> {
         let entry = self
@@ -456,6 +473,9 @@ impl LogicalCore {
         let token = request_token(&api.headers);
         let unauthenticated = is_unauthenticated(&route, operation);
         let caller = match (&token, unauthenticated) {
+            _ if api.delegated_caller.is_some() => {
+                Some(self.delegated(api.delegated_caller.as_deref())?)
+            }
             (Some(token), false) => Some(self.authenticate(token, now_unix)?),
             (Some(token), true) => self.authenticate(token, now_unix).ok(),
             (None, false) => return Err(LogicalError::PermissionDenied),
@@ -553,6 +573,16 @@ impl LogicalCore {
                 .revoke_tree(&token)
                 .await
                 .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        }
+        // A write to replicated state on a performance secondary: the primary makes it
+        // (as the caller authorized here), and this cluster waits to see it arrive.
+        if matches!(outcome, Err(LogicalError::ReadOnly))
+            && api.delegated_caller.is_none()
+            && let Some(replication) = self.core()?.replication()
+        {
+            return replication
+                .forward_to_primary(api, caller.as_ref().map(|caller| caller.entry.clone()))
+                .await;
         }
 
         let mount_type = if route.kind == TableKind::Auth {

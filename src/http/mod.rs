@@ -33,6 +33,10 @@ pub struct ApiRequest {
     pub query: BTreeMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The caller a verified performance secondary authenticated, for a write it
+    /// forwarded to this primary: its token lives only there. Set by the replication
+    /// handler alone, never from HTTP.
+    pub delegated_caller: Option<std::sync::Arc<crate::token::entry::TokenEntry>>,
 }
 
 impl ApiRequest {
@@ -166,6 +170,7 @@ async fn to_api_request(request: Request) -> Result<ApiRequest, ApiResponse> {
         query,
         headers: parts.headers,
         body,
+        delegated_caller: None,
     })
 }
 

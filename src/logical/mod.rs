@@ -166,6 +166,10 @@ pub enum LogicalError {
     /// 429.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 400: a write to a replicated key on a performance secondary (Vault's
+    /// `ErrReadOnly`); the core forwards such a request to the primary.
+    #[error("cannot write to readonly storage")]
+    ReadOnly,
     /// 503.
     #[error("Vault is sealed")]
     Sealed,
@@ -180,7 +184,7 @@ pub enum LogicalError {
 impl LogicalError {
     pub fn status(&self) -> u16 {
         match self {
-            LogicalError::BadRequest(_) => 400,
+            LogicalError::BadRequest(_) | LogicalError::ReadOnly => 400,
             LogicalError::PermissionDenied => 403,
             LogicalError::NotFound | LogicalError::UnsupportedPath(_) => 404,
             LogicalError::UnsupportedOperation => 405,
@@ -210,11 +214,7 @@ impl From<crate::barrier::BarrierError> for LogicalError {
             BarrierError::Storage(StorageError::NotLeader { .. }) => {
                 LogicalError::Unavailable("node is not the active node".to_string())
             }
-            BarrierError::Storage(StorageError::ReadOnly) => LogicalError::BadRequest(
-                "cannot write to readonly storage: this cluster is a performance secondary; \
-                 make this change on the primary"
-                    .to_string(),
-            ),
+            BarrierError::Storage(StorageError::ReadOnly) => LogicalError::ReadOnly,
             BarrierError::Storage(StorageError::InvalidKey(key)) => {
                 LogicalError::BadRequest(format!("invalid path {key:?}"))
             }

@@ -41,6 +41,14 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PULL_WAIT: Duration = Duration::from_millis(1_000);
 /// How often a waiting pull looks at the primary's WAL.
 const PULL_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// How long a secondary waits for its own forwarded write to stream back (Vault's
+/// `best_effort_wal_wait_duration`); the client gets its answer either way.
+pub const BEST_EFFORT_WAL_WAIT: Duration = Duration::from_secs(2);
+/// Request headers that mean something only to the cluster that received them.
+const CLUSTER_BOUND_HEADERS: &[&str] = &["x-vault-token", "authorization", "x-vault-index"];
+/// How many primary nodes a forwarded request tries when the one asked is not active
+/// (it was never served there, so trying the next is safe).
+const FORWARD_ATTEMPTS_MAX: usize = 3;
 /// The pause after a failed call to the primary, before the next address is tried.
 pub const RETRY_DELAY: Duration = Duration::from_millis(250);
 /// How long an idle node (not a secondary's active node) waits before looking again.
@@ -729,6 +737,33 @@ impl Replication {
                     }
                 }
             }
+            ReplBody::Forward { request, caller } => {
+                let caller = match caller
+                    .map(|json| serde_json::from_slice::<crate::token::TokenEntry>(&json))
+                {
+                    None => None,
+                    Some(Ok(entry)) => Some(Arc::new(entry)),
+                    Some(Err(_)) => return refused("forwarded caller is malformed"),
+                };
+                let mut api = match request.into_api() {
+                    Ok(api) => api,
+                    Err(error) => return refused(&error),
+                };
+                // The secondary's token means nothing here; its caller travels apart.
+                api.headers.remove("x-vault-token");
+                api.headers.remove(http::header::AUTHORIZATION);
+                api.delegated_caller = caller;
+                let response = core.handle_forwarded(api).await;
+                let wal_index = core
+                    .cluster()
+                    .backend()
+                    .applied_view()
+                    .map_or(0, |view| view.wal().last_wal_index());
+                ReplResponse::Forwarded {
+                    response: crate::channel::ForwardResponse::from_api(response),
+                    wal_index,
+                }
+            }
             ReplBody::PersistAlias { alias, now_unix } => {
                 let Some(logical) = core.logical() else {
                     return refused("this node is not serving yet");
@@ -792,6 +827,78 @@ impl Replication {
                 ReplResponse::SyncPage { entries, done }
             }
         }
+    }
+
+    /// Send a request that writes replicated state to the primary's active node, then
+    /// wait (at most [`BEST_EFFORT_WAL_WAIT`]) until this cluster's stream reaches the
+    /// primary's WAL index after it, so the client reads its own write here.
+    pub async fn forward_to_primary(
+        &self,
+        api: &crate::http::ApiRequest,
+        caller: Option<crate::token::TokenEntry>,
+    ) -> Result<crate::http::ApiResponse, LogicalError> {
+        let core = self.core()?;
+        let ReplicationState::Secondary(secondary) = self.load_state()? else {
+            return Err(LogicalError::ReadOnly);
+        };
+        let caller = caller
+            .map(|entry| serde_json::to_vec(&entry))
+            .transpose()
+            .map_err(internal)?;
+        let mut request = crate::channel::ForwardRequest::from_api(api);
+        // The token stays on this cluster (its caller travels apart), and index states
+        // name this cluster's indexes, which mean nothing to the primary.
+        request.headers.retain(|(name, _)| {
+            !CLUSTER_BOUND_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+        });
+        let body = ReplBody::Forward { request, caller };
+        let mut last_error = String::new();
+        for _ in 0..FORWARD_ATTEMPTS_MAX {
+            match self.call(&core, &secondary, body.clone()).await {
+                Ok(ReplResponse::Forwarded {
+                    response,
+                    wal_index,
+                }) => {
+                    let deadline = core.env().clock.now() + BEST_EFFORT_WAL_WAIT;
+                    while core
+                        .cluster()
+                        .backend()
+                        .applied_view()
+                        .is_some_and(|view| view.last_remote_wal() < wal_index)
+                        && core.env().clock.now() < deadline
+                    {
+                        tokio::time::sleep(PULL_POLL_INTERVAL).await;
+                    }
+                    let mut response = response.into_api();
+                    response
+                        .headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case("x-vault-index"));
+                    return Ok(response);
+                }
+                Ok(ReplResponse::NotActive { .. }) => {
+                    last_error = "the primary node asked is not active".into();
+                }
+                Ok(ReplResponse::Refused { reason }) => {
+                    return Err(LogicalError::Unavailable(format!(
+                        "the primary refused the forwarded request: {reason}"
+                    )));
+                }
+                Ok(other) => {
+                    return Err(internal(format!(
+                        "unexpected answer from the primary: {other:?}"
+                    )));
+                }
+                // The primary may not have received it: a write is not repeated blindly.
+                Err(error) => {
+                    return Err(LogicalError::Unavailable(format!(
+                        "error forwarding the request to the primary: {error}"
+                    )));
+                }
+            }
+        }
+        Err(LogicalError::Unavailable(format!(
+            "error forwarding the request to the primary: {last_error}"
+        )))
     }
 
     fn note_contact(&self, secondary_id: &str, position: u64, now_ms: i64) {

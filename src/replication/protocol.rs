@@ -58,6 +58,12 @@ pub enum ReplBody {
         after_key: Option<String>,
         max_entries: u32,
     },
+    /// A request that writes replicated state, made on the secondary by `caller` (the
+    /// token entry the secondary authenticated, JSON; `None` for unauthenticated paths).
+    Forward {
+        request: crate::channel::ForwardRequest,
+        caller: Option<Vec<u8>>,
+    },
     /// A first login on the secondary: create (or find) the alias's entity on the
     /// primary, which alone writes identity.
     PersistAlias {
@@ -109,6 +115,12 @@ pub enum ReplResponse {
     /// This node is not the primary's active node; try the one named, if known.
     NotActive {
         leader_cluster_addr: Option<String>,
+    },
+    /// The primary's answer to a forwarded request, and its WAL index once it was
+    /// served: the secondary waits for its stream to reach it (read-your-writes).
+    Forwarded {
+        response: crate::channel::ForwardResponse,
+        wal_index: u64,
     },
     /// The entity of a persisted alias (its JSON record).
     Entity {

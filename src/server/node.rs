@@ -243,6 +243,7 @@ impl Node {
                 query: Default::default(),
                 headers,
                 body: bytes::Bytes::from(body.to_string()),
+                delegated_caller: None,
             },
         )
         .await;
