@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use super::primary::{self, Crossing, Pulled};
 use super::protocol::{
     PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest, ReplResponse,
-    SYNC_PAGE_ENTRIES_MAX, WireEntry,
+    SYNC_PAGE_ENTRIES_MAX,
 };
+use super::secondary;
 use super::state::{
     Mode, PathsFilter, PrimaryState, REPLICATION_STATE_KEY, ReplicationState, SECONDARIES_MAX,
     SecondaryRecord, SecondaryState, filterable,
@@ -33,7 +34,7 @@ use crate::core::mounts::MountEntry;
 use crate::logical::LogicalError;
 use crate::raft::applied_state::AppliedState;
 use crate::storage::key_space::{self, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
-use crate::storage::{BATCH_OPS_MAX, KeyClass, Op, TableKind};
+use crate::storage::{BATCH_OPS_MAX, Op, TableKind};
 
 /// How long one call to the primary may take (a pull waits up to its own bound first).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -978,8 +979,10 @@ impl Replication {
                 if to == position {
                     return Ok(None);
                 }
-                let touches_caches = entries.iter().any(|entry| touches_caches(&entry.key));
-                let ops = entries.into_iter().map(wire_op).collect();
+                let touches_caches = entries
+                    .iter()
+                    .any(|entry| secondary::touches_caches(&entry.key));
+                let ops = secondary::batch_ops(entries);
                 match backend
                     .apply_remote(Some(position), to, ops)
                     .await
@@ -1096,15 +1099,7 @@ impl Replication {
         let view = backend
             .applied_view()
             .ok_or("this node's storage cannot replicate")?;
-        let stale: Vec<Op> = view
-            .iter()
-            .filter(|(key, _)| {
-                crate::storage::key_class(key) == KeyClass::Replicated && !received.contains(*key)
-            })
-            .map(|(key, _)| Op::Delete {
-                key: key.to_string(),
-            })
-            .collect();
+        let stale = secondary::stale_after_sync(&view, &received);
         let mut chunks: Vec<Vec<Op>> = stale
             .chunks(BATCH_OPS_MAX / 2)
             .map(<[Op]>::to_vec)
@@ -1246,22 +1241,6 @@ async fn apply_chunk(
         Ok(_) => Ok(()),
         Err(why) => Err(format!("sync chunk refused: {why}")),
     }
-}
-
-fn wire_op(entry: WireEntry) -> Op {
-    match entry.value {
-        Some(value) => Op::Put {
-            key: entry.key,
-            value,
-        },
-        None => Op::Delete { key: entry.key },
-    }
-}
-
-/// Whether a replicated change may make a cache above the barrier stale (mount and
-/// auth tables, policies, audit devices, the keyring).
-fn touches_caches(key: &str) -> bool {
-    key.starts_with("core/") || key.starts_with("sys/policy/")
 }
 
 /// The keys that cross to a secondary with `filter`, judged from `view`'s mount tables

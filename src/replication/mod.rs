@@ -3,8 +3,13 @@
 //! tokens and leases. See `docs/replication.md` and `../shared/REPLICATION.md`.
 
 pub mod manager;
+pub mod model;
 pub mod primary;
 pub mod protocol;
+pub mod secondary;
 pub mod state;
 
 pub use manager::{Replication, ReplicationHandler};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,362 @@
+//! A model run of the replication cores, shared by the property test and the
+//! structure-aware fuzz target: a primary applying batches over keys of every class, a
+//! secondary pulling with any batch size, stale pulls replayed from older positions,
+//! full syncs paged at any size, filter changes, and the secondary's own local writes.
+//!
+//! [`run`] checks, after every step, that the secondary holds no local key of the
+//! primary's and no key of a mount denied to it (once a filter change has been synced),
+//! that a batch from a stale position is refused whole, and that the position only moves
+//! forward between syncs; at the end, that once it catches up its replicated keys are
+//! exactly the primary's filtered view.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::alias::LeaderIdOf;
+use openraft::entry::RaftEntry;
+use openraft::vote::RaftLeaderIdExt;
+
+use super::primary::{self, Crossing, Pulled};
+use super::secondary;
+use crate::raft::applied_state::AppliedState;
+use crate::raft::types::{Command, Entry, LogId, TypeConfig};
+use crate::storage::{KeyClass, Op, key_class};
+
+/// The keys the model's primary writes: every class, an allowed and a denied mount.
+pub const PRIMARY_KEYS: &[&str] = &[
+    "logical/keep/a",
+    "logical/keep/b",
+    "logical/deny/c",
+    "core/mounts/keep",
+    "core/mounts/deny",
+    "core/auth/users",
+    "auth/users/user/bob",
+    "sys/policy/p",
+    "core/keyring",
+    "sys/token/id/t",
+    "sys/expire/l",
+    "local-logical/l/x",
+    "core/local-mounts/l",
+];
+/// A key only the secondary writes (its own token): a sync must never delete it.
+const SECONDARY_LOCAL_KEY: &str = "sys/token/id/secondary-own";
+/// A tiny buffer, so a secondary that falls behind must sync.
+const WAL_ENTRIES: usize = 4;
+/// The most steps one run takes (a fuzz input cannot make a run endless).
+pub const STEPS_MAX: usize = 256;
+
+/// One thing that happens in a model run.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A primary batch: (index into [`PRIMARY_KEYS`], value or delete).
+    Primary(Vec<(usize, Option<u8>)>),
+    Pull {
+        max: u32,
+    },
+    StalePull {
+        back: u64,
+    },
+    Sync {
+        page: u32,
+    },
+    ToggleFilter,
+    SecondaryLocal(u8),
+}
+
+impl Step {
+    /// Read steps from arbitrary bytes (the fuzz target's input).
+    pub fn decode(bytes: &[u8]) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let mut rest = bytes;
+        while let [tag, argument, tail @ ..] = rest {
+            rest = tail;
+            let step = match tag % 6 {
+                0 => {
+                    let writes = (0..=(argument % 3))
+                        .map(|n| {
+                            let mixed = argument.wrapping_mul(31).wrapping_add(n * 17);
+                            let key = mixed as usize % PRIMARY_KEYS.len();
+                            let value = (mixed % 4 != 3).then_some(mixed % 3);
+                            (key, value)
+                        })
+                        .collect();
+                    Step::Primary(writes)
+                }
+                1 => Step::Pull {
+                    max: u32::from(argument % 6) + 1,
+                },
+                2 => Step::StalePull {
+                    back: u64::from(argument % 4),
+                },
+                3 => Step::Sync {
+                    page: u32::from(argument % 3) + 1,
+                },
+                4 => Step::ToggleFilter,
+                _ => Step::SecondaryLocal(argument % 3),
+            };
+            steps.push(step);
+            if steps.len() == STEPS_MAX {
+                break;
+            }
+        }
+        steps
+    }
+}
+
+struct Node {
+    state: AppliedState,
+    next_log_index: u64,
+}
+
+impl Node {
+    fn new() -> Self {
+        Self {
+            state: AppliedState::new(WAL_ENTRIES),
+            next_log_index: 1,
+        }
+    }
+
+    fn apply(&mut self, command: Command) -> Option<String> {
+        let log_id: LogId = LogId::new(
+            LeaderIdOf::<TypeConfig>::new_committed(1, "n1".to_string()),
+            self.next_log_index,
+        );
+        self.next_log_index += 1;
+        let state = std::mem::replace(&mut self.state, AppliedState::new(WAL_ENTRIES));
+        let (next, applied) = state.apply(Entry::new_normal(log_id, command));
+        self.state = next;
+        applied.refused
+    }
+}
+
+fn crossing(denying: bool) -> Crossing {
+    Crossing {
+        denied_mounts: if denying {
+            ["deny".to_string()].into()
+        } else {
+            BTreeSet::new()
+        },
+    }
+}
+
+fn replicated(state: &AppliedState) -> BTreeMap<String, Vec<u8>> {
+    state
+        .iter()
+        .filter(|(key, _)| key_class(key) == KeyClass::Replicated)
+        .map(|(key, value)| (key.to_string(), value.to_vec()))
+        .collect()
+}
+
+fn filtered(state: &AppliedState, crossing: &Crossing) -> BTreeMap<String, Vec<u8>> {
+    state
+        .iter()
+        .filter(|(key, _)| crossing.crosses(key))
+        .map(|(key, value)| (key.to_string(), value.to_vec()))
+        .collect()
+}
+
+fn ensure(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if condition { Ok(()) } else { Err(what()) }
+}
+
+/// A full sync as the pull loop runs it: pages from a pinned view, then the deletes
+/// and the position in one step.
+fn sync(
+    primary: &Node,
+    secondary: &mut Node,
+    crossing: &Crossing,
+    page: u32,
+) -> Result<(), String> {
+    let pinned = primary.state.clone();
+    let wal_index = pinned.wal().last_wal_index();
+    let mut received = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (entries, done) = primary::sync_page(&pinned, after.as_deref(), page, crossing);
+        after = entries.last().map(|(key, _)| key.clone()).or(after);
+        let ops: Vec<Op> = entries
+            .into_iter()
+            .map(|(key, value)| {
+                received.insert(key.clone());
+                Op::Put { key, value }
+            })
+            .collect();
+        let refused = secondary.apply(Command::ApplyRemote {
+            after: None,
+            last_remote_wal: 0,
+            ops,
+        });
+        ensure(refused.is_none(), || {
+            format!("a sync page was refused: {refused:?}")
+        })?;
+        if done {
+            break;
+        }
+    }
+    let stale = secondary::stale_after_sync(&secondary.state, &received);
+    let refused = secondary.apply(Command::ApplyRemote {
+        after: None,
+        last_remote_wal: wal_index,
+        ops: stale,
+    });
+    ensure(refused.is_none(), || {
+        format!("the end of a sync was refused: {refused:?}")
+    })
+}
+
+/// Pull once: `Ok(true)` when the secondary is up to date.
+fn pull(
+    primary: &Node,
+    secondary: &mut Node,
+    crossing: &Crossing,
+    max: u32,
+) -> Result<bool, String> {
+    let position = secondary.state.last_remote_wal();
+    match primary::pull(&primary.state, position, max, crossing) {
+        Pulled::UpToDate => Ok(true),
+        Pulled::NeedSync => sync(primary, secondary, crossing, 3).map(|()| false),
+        Pulled::Wals { entries, to } => {
+            ensure(to > position, || {
+                format!("a pull from {position} answered up to {to}")
+            })?;
+            ensure(
+                entries.iter().all(|entry| crossing.crosses(&entry.key)),
+                || "a pull answered a key that must not cross".to_string(),
+            )?;
+            let refused = secondary.apply(Command::ApplyRemote {
+                after: Some(position),
+                last_remote_wal: to,
+                ops: secondary::batch_ops(entries),
+            });
+            ensure(refused.is_none(), || {
+                format!("a batch from the current position was refused: {refused:?}")
+            })?;
+            ensure(secondary.state.last_remote_wal() == to, || {
+                "the position did not move with the batch".to_string()
+            })?;
+            Ok(false)
+        }
+    }
+}
+
+/// Run `steps` and check every invariant; the first violation, described.
+pub fn run(steps: &[Step]) -> Result<(), String> {
+    let mut primary = Node::new();
+    let mut secondary = Node::new();
+    let mut denying = false;
+    // A filter change takes effect on the secondary at its next sync.
+    let mut synced_denying = false;
+    let mut synced_once = false;
+    for step in steps.iter().take(STEPS_MAX) {
+        let crossing = crossing(denying);
+        match step {
+            Step::Primary(writes) => {
+                let ops = writes
+                    .iter()
+                    .map(|(key, value)| {
+                        let key = PRIMARY_KEYS[key % PRIMARY_KEYS.len()].to_string();
+                        match value {
+                            Some(value) => Op::Put {
+                                key,
+                                value: vec![*value],
+                            },
+                            None => Op::Delete { key },
+                        }
+                    })
+                    .collect();
+                let refused = primary.apply(Command::Apply { ops });
+                ensure(refused.is_none(), || {
+                    "a primary batch was refused".to_string()
+                })?;
+            }
+            Step::Pull { max } => {
+                if !synced_once || synced_denying != denying {
+                    sync(&primary, &mut secondary, &crossing, 2)?;
+                    synced_once = true;
+                    synced_denying = denying;
+                } else {
+                    let before = secondary.state.last_remote_wal();
+                    pull(&primary, &mut secondary, &crossing, *max)?;
+                    let after = secondary.state.last_remote_wal();
+                    ensure(
+                        after >= before || after == primary.state.wal().last_wal_index(),
+                        || format!("the position went back from {before} to {after}"),
+                    )?;
+                }
+            }
+            Step::StalePull { back } => {
+                let position = secondary.state.last_remote_wal();
+                let older = position.saturating_sub(back + 1);
+                if position > 0
+                    && let Pulled::Wals { entries, to } =
+                        primary::pull(&primary.state, older, 8, &crossing)
+                {
+                    let before = replicated(&secondary.state);
+                    let refused = secondary.apply(Command::ApplyRemote {
+                        after: Some(older),
+                        last_remote_wal: to,
+                        ops: secondary::batch_ops(entries),
+                    });
+                    ensure(refused.is_some(), || {
+                        "a replayed batch was applied".to_string()
+                    })?;
+                    ensure(replicated(&secondary.state) == before, || {
+                        "a refused batch changed data".to_string()
+                    })?;
+                    ensure(secondary.state.last_remote_wal() == position, || {
+                        "a refused batch moved the position".to_string()
+                    })?;
+                }
+            }
+            Step::Sync { page } => {
+                sync(&primary, &mut secondary, &crossing, (*page).max(1))?;
+                synced_once = true;
+                synced_denying = denying;
+            }
+            Step::ToggleFilter => denying = !denying,
+            Step::SecondaryLocal(value) => {
+                let refused = secondary.apply(Command::Apply {
+                    ops: vec![Op::Put {
+                        key: SECONDARY_LOCAL_KEY.to_string(),
+                        value: vec![*value],
+                    }],
+                });
+                ensure(refused.is_none(), || {
+                    "a local write was refused".to_string()
+                })?;
+            }
+        }
+        for (key, _) in secondary.state.iter() {
+            ensure(
+                key == SECONDARY_LOCAL_KEY
+                    || key == crate::storage::key_space::LAST_REMOTE_WAL_KEY
+                    || key_class(key) == KeyClass::Replicated,
+                || format!("the secondary holds the primary's local key {key}"),
+            )?;
+            if synced_once && synced_denying && denying {
+                ensure(
+                    key_class(key) != KeyClass::Replicated || self::crossing(true).crosses(key),
+                    || format!("the secondary holds denied key {key}"),
+                )?;
+            }
+        }
+    }
+    let crossing = crossing(denying);
+    if synced_denying != denying || !synced_once {
+        sync(&primary, &mut secondary, &crossing, 2)?;
+    }
+    let mut rounds = 0;
+    while !pull(&primary, &mut secondary, &crossing, 3)? {
+        rounds += 1;
+        ensure(rounds < 10_000, || {
+            "catching up did not terminate".to_string()
+        })?;
+    }
+    ensure(
+        replicated(&secondary.state) == filtered(&primary.state, &crossing),
+        || "after catching up the secondary differs from its filtered view".to_string(),
+    )?;
+    ensure(
+        secondary.state.last_remote_wal() == primary.state.wal().last_wal_index(),
+        || "after catching up the position is not the primary's last WAL index".to_string(),
+    )
+}
