@@ -319,6 +319,38 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         },
     );
 
+    // X-Vault-Index from a write on the primary is honoured on the secondary: the read
+    // waits for that WAL index, then sees the write.
+    let response = http
+        .post(format!(
+            "{}/v1/replicatedkv/data/indexed",
+            primary.node.address()
+        ))
+        .header("X-Vault-Token", p.as_str())
+        .json(&json!({"data": {"v": "at-index"}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let index = response
+        .headers()
+        .get("x-vault-index")
+        .expect("a write answers its index state")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let read = http
+        .get(format!(
+            "{}/v1/replicatedkv/data/indexed",
+            secondary.node.address()
+        ))
+        .header("X-Vault-Token", user.as_str())
+        .header("X-Vault-Index", index.as_str())
+        .send()
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 200);
+    let read: Value = read.json().unwrap();
+    assert_eq!(read["data"]["data"], json!({"v": "at-index"}));
+
     // A replicated write on the secondary is made by the primary, as the secondary's
     // caller; the client then reads its own write on the secondary at once.
     let (status, answer) = secondary.api(

@@ -509,14 +509,27 @@ impl Core {
             let state = IndexState {
                 cluster_id: info.cluster_id,
                 local_index: index,
-                // Nothing is replicated between clusters yet; the WAL index goes here.
-                replicated_index: 0,
+                replicated_index: self.replicated_position(),
             };
             response
                 .headers
                 .push(("x-vault-index".to_string(), state.encode(&key)));
         }
         response
+    }
+
+    /// Where this cluster stands in its replication set's WAL: on a performance
+    /// secondary the primary's WAL index its data reflects, elsewhere its own last WAL
+    /// index (which covers every write it has applied).
+    fn replicated_position(&self) -> u64 {
+        let Some(view) = self.cluster.backend().applied_view() else {
+            return 0;
+        };
+        if self.barrier.is_replicated_read_only() {
+            view.last_remote_wal()
+        } else {
+            view.wal().last_wal_index()
+        }
     }
 
     /// A request that presents `X-Vault-Index` states of this cluster is served only once
@@ -538,16 +551,29 @@ impl Core {
         };
         let states = IndexState::decode_all(values.into_iter(), &key)
             .map_err(|error| ApiResponse::error(400, vec![error.to_string()]))?;
-        let Some(needed) = states
+        let needed = states
             .iter()
             .filter(|state| state.cluster_id == info.cluster_id)
             .map(|state| state.local_index)
             .max()
-        else {
-            return Ok(());
+            .unwrap_or(0);
+        // A state another cluster of this replication set signed (the key is the set's:
+        // it comes from the shared keyring): on a secondary, wait for the primary's WAL
+        // index it names, so a client reads here what it wrote on the primary.
+        let needed_replicated = if self.barrier.is_replicated_read_only() {
+            states
+                .iter()
+                .filter(|state| state.cluster_id != info.cluster_id)
+                .map(|state| state.replicated_index)
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
         };
         let deadline = self.env.clock.now() + INDEX_STATE_WAIT_MAX;
-        while self.cluster.indexes().applied < needed {
+        while self.cluster.indexes().applied < needed
+            || self.replicated_position() < needed_replicated
+        {
             if self.env.clock.now() >= deadline {
                 return Err(ApiResponse::error(
                     412,

@@ -489,10 +489,19 @@ impl Replication {
                 value: decode("sealed_keyring", &bundle.sealed_keyring)?,
             },
         ];
+        // This cluster keeps its own name and id (local facts, re-sealed under the
+        // primary's keyring below), as a Vault secondary keeps its node cluster id.
+        let cluster_info = core.cluster_info();
         let backend = core.cluster().backend();
         backend.replace_all(ops).await.map_err(internal)?;
         core.barrier().unseal_with(keyring);
         core.barrier().set_replicated_read_only(true);
+        if let Some(info) = cluster_info {
+            let bytes = serde_json::to_vec(&info).map_err(internal)?;
+            core.barrier()
+                .put(crate::storage::key_space::CLUSTER_INFO_KEY, bytes)
+                .await?;
+        }
         self.store_state(&state).await?;
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),
@@ -870,11 +879,9 @@ impl Replication {
                     {
                         tokio::time::sleep(PULL_POLL_INTERVAL).await;
                     }
-                    let mut response = response.into_api();
-                    response
-                        .headers
-                        .retain(|(name, _)| !name.eq_ignore_ascii_case("x-vault-index"));
-                    return Ok(response);
+                    // The primary's X-Vault-Index travels back: this cluster shares its
+                    // key and honours the primary's WAL index it names.
+                    return Ok(response.into_api());
                 }
                 Ok(ReplResponse::NotActive { .. }) => {
                     last_error = "the primary node asked is not active".into();
