@@ -5,7 +5,10 @@
 //!
 //! Run: `cargo bench --bench load -- --quick` (3 s per point) or without `--quick`
 //! (10 s per point). Options: `--seconds N`, `--clients 1,16,64`,
-//! `--only arca|etcd`. etcd is found as `etcd` on PATH or `$ETCD_BIN`; without it the
+//! `--only arca|etcd`. `--replication [--rate W] [--bootstrap-keys N]` measures
+//! performance replication instead: the lag from the primary's acknowledgement of a
+//! write to the secondary's stream reaching it, at W writes/s (default 1000), and the
+//! time to bootstrap a secondary from a primary holding N secrets (default 100000). etcd is found as `etcd` on PATH or `$ETCD_BIN`; without it the
 //! etcd rows are skipped. Every request loop is bounded in count and in time; every
 //! process started here is killed when the run ends.
 
@@ -62,6 +65,9 @@ struct Options {
     seconds: u64,
     clients: Vec<usize>,
     systems: Vec<System>,
+    replication: bool,
+    rate: u64,
+    bootstrap_keys: usize,
 }
 
 fn parse_options() -> Options {
@@ -69,6 +75,9 @@ fn parse_options() -> Options {
         seconds: 10,
         clients: vec![1, 16, 64],
         systems: vec![System::Arca, System::Etcd],
+        replication: false,
+        rate: 1000,
+        bootstrap_keys: 100_000,
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -94,6 +103,16 @@ fn parse_options() -> Options {
                     "etcd" => vec![System::Etcd],
                     other => panic!("unknown system {other}"),
                 };
+                index += 1;
+            }
+            "--replication" => options.replication = true,
+            "--rate" => {
+                options.rate = value.expect("--rate W").parse().expect("writes per second");
+                index += 1;
+            }
+            "--bootstrap-keys" => {
+                options.bootstrap_keys =
+                    value.expect("--bootstrap-keys N").parse().expect("a count");
                 index += 1;
             }
             // cargo passes `--bench`; anything else is ignored.
@@ -611,6 +630,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if options.replication {
+        runtime.block_on(replication::run(&options));
+        return;
+    }
     for (preallocated, shape) in [
         (false, "appends growing the file"),
         (true, "overwrites in a preallocated file"),
@@ -675,5 +698,276 @@ fn main() {
                 }
             }
         }
+    }
+}
+
+/// Performance replication: lag and bootstrap, between single-node clusters on loopback.
+mod replication {
+    use super::*;
+
+    /// How often the lag watcher asks the secondary where its stream is.
+    const WATCH_INTERVAL: Duration = Duration::from_millis(1);
+    /// The most writes in flight at once while the writer keeps its rate.
+    const IN_FLIGHT_MAX: usize = 256;
+    /// How long a secondary may take to bootstrap before the run gives up.
+    const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(1800);
+
+    async fn call(
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        target: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        send(
+            http,
+            method,
+            format!("{target}/v1/{path}"),
+            Some(token),
+            body,
+        )
+        .await
+        .unwrap_or_else(|| panic!("{path}: no answer"))
+    }
+
+    async fn performance_status(http: &reqwest::Client, target: &str) -> Value {
+        let (_, body) = call(
+            http,
+            reqwest::Method::GET,
+            target,
+            "sys/replication/performance/status",
+            "",
+            None,
+        )
+        .await;
+        body["data"].clone()
+    }
+
+    /// Enable `primary` (once) and activate `secondary` from it as `id`; the time from
+    /// the enable call to the secondary streaming.
+    async fn activate(
+        http: &reqwest::Client,
+        primary: &Deployment,
+        secondary: &Deployment,
+        id: &str,
+    ) -> Duration {
+        if performance_status(http, &primary.target).await["mode"] != "primary" {
+            let (status, body) = call(
+                http,
+                reqwest::Method::POST,
+                &primary.target,
+                "sys/replication/performance/primary/enable",
+                &primary.token,
+                Some(&json!({})),
+            )
+            .await;
+            assert_eq!(status, 200, "primary enable: {body}");
+        }
+        let (status, wrapped) = call(
+            http,
+            reqwest::Method::POST,
+            &primary.target,
+            "sys/replication/performance/primary/secondary-token",
+            &primary.token,
+            Some(&json!({ "id": id })),
+        )
+        .await;
+        assert_eq!(status, 200, "secondary-token: {wrapped}");
+        let token = wrapped["wrap_info"]["token"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        let (status, body) = call(
+            http,
+            reqwest::Method::POST,
+            &secondary.target,
+            "sys/replication/performance/secondary/enable",
+            &secondary.token,
+            Some(&json!({ "token": token })),
+        )
+        .await;
+        assert_eq!(status, 200, "secondary enable: {body}");
+        loop {
+            let status = performance_status(http, &secondary.target).await;
+            if status["mode"] == "secondary" && status["state"] == "stream-wals" {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < BOOTSTRAP_TIMEOUT,
+                "bootstrap timed out: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The replicated index in a response's `X-Vault-Index` (Vault's format).
+    fn replicated_index(header: &str) -> Option<u64> {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(header)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split(':').nth(3)?.parse().ok()
+    }
+
+    async fn lag(
+        http: &reqwest::Client,
+        primary: &Deployment,
+        secondary: &Deployment,
+        options: &Options,
+    ) {
+        let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let watcher = {
+            let watching = watching.clone();
+            let target = secondary.target.clone();
+            tokio::spawn(async move {
+                let http = client();
+                let mut samples: Vec<(Instant, u64)> = Vec::new();
+                while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                    let status = performance_status(&http, &target).await;
+                    if let Some(position) = status["last_remote_wal"].as_u64() {
+                        samples.push((Instant::now(), position));
+                    }
+                    tokio::time::sleep(WATCH_INTERVAL).await;
+                }
+                samples
+            })
+        };
+        let started = Instant::now();
+        let total = options.rate * options.seconds;
+        let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
+        let mut writes = Vec::new();
+        let value = "v".repeat(VALUE_BYTES);
+        for sequence in 0..total {
+            let due = started + Duration::from_micros(sequence * 1_000_000 / options.rate);
+            tokio::time::sleep_until(due.into()).await;
+            let permit = semaphore.clone().acquire_owned().await.unwrap();
+            let http = http.clone();
+            let url = format!("{}/v1/kv/data/lag-{}", primary.target, sequence % 1000);
+            let token = primary.token.clone();
+            let body = json!({ "data": { "v": value } });
+            writes.push(tokio::spawn(async move {
+                let _permit = permit;
+                let response = http
+                    .post(url)
+                    .header("X-Vault-Token", token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()?;
+                let acknowledged = Instant::now();
+                if response.status().as_u16() != 200 {
+                    return None;
+                }
+                let index =
+                    replicated_index(response.headers().get("x-vault-index")?.to_str().ok()?)?;
+                Some((acknowledged, index))
+            }));
+        }
+        let mut acknowledged = Vec::new();
+        let mut errors = 0;
+        for write in writes {
+            match write.await.unwrap() {
+                Some(done) => acknowledged.push(done),
+                None => errors += 1,
+            }
+        }
+        let sent_in = started.elapsed();
+        // Let the stream finish, then stop watching.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        watching.store(false, std::sync::atomic::Ordering::SeqCst);
+        let samples = watcher.await.unwrap();
+        let mut lags_us: Vec<u32> = Vec::new();
+        let mut unseen = 0;
+        for (acked_at, index) in &acknowledged {
+            // The first sample at or after the acknowledgement that shows the index.
+            match samples
+                .iter()
+                .find(|(at, position)| at >= acked_at && position >= index)
+            {
+                Some((at, _)) => lags_us.push(at.duration_since(*acked_at).as_micros() as u32),
+                None => unseen += 1,
+            }
+        }
+        lags_us.sort_unstable();
+        let watch_period_ms = if samples.len() > 1 {
+            (samples.last().unwrap().0 - samples[0].0).as_secs_f64() * 1000.0
+                / (samples.len() - 1) as f64
+        } else {
+            f64::NAN
+        };
+        println!(
+            "replication lag at {} writes/s for {} s: {} writes acknowledged ({:.0}/s achieved), {} errors, {} never seen on the secondary; lag p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (the secondary's position sampled every {:.2} ms on average)",
+            options.rate,
+            options.seconds,
+            acknowledged.len(),
+            acknowledged.len() as f64 / sent_in.as_secs_f64(),
+            errors,
+            unseen,
+            percentile_ms(&lags_us, 0.50),
+            percentile_ms(&lags_us, 0.99),
+            percentile_ms(&lags_us, 1.0),
+            watch_period_ms,
+        );
+    }
+
+    async fn fill(primary: &std::sync::Arc<Deployment>, keys: usize) {
+        let writers = 32;
+        let mut tasks = Vec::new();
+        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for writer in 0..writers {
+            let primary = primary.clone();
+            let failures = failures.clone();
+            tasks.push(tokio::spawn(async move {
+                let http = client();
+                let value = "v".repeat(VALUE_BYTES);
+                for key in (writer..keys).step_by(writers) {
+                    let ok = send(
+                        &http,
+                        reqwest::Method::POST,
+                        format!("{}/v1/kv/data/bootstrap/{key}", primary.target),
+                        Some(&primary.token),
+                        Some(&json!({ "data": { "v": value } })),
+                    )
+                    .await
+                    .is_some_and(|(status, _)| status == 200);
+                    if !ok {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let failures = failures.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(failures, 0, "{failures} of {keys} bootstrap writes failed");
+    }
+
+    pub async fn run(options: &Options) {
+        let http = client();
+        let primary = std::sync::Arc::new(start_arca(1).await);
+        let secondary = start_arca(1).await;
+        let first = activate(&http, &primary, &secondary, "lag").await;
+        println!(
+            "activation of an empty secondary: {:.2} s",
+            first.as_secs_f64()
+        );
+        lag(&http, &primary, &secondary, options).await;
+
+        let filling = Instant::now();
+        fill(&primary, options.bootstrap_keys).await;
+        println!(
+            "filled the primary with {} secrets of {VALUE_BYTES} B in {:.1} s",
+            options.bootstrap_keys,
+            filling.elapsed().as_secs_f64()
+        );
+        let fresh = start_arca(1).await;
+        let took = activate(&http, &primary, &fresh, "bootstrap").await;
+        let status = performance_status(&http, &primary.target).await;
+        println!(
+            "bootstrap of a secondary from a primary holding {} secrets (last_wal {}): {:.2} s to stream-wals",
+            options.bootstrap_keys,
+            status["last_wal"],
+            took.as_secs_f64()
+        );
     }
 }
