@@ -310,6 +310,19 @@ fn performance_replication_tutorial() {
         performance["primaries"][0]["api_address"], primary.address,
         "{status:#}"
     );
+    // The primary's cluster address, https:// as in the tutorial's output although
+    // VAULT_CLUSTER_ADDR says http://.
+    let api_port: u16 = primary.address.rsplit(':').next().unwrap().parse().unwrap();
+    let primary_cluster_url = format!("https://127.0.0.1:{}", api_port + 1);
+    assert_eq!(
+        performance["known_primary_cluster_addrs"],
+        serde_json::json!([primary_cluster_url]),
+        "{status:#}"
+    );
+    assert_eq!(
+        performance["primaries"][0]["cluster_address"], primary_cluster_url,
+        "{status:#}"
+    );
     assert!(performance["last_remote_wal"].is_u64(), "{status:#}");
     assert!(
         performance["merkle_root"]
