@@ -380,6 +380,14 @@ fn performance_replication_tutorial() {
         &[CUBBYHOLE_MOUNT, IDENTITY_MOUNT, SYS_MOUNT],
     );
 
+    // The servers' logs, shown when a test fails, are plain text: no terminal colours
+    // in a file.
+    for server in [&primary, &secondary] {
+        let log = std::fs::read_to_string(&server.log_path).unwrap();
+        assert!(log.contains("unsealed"), "{log}");
+        assert!(!log.contains('\x1b'), "colour codes in {log}");
+    }
+
     // Clean up: stop both clusters (the lab directory goes with `lab`).
     drop(secondary);
     drop(primary);
