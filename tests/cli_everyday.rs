@@ -54,8 +54,9 @@ impl Operator {
         let mut server = Server {
             child,
             address: format!("http://127.0.0.1:{port}"),
+            log_path,
         };
-        cli_support::wait_listening(&mut server, port, &log_path);
+        cli_support::wait_listening(&mut server, port);
         let operator = Operator { home, server };
         for _ in 0..WAIT_ATTEMPTS_MAX {
             if operator.run(&["secrets", "list"]).code == 0 {

@@ -271,7 +271,7 @@ fn the_tutorial_primary_steps() {
     assert_eq!(text(&enable.stdout), "");
     assert_eq!(
         text(&enable.stderr),
-        "WARNING! The following warnings were returned from Arca:\n\n  * This cluster is being enabled as a primary for replication. Vault will be\n  unavailable for a brief period and will resume service shortly.\n\n"
+        "WARNING! The following warnings were returned from Vault:\n\n  * This cluster is being enabled as a primary for replication. Vault will be\n  unavailable for a brief period and will resume service shortly.\n\n"
     );
 
     // `... secondary-token id=secondary -format=json | jq -r '.wrap_info | .token'`.

@@ -17,151 +17,15 @@
 mod cli_support;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cli_support::{Server, WAIT_ATTEMPTS_MAX, WAIT_STEP, start_cluster, text, wait_listening};
-
-/// The reader's terminal: a lab directory (also HOME), `arca` first on PATH, and the
-/// variables the tutorial has exported so far.
-struct Lab {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    exported: Vec<(String, String)>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_arca"), bin.join("arca")).unwrap();
-        Lab {
-            dir,
-            bin,
-            exported: Vec::new(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
-        command
-            .current_dir(self.path())
-            .env_clear()
-            .env("HOME", self.path())
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .envs(self.exported.iter().map(|(name, value)| (name, value)));
-        command
-    }
-
-    /// `$ LINE` in the lab, with `stdin` typed in.
-    fn sh(&self, line: &str, stdin: &str) -> Output {
-        let mut child = self
-            .command("bash")
-            .arg("-c")
-            .arg(line)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// `$ LINE`, insisting on `code`; the stdout. Anything on stderr fails a success.
-    fn expect(&self, line: &str, stdin: &str, code: i32) -> String {
-        let output = self.sh(line, stdin);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "$ {line}\nstdout: {}\nstderr: {}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
-        if code == 0 {
-            assert_eq!(text(&output.stderr), "", "$ {line}: unexpected stderr");
-        }
-        text(&output.stdout)
-    }
-
-    fn ok(&self, line: &str) -> String {
-        self.expect(line, "", 0)
-    }
-
-    /// `$ export NAME="$(...)" && echo $NAME`: run it, keep NAME for later lines.
-    fn export(&mut self, name: &str, line: &str) -> String {
-        let printed = self.ok(line);
-        let value = printed.trim_end_matches('\n').to_string();
-        assert_eq!(printed, format!("{value}\n"), "$ {line}");
-        assert!(!value.is_empty(), "$ {line} printed nothing");
-        self.exported.push((name.to_string(), value.clone()));
-        value
-    }
-}
-
-/// A `Key`/`Value` table as Vault's columnize prints it: the key column padded to the
-/// widest key, four spaces, then the value.
-fn table(rows: &[(&str, &str)]) -> String {
-    let all: Vec<(&str, &str)> = [("Key", "Value"), ("---", "-----")]
-        .into_iter()
-        .chain(rows.iter().copied())
-        .collect();
-    let width = all
-        .iter()
-        .map(|(key, _)| key.chars().count())
-        .max()
-        .unwrap();
-    all.iter()
-        .map(|(key, value)| format!("{key:<width$}    {value}\n"))
-        .collect()
-}
-
-/// The rows of a printed `Key`/`Value` table, after checking its header and alignment.
-fn table_rows(printed: &str) -> Vec<(String, String)> {
-    let lines: Vec<&str> = printed.lines().collect();
-    assert!(lines.len() > 2, "not a table:\n{printed}");
-    let column = lines[0].find("Value").expect("a Value column");
-    assert!(lines[0].starts_with("Key "), "{printed}");
-    assert_eq!(
-        lines[1],
-        format!("{:<column$}-----", "---"),
-        "underline:\n{printed}"
-    );
-    lines[2..]
-        .iter()
-        .map(|line| {
-            let (key, value) = line.split_at(column);
-            assert!(
-                key.ends_with("    ") && !key.trim_end().contains("  "),
-                "misaligned row {line:?}:\n{printed}"
-            );
-            (key.trim_end().to_string(), value.to_string())
-        })
-        .collect()
-}
-
-/// Login's text before the table (Vault's text naming `arca`, `wrapAtLength`, then a
-/// blank line).
-const LOGIN_SUCCESS: &str = "Success! You are now authenticated. The token information displayed below is\nalready stored in the token helper. You do NOT need to run \"arca login\" again.\nFuture Arca requests will automatically use this token.\n\n";
+use cli_support::{
+    CUBBYHOLE_MOUNT, IDENTITY_MOUNT, LOGIN_SUCCESS, Lab, SYS_MOUNT, Server, check_secrets_list,
+    check_userpass_login, is_base62, is_lower_hex, start_cluster, table, table_rows, text,
+    wait_active, wait_listening,
+};
 
 const INIT_PARAGRAPHS: &str =
     "Arca initialized with 1 key shares and a key threshold of 1. Please securely
@@ -175,15 +39,6 @@ reconstruct the root key, Arca will remain permanently sealed!
 It is possible to generate new unseal keys, provided you have a quorum of
 existing unseal keys shares. See \"arca operator rekey\" for more information.
 ";
-
-fn is_base62(text: &str) -> bool {
-    text.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-fn is_lower_hex(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-}
 
 /// The seal-status table of `operator unseal` and `status`, checked row by row against
 /// the tutorial's (§4 order); the rows by name.
@@ -261,21 +116,6 @@ fn check_status_table(printed: &str, sealed: bool, initialized: bool) -> Vec<(St
         }
     }
     rows
-}
-
-/// Retry `arca status` until the node reports itself active (the tutorial's reader
-/// gives a freshly unsealed node a moment before configuring it).
-fn wait_active(lab: &Lab, address_flag: &str) {
-    for _ in 0..WAIT_ATTEMPTS_MAX {
-        let output = lab.sh(&format!("arca status {address_flag}"), "");
-        if output.status.success()
-            && text(&output.stdout).contains("\nHA Mode                 active\n")
-        {
-            return;
-        }
-        std::thread::sleep(WAIT_STEP);
-    }
-    panic!("the node never became active");
 }
 
 #[test]
@@ -406,61 +246,16 @@ fn single_cluster_tutorial_commands_print_what_the_tutorial_shows() {
 
     // $ vault secrets list -address=$PRI_ADDR
     let list = lab.ok("arca secrets list -address=$PRI_ADDR");
-    let lines: Vec<&str> = list.lines().collect();
-    let expected_mounts = [
-        (
-            "cubbyhole/",
-            "cubbyhole",
-            "per-token private secret storage",
-        ),
-        ("identity/", "identity", "identity store"),
-        ("localkv/", "kv", "n/a"),
-        ("replicatedkv/", "kv", "n/a"),
-        (
-            "sys/",
-            "system",
-            "system endpoints used for control, policy and debugging",
-        ),
-    ];
-    assert_eq!(lines.len(), 2 + expected_mounts.len(), "{list}");
-    let mut accessors = Vec::new();
-    for (line, (path, kind, _)) in lines[2..].iter().zip(expected_mounts) {
-        let accessor = line.split_whitespace().nth(2).unwrap_or_default();
-        let hex = accessor
-            .strip_prefix(&format!("{kind}_"))
-            .unwrap_or_else(|| panic!("{path} accessor {accessor}:\n{list}"));
-        assert!(
-            hex.len() == 8 && is_lower_hex(hex),
-            "{path} accessor {accessor}"
-        );
-        accessors.push(accessor.to_string());
-    }
-    let cells: Vec<[&str; 4]> = [["Path", "Type", "Accessor", "Description"]]
-        .into_iter()
-        .chain([["----", "----", "--------", "-----------"]])
-        .chain(expected_mounts.iter().zip(&accessors).map(
-            |((path, kind, description), accessor)| [*path, *kind, accessor.as_str(), *description],
-        ))
-        .collect();
-    let widths: Vec<usize> = (0..3)
-        .map(|column| cells.iter().map(|row| row[column].len()).max().unwrap())
-        .collect();
-    let expected_list: String = cells
-        .iter()
-        .map(|row| {
-            format!(
-                "{:<w0$}    {:<w1$}    {:<w2$}    {}\n",
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2]
-            )
-        })
-        .collect();
-    assert_eq!(list, expected_list);
+    check_secrets_list(
+        &list,
+        &[
+            CUBBYHOLE_MOUNT,
+            IDENTITY_MOUNT,
+            ("localkv/", "kv", "n/a"),
+            ("replicatedkv/", "kv", "n/a"),
+            SYS_MOUNT,
+        ],
+    );
 
     // $ vault login -address=$PRI_ADDR -method=userpass username=superuser
     // Password (will be hidden): vaultMagic
@@ -493,38 +288,6 @@ fn single_cluster_tutorial_commands_print_what_the_tutorial_shows() {
         text(&gone.stderr)
     );
     assert_eq!(text(&gone.stdout), "");
-}
-
-/// The userpass login's output after `prompt`: the success text and the tutorial's rows.
-fn check_userpass_login(printed: &str, prompt: &str) {
-    let table_text = printed
-        .strip_prefix(prompt)
-        .and_then(|rest| rest.strip_prefix(LOGIN_SUCCESS))
-        .unwrap_or_else(|| panic!("login text:\n{printed:?}"));
-    let rows = table_rows(table_text);
-    let token = rows[0].1.clone();
-    assert!(
-        token.starts_with("hvs.CAES") && token.len() >= 95,
-        "long-form service token {token}"
-    );
-    let accessor = rows[1].1.clone();
-    assert!(
-        accessor.len() == 24 && is_base62(&accessor),
-        "accessor {accessor}"
-    );
-    assert_eq!(
-        table_text,
-        table(&[
-            ("token", &token),
-            ("token_accessor", &accessor),
-            ("token_duration", "768h"),
-            ("token_renewable", "true"),
-            ("token_policies", "[\"default\" \"superpolicy\"]"),
-            ("identity_policies", "[]"),
-            ("policies", "[\"default\" \"superpolicy\"]"),
-            ("token_meta_username", "superuser"),
-        ])
-    );
 }
 
 /// The password typed at a real terminal: `script` gives `arca login` a pty; the
@@ -635,8 +398,9 @@ fn readme_tour() {
     let mut server = Server {
         child,
         address: address.clone(),
+        log_path,
     };
-    wait_listening(&mut server, port, &log_path);
+    wait_listening(&mut server, port);
     // $ export VAULT_ADDR=http://127.0.0.1:8200
     lab.exported.push(("VAULT_ADDR".to_string(), address));
     wait_active(&lab, "");

@@ -250,9 +250,79 @@ pub fn rfc822_utc(rfc3339: &str) -> Option<String> {
     ))
 }
 
-/// The warnings block Vault prints (to stderr) before a secret's table.
+/// Go's `time.Time.String()` for an RFC 3339 time as the Go client decodes it
+/// (`2018-05-09 06:10:13.437421436 +0000 UTC`): a space for the `T`, the fraction without
+/// trailing zeros, then the offset and the zone name. A `Z` time is in UTC; a numeric
+/// offset becomes Go's nameless fixed zone, which prints the offset as its name (Go
+/// would use the local zone's name instead when the offset happens to be the machine's
+/// own; the server sends UTC). `None` when the text is not RFC 3339 (the caller shows it
+/// as given).
+pub fn go_time_string(rfc3339: &str) -> Option<String> {
+    let (date, rest) = rfc3339.split_once('T')?;
+    let date_ok = date.len() == 10
+        && date.char_indices().all(|(index, c)| {
+            if matches!(index, 4 | 7) {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    let clock = rest.get(..8)?;
+    let clock_ok = clock.char_indices().all(|(index, c)| {
+        if matches!(index, 2 | 5) {
+            c == ':'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    if !date_ok || !clock_ok {
+        return None;
+    }
+    let rest = &rest[8..];
+    let (fraction, zone) = match rest.strip_prefix('.') {
+        Some(after_dot) => {
+            let digits = after_dot
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after_dot.len());
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            (&after_dot[..digits], &after_dot[digits..])
+        }
+        None => ("", rest),
+    };
+    let fraction = fraction.trim_end_matches('0');
+    let fraction = if fraction.is_empty() {
+        String::new()
+    } else {
+        format!(".{fraction}")
+    };
+    let zone = match zone {
+        "Z" => "+0000 UTC".to_string(),
+        offset => {
+            let bytes = offset.as_bytes();
+            let valid = bytes.len() == 6
+                && matches!(bytes[0], b'+' | b'-')
+                && bytes[3] == b':'
+                && [1, 2, 4, 5]
+                    .iter()
+                    .all(|&index| bytes[index].is_ascii_digit());
+            if !valid {
+                return None;
+            }
+            let numeric = format!("{}{}", &offset[..3], &offset[4..]);
+            format!("{numeric} {numeric}")
+        }
+    };
+    Some(format!("{date} {clock}{fraction} {zone}"))
+}
+
+/// The warnings block Vault prints (to stderr) before a secret's table. The header keeps
+/// Vault's name, as the tutorial and reference §4 show it: scripts that sift a command's
+/// stderr match this line, and the warnings under it (the server's own texts) name
+/// Vault too.
 pub fn warnings_block(warnings: &[String]) -> String {
-    let mut text = String::from("WARNING! The following warnings were returned from Arca:\n\n");
+    let mut text = String::from("WARNING! The following warnings were returned from Vault:\n\n");
     for warning in warnings {
         text.push_str(&wrap_with_padding(&format!("* {warning}"), 2));
         text.push_str("\n\n");
@@ -289,6 +359,53 @@ mod tests {
         );
         assert_eq!(rfc822_utc("2026-13-02T05:51:10Z"), None);
         assert_eq!(rfc822_utc("yesterday"), None);
+    }
+
+    #[test]
+    fn times_print_like_gos_time_string() {
+        // The reference's wrapped-response table (§1.6).
+        assert_eq!(
+            go_time_string("2018-05-09T06:10:13.437421436Z").as_deref(),
+            Some("2018-05-09 06:10:13.437421436 +0000 UTC")
+        );
+        // What Arca's server sends: whole seconds.
+        assert_eq!(
+            go_time_string("2026-12-02T05:51:10Z").as_deref(),
+            Some("2026-12-02 05:51:10 +0000 UTC")
+        );
+        assert_eq!(
+            go_time_string("2026-12-02T05:51:10.120Z").as_deref(),
+            Some("2026-12-02 05:51:10.12 +0000 UTC")
+        );
+        assert_eq!(
+            go_time_string("2026-12-02T05:51:10.000Z").as_deref(),
+            Some("2026-12-02 05:51:10 +0000 UTC")
+        );
+        assert_eq!(
+            go_time_string("2024-03-04T10:05:56-05:00").as_deref(),
+            Some("2024-03-04 10:05:56 -0500 -0500")
+        );
+        for not_rfc3339 in [
+            "",
+            "yesterday",
+            "2026-12-02 05:51:10Z",
+            "2026-12-02T05:51Z",
+            "2026-12-02T05:51:10",
+            "2026-12-02T05:51:10.Z",
+            "2026-12-02T05:51:10+0500",
+            "2026-12-02T05:51:10.1234567890Z",
+            "2026-1x-02T05:51:10Z",
+            "20261-02-0T05:51:10Z",
+        ] {
+            assert_eq!(go_time_string(not_rfc3339), None, "{not_rfc3339:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn go_time_string_never_panics(text in "\\PC{0,40}") {
+            let _ = go_time_string(&text);
+        }
     }
 
     #[test]
@@ -395,7 +512,7 @@ before it can start servicing requests.";
     fn warnings_block_matches_the_tutorial() {
         let warning = "This cluster is being enabled as a primary for replication. Vault will be unavailable for a brief period and will resume service shortly.";
         let expected = "\
-WARNING! The following warnings were returned from Arca:
+WARNING! The following warnings were returned from Vault:
 
   * This cluster is being enabled as a primary for replication. Vault will be
   unavailable for a brief period and will resume service shortly.

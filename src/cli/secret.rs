@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::format::{
-    go_quoted_list, go_value, human_duration, human_duration_value, key_value_table,
-    looks_like_duration,
+    go_quoted_list, go_time_string, go_value, human_duration, human_duration_value,
+    key_value_table, looks_like_duration,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -132,7 +132,10 @@ impl Secret {
             push("wrapping_token:", wrap.token.clone());
             push("wrapping_accessor:", wrap.accessor.clone());
             push("wrapping_token_ttl:", human_duration(wrap.ttl));
-            push("wrapping_token_creation_time:", wrap.creation_time.clone());
+            // Go prints the decoded `time.Time` (`2018-05-09 06:10:13.4 +0000 UTC`).
+            let creation_time =
+                go_time_string(&wrap.creation_time).unwrap_or_else(|| wrap.creation_time.clone());
+            push("wrapping_token_creation_time:", creation_time);
             push("wrapping_token_creation_path:", wrap.creation_path.clone());
             if !wrap.wrapped_accessor.is_empty() {
                 push("wrapped_accessor:", wrap.wrapped_accessor.clone());
@@ -291,6 +294,34 @@ zeta                z";
   "warnings": null
 }"#;
         assert_eq!(go_json(&secret), expected);
+    }
+
+    #[test]
+    fn wrapped_response_table_matches_the_reference() {
+        // Reference §1.6: `vault write sys/replication/performance/primary/secondary-token
+        // id=...` without -format; the keys keep the colon Vault's format.go gives them.
+        let secret = Secret::from_body(&json!({
+            "request_id": "", "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": null,
+            "wrap_info": {
+                "token": "eyJhbGciOiJFUzUxMiIsInR5cCI6IkpXVCJ9....",
+                "accessor": "6ded4fb0-5e8c-2a37-1b3e-823673220348",
+                "ttl": 1800,
+                "creation_time": "2018-05-09T06:10:13.437421436Z",
+                "creation_path": "sys/replication/performance/primary/secondary-token"
+            },
+            "warnings": null, "auth": null
+        }))
+        .unwrap();
+        let expected = "\
+Key                              Value
+---                              -----
+wrapping_token:                  eyJhbGciOiJFUzUxMiIsInR5cCI6IkpXVCJ9....
+wrapping_accessor:               6ded4fb0-5e8c-2a37-1b3e-823673220348
+wrapping_token_ttl:              30m
+wrapping_token_creation_time:    2018-05-09 06:10:13.437421436 +0000 UTC
+wrapping_token_creation_path:    sys/replication/performance/primary/secondary-token";
+        assert_eq!(secret.table().unwrap(), expected);
     }
 
     #[test]

@@ -601,11 +601,19 @@ impl Replication {
                     "bootstrapping"
                 };
                 let primary_info = stream.primary.clone().unwrap_or_default();
-                let known_addrs = if primary_info.cluster_addrs.is_empty() {
-                    secondary.primary_cluster_addrs.clone()
+                let known_addrs: Vec<String> = if primary_info.cluster_addrs.is_empty() {
+                    &secondary.primary_cluster_addrs
                 } else {
-                    primary_info.cluster_addrs.clone()
-                };
+                    &primary_info.cluster_addrs
+                }
+                .iter()
+                .map(|address| cluster_url(address))
+                .collect();
+                let first_primary_addr = secondary
+                    .primary_cluster_addrs
+                    .first()
+                    .map(|address| cluster_url(address))
+                    .unwrap_or_default();
                 let canary_age = if stream.last_heartbeat_unix_ms > 0 {
                     (now_ms - stream.last_heartbeat_unix_ms).max(0)
                 } else {
@@ -614,7 +622,7 @@ impl Replication {
                 let primaries = if stream.primary.is_some() {
                     vec![json!({
                         "api_address": primary_info.api_addr,
-                        "cluster_address": secondary.primary_cluster_addrs.first().cloned().unwrap_or_default(),
+                        "cluster_address": first_primary_addr,
                         "connection_status": if stream.connection_state == "ready" { "connected" } else { "disconnected" },
                         "last_heartbeat": crate::util::rfc3339(stream.last_heartbeat_unix_ms),
                         "last_heartbeat_duration_ms": stream.last_heartbeat_duration_ms.to_string(),
@@ -630,7 +638,7 @@ impl Replication {
                     "secondary_id": secondary.secondary_id,
                     "state": stream.state,
                     "connection_state": stream.connection_state,
-                    "primary_cluster_addr": secondary.primary_cluster_addrs.first().cloned().unwrap_or_default(),
+                    "primary_cluster_addr": first_primary_addr,
                     "known_primary_cluster_addrs": known_addrs,
                     "primaries": primaries,
                     "last_remote_wal": view.as_ref().map_or(0, AppliedState::last_remote_wal),
@@ -1374,5 +1382,33 @@ impl ProtocolHandler for ReplicationHandler {
             let response = replication.serve(request).await;
             encode_body(&response).map_err(|error| error.to_string())
         })
+    }
+}
+
+/// A primary's cluster address as Vault's status shows it: a URL, always `https://` (the
+/// cluster port speaks only TLS in Vault, whatever scheme `cluster_addr` was given with;
+/// the tutorial's `known_primary_cluster_addrs` reads `https://cluster-pri:8201` for a
+/// `VAULT_CLUSTER_ADDR` of `http://cluster-pri:8201`). Arca keeps the addresses it dials
+/// as `host:port`.
+fn cluster_url(host_port: &str) -> String {
+    match host_port.split_once("://") {
+        Some((_, rest)) => format!("https://{rest}"),
+        None => format!("https://{host_port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_url;
+
+    #[test]
+    fn cluster_addresses_show_as_vault_shows_them() {
+        assert_eq!(cluster_url("127.0.0.1:8201"), "https://127.0.0.1:8201");
+        assert_eq!(cluster_url("cluster-pri:8201"), "https://cluster-pri:8201");
+        assert_eq!(
+            cluster_url("http://cluster-pri:8201"),
+            "https://cluster-pri:8201"
+        );
+        assert_eq!(cluster_url("https://[::1]:8201"), "https://[::1]:8201");
     }
 }

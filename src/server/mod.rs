@@ -58,13 +58,16 @@ pub fn launch(_args: ServerArgs) -> std::process::ExitCode {
     std::process::ExitCode::from(1)
 }
 
-/// Set up logging once; `level` is Vault's `log_level` (default info).
+/// Set up logging once; `level` is Vault's `log_level` (default info). Colours only on a
+/// terminal: a log redirected to a file (systemd, a test's log shown on failure) stays
+/// plain text.
 pub fn init_logging(level: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{},openraft=warn", level.unwrap_or("info")))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
