@@ -406,6 +406,61 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     );
     let (status, _) = primary.api(&http, "GET", "auth/token/lookup-self", &reader, None);
     assert_eq!(status, 403, "tokens made on a secondary stay there");
+    // A non-local mount enabled on the secondary is made by the primary and replicated.
+    let (status, answer) = secondary.api(
+        &http,
+        "POST",
+        "sys/mounts/shared",
+        &user,
+        Some(json!({"type": "kv"})),
+    );
+    assert_eq!(status, 204, "{answer}");
+    let (status, _) = primary.api(&http, "GET", "sys/mounts/shared", p, None);
+    assert_eq!(
+        status, 200,
+        "the primary holds the mount enabled through the secondary"
+    );
+    eventually(Duration::from_secs(10), "the mount streams back", || {
+        let (status, _) = secondary.api(&http, "GET", "sys/mounts/shared", &user, None);
+        (status == 200).then_some(())
+    });
+
+    // Rotation is the primary's: refused on the secondary; after one on the primary, data
+    // written under the new key term opens on the secondary.
+    let (status, answer) = secondary.api(&http, "POST", "sys/rotate", &user, Some(json!({})));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("cannot rotate on a replication secondary")
+    );
+    let (status, _) = primary.api(&http, "POST", "sys/rotate", p, Some(json!({})));
+    assert_eq!(status, 204);
+    let (status, _) = primary.api(
+        &http,
+        "POST",
+        "replicatedkv/data/rotated",
+        p,
+        Some(json!({"data": {"term": "2"}})),
+    );
+    assert_eq!(status, 200);
+    eventually(
+        Duration::from_secs(10),
+        "data under the new term opens",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/rotated")
+                == Some(json!({"term": "2"})))
+            .then_some(())
+        },
+    );
+
+    // The primary sees its secondary connected, at the addresses it answers on.
+    let primary_status = performance_status(&http, &primary);
+    let seen = &primary_status["secondaries"][0];
+    assert_eq!(seen["node_id"], "secondary");
+    assert_eq!(seen["connection_status"], "connected");
+    assert_eq!(seen["api_address"], secondary.node.address());
+
     // Local mounts can be enabled on a secondary, and their data stays there.
     let (status, _) = secondary.api(
         &http,

@@ -168,8 +168,13 @@ impl Core {
         lock(&self.replication).clone()
     }
 
-    /// After replicated changes reached this secondary: reload what caches hold.
+    /// After replicated changes reached this secondary: reload what caches hold, the
+    /// keyring first (a rotation on the primary arrives as a new sealed keyring, and the
+    /// data written under the new term follows it).
     pub async fn reload_replicated_caches(&self) {
+        if let Err(error) = self.barrier.reload_keyring() {
+            tracing::warn!(error = %error, "reloading the keyring after replicated changes failed");
+        }
         if let Some(logical) = self.logical()
             && let Err(error) = logical.reload_replicated().await
         {
@@ -382,7 +387,22 @@ impl Core {
         if *active_term == Some(term) {
             return Ok(());
         }
-        self.barrier.reload_keyring()?;
+        if let Err(error) = self.barrier.reload_keyring() {
+            if matches!(error, crate::barrier::BarrierError::Corrupt { .. }) {
+                // The stored keyring is no longer under the root key this node holds: the
+                // cluster was activated as a performance secondary (or its keys were
+                // replaced) while this node was a standby. It must be unsealed with the
+                // new keys, as a Vault secondary's standbys are.
+                tracing::warn!(
+                    error = %error,
+                    "the cluster's keys changed while this node was a standby; sealing: unseal with the current keys"
+                );
+                drop(active_term);
+                self.seal().await;
+                return Err(LogicalError::Sealed);
+            }
+            return Err(error.into());
+        }
         if let Some(replication) = self.replication() {
             replication.apply_role();
         }

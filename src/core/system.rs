@@ -109,6 +109,13 @@ impl LogicalCore {
                 }))))
             }
             (["rotate"], Operation::Create | Operation::Update) => {
+                // A secondary's keyring is its primary's: rotating is the primary's act
+                // (Vault refuses it with these words, rather than forwarding it).
+                if self.barrier().is_replicated_read_only() {
+                    return Err(LogicalError::BadRequest(
+                        "cannot rotate on a replication secondary".into(),
+                    ));
+                }
                 self.rotate().await.map(|()| None)
             }
             (["storage", "raft", "configuration"], Operation::Read) => {

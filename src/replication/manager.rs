@@ -96,6 +96,8 @@ struct Contact {
     last_heartbeat_unix_ms: i64,
     clock_skew_ms: i64,
     position: u64,
+    api_addr: String,
+    cluster_addr: String,
 }
 
 /// What the secondary's pull loop knows of the stream right now.
@@ -566,8 +568,8 @@ impl Replication {
                             < 3 * PULL_WAIT.as_millis() as i64 + 2_000;
                         json!({
                             "node_id": id,
-                            "api_address": "",
-                            "cluster_address": "",
+                            "api_address": contact.api_addr,
+                            "cluster_address": contact.cluster_addr,
                             "connection_status": if connected { "connected" } else { "disconnected" },
                             "last_heartbeat": crate::util::rfc3339(contact.last_heartbeat_unix_ms),
                             "last_heartbeat_duration_ms": "0",
@@ -712,8 +714,15 @@ impl Replication {
                 max_entries,
                 wait_ms,
                 filter_generation,
+                api_addr,
+                cluster_addr,
             } => {
-                self.note_contact(&request.secondary_id, after, core.env().clock.unix_millis());
+                self.note_contact(
+                    &request.secondary_id,
+                    after,
+                    core.env().clock.unix_millis(),
+                    (api_addr, cluster_addr),
+                );
                 if filter_generation != record.filter_generation {
                     return ReplResponse::NeedSync {
                         primary: info(&view),
@@ -917,11 +926,19 @@ impl Replication {
         )))
     }
 
-    fn note_contact(&self, secondary_id: &str, position: u64, now_ms: i64) {
+    fn note_contact(
+        &self,
+        secondary_id: &str,
+        position: u64,
+        now_ms: i64,
+        (api_addr, cluster_addr): (String, String),
+    ) {
         let mut contacts = lock(&self.contacts);
         let contact = contacts.entry(secondary_id.to_string()).or_default();
         contact.last_heartbeat_unix_ms = now_ms;
         contact.position = position;
+        contact.api_addr = api_addr;
+        contact.cluster_addr = cluster_addr;
     }
 
     // ----- the secondary's pull loop -----
@@ -983,6 +1000,8 @@ impl Replication {
             max_entries: PULL_ENTRIES_MAX,
             wait_ms: PULL_WAIT.as_millis() as u32,
             filter_generation: synced_generation.unwrap_or(0),
+            api_addr: core.config().node.api_addr.clone(),
+            cluster_addr: core.config().node.cluster_addr.clone(),
         };
         match self.call(&core, &secondary, body).await? {
             ReplResponse::Wals {

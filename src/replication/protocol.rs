@@ -49,6 +49,9 @@ pub enum ReplBody {
         max_entries: u32,
         wait_ms: u32,
         filter_generation: u64,
+        /// Where the secondary's active node answers (shown in the primary's status).
+        api_addr: String,
+        cluster_addr: String,
     },
     /// Pin a view of the primary for a sync.
     SyncBegin,
@@ -190,6 +193,8 @@ mod tests {
             max_entries: 10,
             wait_ms: 0,
             filter_generation: 0,
+            api_addr: String::new(),
+            cluster_addr: String::new(),
         };
         let request = ReplRequest::signed("set", "s1", b"key", body);
         let decoded: ReplRequest = decode_body(&encode_body(&request).unwrap()).unwrap();
@@ -201,6 +206,8 @@ mod tests {
             max_entries: 10,
             wait_ms: 0,
             filter_generation: 0,
+            api_addr: String::new(),
+            cluster_addr: String::new(),
         };
         assert!(!moved.verify(b"key"), "a changed position breaks the MAC");
         let mut renamed = decoded;
