@@ -18,6 +18,7 @@ pub mod identity;
 pub mod logical;
 pub mod policy;
 pub mod raft;
+pub mod replication;
 pub mod seal;
 pub mod seeded_bugs;
 pub mod server;
