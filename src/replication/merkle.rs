@@ -4,15 +4,14 @@
 //!
 //! Owns: per [`KeyGroup`], a fixed-depth sparse 256-ary tree. A key's bucket is the first
 //! two bytes of `SHA-256(key)` (its page is the first byte); a bucket holds the leaves of
-//! its keys, `leaf = H(LEAF ‖ key_len_le_u32 ‖ key ‖ SHA-256(ciphertext))`; a bucket hashes
-//! its (key, leaf) pairs in key order (the key length-prefixed), a page its non-empty
-//! buckets as (byte, hash) pairs in order,
-//! and a group root its non-empty pages likewise. The root of a view over some groups is
-//! `H(VIEW ‖ (id_len_le_u32 ‖ id ‖ group root) …)` over the allowed groups in order of
-//! their id (the group's `Display` string), so every secondary's expected root costs one
-//! hash over the group roots, never a descent. Each level starts with its own tag byte,
-//! so a leaf can never be read as a bucket, page or view.
-//! An empty subtree, and a view with no group, hash to [`EMPTY_HASH`] (all zeros).
+//! its keys, `leaf = H(LEAF ‖ key_len_le_u32 ‖ key ‖ SHA-256(ciphertext))`. A bucket hashes
+//! its (length-prefixed key, leaf) pairs in key order, a page its non-empty buckets as
+//! (byte, hash) pairs in byte order, and a group root its non-empty pages likewise. The
+//! root of a view over some groups is `H(VIEW ‖ (id_len_le_u32 ‖ id ‖ group root) …)` over
+//! the allowed groups in order of their id (the group's `Display` string), so every
+//! secondary's expected root costs one hash over the group roots, never a descent. Each
+//! level starts with its own tag byte, so a leaf can never be read as a bucket, page or
+//! view. An empty subtree, and a view with no group, hash to [`EMPTY_HASH`] (all zeros).
 //!
 //! Beyond `REPLICATION.md` §4: the bucket hash covers the keys as well as the leaves, so
 //! every answer a secondary receives can be checked against the hash its parent level
@@ -70,7 +69,7 @@ pub fn replicated_group(key: &str) -> Option<KeyGroup> {
 
 /// The bucket of `key`: the first two bytes of `SHA-256(key)`, big-endian, so its high
 /// byte is the page.
-pub fn bucket_of(key: &str) -> u16 {
+fn bucket_of(key: &str) -> u16 {
     let digest = Sha256::digest(key.as_bytes());
     u16::from_be_bytes([digest[0], digest[1]])
 }
@@ -81,7 +80,7 @@ fn key_length(key: &str) -> u32 {
 }
 
 /// The leaf of one key and its ciphertext.
-pub fn leaf_hash(key: &str, value: &[u8]) -> Hash {
+fn leaf_hash(key: &str, value: &[u8]) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update([TAG_LEAF]);
     hasher.update(key_length(key).to_le_bytes());
@@ -120,7 +119,7 @@ fn page_hash<'a>(buckets: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
     children_hash(TAG_PAGE, buckets)
 }
 
-fn group_root<'a>(pages: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
+fn group_hash<'a>(pages: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
     children_hash(TAG_GROUP, pages)
 }
 
@@ -169,6 +168,13 @@ impl Page {
         let hash = page_hash(buckets.iter().map(|(byte, bucket)| (*byte, &bucket.hash)));
         Self { buckets, hash }
     }
+
+    /// Every key of the page, in bucket order (then key order).
+    fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.buckets
+            .values()
+            .flat_map(|bucket| bucket.leaves.keys())
+    }
 }
 
 /// One group's tree: its non-empty pages.
@@ -181,21 +187,13 @@ struct GroupTree {
 
 impl GroupTree {
     fn new(group: KeyGroup, pages: OrdMap<u8, Page>) -> Self {
-        let root = group_root(pages.iter().map(|(byte, page)| (*byte, &page.hash)));
+        let root = group_hash(pages.iter().map(|(byte, page)| (*byte, &page.hash)));
         Self { group, pages, root }
     }
 
     /// Every key of the tree, in bucket order (then key order).
     fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
         self.pages.values().flat_map(Page::keys)
-    }
-}
-
-impl Page {
-    fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.buckets
-            .values()
-            .flat_map(|bucket| bucket.leaves.keys())
     }
 }
 

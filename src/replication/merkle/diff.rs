@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{
-    EMPTY_HASH, Hash, MerkleIndex, bucket_hash, bucket_of, group_root, page_hash, replicated_group,
+    EMPTY_HASH, Hash, MerkleIndex, bucket_hash, bucket_of, group_hash, page_hash, replicated_group,
 };
 use crate::storage::{KEY_BYTES_MAX, KeyGroup};
 
@@ -277,7 +277,7 @@ impl MerkleDiff {
                     |entry| entry.0,
                     |entry| &entry.1,
                 )?;
-                if group_root(pages.iter().map(|(byte, hash)| (*byte, hash))) != expected {
+                if group_hash(pages.iter().map(|(byte, hash)| (*byte, hash))) != expected {
                     return Err(MerkleDiffError::HashMismatch { list });
                 }
                 let local: BTreeMap<u8, Hash> =
