@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arca::replication::merkle::{
-    CHILDREN_MAX, Hash, MerkleDiff, MerkleIndex, MerkleRequest, MerkleResponse,
-    replicated_group,
+    CHILDREN_MAX, Hash, MerkleDiff, MerkleIndex, MerkleRequest, MerkleResponse, replicated_group,
 };
 use arca::storage::KeyGroup;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -52,7 +51,11 @@ fn key_space(data: &mut Unstructured) -> Result<(BTreeMap<&'static str, u8>, Mer
             Some(value) => model.insert(key, value),
             None => model.remove(key),
         };
-        index.apply(key, &group, value.map(|value| [value]).as_ref().map(|v| &v[..]));
+        index.apply(
+            key,
+            &group,
+            value.map(|value| [value]).as_ref().map(|v| &v[..]),
+        );
     }
     Ok((model, index))
 }
@@ -160,7 +163,10 @@ fn run(data: &mut Unstructured) -> Result<()> {
         if walk.is_done() {
             break;
         }
-        assert!(!in_flight.is_empty(), "a walk that is not done awaits an answer");
+        assert!(
+            !in_flight.is_empty(),
+            "a walk that is not done awaits an answer"
+        );
         // Once the input is used up, every answer is the honest one.
         let request = in_flight[data.choose_index(in_flight.len())?].clone();
         let response = response(data, &request, &remote)?;
