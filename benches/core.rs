@@ -438,6 +438,26 @@ fn key_space(criterion: &mut Criterion) {
             )
         });
     }
+    // The Merkle index the apply core keeps: a changed value in a group of 100,000 keys
+    // (one bucket, one page of about 256 buckets and the group root of 256 pages are
+    // rehashed), and the O(1) clone a sync serves from.
+    let mount = arca::storage::KeyGroup::Mount("0b1c".to_string());
+    let keys: Vec<String> = (0..KEY_SPACE_KEYS).map(key_space_key).collect();
+    let mut merkle = arca::replication::merkle::MerkleIndex::from_entries(
+        keys.iter()
+            .map(|key| (key.as_str(), mount.clone(), &value[..])),
+    );
+    let mut change = 0_u64;
+    group.bench_function("merkle_apply_at_100k", |bencher| {
+        bencher.iter(|| {
+            change += 1;
+            let key = &keys[(change % KEY_SPACE_KEYS) as usize];
+            merkle.apply(key, &mount, Some(&change.to_le_bytes()));
+        })
+    });
+    group.bench_function("merkle_clone_at_100k", |bencher| {
+        bencher.iter(|| black_box(&merkle).clone())
+    });
     group.sample_size(10);
     group.bench_function("snapshot_encode_100k", |bencher| {
         bencher.iter(|| full.encode_snapshot().unwrap().len())

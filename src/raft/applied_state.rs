@@ -12,6 +12,10 @@
 //! gets the next WAL index, so the range an entry reports is contiguous with the one
 //! before it. Cloning a state is O(1): it is how readers and the snapshot builder get a
 //! point-in-time view without holding a lock while they work.
+//!
+//! The state also holds the [`MerkleIndex`] of its replicated keys, kept equal to the
+//! index of the map: updated with each change, rebuilt from the map when a snapshot is
+//! decoded (the snapshot body does not carry it).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::record;
 use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
 use super::wal::{WalBuffer, WalRecord};
+use crate::replication::merkle::{MerkleIndex, replicated_group};
 use crate::storage::key_space::LAST_REMOTE_WAL_KEY;
 use crate::storage::{KeyClass, Op, list_children};
 
@@ -77,6 +82,7 @@ pub struct Applied {
 pub struct AppliedState {
     map: OrdMap<Arc<str>, Bytes>,
     wal: WalBuffer,
+    merkle: MerkleIndex,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
 }
@@ -141,6 +147,9 @@ impl AppliedState {
         for (key, value) in self.map.iter() {
             if !merged.map.contains_key(key) {
                 merged.map.insert(key.clone(), value.clone());
+                if let Some(group) = replicated_group(key) {
+                    merged.merkle.apply(key, &group, Some(value));
+                }
             }
         }
         merged
@@ -151,6 +160,7 @@ impl AppliedState {
         Self {
             map: OrdMap::new(),
             wal: WalBuffer::new(wal_entries_max),
+            merkle: MerkleIndex::new(),
             last_applied: None,
             last_membership: StoredMembership::default(),
         }
@@ -250,6 +260,8 @@ impl AppliedState {
             let class = class_of(&key);
             if class == KeyClass::Replicated {
                 self.wal.append(log_index, key.clone(), current.clone());
+                let group = replicated_group(&key).expect("a replicated key has a group");
+                self.merkle.apply(&key, &group, current.as_deref());
             }
             changes.push(Change {
                 key,
@@ -315,6 +327,11 @@ impl AppliedState {
         &self.wal
     }
 
+    /// The Merkle index of the replicated keys of this state.
+    pub fn merkle(&self) -> &MerkleIndex {
+        &self.merkle
+    }
+
     pub fn last_applied(&self) -> Option<&LogId> {
         self.last_applied.as_ref()
     }
@@ -377,9 +394,13 @@ impl AppliedState {
         }
         let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
             .map_err(SnapshotFormatError::Invalid)?;
+        let merkle = MerkleIndex::from_entries(map.iter().filter_map(|(key, value)| {
+            replicated_group(key).map(|group| (&**key, group, &value[..]))
+        }));
         Ok(Self {
             map,
             wal,
+            merkle,
             last_applied: meta.last_log_id.clone(),
             last_membership: meta.last_membership.clone(),
         })

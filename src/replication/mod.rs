@@ -3,6 +3,7 @@
 //! tokens and leases. See `docs/replication.md` and `../shared/REPLICATION.md`.
 
 pub mod manager;
+pub mod merkle;
 pub mod model;
 pub mod primary;
 pub mod protocol;

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::raft::types::TypeConfig;
+use crate::replication::merkle::EMPTY_HASH;
 
 /// A WAL buffer small enough that long sequences wrap it.
 const WAL_ENTRIES: usize = 8;
@@ -76,6 +77,13 @@ fn wal_of(state: &AppliedState) -> ModelWal {
         .collect()
 }
 
+/// The Merkle index of the replicated keys of `model`, built from scratch.
+fn merkle_of(model: &Model) -> MerkleIndex {
+    MerkleIndex::from_entries(model.iter().filter_map(|(key, value)| {
+        replicated_group(key).map(|group| (key.as_str(), group, value.as_slice()))
+    }))
+}
+
 fn restore(state: &AppliedState) -> AppliedState {
     let bytes = state.encode_snapshot().unwrap();
     AppliedState::decode_snapshot(&state.snapshot_meta(), &bytes, WAL_ENTRIES).unwrap()
@@ -96,6 +104,7 @@ proptest! {
                     let restored = restore(&state);
                     prop_assert_eq!(map_of(&restored), map_of(&state));
                     prop_assert_eq!(wal_of(&restored), wal_of(&state));
+                    prop_assert_eq!(restored.merkle(), state.merkle());
                     prop_assert_eq!(restored.last_applied(), state.last_applied());
                     state = restored;
                     continue;
@@ -166,6 +175,7 @@ proptest! {
                 .collect();
             prop_assert_eq!(reported, expected);
             prop_assert_eq!(map_of(&state), model.clone());
+            prop_assert_eq!(state.merkle(), &merkle_of(&model));
 
             // The buffer is the newest `WAL_ENTRIES` of the model's WAL: dense, bounded.
             let kept = model_wal.len().saturating_sub(WAL_ENTRIES);
@@ -305,4 +315,62 @@ fn replace_all_leaves_exactly_the_new_keys() {
             "sys/token/id/t1"
         ]
     );
+}
+
+/// Keys of several replicated groups (and a few local ones), for the Merkle tests.
+const MERKLE_KEYS: &[&str] = &[
+    "logical/m1/a",
+    "logical/m1/b",
+    "logical/m2/a",
+    "auth/u1/user/bob",
+    "core/mounts/m1",
+    "sys/policy/admin",
+    "identity/entity/e1",
+    "core/keyring",
+    "sys/token/id/t1",
+    "local-logical/m3/a",
+];
+
+proptest! {
+    #[test]
+    fn a_node_that_installs_a_snapshot_holds_the_merkle_root_of_the_node_that_applied_the_log(
+        batches in proptest::collection::vec(
+            proptest::collection::vec(
+                (0..MERKLE_KEYS.len(), proptest::option::of(0..VALUES.len())),
+                0..6,
+            ),
+            1..40,
+        )
+    ) {
+        // Phase 1: one node applies a log of batches.
+        let mut applier = AppliedState::new(WAL_ENTRIES);
+        for (index, batch) in batches.into_iter().enumerate() {
+            let ops = batch
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Some(value) => Op::Put {
+                        key: MERKLE_KEYS[key].to_string(),
+                        value: VALUES[value].to_vec(),
+                    },
+                    None => Op::Delete { key: MERKLE_KEYS[key].to_string() },
+                })
+                .collect();
+            let entry = Entry::new_normal(log_id(index as u64 + 1), Command::Apply { ops });
+            applier = applier.apply(entry).0;
+        }
+
+        // Phase 2: another node installs its snapshot (the index is not in the body).
+        let bytes = applier.encode_snapshot().unwrap();
+        let installed =
+            AppliedState::decode_snapshot(&applier.snapshot_meta(), &bytes, WAL_ENTRIES).unwrap();
+
+        // The indexes agree, cover only the replicated keys, and equal a rebuild.
+        prop_assert_eq!(installed.merkle().root(), applier.merkle().root());
+        prop_assert_eq!(installed.merkle(), applier.merkle());
+        prop_assert_eq!(applier.merkle(), &merkle_of(&map_of(&applier)));
+        let replicated = map_of(&applier)
+            .keys()
+            .any(|key| replicated_group(key).is_some());
+        prop_assert_eq!(applier.merkle().root() != EMPTY_HASH, replicated);
+    }
 }
