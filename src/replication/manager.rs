@@ -17,10 +17,11 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::merkle::MerkleRequest;
 use super::primary::{self, Crossing, Pulled};
 use super::protocol::{
-    PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest, ReplResponse,
-    SYNC_PAGE_ENTRIES_MAX,
+    MERKLE_REQUESTS_MAX, PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest,
+    ReplResponse, SYNC_PAGE_ENTRIES_MAX,
 };
 use super::secondary;
 use super::state::{
@@ -553,7 +554,7 @@ impl Replication {
         // filtered view of the primary.
         let merkle_root = view
             .as_ref()
-            .map_or_else(String::new, |view| content_root(view, &Crossing::default()));
+            .map_or_else(String::new, |view| short_root(&view.merkle().root()));
         let now_ms = core.env().clock.unix_millis();
         match state {
             ReplicationState::Disabled => json!({ "mode": "disabled" }),
@@ -814,6 +815,9 @@ impl Replication {
                     *next
                 };
                 let wal_index = view.wal().last_wal_index();
+                let allowed = |group: &crate::storage::KeyGroup| crossing.allows_group(group);
+                let group_roots = view.merkle().group_roots(allowed);
+                let view_root = view.merkle().view_root(allowed);
                 let now = core.env().clock.now();
                 let mut syncs = lock(&self.syncs);
                 syncs.retain(|_, pinned| now.duration_since(pinned.last_used) < SYNC_PIN_TTL);
@@ -826,13 +830,17 @@ impl Replication {
                         last_used: now,
                     },
                 );
-                ReplResponse::SyncStarted { sync_id, wal_index }
+                ReplResponse::SyncStarted {
+                    sync_id,
+                    wal_index,
+                    group_roots,
+                    view_root,
+                }
             }
-            ReplBody::SyncPage {
-                sync_id,
-                after_key,
-                max_entries,
-            } => {
+            ReplBody::Merkle { sync_id, requests } => {
+                if requests.len() > MERKLE_REQUESTS_MAX {
+                    return refused("too many Merkle requests in one call");
+                }
                 let now = core.env().clock.now();
                 let mut syncs = lock(&self.syncs);
                 let Some(pinned) = syncs
@@ -842,16 +850,38 @@ impl Replication {
                     return refused("no such sync in progress; begin again");
                 };
                 pinned.last_used = now;
-                let (entries, done) = primary::sync_page(
-                    &pinned.view,
-                    after_key.as_deref(),
-                    max_entries.min(SYNC_PAGE_ENTRIES_MAX),
-                    &pinned.crossing,
-                );
-                if done {
-                    syncs.remove(&request.secondary_id);
+                let mut responses = Vec::with_capacity(requests.len());
+                for merkle_request in &requests {
+                    let group = match merkle_request {
+                        MerkleRequest::Pages { group }
+                        | MerkleRequest::Buckets { group, .. }
+                        | MerkleRequest::Leaves { group, .. } => group,
+                    };
+                    // Key names of a denied mount stay on the primary too.
+                    if !pinned.crossing.allows_group(group) {
+                        return refused("a Merkle request names a group outside this view");
+                    }
+                    responses.push(pinned.view.merkle().answer(merkle_request));
                 }
-                ReplResponse::SyncPage { entries, done }
+                ReplResponse::MerkleAnswers { responses }
+            }
+            ReplBody::FetchKeys { sync_id, keys } => {
+                if keys.len() > SYNC_PAGE_ENTRIES_MAX as usize {
+                    return refused("too many keys in one fetch");
+                }
+                let now = core.env().clock.now();
+                let mut syncs = lock(&self.syncs);
+                let Some(pinned) = syncs
+                    .get_mut(&request.secondary_id)
+                    .filter(|pinned| pinned.sync_id == sync_id)
+                else {
+                    return refused("no such sync in progress; begin again");
+                };
+                pinned.last_used = now;
+                match primary::fetch(&pinned.view, &keys, &pinned.crossing) {
+                    Ok(entries) => ReplResponse::Keys { entries },
+                    Err(_) => refused("a fetch names a key outside this view"),
+                }
             }
         }
     }
@@ -1083,58 +1113,77 @@ impl Replication {
         stream.primary = Some(primary);
     }
 
-    /// Copy the primary's filtered view: pin it at WAL index `W`, page through its keys
-    /// (applied as they come), delete what this cluster holds and the view does not, and
-    /// record `W` in the step that applies the last page, so the stream resumes at
-    /// `W + 1`. A crash midway leaves the position at 0, which syncs again.
+    /// Bring this cluster to the primary's filtered view, pinned at WAL index `W`: diff
+    /// the Merkle indexes (only differing pages and buckets cross), fetch the keys that
+    /// differ (applied as they come), then apply the deletes and record `W` in one step,
+    /// so the stream resumes at `W + 1`. A crash midway leaves the position at 0, which
+    /// syncs again (cheaply: what already arrived now matches).
     async fn sync(&self, core: &Core, secondary: &SecondaryState) -> Result<(), String> {
         {
             let mut stream = lock(&self.stream);
-            if stream.state != "merkle-sync" {
+            if stream.state != "merkle-diff" {
                 tracing::info!(
-                    state = "merkle-sync",
+                    state = "merkle-diff",
                     "performance secondary: transitioning state"
                 );
             }
-            stream.state = "merkle-sync";
+            stream.state = "merkle-diff";
         }
-        let (sync_id, wal_index) = match self.call(core, secondary, ReplBody::SyncBegin).await? {
-            ReplResponse::SyncStarted { sync_id, wal_index } => (sync_id, wal_index),
-            other => return self.unexpected(other).map(|_| ()),
-        };
-        let backend = core.cluster().backend();
-        let mut received: BTreeSet<String> = BTreeSet::new();
-        let mut after_key: Option<String> = None;
-        loop {
-            let body = ReplBody::SyncPage {
-                sync_id,
-                after_key: after_key.clone(),
-                max_entries: SYNC_PAGE_ENTRIES_MAX,
-            };
-            let (entries, done) = match self.call(core, secondary, body).await? {
-                ReplResponse::SyncPage { entries, done } => (entries, done),
+        let (sync_id, wal_index, group_roots, view_root) =
+            match self.call(core, secondary, ReplBody::SyncBegin).await? {
+                ReplResponse::SyncStarted {
+                    sync_id,
+                    wal_index,
+                    group_roots,
+                    view_root,
+                } => (sync_id, wal_index, group_roots, view_root),
                 other => return self.unexpected(other).map(|_| ()),
             };
-            after_key = entries.last().map(|(key, _)| key.clone()).or(after_key);
-            let ops: Vec<Op> = entries
-                .into_iter()
-                .map(|(key, value)| {
-                    received.insert(key.clone());
-                    Op::Put { key, value }
-                })
-                .collect();
-            if !ops.is_empty() {
-                apply_chunk(&backend, ops, 0).await?;
-            }
-            if done {
-                break;
-            }
-        }
-        let view = backend
+        let backend = core.cluster().backend();
+        let local = backend
             .applied_view()
             .ok_or("this node's storage cannot replicate")?;
-        let stale = secondary::stale_after_sync(&view, &received);
-        let mut chunks: Vec<Vec<Op>> = stale
+        let mut run = secondary::MerkleSync::new(local.merkle(), group_roots, wal_index, view_root)
+            .map_err(|error| format!("merkle diff: {error}"))?;
+        loop {
+            match run.next_call(SYNC_PAGE_ENTRIES_MAX as usize) {
+                secondary::SyncCall::Merkle(requests) => {
+                    let body = ReplBody::Merkle { sync_id, requests };
+                    match self.call(core, secondary, body).await? {
+                        ReplResponse::MerkleAnswers { responses } => run
+                            .on_merkle(responses)
+                            .map_err(|error| format!("merkle diff: {error}"))?,
+                        other => return self.unexpected(other).map(|_| ()),
+                    }
+                }
+                secondary::SyncCall::Fetch(keys) => {
+                    {
+                        let mut stream = lock(&self.stream);
+                        if stream.state != "merkle-sync" {
+                            tracing::info!(
+                                state = "merkle-sync",
+                                "performance secondary: transitioning state"
+                            );
+                        }
+                        stream.state = "merkle-sync";
+                    }
+                    let body = ReplBody::FetchKeys { sync_id, keys };
+                    match self.call(core, secondary, body).await? {
+                        ReplResponse::Keys { entries } if !entries.is_empty() => {
+                            let ops = run.on_fetched(entries);
+                            apply_chunk(&backend, ops, 0).await?;
+                        }
+                        ReplResponse::Keys { .. } => {
+                            return Err("the primary answered an empty fetch".into());
+                        }
+                        other => return self.unexpected(other).map(|_| ()),
+                    }
+                }
+                secondary::SyncCall::Done => break,
+            }
+        }
+        let deletes = run.final_ops();
+        let mut chunks: Vec<Vec<Op>> = deletes
             .chunks(BATCH_OPS_MAX / 2)
             .map(<[Op]>::to_vec)
             .collect();
@@ -1149,12 +1198,27 @@ impl Replication {
             // that does not exist, so go back to 0 and let the next pull find out.
             apply_chunk(&backend, Vec::new(), 0).await?;
         }
+        let synced_root = backend
+            .applied_view()
+            .map(|view| view.merkle().root())
+            .unwrap_or_default();
+        let (fetched, deleted) = run.counts();
+        if synced_root != run.expected_root {
+            // The view changed under the sync (a write raced it here), or an index is
+            // corrupt: say so and sync again rather than stream from a wrong base.
+            lock(&self.stream).synced_generation = None;
+            return Err(format!(
+                "after the sync the merkle root is {} but the primary's view is {}; syncing again",
+                short_root(&synced_root),
+                short_root(&run.expected_root)
+            ));
+        }
         tracing::info!(
             state = "stream-wals",
             wal_index,
-            keys = received.len(),
-            deleted = stale.len(),
-            "performance secondary: sync complete"
+            fetched,
+            deleted,
+            "performance secondary: merkle sync complete"
         );
         let generation = lock(&self.stream)
             .primary
@@ -1310,22 +1374,10 @@ fn crossing_for(
     })
 }
 
-/// A hash of the replicated content a view holds (what crosses with `crossing`), hex of
-/// the first 20 bytes of SHA-256, the length Vault's `merkle_root` has. Equal on a
-/// primary (for a secondary's filter) and on that secondary when their data agree.
-/// Computed by a full pass; the incremental Merkle index replaces it.
-pub fn content_root(view: &AppliedState, crossing: &Crossing) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for (key, value) in view.iter() {
-        if crossing.crosses(key) {
-            hasher.update((key.len() as u64).to_be_bytes());
-            hasher.update(key.as_bytes());
-            hasher.update((value.len() as u64).to_be_bytes());
-            hasher.update(value);
-        }
-    }
-    hex::encode(&hasher.finalize()[..20])
+/// A root as the status shows it: hex of its first 20 bytes, the length of Vault's
+/// `merkle_root`.
+pub fn short_root(root: &super::merkle::Hash) -> String {
+    hex::encode(&root[..20])
 }
 
 /// Unwrap an activation token at the primary's API and read the bundle.

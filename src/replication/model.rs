@@ -158,8 +158,9 @@ fn ensure(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> 
     if condition { Ok(()) } else { Err(what()) }
 }
 
-/// A full sync as the pull loop runs it: pages from a pinned view, then the deletes
-/// and the position in one step.
+/// A Merkle sync as the pull loop runs it ([`secondary::MerkleSync`]), answered from a
+/// view of the primary pinned at its start: the diff, fetches of `page` keys at a time,
+/// then the deletes and the position in one step; the synced root must be the view's.
 fn sync(
     primary: &Node,
     secondary: &mut Node,
@@ -168,38 +169,61 @@ fn sync(
 ) -> Result<(), String> {
     let pinned = primary.state.clone();
     let wal_index = pinned.wal().last_wal_index();
-    let mut received = BTreeSet::new();
-    let mut after: Option<String> = None;
+    let allowed = |group: &crate::storage::KeyGroup| crossing.allows_group(group);
+    let mut run = secondary::MerkleSync::new(
+        secondary.state.merkle(),
+        pinned.merkle().group_roots(allowed),
+        wal_index,
+        pinned.merkle().view_root(allowed),
+    )
+    .map_err(|error| format!("merkle diff refused honest roots: {error}"))?;
+    let mut calls = 0;
     loop {
-        let (entries, done) = primary::sync_page(&pinned, after.as_deref(), page, crossing);
-        after = entries.last().map(|(key, _)| key.clone()).or(after);
-        let ops: Vec<Op> = entries
-            .into_iter()
-            .map(|(key, value)| {
-                received.insert(key.clone());
-                Op::Put { key, value }
-            })
-            .collect();
-        let refused = secondary.apply(Command::ApplyRemote {
-            after: None,
-            last_remote_wal: 0,
-            ops,
-        });
-        ensure(refused.is_none(), || {
-            format!("a sync page was refused: {refused:?}")
-        })?;
-        if done {
-            break;
+        calls += 1;
+        ensure(calls < 100_000, || "the sync did not terminate".to_string())?;
+        match run.next_call(page.max(1) as usize) {
+            secondary::SyncCall::Merkle(requests) => {
+                for request in &requests {
+                    let (crate::replication::merkle::MerkleRequest::Pages { group }
+                    | crate::replication::merkle::MerkleRequest::Buckets { group, .. }
+                    | crate::replication::merkle::MerkleRequest::Leaves { group, .. }) = request;
+                    ensure(crossing.allows_group(group), || {
+                        format!("the diff asked about group {group}, outside the view")
+                    })?;
+                }
+                let responses = requests
+                    .iter()
+                    .map(|request| pinned.merkle().answer(request))
+                    .collect();
+                run.on_merkle(responses)
+                    .map_err(|error| format!("merkle diff refused honest answers: {error}"))?;
+            }
+            secondary::SyncCall::Fetch(keys) => {
+                let entries = primary::fetch(&pinned, &keys, crossing)
+                    .map_err(|key| format!("the sync fetched {key}, outside the view"))?;
+                let ops = run.on_fetched(entries);
+                let refused = secondary.apply(Command::ApplyRemote {
+                    after: None,
+                    last_remote_wal: 0,
+                    ops,
+                });
+                ensure(refused.is_none(), || {
+                    format!("a sync chunk was refused: {refused:?}")
+                })?;
+            }
+            secondary::SyncCall::Done => break,
         }
     }
-    let stale = secondary::stale_after_sync(&secondary.state, &received);
     let refused = secondary.apply(Command::ApplyRemote {
         after: None,
         last_remote_wal: wal_index,
-        ops: stale,
+        ops: run.final_ops(),
     });
     ensure(refused.is_none(), || {
         format!("the end of a sync was refused: {refused:?}")
+    })?;
+    ensure(secondary.state.merkle().root() == run.expected_root, || {
+        "after a sync the secondary's root is not the primary's view root".to_string()
     })
 }
 

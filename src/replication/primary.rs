@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::protocol::{ANSWER_BYTES_MAX, WireEntry};
+use super::protocol::{ANSWER_BYTES_MAX, FetchedKeys, WireEntry};
 use crate::raft::applied_state::AppliedState;
 use crate::storage::{KeyClass, KeyGroup, classify};
 
@@ -17,6 +17,14 @@ pub struct Crossing {
 }
 
 impl Crossing {
+    /// Whether a replicated group crosses: a core group always, a mount unless denied.
+    pub fn allows_group(&self, group: &KeyGroup) -> bool {
+        match group {
+            KeyGroup::Mount(uuid) => !self.denied_mounts.contains(uuid),
+            KeyGroup::Core(_) => true,
+        }
+    }
+
     /// Whether `key` crosses: it is replicated, and its mount (if any) is not denied.
     /// Local and ignored keys never cross, whatever the filter.
     pub fn crosses(&self, key: &str) -> bool {
@@ -73,33 +81,29 @@ pub fn pull(view: &AppliedState, after: u64, max_entries: u32, crossing: &Crossi
     Pulled::Wals { entries, to }
 }
 
-/// The crossing keys of `view` after `after_key`, in key order: at most `max_entries`
-/// and about [`ANSWER_BYTES_MAX`] bytes; `true` when the page reaches the end.
-pub fn sync_page(
+/// The values in `view` of `keys` that cross, in order, as many as fit in about
+/// [`ANSWER_BYTES_MAX`] bytes (`None` for a key the view does not hold); `Err` names the
+/// first key that must not cross (a secondary asking for it is refused).
+pub fn fetch(
     view: &AppliedState,
-    after_key: Option<&str>,
-    max_entries: u32,
+    keys: &[String],
     crossing: &Crossing,
-) -> (Vec<(String, Vec<u8>)>, bool) {
-    let mut page = Vec::new();
+) -> Result<FetchedKeys, String> {
+    let mut entries = Vec::with_capacity(keys.len());
     let mut bytes = 0;
-    let start = match after_key {
-        Some(key) => std::ops::Bound::Excluded(key),
-        None => std::ops::Bound::Unbounded,
-    };
-    for (key, value) in view.range_from(start) {
+    for key in keys {
         if !crossing.crosses(key) {
-            continue;
+            return Err(key.clone());
         }
-        if page.len() >= max_entries.max(1) as usize
-            || (bytes + key.len() + value.len() > ANSWER_BYTES_MAX && !page.is_empty())
-        {
-            return (page, false);
+        let value = view.get(key).map(|value| value.to_vec());
+        let size = key.len() + value.as_ref().map_or(0, Vec::len);
+        if bytes + size > ANSWER_BYTES_MAX && !entries.is_empty() {
+            break;
         }
-        bytes += key.len() + value.len();
-        page.push((key.to_string(), value.to_vec()));
+        bytes += size;
+        entries.push((key.clone(), value));
     }
-    (page, true)
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -208,28 +212,36 @@ mod tests {
     }
 
     #[test]
-    fn sync_pages_cover_every_crossing_key_once_in_order() {
+    fn a_fetch_answers_crossing_keys_only() {
         let state = state_with(
             16,
             &[&[
                 ("logical/keep/a", Some("1")),
-                ("logical/keep/b", Some("2")),
                 ("logical/deny/c", Some("3")),
                 ("sys/token/id/t", Some("4")),
-                ("core/keyring", Some("5")),
             ]],
         );
         let crossing = denying("deny");
-        let mut seen = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let (page, done) = sync_page(&state, after.as_deref(), 1, &crossing);
-            seen.extend(page.iter().map(|(key, _)| key.clone()));
-            after = page.last().map(|(key, _)| key.clone()).or(after);
-            if done {
-                break;
-            }
+        let answered = fetch(
+            &state,
+            &["logical/keep/a".into(), "logical/keep/gone".into()],
+            &crossing,
+        )
+        .unwrap();
+        assert_eq!(
+            answered,
+            [
+                ("logical/keep/a".to_string(), Some(b"1".to_vec())),
+                ("logical/keep/gone".to_string(), None)
+            ]
+        );
+        for refused in ["logical/deny/c", "sys/token/id/t"] {
+            assert_eq!(
+                fetch(&state, &[refused.to_string()], &crossing),
+                Err(refused.to_string())
+            );
         }
-        assert_eq!(seen, ["core/keyring", "logical/keep/a", "logical/keep/b"]);
+        assert!(crossing.allows_group(&KeyGroup::Mount("keep".into())));
+        assert!(!crossing.allows_group(&KeyGroup::Mount("deny".into())));
     }
 }

@@ -18,12 +18,16 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::merkle::{Hash, MerkleRequest, MerkleResponse};
 use crate::channel::frame::encode_body;
+use crate::storage::KeyGroup;
 
 /// The most WAL entries one pull answers with.
 pub const PULL_ENTRIES_MAX: u32 = 2048;
-/// The most keys one sync page holds.
+/// The most keys one fetch asks for.
 pub const SYNC_PAGE_ENTRIES_MAX: u32 = 1024;
+/// The most Merkle requests one call carries (the walker keeps fewer in flight).
+pub const MERKLE_REQUESTS_MAX: usize = 2 * super::merkle::REQUESTS_IN_FLIGHT_MAX;
 /// The most bytes of keys and values one answer carries (under the channel's frame
 /// limit, with room for the envelope).
 pub const ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -55,12 +59,13 @@ pub enum ReplBody {
     },
     /// Pin a view of the primary for a sync.
     SyncBegin,
-    /// Keys of the pinned view after `after_key`, in key order.
-    SyncPage {
+    /// Merkle summaries of the pinned view (at most [`MERKLE_REQUESTS_MAX`]).
+    Merkle {
         sync_id: u64,
-        after_key: Option<String>,
-        max_entries: u32,
+        requests: Vec<MerkleRequest>,
     },
+    /// Values of keys in the pinned view (at most [`SYNC_PAGE_ENTRIES_MAX`]).
+    FetchKeys { sync_id: u64, keys: Vec<String> },
     /// A request that writes replicated state, made on the secondary by `caller` (the
     /// token entry the secondary authenticated, JSON; `None` for unauthenticated paths).
     Forward {
@@ -74,6 +79,9 @@ pub enum ReplBody {
         now_unix: i64,
     },
 }
+
+/// Fetched values: each key with its ciphertext, or `None` when the view lacks it.
+pub type FetchedKeys = Vec<(String, Option<Vec<u8>>)>;
 
 /// One replicated change as it crosses: the key's new ciphertext, or `None` for a delete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,13 +115,21 @@ pub enum ReplResponse {
     NeedSync {
         primary: PrimaryInfo,
     },
+    /// A view pinned at `wal_index`: the roots of the groups this secondary may hold,
+    /// and the root its view must have once synced.
     SyncStarted {
         sync_id: u64,
         wal_index: u64,
+        group_roots: Vec<(KeyGroup, Hash)>,
+        view_root: Hash,
     },
-    SyncPage {
-        entries: Vec<(String, Vec<u8>)>,
-        done: bool,
+    MerkleAnswers {
+        responses: Vec<MerkleResponse>,
+    },
+    /// Values of the keys asked for, in order, as many as fit (`None`: no such key in
+    /// the pinned view); the rest are asked again.
+    Keys {
+        entries: FetchedKeys,
     },
     /// This node is not the primary's active node; try the one named, if known.
     NotActive {

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use super::merkle::{
+    Hash, MerkleDiff, MerkleDiffError, MerkleIndex, MerkleRequest, MerkleResponse, SyncPlan,
+};
 use super::protocol::WireEntry;
-use crate::raft::applied_state::AppliedState;
-use crate::storage::{KeyClass, Op, key_class};
+use crate::storage::KeyGroup;
+use crate::storage::Op;
 
 /// The storage operations of streamed entries, in WAL order.
 pub fn batch_ops(entries: Vec<WireEntry>) -> Vec<Op> {
@@ -22,20 +25,118 @@ pub fn batch_ops(entries: Vec<WireEntry>) -> Vec<Op> {
         .collect()
 }
 
-/// After a sync that received exactly `received`: the replicated keys this cluster holds
-/// that its primary's view does not (deleted there, or newly denied by the filter).
-/// Local keys (this cluster's tokens, leases, local mounts, seal) are never touched.
-pub fn stale_after_sync(view: &AppliedState, received: &BTreeSet<String>) -> Vec<Op> {
-    view.iter()
-        .filter(|(key, _)| key_class(key) == KeyClass::Replicated && !received.contains(*key))
-        .map(|(key, _)| Op::Delete {
-            key: key.to_string(),
-        })
-        .collect()
-}
-
 /// Whether a replicated change may make a cache above the barrier stale (mount and
 /// auth tables, policies, audit devices, the keyring).
 pub fn touches_caches(key: &str) -> bool {
     key.starts_with("core/") || key.starts_with("sys/policy/")
+}
+
+/// One Merkle sync as the secondary runs it, without IO: first the diff (Merkle
+/// requests answered by the primary's pinned view), then the fetch of the keys that
+/// differ (in chunks), then the deletes, applied in the step that records the sync
+/// point. The pull loop moves the calls; the model and the fuzz target drive the same
+/// code with the primary's view in hand.
+pub struct MerkleSync {
+    diff: Option<MerkleDiff>,
+    fetch: std::collections::VecDeque<String>,
+    delete: Vec<String>,
+    /// The primary's WAL index the pinned view reflects.
+    pub wal_index: u64,
+    /// The root the secondary's view must have once the sync is done.
+    pub expected_root: Hash,
+    fetched: usize,
+}
+
+/// What the sync needs from the primary next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncCall {
+    /// Answer these Merkle requests from the pinned view.
+    Merkle(Vec<MerkleRequest>),
+    /// The values of these keys in the pinned view.
+    Fetch(Vec<String>),
+    /// Nothing: apply [`MerkleSync::final_ops`] and record the sync point.
+    Done,
+}
+
+impl MerkleSync {
+    /// Start from this cluster's index and the primary's group roots for its view.
+    pub fn new(
+        local: &MerkleIndex,
+        remote_group_roots: Vec<(KeyGroup, Hash)>,
+        wal_index: u64,
+        expected_root: Hash,
+    ) -> Result<Self, MerkleDiffError> {
+        Ok(Self {
+            diff: Some(MerkleDiff::new(local, remote_group_roots)?),
+            fetch: Default::default(),
+            delete: Vec::new(),
+            wal_index,
+            expected_root,
+            fetched: 0,
+        })
+    }
+
+    pub fn next_call(&mut self, fetch_max: usize) -> SyncCall {
+        if let Some(diff) = &mut self.diff {
+            let mut requests = Vec::new();
+            while let Some(request) = diff.next_request() {
+                requests.push(request);
+            }
+            if !requests.is_empty() {
+                return SyncCall::Merkle(requests);
+            }
+            let diff = self.diff.take().expect("checked above");
+            let plan = diff.into_plan().unwrap_or(SyncPlan {
+                fetch: Vec::new(),
+                delete: Vec::new(),
+            });
+            self.fetch = plan.fetch.iter().map(|key| key.to_string()).collect();
+            self.delete = plan.delete.iter().map(|key| key.to_string()).collect();
+        }
+        if self.fetch.is_empty() {
+            return SyncCall::Done;
+        }
+        let count = fetch_max.clamp(1, self.fetch.len());
+        SyncCall::Fetch(self.fetch.iter().take(count).cloned().collect())
+    }
+
+    pub fn on_merkle(&mut self, responses: Vec<MerkleResponse>) -> Result<(), MerkleDiffError> {
+        for response in responses {
+            let Some(diff) = self.diff.as_mut() else {
+                return Err(MerkleDiffError::Unexpected {
+                    request: response.request(),
+                });
+            };
+            diff.on_response(response)?;
+        }
+        Ok(())
+    }
+
+    /// The primary's values for fetched keys: the puts to apply now (a key the pinned
+    /// view no longer has is deleted). Keys not answered stay queued.
+    pub fn on_fetched(&mut self, entries: super::protocol::FetchedKeys) -> Vec<Op> {
+        let answered: BTreeSet<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        self.fetch.retain(|key| !answered.contains(key.as_str()));
+        self.fetched += entries.len();
+        entries
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(value) => Op::Put { key, value },
+                None => Op::Delete { key },
+            })
+            .collect()
+    }
+
+    /// The deletes that finish the sync, to apply with the sync point.
+    pub fn final_ops(&self) -> Vec<Op> {
+        self.delete
+            .iter()
+            .map(|key| Op::Delete { key: key.clone() })
+            .collect()
+    }
+
+    /// Keys fetched and deleted, for the log line.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.fetched, self.delete.len())
+    }
 }

@@ -30,7 +30,9 @@ pub enum KeyClass {
 }
 
 /// The parts of the key space that belong to no mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum CoreGroup {
     /// The seal configuration and the root key sealed under the unseal key.
     Seal,
@@ -55,7 +57,9 @@ pub enum CoreGroup {
 }
 
 /// The unit a secondary's filter keeps or drops.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyGroup {
     Core(CoreGroup),
     /// A mount's table entry and all of its data, named by the mount's uuid.

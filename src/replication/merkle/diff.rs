@@ -40,7 +40,9 @@ pub const CHILDREN_MAX: usize = 256;
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
 
 /// What a secondary asks the primary for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MerkleRequest {
     /// The non-empty pages of a group.
     Pages { group: KeyGroup },
@@ -51,7 +53,7 @@ pub enum MerkleRequest {
 }
 
 /// The primary's answer to a [`MerkleRequest`], naming the request it answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MerkleResponse {
     Pages {
         group: KeyGroup,
