@@ -454,6 +454,36 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         },
     );
 
+    // The Merkle index kept on every write matches one rebuilt from storage, on both.
+    for (cluster, token) in [(&primary, p.as_str()), (&secondary, user.as_str())] {
+        let (status, check) = cluster.api(
+            &http,
+            "POST",
+            "sys/replication/merkle-check",
+            token,
+            Some(json!({})),
+        );
+        assert_eq!(status, 200, "{check}");
+        assert_eq!(
+            check["data"]["merkle_corruption_report"]["corrupted_root"],
+            false
+        );
+        let (status, reindexed) = cluster.api(
+            &http,
+            "POST",
+            "sys/replication/reindex",
+            token,
+            Some(json!({})),
+        );
+        assert_eq!(status, 200, "{reindexed}");
+        assert!(
+            reindexed["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("it matches")
+        );
+    }
+
     // The primary sees its secondary connected, at the addresses it answers on.
     let primary_status = performance_status(&http, &primary);
     let seen = &primary_status["secondaries"][0];

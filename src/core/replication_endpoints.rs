@@ -141,6 +141,38 @@ impl LogicalCore {
                      sync complete.",
                 )))
             }
+            (["merkle-check"], _) if writes => {
+                let (corrupted, root) = self.merkle_check()?;
+                let now_ms = self.core()?.env().clock.unix_millis();
+                Ok(Some(Response::from_value(json!({
+                    "merkle_corruption_report": {
+                        "corrupted_root": corrupted,
+                        "corrupted_tree_map": {
+                            "1": {
+                                "corrupted_index_tuples_map": null,
+                                "corrupted_subtree_root": corrupted,
+                                "root_hash": base64::Engine::encode(
+                                    &base64::engine::general_purpose::STANDARD,
+                                    root,
+                                ),
+                                "tree_type": "replicated",
+                            },
+                        },
+                        "last_corruption_check_epoch": crate::util::rfc3339(now_ms),
+                    },
+                }))))
+            }
+            (["reindex"] | ["performance", "reindex"], _) if writes => {
+                let (corrupted, _) = self.merkle_check()?;
+                Ok(Some(warning(if corrupted {
+                    "The Merkle index differs from storage on this node. Each node rebuilds it \
+                     from storage when it restarts or installs a snapshot: restart the nodes \
+                     of this cluster one at a time."
+                } else {
+                    "The Merkle index was rebuilt from storage and compared: it matches the \
+                     index kept on every write, so nothing needed replacing."
+                })))
+            }
             (["performance", "secondary", "disable"] | ["secondary", "disable"], _) if writes => {
                 replication.disable_secondary().await?;
                 Ok(Some(warning(
@@ -153,6 +185,21 @@ impl LogicalCore {
                 segments.join("/")
             ))),
         }
+    }
+
+    /// Rebuild this node's Merkle index from storage and compare it with the one kept
+    /// on every apply: (differs, the kept root).
+    fn merkle_check(&self) -> Result<(bool, crate::replication::merkle::Hash), LogicalError> {
+        let view = self
+            .core()?
+            .cluster()
+            .backend()
+            .applied_view()
+            .ok_or_else(|| {
+                LogicalError::BadRequest("this storage backend keeps no Merkle index".into())
+            })?;
+        let rebuilt = view.merkle_rebuilt();
+        Ok((rebuilt != *view.merkle(), view.merkle().root()))
     }
 
     /// `secondary-token`: record the secondary and answer its bundle wrapped in a

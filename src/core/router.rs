@@ -910,6 +910,8 @@ fn requires_sudo(route: &Route, path: &str) -> bool {
                 || rest.starts_with("revoke-prefix/")
                 || rest.starts_with("storage/raft/remove-peer")
                 || rest.ends_with("primary/secondary-token")
+                || rest == "replication/reindex"
+                || rest == "replication/performance/reindex"
                 || rest.starts_with("config/")
         }
         (TableKind::Auth, "token") => {

@@ -39,6 +39,15 @@ pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 /// The largest snapshot body this node writes or accepts.
 pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
+/// The Merkle index of every replicated key in `map`.
+fn index_of(map: &OrdMap<Arc<str>, Bytes>) -> MerkleIndex {
+    MerkleIndex::from_entries(
+        map.iter().filter_map(|(key, value)| {
+            replicated_group(key).map(|group| (&**key, group, &value[..]))
+        }),
+    )
+}
+
 /// The class of a stored key. The one place the apply core asks, so the key-space
 /// registry can take over by changing this function alone.
 fn class_of(key: &str) -> KeyClass {
@@ -332,6 +341,12 @@ impl AppliedState {
         &self.merkle
     }
 
+    /// The Merkle index built afresh from the stored keys: what the incremental one
+    /// must equal (`sys/replication/merkle-check` compares them).
+    pub fn merkle_rebuilt(&self) -> MerkleIndex {
+        index_of(&self.map)
+    }
+
     pub fn last_applied(&self) -> Option<&LogId> {
         self.last_applied.as_ref()
     }
@@ -394,9 +409,7 @@ impl AppliedState {
         }
         let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
             .map_err(SnapshotFormatError::Invalid)?;
-        let merkle = MerkleIndex::from_entries(map.iter().filter_map(|(key, value)| {
-            replicated_group(key).map(|group| (&**key, group, &value[..]))
-        }));
+        let merkle = index_of(&map);
         Ok(Self {
             map,
             wal,
