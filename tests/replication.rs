@@ -544,6 +544,27 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         secret(&http, &secondary, &user, "replicatedkv/data/app"),
         None
     );
+    // A mount created while the filter is on is judged by it: one it does not deny crosses.
+    for (method, path, body) in [
+        ("POST", "sys/mounts/afterfilter", json!({"type": "kv-v2"})),
+        (
+            "POST",
+            "afterfilter/data/x",
+            json!({"data": {"new": "mount"}}),
+        ),
+    ] {
+        let (status, answer) = primary.api(&http, method, path, p, Some(body));
+        assert!(status == 200 || status == 204, "{path}: {answer}");
+    }
+    eventually(
+        Duration::from_secs(15),
+        "a mount made under the filter crosses",
+        || {
+            (secret(&http, &secondary, &user, "afterfilter/data/x")
+                == Some(json!({"new": "mount"})))
+            .then_some(())
+        },
+    );
     assert_eq!(
         secret(&http, &primary, p, "replicatedkv/data/app"),
         Some(json!({"password": "p2"})),

@@ -678,6 +678,11 @@ impl Replication {
         let refused = |reason: &str| ReplResponse::Refused {
             reason: reason.to_string(),
         };
+        // The view is taken before the stored state is read, so the filter judging its
+        // entries is never older than they are.
+        let Some(mut view) = core.cluster().backend().applied_view() else {
+            return refused("this node's storage cannot replicate");
+        };
         let primary = match self.load_state() {
             Ok(ReplicationState::Primary(primary)) => primary,
             Ok(_) => return refused("this cluster is not a performance primary"),
@@ -702,10 +707,7 @@ impl Replication {
             cluster_addrs: Self::cluster_addrs(&core),
             filter_generation: record.filter_generation,
         };
-        let Some(mut view) = core.cluster().backend().applied_view() else {
-            return refused("this node's storage cannot replicate");
-        };
-        let crossing = match crossing_for(&core, &view, record.filter.as_ref()) {
+        let mut crossing = match crossing_for(&core, &view, record.filter.as_ref()) {
             Ok(crossing) => crossing,
             Err(error) => return refused(&error.to_string()),
         };
@@ -757,10 +759,34 @@ impl Replication {
                         }
                         Pulled::UpToDate => {
                             tokio::time::sleep(PULL_POLL_INTERVAL).await;
-                            match core.cluster().backend().applied_view() {
-                                Some(next) => view = next,
-                                None => return refused("this node's storage cannot replicate"),
+                            let Some(next) = core.cluster().backend().applied_view() else {
+                                return refused("this node's storage cannot replicate");
+                            };
+                            if next.wal().last_wal_index() == view.wal().last_wal_index() {
+                                continue;
                             }
+                            view = next;
+                            // New entries are judged by the filter and the mount tables as
+                            // of the view that holds them (read after it): a mount created
+                            // meanwhile is judged, and a filter changed meanwhile sends the
+                            // secondary to resync instead of being applied half-way.
+                            let current = match self.load_state() {
+                                Ok(ReplicationState::Primary(primary)) => {
+                                    primary.secondaries.get(&request.secondary_id).cloned()
+                                }
+                                _ => None,
+                            };
+                            let Some(current) = current.filter(|current| {
+                                current.filter_generation == record.filter_generation
+                            }) else {
+                                return ReplResponse::NeedSync {
+                                    primary: info(&view),
+                                };
+                            };
+                            crossing = match crossing_for(&core, &view, current.filter.as_ref()) {
+                                Ok(crossing) => crossing,
+                                Err(error) => return refused(&error.to_string()),
+                            };
                         }
                     }
                 }
@@ -1352,6 +1378,7 @@ fn crossing_for(
         return Ok(Crossing::default());
     };
     let mut denied = BTreeSet::new();
+    let mut allowed = BTreeSet::new();
     for kind in [TableKind::Secrets, TableKind::Auth] {
         let prefix = key_space::mount_table_prefix(kind, false);
         for (key, sealed) in view
@@ -1366,11 +1393,14 @@ fn crossing_for(
             };
             if filterable(&entry) && !filter.allows(&path) {
                 denied.insert(entry.uuid.clone());
+            } else {
+                allowed.insert(entry.uuid.clone());
             }
         }
     }
     Ok(Crossing {
         denied_mounts: denied,
+        allowed_mounts: Some(allowed),
     })
 }
 

@@ -135,6 +135,7 @@ fn crossing(denying: bool) -> Crossing {
         } else {
             BTreeSet::new()
         },
+        allowed_mounts: None,
     }
 }
 

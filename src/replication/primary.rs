@@ -9,28 +9,52 @@ use super::protocol::{ANSWER_BYTES_MAX, FetchedKeys, WireEntry};
 use crate::raft::applied_state::AppliedState;
 use crate::storage::{KeyClass, KeyGroup, classify};
 
-/// Which replicated keys cross to one secondary: all of them but those of denied mounts.
+/// Which replicated keys cross to one secondary.
+///
+/// Without a filter, every replicated key. With one, only keys of the mounts it was
+/// judged to allow when the crossing was computed: a mount it has not judged (created
+/// since, or deleted before, with entries still in the WAL) is not known to be allowed,
+/// so its values do not cross. Deletes of such a mount's keys do cross: removing a key
+/// never leaks one, and it is how a secondary learns a mount went away.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Crossing {
     /// The uuids of the mounts the secondary's filter denies.
     pub denied_mounts: BTreeSet<String>,
+    /// With a filter: the uuids of the mounts it allows; `None` without a filter.
+    pub allowed_mounts: Option<BTreeSet<String>>,
 }
 
 impl Crossing {
-    /// Whether a replicated group crosses: a core group always, a mount unless denied.
+    fn mount_crosses(&self, uuid: &str, deleting: bool) -> bool {
+        if self.denied_mounts.contains(uuid) {
+            return false;
+        }
+        match &self.allowed_mounts {
+            None => true,
+            Some(allowed) => deleting || allowed.contains(uuid),
+        }
+    }
+
+    /// Whether a replicated group crosses: a core group always, a mount as its values do.
     pub fn allows_group(&self, group: &KeyGroup) -> bool {
         match group {
-            KeyGroup::Mount(uuid) => !self.denied_mounts.contains(uuid),
+            KeyGroup::Mount(uuid) => self.mount_crosses(uuid, false),
             KeyGroup::Core(_) => true,
         }
     }
 
-    /// Whether `key` crosses: it is replicated, and its mount (if any) is not denied.
-    /// Local and ignored keys never cross, whatever the filter.
+    /// Whether a value of `key` crosses: it is replicated, and its mount (if any) is
+    /// allowed. Local and ignored keys never cross, whatever the filter.
     pub fn crosses(&self, key: &str) -> bool {
+        self.change_crosses(key, false)
+    }
+
+    /// Whether a change of `key` crosses: a value as [`Crossing::crosses`] says; a
+    /// delete unless its mount is denied.
+    pub fn change_crosses(&self, key: &str, deleting: bool) -> bool {
         match classify(key) {
             Ok((KeyClass::Replicated, KeyGroup::Mount(uuid))) => {
-                !self.denied_mounts.contains(&uuid)
+                self.mount_crosses(&uuid, deleting)
             }
             Ok((KeyClass::Replicated, KeyGroup::Core(_))) => true,
             _ => false,
@@ -69,7 +93,7 @@ pub fn pull(view: &AppliedState, after: u64, max_entries: u32, crossing: &Crossi
             break;
         }
         to = entry.wal_index;
-        if crossing.crosses(&entry.key) {
+        if crossing.change_crosses(&entry.key, entry.value.is_none()) {
             bytes += size;
             entries.push(WireEntry {
                 wal_index: entry.wal_index,
@@ -151,7 +175,36 @@ mod tests {
     fn denying(uuid: &str) -> Crossing {
         Crossing {
             denied_mounts: [uuid.to_string()].into(),
+            allowed_mounts: None,
         }
+    }
+
+    /// A filter judged mounts `keep` (allowed) and `deny` (denied); `later` was created
+    /// after it was judged, and `gone` deleted before.
+    #[test]
+    fn a_mount_the_filter_has_not_judged_sends_deletes_but_no_values() {
+        let state = state_with(
+            16,
+            &[&[
+                ("logical/keep/a", Some("1")),
+                ("logical/later/b", Some("2")),
+                ("logical/gone/c", None),
+            ]],
+        );
+        let crossing = Crossing {
+            denied_mounts: ["deny".to_string()].into(),
+            allowed_mounts: Some(["keep".to_string()].into()),
+        };
+        assert!(crossing.crosses("logical/keep/a"));
+        assert!(!crossing.crosses("logical/later/b"));
+        assert!(crossing.change_crosses("logical/gone/c", true));
+        assert!(!crossing.change_crosses("logical/deny/x", true));
+        assert!(!crossing.allows_group(&KeyGroup::Mount("later".into())));
+        let Pulled::Wals { entries, .. } = pull(&state, 0, 100, &crossing) else {
+            panic!("entries are buffered");
+        };
+        let keys: Vec<&str> = entries.iter().map(|entry| entry.key.as_str()).collect();
+        assert_eq!(keys, ["logical/keep/a"]);
     }
 
     #[test]
