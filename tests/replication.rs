@@ -1,9 +1,12 @@
 //! Performance replication between two real clusters (one `arca server` process each,
 //! as in the tutorial): activation with a wrapped ES512 token, the wipe, what crosses
-//! and what never does, streaming of later writes, refused writes on the secondary,
-//! path filters in both directions, revocation, and a secondary restarted with
-//! `kill -9` that unseals with the primary's key and catches up.
+//! and what never does, streaming of later writes, writes through the secondary made by
+//! the primary and read back at once, `X-Vault-Index` across clusters, rotation, path
+//! filters in both directions, Merkle checks, a secondary restarted with `kill -9` that
+//! unseals with the primary's key and catches up, and revocation.
 
+// Real processes and sockets: outside the simulator.
+#![cfg(not(madsim))]
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod support;
