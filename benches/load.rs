@@ -943,6 +943,11 @@ mod replication {
     }
 
     pub async fn run(options: &Options) {
+        // The ceiling in the same run: a secondary's apply is a Raft commit on its disk.
+        let (p50, p99) = fsync_probe(false);
+        println!(
+            "ceiling: fdatasync after {FSYNC_PROBE_BYTES} B appends ({FSYNC_PROBE_COUNT}x) on this disk: p50 {p50:.3} ms, p99 {p99:.3} ms"
+        );
         let http = client();
         let primary = std::sync::Arc::new(start_arca(1).await);
         let secondary = start_arca(1).await;
