@@ -116,6 +116,8 @@ struct Fleet {
     uuids: BTreeMap<String, String>,
     /// Keys of the primary's local classes seen at any sample.
     primary_local_keys: Mutex<BTreeSet<String>>,
+    /// The primary nodes' `last_wal` at the last sample (the trace shows changes).
+    primary_last_wals: Mutex<String>,
 }
 
 impl Simulation {
@@ -326,6 +328,7 @@ impl Simulation {
             root_token,
             uuids,
             primary_local_keys: Mutex::new(BTreeSet::new()),
+            primary_last_wals: Mutex::new(String::new()),
         };
         for secondary in &fleet.secondaries {
             if !self.activate(&fleet, secondary).await {
@@ -755,10 +758,17 @@ impl Simulation {
     fn sample(&self, fleet: &Fleet) {
         {
             let mut local = fleet.primary_local_keys.lock().unwrap();
-            for node in live_nodes(&fleet.primary) {
+            let mut last_wals = Vec::new();
+            for (index, node) in live_nodes_indexed(&fleet.primary) {
                 let Some(view) = node.core().cluster().backend().applied_view() else {
                     continue;
                 };
+                last_wals.push(format!(
+                    "node-{}:{}{}",
+                    index + 1,
+                    view.wal().last_wal_index(),
+                    if node.core().is_active() { "*" } else { "" }
+                ));
                 for prefix in LOCAL_PREFIXES.iter().copied() {
                     for (key, _) in view
                         .range_from(std::ops::Bound::Included(prefix))
@@ -767,6 +777,12 @@ impl Simulation {
                         local.insert(key.to_string());
                     }
                 }
+            }
+            let last_wals = last_wals.join(" ");
+            let mut recorded = fleet.primary_last_wals.lock().unwrap();
+            if *recorded != last_wals {
+                self.record(format!("c0: last_wal {last_wals}"));
+                *recorded = last_wals;
             }
         }
         let now_us = self.now_us();
@@ -904,6 +920,20 @@ impl Simulation {
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        for node in cluster.up() {
+            if let Some(status) = self.status(cluster, node).await {
+                self.record(format!(
+                    "c{}: node-{} status: state {} connection {} last_remote_wal {} primaries {} known {}",
+                    cluster.index,
+                    node + 1,
+                    status["state"],
+                    status["connection_state"],
+                    status["last_remote_wal"],
+                    status["primaries"],
+                    status["known_primary_cluster_addrs"]
+                ));
+            }
         }
         let message = format!(
             "secondary not caught up within {}s: {last_problem}",
@@ -1080,13 +1110,6 @@ fn node_links(
         }
     }
     links
-}
-
-fn live_nodes(cluster: &Cluster) -> Vec<Arc<Node>> {
-    live_nodes_indexed(cluster)
-        .into_iter()
-        .map(|(_, node)| node)
-        .collect()
 }
 
 /// The nodes running now (sealed or not: their applied state is there either way).
