@@ -653,6 +653,12 @@ impl Replication {
         let refused = |reason: &str| ReplResponse::Refused {
             reason: reason.to_string(),
         };
+        // The view is taken before the stored state is read, so the filter judging its
+        // entries is never older than they are: an entry written after a filter change
+        // is never judged by the filter before it.
+        let Some(mut view) = core.cluster().backend().applied_view() else {
+            return refused("this node's storage cannot replicate");
+        };
         let primary = match self.load_state() {
             Ok(ReplicationState::Primary(primary)) => primary,
             Ok(_) => return refused("this cluster is not a performance primary"),
@@ -676,9 +682,6 @@ impl Replication {
             api_addr: core.config().node.api_addr.clone(),
             cluster_addrs: Self::cluster_addrs(&core),
             filter_generation: record.filter_generation,
-        };
-        let Some(mut view) = core.cluster().backend().applied_view() else {
-            return refused("this node's storage cannot replicate");
         };
         let crossing = match crossing_for(&core, &view, record.filter.as_ref()) {
             Ok(crossing) => crossing,
@@ -728,6 +731,21 @@ impl Replication {
                             match core.cluster().backend().applied_view() {
                                 Some(next) => view = next,
                                 None => return refused("this node's storage cannot replicate"),
+                            }
+                            // The crossing was computed for the filter of when the pull
+                            // began: once the filter changes (or the secondary is
+                            // revoked), entries of the new view must not be judged by it.
+                            let current = match self.load_state() {
+                                Ok(ReplicationState::Primary(primary)) => primary
+                                    .secondaries
+                                    .get(&request.secondary_id)
+                                    .map(|record| record.filter_generation),
+                                _ => None,
+                            };
+                            if current != Some(record.filter_generation) {
+                                return ReplResponse::NeedSync {
+                                    primary: info(&view),
+                                };
                             }
                         }
                     }
