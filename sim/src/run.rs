@@ -1321,10 +1321,12 @@ fn cross_links(
 fn describe(result: &Result<(u16, Value), String>) -> String {
     match result {
         // A server error says why, so a failed run's trace explains itself.
-        Ok((status, body)) if *status >= 500 => match body["errors"][0].as_str() {
-            Some(reason) => format!("{status} ({reason})"),
-            None => status.to_string(),
-        },
+        Ok((status, body)) if *status >= 500 || *status == 403 => {
+            match body["errors"][0].as_str() {
+                Some(reason) => format!("{status} ({reason})"),
+                None => status.to_string(),
+            }
+        }
         Ok((status, _)) => status.to_string(),
         Err(error) => format!("error ({})", error.split(':').next().unwrap_or("")),
     }
