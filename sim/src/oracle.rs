@@ -94,9 +94,14 @@ impl History {
             .collect();
         Liveness {
             healed_writes: healed.len(),
+            // A check-and-set refused because another client's write came first is a
+            // definite, correct answer: it counts as served.
             healed_acknowledged: healed
                 .iter()
-                .filter(|write| write.outcome == WriteOutcome::Ok)
+                .filter(|write| {
+                    write.outcome == WriteOutcome::Ok
+                        || (write.outcome == WriteOutcome::Refused && write.cas.is_some())
+                })
                 .count(),
         }
     }

@@ -31,6 +31,8 @@ use crate::oracle::{History, Phase, Read, Write, WriteOutcome};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::trace::Trace;
 
+mod replication;
+
 /// Virtual time a run may take before it is declared stuck.
 pub const RUN_TIME_LIMIT: Duration = Duration::from_secs(1800);
 /// How long the cluster gets to converge after the healed phase.
@@ -114,6 +116,8 @@ struct Simulation {
     start: Instant,
     violations: Mutex<Vec<String>>,
     liveness_failures: Mutex<Vec<String>>,
+    /// Replication fleets: when the write of each value was invoked (values are unique).
+    values_invoked_us: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Simulation {
@@ -125,6 +129,7 @@ impl Simulation {
             start: Instant::now(),
             violations: Mutex::new(Vec::new()),
             liveness_failures: Mutex::new(Vec::new()),
+            values_invoked_us: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -164,6 +169,9 @@ impl Simulation {
         let clusters: Vec<Arc<Cluster>> = (0..this.scenario.clusters)
             .map(|index| Arc::new(this.build_cluster(index)))
             .collect();
+        if this.scenario.replication.is_some() {
+            return this.run_replication(clusters).await;
+        }
         let mut drivers = Vec::new();
         for cluster in &clusters {
             let driver = this.clone();
@@ -202,8 +210,16 @@ impl Simulation {
 
     /// The Raft settings of one cluster: production's, or drawn by the seed.
     fn draw_options(&self, cluster: usize) -> RaftOptions {
+        let base = RaftOptions {
+            wal_buffer_entries_max: self
+                .scenario
+                .replication
+                .and_then(|replication| replication.logshipper_buffer_length)
+                .unwrap_or(RaftOptions::default().wal_buffer_entries_max),
+            ..RaftOptions::default()
+        };
         if !self.scenario.settings.randomize {
-            return RaftOptions::default();
+            return base;
         }
         let options = RaftOptions {
             log: LogStoreOptions {
@@ -211,7 +227,7 @@ impl Simulation {
             },
             snapshot_logs_since_last: self.pick(SNAPSHOT_THRESHOLDS),
             logs_kept_after_snapshot: self.rng.below(LOGS_KEPT_AFTER_SNAPSHOT_MAX + 1),
-            ..RaftOptions::default()
+            ..base
         };
         self.record(format!(
             "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes",
@@ -556,6 +572,7 @@ impl Simulation {
     ) {
         let workload = self.scenario.workload.clone();
         let mix = workload.mix;
+        let replicating = self.scenario.replication.is_some();
         // The KV v2 version this client last saw per key; a CAS without one reads first.
         let mut known_versions: BTreeMap<u64, u64> = BTreeMap::new();
         let mut done = 0usize;
@@ -577,13 +594,20 @@ impl Simulation {
                 draw = draw.saturating_sub(weight);
                 hit
             };
+            // A replication fleet's primary also writes its local mount, which must
+            // never reach a secondary.
+            let v1_mount = if replicating && self.rng.below(3) == 0 {
+                "local"
+            } else {
+                "kv"
+            };
             if next(mix.put) {
                 let body = json!({ "value": value });
                 self.write(
                     cluster,
                     client,
                     phase,
-                    &format!("kv/k{key}"),
+                    &format!("{v1_mount}/k{key}"),
                     Method::PUT,
                     Some(body),
                     Some(value),
@@ -596,7 +620,7 @@ impl Simulation {
                     cluster,
                     client,
                     phase,
-                    &format!("kv/k{key}"),
+                    &format!("{v1_mount}/k{key}"),
                     Method::DELETE,
                     None,
                     None,
@@ -605,10 +629,14 @@ impl Simulation {
                 )
                 .await;
             } else if next(mix.cas) {
+                let target = self.rng.below(cluster.size() as u64) as usize;
                 if !known_versions.contains_key(&key)
-                    && let Some(version) = self
-                        .read(cluster, client, phase, &format!("kv2/k{key}"), token)
+                    && let Some((_, version)) = self
+                        .read_via(cluster, client, phase, &format!("kv2/k{key}"), token, target)
                         .await
+                    // In a replication fleet a key never written is created with cas=0,
+                    // so KV v2 versions move and secondaries' reads of them are checked.
+                    && let Some(version) = version.or(replicating.then_some(0))
                 {
                     known_versions.insert(key, version);
                 }
@@ -646,7 +674,7 @@ impl Simulation {
                 .await;
             } else {
                 let register = if self.rng.below(2) == 0 {
-                    format!("kv/k{key}")
+                    format!("{v1_mount}/k{key}")
                 } else {
                     format!("kv2/k{key}")
                 };
@@ -685,6 +713,14 @@ impl Simulation {
     ) -> Option<u64> {
         let target = self.rng.below(cluster.size() as u64) as usize;
         let invoked_us = self.now_us();
+        if self.scenario.replication.is_some()
+            && let Some(value) = &value
+        {
+            self.values_invoked_us
+                .lock()
+                .unwrap()
+                .insert(value.clone(), invoked_us);
+        }
         let result = call(
             &cluster.api_addr(target),
             method.clone(),
@@ -992,7 +1028,10 @@ impl Simulation {
                     self.record(format!("c{c}: HEAL node-{} and its peers", target + 1));
                 }
             }
-            FaultKind::PartitionClusters | FaultKind::Swarm => {}
+            FaultKind::PartitionClusters
+            | FaultKind::Swarm
+            | FaultKind::ReactivateSecondary
+            | FaultKind::FilterChange => {}
         }
     }
 
@@ -1141,8 +1180,26 @@ impl Simulation {
         states
     }
 
+    /// Every register the workload uses.
+    fn registers(&self) -> Vec<String> {
+        let mut registers: Vec<String> = Vec::new();
+        for key in 0..self.scenario.workload.keys {
+            registers.push(format!("kv/k{key}"));
+            registers.push(format!("kv2/k{key}"));
+            if self.scenario.replication.is_some() {
+                registers.push(format!("local/k{key}"));
+            }
+        }
+        registers
+    }
+
     async fn check(&self, cluster: &Cluster, root_token: &str) {
-        // Convergence: the same applied index and identical state on every node.
+        self.converge(cluster).await;
+        self.final_reads(cluster, root_token).await;
+    }
+
+    /// Convergence: the same applied index and identical state on every node.
+    async fn converge(&self, cluster: &Cluster) {
         let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
         loop {
             let states = self.record_digests(cluster);
@@ -1177,13 +1234,12 @@ impl Simulation {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    async fn final_reads(&self, cluster: &Cluster, root_token: &str) {
         // Final reads of every register, through random nodes: ordinary reads to the
         // oracle, so a lost acknowledged write shows as a stale read.
-        let mut registers: Vec<String> = Vec::new();
-        for key in 0..self.scenario.workload.keys {
-            registers.push(format!("kv/k{key}"));
-            registers.push(format!("kv2/k{key}"));
-        }
+        let mut registers = self.registers();
         registers.push("kv/probe".to_string());
         for register in &registers {
             let mut answered = false;
@@ -1265,10 +1321,12 @@ fn cross_links(
 fn describe(result: &Result<(u16, Value), String>) -> String {
     match result {
         // A server error says why, so a failed run's trace explains itself.
-        Ok((status, body)) if *status >= 500 => match body["errors"][0].as_str() {
-            Some(reason) => format!("{status} ({reason})"),
-            None => status.to_string(),
-        },
+        Ok((status, body)) if *status >= 500 || *status == 403 => {
+            match body["errors"][0].as_str() {
+                Some(reason) => format!("{status} ({reason})"),
+                None => status.to_string(),
+            }
+        }
         Ok((status, _)) => status.to_string(),
         Err(error) => format!("error ({})", error.split(':').next().unwrap_or("")),
     }

@@ -35,6 +35,25 @@ pub struct Scenario {
     pub settings: Settings,
     #[serde(default)]
     pub liveness: LivenessSpec,
+    /// Performance replication: cluster 0 becomes the primary, the others its
+    /// secondaries.
+    #[serde(default)]
+    pub replication: Option<ReplicationSpec>,
+}
+
+/// The `[replication]` table: one primary (cluster 0) and `secondaries` secondaries.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSpec {
+    /// Secondaries in the fleet (the fleet has `secondaries + 1` clusters).
+    pub secondaries: usize,
+    /// The primary's WAL buffer (entries); small values make a lagging secondary sync.
+    #[serde(default)]
+    pub logshipper_buffer_length: Option<usize>,
+    /// Whether `filter-change` strikes may leave their deny in place at the end (drawn
+    /// by seed), so the final checks see a denied mount.
+    #[serde(default)]
+    pub final_deny: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +187,12 @@ pub enum FaultKind {
     PartitionClusters,
     /// Each strike draws one of the single-cluster faults above.
     Swarm,
+    /// Replication: disable a secondary drawn by seed, issue it a new token under a new
+    /// id and enable it again (a wipe and a full resync).
+    ReactivateSecondary,
+    /// Replication: deny a replicated mount to one secondary for the outage, then allow
+    /// it again.
+    FilterChange,
 }
 
 impl FaultKind {
@@ -203,6 +228,19 @@ pub struct FaultSpec {
     /// Whether a power loss may tear the last unsynced write.
     #[serde(default = "yes")]
     pub tear: bool,
+    /// In a replication fleet, which cluster a single-cluster fault strikes (drawn by
+    /// seed among the secondaries for `secondary`, among all for `any`).
+    #[serde(default)]
+    pub on: Target,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    #[default]
+    Any,
+    Primary,
+    Secondary,
 }
 
 fn one() -> usize {
@@ -264,7 +302,26 @@ impl Scenario {
         if self.faults.iter().map(|fault| fault.count).sum::<usize>() > FAULTS_MAX {
             return Err(format!("at most {FAULTS_MAX} faults in all"));
         }
+        if let Some(replication) = &self.replication {
+            if replication.secondaries == 0 || replication.secondaries + 1 != self.clusters {
+                return Err("replication.secondaries must be clusters - 1 (at least 1)".into());
+            }
+            if replication.logshipper_buffer_length == Some(0) {
+                return Err("replication.logshipper_buffer_length must be at least 1".into());
+            }
+        }
         for fault in &self.faults {
+            let replicating = self.replication.is_some();
+            if matches!(
+                fault.kind,
+                FaultKind::ReactivateSecondary | FaultKind::FilterChange
+            ) && !replicating
+            {
+                return Err(format!("{:?} needs a [replication] table", fault.kind));
+            }
+            if fault.on != Target::Any && !replicating {
+                return Err("`on` needs a [replication] table".into());
+            }
             if fault.outage_ms[0] > fault.outage_ms[1] || fault.outage_ms[1] > OUTAGE_MS_MAX {
                 return Err(format!(
                     "outage_ms must be [low, high] with high at most {OUTAGE_MS_MAX}"

@@ -745,6 +745,10 @@ impl super::LogicalService for LogicalCore {
     fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
         Box::pin(async move {
             self.policies.invalidate_all();
+            // The token salt is read again too: storage may have been replaced since it
+            // was cached (a performance secondary's activation wipes it), and tokens
+            // salted with a forgotten salt are lost to every other node.
+            self.tokens.forget_cached_keys();
             // A performance secondary's policies come from its primary.
             if !self.barrier.is_replicated_read_only() {
                 self.policies

@@ -115,8 +115,11 @@ struct Stream {
     /// The primary's filter generation this cluster's data reflects; `None` forces a
     /// sync (after a start, or when the stream says the filter changed).
     synced_generation: Option<u64>,
-    /// The address calls go to now (index into the known addresses).
+    /// The address calls go to now (index into [`Replication::primary_addresses`]).
     address_index: usize,
+    /// The last call was answered "not active" with the active node's address, and
+    /// `address_index` now points at it: the next call goes there, not past it.
+    redirected: bool,
     last_start_unix_ms: i64,
     last_error: Option<String>,
 }
@@ -132,6 +135,7 @@ impl Default for Stream {
             clock_skew_ms: 0,
             synced_generation: None,
             address_index: 0,
+            redirected: false,
             last_start_unix_ms: 0,
             last_error: None,
         }
@@ -1016,7 +1020,9 @@ impl Replication {
                     }
                     stream.last_error = Some(error);
                     stream.connection_state = "transient_failure";
-                    stream.address_index = stream.address_index.wrapping_add(1);
+                    if !std::mem::take(&mut stream.redirected) {
+                        stream.address_index = stream.address_index.wrapping_add(1);
+                    }
                     RETRY_DELAY
                 }
             };
@@ -1275,14 +1281,7 @@ impl Replication {
         let key = hex::decode(&secondary.auth_key_hex).map_err(|error| error.to_string())?;
         let addresses = {
             let stream = lock(&self.stream);
-            let mut addresses = secondary.primary_cluster_addrs.clone();
-            if let Some(primary) = &stream.primary {
-                for addr in &primary.cluster_addrs {
-                    if !addresses.contains(addr) {
-                        addresses.push(addr.clone());
-                    }
-                }
-            }
+            let mut addresses = Self::primary_addresses(secondary, &stream);
             let index = stream.address_index % addresses.len().max(1);
             addresses.rotate_left(index);
             addresses
@@ -1310,20 +1309,34 @@ impl Replication {
         let elapsed = core.env().clock.now().duration_since(started);
         let mut stream = lock(&self.stream);
         stream.last_heartbeat_duration_ms = elapsed.as_millis() as i64;
+        stream.redirected = false;
         if let ReplResponse::NotActive {
             leader_cluster_addr: Some(leader),
         } = &response
         {
-            // Go straight to the active node next time.
-            let mut known = secondary.primary_cluster_addrs.clone();
-            if let Some(primary) = &stream.primary {
-                known.extend(primary.cluster_addrs.iter().cloned());
-            }
+            // Go straight to the active node next time (the error this answer becomes
+            // must not move the index past it).
+            let known = Self::primary_addresses(secondary, &stream);
             if let Some(position) = known.iter().position(|addr| addr == leader) {
                 stream.address_index = position;
+                stream.redirected = true;
             }
         }
         Ok(response)
+    }
+
+    /// The primary's cluster addresses this secondary knows, without repeats, in the
+    /// order `address_index` counts them.
+    fn primary_addresses(secondary: &SecondaryState, stream: &Stream) -> Vec<String> {
+        let mut addresses = secondary.primary_cluster_addrs.clone();
+        if let Some(primary) = &stream.primary {
+            for addr in &primary.cluster_addrs {
+                if !addresses.contains(addr) {
+                    addresses.push(addr.clone());
+                }
+            }
+        }
+        addresses
     }
 }
 

@@ -660,6 +660,17 @@ impl TokenStore {
         Ok(Some(keys))
     }
 
+    /// Drop the cached salt and signing key, so the next use reads them from storage
+    /// (or creates them): after storage was replaced under this store (a performance
+    /// secondary's activation wipes the token store with everything else).
+    pub fn forget_cached_keys(&self) {
+        *self
+            .inner
+            .keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     async fn keys(&self) -> Result<Keys, TokenError> {
         if let Some(keys) = self.stored_keys()? {
             return Ok(keys);
