@@ -31,6 +31,13 @@ pub enum SeededBug {
     /// Installing a leader's snapshot merges it into the local map instead of replacing
     /// it, so keys deleted since survive (src/raft/state_machine.rs).
     InstallMergesSnapshot = 6,
+    /// The key-space registry classes the token store as replicated, as a forgotten or
+    /// mistyped registration would: the primary's tokens travel to its secondaries
+    /// (src/storage/key_space.rs).
+    ReplicateLocalKeys = 7,
+    /// The primary ignores a secondary's paths filter when it ships WAL entries: denied
+    /// data crosses (src/replication/primary.rs).
+    IgnorePathsFilter = 8,
 }
 
 impl SeededBug {
@@ -42,6 +49,8 @@ impl SeededBug {
         SeededBug::SkipLogFsync,
         SeededBug::TruncateOneTooMany,
         SeededBug::InstallMergesSnapshot,
+        SeededBug::ReplicateLocalKeys,
+        SeededBug::IgnorePathsFilter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +62,8 @@ impl SeededBug {
             SeededBug::SkipLogFsync => "skip-log-fsync",
             SeededBug::TruncateOneTooMany => "truncate-one-too-many",
             SeededBug::InstallMergesSnapshot => "install-merges-snapshot",
+            SeededBug::ReplicateLocalKeys => "replicate-local-keys",
+            SeededBug::IgnorePathsFilter => "ignore-paths-filter",
         }
     }
 

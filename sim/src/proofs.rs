@@ -63,6 +63,18 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 20,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::ReplicateLocalKeys,
+        scenarios: &["scenarios/repl-partition.toml"],
+        seeds_max: 5,
+        expected_once_merged: false,
+    },
+    Proof {
+        bug: SeededBug::IgnorePathsFilter,
+        scenarios: &["scenarios/repl-filter-change.toml"],
+        seeds_max: 10,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

@@ -235,6 +235,13 @@ pub fn classify(key: &str) -> Result<(KeyClass, KeyGroup), UnregisteredKey> {
         .find(|registration| key.starts_with(registration.prefix))
         .ok_or_else(unregistered)?;
     let rest = &key[registration.prefix.len()..];
+    let class = if registration.prefix == TOKENS
+        && crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::ReplicateLocalKeys)
+    {
+        KeyClass::Replicated
+    } else {
+        registration.class
+    };
     let group = match registration.shape {
         Shape::Exact(group) if rest.is_empty() => KeyGroup::Core(group),
         Shape::Below(group) if !rest.is_empty() => KeyGroup::Core(group),
@@ -247,7 +254,7 @@ pub fn classify(key: &str) -> Result<(KeyClass, KeyGroup), UnregisteredKey> {
         },
         _ => return Err(unregistered()),
     };
-    Ok((registration.class, group))
+    Ok((class, group))
 }
 
 /// The class of `key`, for code that has no use for the group. A key no registration
