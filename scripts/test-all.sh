@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 steps_passed=0
 
 SIM_SEEDS="${SIM_SEEDS:-200}"
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 SIM_ENV=(env RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-sim)
 
 run_started=$SECONDS
