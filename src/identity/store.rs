@@ -83,6 +83,7 @@ pub trait RemoteIdentity: Send + Sync + 'static {
 /// by replication (Vault's `best_effort_wal_wait_duration`); the login goes on with
 /// the primary's answer either way.
 pub const REMOTE_ENTITY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const REMOTE_ENTITY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Clone)]
 pub struct IdentityStore {
@@ -214,11 +215,12 @@ impl IdentityStore {
                     })?;
                 // Best effort: let the entity arrive here, so what the login returns
                 // can be read back on this cluster at once.
-                let deadline = tokio::time::Instant::now() + REMOTE_ENTITY_WAIT;
-                while self.entity_by_lookup(&lookup_key)?.is_none()
-                    && tokio::time::Instant::now() < deadline
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                // Counted sleeps rather than a deadline: the store holds no clock.
+                for _ in 0..REMOTE_ENTITY_WAIT.as_millis() / REMOTE_ENTITY_POLL.as_millis() {
+                    if self.entity_by_lookup(&lookup_key)?.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(REMOTE_ENTITY_POLL).await;
                 }
                 Ok(entity)
             }

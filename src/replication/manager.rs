@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::merkle::MerkleRequest;
 use super::primary::{self, Crossing, Pulled};
 use super::protocol::{
     MERKLE_REQUESTS_MAX, PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest,
@@ -871,27 +870,18 @@ impl Replication {
                 if requests.len() > MERKLE_REQUESTS_MAX {
                     return refused("too many Merkle requests in one call");
                 }
-                let now = core.env().clock.now();
-                let mut syncs = lock(&self.syncs);
-                let Some(pinned) = syncs
-                    .get_mut(&request.secondary_id)
-                    .filter(|pinned| pinned.sync_id == sync_id)
+                let Some((view, crossing)) =
+                    self.pinned_sync(&request.secondary_id, sync_id, core.env().clock.now())
                 else {
                     return refused("no such sync in progress; begin again");
                 };
-                pinned.last_used = now;
                 let mut responses = Vec::with_capacity(requests.len());
                 for merkle_request in &requests {
-                    let group = match merkle_request {
-                        MerkleRequest::Pages { group }
-                        | MerkleRequest::Buckets { group, .. }
-                        | MerkleRequest::Leaves { group, .. } => group,
-                    };
                     // Key names of a denied mount stay on the primary too.
-                    if !pinned.crossing.allows_group(group) {
+                    if !crossing.allows_group(merkle_request.group()) {
                         return refused("a Merkle request names a group outside this view");
                     }
-                    responses.push(pinned.view.merkle().answer(merkle_request));
+                    responses.push(view.merkle().answer(merkle_request));
                 }
                 ReplResponse::MerkleAnswers { responses }
             }
@@ -899,21 +889,33 @@ impl Replication {
                 if keys.len() > SYNC_PAGE_ENTRIES_MAX as usize {
                     return refused("too many keys in one fetch");
                 }
-                let now = core.env().clock.now();
-                let mut syncs = lock(&self.syncs);
-                let Some(pinned) = syncs
-                    .get_mut(&request.secondary_id)
-                    .filter(|pinned| pinned.sync_id == sync_id)
+                let Some((view, crossing)) =
+                    self.pinned_sync(&request.secondary_id, sync_id, core.env().clock.now())
                 else {
                     return refused("no such sync in progress; begin again");
                 };
-                pinned.last_used = now;
-                match primary::fetch(&pinned.view, &keys, &pinned.crossing) {
+                match primary::fetch(&view, &keys, &crossing) {
                     Ok(entries) => ReplResponse::Keys { entries },
                     Err(_) => refused("a fetch names a key outside this view"),
                 }
             }
         }
+    }
+
+    /// The view and crossing a secondary's sync `sync_id` pinned (O(1) clones), marking
+    /// it used at `now`; `None` when no such sync is in progress.
+    fn pinned_sync(
+        &self,
+        secondary_id: &str,
+        sync_id: u64,
+        now: std::time::Instant,
+    ) -> Option<(AppliedState, Crossing)> {
+        let mut syncs = lock(&self.syncs);
+        let pinned = syncs
+            .get_mut(secondary_id)
+            .filter(|pinned| pinned.sync_id == sync_id)?;
+        pinned.last_used = now;
+        Some((pinned.view.clone(), pinned.crossing.clone()))
     }
 
     /// Send a request that writes replicated state to the primary's active node, then

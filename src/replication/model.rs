@@ -185,9 +185,7 @@ fn sync(
         match run.next_call(page.max(1) as usize) {
             secondary::SyncCall::Merkle(requests) => {
                 for request in &requests {
-                    let (crate::replication::merkle::MerkleRequest::Pages { group }
-                    | crate::replication::merkle::MerkleRequest::Buckets { group, .. }
-                    | crate::replication::merkle::MerkleRequest::Leaves { group, .. }) = request;
+                    let group = request.group();
                     ensure(crossing.allows_group(group), || {
                         format!("the diff asked about group {group}, outside the view")
                     })?;

@@ -71,6 +71,17 @@ pub enum MerkleResponse {
     },
 }
 
+impl MerkleRequest {
+    /// The group the request is about.
+    pub fn group(&self) -> &KeyGroup {
+        match self {
+            MerkleRequest::Pages { group }
+            | MerkleRequest::Buckets { group, .. }
+            | MerkleRequest::Leaves { group, .. } => group,
+        }
+    }
+}
+
 impl MerkleResponse {
     /// The request this answers.
     pub fn request(&self) -> MerkleRequest {
