@@ -4,11 +4,15 @@
 //! `Connection` stops it.
 //!
 //! An unused connection closes itself after [`UNUSED_INTERVALS_MAX`] heartbeat
-//! intervals. Liveness: while no request is outstanding the connection sends a `Ping` every
-//! [`HEARTBEAT_INTERVAL`] and closes itself after [`HEARTBEAT_MISSES_MAX`] intervals in
-//! which nothing arrived. While requests are outstanding their own deadlines govern (a
-//! snapshot upload can hold the peer's reader for a long time); a caller whose deadline
-//! passes closes the connection, so the next call reconnects.
+//! intervals. Liveness: the connection sends a `Ping` every [`HEARTBEAT_INTERVAL`] and
+//! closes itself after [`HEARTBEAT_MISSES_MAX`] intervals in which nothing arrived, also
+//! while requests are outstanding: the peer's reader answers pings beside the requests it
+//! serves, so silence means the stream itself is stalled (after a partition TCP backs off
+//! its retransmissions for seconds, and a request queued behind them would wait for the
+//! caller's whole deadline). Intervals in which our writer is still busy with a frame (a
+//! snapshot upload on a slow link) are not counted: the peer cannot answer a ping it has
+//! not read yet. A caller whose deadline passes also closes the connection, so the next
+//! call reconnects.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -49,6 +53,8 @@ struct Shared {
     closed: AtomicBool,
     heard_from_peer: AtomicBool,
     requested: AtomicBool,
+    /// Our writer is in the middle of a frame (set around every write).
+    writing: AtomicBool,
 }
 
 impl Shared {
@@ -117,11 +123,16 @@ impl Connection {
 
         let shared = Arc::new(Shared::default());
         let (outbound, mut outbound_frames) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
-        let writing = async move {
-            while let Some(frame) = outbound_frames.recv().await {
-                write_frame(&mut writer, &frame, FRAME_BYTES_MAX).await?;
+        let writing = {
+            let shared = shared.clone();
+            async move {
+                while let Some(frame) = outbound_frames.recv().await {
+                    shared.writing.store(true, Ordering::SeqCst);
+                    write_frame(&mut writer, &frame, FRAME_BYTES_MAX).await?;
+                    shared.writing.store(false, Ordering::SeqCst);
+                }
+                Ok::<(), io::Error>(())
             }
-            Ok::<(), io::Error>(())
         };
         let reading = {
             let shared = shared.clone();
@@ -165,7 +176,7 @@ impl Connection {
                         }
                     }
                     let heard = shared.heard_from_peer.swap(false, Ordering::SeqCst);
-                    if heard || !lock(&shared.pending).is_empty() {
+                    if heard || shared.writing.load(Ordering::SeqCst) {
                         misses = 0;
                     } else {
                         misses += 1;

@@ -228,3 +228,82 @@ async fn a_forwarded_call_waits_out_the_reconnect_backoff() {
         .await;
     assert_eq!(forwarded.unwrap(), vec![2, 1]);
 }
+
+/// Sleeps longer than the heartbeat may stay silent, then answers.
+struct Slow;
+
+impl ProtocolHandler for Slow {
+    fn handle(&self, payload: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let silence_max = super::connection::HEARTBEAT_INTERVAL
+                * (super::connection::HEARTBEAT_MISSES_MAX + 1);
+            tokio::time::sleep(silence_max).await;
+            Ok(payload)
+        })
+    }
+}
+
+/// A request the peer takes long to serve keeps its connection: the peer's reader
+/// answers the pings meanwhile, so the connection is not mistaken for a stalled one.
+#[tokio::test]
+async fn a_slow_request_keeps_its_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = ChannelServer::new();
+    server.install(Protocol::Forward, Arc::new(Slow));
+    server.spawn(listener);
+    let client = ChannelClient::new(Clock::system());
+    let reply = client
+        .call(
+            &address,
+            Protocol::Forward,
+            Lane::Control,
+            vec![7],
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(reply.unwrap(), vec![7]);
+}
+
+/// A stream that goes silent while a request is outstanding (no response, no pong: a
+/// connection stalled behind TCP's retransmission backoff) is closed after the missed
+/// heartbeats, well before the caller's own deadline, so the next call reconnects.
+#[tokio::test]
+async fn a_silent_stream_is_closed_under_an_outstanding_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let silent_peer = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let welcome = encode_frame(
+            &Frame::Welcome {
+                protocol: Protocol::Forward.alpn().to_string(),
+            },
+            HANDSHAKE_FRAME_BYTES_MAX,
+        )
+        .unwrap();
+        // Read the Hello, answer it, then swallow everything and answer nothing.
+        let mut buffer = vec![0u8; 4096];
+        let _ = stream.read(&mut buffer).await.unwrap();
+        stream.write_all(&welcome).await.unwrap();
+        while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+    });
+    let clock = Clock::system();
+    let client = ChannelClient::new(clock.clone());
+    let caller_deadline = Duration::from_secs(60);
+    let started = clock.now();
+    let reply = client
+        .call(
+            &address,
+            Protocol::Forward,
+            Lane::Control,
+            vec![7],
+            caller_deadline,
+        )
+        .await;
+    assert!(
+        matches!(reply, Err(super::client::CallError::Network(_))),
+        "the stalled connection is closed under the request: {reply:?}"
+    );
+    assert!(clock.now().saturating_duration_since(started) < caller_deadline / 2);
+    silent_peer.abort();
+}
