@@ -380,3 +380,187 @@ fn a_rekeyed_cluster_unseals_with_the_new_shares_only_after_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(kept["data"]["value"], "before the rekey");
 }
+
+/// The rows of a two-column status (`Key    Value` lines without a header), by key.
+fn status_row(printed: &str, key: &str) -> String {
+    printed
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(key)?;
+            rest.starts_with("    ").then(|| rest.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {key:?} row in:\n{printed}"))
+}
+
+/// A variable the lab exported earlier.
+fn exported(lab: &cli_support::Lab, name: &str) -> String {
+    lab.exported
+        .iter()
+        .find(|(exported, _)| exported == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| panic!("{name} was not exported"))
+}
+
+#[test]
+fn generate_root_rekey_and_moves_from_the_cli() {
+    use cli_support::{Lab, start_cluster, text, wait_active};
+
+    let mut lab = Lab::new();
+    let server = start_cluster(lab.path(), "cluster-a");
+    lab.exported
+        .push(("VAULT_ADDR".to_string(), server.address.clone()));
+    lab.ok("arca operator init -key-shares=3 -key-threshold=2 -format=json > init.json");
+    for index in 0..3 {
+        lab.export(
+            &format!("KEY{index}"),
+            &format!("jq -r '.unseal_keys_b64[{index}]' init.json"),
+        );
+    }
+    lab.ok("arca operator unseal $KEY0 && arca operator unseal $KEY2");
+    wait_active(&lab, "");
+    lab.export("VAULT_TOKEN", "jq -r .root_token init.json");
+
+    // generate-root: an OTP of token length, a start, two keys, a decode.
+    let status = lab.ok("arca operator generate-root -status");
+    assert_eq!(status_row(&status, "Started"), "false");
+    assert_eq!(status_row(&status, "Progress"), "0/2");
+    assert_eq!(status_row(&status, "OTP Length"), "28");
+    let otp = lab.ok("arca operator generate-root -generate-otp");
+    assert_eq!(otp.len(), 28, "{otp:?}");
+    assert!(cli_support::is_base62(&otp), "{otp:?}");
+    lab.exported.push(("OTP".to_string(), otp.clone()));
+    let started = lab.ok("arca operator generate-root -init -otp=$OTP -format=json");
+    let started: Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(started["started"], true);
+    assert_eq!(started["otp"], "", "the operator's own OTP is not echoed");
+    assert_eq!(started["otp_length"], 28);
+    lab.exported.push((
+        "NONCE".to_string(),
+        started["nonce"].as_str().unwrap().to_string(),
+    ));
+    let again = lab.sh("arca operator generate-root -init -otp=$OTP", "");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("root generation already in progress"),
+        "{}",
+        text(&again.stderr)
+    );
+    let first = lab.ok("arca operator generate-root -nonce=$NONCE $KEY1");
+    assert_eq!(status_row(&first, "Progress"), "1/2");
+    assert_eq!(status_row(&first, "Complete"), "false");
+    // The last key at the prompt: the nonce comes from the attempt's status.
+    let last = lab.expect("arca operator generate-root", &format!("{}\n", exported(&lab, "KEY2")), 0);
+    assert!(
+        last.starts_with(&format!(
+            "Operation nonce: {}\nUnseal Key (will be hidden): \n",
+            started["nonce"].as_str().unwrap()
+        )),
+        "{last}"
+    );
+    assert_eq!(status_row(&last, "Complete"), "true");
+    let encoded = status_row(&last, "Encoded Token");
+    lab.exported.push(("ENCODED".to_string(), encoded));
+    let token = lab.ok("arca operator generate-root -decode=$ENCODED -otp=$OTP");
+    assert!(token.starts_with("hvs.") && token.len() == 28, "{token:?}");
+    lab.exported.push(("NEW_ROOT".to_string(), token));
+    let lookup = lab.ok("VAULT_TOKEN=$NEW_ROOT arca token lookup -format=json");
+    let lookup: Value = serde_json::from_str(&lookup).unwrap();
+    assert_eq!(lookup["data"]["policies"], json!(["root"]));
+    assert_eq!(
+        lab.ok("arca operator generate-root -status -format=json")
+            .contains("\"started\": false"),
+        true
+    );
+
+    // Without an OTP the server makes one and shows it once; cancel ends the attempt.
+    let generated = lab.ok("arca operator generate-root -init -format=json");
+    let generated: Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(generated["otp"].as_str().unwrap().len(), 28);
+    assert_eq!(
+        lab.ok("arca operator generate-root -cancel"),
+        "Success! Root token generation canceled (if it was started)\n"
+    );
+    let pgp = lab.sh("arca operator generate-root -init -pgp-key=keybase:someone", "");
+    assert_eq!(pgp.status.code(), Some(2));
+    assert!(text(&pgp.stderr).contains("pgp_key is not supported"));
+    let short = lab.sh("arca operator generate-root -init -otp=short", "");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(text(&short.stderr).contains("OTP string is wrong length"));
+
+    // rekey from the CLI: two new shares, both needed.
+    let init = lab.sh("arca operator rekey -init -key-shares=2 -key-threshold=2", "");
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
+    assert!(
+        text(&init.stderr).starts_with("WARNING! If you lose the keys after they are returned, there is no recovery.\nConsider"),
+        "{}",
+        text(&init.stderr)
+    );
+    let rows = cli_support::table_rows(text(&init.stdout).trim_start_matches('\n'));
+    let row = |key: &str| {
+        rows.iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no {key}: {rows:?}"))
+    };
+    assert_eq!(row("Started"), "true");
+    assert_eq!(row("Rekey Progress"), "0/2");
+    assert_eq!(row("New Shares"), "2");
+    assert_eq!(row("New Threshold"), "2");
+    assert_eq!(row("Verification Required"), "false");
+    lab.exported.push(("REKEY_NONCE".to_string(), row("Nonce")));
+    let first = lab.expect("arca operator rekey", &format!("{}\n", exported(&lab, "KEY0")), 0);
+    assert!(first.starts_with("Rekey operation nonce: "), "{first}");
+    assert!(first.contains("Rekey Progress           1/2"), "{first}");
+    let done = lab.ok("arca operator rekey -nonce=$REKEY_NONCE $KEY1");
+    let lines: Vec<&str> = done.lines().collect();
+    assert_eq!(lines[0], "");
+    assert!(lines[1].starts_with("Key 1: ") && lines[2].starts_with("Key 2: "), "{done}");
+    assert!(lines[4].starts_with("Operation nonce: "), "{done}");
+    assert!(
+        done.contains("Arca rekeyed with 2 key shares and a key threshold of 2. Please securely\ndistribute the key shares printed above."),
+        "{done}"
+    );
+    lab.exported.push(("NEW0".to_string(), lines[1]["Key 1: ".len()..].to_string()));
+    lab.exported.push(("NEW1".to_string(), lines[2]["Key 2: ".len()..].to_string()));
+
+    // Sealed again, the old shares no longer open it; the new ones do.
+    lab.ok("arca operator seal");
+    let old = lab.sh("arca operator unseal $KEY0 && arca operator unseal $KEY1", "");
+    assert_eq!(old.status.code(), Some(2), "{}", text(&old.stdout));
+    lab.ok("arca operator unseal -reset");
+    lab.ok("arca operator unseal $NEW0 && arca operator unseal $NEW1");
+    wait_active(&lab, "");
+
+    // secrets move: the data goes with the mount.
+    lab.ok("arca secrets enable -path=kv kv");
+    lab.ok("arca write kv/app password=s3cret");
+    let moved = lab.ok("arca secrets move kv stash");
+    let moved_lines: Vec<&str> = moved.lines().collect();
+    assert_eq!(moved_lines.len(), 2, "{moved}");
+    assert!(
+        moved_lines[0].starts_with("Started moving secrets engine kv/ to stash/, with migration ID "),
+        "{moved}"
+    );
+    assert!(
+        moved_lines[1].starts_with("Success! Finished moving secrets engine kv/ to stash/, with migration ID "),
+        "{moved}"
+    );
+    assert_eq!(lab.ok("arca read -field=password stash/app"), "s3cret");
+    assert_eq!(lab.sh("arca read kv/app", "").status.code(), Some(2));
+    let refused = lab.sh("arca secrets move sys elsewhere", "");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("cannot remount \"sys/\""), "{}", text(&refused.stderr));
+
+    // auth move: users move with the method.
+    lab.ok("arca auth enable userpass");
+    lab.ok("arca write auth/userpass/users/tester password=changeme policies=default");
+    let moved = lab.ok("arca auth move userpass people");
+    assert!(
+        moved.contains("Success! Finished moving auth method auth/userpass/ to auth/people/, with migration ID "),
+        "{moved}"
+    );
+    let login = lab.ok("arca write -format=json auth/people/login/tester password=changeme");
+    let login: Value = serde_json::from_str(&login).unwrap();
+    assert!(login["auth"]["client_token"].as_str().unwrap().starts_with("hvs."));
+    drop(server);
+}
