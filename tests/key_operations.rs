@@ -449,7 +449,11 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     assert_eq!(status_row(&first, "Progress"), "1/2");
     assert_eq!(status_row(&first, "Complete"), "false");
     // The last key at the prompt: the nonce comes from the attempt's status.
-    let last = lab.expect("arca operator generate-root", &format!("{}\n", exported(&lab, "KEY2")), 0);
+    let last = lab.expect(
+        "arca operator generate-root",
+        &format!("{}\n", exported(&lab, "KEY2")),
+        0,
+    );
     assert!(
         last.starts_with(&format!(
             "Operation nonce: {}\nUnseal Key (will be hidden): \n",
@@ -480,7 +484,10 @@ fn generate_root_rekey_and_moves_from_the_cli() {
         lab.ok("arca operator generate-root -cancel"),
         "Success! Root token generation canceled (if it was started)\n"
     );
-    let pgp = lab.sh("arca operator generate-root -init -pgp-key=keybase:someone", "");
+    let pgp = lab.sh(
+        "arca operator generate-root -init -pgp-key=keybase:someone",
+        "",
+    );
     assert_eq!(pgp.status.code(), Some(2));
     assert!(text(&pgp.stderr).contains("pgp_key is not supported"));
     let short = lab.sh("arca operator generate-root -init -otp=short", "");
@@ -488,10 +495,15 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     assert!(text(&short.stderr).contains("OTP string is wrong length"));
 
     // rekey from the CLI: two new shares, both needed.
-    let init = lab.sh("arca operator rekey -init -key-shares=2 -key-threshold=2", "");
+    let init = lab.sh(
+        "arca operator rekey -init -key-shares=2 -key-threshold=2",
+        "",
+    );
     assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
     assert!(
-        text(&init.stderr).starts_with("WARNING! If you lose the keys after they are returned, there is no recovery.\nConsider"),
+        text(&init.stderr).starts_with(
+            "WARNING! If you lose the keys after they are returned, there is no recovery.\nConsider"
+        ),
         "{}",
         text(&init.stderr)
     );
@@ -508,24 +520,36 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     assert_eq!(row("New Threshold"), "2");
     assert_eq!(row("Verification Required"), "false");
     lab.exported.push(("REKEY_NONCE".to_string(), row("Nonce")));
-    let first = lab.expect("arca operator rekey", &format!("{}\n", exported(&lab, "KEY0")), 0);
+    let first = lab.expect(
+        "arca operator rekey",
+        &format!("{}\n", exported(&lab, "KEY0")),
+        0,
+    );
     assert!(first.starts_with("Rekey operation nonce: "), "{first}");
     assert!(first.contains("Rekey Progress           1/2"), "{first}");
     let done = lab.ok("arca operator rekey -nonce=$REKEY_NONCE $KEY1");
     let lines: Vec<&str> = done.lines().collect();
     assert_eq!(lines[0], "");
-    assert!(lines[1].starts_with("Key 1: ") && lines[2].starts_with("Key 2: "), "{done}");
+    assert!(
+        lines[1].starts_with("Key 1: ") && lines[2].starts_with("Key 2: "),
+        "{done}"
+    );
     assert!(lines[4].starts_with("Operation nonce: "), "{done}");
     assert!(
         done.contains("Arca rekeyed with 2 key shares and a key threshold of 2. Please securely\ndistribute the key shares printed above."),
         "{done}"
     );
-    lab.exported.push(("NEW0".to_string(), lines[1]["Key 1: ".len()..].to_string()));
-    lab.exported.push(("NEW1".to_string(), lines[2]["Key 2: ".len()..].to_string()));
+    lab.exported
+        .push(("NEW0".to_string(), lines[1]["Key 1: ".len()..].to_string()));
+    lab.exported
+        .push(("NEW1".to_string(), lines[2]["Key 2: ".len()..].to_string()));
 
     // Sealed again, the old shares no longer open it; the new ones do.
     lab.ok("arca operator seal");
-    let old = lab.sh("arca operator unseal $KEY0 && arca operator unseal $KEY1", "");
+    let old = lab.sh(
+        "arca operator unseal $KEY0 && arca operator unseal $KEY1",
+        "",
+    );
     assert_eq!(old.status.code(), Some(2), "{}", text(&old.stdout));
     lab.ok("arca operator unseal -reset");
     lab.ok("arca operator unseal $NEW0 && arca operator unseal $NEW1");
@@ -538,18 +562,25 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     let moved_lines: Vec<&str> = moved.lines().collect();
     assert_eq!(moved_lines.len(), 2, "{moved}");
     assert!(
-        moved_lines[0].starts_with("Started moving secrets engine kv/ to stash/, with migration ID "),
+        moved_lines[0]
+            .starts_with("Started moving secrets engine kv/ to stash/, with migration ID "),
         "{moved}"
     );
     assert!(
-        moved_lines[1].starts_with("Success! Finished moving secrets engine kv/ to stash/, with migration ID "),
+        moved_lines[1].starts_with(
+            "Success! Finished moving secrets engine kv/ to stash/, with migration ID "
+        ),
         "{moved}"
     );
     assert_eq!(lab.ok("arca read -field=password stash/app"), "s3cret");
     assert_eq!(lab.sh("arca read kv/app", "").status.code(), Some(2));
     let refused = lab.sh("arca secrets move sys elsewhere", "");
     assert_eq!(refused.status.code(), Some(2));
-    assert!(text(&refused.stderr).contains("cannot remount \"sys/\""), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("cannot remount \"sys/\""),
+        "{}",
+        text(&refused.stderr)
+    );
 
     // auth move: users move with the method.
     lab.ok("arca auth enable userpass");
@@ -561,6 +592,79 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     );
     let login = lab.ok("arca write -format=json auth/people/login/tester password=changeme");
     let login: Value = serde_json::from_str(&login).unwrap();
-    assert!(login["auth"]["client_token"].as_str().unwrap().starts_with("hvs."));
+    assert!(
+        login["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("hvs.")
+    );
+
+    // Malformed bodies on every quorum endpoint: a 400 in Vault's envelope, never a 5xx.
+    let http = support::client();
+    for path in [
+        "sys/rekey/init",
+        "sys/rekey/update",
+        "sys/rekey/verify",
+        "sys/generate-root/attempt",
+        "sys/generate-root/update",
+    ] {
+        for body in [
+            "not json",
+            "[]",
+            "\"text\"",
+            "{\"key\": 5}",
+            "{\"key\": \"AAAA\", \"nonce\": 7}",
+            "{\"key\": \"AAAA\"}",
+            "{\"secret_shares\": -1, \"secret_threshold\": 1e99}",
+            "{\"secret_shares\": 3, \"secret_threshold\": 2, \"require_verification\": \"maybe\"}",
+            "{\"otp\": [\"x\"], \"pgp_key\": 3}",
+        ] {
+            let response = http
+                .put(format!("{}/v1/{path}", server.address))
+                .body(body)
+                .send()
+                .unwrap();
+            let status = response.status().as_u16();
+            let answer: Value = response.json().unwrap();
+            if status == 200 && path == "sys/generate-root/attempt" {
+                // An object without `otp` or `pgp_key` is a valid start, as in Vault
+                // (unknown fields are ignored): the server made the OTP.
+                assert_eq!(answer["otp"].as_str().unwrap().len(), 28, "{answer}");
+                lab.ok("arca operator generate-root -cancel");
+                continue;
+            }
+            assert_eq!(status, 400, "PUT {path} {body} -> {answer}");
+            assert!(
+                answer["errors"][0].is_string(),
+                "PUT {path} {body} -> {answer}"
+            );
+        }
+    }
+    // The backup endpoint is Vault's authenticated one; there is never a backup to read.
+    let token = exported(&lab, "VAULT_TOKEN");
+    let (status, _) = call(
+        &http,
+        "GET",
+        &server.address,
+        "sys/rekey/backup",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &http,
+        "GET",
+        &server.address,
+        "sys/rekey/backup",
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(
+        lab.ok("arca operator rekey -backup-delete"),
+        "Success! Delete stored keys (if they existed)\n"
+    );
     drop(server);
 }
