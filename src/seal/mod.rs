@@ -118,7 +118,7 @@ pub fn initialize(
 pub fn new_unseal_key(
     rng: &SharedRng,
     config: &SealConfig,
-) -> Result<(UnsealKey, Vec<Zeroizing<Vec<u8>>>), SealError> {
+) -> Result<(UnsealKey, Vec<Share>), SealError> {
     let unseal_key: UnsealKey = Zeroizing::new(rng.bytes());
     let shares = if config.secret_shares == 1 {
         vec![Zeroizing::new(unseal_key.to_vec())]
@@ -139,6 +139,9 @@ pub fn new_unseal_key(
 
 /// An unseal key (or a root key) that is wiped from memory when dropped.
 pub type UnsealKey = Zeroizing<[u8; KEY_BYTES]>;
+
+/// One operator's share of an unseal key, wiped from memory when dropped.
+pub type Share = Zeroizing<Vec<u8>>;
 
 /// The raw storage writes that persist `keyring` under `unseal_key`.
 pub fn seal_keyring_ops(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::shares::{KeyOperationError, SharesGiven};
-use super::{SealConfig, UnsealKey};
+use super::{SealConfig, Share, UnsealKey};
 use crate::env::SharedRng;
 use subtle::ConstantTimeEq;
 
@@ -76,7 +76,7 @@ pub struct VerificationStatus {
 /// The new unseal key and its shares, made once the old quorum was proven.
 pub struct NewKey {
     pub unseal_key: UnsealKey,
-    pub shares: Vec<Zeroizing<Vec<u8>>>,
+    pub shares: Vec<Share>,
     pub config: SealConfig,
     /// Set when the shares must be verified before the key is used.
     pub verification_nonce: Option<String>,
