@@ -9,6 +9,13 @@
 //! root key through Raft (so every node, sealed standbys included, unseals with the new
 //! shares) and creates root tokens through the logical core. The attempt is dropped on
 //! seal and when this node starts a new term as active node.
+//!
+//! Without `require_verification`, the new shares are shown only after the commit, as in
+//! Vault: a crash between the two would leave a seal nobody holds the shares of. With it,
+//! nothing is committed until a quorum of the new shares has come back.
+//!
+//! Not audited yet: Vault writes these requests to its audit devices; Arca's audit broker
+//! lives in the logical core, which these requests do not pass through.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
