@@ -492,6 +492,70 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     assert_eq!(short.status.code(), Some(2));
     assert!(text(&short.stderr).contains("OTP string is wrong length"));
 
+    // An interrupted rekey changes nothing: new shares made (verification pending),
+    // then a seal ends the attempt; the new shares do not open it, the old ones do.
+    let init = lab.sh(
+        "arca operator rekey -init -key-shares=2 -key-threshold=2 -verify -format=json",
+        "",
+    );
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
+    let init: Value = serde_json::from_str(&text(&init.stdout)).unwrap();
+    assert_eq!(init["verification_required"], true);
+    lab.exported.push((
+        "PENDING_NONCE".to_string(),
+        init["nonce"].as_str().unwrap().to_string(),
+    ));
+    lab.ok("arca operator rekey -nonce=$PENDING_NONCE $KEY0");
+    let pending = lab.sh("arca operator rekey -nonce=$PENDING_NONCE $KEY1", "");
+    assert_eq!(pending.status.code(), Some(0), "{}", text(&pending.stderr));
+    let printed = text(&pending.stdout);
+    assert!(
+        printed.contains("Arca has created a new key, split into 2 key shares and a key threshold of 2.\nThese will not be active until after verification is complete."),
+        "{printed}"
+    );
+    assert!(
+        text(&pending.stderr).starts_with(
+            "Again, these key shares are _not_ valid until verification is performed."
+        ),
+        "{}",
+        text(&pending.stderr)
+    );
+    let verification = cli_support::table_rows(printed.rsplit("\n\n").next().unwrap());
+    assert_eq!(verification[0], ("Started".to_string(), "true".to_string()));
+    assert!(
+        verification
+            .iter()
+            .any(|(key, value)| key == "Verification Progress" && value == "0/2"),
+        "{verification:?}"
+    );
+    let pending_keys: Vec<String> = printed
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("Key ")
+                .and_then(|rest| rest.split_once(": "))
+        })
+        .map(|(_, key)| key.to_string())
+        .collect();
+    assert_eq!(pending_keys.len(), 2, "{printed}");
+    lab.exported
+        .push(("PENDING0".to_string(), pending_keys[0].clone()));
+    lab.exported
+        .push(("PENDING1".to_string(), pending_keys[1].clone()));
+    let status = lab.ok("arca operator rekey -status");
+    assert!(status.contains("(verification in progress)"), "{status}");
+    lab.ok("arca operator seal");
+    let pending = lab.sh(
+        "arca operator unseal $PENDING0 && arca operator unseal $PENDING1",
+        "",
+    );
+    assert_eq!(pending.status.code(), Some(2), "{}", text(&pending.stdout));
+    lab.ok("arca operator unseal -reset");
+    lab.ok("arca operator unseal $KEY0 && arca operator unseal $KEY1");
+    wait_active(&lab, "");
+    let status = lab.ok("arca operator rekey -status -format=json");
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["started"], false, "the seal ended the attempt");
+
     // rekey from the CLI: two new shares, both needed.
     let init = lab.sh(
         "arca operator rekey -init -key-shares=2 -key-threshold=2",
@@ -551,6 +615,55 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     assert_eq!(old.status.code(), Some(2), "{}", text(&old.stdout));
     lab.ok("arca operator unseal -reset");
     lab.ok("arca operator unseal $NEW0 && arca operator unseal $NEW1");
+    wait_active(&lab, "");
+
+    // With -verify from the CLI: the new shares count only once they came back.
+    lab.ok("arca operator rekey -init -key-shares=2 -key-threshold=2 -verify -format=json");
+    lab.ok("echo $NEW0 | arca operator rekey");
+    let made = lab.sh("echo $NEW1 | arca operator rekey", "");
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let printed = text(&made.stdout);
+    let verified_keys: Vec<String> = printed
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("Key ")
+                .and_then(|rest| rest.split_once(": "))
+        })
+        .map(|(_, key)| key.to_string())
+        .collect();
+    assert_eq!(verified_keys.len(), 2, "{printed}");
+    lab.exported
+        .push(("VERIFIED0".to_string(), verified_keys[0].clone()));
+    lab.exported
+        .push(("VERIFIED1".to_string(), verified_keys[1].clone()));
+    let verify_status = lab.ok("arca operator rekey -verify -status");
+    assert!(
+        verify_status.contains("Verification Progress    0/2"),
+        "{verify_status}"
+    );
+    let halfway = lab.ok("echo $VERIFIED1 | arca operator rekey -verify");
+    assert!(
+        halfway.contains("Verification Progress    1/2"),
+        "{halfway}"
+    );
+    let verified = lab.ok("echo $VERIFIED0 | arca operator rekey -verify");
+    assert!(
+        verified.ends_with("Rekey verification successful. The rekey operation is complete and the new\nkeys are now active.\n"),
+        "{verified}"
+    );
+    lab.ok("arca operator seal");
+    let replaced = lab.sh(
+        "arca operator unseal $NEW0 && arca operator unseal $NEW1",
+        "",
+    );
+    assert_eq!(
+        replaced.status.code(),
+        Some(2),
+        "{}",
+        text(&replaced.stdout)
+    );
+    lab.ok("arca operator unseal -reset");
+    lab.ok("arca operator unseal $VERIFIED0 && arca operator unseal $VERIFIED1");
     wait_active(&lab, "");
 
     // secrets move: the data goes with the mount.
