@@ -419,6 +419,7 @@ fn generate_root_rekey_and_moves_from_the_cli() {
     lab.ok("arca operator unseal $KEY0 && arca operator unseal $KEY2");
     wait_active(&lab, "");
     lab.export("VAULT_TOKEN", "jq -r .root_token init.json");
+    lab.ok("arca audit enable file file_path=$HOME/audit.log");
 
     // generate-root: an OTP of token length, a start, two keys, a decode.
     let status = lab.ok("arca operator generate-root -status");
@@ -777,5 +778,35 @@ fn generate_root_rekey_and_moves_from_the_cli() {
         lab.ok("arca operator rekey -backup-delete"),
         "Success! Delete stored keys (if they existed)\n"
     );
+
+    // Every quorum request and answer is audited, and no share, OTP or token appears in
+    // the clear there.
+    let audit = std::fs::read_to_string(lab.path().join("audit.log")).unwrap();
+    for path in [
+        "sys/generate-root/attempt",
+        "sys/generate-root/update",
+        "sys/rekey/init",
+        "sys/rekey/update",
+        "sys/rekey/verify",
+    ] {
+        assert!(
+            audit.contains(&format!("\"path\":\"{path}\"")),
+            "{path} is not audited"
+        );
+    }
+    for name in [
+        "KEY0",
+        "KEY1",
+        "KEY2",
+        "OTP",
+        "NEW_ROOT",
+        "NEW0",
+        "VERIFIED0",
+        "PENDING0",
+    ] {
+        let secret = exported(&lab, name);
+        assert!(!audit.contains(&secret), "{name} appears in the audit log");
+    }
+    assert!(audit.contains("hmac-sha256:"));
     drop(server);
 }

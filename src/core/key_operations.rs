@@ -14,8 +14,9 @@
 //! Vault: a crash between the two would leave a seal nobody holds the shares of. With it,
 //! nothing is committed until a quorum of the new shares has come back.
 //!
-//! Not audited yet: Vault writes these requests to its audit devices; Arca's audit broker
-//! lives in the logical core, which these requests do not pass through.
+//! Each request and its answer are written to the audit devices, as Vault's
+//! `handleAuditNonLogical` does (every string HMAC'd, shares and new keys included); a
+//! request no device could record is refused before it does anything.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,6 +31,15 @@ use crate::seal::rekey::{Rekey, RekeyRequest, RekeyStatus};
 use crate::seal::shares::{self, KeyOperationError};
 use crate::seal::{self, SealConfig};
 use crate::storage::key_space::ROOT_KEY_KEY;
+
+/// The paths this module answers (below `/v1/`, without a trailing slash).
+const KEY_OPERATION_PATHS: &[&str] = &[
+    "sys/rekey/init",
+    "sys/rekey/update",
+    "sys/rekey/verify",
+    "sys/generate-root/attempt",
+    "sys/generate-root/update",
+];
 
 /// The attempts in progress on this node (at most one of each, as in Vault).
 #[derive(Debug, Default)]
@@ -57,6 +67,54 @@ impl Core {
     /// Called on the active node only, after it confirmed its leadership.
     pub(super) async fn handle_key_operation(&self, request: &ApiRequest) -> Option<ApiResponse> {
         let path = request.path.trim_end_matches('/');
+        if !KEY_OPERATION_PATHS.contains(&path) {
+            return None;
+        }
+        let mut audit_input = self.audit_input(request, path);
+        if let Err(error) = self.audit(&audit_input) {
+            return Some(error_response(&error));
+        }
+        let response = self.answer_key_operation(request, path).await;
+        let body: Map<String, Value> = serde_json::from_slice(&response.body).unwrap_or_default();
+        let mut audited = crate::audit::AuditResponse::from(&crate::logical::Response::data(body));
+        if response.status >= 400 {
+            audit_input.error = audited
+                .data
+                .get("errors")
+                .and_then(|errors| errors.get(0))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            audited.data.clear();
+        }
+        audit_input.response = Some(audited);
+        if let Err(error) = self.audit(&audit_input) {
+            return Some(error_response(&error));
+        }
+        Some(response)
+    }
+
+    /// The audit entry's request half: the body as data, no token (none is needed).
+    fn audit_input(&self, request: &ApiRequest, path: &str) -> crate::audit::AuditInput {
+        let operation = match request.method.as_str() {
+            "GET" => crate::logical::Operation::Read,
+            "DELETE" => crate::logical::Operation::Delete,
+            _ => crate::logical::Operation::Update,
+        };
+        let mut input = crate::audit::AuditInput::new(operation, path, self.env.clock.unix_nanos());
+        input.request_id = self.env.rng.uuid();
+        input.request_data = body_object(&request.body).unwrap_or_default();
+        input
+    }
+
+    fn audit(&self, input: &crate::audit::AuditInput) -> Result<(), LogicalError> {
+        let logical_core = self
+            .logical()
+            .ok_or_else(|| LogicalError::Internal("the logical core is not installed".into()))?;
+        logical_core.audit_non_logical(input)
+    }
+
+    async fn answer_key_operation(&self, request: &ApiRequest, path: &str) -> ApiResponse {
         let method = request.method.as_str();
         let result = match (path, method) {
             ("sys/rekey/init", "GET") => self.rekey_status().await,
@@ -80,17 +138,9 @@ impl Core {
             ("sys/generate-root/update", "PUT" | "POST") => {
                 self.generate_root_update(request).await
             }
-            (
-                "sys/rekey/init"
-                | "sys/rekey/update"
-                | "sys/rekey/verify"
-                | "sys/generate-root/attempt"
-                | "sys/generate-root/update",
-                _,
-            ) => Err(LogicalError::UnsupportedOperation),
-            _ => return None,
+            _ => Err(LogicalError::UnsupportedOperation),
         };
-        Some(result.unwrap_or_else(|error| error_response(&error)))
+        result.unwrap_or_else(|error| error_response(&error))
     }
 
     /// Forget any attempt in progress (a seal, or a new term as active node).

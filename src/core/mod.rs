@@ -97,6 +97,9 @@ pub trait LogicalService: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<String, LogicalError>>;
     /// A new root token in the token store, for a completed generate-root.
     fn create_root_token(&self) -> BoxFuture<'_, Result<String, LogicalError>>;
+    /// Record a request the core answered itself (rekey, generate-root) on the audit
+    /// devices: its request entry, or with `input.response` set, its response entry.
+    fn audit_non_logical(&self, input: &crate::audit::AuditInput) -> Result<(), LogicalError>;
 }
 
 pub struct Core {

@@ -822,6 +822,15 @@ impl super::LogicalService for LogicalCore {
         })
     }
 
+    fn audit_non_logical(&self, input: &AuditInput) -> Result<(), LogicalError> {
+        let audit = self.audit()?;
+        let logged = match input.response {
+            Some(_) => audit.log_response(input),
+            None => audit.log_request(input),
+        };
+        logged.map_err(LogicalError::from)
+    }
+
     fn create_root_token(&self) -> BoxFuture<'_, Result<String, LogicalError>> {
         Box::pin(async move {
             let now = self.env.clock.unix_seconds();
