@@ -88,6 +88,9 @@ impl Core {
             audited.data.clear();
         }
         audit_input.response = Some(audited);
+        // As in Vault, an answer no device could record is not given. For a rekey that
+        // committed without verification this withholds the new shares, which is why
+        // `require_verification` is the safe way to rekey a cluster with audit devices.
         if let Err(error) = self.audit(&audit_input) {
             return Some(error_response(&error));
         }
