@@ -752,6 +752,19 @@ fn generate_root_rekey_and_moves_from_the_cli() {
             );
         }
     }
+    let (status, recovery) = call(
+        &http,
+        "GET",
+        &server.address,
+        "sys/rekey-recovery-key/init",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, recovery),
+        (400, json!({"errors": ["recovery rekeying not supported"]}))
+    );
     // The backup endpoint is Vault's authenticated one; there is never a backup to read.
     let token = exported(&lab, "VAULT_TOKEN");
     let (status, _) = call(

@@ -39,6 +39,9 @@ const KEY_OPERATION_PATHS: &[&str] = &[
     "sys/rekey/verify",
     "sys/generate-root/attempt",
     "sys/generate-root/update",
+    "sys/rekey-recovery-key/init",
+    "sys/rekey-recovery-key/update",
+    "sys/rekey-recovery-key/verify",
 ];
 
 /// The attempts in progress on this node (at most one of each, as in Vault).
@@ -141,6 +144,16 @@ impl Core {
             ("sys/generate-root/update", "PUT" | "POST") => {
                 self.generate_root_update(request).await
             }
+            // Recovery keys belong to auto-unseal seals; a Shamir seal has none, and
+            // Vault answers so before it looks at the method.
+            (
+                "sys/rekey-recovery-key/init"
+                | "sys/rekey-recovery-key/update"
+                | "sys/rekey-recovery-key/verify",
+                _,
+            ) => Err(LogicalError::BadRequest(
+                "recovery rekeying not supported".into(),
+            )),
             _ => Err(LogicalError::UnsupportedOperation),
         };
         result.unwrap_or_else(|error| error_response(&error))
