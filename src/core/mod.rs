@@ -10,9 +10,11 @@ pub mod forwarding;
 pub mod help;
 pub mod index_state;
 pub mod join;
+pub mod key_operations;
 pub mod known_fields;
 pub mod mounts;
 pub mod node_endpoints;
+pub mod remount;
 pub mod replication_endpoints;
 pub mod router;
 pub mod system;
@@ -93,6 +95,11 @@ pub trait LogicalService: Send + Sync + 'static {
         &self,
         root_token_id: Option<String>,
     ) -> BoxFuture<'_, Result<String, LogicalError>>;
+    /// A new root token in the token store, for a completed generate-root.
+    fn create_root_token(&self) -> BoxFuture<'_, Result<String, LogicalError>>;
+    /// Record a request the core answered itself (rekey, generate-root) on the audit
+    /// devices: its request entry, or with `input.response` set, its response entry.
+    fn audit_non_logical(&self, input: &crate::audit::AuditInput) -> Result<(), LogicalError>;
 }
 
 pub struct Core {
@@ -107,6 +114,9 @@ pub struct Core {
     /// The Raft term for which `on_active` last ran on this node; `None` until it has.
     active_term: tokio::sync::Mutex<Option<u64>>,
     active_since: Mutex<Option<String>>,
+    /// The rekey and generate-root attempts this node holds as active node. A tokio
+    /// mutex: an update holds it across its Raft commit.
+    key_operations: tokio::sync::Mutex<key_operations::KeyOperations>,
 }
 
 impl std::fmt::Debug for Core {
@@ -132,6 +142,7 @@ impl Core {
             replication: Mutex::new(None),
             active_term: tokio::sync::Mutex::new(None),
             active_since: Mutex::new(None),
+            key_operations: tokio::sync::Mutex::new(Default::default()),
         })
     }
 
@@ -375,6 +386,9 @@ impl Core {
             tracing::warn!(%error, "a sealed leader could not hand over leadership");
         }
         lock(&self.seal_state).progress.reset();
+        // A seal ends any rekey or generate-root attempt, as in Vault: nothing of it
+        // was written, so the current shares stay the valid ones.
+        self.drop_key_operations().await;
         *self.active_term.lock().await = None;
         *lock(&self.active_since) = None;
         tracing::info!(node = %self.config.node.node_id, "sealed");
@@ -409,6 +423,9 @@ impl Core {
         if let Some(logical) = self.logical() {
             logical.on_active().await?;
         }
+        // An attempt begun under an earlier term (this node lost the lead and won it
+        // back) is not resumed: its operators may have started over on another node.
+        self.drop_key_operations().await;
         *active_term = Some(term);
         *lock(&self.active_since) = Some(crate::util::rfc3339(self.env.clock.unix_millis()));
         Ok(())
@@ -459,6 +476,11 @@ impl Core {
         }
         if let Err(error) = self.ensure_active().await {
             return error_response(&error);
+        }
+        // Rekey and generate-root are the active node's own, answered as Vault's HTTP
+        // layer answers them: no token, no envelope.
+        if let Some(response) = self.handle_key_operation(&request).await {
+            return response;
         }
         if let Err(response) = self.await_index_states(&request).await {
             return response;

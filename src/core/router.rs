@@ -88,6 +88,8 @@ pub struct LogicalCore {
     table_lock: tokio::sync::Mutex<()>,
     /// Serializes keyring rotations, so their commits land in the order of their terms.
     pub(crate) rotation_lock: tokio::sync::Mutex<()>,
+    /// Recent `sys/remount` moves, for `sys/remount/status`.
+    pub(crate) migrations: super::remount::Migrations,
 }
 
 impl std::fmt::Debug for LogicalCore {
@@ -146,6 +148,7 @@ impl LogicalCore {
                 .collect(),
             table_lock: tokio::sync::Mutex::new(()),
             rotation_lock: tokio::sync::Mutex::new(()),
+            migrations: Default::default(),
         })
     }
 
@@ -818,6 +821,27 @@ impl super::LogicalService for LogicalCore {
             Ok(token)
         })
     }
+
+    fn audit_non_logical(&self, input: &AuditInput) -> Result<(), LogicalError> {
+        let audit = self.audit()?;
+        let logged = match input.response {
+            Some(_) => audit.log_response(input),
+            None => audit.log_request(input),
+        };
+        logged.map_err(LogicalError::from)
+    }
+
+    fn create_root_token(&self) -> BoxFuture<'_, Result<String, LogicalError>> {
+        Box::pin(async move {
+            let now = self.env.clock.unix_seconds();
+            let (token, _entry) = self
+                .tokens
+                .create_root(now, None)
+                .await
+                .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            Ok(token)
+        })
+    }
 }
 
 /// The operation and data of a request, from its method, query and body.
@@ -879,7 +903,9 @@ fn check_patch_content_type(headers: &http::HeaderMap) -> Result<(), LogicalErro
     Ok(())
 }
 
-/// Paths that need no token, as in Vault.
+/// Paths that need no token, as in Vault. `sys/rekey/{init,update,verify}` and
+/// `sys/generate-root/{attempt,update}` need none either, but never reach the router:
+/// the core answers them before it (`core::key_operations`), as Vault's HTTP layer does.
 fn is_unauthenticated(route: &Route, operation: Operation) -> bool {
     let rest = route.rest.as_str();
     match (route.kind, route.entry.mount_type.as_str()) {
@@ -906,6 +932,8 @@ fn requires_sudo(route: &Route, path: &str) -> bool {
                 || rest == "audit"
                 || rest.starts_with("audit/")
                 || rest == "rotate"
+                || rest == "remount"
+                || rest == "rekey/backup"
                 || rest == "seal"
                 || rest == "step-down"
                 || rest.starts_with("raw")

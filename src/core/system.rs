@@ -118,6 +118,16 @@ impl LogicalCore {
                 }
                 self.rotate().await.map(|()| None)
             }
+            (["remount"], Operation::Create | Operation::Update) => {
+                self.remount(request).await.map(Some)
+            }
+            (["remount", "status", migration_id], Operation::Read) => {
+                self.remount_status(migration_id).map(Some)
+            }
+            // Backups exist only for PGP-encrypted shares, which this server refuses at
+            // `sys/rekey/init`: there is never one to read, and deleting none succeeds.
+            (["rekey", "backup"], Operation::Read) => Err(LogicalError::NotFound),
+            (["rekey", "backup"], Operation::Delete) => Ok(None),
             (["storage", "raft", "configuration"], Operation::Read) => {
                 Ok(Some(self.raft_configuration()?))
             }

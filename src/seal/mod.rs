@@ -8,8 +8,15 @@
 //!
 //! This module is pure: it turns shares into a keyring and an initialization request
 //! into storage operations. The node applies them.
+//!
+//! A rekey replaces only the unseal key: the root key is re-sealed under the new one
+//! (`core/root-key` and `core/seal-config` change in one Raft entry), and the keyring,
+//! sealed by the root key, is untouched.
 
+pub mod generate_root;
+pub mod rekey;
 pub mod shamir;
+pub mod shares;
 pub mod unseal;
 
 use base64::Engine;
@@ -96,7 +103,23 @@ pub fn initialize(
     now_unix: i64,
     config: &SealConfig,
 ) -> Result<Initialized, SealError> {
-    let unseal_key: Zeroizing<[u8; KEY_BYTES]> = Zeroizing::new(rng.bytes());
+    let (unseal_key, shares) = new_unseal_key(rng, config)?;
+    let keyring = Keyring::generate(rng, now_unix);
+    let ops = seal_keyring_ops(rng, &unseal_key, &keyring, config);
+    Ok(Initialized {
+        shares,
+        keyring,
+        ops,
+    })
+}
+
+/// A fresh unseal key and its shares for `config`. With one share the share is the
+/// unseal key itself, as in Vault.
+pub fn new_unseal_key(
+    rng: &SharedRng,
+    config: &SealConfig,
+) -> Result<(UnsealKey, Vec<Share>), SealError> {
+    let unseal_key: UnsealKey = Zeroizing::new(rng.bytes());
     let shares = if config.secret_shares == 1 {
         vec![Zeroizing::new(unseal_key.to_vec())]
     } else {
@@ -111,14 +134,14 @@ pub fn initialize(
         .map(Zeroizing::new)
         .collect()
     };
-    let keyring = Keyring::generate(rng, now_unix);
-    let ops = seal_keyring_ops(rng, &unseal_key, &keyring, config);
-    Ok(Initialized {
-        shares,
-        keyring,
-        ops,
-    })
+    Ok((unseal_key, shares))
 }
+
+/// An unseal key (or a root key) that is wiped from memory when dropped.
+pub type UnsealKey = Zeroizing<[u8; KEY_BYTES]>;
+
+/// One operator's share of an unseal key, wiped from memory when dropped.
+pub type Share = Zeroizing<Vec<u8>>;
 
 /// The raw storage writes that persist `keyring` under `unseal_key`.
 pub fn seal_keyring_ops(
@@ -127,13 +150,6 @@ pub fn seal_keyring_ops(
     keyring: &Keyring,
     config: &SealConfig,
 ) -> Vec<Op> {
-    let sealed_root = aead::seal(
-        rng,
-        0,
-        unseal_key,
-        ROOT_KEY_KEY.as_bytes(),
-        &keyring.root_key,
-    );
     let keyring_bytes = Zeroizing::new(keyring.to_bytes());
     let sealed_keyring = aead::seal(
         rng,
@@ -142,6 +158,24 @@ pub fn seal_keyring_ops(
         KEYRING_KEY.as_bytes(),
         &keyring_bytes,
     );
+    let mut ops = root_key_ops(rng, unseal_key, &keyring.root_key, config);
+    ops.push(Op::Put {
+        key: KEYRING_KEY.into(),
+        value: sealed_keyring,
+    });
+    ops
+}
+
+/// The raw storage writes that seal `root_key` under `unseal_key` and record the seal
+/// configuration its shares follow. A rekey commits exactly these, in one entry, so a
+/// node never sees the new configuration with the old sealed root key or the reverse.
+pub fn root_key_ops(
+    rng: &SharedRng,
+    unseal_key: &[u8; KEY_BYTES],
+    root_key: &[u8; KEY_BYTES],
+    config: &SealConfig,
+) -> Vec<Op> {
+    let sealed_root = aead::seal(rng, 0, unseal_key, ROOT_KEY_KEY.as_bytes(), root_key);
     vec![
         Op::Put {
             key: SEAL_CONFIG_KEY.into(),
@@ -151,11 +185,25 @@ pub fn seal_keyring_ops(
             key: ROOT_KEY_KEY.into(),
             value: sealed_root,
         },
-        Op::Put {
-            key: KEYRING_KEY.into(),
-            value: sealed_keyring,
-        },
     ]
+}
+
+/// Open the stored root key with an unseal key: how a combined key is proven right
+/// (unseal, rekey and generate-root all ask this one question).
+pub fn open_root_key(unseal_key: &[u8], sealed_root: &[u8]) -> Result<UnsealKey, SealError> {
+    let unseal_key: [u8; KEY_BYTES] = unseal_key
+        .try_into()
+        .map_err(|_| SealError::InvalidKey("invalid key length".into()))?;
+    let unseal_key = Zeroizing::new(unseal_key);
+    let root_key = Zeroizing::new(
+        aead::open(&unseal_key, ROOT_KEY_KEY.as_bytes(), sealed_root)
+            .map_err(|_| SealError::InvalidKey("cipher: message authentication failed".into()))?,
+    );
+    let root_key: [u8; KEY_BYTES] = root_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| SealError::Corrupt("root key has the wrong length".into()))?;
+    Ok(Zeroizing::new(root_key))
 }
 
 /// The keyring write after a rotation (root key unchanged).
@@ -179,17 +227,7 @@ pub fn open_keyring(
     sealed_root: &[u8],
     sealed_keyring: &[u8],
 ) -> Result<Keyring, SealError> {
-    let unseal_key: [u8; KEY_BYTES] = unseal_key
-        .try_into()
-        .map_err(|_| SealError::InvalidKey("invalid key length".into()))?;
-    let root_key = Zeroizing::new(
-        aead::open(&unseal_key, ROOT_KEY_KEY.as_bytes(), sealed_root)
-            .map_err(|_| SealError::InvalidKey("cipher: message authentication failed".into()))?,
-    );
-    let root_key: [u8; KEY_BYTES] = root_key
-        .as_slice()
-        .try_into()
-        .map_err(|_| SealError::Corrupt("root key has the wrong length".into()))?;
+    let root_key = open_root_key(unseal_key, sealed_root)?;
     let keyring_bytes = Zeroizing::new(
         aead::open(&root_key, KEYRING_KEY.as_bytes(), sealed_keyring)
             .map_err(|error| SealError::Corrupt(format!("keyring: {error}")))?,

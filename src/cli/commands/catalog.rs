@@ -263,6 +263,65 @@ const INIT_FLAGS: &[FlagSpec] = &[
 ];
 const UNSEAL_FLAGS: &[FlagSpec] =
     &[bool_flag(&["reset"]).usage("Discard any previously entered keys to the unseal process.")];
+const GENERATE_ROOT_FLAGS: &[FlagSpec] = &[
+    bool_flag(&["init"]).usage(
+        "Start a root token generation. This can only be done if there is not currently one in progress.",
+    ),
+    bool_flag(&["cancel"]).usage(
+        "Reset the root token generation progress. This will discard any submitted unseal keys or configuration.",
+    ),
+    bool_flag(&["status"])
+        .usage("Print the status of the current attempt without providing an unseal key."),
+    value_flag(&["decode"])
+        .usage("The value to decode; setting this triggers a decode operation."),
+    bool_flag(&["generate-otp"]).usage(
+        "Generate and print a high-entropy one-time-password (OTP) suitable for use with the \"-init\" flag.",
+    ),
+    value_flag(&["otp"]).usage("OTP code to use with \"-decode\" or \"-init\"."),
+    value_flag(&["pgp-key"]).usage(
+        "Accepted for compatibility; PGP-encrypted tokens are not supported by this server, which refuses them.",
+    ),
+    value_flag(&["nonce"]).usage(
+        "Nonce value provided at initialization. The same nonce value must be provided with each unseal key.",
+    ),
+];
+const REKEY_FLAGS: &[FlagSpec] = &[
+    bool_flag(&["init"]).usage(
+        "Initialize the rekeying operation. This can only be done if no rekeying operation is in progress. Customize the new number of key shares and key threshold using the -key-shares and -key-threshold flags.",
+    ),
+    bool_flag(&["cancel"]).usage(
+        "Reset the rekeying progress. This will discard any submitted unseal keys or configuration.",
+    ),
+    bool_flag(&["status"])
+        .usage("Print the status of the current attempt without providing an unseal key."),
+    value_flag(&["key-shares", "n"])
+        .example("int")
+        .default_value("5")
+        .usage("Number of key shares to split the generated root key into. This is the number of \"unseal keys\" to generate."),
+    value_flag(&["key-threshold", "t"])
+        .example("int")
+        .default_value("3")
+        .usage("Number of key shares required to reconstruct the root key. This must be less than or equal to -key-shares."),
+    value_flag(&["nonce"]).usage(
+        "Nonce value provided at initialization. The same nonce value must be provided with each unseal key.",
+    ),
+    value_flag(&["target"])
+        .default_value("barrier")
+        .usage("Target for rekeying. \"recovery\" only applies when HSM support is enabled, which Arca does not have."),
+    bool_flag(&["verify"]).usage(
+        "Indicates that the action (-status, -cancel, or providing a key share) will be affecting verification for the current rekey attempt.",
+    ),
+    value_flag(&["pgp-keys"]).usage(
+        "Accepted for compatibility; PGP-encrypted unseal keys are not supported by this server, which refuses them.",
+    ),
+    bool_flag(&["backup"]).usage(
+        "Store a backup of the current PGP encrypted unseal keys in the core; only with -pgp-keys, so never accepted here.",
+    ),
+    bool_flag(&["backup-delete"]).usage("Delete any stored backup unseal keys."),
+    bool_flag(&["backup-retrieve"]).usage(
+        "Retrieve the backed-up unseal keys. This option is only available if the PGP keys were provided and the backup has not been deleted.",
+    ),
+];
 const JOIN_FLAGS: &[FlagSpec] = &[
     value_flag(&["leader-ca-cert"])
         .usage("CA cert to use when verifying the Raft leader certificate (contents or @file)."),
@@ -473,6 +532,14 @@ pub const CATALOG: &[CommandDoc] = &[
         groups: HTTP_ONLY,
     },
     CommandDoc {
+        path: "secrets move",
+        synopsis: "Move a secrets engine to a new path",
+        usage: "secrets move [options] SOURCE DESTINATION",
+        description: "Moves an existing secrets engine to a new path. Its data moves with it; leases issued under the old path are revoked. The command waits until the move is finished.",
+        examples: &["secrets move secret/ generic/"],
+        groups: HTTP_ONLY,
+    },
+    CommandDoc {
         path: "secrets list",
         synopsis: "List enabled secrets engines",
         usage: "secrets list [options]",
@@ -509,6 +576,14 @@ pub const CATALOG: &[CommandDoc] = &[
         usage: "auth disable [options] PATH",
         description: "Disables the auth method at PATH. Tokens issued by it are revoked.",
         examples: &["auth disable userpass/"],
+        groups: HTTP_ONLY,
+    },
+    CommandDoc {
+        path: "auth move",
+        synopsis: "Move an auth method to a new path",
+        usage: "auth move [options] SOURCE DESTINATION",
+        description: "Moves an existing auth method to a new path. Its users and roles move with it; leases issued under the old path are revoked. The command waits until the move is finished.",
+        examples: &["auth move userpass/ people/"],
         groups: HTTP_ONLY,
     },
     CommandDoc {
@@ -889,6 +964,35 @@ pub const CATALOG: &[CommandDoc] = &[
         description: "Rotates the underlying encryption key used to protect data written to the storage backend. The new key is added to the keyring; old values stay readable and are re-encrypted on their next write.",
         examples: &["operator rotate"],
         groups: HTTP_OUTPUT,
+    },
+    CommandDoc {
+        path: "operator generate-root",
+        synopsis: "Generates a new root token",
+        usage: "operator generate-root [options] [KEY]",
+        description: "Generates a new root token by combining a quorum of share holders. Start with -init (the server makes an OTP unless -otp gives one; -generate-otp prints one), give unseal keys one at a time (as an argument with -nonce, \"-\" for stdin, or at the prompt), then -decode the encoded token with the OTP.",
+        examples: &[
+            "operator generate-root -generate-otp",
+            "operator generate-root -init -otp=\"...\"",
+            "operator generate-root",
+            "operator generate-root -decode=\"...\" -otp=\"...\"",
+        ],
+        groups: &[
+            HTTP,
+            OUTPUT,
+            command("Command Options", GENERATE_ROOT_FLAGS),
+        ],
+    },
+    CommandDoc {
+        path: "operator rekey",
+        synopsis: "Generates new unseal keys",
+        usage: "operator rekey [options] [KEY]",
+        description: "Generates a new set of unseal keys, optionally with a new number of key shares and threshold. The server must be unsealed and a quorum of the existing unseal keys must be provided. With -verify the new keys take effect only once a quorum of them is given back.",
+        examples: &[
+            "operator rekey -init -key-shares=15 -key-threshold=9",
+            "operator rekey",
+            "operator rekey -verify",
+        ],
+        groups: &[HTTP, OUTPUT, command("Common Options", REKEY_FLAGS)],
     },
     CommandDoc {
         path: "operator step-down",

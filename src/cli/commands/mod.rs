@@ -2,6 +2,7 @@
 
 pub mod catalog;
 mod encryption_key;
+mod generate_root;
 mod kv;
 mod lease;
 mod logical;
@@ -9,6 +10,7 @@ mod login;
 mod mounts;
 mod operator;
 mod policy;
+mod rekey;
 mod token;
 
 use std::collections::BTreeMap;

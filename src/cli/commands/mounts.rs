@@ -1,5 +1,5 @@
-//! `secrets enable|disable|list|tune` and `auth enable|disable|list`: the mount tables
-//! at `sys/mounts` and `sys/auth`.
+//! `secrets enable|disable|list|tune|move` and `auth enable|disable|list|tune|move`:
+//! the mount tables at `sys/mounts` and `sys/auth`, and `sys/remount`.
 
 use serde_json::{Map, Value, json};
 
@@ -208,6 +208,7 @@ pub fn secrets(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure
         "disable" => disable(context, rest, Table::Secrets),
         "list" => list(context, rest, Table::Secrets),
         "tune" => tune(context, rest, Table::Secrets),
+        "move" => move_mount(context, rest, Table::Secrets),
         other => Err(catalog::unknown("secrets", Some(other))),
     }
 }
@@ -221,6 +222,7 @@ pub fn auth(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         "disable" => disable(context, rest, Table::Auth),
         "list" => list(context, rest, Table::Auth),
         "tune" => tune(context, rest, Table::Auth),
+        "move" => move_mount(context, rest, Table::Auth),
         other => Err(catalog::unknown("auth", Some(other))),
     }
 }
@@ -296,6 +298,96 @@ fn disable(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8
         "Success! Disabled the {thing} (if it existed) at: {path}"
     ));
     Ok(0)
+}
+
+/// How often `move` asks for the migration's status, and how many times at most. Vault
+/// polls until a terminal status; a bound keeps a lost migration from hanging a script.
+const MOVE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const MOVE_POLLS_MAX: usize = 600;
+
+/// `secrets move SRC DST` / `auth move SRC DST`: `sys/remount`, then its status until
+/// the migration ends, printing what Vault prints.
+fn move_mount(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {
+    let parsed = catalog::parse(&format!("{} move", kind.command()), args)?;
+    expect_positionals(&parsed, 2, 2).map_err(Failure::Usage)?;
+    let client = context.client(&parsed)?;
+    let prefix = match kind {
+        Table::Secrets => "",
+        Table::Auth => "auth/",
+    };
+    let source = format!("{prefix}{}", ensure_trailing_slash(&parsed.positionals[0]));
+    let destination = format!("{prefix}{}", ensure_trailing_slash(&parsed.positionals[1]));
+    let thing = kind.thing();
+    let body = json!({"from": source, "to": destination});
+    let response = client
+        .send(Method::Post, "sys/remount", &[], Some(&body))
+        .map_err(|error| {
+            remote(
+                &format!("Error moving {thing} {source} to {destination}"),
+                error,
+            )
+        })?;
+    let migration_id = response
+        .body
+        .as_ref()
+        .and_then(|body| body.get("data")?.get("migration_id")?.as_str())
+        .unwrap_or_default()
+        .to_string();
+    context.print(&format!(
+        "Started moving {thing} {source} to {destination}, with migration ID {migration_id}"
+    ));
+    for _ in 0..MOVE_POLLS_MAX {
+        let status = client
+            .send(
+                Method::Get,
+                &format!("sys/remount/status/{migration_id}"),
+                &[],
+                None,
+            )
+            .map_err(|error| {
+                remote(
+                    &format!(
+                        "Error checking migration status of {thing} {source} to {destination}"
+                    ),
+                    error,
+                )
+            })?;
+        let state = status
+            .body
+            .as_ref()
+            .and_then(|body| {
+                body.get("data")?
+                    .get("migration_info")?
+                    .get("status")?
+                    .as_str()
+            })
+            .unwrap_or_default()
+            .to_string();
+        match state.as_str() {
+            "success" => {
+                context.print(&format!(
+                    "Success! Finished moving {thing} {source} to {destination}, with migration ID {migration_id}"
+                ));
+                return Ok(0);
+            }
+            "failure" => {
+                // Vault reports a failed migration on stderr and still exits 0.
+                context.print_error(&format!(
+                    "Failure! Error encountered moving {thing} {source} to {destination}, with migration ID {migration_id}"
+                ));
+                return Ok(0);
+            }
+            _ => {
+                context.print(&format!(
+                    "Waiting for terminal status in migration of {thing} {source} to {destination}, with migration ID {migration_id}"
+                ));
+                std::thread::sleep(MOVE_POLL_INTERVAL);
+            }
+        }
+    }
+    Err(Failure::Remote(format!(
+        "Error checking migration status of {thing} {source} to {destination}: no terminal status after {MOVE_POLLS_MAX} checks"
+    )))
 }
 
 fn list(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {
