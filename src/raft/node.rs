@@ -684,6 +684,10 @@ impl Backend for RaftBackend {
     fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
         Some(self.state_machine.view())
     }
+
+    fn changes(&self) -> Option<crate::raft::change_feed::Subscription> {
+        Some(self.state_machine.subscribe())
+    }
 }
 
 impl RaftBackend {

@@ -36,12 +36,33 @@ use crate::raft::applied_state::AppliedState;
 use crate::storage::key_space::{self, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
 use crate::storage::{BATCH_OPS_MAX, Op, TableKind};
 
+/// Until this node applies something new or `deadline` passes: on the change feed when
+/// the backend has one (a lagged feed also means something changed), else one short
+/// poll interval.
+async fn wait_for_change(
+    changes: &mut Option<crate::raft::change_feed::Subscription>,
+    clock: &crate::env::Clock,
+    deadline: std::time::Instant,
+) {
+    let remaining = deadline.saturating_duration_since(clock.now());
+    match changes {
+        Some(subscription) => {
+            if let Ok(None) = crate::env::runtime::timeout(remaining, subscription.next()).await {
+                // The state machine is gone (the node is stopping): poll from now on.
+                *changes = None;
+            }
+        }
+        None => tokio::time::sleep(remaining.min(CHANGE_POLL_INTERVAL)).await,
+    }
+}
+
 /// How long one call to the primary may take (a pull waits up to its own bound first).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a pull waits on the primary for a new entry.
 pub const PULL_WAIT: Duration = Duration::from_millis(1_000);
-/// How often a waiting pull looks at the primary's WAL.
-const PULL_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// How often a waiter looks at the applied state again when its backend publishes no
+/// change feed (a waiter on Raft storage sleeps until an entry is applied instead).
+const CHANGE_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// How long a secondary waits for its own forwarded write to stream back (Vault's
 /// `best_effort_wal_wait_duration`); the client gets its answer either way.
 pub const BEST_EFFORT_WAL_WAIT: Duration = Duration::from_secs(2);
@@ -681,6 +702,9 @@ impl Replication {
         let refused = |reason: &str| ReplResponse::Refused {
             reason: reason.to_string(),
         };
+        // Subscribed before the view is read, so no entry applied after the view can
+        // slip by a waiting pull unseen.
+        let mut changes = core.cluster().backend().changes();
         // The view is taken before the stored state is read, so the filter judging its
         // entries is never older than they are.
         let Some(mut view) = core.cluster().backend().applied_view() else {
@@ -761,7 +785,8 @@ impl Replication {
                             };
                         }
                         Pulled::UpToDate => {
-                            tokio::time::sleep(PULL_POLL_INTERVAL).await;
+                            let clock = core.env().clock.clone();
+                            wait_for_change(&mut changes, &clock, deadline).await;
                             let Some(next) = core.cluster().backend().applied_view() else {
                                 return refused("this node's storage cannot replicate");
                             };
@@ -948,15 +973,17 @@ impl Replication {
                     response,
                     wal_index,
                 }) => {
-                    let deadline = core.env().clock.now() + BEST_EFFORT_WAL_WAIT;
+                    let clock = core.env().clock.clone();
+                    let deadline = clock.now() + BEST_EFFORT_WAL_WAIT;
+                    let mut changes = core.cluster().backend().changes();
                     while core
                         .cluster()
                         .backend()
                         .applied_view()
                         .is_some_and(|view| view.last_remote_wal() < wal_index)
-                        && core.env().clock.now() < deadline
+                        && clock.now() < deadline
                     {
-                        tokio::time::sleep(PULL_POLL_INTERVAL).await;
+                        wait_for_change(&mut changes, &clock, deadline).await;
                     }
                     // The primary's X-Vault-Index travels back: this cluster shares its
                     // key and honours the primary's WAL index it names.

@@ -97,6 +97,13 @@ pub trait Backend: Send + Sync + 'static {
     fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
         None
     }
+
+    /// Every entry applied from now on, when the backend publishes them (a waiter for
+    /// new state subscribes before it reads the state, then sleeps until something
+    /// changes instead of polling).
+    fn changes(&self) -> Option<crate::raft::change_feed::Subscription> {
+        None
+    }
 }
 
 const REPLICATION_UNSUPPORTED: &str =
