@@ -136,6 +136,37 @@ struct Process {
     child: Child,
 }
 
+impl Process {
+    /// CPU time this process has used so far (user + system), from `/proc/PID/stat`;
+    /// `None` off Linux or once it has exited.
+    fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name (which may hold spaces) are space-separated;
+        // utime and stime are the 14th and 15th fields, in clock ticks.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_secs_f64(
+            ticks as f64 / clock_ticks_per_second(),
+        ))
+    }
+}
+
+/// The kernel's clock tick (`getconf CLK_TCK`), 100 where it cannot be asked.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -171,8 +202,17 @@ struct Deployment {
     nodes_count: usize,
     target: String,
     token: String,
-    _processes: Vec<Process>,
+    processes: Vec<Process>,
     _data: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// CPU time all of the deployment's server processes have used so far. Unlike
+    /// throughput, CPU per request barely moves with the neighbours' load on a shared box,
+    /// so it is the figure to compare two builds by.
+    fn cpu_time(&self) -> Option<Duration> {
+        self.processes.iter().map(Process::cpu_time).sum()
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -364,7 +404,7 @@ async fn start_arca(nodes_count: usize) -> Deployment {
         nodes_count,
         target,
         token,
-        _processes: processes,
+        processes,
         _data: data,
     }
 }
@@ -443,7 +483,7 @@ async fn start_etcd(binary: &Path, nodes_count: usize) -> Deployment {
         nodes_count,
         target: target.expect("one member is the leader"),
         token: String::new(),
-        _processes: processes,
+        processes,
         _data: data,
     }
 }
@@ -648,9 +688,9 @@ fn main() {
         options.seconds
     );
     println!(
-        "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms |"
+        "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     let etcd = etcd_binary();
     for system in &options.systems {
         for nodes_count in [1, 3] {
@@ -677,14 +717,22 @@ fn main() {
             };
             for &clients in &options.clients {
                 for &operation in operations {
+                    let cpu_before = deployment.cpu_time();
                     let result = runtime.block_on(run_point(
                         &deployment,
                         operation,
                         clients,
                         Duration::from_secs(options.seconds),
                     ));
+                    let cpu_per_request_us = match (cpu_before, deployment.cpu_time()) {
+                        (Some(before), Some(after)) if result.requests > 0 => format!(
+                            "{:.0}",
+                            (after - before).as_secs_f64() * 1e6 / result.requests as f64
+                        ),
+                        _ => "n/a".to_string(),
+                    };
                     println!(
-                        "| {:?} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+                        "| {:?} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
                         deployment.system,
                         deployment.nodes_count,
                         operation.name(),
@@ -694,6 +742,7 @@ fn main() {
                         result.requests as f64 / result.elapsed.as_secs_f64(),
                         percentile_ms(&result.latencies_us, 0.50),
                         percentile_ms(&result.latencies_us, 0.99),
+                        cpu_per_request_us,
                     );
                 }
             }
