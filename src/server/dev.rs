@@ -21,14 +21,31 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     let cluster_listen =
         std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
     let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
+    let dev_tls = if args.dev_tls {
+        Some(super::dev_tls::generate(
+            args.dev_tls_cert_dir.as_deref(),
+            api_listen.ip(),
+        )?)
+    } else {
+        None
+    };
+    let api_tls = match &dev_tls {
+        Some(files) => Some(crate::http::tls::ServerTls::new(
+            super::tls_files::load_listener(&files.listener)
+                .map_err(|error| format!("Error loading the dev TLS certificate: {error}"))?,
+        )),
+        None => None,
+    };
+    let scheme = if dev_tls.is_some() { "https" } else { "http" };
     let config = NodeConfig {
         node_id: "dev-node".into(),
         api_listen,
         cluster_listen,
-        api_addr: format!("http://{api_listen}"),
+        api_addr: format!("{scheme}://{api_listen}"),
         cluster_addr: format!("https://{cluster_listen}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        api_tls,
         raft: Default::default(),
     };
     super::print_configuration(&config, "inmem");
@@ -50,12 +67,17 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("Error starting the dev node: {error}"))?;
     let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
+    // Vault prints the CA's path right under the address, so both lines can be pasted.
+    let ca_line = match &dev_tls {
+        Some(files) => format!("    $ export VAULT_CACERT='{}'\n", files.ca_file.display()),
+        None => String::new(),
+    };
     println!(
         "WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory\n\
          and starts unsealed with a single unseal key. The root token is already\n\
          authenticated to the CLI, so you can immediately begin using Arca.\n\n\
          You may need to set the following environment variables:\n\n    \
-         $ export VAULT_ADDR='{}'\n\n\
+         $ export VAULT_ADDR='{}'\n{ca_line}\n\
          The unseal key and root token are displayed below in case you want to\n\
          seal/unseal Arca or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\
@@ -66,5 +88,8 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     super::wait_for_signal().await;
     eprintln!("==> Arca shutdown triggered");
     node.shutdown().await;
+    if let Some(files) = &dev_tls {
+        super::dev_tls::remove(files);
+    }
     Ok(())
 }

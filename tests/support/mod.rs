@@ -387,6 +387,7 @@ pub async fn start_dev_node(audit_files: std::sync::Arc<dyn arca::env::LogFiles>
         cluster_addr: format!("https://127.0.0.1:{cluster_port}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        api_tls: None,
         raft: Default::default(),
     };
     let node = arca::server::Node::start(
