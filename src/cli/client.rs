@@ -522,7 +522,15 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         {
             return text;
         }
-        match innermost.source() {
+        // An `io::Error`'s `source()` skips the error it wraps (where rustls's is, two
+        // `io::Error`s deep under reqwest), so step into it instead.
+        let next = match innermost.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => innermost.source(),
+        };
+        match next {
             Some(cause) => innermost = cause,
             None => return innermost.to_string(),
         }
