@@ -71,9 +71,13 @@ impl Authority {
     /// A leaf for `names` (DNS names or IPs), usable by servers and clients.
     fn issue(&self, common_name: &str, names: &[&str]) -> Issued {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(names.iter().map(|name| name.to_string()).collect::<Vec<_>>())
-                .unwrap();
+        let mut params = rcgen::CertificateParams::new(
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, common_name);
@@ -163,7 +167,9 @@ impl Pki {
         );
         reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
-            .tls_certs_only(reqwest::Certificate::from_pem_bundle(self.root.pem.as_bytes()).unwrap())
+            .tls_certs_only(
+                reqwest::Certificate::from_pem_bundle(self.root.pem.as_bytes()).unwrap(),
+            )
             .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
             .build()
             .unwrap()
@@ -205,7 +211,8 @@ fn handshake(
     };
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut socket =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -220,7 +227,10 @@ fn handshake(
         .read_to_end(&mut answer)
         .map_err(|error| error.to_string())?;
     if !String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 ") {
-        return Err(format!("no HTTP answer: {}", String::from_utf8_lossy(&answer)));
+        return Err(format!(
+            "no HTTP answer: {}",
+            String::from_utf8_lossy(&answer)
+        ));
     }
     let leaf = connection
         .peer_certificates()
@@ -287,7 +297,12 @@ fn the_cli_trusts_the_listener_through_its_ca_and_refuses_without_it() {
     let health = "status -format=json";
 
     // VAULT_CACERT names the root; the server's file carries leaf and intermediate.
-    let output = arca(&lab, &address, &[("VAULT_CACERT", &pki.path("ca.pem"))], health);
+    let output = arca(
+        &lab,
+        &address,
+        &[("VAULT_CACERT", &pki.path("ca.pem"))],
+        health,
+    );
     expect_health(&output, "VAULT_CACERT");
     // sys/health itself: an uninitialized node answers 501 with its health, which the
     // CLI prints as Vault's does.
@@ -302,11 +317,26 @@ fn the_cli_trusts_the_listener_through_its_ca_and_refuses_without_it() {
         answered.contains("Code: 501.") && answered.contains("\"initialized\":false"),
         "{answered}"
     );
-    let output = arca(&lab, &address, &[], &format!("{health} -ca-cert={}", pki.path("ca.pem")));
+    let output = arca(
+        &lab,
+        &address,
+        &[],
+        &format!("{health} -ca-cert={}", pki.path("ca.pem")),
+    );
     expect_health(&output, "-ca-cert");
-    let output = arca(&lab, &address, &[("VAULT_CAPATH", &pki.path("ca-dir"))], health);
+    let output = arca(
+        &lab,
+        &address,
+        &[("VAULT_CAPATH", &pki.path("ca-dir"))],
+        health,
+    );
     expect_health(&output, "VAULT_CAPATH");
-    let output = arca(&lab, &address, &[], &format!("{health} -ca-path={}", pki.path("ca-dir")));
+    let output = arca(
+        &lab,
+        &address,
+        &[],
+        &format!("{health} -ca-path={}", pki.path("ca-dir")),
+    );
     expect_health(&output, "-ca-path");
 
     // Without the CA the system's roots do not know it: Go's x509 words, as Vault's CLI.
@@ -319,11 +349,20 @@ fn the_cli_trusts_the_listener_through_its_ca_and_refuses_without_it() {
         ),
         "{refused}"
     );
-    assert!(refused.contains(&format!("\"{address}/v1/sys/seal-status\"")), "{refused}");
+    assert!(
+        refused.contains(&format!("\"{address}/v1/sys/seal-status\"")),
+        "{refused}"
+    );
 
     // Skipping verification is the operator's explicit choice, by flag or variable.
-    expect_health(&arca(&lab, &address, &[], &format!("{health} -tls-skip-verify")), "-tls-skip-verify");
-    expect_health(&arca(&lab, &address, &[("VAULT_SKIP_VERIFY", "true")], health), "VAULT_SKIP_VERIFY");
+    expect_health(
+        &arca(&lab, &address, &[], &format!("{health} -tls-skip-verify")),
+        "-tls-skip-verify",
+    );
+    expect_health(
+        &arca(&lab, &address, &[("VAULT_SKIP_VERIFY", "true")], health),
+        "VAULT_SKIP_VERIFY",
+    );
 
     // The certificate is checked for the server name asked for, not only the host.
     let ca = ("VAULT_CACERT", pki.path("ca.pem"));
@@ -341,13 +380,24 @@ fn the_cli_trusts_the_listener_through_its_ca_and_refuses_without_it() {
         &format!("{health} -tls-server-name=elsewhere.example"),
     );
     assert_ne!(output.status.code(), Some(0));
-    assert!(text(&output.stderr).contains("x509: certificate is not valid"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("x509: certificate is not valid"),
+        "{}",
+        text(&output.stderr)
+    );
 
     // A plain-HTTP client gets no answer from a TLS listener.
     let plain = support::client();
     assert!(
-        call(&plain, "GET", &format!("http://127.0.0.1:{}", node.api_port), "sys/health", None, None)
-            .is_err()
+        call(
+            &plain,
+            "GET",
+            &format!("http://127.0.0.1:{}", node.api_port),
+            "sys/health",
+            None,
+            None
+        )
+        .is_err()
     );
 }
 
@@ -416,10 +466,24 @@ fn client_certificates_and_tls13_are_enforced_when_configured() {
     let client_pem = std::fs::read_to_string(pki.path("client.pem")).unwrap();
     let client_key = std::fs::read_to_string(pki.path("client-key.pem")).unwrap();
     let client = Some((client_pem.as_str(), client_key.as_str()));
-    let refused = handshake(node.api_port, &pki.root.pem, &[&rustls::version::TLS12], client)
-        .expect_err("a TLS 1.2-only client must be refused");
-    assert!(refused.to_lowercase().contains("protocolversion") || refused.contains("version"), "{refused}");
-    handshake(node.api_port, &pki.root.pem, &[&rustls::version::TLS13], client).unwrap();
+    let refused = handshake(
+        node.api_port,
+        &pki.root.pem,
+        &[&rustls::version::TLS12],
+        client,
+    )
+    .expect_err("a TLS 1.2-only client must be refused");
+    assert!(
+        refused.to_lowercase().contains("protocolversion") || refused.contains("version"),
+        "{refused}"
+    );
+    handshake(
+        node.api_port,
+        &pki.root.pem,
+        &[&rustls::version::TLS13],
+        client,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -429,27 +493,45 @@ fn sighup_swaps_the_certificate_and_a_bad_file_keeps_the_old_one() {
     let first = pki.write_server_certificate("arca-first");
     let node = start_node(lab.path(), &pki, "");
     let versions = &[&rustls::version::TLS13, &rustls::version::TLS12];
-    assert_eq!(handshake(node.api_port, &pki.root.pem, versions, None).unwrap(), first.der);
+    assert_eq!(
+        handshake(node.api_port, &pki.root.pem, versions, None).unwrap(),
+        first.der
+    );
 
     // Phase 1: a broken key file and a SIGHUP: the error is logged, the old certificate
     // keeps being served, and the key's contents never reach the log.
-    pki.write("server-key.pem", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n");
+    pki.write(
+        "server-key.pem",
+        "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+    );
     node.signal("-HUP");
-    eventually(Duration::from_secs(10), "the failed reload is logged", || {
-        node.log()
-            .contains("reload of the API listener's certificate failed")
-            .then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the failed reload is logged",
+        || {
+            node.log()
+                .contains("reload of the API listener's certificate failed")
+                .then_some(())
+        },
+    );
     assert!(node.log().contains("tls_key_file"), "{}", node.log());
-    assert_eq!(handshake(node.api_port, &pki.root.pem, versions, None).unwrap(), first.der);
+    assert_eq!(
+        handshake(node.api_port, &pki.root.pem, versions, None).unwrap(),
+        first.der
+    );
 
     // Phase 2: a new certificate and key, a SIGHUP: new connections see the new one.
     let second = pki.write_server_certificate("arca-second");
     assert_ne!(first.der, second.der);
     node.signal("-HUP");
-    eventually(Duration::from_secs(10), "the new certificate is served", || {
-        (handshake(node.api_port, &pki.root.pem, versions, None).ok()? == second.der).then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the new certificate is served",
+        || {
+            (handshake(node.api_port, &pki.root.pem, versions, None).ok()? == second.der)
+                .then_some(())
+        },
+    );
     assert!(!node.log().contains(second.key_pem.lines().nth(1).unwrap()));
     let output = arca(
         &lab,
@@ -464,7 +546,10 @@ fn sighup_swaps_the_certificate_and_a_bad_file_keeps_the_old_one() {
 fn a_bad_tls_file_stops_the_server_with_the_setting_and_file_named() {
     let lab = Lab::new();
     let pki = Pki::new(lab.path());
-    pki.write("server-key.pem", &Authority::root("other").issue("x", &["x"]).key_pem);
+    pki.write(
+        "server-key.pem",
+        &Authority::root("other").issue("x", &["x"]).key_pem,
+    );
     let mut node = ServerProcess::configure_with_tls(
         lab.path(),
         "node",
@@ -475,9 +560,15 @@ fn a_bad_tls_file_stops_the_server_with_the_setting_and_file_named() {
         Some(&pki.listener("")),
     );
     node.start();
-    eventually(Duration::from_secs(20), "the server refuses to start", || {
-        node.log().contains("Error initializing listener").then_some(())
-    });
+    eventually(
+        Duration::from_secs(20),
+        "the server refuses to start",
+        || {
+            node.log()
+                .contains("Error initializing listener")
+                .then_some(())
+        },
+    );
     let log = node.log();
     assert!(log.contains("tls_key_file"), "{log}");
     assert!(log.contains(&pki.path("server-key.pem")), "{log}");
@@ -584,7 +675,10 @@ fn a_tls_cluster_joins_over_https_and_a_standby_forwards_a_write() {
     let output = arca(
         &lab,
         &cluster.addresses[standby],
-        &[("VAULT_CACERT", &pki.path("ca.pem")), ("VAULT_TOKEN", token)],
+        &[
+            ("VAULT_CACERT", &pki.path("ca.pem")),
+            ("VAULT_TOKEN", token),
+        ],
         "write tls-kv/app password=through-a-standby",
     );
     assert!(output.status.success(), "{}", text(&output.stderr));

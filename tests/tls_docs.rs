@@ -77,7 +77,8 @@ fn the_tls_page_deploys_a_three_node_cluster() {
             .success();
         assert!(found, "docs/tls.md needs {tool} on PATH");
     }
-    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tls.md")).unwrap();
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tls.md")).unwrap();
     let mut blocks = bash_blocks(&page);
     let lab = Lab::new();
     let ports: Vec<u16> = (0..3).map(|_| cli_support::free_port_pair()).collect();

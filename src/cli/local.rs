@@ -59,8 +59,8 @@ pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
 /// Every file in `dir` (`-ca-path`/`VAULT_CAPATH`), in name order, each of which must
 /// hold at least one certificate, as Vault's CA path loader requires.
 pub fn read_pem_directory(dir: &str) -> Result<Vec<Vec<u8>>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|error| format!("Error loading CA path {dir}: {error}"))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|error| format!("Error loading CA path {dir}: {error}"))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
@@ -77,7 +77,9 @@ pub fn read_pem_directory(dir: &str) -> Result<Vec<Vec<u8>>, String> {
         pems.push(bytes);
     }
     if pems.is_empty() {
-        return Err(format!("Error loading CA path {dir}: no certificate files in it"));
+        return Err(format!(
+            "Error loading CA path {dir}: no certificate files in it"
+        ));
     }
     Ok(pems)
 }

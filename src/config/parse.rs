@@ -11,8 +11,9 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 
 use super::{
-    ConfigError, ListenerTls, ListenerTlsFiles, PemSource, RAFT_LOG_ENTRIES_SETTING_MAX, RaftStorageConfig, ReplicationConfig,
-    RetryJoinConfig, StorageConfig, TcpListenerConfig, check_http_address, force_https,
+    ConfigError, ListenerTls, ListenerTlsFiles, PemSource, RAFT_LOG_ENTRIES_SETTING_MAX,
+    RaftStorageConfig, ReplicationConfig, RetryJoinConfig, StorageConfig, TcpListenerConfig,
+    check_http_address, force_https,
 };
 use crate::http::tls::TlsMinVersion;
 use crate::raft::node::{LOGS_KEPT_AFTER_SNAPSHOT, SNAPSHOT_LOGS_SINCE_LAST};
@@ -268,9 +269,7 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
                     }
                 }
             }
-            "tls_client_ca_file" => {
-                client_ca_file = Some(PathBuf::from(value.non_empty_string()?))
-            }
+            "tls_client_ca_file" => client_ca_file = Some(PathBuf::from(value.non_empty_string()?)),
             "tls_require_and_verify_client_cert" => require_client_cert = value.bool()?,
             other => return Err(source.error(attribute.span(), unknown_key(context, other))),
         }
@@ -447,7 +446,9 @@ fn parse_retry_join(source: &Source<'_>, block: &Block) -> Result<RetryJoinConfi
         // Vault takes each PEM either as a file (`*_file`) or inline; the file wins
         // when both are given, as in Vault.
         let file = |value: &Value<'_>| -> Result<Option<PemSource>, ConfigError> {
-            Ok(Some(PemSource::File(PathBuf::from(value.non_empty_string()?))))
+            Ok(Some(PemSource::File(PathBuf::from(
+                value.non_empty_string()?,
+            ))))
         };
         let inline = |value: &Value<'_>, current: &Option<PemSource>| {
             if matches!(current, Some(PemSource::File(_))) {
@@ -471,9 +472,7 @@ fn parse_retry_join(source: &Source<'_>, block: &Block) -> Result<RetryJoinConfi
             "leader_client_key" => {
                 join.leader_client_key = inline(&value, &join.leader_client_key)?
             }
-            "leader_tls_servername" => {
-                join.leader_tls_servername = Some(value.non_empty_string()?)
-            }
+            "leader_tls_servername" => join.leader_tls_servername = Some(value.non_empty_string()?),
             other => return Err(source.error(attribute.span(), unknown_key(context, other))),
         }
     }

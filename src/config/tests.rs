@@ -461,7 +461,9 @@ fn unsafe_or_incomplete_tls_settings_are_refused_with_the_key_named() {
     };
     let error = error_text(&listener("  tls_min_version = \"tls11\"\n"));
     assert!(
-        error.starts_with("config.hcl:4: listener \"tcp\": \"tls_min_version\": \"tls11\" is not supported"),
+        error.starts_with(
+            "config.hcl:4: listener \"tcp\": \"tls_min_version\": \"tls11\" is not supported"
+        ),
         "{error}"
     );
     let error = error_text(&listener("  tls_min_version = \"ssl3\"\n"));

@@ -173,13 +173,15 @@ mod real {
             // Arca has none, so none is asked for.
             builder.with_no_client_auth()
         };
-        let mut config = builder.with_single_cert(chain, key).map_err(|error| match error {
-            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch(error.to_string()),
-            other => TlsError::Pem {
-                input: PemInput::PrivateKey,
-                reason: other.to_string(),
-            },
-        })?;
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|error| match error {
+                rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch(error.to_string()),
+                other => TlsError::Pem {
+                    input: PemInput::PrivateKey,
+                    reason: other.to_string(),
+                },
+            })?;
         // The API is served over HTTP/1.1 only.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
@@ -241,10 +243,9 @@ mod real {
                 provider: provider.clone(),
             })
         } else if pem.ca_certificates.is_empty() {
-            Arc::new(
-                rustls_platform_verifier::Verifier::new(provider.clone())
-                    .map_err(|error| TlsError::Rustls(error.to_string()))?,
-            )
+            Arc::new(SystemRoots {
+                provider: provider.clone(),
+            })
         } else {
             let roots = root_store(&pem.ca_certificates, PemInput::ServerCa)?;
             rustls::client::WebPkiServerVerifier::builder_with_provider(
@@ -259,9 +260,8 @@ mod real {
         };
         let verifier: Arc<dyn ServerCertVerifier> = match pem.server_name {
             Some(name) if !pem.skip_verify => Arc::new(ExpectedServerName {
-                name: ServerName::try_from(name.to_string()).map_err(|_| {
-                    TlsError::Rustls(format!("invalid TLS server name {name:?}"))
-                })?,
+                name: ServerName::try_from(name.to_string())
+                    .map_err(|_| TlsError::Rustls(format!("invalid TLS server name {name:?}")))?,
                 inner: verifier,
             }),
             _ => verifier,
@@ -355,6 +355,83 @@ mod real {
         }
     }
 
+    /// The system's roots, loaded on the first `https://` connection that needs them and
+    /// kept for the process: a CLI talking plain HTTP, or a node whose joins name a CA,
+    /// never reads the system's store (which may be absent in a container).
+    #[derive(Debug)]
+    struct SystemRoots {
+        provider: Arc<CryptoProvider>,
+    }
+
+    static SYSTEM_ROOTS: std::sync::OnceLock<Result<Arc<dyn ServerCertVerifier>, String>> =
+        std::sync::OnceLock::new();
+
+    impl SystemRoots {
+        fn verifier(&self) -> Result<&Arc<dyn ServerCertVerifier>, rustls::Error> {
+            SYSTEM_ROOTS
+                .get_or_init(|| {
+                    rustls_platform_verifier::Verifier::new(self.provider.clone())
+                        .map(|verifier| Arc::new(verifier) as Arc<dyn ServerCertVerifier>)
+                        .map_err(|error| format!("loading the system's CA certificates: {error}"))
+                })
+                .as_ref()
+                .map_err(|error| rustls::Error::General(error.clone()))
+        }
+    }
+
+    impl ServerCertVerifier for SystemRoots {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            self.verifier()?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            certificate: &CertificateDer<'_>,
+            signature: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                certificate,
+                signature,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            certificate: &CertificateDer<'_>,
+            signature: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                certificate,
+                signature,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
     /// `-tls-skip-verify`: any certificate is accepted, as the operator asked. The
     /// handshake signatures are still checked, so the peer must hold the key of the
     /// certificate it shows.
@@ -418,7 +495,9 @@ mod real {
             return None;
         };
         let x509 = match certificate_error {
-            CertificateError::UnknownIssuer => "certificate signed by unknown authority".to_string(),
+            CertificateError::UnknownIssuer => {
+                "certificate signed by unknown authority".to_string()
+            }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 "certificate has expired or is not yet valid".to_string()
             }

@@ -55,7 +55,11 @@ pub fn generate(cert_dir: Option<&Path>, listen_ip: IpAddr) -> Result<DevTlsFile
     let ca_certificate = ca_params.self_signed(&ca_key).map_err(issue)?;
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !listen_ip.is_unspecified() && !names.contains(&listen_ip.to_string()) {
         names.push(listen_ip.to_string());
     }

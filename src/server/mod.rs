@@ -111,9 +111,8 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
     let api_tls = match &listener.tls {
         crate::config::ListenerTls::Disabled => None,
         crate::config::ListenerTls::Enabled(files) => {
-            let server_config = tls_files::load_listener(files).map_err(|error| {
-                format!("Error initializing listener of type tcp: {error}")
-            })?;
+            let server_config = tls_files::load_listener(files)
+                .map_err(|error| format!("Error initializing listener of type tcp: {error}"))?;
             let tls = crate::http::tls::ServerTls::new(server_config);
             tls_files::spawn_reload_on_sighup(tls.clone(), files.clone());
             Some(tls)

@@ -107,14 +107,13 @@ pub fn load_join_target(join: &RetryJoinConfig) -> Result<JoinTarget, String> {
 /// does: a failed rotation must not take the API down. The handler is installed before
 /// this returns, so a SIGHUP sent once the server has started never kills it.
 pub fn spawn_reload_on_sighup(tls: Arc<ServerTls>, files: ListenerTlsFiles) {
-    let mut hangups =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGHUP; certificates will not reload");
-                return;
-            }
-        };
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; certificates will not reload");
+            return;
+        }
+    };
     tokio::spawn(async move { reload_loop(&mut hangups, &tls, &files).await });
 }
 

@@ -180,6 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn dev_tls_implies_dev_and_keeps_its_directory() {
+        let args = server_args(
+            &strings(&["-dev-tls", "-dev-tls-cert-dir=/tmp/certs"]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(args.dev && args.dev_tls);
+        assert_eq!(args.dev_tls_cert_dir, Some(PathBuf::from("/tmp/certs")));
+    }
+
+    #[test]
     fn a_server_without_config_is_a_usage_error() {
         let no_env = BTreeMap::new();
         assert!(matches!(server_args(&[], &no_env), Err(Failure::Usage(_))));
