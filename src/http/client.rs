@@ -175,54 +175,51 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let target = target.to_string();
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| ClientError::Connect {
-                address: target.clone(),
-                reason: error.to_string(),
-            })?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(http::header::HOST, target.as_str());
-        for (name, value) in headers {
-            if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
-                builder = builder.header(name, value);
-            }
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| ClientError::Connect {
+            address: target.clone(),
+            reason: error.to_string(),
+        })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(http::header::HOST, target.as_str());
+    for (name, value) in headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            builder = builder.header(name, value);
         }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|error| ClientError::Request {
-                address: target.clone(),
-                reason: error.to_string(),
-            })?;
-        let response =
-            sender
-                .send_request(request)
-                .await
-                .map_err(|error| ClientError::Request {
-                    address: target.clone(),
-                    reason: error.to_string(),
-                })?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, RESPONSE_BODY_BYTES_MAX)
-            .collect()
-            .await
-            .map_err(|error| ClientError::Request {
-                address: target.clone(),
-                reason: error.to_string(),
-            })?
-            .to_bytes();
-        Ok(ClientResponse {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
     }
+    let request = builder
+        .body(Full::new(body))
+        .map_err(|error| ClientError::Request {
+            address: target.clone(),
+            reason: error.to_string(),
+        })?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|error| ClientError::Request {
+            address: target.clone(),
+            reason: error.to_string(),
+        })?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, RESPONSE_BODY_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|error| ClientError::Request {
+            address: target.clone(),
+            reason: error.to_string(),
+        })?
+        .to_bytes();
+    Ok(ClientResponse {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// POST a JSON body and parse a JSON answer.
