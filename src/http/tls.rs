@@ -190,9 +190,15 @@ mod real {
     /// A listener's current TLS configuration. Each new connection takes the one in
     /// place when it arrives; a reload replaces it for later connections only, so open
     /// connections are never cut by a certificate rotation.
-    #[derive(Debug)]
     pub struct ServerTls {
         current: RwLock<Arc<rustls::ServerConfig>>,
+    }
+
+    impl std::fmt::Debug for ServerTls {
+        // Nothing of the configuration is shown: it holds the private key.
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("ServerTls(..)")
+        }
     }
 
     impl ServerTls {

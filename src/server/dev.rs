@@ -9,7 +9,6 @@ pub const DEV_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
 
 #[cfg(not(madsim))]
 pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
-    use base64::Engine;
     super::init_logging(args.log_level.as_deref());
     let listen = args
         .dev_listen_address
@@ -18,9 +17,6 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     let api_listen: std::net::SocketAddr = listen
         .parse()
         .map_err(|_| format!("Error parsing -dev-listen-address {listen:?}: expected HOST:PORT"))?;
-    let cluster_listen =
-        std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
-    let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
     let dev_tls = if args.dev_tls {
         Some(super::dev_tls::generate(
             args.dev_tls_cert_dir.as_deref(),
@@ -29,7 +25,26 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     } else {
         None
     };
-    let api_tls = match &dev_tls {
+    let result = serve_dev(args, api_listen, dev_tls.as_ref()).await;
+    // The generated files go whether the node ran or failed to start.
+    if let Some(files) = &dev_tls {
+        super::dev_tls::remove(files);
+    }
+    result
+}
+
+/// The dev node itself, over TLS when `dev_tls` holds its files, until a signal.
+#[cfg(not(madsim))]
+async fn serve_dev(
+    args: &ServerArgs,
+    api_listen: std::net::SocketAddr,
+    dev_tls: Option<&super::dev_tls::DevTlsFiles>,
+) -> Result<(), String> {
+    use base64::Engine;
+    let cluster_listen =
+        std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
+    let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
+    let api_tls = match dev_tls {
         Some(files) => Some(crate::http::tls::ServerTls::new(
             super::tls_files::load_listener(&files.listener)
                 .map_err(|error| format!("Error loading the dev TLS certificate: {error}"))?,
@@ -68,7 +83,7 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         .map_err(|error| format!("Error starting the dev node: {error}"))?;
     let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
     // Vault prints the CA's path right under the address, so both lines can be pasted.
-    let ca_line = match &dev_tls {
+    let ca_line = match dev_tls {
         Some(files) => format!("    $ export VAULT_CACERT='{}'\n", files.ca_file.display()),
         None => String::new(),
     };
@@ -88,8 +103,5 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     super::wait_for_signal().await;
     eprintln!("==> Arca shutdown triggered");
     node.shutdown().await;
-    if let Some(files) = &dev_tls {
-        super::dev_tls::remove(files);
-    }
     Ok(())
 }
