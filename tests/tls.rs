@@ -655,8 +655,20 @@ fn a_tls_cluster_joins_over_https_and_a_standby_forwards_a_write() {
     let lab = Lab::new();
     let pki = Pki::new(lab.path());
     let http = pki.http();
-    // retry_join reaches each leader's https:// API trusting leader_ca_cert_file.
-    let cluster = TestCluster::start_with_tls(lab.path(), &http, Some(&pki.listener("")));
+    // Every listener requires a client certificate, so a joining node must show one:
+    // retry_join reaches each leader's https:// API trusting leader_ca_cert_file,
+    // showing leader_client_cert_file, and checking the leader's certificate for
+    // leader_tls_servername rather than the IP it dials.
+    let mut tls = pki.listener(&format!(
+        "  tls_client_ca_file = \"{}\"\n  tls_require_and_verify_client_cert = true\n",
+        pki.path("ca.pem")
+    ));
+    tls.retry_join.push_str(&format!(
+        "    leader_client_cert_file = \"{}\"\n    leader_client_key_file = \"{}\"\n    leader_tls_servername = \"localhost\"\n",
+        pki.path("client.pem"),
+        pki.path("client-key.pem")
+    ));
+    let cluster = TestCluster::start_with_tls(lab.path(), &http, Some(&tls));
     let leader = cluster.leader(&http);
     let standby = (leader + 1) % 3;
     let token = cluster.root_token.as_str();
@@ -677,6 +689,8 @@ fn a_tls_cluster_joins_over_https_and_a_standby_forwards_a_write() {
         &cluster.addresses[standby],
         &[
             ("VAULT_CACERT", &pki.path("ca.pem")),
+            ("VAULT_CLIENT_CERT", &pki.path("client.pem")),
+            ("VAULT_CLIENT_KEY", &pki.path("client-key.pem")),
             ("VAULT_TOKEN", token),
         ],
         "write tls-kv/app password=through-a-standby",
