@@ -708,3 +708,108 @@ fn a_tls_cluster_joins_over_https_and_a_standby_forwards_a_write() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["password"], json!("through-a-standby"));
 }
+
+#[test]
+fn operator_raft_join_sends_the_leaders_ca_inline() {
+    let lab = Lab::new();
+    let pki = Pki::new(lab.path());
+    let http = pki.http();
+    let ports: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let mut nodes: Vec<ServerProcess> = ports
+        .iter()
+        .enumerate()
+        .map(|(index, (api_port, cluster_port))| {
+            ServerProcess::configure_with_tls(
+                lab.path(),
+                &format!("node{}", index + 1),
+                *api_port,
+                *cluster_port,
+                &[],
+                &format!("https://127.0.0.1:{api_port}"),
+                Some(&pki.listener("")),
+            )
+        })
+        .collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    for node in &nodes {
+        eventually(Duration::from_secs(30), "the TLS listener answers", || {
+            call(&http, "GET", &node.address(), "sys/seal-status", None, None).ok()
+        });
+    }
+    let (status, init) = call(
+        &http,
+        "PUT",
+        &nodes[0].address(),
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{init}");
+    let key = init["keys_base64"][0].as_str().unwrap().to_string();
+    let token = init["root_token"].as_str().unwrap().to_string();
+    let unseal = |node: &ServerProcess| {
+        eventually(Duration::from_secs(30), "the node unseals", || {
+            match call(
+                &http,
+                "PUT",
+                &node.address(),
+                "sys/unseal",
+                None,
+                Some(&json!({"key": key})),
+            ) {
+                Ok((200, body)) if body["sealed"] == json!(false) => Some(()),
+                _ => None,
+            }
+        })
+    };
+    unseal(&nodes[0]);
+
+    // Without the leader's CA the joining node cannot trust the leader: Go's words.
+    let output = arca(
+        &lab,
+        &nodes[1].address(),
+        &[("VAULT_CACERT", &pki.path("ca.pem"))],
+        &format!("operator raft join {}", nodes[0].address()),
+    );
+    assert!(
+        text(&output.stderr).contains("x509: certificate signed by unknown authority"),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+
+    // Vault's `operator raft join -leader-ca-cert=@FILE`: the CA travels inline in the
+    // join request, and the joining node dials the leader's https:// API with it.
+    let output = arca(
+        &lab,
+        &nodes[1].address(),
+        &[("VAULT_CACERT", &pki.path("ca.pem"))],
+        &format!(
+            "operator raft join -leader-ca-cert=@{} {}",
+            pki.path("ca.pem"),
+            nodes[0].address()
+        ),
+    );
+    assert!(
+        text(&output.stdout).contains("true"),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    unseal(&nodes[1]);
+    eventually(Duration::from_secs(30), "two voters", || {
+        let (_, body) = call(
+            &http,
+            "GET",
+            &nodes[0].address(),
+            "sys/storage/raft/configuration",
+            Some(&token),
+            None,
+        )
+        .ok()?;
+        (body["data"]["config"]["servers"].as_array()?.len() == 2).then_some(())
+    });
+}
