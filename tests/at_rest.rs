@@ -26,6 +26,7 @@ async fn no_key_token_or_secret_reaches_the_disk_in_plaintext() {
         cluster_addr: format!("https://127.0.0.1:{cluster_port}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        api_tls: None,
         raft: Default::default(),
     };
     let node = Node::start(

@@ -29,8 +29,10 @@ pub async fn call(
     let body = body
         .map(|value| Bytes::from(value.to_string()))
         .unwrap_or_default();
+    // Simulated nodes serve plain HTTP: the simulator has no TLS.
     let response = arca::http::client::request(
         address,
+        &arca::http::client::PeerTls::default(),
         method,
         &format!("/v1/{path}"),
         &headers,

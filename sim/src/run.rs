@@ -258,8 +258,9 @@ impl Simulation {
                 cluster_name: Some(format!("sim-{index}")),
                 retry_join: (0..count)
                     .filter(|other| *other != node)
-                    .map(api_addr)
+                    .map(|other| arca::core::JoinTarget::new(api_addr(other)))
                     .collect(),
+                api_tls: None,
                 raft: Default::default(),
             };
             let registry = registry.clone();

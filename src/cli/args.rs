@@ -95,7 +95,16 @@ pub const HTTP_FLAGS: &[FlagSpec] = &[
         .usage("Address of the Arca server."),
     value_flag(&["ca-cert"])
         .environment("VAULT_CACERT")
-        .usage("Path on the local disk to a single PEM-encoded CA certificate to verify the server's SSL certificate."),
+        .usage("Path on the local disk to a single PEM-encoded CA certificate to verify the server's SSL certificate. This takes precedence over -ca-path."),
+    value_flag(&["ca-path"])
+        .environment("VAULT_CAPATH")
+        .usage("Path on the local disk to a directory of PEM-encoded CA certificates to verify the server's SSL certificate."),
+    value_flag(&["client-cert"])
+        .environment("VAULT_CLIENT_CERT")
+        .usage("Path on the local disk to a single PEM-encoded certificate to use for TLS authentication to the Arca server. If this flag is specified, -client-key is also required."),
+    value_flag(&["client-key"])
+        .environment("VAULT_CLIENT_KEY")
+        .usage("Path on the local disk to a single PEM-encoded private key matching the client certificate from -client-cert."),
     value_flag(&["header"])
         .example("key=value")
         .usage("Key-value pair provided as key=value to provide http header added to any request done by the CLI. Trying to add headers starting with 'X-Vault-' is forbidden and will make the command fail. This can be specified multiple times."),
@@ -108,6 +117,9 @@ pub const HTTP_FLAGS: &[FlagSpec] = &[
         .usage("Instead of executing the request, print an equivalent cURL command string and exit."),
     bool_flag(&["output-policy"])
         .usage("Instead of executing the request, print an example HCL policy that would be required to run this command, and exit."),
+    value_flag(&["tls-server-name"])
+        .environment("VAULT_TLS_SERVER_NAME")
+        .usage("Name the server's certificate must carry, when it is not the host of the address."),
     bool_flag(&["tls-skip-verify"])
         .environment("VAULT_SKIP_VERIFY")
         .usage("Disable verification of TLS certificates. Using this option is highly discouraged as it decreases the security of data transmissions to and from the Arca server."),

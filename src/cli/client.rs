@@ -57,8 +57,8 @@ pub struct ClientConfig {
     pub token: Option<String>,
     pub namespace: Option<String>,
     pub wrap_ttl: Option<String>,
-    pub ca_cert_pem: Option<Vec<u8>>,
-    pub skip_verify: bool,
+    /// How the server's certificate is checked and which certificate we show it.
+    pub tls: ClientTls,
     /// Retries after the first attempt (`VAULT_MAX_RETRIES`, default 2).
     pub retries_max: u32,
     pub timeout: Duration,
@@ -67,6 +67,33 @@ pub struct ClientConfig {
     pub output_mode: OutputMode,
     /// For the curl string: the `-ca-cert` path, as given.
     pub ca_cert_path: Option<String>,
+}
+
+/// The CLI's TLS settings, already read from disk: `-ca-cert`/`VAULT_CACERT`,
+/// `-ca-path`/`VAULT_CAPATH`, `-client-cert`/`-client-key`, `-tls-server-name` and
+/// `-tls-skip-verify`.
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    /// CA certificates (PEM) that replace the system's roots; empty means the system's.
+    pub ca_certificates_pem: Vec<Vec<u8>>,
+    pub client_certificate_pem: Option<Vec<u8>>,
+    pub client_key_pem: Option<zeroize::Zeroizing<Vec<u8>>>,
+    pub server_name: Option<String>,
+    pub skip_verify: bool,
+}
+
+impl std::fmt::Debug for ClientTls {
+    // The client key never reaches a debug print.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClientTls")
+            .field("ca_certificates", &self.ca_certificates_pem.len())
+            .field("client_certificate", &self.client_certificate_pem.is_some())
+            .field("client_key", &self.client_key_pem.is_some())
+            .field("server_name", &self.server_name)
+            .field("skip_verify", &self.skip_verify)
+            .finish()
+    }
 }
 
 /// Vault's client waits between 1 and 1.5 s before a retry; a fixed second keeps the
@@ -151,14 +178,30 @@ impl Client {
         // reqwest is built without a default TLS provider; ring is chosen here, before
         // any client exists (a second install is a harmless no-op error).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::blocking::Client::builder()
+        // One rustls configuration for every TLS setting, so a named CA replaces the
+        // system's roots (as in Vault) and a server name can differ from the host.
+        let tls = &config.tls;
+        let tls_config = crate::http::tls::client_config(&crate::http::tls::ClientPem {
+            ca_certificates: tls.ca_certificates_pem.iter().map(Vec::as_slice).collect(),
+            client_certificate: tls.client_certificate_pem.as_deref(),
+            client_key: tls.client_key_pem.as_ref().map(|key| key.as_slice()),
+            server_name: tls.server_name.as_deref(),
+            skip_verify: tls.skip_verify,
+        })
+        .map_err(|error| {
+            use crate::http::tls::PemInput;
+            let what = match error.input() {
+                Some(PemInput::ServerCa) => "Error loading CA certificate",
+                Some(PemInput::ClientCertificate) | Some(PemInput::ClientKey) => {
+                    "Error loading client certificate"
+                }
+                _ => "Error configuring TLS",
+            };
+            format!("{what}: {error}")
+        })?;
+        let builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
-            .danger_accept_invalid_certs(config.skip_verify);
-        if let Some(pem) = &config.ca_cert_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|error| format!("Error loading CA certificate: {error}"))?;
-            builder = builder.tls_certs_merge(certificates);
-        }
+            .tls_backend_preconfigured(tls_config);
         let http = builder
             .build()
             .map_err(|error| format!("Error initializing client: {error}"))?;
@@ -266,7 +309,7 @@ impl Client {
     /// token replaced by `$(arca print token)` so the line can be shared.
     pub fn curl_string(&self, method: Method, url: &str, body: Option<&Value>) -> String {
         let mut line = String::from("curl ");
-        if self.config.skip_verify {
+        if self.config.tls.skip_verify {
             line.push_str("--insecure ");
         }
         if method.http() != reqwest::Method::GET {
@@ -467,12 +510,31 @@ pub fn policy_for(method: Method, path: &str) -> String {
 /// The innermost cause of a transport error ("Connection refused (os error 111)",
 /// "invalid peer certificate: UnknownIssuer"): the part a user can act on, as Go's
 /// `dial tcp ...: connection refused` is.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// The innermost cause, as Go's client prints it; a certificate failure in Go's own
+/// words (`tls: failed to verify certificate: x509: certificate signed by unknown
+/// authority`), which scripts written for Vault look for.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
-    while let Some(cause) = innermost.source() {
-        innermost = cause;
+    loop {
+        if let Some(text) = innermost
+            .downcast_ref::<rustls::Error>()
+            .and_then(crate::http::tls::go_style_error)
+        {
+            return text;
+        }
+        // An `io::Error`'s `source()` skips the error it wraps (where rustls's is, two
+        // `io::Error`s deep under reqwest), so step into it instead.
+        let next = match innermost.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => innermost.source(),
+        };
+        match next {
+            Some(cause) => innermost = cause,
+            None => return innermost.to_string(),
+        }
     }
-    innermost.to_string()
 }
 
 /// Percent-encoding for query keys and values (unreserved characters pass through).
@@ -514,8 +576,7 @@ mod tests {
             token: Some("hvs.secret".to_string()),
             namespace: None,
             wrap_ttl: Some("5m".to_string()),
-            ca_cert_pem: None,
-            skip_verify: false,
+            tls: ClientTls::default(),
             retries_max: 0,
             timeout: Duration::from_secs(1),
             headers: vec![("X-Team".to_string(), "blue".to_string())],
@@ -583,8 +644,7 @@ mod tests {
             token: None,
             namespace: None,
             wrap_ttl: None,
-            ca_cert_pem: None,
-            skip_verify: false,
+            tls: ClientTls::default(),
             retries_max: 0,
             timeout: Duration::from_secs(1),
             headers: Vec::new(),

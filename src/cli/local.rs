@@ -56,6 +56,34 @@ pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
     read_bounded(file, &origin)
 }
 
+/// Every file in `dir` (`-ca-path`/`VAULT_CAPATH`), in name order, each of which must
+/// hold at least one certificate, as Vault's CA path loader requires.
+pub fn read_pem_directory(dir: &str) -> Result<Vec<Vec<u8>>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|error| format!("Error loading CA path {dir}: {error}"))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    let mut pems = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let bytes = read_file_bytes(&name)?;
+        if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("Error loading file from CAPath: {name}"));
+        }
+        pems.push(bytes);
+    }
+    if pems.is_empty() {
+        return Err(format!(
+            "Error loading CA path {dir}: no certificate files in it"
+        ));
+    }
+    Ok(pems)
+}
+
 /// Replace a file's contents (its permissions are kept, as `policy fmt` needs).
 pub fn write_file(path: &str, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|error| format!("error writing file {path}: {error}"))

@@ -189,10 +189,7 @@ impl Context<'_> {
             .value("ca-cert")
             .map(str::to_string)
             .or_else(|| self.env_var(&["ARCA_CACERT", "VAULT_CACERT"]));
-        let ca_cert_pem = match &ca_cert_path {
-            Some(path) => Some(local::read_file_bytes(path).map_err(Failure::Local)?),
-            None => None,
-        };
+        let tls = self.client_tls(parsed, ca_cert_path.as_deref())?;
         let output_mode = if parsed.flag("output-curl-string") {
             OutputMode::CurlString
         } else if parsed.flag("output-policy") {
@@ -200,11 +197,6 @@ impl Context<'_> {
         } else {
             OutputMode::Send
         };
-        let skip_verify = parsed.flag("tls-skip-verify")
-            || self
-                .env_var(&["ARCA_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
-                .and_then(|value| parse_go_bool(&value))
-                .unwrap_or(false);
         let retries_max = match self.env_var(&["ARCA_MAX_RETRIES", "VAULT_MAX_RETRIES"]) {
             Some(text) => text
                 .parse::<u32>()
@@ -230,8 +222,7 @@ impl Context<'_> {
                 .value("wrap-ttl")
                 .map(str::to_string)
                 .or_else(|| self.env_var(&["ARCA_WRAP_TTL", "VAULT_WRAP_TTL"])),
-            ca_cert_pem,
-            skip_verify,
+            tls,
             retries_max,
             timeout,
             headers: parse_headers(parsed.values("header"))?,
@@ -239,6 +230,59 @@ impl Context<'_> {
             ca_cert_path,
         })
         .map_err(Failure::Local)
+    }
+
+    /// The TLS flags and variables, files read: `-ca-cert` wins over `-ca-path` (as in
+    /// Vault), each flag over its variable, each `ARCA_` variable over its `VAULT_` one.
+    fn client_tls(
+        &self,
+        parsed: &ParsedArgs,
+        ca_cert_path: Option<&str>,
+    ) -> Result<client::ClientTls, Failure> {
+        let setting = |flag: &str, names: &[&str]| {
+            parsed
+                .value(flag)
+                .map(str::to_string)
+                .or_else(|| self.env_var(names))
+        };
+        let ca_certificates_pem = match ca_cert_path {
+            Some(path) => vec![local::read_file_bytes(path).map_err(Failure::Local)?],
+            None => match setting("ca-path", &["ARCA_CAPATH", "VAULT_CAPATH"]) {
+                Some(dir) => local::read_pem_directory(&dir).map_err(Failure::Local)?,
+                None => Vec::new(),
+            },
+        };
+        let client_certificate = setting("client-cert", &["ARCA_CLIENT_CERT", "VAULT_CLIENT_CERT"]);
+        let client_key = setting("client-key", &["ARCA_CLIENT_KEY", "VAULT_CLIENT_KEY"]);
+        let (client_certificate_pem, client_key_pem) = match (client_certificate, client_key) {
+            (Some(certificate), Some(key)) => (
+                Some(local::read_file_bytes(&certificate).map_err(Failure::Local)?),
+                Some(zeroize::Zeroizing::new(
+                    local::read_file_bytes(&key).map_err(Failure::Local)?,
+                )),
+            ),
+            (None, None) => (None, None),
+            _ => {
+                return Err(Failure::Usage(
+                    "Both client cert and client key must be provided (-client-cert and -client-key, or VAULT_CLIENT_CERT and VAULT_CLIENT_KEY)".to_string(),
+                ));
+            }
+        };
+        let skip_verify = parsed.flag("tls-skip-verify")
+            || self
+                .env_var(&["ARCA_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
+                .and_then(|value| parse_go_bool(&value))
+                .unwrap_or(false);
+        Ok(client::ClientTls {
+            ca_certificates_pem,
+            client_certificate_pem,
+            client_key_pem,
+            server_name: setting(
+                "tls-server-name",
+                &["ARCA_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"],
+            ),
+            skip_verify,
+        })
     }
 
     /// Vault's `OutputSecret`: warnings (stderr) then the table, or the JSON envelope.

@@ -79,10 +79,24 @@ pub struct TcpListenerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerTls {
     Disabled,
-    Enabled {
-        cert_file: PathBuf,
-        key_file: PathBuf,
-    },
+    Enabled(ListenerTlsFiles),
+}
+
+/// A TLS listener's settings. The files are read when the server starts and again on
+/// SIGHUP; the configuration only names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTlsFiles {
+    /// `tls_cert_file`: PEM, the server certificate first, then any intermediates.
+    pub cert_file: PathBuf,
+    /// `tls_key_file`: the PEM private key of the first certificate.
+    pub key_file: PathBuf,
+    /// `tls_min_version`: `tls12` (default) or `tls13`.
+    pub min_version: crate::http::tls::TlsMinVersion,
+    /// `tls_client_ca_file`: the CA client certificates must chain to.
+    pub client_ca_file: Option<PathBuf>,
+    /// `tls_require_and_verify_client_cert`: refuse clients without a certificate
+    /// signed by `client_ca_file`.
+    pub require_client_cert: bool,
 }
 
 impl ListenerTls {
@@ -90,7 +104,7 @@ impl ListenerTls {
     pub fn scheme(&self) -> &'static str {
         match self {
             ListenerTls::Disabled => "http",
-            ListenerTls::Enabled { .. } => "https",
+            ListenerTls::Enabled(_) => "https",
         }
     }
 }
@@ -126,9 +140,37 @@ pub struct RaftStorageConfig {
 pub const RAFT_LOG_ENTRIES_SETTING_MAX: u64 = 10_000_000;
 
 /// One `retry_join { leader_api_addr = "..." }` block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetryJoinConfig {
     pub leader_api_addr: String,
+    /// `leader_ca_cert_file` or inline `leader_ca_cert`: the CA the leader's API
+    /// certificate chains to (the system's roots when absent).
+    pub leader_ca_cert: Option<PemSource>,
+    /// `leader_client_cert_file` / `leader_client_cert`, for a leader that requires
+    /// client certificates.
+    pub leader_client_cert: Option<PemSource>,
+    /// `leader_client_key_file` / `leader_client_key`.
+    pub leader_client_key: Option<PemSource>,
+    /// `leader_tls_servername`: the name the leader's certificate must carry, when it is
+    /// not the host of `leader_api_addr`.
+    pub leader_tls_servername: Option<String>,
+}
+
+/// PEM given in a configuration file, Vault-style: a path (`*_file`) or the PEM text.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl std::fmt::Debug for PemSource {
+    // Inline PEM may be a private key: a debug print shows only where it came from.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::File(path) => write!(formatter, "File({})", path.display()),
+            PemSource::Inline(_) => formatter.write_str("Inline(..)"),
+        }
+    }
 }
 
 /// Environment variables the configuration reads, in order of precedence per setting.

@@ -11,9 +11,11 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 
 use super::{
-    ConfigError, ListenerTls, RAFT_LOG_ENTRIES_SETTING_MAX, RaftStorageConfig, ReplicationConfig,
-    RetryJoinConfig, StorageConfig, TcpListenerConfig, check_http_address, force_https,
+    ConfigError, ListenerTls, ListenerTlsFiles, PemSource, RAFT_LOG_ENTRIES_SETTING_MAX,
+    RaftStorageConfig, ReplicationConfig, RetryJoinConfig, StorageConfig, TcpListenerConfig,
+    check_http_address, force_https,
 };
+use crate::http::tls::TlsMinVersion;
 use crate::raft::node::{LOGS_KEPT_AFTER_SNAPSHOT, SNAPSHOT_LOGS_SINCE_LAST};
 use crate::raft::wal::WAL_BUFFER_ENTRIES_MAX;
 
@@ -236,6 +238,9 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
     let mut tls_disable = false;
     let mut cert_file = None;
     let mut key_file = None;
+    let mut min_version = TlsMinVersion::default();
+    let mut client_ca_file = None;
+    let mut require_client_cert = false;
     for structure in block.body.iter() {
         let attribute = only_attribute(source, context, structure)?;
         let key = attribute.key.as_str();
@@ -244,8 +249,28 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
             "address" => address = Some(value.listen_address()?),
             "cluster_address" => cluster_address = Some(value.listen_address()?),
             "tls_disable" => tls_disable = value.bool()?,
-            "tls_cert_file" => cert_file = Some(PathBuf::from(value.string()?)),
-            "tls_key_file" => key_file = Some(PathBuf::from(value.string()?)),
+            "tls_cert_file" => cert_file = Some(PathBuf::from(value.non_empty_string()?)),
+            "tls_key_file" => key_file = Some(PathBuf::from(value.non_empty_string()?)),
+            "tls_min_version" => {
+                min_version = match value.string()?.as_str() {
+                    "tls12" => TlsMinVersion::Tls12,
+                    "tls13" => TlsMinVersion::Tls13,
+                    // Vault still accepts these; TLS 1.0 and 1.1 are broken and rustls
+                    // does not speak them, so refusing beats silently serving 1.2.
+                    old @ ("tls10" | "tls11") => {
+                        return Err(value.error(format!(
+                            "{old:?} is not supported: TLS 1.0 and 1.1 are insecure; use \"tls12\" or \"tls13\""
+                        )));
+                    }
+                    other => {
+                        return Err(value.error(format!(
+                            "invalid TLS version {other:?}: expected \"tls12\" or \"tls13\""
+                        )));
+                    }
+                }
+            }
+            "tls_client_ca_file" => client_ca_file = Some(PathBuf::from(value.non_empty_string()?)),
+            "tls_require_and_verify_client_cert" => require_client_cert = value.bool()?,
             other => return Err(source.error(attribute.span(), unknown_key(context, other))),
         }
     }
@@ -269,10 +294,23 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
         ListenerTls::Disabled
     } else {
         match (cert_file, key_file) {
-            (Some(cert_file), Some(key_file)) => ListenerTls::Enabled {
-                cert_file,
-                key_file,
-            },
+            (Some(cert_file), Some(key_file)) => {
+                if require_client_cert && client_ca_file.is_none() {
+                    return Err(source.error(
+                        block.span(),
+                        format!(
+                            "{context}tls_require_and_verify_client_cert needs tls_client_ca_file: the CA client certificates must chain to"
+                        ),
+                    ));
+                }
+                ListenerTls::Enabled(ListenerTlsFiles {
+                    cert_file,
+                    key_file,
+                    min_version,
+                    client_ca_file,
+                    require_client_cert,
+                })
+            }
             _ => {
                 return Err(source.error(
                     block.span(),
@@ -400,21 +438,57 @@ fn parse_retry_join(source: &Source<'_>, block: &Block) -> Result<RetryJoinConfi
         return Err(source.error(block.span(), format!("{context}takes no label")));
     }
     let mut leader_api_addr = None;
+    let mut join = RetryJoinConfig::default();
     for structure in block.body.iter() {
         let attribute = only_attribute(source, context, structure)?;
         let key = attribute.key.as_str();
         let value = Value::new(source, context, attribute);
+        // Vault takes each PEM either as a file (`*_file`) or inline; the file wins
+        // when both are given, as in Vault.
+        let file = |value: &Value<'_>| -> Result<Option<PemSource>, ConfigError> {
+            Ok(Some(PemSource::File(PathBuf::from(
+                value.non_empty_string()?,
+            ))))
+        };
+        let inline = |value: &Value<'_>, current: &Option<PemSource>| {
+            if matches!(current, Some(PemSource::File(_))) {
+                return Ok(current.clone());
+            }
+            Ok::<_, ConfigError>(Some(PemSource::Inline(value.non_empty_string()?)))
+        };
         match key {
             "leader_api_addr" => {
                 let address = value.string()?;
                 check_http_address(&address).map_err(|why| value.error(why))?;
                 leader_api_addr = Some(address);
             }
+            "leader_ca_cert_file" => join.leader_ca_cert = file(&value)?,
+            "leader_client_cert_file" => join.leader_client_cert = file(&value)?,
+            "leader_client_key_file" => join.leader_client_key = file(&value)?,
+            "leader_ca_cert" => join.leader_ca_cert = inline(&value, &join.leader_ca_cert)?,
+            "leader_client_cert" => {
+                join.leader_client_cert = inline(&value, &join.leader_client_cert)?
+            }
+            "leader_client_key" => {
+                join.leader_client_key = inline(&value, &join.leader_client_key)?
+            }
+            "leader_tls_servername" => join.leader_tls_servername = Some(value.non_empty_string()?),
             other => return Err(source.error(attribute.span(), unknown_key(context, other))),
         }
     }
+    if join.leader_client_cert.is_some() != join.leader_client_key.is_some() {
+        return Err(source.error(
+            block.span(),
+            format!(
+                "{context}leader_client_cert_file and leader_client_key_file must be set together"
+            ),
+        ));
+    }
     match leader_api_addr {
-        Some(leader_api_addr) => Ok(RetryJoinConfig { leader_api_addr }),
+        Some(leader_api_addr) => Ok(RetryJoinConfig {
+            leader_api_addr,
+            ..join
+        }),
         None => Err(source.error(
             block.span(),
             format!("{context}\"leader_api_addr\" is required"),

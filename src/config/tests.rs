@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 
 use super::*;
+use crate::http::tls::TlsMinVersion;
 
 fn no_env() -> BTreeMap<String, String> {
     BTreeMap::new()
@@ -210,10 +211,13 @@ storage "raft" {
     assert_eq!(config.listeners.len(), 2);
     assert_eq!(
         config.listeners[0].tls,
-        ListenerTls::Enabled {
+        ListenerTls::Enabled(ListenerTlsFiles {
             cert_file: "/etc/arca/cert.pem".into(),
-            key_file: "/etc/arca/key.pem".into()
-        }
+            key_file: "/etc/arca/key.pem".into(),
+            min_version: TlsMinVersion::Tls12,
+            client_ca_file: None,
+            require_client_cert: false,
+        })
     );
     assert_eq!(config.listeners[0].cluster_address.port(), 8201);
     assert_eq!(config.listeners[1].cluster_address.port(), 9999);
@@ -303,10 +307,10 @@ fn missing_pieces_are_errors() {
             .contains("\"path\" is required")
     );
     assert!(error_text("storage \"consul\" {}\n").contains("unsupported storage type"));
-    let retry_join = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_ca_cert = \"x\"\n  }\n}\n";
+    let retry_join = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_ca_crt = \"x\"\n  }\n}\n";
     assert_eq!(
         error_text(retry_join),
-        "config.hcl:7: storage \"raft\": retry_join: unknown key \"leader_ca_cert\""
+        "config.hcl:7: storage \"raft\": retry_join: unknown key \"leader_ca_crt\""
     );
 }
 
@@ -397,4 +401,82 @@ fn raft_log_settings_and_the_replication_buffer_follow_vault_and_are_bounded() {
     );
     let unknown = text.replace("logshipper_buffer_length", "buffer_length");
     assert!(parse(&unknown, "config.hcl", &env(&[])).is_err());
+}
+
+#[test]
+fn tls_listener_and_join_settings_are_read_as_vault_names_them() {
+    let text = r#"
+listener "tcp" {
+  address = "127.0.0.1:8200"
+  tls_cert_file = "/tls/chain.pem"
+  tls_key_file = "/tls/key.pem"
+  tls_min_version = "tls13"
+  tls_client_ca_file = "/tls/clients.pem"
+  tls_require_and_verify_client_cert = "true"
+}
+storage "raft" {
+  path = "/d"
+  retry_join {
+    leader_api_addr = "https://10.0.0.2:8200"
+    leader_ca_cert_file = "/tls/ca.pem"
+    leader_client_cert_file = "/tls/node.pem"
+    leader_client_key_file = "/tls/node-key.pem"
+    leader_tls_servername = "arca.internal"
+  }
+}
+"#;
+    let config = parse(text, "c.hcl", &no_env()).unwrap();
+    assert_eq!(
+        config.listeners[0].tls,
+        ListenerTls::Enabled(ListenerTlsFiles {
+            cert_file: "/tls/chain.pem".into(),
+            key_file: "/tls/key.pem".into(),
+            min_version: TlsMinVersion::Tls13,
+            client_ca_file: Some("/tls/clients.pem".into()),
+            require_client_cert: true,
+        })
+    );
+    assert_eq!(config.api_addr, "https://127.0.0.1:8200");
+    let StorageConfig::Raft(raft) = config.storage else {
+        panic!("raft storage expected");
+    };
+    let join = &raft.retry_join[0];
+    assert_eq!(
+        join.leader_ca_cert,
+        Some(PemSource::File("/tls/ca.pem".into()))
+    );
+    assert_eq!(
+        join.leader_client_key,
+        Some(PemSource::File("/tls/node-key.pem".into()))
+    );
+    assert_eq!(join.leader_tls_servername.as_deref(), Some("arca.internal"));
+}
+
+#[test]
+fn unsafe_or_incomplete_tls_settings_are_refused_with_the_key_named() {
+    let listener = |extra: &str| {
+        format!(
+            "listener \"tcp\" {{\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n{extra}}}\nstorage \"inmem\" {{}}\n"
+        )
+    };
+    let error = error_text(&listener("  tls_min_version = \"tls11\"\n"));
+    assert!(
+        error.starts_with(
+            "config.hcl:4: listener \"tcp\": \"tls_min_version\": \"tls11\" is not supported"
+        ),
+        "{error}"
+    );
+    let error = error_text(&listener("  tls_min_version = \"ssl3\"\n"));
+    assert!(error.contains("invalid TLS version \"ssl3\""), "{error}");
+    let error = error_text(&listener("  tls_require_and_verify_client_cert = true\n"));
+    assert!(
+        error.contains("tls_require_and_verify_client_cert needs tls_client_ca_file"),
+        "{error}"
+    );
+    let half_pair = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_api_addr = \"https://a:8200\"\n    leader_client_cert_file = \"c\"\n  }\n}\n";
+    assert!(
+        error_text(half_pair).contains("must be set together"),
+        "{}",
+        error_text(half_pair)
+    );
 }

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Core, NodeAddress, lock};
 use crate::barrier::{Keyring, aead};
+use crate::http::client::PeerTls;
 use crate::logical::LogicalError;
 use crate::seal::{self, SealConfig};
 use crate::storage::key_space;
@@ -34,10 +35,30 @@ pub struct Challenge {
     expires_at: std::time::Instant,
 }
 
+/// A leader to join: its API address and how to reach it over TLS (Vault's
+/// `retry_join` block, or the body of `sys/storage/raft/join`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinTarget {
+    pub leader_api_addr: String,
+    pub tls: PeerTls,
+}
+
+impl JoinTarget {
+    /// A leader reached with the system's roots (or in plain HTTP).
+    pub fn new(leader_api_addr: impl Into<String>) -> JoinTarget {
+        JoinTarget {
+            leader_api_addr: leader_api_addr.into(),
+            tls: PeerTls::default(),
+        }
+    }
+}
+
 /// What a joining node holds between its join request and its unseal.
 #[derive(Debug, Clone)]
 pub struct PendingJoin {
     pub leader_api_addr: String,
+    /// The answer goes to the same leader, over the same trust.
+    leader_tls: PeerTls,
     pub seal_config: SealConfig,
     sealed_root_key: Vec<u8>,
     sealed_keyring: Vec<u8>,
@@ -128,8 +149,9 @@ impl Core {
         })
     }
 
-    /// Joining side: ask `leader_api_addr` for a challenge and wait for the unseal.
-    pub async fn request_join(&self, leader_api_addr: &str) -> Result<(), LogicalError> {
+    /// Joining side: ask the leader for a challenge and wait for the unseal.
+    pub async fn request_join(&self, target: &JoinTarget) -> Result<(), LogicalError> {
+        let leader_api_addr = target.leader_api_addr.as_str();
         if self.cluster.is_bootstrapped() {
             return Err(LogicalError::BadRequest(
                 "node is already part of a Raft cluster".into(),
@@ -142,6 +164,7 @@ impl Core {
         }
         let (status, body) = crate::http::client::post_json(
             leader_api_addr,
+            &target.tls,
             "/v1/sys/storage/raft/bootstrap/challenge",
             &json!({ "server_id": self.config.node.node_id }),
             JOIN_REQUEST_TIMEOUT,
@@ -172,6 +195,7 @@ impl Core {
                 })?;
         let pending = PendingJoin {
             leader_api_addr: leader_api_addr.to_string(),
+            leader_tls: target.tls.clone(),
             seal_config,
             sealed_root_key: decode("sealed_root_key")?,
             sealed_keyring: decode("sealed_keyring")?,
@@ -209,6 +233,7 @@ impl Core {
         let node = &self.config.node;
         let (status, body) = crate::http::client::post_json(
             &pending.leader_api_addr,
+            &pending.leader_tls,
             "/v1/sys/storage/raft/bootstrap/answer",
             &json!({
                 "server_id": node.node_id,
@@ -245,13 +270,14 @@ impl Core {
                 return;
             }
             if !pending {
-                for leader in self.config.retry_join.clone() {
+                for target in self.config.retry_join.clone() {
+                    let leader = target.leader_api_addr.as_str();
                     if leader.trim_end_matches('/')
                         == self.config.node.api_addr.trim_end_matches('/')
                     {
                         continue;
                     }
-                    match self.request_join(&leader).await {
+                    match self.request_join(&target).await {
                         Ok(()) => break,
                         Err(error) => tracing::debug!(%leader, %error, "retry_join attempt failed"),
                     }

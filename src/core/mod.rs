@@ -39,6 +39,7 @@ use crate::storage::commit_count::counting_commits;
 use crate::storage::key_space::{CLUSTER_INFO_KEY, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
 pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
 use index_state::{IndexState, IndexStateKey};
+pub use join::JoinTarget;
 use join::PendingJoin;
 
 /// The version Arca reports where Vault reports its own.
@@ -54,8 +55,8 @@ pub struct CoreConfig {
     pub node: NodeAddress,
     /// `cluster_name` from the configuration; generated at init when absent.
     pub cluster_name: Option<String>,
-    /// `retry_join { leader_api_addr }` entries.
-    pub retry_join: Vec<String>,
+    /// `retry_join { leader_api_addr ... }` entries.
+    pub retry_join: Vec<JoinTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

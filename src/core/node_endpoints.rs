@@ -214,7 +214,23 @@ impl Core {
         let leader = field_str(&body, "leader_api_addr")?
             .ok_or_else(|| LogicalError::BadRequest("leader_api_addr is required".into()))?
             .to_string();
-        self.request_join(&leader).await?;
+        // Vault's join body carries the leader's CA and a client certificate inline.
+        let pem = |field: &str| -> Result<Option<Vec<u8>>, LogicalError> {
+            Ok(field_str(&body, field)?
+                .filter(|value| !value.is_empty())
+                .map(|value| value.as_bytes().to_vec()))
+        };
+        let tls = crate::http::client::PeerTls {
+            ca_certificate_pem: pem("leader_ca_cert")?,
+            client_certificate_pem: pem("leader_client_cert")?,
+            client_key_pem: pem("leader_client_key")?.map(zeroize::Zeroizing::new),
+            server_name: None,
+        };
+        self.request_join(&super::JoinTarget {
+            leader_api_addr: leader,
+            tls,
+        })
+        .await?;
         Ok(json_ok(json!({ "joined": true })))
     }
 

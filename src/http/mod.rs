@@ -8,6 +8,7 @@
 pub mod client;
 pub mod envelope;
 pub mod server;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1464,8 +1464,11 @@ async fn unwrap_bundle(address: &str, token: &str) -> Result<Bundle, LogicalErro
         http::HeaderValue::from_str(token)
             .map_err(|_| LogicalError::BadRequest("invalid activation token".into()))?,
     );
+    // The primary's API is trusted through the system's roots, as Vault's secondary does
+    // without a `ca_file`.
     let response = crate::http::client::request(
         address,
+        &crate::http::client::PeerTls::default(),
         http::Method::PUT,
         "/v1/sys/wrapping/unwrap",
         &headers,

@@ -9,7 +9,6 @@ pub const DEV_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
 
 #[cfg(not(madsim))]
 pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
-    use base64::Engine;
     super::init_logging(args.log_level.as_deref());
     let listen = args
         .dev_listen_address
@@ -18,17 +17,50 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     let api_listen: std::net::SocketAddr = listen
         .parse()
         .map_err(|_| format!("Error parsing -dev-listen-address {listen:?}: expected HOST:PORT"))?;
+    let dev_tls = if args.dev_tls {
+        Some(super::dev_tls::generate(
+            args.dev_tls_cert_dir.as_deref(),
+            api_listen.ip(),
+        )?)
+    } else {
+        None
+    };
+    let result = serve_dev(args, api_listen, dev_tls.as_ref()).await;
+    // The generated files go whether the node ran or failed to start.
+    if let Some(files) = &dev_tls {
+        super::dev_tls::remove(files);
+    }
+    result
+}
+
+/// The dev node itself, over TLS when `dev_tls` holds its files, until a signal.
+#[cfg(not(madsim))]
+async fn serve_dev(
+    args: &ServerArgs,
+    api_listen: std::net::SocketAddr,
+    dev_tls: Option<&super::dev_tls::DevTlsFiles>,
+) -> Result<(), String> {
+    use base64::Engine;
     let cluster_listen =
         std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
     let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
+    let api_tls = match dev_tls {
+        Some(files) => Some(crate::http::tls::ServerTls::new(
+            super::tls_files::load_listener(&files.listener)
+                .map_err(|error| format!("Error loading the dev TLS certificate: {error}"))?,
+        )),
+        None => None,
+    };
+    let scheme = if dev_tls.is_some() { "https" } else { "http" };
     let config = NodeConfig {
         node_id: "dev-node".into(),
         api_listen,
         cluster_listen,
-        api_addr: format!("http://{api_listen}"),
+        api_addr: format!("{scheme}://{api_listen}"),
         cluster_addr: format!("https://{cluster_listen}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        api_tls,
         raft: Default::default(),
     };
     super::print_configuration(&config, "inmem");
@@ -50,12 +82,17 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
         .await
         .map_err(|error| format!("Error starting the dev node: {error}"))?;
     let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
+    // Vault prints the CA's path right under the address, so both lines can be pasted.
+    let ca_line = match dev_tls {
+        Some(files) => format!("    $ export VAULT_CACERT='{}'\n", files.ca_file.display()),
+        None => String::new(),
+    };
     println!(
         "WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory\n\
          and starts unsealed with a single unseal key. The root token is already\n\
          authenticated to the CLI, so you can immediately begin using Arca.\n\n\
          You may need to set the following environment variables:\n\n    \
-         $ export VAULT_ADDR='{}'\n\n\
+         $ export VAULT_ADDR='{}'\n{ca_line}\n\
          The unseal key and root token are displayed below in case you want to\n\
          seal/unseal Arca or re-authenticate.\n\n\
          Unseal Key: {unseal_key}\n\

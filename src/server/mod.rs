@@ -1,8 +1,12 @@
 //! The server process: configuration in, a running node out, until SIGINT or SIGTERM.
 
 pub mod dev;
+#[cfg(not(madsim))]
+pub mod dev_tls;
 pub mod node;
 pub mod raft_cluster;
+#[cfg(not(madsim))]
+pub mod tls_files;
 
 use std::path::PathBuf;
 
@@ -19,6 +23,11 @@ pub struct ServerArgs {
     pub dev_root_token_id: Option<String>,
     /// `-dev-listen-address=ADDR` (default 127.0.0.1:8200).
     pub dev_listen_address: Option<String>,
+    /// `-dev-tls`: serve the dev API over TLS with a generated CA and certificate.
+    pub dev_tls: bool,
+    /// `-dev-tls-cert-dir=DIR`: where `-dev-tls` writes them (a new temporary
+    /// directory by default).
+    pub dev_tls_cert_dir: Option<PathBuf>,
     /// `-log-level=LEVEL`.
     pub log_level: Option<String>,
 }
@@ -99,11 +108,16 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         );
     }
     let listener = config.listeners.first().ok_or("no listener configured")?;
-    // Serving plain HTTP on a listener the operator configured for TLS would be worse
-    // than not starting: refuse until TLS listeners exist.
-    if let crate::config::ListenerTls::Enabled { .. } = listener.tls {
-        return Err("Error: TLS on the API listener is not implemented yet; set tls_disable = 1 and terminate TLS in front of Arca".to_string());
-    }
+    let api_tls = match &listener.tls {
+        crate::config::ListenerTls::Disabled => None,
+        crate::config::ListenerTls::Enabled(files) => {
+            let server_config = tls_files::load_listener(files)
+                .map_err(|error| format!("Error initializing listener of type tcp: {error}"))?;
+            let tls = crate::http::tls::ServerTls::new(server_config);
+            tls_files::spawn_reload_on_sighup(tls.clone(), files.clone());
+            Some(tls)
+        }
+    };
     let mut raft_options = crate::raft::RaftOptions {
         wal_buffer_entries_max: config.replication.logshipper_buffer_length,
         ..Default::default()
@@ -118,8 +132,9 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
                 raft.node_id.clone(),
                 raft.retry_join
                     .iter()
-                    .map(|join| join.leader_api_addr.clone())
-                    .collect(),
+                    .map(tls_files::load_join_target)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| format!("Error in storage \"raft\": {error}"))?,
             )
         }
         crate::config::StorageConfig::Inmem => (None, None, Vec::new()),
@@ -143,6 +158,7 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         cluster_addr: config.cluster_addr.clone(),
         cluster_name: config.cluster_name.clone(),
         retry_join,
+        api_tls,
         raft: raft_options,
     };
     print_configuration(&node_config, "raft");
@@ -179,8 +195,14 @@ pub(crate) fn print_configuration(config: &NodeConfig, storage: &str) {
     eprintln!("             Api Address: {}", config.api_addr);
     eprintln!("         Cluster Address: {}", config.cluster_addr);
     eprintln!(
-        "              Listener 1: tcp (addr: \"{}\", cluster address: \"{}\", tls: \"disabled\")",
-        config.api_listen, config.cluster_listen
+        "              Listener 1: tcp (addr: \"{}\", cluster address: \"{}\", tls: \"{}\")",
+        config.api_listen,
+        config.cluster_listen,
+        if config.api_tls.is_some() {
+            "enabled"
+        } else {
+            "disabled"
+        }
     );
     eprintln!("                 Storage: {storage} (HA available)");
     eprintln!("                 Node ID: {}", config.node_id);

@@ -30,7 +30,9 @@ pub struct NodeConfig {
     /// The address peers use for the cluster port.
     pub cluster_addr: String,
     pub cluster_name: Option<String>,
-    pub retry_join: Vec<String>,
+    pub retry_join: Vec<crate::core::JoinTarget>,
+    /// TLS on the API listener (real build only; always `None` in the simulator).
+    pub api_tls: Option<Arc<crate::http::tls::ServerTls>>,
     /// Snapshot cadence, retained log and WAL buffer (from the `storage "raft"` and
     /// `replication` stanzas).
     pub raft: crate::raft::RaftOptions,
@@ -56,6 +58,7 @@ pub struct Node {
     api_address: SocketAddr,
     /// Whether the API listener is up (from the start, or since [`Node::serve_api`]).
     api_served: bool,
+    api_tls: Option<Arc<crate::http::tls::ServerTls>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -110,7 +113,12 @@ impl Node {
         assert!(!self.api_served, "the API is served once");
         let listener = bind_api(self.api_address).await?;
         self.api_address = listener.local_addr().unwrap_or(self.api_address);
-        spawn_api(&self.core, listener, self.shutdown.subscribe());
+        spawn_api(
+            &self.core,
+            listener,
+            self.api_tls.clone(),
+            self.shutdown.subscribe(),
+        );
         self.api_served = true;
         tracing::info!(api = %self.api_address, "serving the API");
         Ok(())
@@ -182,7 +190,12 @@ impl Node {
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let api_served = api_listener.is_some();
         if let Some(listener) = api_listener {
-            spawn_api(&core, listener, shutdown_receiver.clone());
+            spawn_api(
+                &core,
+                listener,
+                config.api_tls.clone(),
+                shutdown_receiver.clone(),
+            );
         }
         tokio::spawn(core.clone().retry_join_loop());
         tokio::spawn(replication.run(shutdown_receiver.clone()));
@@ -199,6 +212,7 @@ impl Node {
             shutdown,
             api_address,
             api_served,
+            api_tls: config.api_tls.clone(),
         })
     }
 
@@ -282,9 +296,14 @@ impl Node {
     }
 }
 
-fn spawn_api(core: &Arc<Core>, listener: tokio::net::TcpListener, shutdown: watch::Receiver<bool>) {
+fn spawn_api(
+    core: &Arc<Core>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<crate::http::tls::ServerTls>>,
+    shutdown: watch::Receiver<bool>,
+) {
     let router = crate::http::router(core.clone() as Arc<dyn crate::http::ApiHandler>);
-    tokio::spawn(crate::http::server::serve(listener, router, shutdown));
+    tokio::spawn(crate::http::server::serve(listener, router, tls, shutdown));
 }
 
 async fn bind_api(address: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {

@@ -28,9 +28,19 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// TLS for a [`ServerProcess`]: HCL lines added to its `listener "tcp"` block (the
+/// `tls_*` settings) and to each of its `retry_join` blocks (the `leader_*` settings).
+#[derive(Debug, Clone, Default)]
+pub struct NodeTls {
+    pub listener: String,
+    pub retry_join: String,
+}
+
 /// One `arca server` process.
 pub struct ServerProcess {
     pub name: String,
+    /// `http` or `https`, as its listener serves.
+    pub scheme: &'static str,
     pub api_port: u16,
     pub cluster_port: u16,
     pub data_dir: PathBuf,
@@ -41,7 +51,7 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.api_port)
     }
 
     /// Write a Vault-style configuration for this node under `root`.
@@ -66,20 +76,49 @@ impl ServerProcess {
         retry_join: &[String],
         api_addr: &str,
     ) -> ServerProcess {
+        Self::configure_with_tls(
+            root,
+            name,
+            api_port,
+            cluster_port,
+            retry_join,
+            api_addr,
+            None,
+        )
+    }
+
+    /// [`ServerProcess::configure_advertising`] with the listener serving TLS when
+    /// `tls` is given (`api_addr` should then be `https://`).
+    pub fn configure_with_tls(
+        root: &Path,
+        name: &str,
+        api_port: u16,
+        cluster_port: u16,
+        retry_join: &[String],
+        api_addr: &str,
+        tls: Option<&NodeTls>,
+    ) -> ServerProcess {
         let data_dir = root.join(name).join("data");
         std::fs::create_dir_all(&data_dir).unwrap();
+        let (listener_tls, join_tls) = match tls {
+            Some(tls) => (tls.listener.clone(), tls.retry_join.clone()),
+            None => ("  tls_disable = 1\n".to_string(), String::new()),
+        };
         let joins: String = retry_join
             .iter()
-            .map(|address| format!("  retry_join {{\n    leader_api_addr = \"{address}\"\n  }}\n"))
+            .map(|address| {
+                format!("  retry_join {{\n    leader_api_addr = \"{address}\"\n{join_tls}  }}\n")
+            })
             .collect();
         let config = format!(
-            "ui = true\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{joins}}}\napi_addr = \"{api_addr}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
+            "ui = true\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n{listener_tls}}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{joins}}}\napi_addr = \"{api_addr}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
             data_dir.display()
         );
         let config_path = root.join(name).join("server.hcl");
         std::fs::write(&config_path, config).unwrap();
         ServerProcess {
             name: name.to_string(),
+            scheme: if tls.is_some() { "https" } else { "http" },
             api_port,
             cluster_port,
             log_path: root.join(name).join("server.log"),
@@ -124,7 +163,8 @@ impl ServerProcess {
         self.signal("-CONT");
     }
 
-    fn signal(&self, signal: &str) {
+    /// `kill SIGNAL PID`, e.g. `-HUP` to reload certificates.
+    pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the process is running");
         let status = Command::new("kill")
             .arg(signal)
@@ -182,10 +222,21 @@ impl TestCluster {
     /// Start three nodes that retry_join each other, initialize the first, unseal all,
     /// and wait until the configuration holds three voters.
     pub fn start(root: &Path, http: &reqwest::blocking::Client) -> TestCluster {
+        Self::start_with_tls(root, http, None)
+    }
+
+    /// [`TestCluster::start`] with TLS listeners and `https://` joins when `tls` is
+    /// given; `http` must then trust the listeners' CA.
+    pub fn start_with_tls(
+        root: &Path,
+        http: &reqwest::blocking::Client,
+        tls: Option<&NodeTls>,
+    ) -> TestCluster {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let addresses: Vec<String> = ports
             .iter()
-            .map(|(api, _)| format!("http://127.0.0.1:{api}"))
+            .map(|(api, _)| format!("{scheme}://127.0.0.1:{api}"))
             .collect();
         let mut nodes = Vec::new();
         for (index, (api_port, cluster_port)) in ports.iter().enumerate() {
@@ -195,12 +246,14 @@ impl TestCluster {
                 .filter(|(other, _)| *other != index)
                 .map(|(_, address)| address.clone())
                 .collect();
-            let mut node = ServerProcess::configure(
+            let mut node = ServerProcess::configure_with_tls(
                 root,
                 &format!("node{}", index + 1),
                 *api_port,
                 *cluster_port,
                 &others,
+                &addresses[index],
+                tls,
             );
             node.start();
             nodes.push(node);
@@ -387,6 +440,7 @@ pub async fn start_dev_node(audit_files: std::sync::Arc<dyn arca::env::LogFiles>
         cluster_addr: format!("https://127.0.0.1:{cluster_port}"),
         cluster_name: None,
         retry_join: Vec::new(),
+        api_tls: None,
         raft: Default::default(),
     };
     let node = arca::server::Node::start(

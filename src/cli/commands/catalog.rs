@@ -71,6 +71,12 @@ const SERVER_FLAGS: &[FlagSpec] = &[
         .default_value("127.0.0.1:8200")
         .environment("VAULT_DEV_LISTEN_ADDRESS")
         .usage("Address to bind to in development mode."),
+    bool_flag(&["dev-tls"]).usage(
+        "Enable TLS development mode: as -dev, with a generated CA, server certificate and key; the server prints where the CA is for VAULT_CACERT. Never use it in production.",
+    ),
+    value_flag(&["dev-tls-cert-dir"]).usage(
+        "Directory where generated TLS files are created if -dev-tls is specified. If left unset, files are generated in a temporary directory.",
+    ),
     value_flag(&["log-level"])
         .default_value("info")
         .environment("VAULT_LOG_LEVEL")

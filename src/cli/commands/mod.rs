@@ -130,10 +130,17 @@ pub fn server_args(args: &[String], env: &BTreeMap<String, String>) -> Result<Se
             .value("dev-listen-address")
             .map(str::to_string)
             .or_else(|| from_env(["ARCA_DEV_LISTEN_ADDRESS", "VAULT_DEV_LISTEN_ADDRESS"])),
+        dev_tls: parsed.flag("dev-tls"),
+        dev_tls_cert_dir: parsed.value("dev-tls-cert-dir").map(PathBuf::from),
         log_level: parsed
             .value("log-level")
             .map(str::to_string)
             .or_else(|| from_env(["ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"])),
+    };
+    // As in Vault, -dev-tls implies -dev.
+    let server_args = ServerArgs {
+        dev: server_args.dev || server_args.dev_tls,
+        ..server_args
     };
     if server_args.config_path.is_none() && !server_args.dev {
         return Err(Failure::Usage(
@@ -172,6 +179,17 @@ mod tests {
         assert!(dev.dev);
         assert_eq!(dev.dev_root_token_id.as_deref(), Some("root"));
         assert_eq!(dev.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn dev_tls_implies_dev_and_keeps_its_directory() {
+        let args = server_args(
+            &strings(&["-dev-tls", "-dev-tls-cert-dir=/tmp/certs"]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(args.dev && args.dev_tls);
+        assert_eq!(args.dev_tls_cert_dir, Some(PathBuf::from("/tmp/certs")));
     }
 
     #[test]
