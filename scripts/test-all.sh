@@ -30,28 +30,34 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "tools the CLI tests type into bash as the tutorial does (jq)"
-# tests/cli_tutorial.rs pipes `arca ... -format=json` into jq, as the tutorial does; the
-# test fails rather than skips without it, so install it here when it is missing.
-if ! command -v jq >/dev/null 2>&1; then
-  echo "installing jq"
+step "tools the CLI and docs tests type into bash (jq, openssl)"
+# tests/cli_tutorial.rs pipes `arca ... -format=json` into jq, as the tutorial does, and
+# tests/tls_docs.rs makes the CA of docs/tls.md with openssl; those tests fail rather than
+# skip without them, so install whatever is missing here.
+missing=()
+for tool in jq openssl; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
   sudo_if_needed=()
   if [ "$(id -u)" -ne 0 ]; then sudo_if_needed=(sudo); fi
   if command -v apt-get >/dev/null 2>&1; then
     "${sudo_if_needed[@]}" apt-get update -qq
-    "${sudo_if_needed[@]}" apt-get install -y -qq jq
+    "${sudo_if_needed[@]}" apt-get install -y -qq "${missing[@]}"
   elif command -v dnf >/dev/null 2>&1; then
-    "${sudo_if_needed[@]}" dnf install -y -q jq
+    "${sudo_if_needed[@]}" dnf install -y -q "${missing[@]}"
   elif command -v apk >/dev/null 2>&1; then
-    "${sudo_if_needed[@]}" apk add --quiet jq
+    "${sudo_if_needed[@]}" apk add --quiet "${missing[@]}"
   elif command -v brew >/dev/null 2>&1; then
-    brew install jq
+    brew install "${missing[@]}"
   else
-    echo "jq is missing and no known package manager is available to install it" >&2
+    echo "${missing[*]} missing and no known package manager is available to install them" >&2
     exit 1
   fi
 fi
 jq --version
+openssl version
 
 step "test suite on real Tokio (unit, property, integration over real processes)"
 cargo test --workspace
