@@ -134,22 +134,58 @@ impl Barrier {
     /// Re-read the stored keyring (sealed under the root key we hold). Used after
     /// another node rotated, and when this node becomes the active node.
     pub fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let Some(stored) = self.stored_keyring()? else {
+            return Ok(());
+        };
+        self.update_keyring(|keyring| {
+            if stored.active_term >= keyring.active_term {
+                *keyring = stored;
+            }
+        })
+    }
+
+    /// Replace the keyring held with the stored one, whatever their terms: after a
+    /// snapshot restore the stored keyring may be older than the one held, and writing
+    /// under a term the stored keyring lacks would leave values no other node can open.
+    /// `Corrupt` when the stored keyring is not sealed under this node's root key (a
+    /// forced restore of another cluster's snapshot).
+    pub fn replace_keyring_from_storage(&self) -> Result<(), BarrierError> {
+        let Some(stored) = self.stored_keyring()? else {
+            return Ok(());
+        };
+        self.update_keyring(|keyring| *keyring = stored)
+    }
+
+    /// The stored keyring, opened with the root key held.
+    fn stored_keyring(&self) -> Result<Option<Keyring>, BarrierError> {
         let root_key = self.with_keyring(|keyring| keyring.root_key)?;
         let Some(sealed) = self.backend.get(KEYRING_KEY)? else {
-            return Ok(());
+            return Ok(None);
         };
         let bytes = zeroize::Zeroizing::new(
             aead::open(&root_key, KEYRING_KEY.as_bytes(), &sealed)
                 .map_err(|error| corrupt(KEYRING_KEY, error))?,
         );
-        let stored = Keyring::from_bytes(&bytes).map_err(|error| BarrierError::Corrupt {
-            key: KEYRING_KEY.to_string(),
-            reason: error.to_string(),
-        })?;
-        self.update_keyring(|keyring| {
-            if stored.active_term >= keyring.active_term {
-                *keyring = stored;
-            }
+        Keyring::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|error| BarrierError::Corrupt {
+                key: KEYRING_KEY.to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// Encrypt a value that is never stored (a saved snapshot's content hash) under the
+    /// active term, bound to `label`; [`Barrier::open`] with the same label opens it.
+    pub fn seal_detached(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        self.with_keyring(|keyring| {
+            let active = keyring.active();
+            aead::seal(
+                &self.rng,
+                active.term,
+                &active.key,
+                label.as_bytes(),
+                plaintext,
+            )
         })
     }
 
