@@ -48,8 +48,24 @@ fn ok(output: &std::process::Output) {
     );
 }
 
+/// [`call`], retried while the cluster answers 5xx (an election on a loaded machine: the
+/// debug build's password hashing can hold a node's heartbeats back), up to 30 s.
+fn settled(
+    http: &reqwest::blocking::Client,
+    method: &str,
+    address: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    eventually(Duration::from_secs(30), path, || {
+        let (status, answer) = call(http, method, address, path, token, body).ok()?;
+        (status < 500).then_some((status, answer))
+    })
+}
+
 fn write(http: &reqwest::blocking::Client, address: &str, token: &str, path: &str, body: Value) {
-    let (status, answer) = call(http, "POST", address, path, Some(token), Some(&body)).unwrap();
+    let (status, answer) = settled(http, "POST", address, path, Some(token), Some(&body));
     assert!(status == 200 || status == 204, "{path}: {status} {answer}");
 }
 
@@ -94,40 +110,36 @@ fn populate(http: &reqwest::blocking::Client, address: &str, token: &str) {
 
 /// The secret, the policy and the user as `populate` left them, through `address`.
 fn check_data(http: &reqwest::blocking::Client, address: &str, token: &str) {
-    let (status, secret) =
-        call(http, "GET", address, "secret/data/app", Some(token), None).unwrap();
+    let (status, secret) = settled(http, "GET", address, "secret/data/app", Some(token), None);
     assert_eq!(status, 200, "{secret}");
     assert_eq!(secret["data"]["data"]["password"], SECRET_VALUE);
-    let (status, policy) = call(
+    let (status, policy) = settled(
         http,
         "GET",
         address,
         "sys/policies/acl/app-reader",
         Some(token),
         None,
-    )
-    .unwrap();
+    );
     assert_eq!(status, 200, "{policy}");
-    let (status, login) = call(
+    let (status, login) = settled(
         http,
         "POST",
         address,
         "auth/userpass/login/alice",
         None,
         Some(&json!({"password": USER_PASSWORD})),
-    )
-    .unwrap();
+    );
     assert_eq!(status, 200, "{login}");
     let user_token = login["auth"]["client_token"].as_str().unwrap();
-    let (status, read) = call(
+    let (status, read) = settled(
         http,
         "GET",
         address,
         "secret/data/app",
         Some(user_token),
         None,
-    )
-    .unwrap();
+    );
     assert_eq!(
         status, 200,
         "the user reads with the restored policy: {read}"
@@ -253,10 +265,10 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         "sys/policies/acl/app-reader",
         "auth/userpass/users/alice",
     ] {
-        let (status, answer) = call(&http, "DELETE", &leader, path, Some(&root), None).unwrap();
+        let (status, answer) = settled(&http, "DELETE", &leader, path, Some(&root), None);
         assert_eq!(status, 204, "{path}: {answer}");
     }
-    let (status, _) = call(&http, "GET", &leader, "secret/data/app", Some(&root), None).unwrap();
+    let (status, _) = settled(&http, "GET", &leader, "secret/data/app", Some(&root), None);
     assert_eq!(status, 404);
     let restored = arca(
         &leader,
@@ -277,7 +289,7 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         check_data(&http, address, &root);
     }
     let old_leader = first.leader(&http);
-    let (status, answer) = call(&http, "PUT", &leader, "sys/step-down", Some(&root), None).unwrap();
+    let (status, answer) = settled(&http, "PUT", &leader, "sys/step-down", Some(&root), None);
     assert_eq!(status, 204, "{answer}");
     let new_leader = eventually(Duration::from_secs(30), "another node takes over", || {
         let now = first.leader(&http);
@@ -321,15 +333,14 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
             .contains("use the snapshot-force API"),
         "{answer}"
     );
-    let (status, mounts) = call(
+    let (status, mounts) = settled(
         &http,
         "GET",
         &second_leader,
         "sys/mounts",
         Some(&second_root),
         None,
-    )
-    .unwrap();
+    );
     assert_eq!(status, 200, "the refused restore changed nothing: {mounts}");
     assert!(mounts["data"].get("secret/").is_none());
 
@@ -355,15 +366,14 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         });
     }
     // The second cluster's key no longer opens it; the first cluster's does.
-    let (status, answer) = call(
+    let (status, answer) = settled(
         &http,
         "PUT",
         &second.addresses[0],
         "sys/unseal",
         None,
         Some(&json!({"key": second.unseal_key})),
-    )
-    .unwrap();
+    );
     assert_eq!(status, 400, "{answer}");
     for address in &second.addresses {
         eventually(
@@ -394,15 +404,14 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         },
     );
     check_data(&http, &active, &root);
-    let (status, _) = call(
+    let (status, _) = settled(
         &http,
         "GET",
         &active,
         "sys/mounts",
         Some(&second_root),
         None,
-    )
-    .unwrap();
+    );
     assert_eq!(
         status, 403,
         "the second cluster's own root token is gone with its storage"
