@@ -26,6 +26,9 @@ use support::{TestCluster, call, client, eventually};
 
 const SECRET_VALUE: &str = "hunter2-only-in-the-barrier";
 const USER_PASSWORD: &str = "alice-password-7781";
+/// Together over the CLI's 1 MiB threshold for showing progress.
+const BULK_PIECES: usize = 12;
+const BULK_PIECE_BYTES: usize = 100 * 1024;
 
 /// `arca` with the cluster's address and a token, as an operator runs it.
 fn arca(address: &str, token: &str, home: &Path, args: &[&str]) -> std::process::Output {
@@ -58,10 +61,31 @@ fn settled(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    eventually(Duration::from_secs(30), path, || {
-        let (status, answer) = call(http, method, address, path, token, body).ok()?;
-        (status < 500).then_some((status, answer))
-    })
+    let mut last = None;
+    let answer = eventually_or_none(Duration::from_secs(30), || {
+        let answer = call(http, method, address, path, token, body);
+        let settled = matches!(&answer, Ok((status, _)) if *status < 500);
+        last = Some(answer);
+        settled.then_some(())
+    });
+    match (answer, last) {
+        (Some(()), Some(Ok(answer))) => answer,
+        (_, last) => panic!("{method} {path} did not settle: last answer {last:?}"),
+    }
+}
+
+/// Retry `attempt` for up to `within`; `None` when it never succeeded.
+fn eventually_or_none(within: Duration, mut attempt: impl FnMut() -> Option<()>) -> Option<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if attempt().is_some() {
+            return Some(());
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn write(http: &reqwest::blocking::Client, address: &str, token: &str, path: &str, body: Value) {
@@ -187,9 +211,24 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
     let root = first.root_token.clone();
     populate(&http, &leader, &root);
     check_data(&http, &leader, &root);
+    // Bulk secrets make the snapshot large enough for the CLI to show progress (in
+    // pieces: one huge write in the debug build stalls heartbeats long enough for an
+    // election on a loaded machine).
+    for piece in 0..BULK_PIECES {
+        write(
+            &http,
+            &leader,
+            &root,
+            &format!("secret/data/bulk-{piece}"),
+            json!({"data": {"blob": "x".repeat(BULK_PIECE_BYTES)}}),
+        );
+    }
     let file = lab.path().join("first.snap");
+    // Saved through a standby: the request is forwarded to the active node, and the
+    // binary answer comes back through the cluster channel.
+    let standby = first.addresses[(first.leader(&http) + 1) % 3].clone();
     let saved = arca(
-        &leader,
+        &standby,
         &root,
         &home,
         &[
@@ -201,6 +240,8 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         ],
     );
     ok(&saved);
+    let progress = String::from_utf8_lossy(&saved.stderr);
+    assert!(progress.contains("Saving snapshot: "), "{progress}");
     let bytes = std::fs::read(&file).unwrap();
     assert!(bytes.starts_with(b"ARCASNAP"));
     for plaintext in [SECRET_VALUE, USER_PASSWORD, root.as_str()] {
@@ -283,6 +324,8 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         ],
     );
     ok(&restored);
+    let progress = String::from_utf8_lossy(&restored.stderr);
+    assert!(progress.contains("Restoring snapshot: "), "{progress}");
     check_data(&http, &leader, &root);
     for address in &first.addresses {
         // Standbys forward to the active node; each still answers for the cluster.
