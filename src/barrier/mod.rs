@@ -362,7 +362,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryBackend;
+    use crate::storage::{Backend, MemoryBackend};
 
     #[tokio::test]
     async fn sealed_barrier_refuses_and_unsealed_encrypts() {
@@ -384,5 +384,65 @@ mod tests {
         view.put("other", b"x".to_vec()).await.unwrap();
         assert_eq!(view.get("secret").unwrap().unwrap(), b"hunter2");
         assert_eq!(view.list_recursive("").unwrap(), vec!["other", "secret"]);
+    }
+
+    async fn store_keyring(backend: &MemoryBackend, rng: &SharedRng, keyring: &Keyring) {
+        let sealed = aead::seal(
+            rng,
+            0,
+            &keyring.root_key,
+            KEYRING_KEY.as_bytes(),
+            &keyring.to_bytes(),
+        );
+        backend
+            .commit(vec![Op::Put {
+                key: KEYRING_KEY.to_string(),
+                value: sealed,
+            }])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restored_keyring_replaces_the_one_held_or_is_refused_when_foreign() {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(11);
+        let barrier = Barrier::new(backend.clone(), rng.clone());
+        let stored = Keyring::generate(&rng, 0);
+        store_keyring(&backend, &rng, &stored).await;
+        barrier.unseal_with(stored.clone());
+
+        // A rotation held in memory but not in the (restored, older) stored keyring is
+        // dropped: a plain reload keeps the newer one, a restore must not.
+        barrier
+            .update_keyring(|keyring| keyring.rotate(&rng, 1))
+            .unwrap();
+        barrier.reload_keyring().unwrap();
+        assert_ne!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+        barrier.replace_keyring_from_storage().unwrap();
+        assert_eq!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+
+        // A detached value opens under its label only.
+        let sealed = barrier.seal_detached("label/a", b"hash").unwrap();
+        assert_eq!(barrier.open("label/a", &sealed).unwrap(), b"hash");
+        assert!(barrier.open("label/b", &sealed).is_err());
+
+        // Another cluster's keyring, under another root key: refused, and kept out.
+        store_keyring(&backend, &rng, &Keyring::generate(&rng, 0)).await;
+        assert!(matches!(
+            barrier.replace_keyring_from_storage(),
+            Err(BarrierError::Corrupt { .. })
+        ));
+        assert_eq!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+        assert!(barrier.open("label/a", &sealed).is_ok());
     }
 }

@@ -762,6 +762,7 @@ impl super::LogicalService for LogicalCore {
             // was cached (a performance secondary's activation wipes it), and tokens
             // salted with a forgotten salt are lost to every other node.
             self.tokens.forget_cached_keys();
+            self.expiration.forget_schedule();
             // A performance secondary's policies come from its primary.
             if !self.barrier.is_replicated_read_only() {
                 self.policies
