@@ -231,8 +231,11 @@ impl Core {
                 continue;
             }
             let current = read_record();
-            if current != last_seen {
-                last_seen = current;
+            // Only a new record is a restore. A record that vanished was wiped by a
+            // secondary's activation, which installs and opens its keyring itself.
+            let restored = current.is_some() && current != last_seen;
+            last_seen = current;
+            if restored {
                 self.after_snapshot_restore().await;
             }
         }

@@ -40,8 +40,9 @@ pub const SAVED_SNAPSHOT_BYTES_MAX: usize = crate::http::REQUEST_BODY_BYTES_MAX;
 /// The largest header: a few hundred bytes of JSON in practice.
 pub const HEADER_BYTES_MAX: usize = 64 * 1024;
 /// The most entries a snapshot may hold: a restore is one atomic Raft entry, whose
-/// batch is bounded by [`crate::storage::BATCH_OPS_MAX`].
-pub const ENTRIES_MAX: usize = crate::storage::BATCH_OPS_MAX;
+/// batch is bounded by [`crate::storage::BATCH_OPS_MAX`], and the restore adds one
+/// operation of its own (its record).
+pub const ENTRIES_MAX: usize = crate::storage::BATCH_OPS_MAX - 1;
 /// The associated data the content hash is sealed under: a name no stored key has, so
 /// a sealed hash cannot pass for a stored value or the other way round.
 pub const SEALED_SHA256_LABEL: &str = "core/raft/snapshot-sha256";
