@@ -643,6 +643,51 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         },
     );
 
+    // A snapshot restored on the primary reaches the secondary like any write: the
+    // restore's changes to replicated keys are WAL entries the secondary streams.
+    let saved = http
+        .get(format!(
+            "{}/v1/sys/storage/raft/snapshot",
+            primary.node.address()
+        ))
+        .header("X-Vault-Token", p.as_str())
+        .send()
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let snapshot = saved.bytes().unwrap().to_vec();
+    let (status, _) = primary.api(
+        &http,
+        "POST",
+        "replicatedkv/data/app",
+        p,
+        Some(json!({"data": {"password": "p4"}})),
+    );
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(15), "p4 streams", || {
+        (secret(&http, &secondary, &user, "replicatedkv/data/app")
+            == Some(json!({"password": "p4"})))
+        .then_some(())
+    });
+    let restored = http
+        .post(format!(
+            "{}/v1/sys/storage/raft/snapshot",
+            primary.node.address()
+        ))
+        .header("X-Vault-Token", p.as_str())
+        .body(snapshot)
+        .send()
+        .unwrap();
+    assert_eq!(restored.status().as_u16(), 204, "{:?}", restored.text());
+    eventually(
+        Duration::from_secs(15),
+        "the restored value streams to the secondary",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/app")
+                == Some(json!({"password": "p3"})))
+            .then_some(())
+        },
+    );
+
     // Revoked: the secondary is refused from then on.
     let (status, _) = primary.api(
         &http,

@@ -134,22 +134,58 @@ impl Barrier {
     /// Re-read the stored keyring (sealed under the root key we hold). Used after
     /// another node rotated, and when this node becomes the active node.
     pub fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let Some(stored) = self.stored_keyring()? else {
+            return Ok(());
+        };
+        self.update_keyring(|keyring| {
+            if stored.active_term >= keyring.active_term {
+                *keyring = stored;
+            }
+        })
+    }
+
+    /// Replace the keyring held with the stored one, whatever their terms: after a
+    /// snapshot restore the stored keyring may be older than the one held, and writing
+    /// under a term the stored keyring lacks would leave values no other node can open.
+    /// `Corrupt` when the stored keyring is not sealed under this node's root key (a
+    /// forced restore of another cluster's snapshot).
+    pub fn replace_keyring_from_storage(&self) -> Result<(), BarrierError> {
+        let Some(stored) = self.stored_keyring()? else {
+            return Ok(());
+        };
+        self.update_keyring(|keyring| *keyring = stored)
+    }
+
+    /// The stored keyring, opened with the root key held.
+    fn stored_keyring(&self) -> Result<Option<Keyring>, BarrierError> {
         let root_key = self.with_keyring(|keyring| keyring.root_key)?;
         let Some(sealed) = self.backend.get(KEYRING_KEY)? else {
-            return Ok(());
+            return Ok(None);
         };
         let bytes = zeroize::Zeroizing::new(
             aead::open(&root_key, KEYRING_KEY.as_bytes(), &sealed)
                 .map_err(|error| corrupt(KEYRING_KEY, error))?,
         );
-        let stored = Keyring::from_bytes(&bytes).map_err(|error| BarrierError::Corrupt {
-            key: KEYRING_KEY.to_string(),
-            reason: error.to_string(),
-        })?;
-        self.update_keyring(|keyring| {
-            if stored.active_term >= keyring.active_term {
-                *keyring = stored;
-            }
+        Keyring::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|error| BarrierError::Corrupt {
+                key: KEYRING_KEY.to_string(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// Encrypt a value that is never stored (a saved snapshot's content hash) under the
+    /// active term, bound to `label`; [`Barrier::open`] with the same label opens it.
+    pub fn seal_detached(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        self.with_keyring(|keyring| {
+            let active = keyring.active();
+            aead::seal(
+                &self.rng,
+                active.term,
+                &active.key,
+                label.as_bytes(),
+                plaintext,
+            )
         })
     }
 
@@ -326,7 +362,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryBackend;
+    use crate::storage::{Backend, MemoryBackend};
 
     #[tokio::test]
     async fn sealed_barrier_refuses_and_unsealed_encrypts() {
@@ -348,5 +384,65 @@ mod tests {
         view.put("other", b"x".to_vec()).await.unwrap();
         assert_eq!(view.get("secret").unwrap().unwrap(), b"hunter2");
         assert_eq!(view.list_recursive("").unwrap(), vec!["other", "secret"]);
+    }
+
+    async fn store_keyring(backend: &MemoryBackend, rng: &SharedRng, keyring: &Keyring) {
+        let sealed = aead::seal(
+            rng,
+            0,
+            &keyring.root_key,
+            KEYRING_KEY.as_bytes(),
+            &keyring.to_bytes(),
+        );
+        backend
+            .commit(vec![Op::Put {
+                key: KEYRING_KEY.to_string(),
+                value: sealed,
+            }])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restored_keyring_replaces_the_one_held_or_is_refused_when_foreign() {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(11);
+        let barrier = Barrier::new(backend.clone(), rng.clone());
+        let stored = Keyring::generate(&rng, 0);
+        store_keyring(&backend, &rng, &stored).await;
+        barrier.unseal_with(stored.clone());
+
+        // A rotation held in memory but not in the (restored, older) stored keyring is
+        // dropped: a plain reload keeps the newer one, a restore must not.
+        barrier
+            .update_keyring(|keyring| keyring.rotate(&rng, 1))
+            .unwrap();
+        barrier.reload_keyring().unwrap();
+        assert_ne!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+        barrier.replace_keyring_from_storage().unwrap();
+        assert_eq!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+
+        // A detached value opens under its label only.
+        let sealed = barrier.seal_detached("label/a", b"hash").unwrap();
+        assert_eq!(barrier.open("label/a", &sealed).unwrap(), b"hash");
+        assert!(barrier.open("label/b", &sealed).is_err());
+
+        // Another cluster's keyring, under another root key: refused, and kept out.
+        store_keyring(&backend, &rng, &Keyring::generate(&rng, 0)).await;
+        assert!(matches!(
+            barrier.replace_keyring_from_storage(),
+            Err(BarrierError::Corrupt { .. })
+        ));
+        assert_eq!(
+            barrier.with_keyring(|keyring| keyring.active_term).unwrap(),
+            stored.active_term
+        );
+        assert!(barrier.open("label/a", &sealed).is_ok());
     }
 }

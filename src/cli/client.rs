@@ -373,27 +373,104 @@ impl Client {
                 body: parsed,
             });
         }
-        let errors = parsed
-            .as_ref()
-            .and_then(|body| body.get("errors"))
-            .and_then(Value::as_array)
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|error| {
-                        error
-                            .as_str()
-                            .map_or_else(|| error.to_string(), str::to_string)
-                    })
-                    .collect::<Vec<_>>()
+        Err(api_error(method, url, status, &text))
+    }
+
+    /// A binary download (`sys/storage/raft/snapshot`), read in chunks so `progress`
+    /// sees it arrive; at most `bytes_max` bytes are taken.
+    pub fn download(
+        &self,
+        path: &str,
+        bytes_max: usize,
+        progress: &mut super::local::ProgressMeter,
+    ) -> Result<Vec<u8>, RequestError> {
+        use std::io::Read;
+        let url = self.url(Method::Get, path, &[]);
+        if let Some(described) = self.described(Method::Get, path, &url) {
+            return Err(described);
+        }
+        let mut request = self.http.get(&url);
+        for (name, value) in self.headers() {
+            request = request.header(name, value);
+        }
+        let transport = |error: &dyn std::fmt::Display| {
+            RequestError::Transport(format!("GET \"{url}\": {error}"))
+        };
+        let mut response = request.send().map_err(|error| transport(&error))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.text().map_err(|error| transport(&error))?;
+            return Err(api_error(Method::Get, &url, status, &text));
+        }
+        progress.set_total(response.content_length());
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0u8; TRANSFER_CHUNK_BYTES];
+        loop {
+            let read = response
+                .read(&mut chunk)
+                .map_err(|error| transport(&error))?;
+            if read == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..read]);
+            if bytes.len() > bytes_max {
+                return Err(transport(&format!("the body exceeds {bytes_max} bytes")));
+            }
+            progress.advance(read as u64);
+        }
+        progress.finish();
+        Ok(bytes)
+    }
+
+    /// A binary upload (a snapshot restore): `body` is sent as it is, with `progress`
+    /// told as it leaves. Not retried: a restore is not something to repeat blindly.
+    pub fn upload(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        progress: super::local::ProgressMeter,
+    ) -> Result<Response, RequestError> {
+        let url = self.url(Method::Post, path, &[]);
+        if let Some(described) = self.described(Method::Post, path, &url) {
+            return Err(described);
+        }
+        let mut request = self.http.post(&url);
+        for (name, value) in self.headers() {
+            request = request.header(name, value);
+        }
+        let length = body.len() as u64;
+        let reader =
+            super::local::ProgressReader::new(std::io::Cursor::new(body), progress, length);
+        let response = request
+            .header("Content-Type", "application/octet-stream")
+            .body(reqwest::blocking::Body::sized(reader, length))
+            .send()
+            .map_err(|error| {
+                RequestError::Transport(format!("POST \"{url}\": {}", error_chain(&error)))
+            })?;
+        let status = response.status().as_u16();
+        let text = response.text().map_err(|error| {
+            RequestError::Transport(format!("POST \"{url}\": {}", error_chain(&error)))
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(Response {
+                status,
+                body: serde_json::from_str(&text).ok(),
             });
-        Err(RequestError::Api(ApiError {
-            method: method.http().to_string(),
-            url: url.to_string(),
-            status,
-            raw_body: if errors.is_none() { Some(text) } else { None },
-            errors: errors.unwrap_or_default(),
-        }))
+        }
+        Err(api_error(Method::Post, &url, status, &text))
+    }
+
+    /// The description `-output-curl-string` or `-output-policy` asks for instead of
+    /// sending (a binary body is shown as `@FILE`).
+    fn described(&self, method: Method, path: &str, url: &str) -> Option<RequestError> {
+        match self.config.output_mode {
+            OutputMode::Send => None,
+            OutputMode::CurlString => {
+                Some(RequestError::Described(self.curl_string(method, url, None)))
+            }
+            OutputMode::Policy => Some(RequestError::Described(policy_for(method, path))),
+        }
     }
 
     /// Vault's `Logical().Read`: a 404 without data is "nothing there", not an error.
@@ -478,6 +555,8 @@ const SUDO_PATH_PREFIXES: &[&str] = &[
     "sys/seal",
     "sys/step-down",
     "sys/storage/raft/remove-peer",
+    "sys/storage/raft/snapshot",
+    "sys/storage/raft/snapshot-force",
 ];
 
 fn is_sudo_path(path: &str) -> bool {
@@ -487,6 +566,39 @@ fn is_sudo_path(path: &str) -> bool {
             || path
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// The size of each read of a binary download.
+const TRANSFER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A non-2xx answer as [`RequestError::Api`]: Vault's `errors` list, or the raw body.
+fn api_error(method: Method, url: &str, status: u16, text: &str) -> RequestError {
+    let parsed: Option<Value> = serde_json::from_str(text).ok();
+    let errors = parsed
+        .as_ref()
+        .and_then(|body| body.get("errors"))
+        .and_then(Value::as_array)
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|error| {
+                    error
+                        .as_str()
+                        .map_or_else(|| error.to_string(), str::to_string)
+                })
+                .collect::<Vec<_>>()
+        });
+    RequestError::Api(ApiError {
+        method: method.http().to_string(),
+        url: url.to_string(),
+        status,
+        raw_body: if errors.is_none() {
+            Some(text.to_string())
+        } else {
+            None
+        },
+        errors: errors.unwrap_or_default(),
     })
 }
 

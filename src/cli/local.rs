@@ -157,3 +157,131 @@ pub fn write_token_helper(home: Option<&str>, token: &str) -> Result<(), String>
     file.write_all(token.as_bytes())
         .map_err(|error| format!("error storing token in {}: {error}", path.display()))
 }
+
+/// Transfers at least this large show progress: smaller ones finish before a reader
+/// could look.
+pub const PROGRESS_BYTES_MIN: u64 = 1024 * 1024;
+/// How often progress is redrawn, in bytes moved.
+const PROGRESS_STEP_BYTES: u64 = 1024 * 1024;
+
+/// Progress of a large transfer (a snapshot save or restore), on standard error so it
+/// never mixes with what a command prints or writes.
+pub struct ProgressMeter {
+    label: &'static str,
+    total: Option<u64>,
+    done: u64,
+    shown: u64,
+}
+
+fn mebibytes(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl ProgressMeter {
+    pub fn new(label: &'static str, total: Option<u64>) -> Self {
+        Self {
+            label,
+            total,
+            done: 0,
+            shown: 0,
+        }
+    }
+
+    pub fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
+    fn large(&self) -> bool {
+        self.total.unwrap_or(self.done) >= PROGRESS_BYTES_MIN
+    }
+
+    pub fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if self.large() && self.done - self.shown >= PROGRESS_STEP_BYTES {
+            self.shown = self.done;
+            self.draw();
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if self.large() {
+            self.draw();
+            eprintln!();
+        }
+    }
+
+    fn draw(&self) {
+        let line = match self.total {
+            Some(total) => format!(
+                "{}: {:.1} of {:.1} MiB",
+                self.label,
+                mebibytes(self.done),
+                mebibytes(total)
+            ),
+            None => format!("{}: {:.1} MiB", self.label, mebibytes(self.done)),
+        };
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, "\r{line}");
+        let _ = stderr.flush();
+    }
+}
+
+/// A reader that tells a [`ProgressMeter`] what it hands out (an upload's body).
+pub struct ProgressReader<R> {
+    inner: R,
+    progress: ProgressMeter,
+    remaining: u64,
+}
+
+impl<R: Read> ProgressReader<R> {
+    pub fn new(inner: R, progress: ProgressMeter, length: u64) -> Self {
+        let mut progress = progress;
+        progress.set_total(Some(length));
+        Self {
+            inner,
+            progress,
+            remaining: length,
+        }
+    }
+}
+
+impl<R: Read> Read for ProgressReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.progress.advance(read as u64);
+        self.remaining = self.remaining.saturating_sub(read as u64);
+        if read > 0 && self.remaining == 0 {
+            self.progress.finish();
+        }
+        Ok(read)
+    }
+}
+
+/// Write a binary file (a saved snapshot) whole: to a temporary name beside it, then
+/// renamed, so an interrupted save never leaves a truncated file under the name given.
+pub fn write_file_bytes(path: &str, bytes: &[u8]) -> Result<(), String> {
+    let temporary = format!("{path}.partial");
+    let error = |error: std::io::Error| format!("error writing file {path}: {error}");
+    let mut file = std::fs::File::create(&temporary).map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
+    file.sync_all().map_err(error)?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(error)
+}
+
+/// Read a binary file of at most `bytes_max` bytes (a snapshot to restore).
+pub fn read_file_bytes_max(path: &str, bytes_max: u64) -> Result<Vec<u8>, String> {
+    let origin = format!("file {path}");
+    let file =
+        std::fs::File::open(path).map_err(|error| format!("error reading {origin}: {error}"))?;
+    let mut bytes = Vec::new();
+    file.take(bytes_max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("error reading {origin}: {error}"))?;
+    if bytes.len() as u64 > bytes_max {
+        return Err(format!(
+            "error reading {origin}: larger than the {bytes_max}-byte limit of a snapshot"
+        ));
+    }
+    Ok(bytes)
+}

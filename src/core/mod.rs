@@ -17,6 +17,7 @@ pub mod node_endpoints;
 pub mod remount;
 pub mod replication_endpoints;
 pub mod router;
+pub mod snapshots;
 pub mod system;
 
 use std::collections::BTreeMap;

@@ -641,6 +641,16 @@ impl LogicalCore {
         mount_type: &str,
         is_sys: bool,
     ) -> Result<ApiResponse, LogicalError> {
+        if let Some(binary) = &response.binary {
+            return Ok(ApiResponse {
+                status: 200,
+                body: binary.clone(),
+                headers: vec![(
+                    "Content-Type".to_string(),
+                    "application/octet-stream".to_string(),
+                )],
+            });
+        }
         if let Some(raw) = &response.raw {
             return Ok(ApiResponse::json(response.status.unwrap_or(200), raw));
         }
@@ -752,6 +762,7 @@ impl super::LogicalService for LogicalCore {
             // was cached (a performance secondary's activation wipes it), and tokens
             // salted with a forgotten salt are lost to every other node.
             self.tokens.forget_cached_keys();
+            self.expiration.forget_schedule();
             // A performance secondary's policies come from its primary.
             if !self.barrier.is_replicated_read_only() {
                 self.policies
@@ -869,6 +880,8 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
     }
     let data = match operation {
         Operation::Read | Operation::List => query_data(),
+        // A snapshot restore's body is the snapshot file itself, not JSON.
+        Operation::Update if takes_binary_body(&api.path) => Map::new(),
         Operation::Delete => {
             let mut data = query_data();
             data.extend(body_object(&api.body)?);
@@ -877,6 +890,14 @@ fn classify(api: &ApiRequest) -> Result<(Operation, Map<String, Value>), Logical
         _ => body_object(&api.body)?,
     };
     Ok((operation, data))
+}
+
+/// The paths whose request body is binary (a saved snapshot), read by their handler.
+fn takes_binary_body(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
+    )
 }
 
 /// Vault takes a PATCH body only as a JSON merge patch: a missing or unparsable
@@ -941,6 +962,8 @@ fn requires_sudo(route: &Route, path: &str) -> bool {
                 || rest.starts_with("leases/revoke-force/")
                 || rest.starts_with("revoke-prefix/")
                 || rest.starts_with("storage/raft/remove-peer")
+                || rest == "storage/raft/snapshot"
+                || rest == "storage/raft/snapshot-force"
                 || rest.ends_with("primary/secondary-token")
                 || rest == "replication/reindex"
                 || rest == "replication/performance/reindex"

@@ -15,7 +15,7 @@ impl LogicalCore {
         request: &Request,
         caller: Option<&Caller>,
         wrap_ttl: Option<i64>,
-        _api: &ApiRequest,
+        api: &ApiRequest,
     ) -> Result<Option<Response>, LogicalError> {
         let path = request.path.trim_end_matches('/').to_string();
         let operation = request.operation;
@@ -130,6 +130,23 @@ impl LogicalCore {
             (["rekey", "backup"], Operation::Delete) => Ok(None),
             (["storage", "raft", "configuration"], Operation::Read) => {
                 Ok(Some(self.raft_configuration()?))
+            }
+            (["storage", "raft", "snapshot"], Operation::Read) => {
+                let file = self.core()?.save_snapshot().await?;
+                Ok(Some(Response {
+                    binary: Some(file.into()),
+                    ..Response::default()
+                }))
+            }
+            (
+                ["storage", "raft", kind @ ("snapshot" | "snapshot-force")],
+                Operation::Create | Operation::Update,
+            ) => {
+                let force = *kind == "snapshot-force";
+                self.core()?
+                    .restore_snapshot(&api.body, force)
+                    .await
+                    .map(|()| None)
             }
             (["storage", "raft", "remove-peer"], Operation::Create | Operation::Update) => {
                 let server_id = field_str(&request.data, "server_id")?

@@ -313,6 +313,16 @@ impl ExpirationManager {
         Ok(())
     }
 
+    /// Drop the in-memory schedule; the next tick rebuilds it from storage. Called when
+    /// this node becomes active: storage may have changed under it since it was built
+    /// (a snapshot restore replaces every lease, another node may have led meanwhile).
+    pub fn forget_schedule(&self) {
+        *self
+            .schedule
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
     fn load_schedule(&self) -> Result<(), LeaseError> {
         let mut schedule = self
             .schedule

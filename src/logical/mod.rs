@@ -101,6 +101,8 @@ pub struct Response {
     pub raw: Option<Value>,
     /// An explicit status for raw bodies (e.g. 429 for a standby's `sys/health`).
     pub status: Option<u16>,
+    /// A binary body instead of JSON (`sys/storage/raft/snapshot`).
+    pub binary: Option<bytes::Bytes>,
 }
 
 impl Response {

@@ -7,6 +7,7 @@
 //!   entry to the next state and a report of what changed.
 //! - [`wal`]: the dense WAL of replicated changes and its bounded buffer.
 //! - [`change_feed`]: the reports of applied entries, in apply order, to subscribers.
+//! - [`saved_snapshot`]: the file `operator raft snapshot save` writes and `restore` reads.
 //! - [`state_machine`]: the shell around the apply core: applies, snapshots on disk.
 //! - [`network`]: Raft RPCs over plain TCP on the cluster address.
 //! - [`node`]: [`RaftNode`], the handle the rest of the server uses.
@@ -17,6 +18,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod record;
+pub mod saved_snapshot;
 pub mod state_machine;
 pub mod types;
 pub mod wal;

@@ -84,6 +84,24 @@ pub struct PeerClient {
     channel: ChannelClient,
 }
 
+/// Requests up to this size get openraft's TTL alone (a heartbeat interval for an
+/// AppendEntries): every ordinary batch of writes.
+pub const TTL_ALLOWANCE_BYTES_MIN: usize = 64 * 1024;
+/// The slowest transfer-and-apply rate a larger request is given time for. One large
+/// entry (a snapshot restore is one Raft entry of up to 32 MiB) cannot cross and be
+/// appended within a heartbeat interval; without this allowance it timed out on every
+/// attempt and never committed (the restore test found it with a 1.2 MiB entry on a
+/// loaded machine).
+pub const TRANSFER_BYTES_PER_MS_MIN: usize = 1024;
+
+/// The time a request of `bytes` gets beyond openraft's TTL.
+fn transfer_allowance(bytes: usize) -> Duration {
+    if bytes <= TTL_ALLOWANCE_BYTES_MIN {
+        return Duration::ZERO;
+    }
+    Duration::from_millis((bytes / TRANSFER_BYTES_PER_MS_MIN) as u64)
+}
+
 impl PeerClient {
     async fn call(
         &self,
@@ -93,6 +111,7 @@ impl PeerClient {
     ) -> Result<RpcResponse, CallError> {
         let payload =
             encode_body(request).map_err(|error| CallError::Network(error.to_string()))?;
+        let ttl = ttl + transfer_allowance(payload.len());
         let reply = self
             .channel
             .call(&self.cluster_addr, Protocol::Raft, lane, payload, ttl)

@@ -198,6 +198,10 @@ impl Node {
             );
         }
         tokio::spawn(core.clone().retry_join_loop());
+        tokio::spawn(
+            core.clone()
+                .watch_snapshot_restores(raft.subscribe(), shutdown_receiver.clone()),
+        );
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),

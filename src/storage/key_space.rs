@@ -128,6 +128,10 @@ pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";
 /// decimal text (not a secret, and read by the state machine, below the barrier). Set
 /// only by [`crate::raft::types::Command::ApplyRemote`], in the step that applies it.
 pub const LAST_REMOTE_WAL_KEY: &str = "core/cluster/replication/last-remote-wal";
+/// The last snapshot restore (plaintext JSON: no secret, and read by nodes whose
+/// keyring the restore replaced). Written in the restore's own Raft entry; every node
+/// reloads what it holds above the barrier when it changes.
+pub const SNAPSHOT_RESTORE_KEY: &str = "core/cluster/snapshot-restore";
 
 const CLUSTER: &str = "core/cluster/";
 const MOUNTS: &str = "core/mounts/";

@@ -339,6 +339,10 @@ const JOIN_FLAGS: &[FlagSpec] = &[
     bool_flag(&["non-voter"]).usage("Make this server a non-voting member of the Raft cluster."),
 ];
 
+const SNAPSHOT_RESTORE_FLAGS: &[FlagSpec] = &[bool_flag(&["force"]).usage(
+    "Installs the provided snapshot regardless of whether it was taken under this cluster's keys. Afterwards the cluster is sealed and needs the snapshot's unseal keys.",
+)];
+
 const HTTP_OUTPUT: &[FlagGroup] = &[HTTP, OUTPUT];
 const HTTP_OUTPUT_FIELD: &[FlagGroup] = &[HTTP, OUTPUT_FIELD];
 const HTTP_ONLY: &[FlagGroup] = &[HTTP];
@@ -1032,6 +1036,42 @@ pub const CATALOG: &[CommandDoc] = &[
             "operator raft list-peers -format=json",
         ],
         groups: HTTP_OUTPUT,
+    },
+    parent(
+        "operator raft snapshot",
+        "Restores and saves snapshots from the Raft cluster",
+        "operator raft snapshot <subcommand> [options] [args]",
+        "This command groups subcommands for operators interacting with the snapshot functionality of the integrated Raft storage: save a backup of the whole storage, restore one, or inspect a saved file.",
+    ),
+    CommandDoc {
+        path: "operator raft snapshot save",
+        synopsis: "Saves a snapshot of the current state of the Raft cluster into a file",
+        usage: "operator raft snapshot save [options] FILE",
+        description: "Saves a snapshot of the whole storage of the Raft cluster into FILE. Values stay encrypted by the barrier; the file holds no plaintext secret. Progress is shown on standard error for large snapshots.",
+        examples: &["operator raft snapshot save raft.snap"],
+        groups: HTTP_ONLY,
+    },
+    CommandDoc {
+        path: "operator raft snapshot restore",
+        synopsis: "Installs the provided snapshot, returning the cluster to the state defined in it",
+        usage: "operator raft snapshot restore [options] FILE",
+        description: "Installs the snapshot in FILE, replacing the whole storage of the Raft cluster on every node. Without -force the snapshot must come from this cluster (taken under the same keys).",
+        examples: &[
+            "operator raft snapshot restore raft.snap",
+            "operator raft snapshot restore -force raft.snap",
+        ],
+        groups: &[HTTP, command("Command Options", SNAPSHOT_RESTORE_FLAGS)],
+    },
+    CommandDoc {
+        path: "operator raft snapshot inspect",
+        synopsis: "Inspects a snapshot file",
+        usage: "operator raft snapshot inspect [options] FILE",
+        description: "Checks a saved snapshot file (format version, checksums, every entry) without contacting a server, and prints its header.",
+        examples: &[
+            "operator raft snapshot inspect raft.snap",
+            "operator raft snapshot inspect -format=json raft.snap",
+        ],
+        groups: &[OUTPUT],
     },
     CommandDoc {
         path: "operator raft remove-peer",

@@ -1,4 +1,5 @@
-//! `status`, `operator init|unseal|seal` and `operator raft join|list-peers|remove-peer`.
+//! `status`, `operator init|unseal|seal`, `operator raft join|list-peers|remove-peer` and
+//! `operator raft snapshot save|restore|inspect`.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -10,6 +11,7 @@ use super::super::local;
 use super::super::seal_status::{LeaderStatus, SealStatus, SealStatusOutput};
 use super::super::{Context, Failure, OutputFormat, local_request, remote};
 use super::catalog;
+use crate::raft::saved_snapshot::{self, SAVED_SNAPSHOT_BYTES_MAX};
 
 pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
     let Some((subcommand, rest)) = args.split_first() else {
@@ -49,6 +51,7 @@ fn raft(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         "join" => raft_join(context, rest),
         "list-peers" => raft_list_peers(context, rest),
         "remove-peer" => raft_remove_peer(context, rest),
+        "snapshot" => raft_snapshot(context, rest),
         other => Err(catalog::unknown("operator raft", Some(other))),
     }
 }
@@ -411,6 +414,111 @@ fn raft_remove_peer(context: &mut Context<'_>, args: &[String]) -> Result<u8, Fa
         )
         .map_err(|error| remote("Error removing the peer from raft cluster", error))?;
     context.print("Peer removed successfully!");
+    Ok(0)
+}
+
+fn raft_snapshot(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let Some((subcommand, rest)) = args.split_first() else {
+        return Err(catalog::unknown("operator raft snapshot", None));
+    };
+    match subcommand.as_str() {
+        "save" => raft_snapshot_save(context, rest),
+        "restore" => raft_snapshot_restore(context, rest),
+        "inspect" => raft_snapshot_inspect(context, rest),
+        other => Err(catalog::unknown("operator raft snapshot", Some(other))),
+    }
+}
+
+fn raft_snapshot_save(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("operator raft snapshot save", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let client = context.client(&parsed)?;
+    let mut progress = local::ProgressMeter::new("Saving snapshot", None);
+    let bytes = client
+        .download(
+            "sys/storage/raft/snapshot",
+            SAVED_SNAPSHOT_BYTES_MAX,
+            &mut progress,
+        )
+        .map_err(|error| remote("Error taking the snapshot", error))?;
+    // A body that is not a snapshot (a proxy's error page) is refused here, before it
+    // replaces a good file under the same name.
+    saved_snapshot::decode(&bytes)
+        .map_err(|error| Failure::Remote(format!("Error taking the snapshot: {error}")))?;
+    local::write_file_bytes(&parsed.positionals[0], &bytes).map_err(Failure::Local)?;
+    Ok(0)
+}
+
+fn raft_snapshot_restore(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("operator raft snapshot restore", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let bytes = local::read_file_bytes_max(&parsed.positionals[0], SAVED_SNAPSHOT_BYTES_MAX as u64)
+        .map_err(Failure::Local)?;
+    let path = if parsed.flag("force") {
+        "sys/storage/raft/snapshot-force"
+    } else {
+        "sys/storage/raft/snapshot"
+    };
+    let client = context.client(&parsed)?;
+    client
+        .upload(
+            path,
+            bytes,
+            local::ProgressMeter::new("Restoring snapshot", None),
+        )
+        .map_err(|error| remote("Error installing the snapshot", error))?;
+    Ok(0)
+}
+
+/// What `operator raft snapshot inspect` shows of a checked file.
+#[derive(Debug, Serialize)]
+struct SnapshotInspection {
+    format_version: u8,
+    cluster_id: String,
+    raft_index: u64,
+    raft_term: u64,
+    created: String,
+    entries: u64,
+    content_bytes: u64,
+    content_sha256: String,
+}
+
+fn raft_snapshot_inspect(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("operator raft snapshot inspect", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let format = context.format(&parsed)?;
+    let bytes = local::read_file_bytes_max(&parsed.positionals[0], SAVED_SNAPSHOT_BYTES_MAX as u64)
+        .map_err(Failure::Local)?;
+    let header = saved_snapshot::decode(&bytes)
+        .map_err(|error| Failure::Local(format!("Error inspecting the snapshot: {error}")))?
+        .header;
+    let inspection = SnapshotInspection {
+        format_version: saved_snapshot::FORMAT_VERSION,
+        cluster_id: header.cluster_id,
+        raft_index: header.raft_index,
+        raft_term: header.raft_term,
+        created: crate::util::rfc3339_seconds(header.created_unix),
+        entries: header.entries,
+        content_bytes: header.content_bytes,
+        content_sha256: header.content_sha256,
+    };
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => context.output_data(format, &inspection),
+        OutputFormat::Table => {
+            let rows = vec![
+                "Key | Value".to_string(),
+                format!("Format Version | {}", inspection.format_version),
+                format!("Cluster ID | {}", inspection.cluster_id),
+                format!("Raft Index | {}", inspection.raft_index),
+                format!("Raft Term | {}", inspection.raft_term),
+                format!("Created | {}", inspection.created),
+                format!("Entries | {}", inspection.entries),
+                format!("Content Bytes | {}", inspection.content_bytes),
+                format!("Content SHA-256 | {}", inspection.content_sha256),
+            ];
+            context.print(&table(&rows, "|"));
+        }
+    }
     Ok(0)
 }
 
