@@ -1873,11 +1873,6 @@ impl Replication {
             .primary
             .as_ref()
             .map_or(0, |primary| primary.filter_generation);
-        {
-            let mut stream = lock(&self.stream);
-            stream.synced_generation = Some(generation);
-            stream.state = "stream-wals";
-        }
         if !secondary.bootstrapped {
             let mut bootstrapped = secondary.clone();
             bootstrapped.bootstrapped = true;
@@ -1885,7 +1880,12 @@ impl Replication {
                 .await
                 .map_err(|error| error.to_string())?;
         }
+        // The status says `stream-wals` only once the synced mount and auth tables are
+        // served: a client that waits for it may log in with a replicated method at once.
         core.reload_replicated_caches().await;
+        let mut stream = lock(&self.stream);
+        stream.synced_generation = Some(generation);
+        stream.state = "stream-wals";
         Ok(())
     }
 
