@@ -844,6 +844,37 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
     );
     let (status, _) = a.api(&http, "GET", "sys/mounts", &pa, None);
     assert_eq!(status, 200, "no wipe: A's root token is still valid on A");
+    // Bad requests get Vault's error envelope and change nothing.
+    for (cluster, token, path, body, expected) in [
+        (
+            &a,
+            &pa,
+            "update-primary",
+            json!({"token": "x", "update_primary_addrs": ["127.0.0.1:1"]}),
+            "mutually exclusive",
+        ),
+        (&a, &pa, "promote", json!({"force": "maybe"}), "force"),
+        (
+            &b,
+            &pb,
+            "update-primary",
+            json!({"token": "x"}),
+            "demote it first",
+        ),
+    ] {
+        let (status, answer) = cluster.api(
+            &http,
+            "POST",
+            &format!("sys/replication/performance/secondary/{path}"),
+            token,
+            Some(body),
+        );
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["errors"][0].as_str().unwrap().contains(expected),
+            "{path}: {answer}"
+        );
+    }
 
     // Writes through B reach A; a write to A is forwarded to B; nothing is lost.
     write_ok(
@@ -945,6 +976,18 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
         None,
         "the superseded primary's write never reaches the new one"
     );
+    let (status, refused) = b.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/secondary-token",
+        &pb,
+        Some(json!({"id": "late"})),
+    );
+    assert_eq!(
+        status, 400,
+        "a superseded primary activates no one: {refused}"
+    );
+    assert!(refused.to_string().contains("superseded"), "{refused}");
 
     // B is demoted and follows A: the sync discards its divergent write, brings A's,
     // and B still reports what was discarded.
