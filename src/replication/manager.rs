@@ -629,7 +629,16 @@ impl Replication {
                 });
                 (secondary.set_id, predecessor)
             }
-            // It was this set's primary itself: there is no one to tell.
+            // It was this set's primary itself, so there is no one to tell; but it cannot
+            // know whether another cluster was promoted since its demotion (that one
+            // would not learn of this promotion), so taking the role back is forced.
+            ReplicationState::Demoted(_) if !force => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster was demoted and cannot tell whether another cluster was \
+                     promoted since; promote with force=true to make it the primary again"
+                        .into(),
+                ));
+            }
             ReplicationState::Demoted(primary) => (primary.set_id, None),
             ReplicationState::Primary(_) => {
                 return Err(LogicalError::BadRequest(
