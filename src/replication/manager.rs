@@ -1345,20 +1345,7 @@ impl Replication {
             .backend()
             .applied_view()
             .map_or(0, |view| view.wal().last_wal_index());
-        let mut report = primary.superseded.clone().unwrap_or(Superseded {
-            by: newer.clone(),
-            successor_from_wal: None,
-            divergent_wals: None,
-        });
-        if *newer > report.by {
-            report.by = newer.clone();
-        }
-        if let Some(from) = from_wal {
-            report.successor_from_wal = Some(from);
-        }
-        report.divergent_wals = report
-            .successor_from_wal
-            .map(|from| epoch::divergent_wals(last_wal, from));
+        let report = Superseded::noted(primary.superseded.as_ref(), newer, from_wal, last_wal);
         if primary.superseded.as_ref() != Some(&report) {
             tracing::warn!(
                 own_epoch = %primary.epoch,

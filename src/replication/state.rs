@@ -93,6 +93,32 @@ pub struct Superseded {
     pub divergent_wals: Option<u64>,
 }
 
+impl Superseded {
+    /// The report of a primary (with an `existing` one or none) that hears of `newer`,
+    /// with the successor's position when its notice names it, at WAL index `last_wal`:
+    /// the newest epoch heard wins, and a position once known is kept.
+    pub fn noted(
+        existing: Option<&Superseded>,
+        newer: &Epoch,
+        successor_from_wal: Option<u64>,
+        last_wal: u64,
+    ) -> Superseded {
+        let by = existing
+            .map(|report| &report.by)
+            .filter(|by| *by > newer)
+            .unwrap_or(newer)
+            .clone();
+        let successor_from_wal =
+            successor_from_wal.or_else(|| existing.and_then(|report| report.successor_from_wal));
+        Superseded {
+            by,
+            successor_from_wal,
+            divergent_wals: successor_from_wal
+                .map(|from| super::epoch::divergent_wals(last_wal, from)),
+        }
+    }
+}
+
 /// The primary a promoted cluster followed, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Predecessor {
@@ -346,6 +372,27 @@ mod tests {
         assert_eq!(
             ReplicationState::Secondary(secondary).mode(),
             Mode::Secondary
+        );
+    }
+
+    /// A secondary's pull names only the epoch; the new primary's notice adds its
+    /// position, and with it the count of divergent entries; a repeat changes nothing.
+    #[test]
+    fn a_superseded_report_fills_in_and_keeps_the_newest_epoch() {
+        let b = Epoch::after(&Epoch::first(), "b");
+        let from_pull = Superseded::noted(None, &b, None, 20);
+        assert_eq!(from_pull.by, b);
+        assert_eq!(from_pull.divergent_wals, None);
+        let from_notice = Superseded::noted(Some(&from_pull), &b, Some(17), 20);
+        assert_eq!(from_notice.divergent_wals, Some(3));
+        assert_eq!(
+            Superseded::noted(Some(&from_notice), &b, None, 20),
+            from_notice
+        );
+        let older = Epoch::first();
+        assert_eq!(
+            Superseded::noted(Some(&from_notice), &older, None, 20).by,
+            b
         );
     }
 
