@@ -1053,6 +1053,7 @@ impl Replication {
             Ok(_) if matches!(request.body, ReplBody::Supersede { .. }) => {
                 return ReplResponse::SupersedeNoted {
                     divergent_wals: None,
+                    newest: None,
                 };
             }
             Ok(_) => return refused("this cluster is not a performance primary"),
@@ -1085,9 +1086,12 @@ impl Replication {
                 ReplBody::Supersede { from_wal, .. } => Some(*from_wal),
                 _ => None,
             };
-            let divergent_wals = self.stand_down(&core, &newer, from_wal).await;
+            let report = self.stand_down(&core, &newer, from_wal).await;
             return match request.body {
-                ReplBody::Supersede { .. } => ReplResponse::SupersedeNoted { divergent_wals },
+                ReplBody::Supersede { .. } => ReplResponse::SupersedeNoted {
+                    divergent_wals: report.as_ref().and_then(|report| report.divergent_wals),
+                    newest: report.map(|report| report.by),
+                },
                 _ => refused(&format!(
                     "this cluster was superseded: a primary was promoted in epoch {newer}"
                 )),
@@ -1328,8 +1332,13 @@ impl Replication {
     /// Record that a primary was promoted in `newer` (with this cluster's WAL up to
     /// `from_wal`, when its notice says so), and refuse replicated writes from now on.
     /// Idempotent: a repeated notice only fills in what the first did not say. Answers
-    /// the divergent WAL count, when known.
-    async fn stand_down(&self, core: &Core, newer: &Epoch, from_wal: Option<u64>) -> Option<u64> {
+    /// the report as stored.
+    async fn stand_down(
+        &self,
+        core: &Core,
+        newer: &Epoch,
+        from_wal: Option<u64>,
+    ) -> Option<Superseded> {
         let _guard = self.state_lock.lock().await;
         core.barrier().set_replicated_read_only(true);
         let (mut primary, demoted) = match self.load_state() {
@@ -1366,7 +1375,7 @@ impl Replication {
             }
         }
         lock(&self.syncs).clear();
-        report.divergent_wals
+        Some(report)
     }
 
     /// The view and crossing a secondary's sync `sync_id` pinned (O(1) clones), marking
@@ -1704,13 +1713,23 @@ impl Replication {
                 decode_body::<ReplResponse>(&reply).map_err(|error| error.to_string())
             });
             match answer {
-                Ok(ReplResponse::SupersedeNoted { divergent_wals }) => {
+                Ok(ReplResponse::SupersedeNoted {
+                    divergent_wals,
+                    newest,
+                }) => {
                     tracing::info!(
                         epoch = %primary.epoch,
                         former_primary = %address,
                         divergent_wals = ?divergent_wals,
                         "the former primary knows of the new epoch"
                     );
+                    // It has heard of a newer promotion than this one (two secondaries of
+                    // it were promoted): this cluster is the one that stands down.
+                    if let Some(newest) =
+                        newest.and_then(|newest| epoch::superseded_by(&primary.epoch, &newest))
+                    {
+                        self.stand_down(core, &newest, None).await;
+                    }
                     let _guard = self.state_lock.lock().await;
                     if let Ok(ReplicationState::Primary(mut current)) = self.load_state()
                         && current.epoch == primary.epoch

@@ -164,8 +164,11 @@ pub enum ReplResponse {
     },
     /// The answer to [`ReplBody::Supersede`]: this cluster stands down (or already had),
     /// and holds this many WAL entries its successor does not (when it was a primary).
+    /// `newest` is the newest epoch it has heard of: when that is newer than the
+    /// notifier's own (another cluster was promoted too), the notifier stands down.
     SupersedeNoted {
         divergent_wals: Option<u64>,
+        newest: Option<Epoch>,
     },
     /// Not served, and retrying will not help (revoked, unknown, not a primary).
     Refused {
