@@ -719,3 +719,349 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         }
     }
 }
+
+/// Write through `cluster`'s API and insist it succeeded.
+fn write_ok(
+    http: &reqwest::blocking::Client,
+    cluster: &Single,
+    token: &str,
+    path: &str,
+    body: Value,
+) {
+    let (status, answer) = cluster.api(http, "POST", path, token, Some(body));
+    assert!(status == 200 || status == 204, "{path}: {status} {answer}");
+}
+
+/// Issue an activation token for `id` on `primary` (as `token`).
+fn secondary_token(
+    http: &reqwest::blocking::Client,
+    primary: &Single,
+    token: &str,
+    id: &str,
+) -> String {
+    let (status, wrapped) = primary.api(
+        http,
+        "POST",
+        "sys/replication/performance/primary/secondary-token",
+        token,
+        Some(json!({ "id": id })),
+    );
+    assert_eq!(status, 200, "{wrapped}");
+    wrapped["wrap_info"]["token"].as_str().unwrap().to_string()
+}
+
+/// Wait until `secondary` streams from its primary with the same view.
+fn wait_in_sync(http: &reqwest::blocking::Client, primary: &Single, secondary: &Single) -> Value {
+    eventually(Duration::from_secs(30), "the secondary is in sync", || {
+        let status = performance_status(http, secondary);
+        let primary_status = performance_status(http, primary);
+        (status["mode"] == "secondary"
+            && status["state"] == "stream-wals"
+            && status["merkle_root"] == primary_status["merkle_root"])
+            .then_some(status)
+    })
+}
+
+#[test]
+fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primary() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let a = Single::start(root.path(), "cluster-a", &http);
+    let b = Single::start(root.path(), "cluster-b", &http);
+    let pa = a.root_token.clone();
+
+    // A is the primary of the tutorial's data; B its secondary.
+    for (path, body) in [
+        (
+            "sys/policies/acl/superpolicy",
+            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+        ),
+        ("sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "auth/userpass/users/superuser",
+            json!({"password": "vaultMagic", "policies": "superpolicy"}),
+        ),
+        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        ("replicatedkv/data/before", json!({"data": {"v": "1"}})),
+        ("sys/replication/performance/primary/enable", json!({})),
+    ] {
+        write_ok(&http, &a, &pa, path, body);
+    }
+    let token = secondary_token(&http, &a, &pa, "cluster-b");
+    write_ok(
+        &http,
+        &b,
+        &b.root_token,
+        "sys/replication/performance/secondary/enable",
+        json!({ "token": token }),
+    );
+    wait_in_sync(&http, &a, &b);
+    let pb = login(&http, &b);
+    let set_id = performance_status(&http, &a)["cluster_id"].clone();
+    assert_eq!(performance_status(&http, &a)["epoch"], 1);
+
+    // B cannot be promoted while A still accepts writes, unless forced.
+    let (status, refused) = b.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/promote",
+        &pb,
+        Some(json!({})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("demote it first"), "{refused}");
+
+    // Demote A: it keeps its data and set id, reports Vault's idle secondary, refuses
+    // replicated writes with a reason, and still makes local ones (a token).
+    let (status, demoted) = a.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/demote",
+        &pa,
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{demoted}");
+    assert!(
+        demoted["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("This cluster is being demoted to a replication secondary")
+    );
+    let status_a = performance_status(&http, &a);
+    assert_eq!(status_a["mode"], "secondary");
+    assert_eq!(status_a["state"], "idle");
+    assert_eq!(status_a["cluster_id"], set_id);
+    let (status, refused) = a.api(
+        &http,
+        "POST",
+        "replicatedkv/data/while-demoted",
+        &pa,
+        Some(json!({"data": {"v": "x"}})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["errors"][0].as_str().unwrap().contains("demoted"));
+    let (status, _) = a.api(&http, "POST", "auth/token/create", &pa, Some(json!({})));
+    assert_eq!(status, 200, "local writes go on on a demoted cluster");
+
+    // Promote B: A is demoted and B holds all of A's WAL, so no force is needed.
+    let (status, promoted) = b.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/promote",
+        &pb,
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{promoted}");
+    assert!(
+        promoted["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("This cluster is being promoted to a replication primary")
+    );
+    let status_b = performance_status(&http, &b);
+    assert_eq!(status_b["mode"], "primary");
+    assert_eq!(status_b["state"], "running");
+    assert_eq!(status_b["cluster_id"], set_id);
+    assert_eq!(status_b["epoch"], 2);
+    assert_eq!(
+        secret(&http, &b, &pb, "replicatedkv/data/before"),
+        Some(json!({"v": "1"})),
+        "the promoted cluster keeps its data"
+    );
+
+    // B issues a token for A; A follows B without a wipe (its own root token still works).
+    let token = secondary_token(&http, &b, &pb, "cluster-a");
+    let (status, updated) = a.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/update-primary",
+        &pa,
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(status, 200, "{updated}");
+    let status_a = wait_in_sync(&http, &b, &a);
+    assert_eq!(status_a["cluster_id"], set_id);
+    assert_eq!(status_a["secondary_id"], "cluster-a");
+    assert_eq!(status_a["epoch"], 2);
+    assert_eq!(
+        performance_status(&http, &b)["known_secondaries"],
+        json!(["cluster-a"])
+    );
+    let (status, _) = a.api(&http, "GET", "sys/mounts", &pa, None);
+    assert_eq!(status, 200, "no wipe: A's root token is still valid on A");
+    // Bad requests get Vault's error envelope and change nothing.
+    for (cluster, token, path, body, expected) in [
+        (
+            &a,
+            &pa,
+            "update-primary",
+            json!({"token": "x", "update_primary_addrs": ["127.0.0.1:1"]}),
+            "mutually exclusive",
+        ),
+        (&a, &pa, "promote", json!({"force": "maybe"}), "force"),
+        (
+            &b,
+            &pb,
+            "update-primary",
+            json!({"token": "x"}),
+            "demote it first",
+        ),
+    ] {
+        let (status, answer) = cluster.api(
+            &http,
+            "POST",
+            &format!("sys/replication/performance/secondary/{path}"),
+            token,
+            Some(body),
+        );
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer["errors"][0].as_str().unwrap().contains(expected),
+            "{path}: {answer}"
+        );
+    }
+
+    // Writes through B reach A; a write to A is forwarded to B; nothing is lost.
+    write_ok(
+        &http,
+        &b,
+        &pb,
+        "replicatedkv/data/after-b",
+        json!({"data": {"v": "b"}}),
+    );
+    write_ok(
+        &http,
+        &a,
+        &pa,
+        "replicatedkv/data/after-a",
+        json!({"data": {"v": "a"}}),
+    );
+    assert_eq!(
+        secret(&http, &b, &pb, "replicatedkv/data/after-a"),
+        Some(json!({"v": "a"})),
+        "the write to A was made by B"
+    );
+    for (path, value) in [("before", "1"), ("after-b", "b"), ("after-a", "a")] {
+        let path = format!("replicatedkv/data/{path}");
+        eventually(Duration::from_secs(10), "every write is on A", || {
+            (secret(&http, &a, &pa, &path) == Some(json!({ "v": value }))).then_some(())
+        });
+        assert_eq!(secret(&http, &b, &pb, &path), Some(json!({ "v": value })));
+    }
+
+    // A forced promotion of A while B is still primary. A's notice of the new epoch is
+    // held back by stopping A right after its promotion (well inside the interval before
+    // its first notice), standing in for a partition: B, unaware, accepts a write.
+    let (status, refused) = a.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/promote",
+        &pa,
+        Some(json!({})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    let (status, promoted) = a.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/promote",
+        &pa,
+        Some(json!({"force": true})),
+    );
+    assert_eq!(status, 200, "{promoted}");
+    a.node.pause();
+    write_ok(
+        &http,
+        &b,
+        &pb,
+        "replicatedkv/data/divergent",
+        json!({"data": {"v": "lost"}}),
+    );
+    a.node.resume();
+    assert_eq!(performance_status(&http, &a)["epoch"], 3);
+    write_ok(
+        &http,
+        &a,
+        &pa,
+        "replicatedkv/data/after-force",
+        json!({"data": {"v": "new"}}),
+    );
+
+    // When A's notice reaches B, B stands down: it reports itself superseded with its
+    // divergent WAL entries and refuses replicated writes, saying why.
+    let status_b = eventually(
+        Duration::from_secs(15),
+        "B learns it was superseded",
+        || {
+            let status = performance_status(&http, &b);
+            (status["superseded"] == true).then_some(status)
+        },
+    );
+    assert_eq!(status_b["mode"], "primary");
+    assert_eq!(status_b["state"], "idle");
+    assert_eq!(status_b["superseded_by_epoch"], 3);
+    let divergent = status_b["divergent_wals"].as_u64().expect("a count");
+    assert!(divergent >= 1, "{status_b}");
+    let (status, refused) = b.api(
+        &http,
+        "POST",
+        "replicatedkv/data/refused",
+        &pb,
+        Some(json!({"data": {"v": "x"}})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("superseded"),
+        "{refused}"
+    );
+    assert_eq!(
+        secret(&http, &a, &pa, "replicatedkv/data/divergent"),
+        None,
+        "the superseded primary's write never reaches the new one"
+    );
+    let (status, refused) = b.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/secondary-token",
+        &pb,
+        Some(json!({"id": "late"})),
+    );
+    assert_eq!(
+        status, 400,
+        "a superseded primary activates no one: {refused}"
+    );
+    assert!(refused.to_string().contains("superseded"), "{refused}");
+
+    // B is demoted and follows A: the sync discards its divergent write, brings A's,
+    // and B still reports what was discarded.
+    write_ok(
+        &http,
+        &b,
+        &pb,
+        "sys/replication/performance/primary/demote",
+        json!({}),
+    );
+    let token = secondary_token(&http, &a, &pa, "cluster-b2");
+    write_ok(
+        &http,
+        &b,
+        &pb,
+        "sys/replication/performance/secondary/update-primary",
+        json!({ "token": token }),
+    );
+    let status_b = wait_in_sync(&http, &a, &b);
+    assert_eq!(status_b["divergent_wals"], divergent, "{status_b}");
+    assert_eq!(status_b["epoch"], 3);
+    assert_eq!(secret(&http, &b, &pb, "replicatedkv/data/divergent"), None);
+    for (path, value) in [
+        ("before", "1"),
+        ("after-b", "b"),
+        ("after-a", "a"),
+        ("after-force", "new"),
+    ] {
+        let path = format!("replicatedkv/data/{path}");
+        assert_eq!(secret(&http, &b, &pb, &path), Some(json!({ "v": value })));
+    }
+}

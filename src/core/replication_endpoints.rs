@@ -141,6 +141,61 @@ impl LogicalCore {
                      sync complete.",
                 )))
             }
+            (["performance", "primary", "demote"] | ["primary", "demote"], _) if writes => {
+                replication.demote_primary().await?;
+                Ok(Some(warning(
+                    "This cluster is being demoted to a replication secondary. Vault will be \
+                     unavailable for a brief period and will resume service shortly.",
+                )))
+            }
+            (["performance", "secondary", "promote"] | ["secondary", "promote"], _) if writes => {
+                let force =
+                    crate::engines::input::field_bool(&request.data, "force")?.unwrap_or(false);
+                let address = field_str(&request.data, "primary_cluster_addr")?.unwrap_or("");
+                replication.promote_secondary(force, address).await?;
+                Ok(Some(warning(
+                    "This cluster is being promoted to a replication primary. Vault will be \
+                     unavailable for a brief period and will resume service shortly.",
+                )))
+            }
+            (
+                ["performance", "secondary", "update-primary"] | ["secondary", "update-primary"],
+                _,
+            ) if writes => {
+                let token = field_str(&request.data, "token")?;
+                let addrs = match request.data.get("update_primary_addrs") {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(super::mounts::string_list("update_primary_addrs", value)?),
+                };
+                match (token, addrs) {
+                    (Some(_), Some(_)) => Err(LogicalError::BadRequest(
+                        "token and update_primary_addrs are mutually exclusive".into(),
+                    )),
+                    (None, None) => Err(LogicalError::BadRequest("missing token".into())),
+                    (None, Some(addrs)) => {
+                        replication.update_primary_addrs(addrs).await?;
+                        Ok(None)
+                    }
+                    // Vault: an empty token keeps the cluster a secondary that forgets its
+                    // primary.
+                    (Some(""), None) => {
+                        replication.update_primary_addrs(Vec::new()).await?;
+                        Ok(None)
+                    }
+                    (Some(token), None) => {
+                        // `ca_file` and `ca_path` are accepted as Vault's are; the unwrap
+                        // uses the address as given (the API is plain HTTP or trusts the
+                        // system roots, as `secondary/enable` does).
+                        let primary_api_addr = field_str(&request.data, "primary_api_addr")?;
+                        replication.update_primary(token, primary_api_addr).await?;
+                        Ok(Some(warning(
+                            "Vault has successfully found secondary information; it may take a \
+                             while to perform setup tasks. Vault will be unavailable until these \
+                             tasks and initial sync complete.",
+                        )))
+                    }
+                }
+            }
             (["merkle-check"], _) if writes => {
                 let (corrupted, root) = self.merkle_check()?;
                 let now_ms = self.core()?.env().clock.unix_millis();

@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::epoch::{self, Epoch, Follow, Probe};
 use super::primary::{self, Crossing, Pulled};
 use super::protocol::{
     MERKLE_REQUESTS_MAX, PULL_ENTRIES_MAX, PULL_WAIT_MAX_MS, PrimaryInfo, ReplBody, ReplRequest,
@@ -24,8 +25,8 @@ use super::protocol::{
 };
 use super::secondary;
 use super::state::{
-    Mode, PathsFilter, PrimaryState, REPLICATION_STATE_KEY, ReplicationState, SECONDARIES_MAX,
-    SecondaryRecord, SecondaryState, filterable,
+    Mode, PathsFilter, Predecessor, PrimaryState, REPLICATION_STATE_KEY, ReplicationState,
+    SECONDARIES_MAX, SecondaryRecord, SecondaryState, Superseded, filterable,
 };
 use crate::channel::frame::{decode_body, encode_body};
 use crate::channel::{ChannelClient, Lane, Protocol, ProtocolHandler};
@@ -81,6 +82,17 @@ const SYNC_PIN_TTL: Duration = Duration::from_secs(120);
 const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest activation bundle accepted.
 const BUNDLE_BYTES_MAX: usize = 256 * 1024;
+/// The most cluster addresses `update_primary_addrs` takes.
+const PRIMARY_ADDRS_MAX: usize = 64;
+/// How long a promotion waits for its primary to say whether it was demoted (an
+/// unreachable primary needs `force` anyway, so a short wait costs nothing).
+const PROMOTE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a promoted cluster tells its former primary of the new epoch, until that
+/// primary answers. The first notice goes one interval after the promotion.
+pub const SUPERSEDE_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one notice waits for an answer (an old primary cut off by a partition
+/// must not hold the loop).
+const SUPERSEDE_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a secondary receives, wrapped in its single-use activation token.
 #[derive(Clone, Serialize, Deserialize)]
@@ -99,6 +111,9 @@ struct Bundle {
     /// through activation and opens the primary's ciphertext at once. This is why the
     /// activation token is as sensitive as a root token (Vault says the same).
     keyring: String,
+    /// The primary's epoch: the secondary follows no primary of an older one.
+    #[serde(default)]
+    epoch: Epoch,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -181,6 +196,12 @@ pub struct Replication {
     last_performance_wal: Mutex<u64>,
     /// Serializes changes to the stored state.
     state_lock: tokio::sync::Mutex<()>,
+    /// Held by one round of the pull loop, and by the role changes that move this
+    /// cluster's position (promote, update-primary), so a batch or a sync from the
+    /// old primary never lands after the position was reset for the new one.
+    loop_lock: tokio::sync::Mutex<()>,
+    /// When the last notice of a promotion went to the former primary.
+    last_notice: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -210,6 +231,8 @@ impl Replication {
             next_sync_id: Mutex::new(1),
             last_performance_wal: Mutex::new(0),
             state_lock: tokio::sync::Mutex::new(()),
+            loop_lock: tokio::sync::Mutex::new(()),
+            last_notice: Mutex::new(None),
         })
     }
 
@@ -242,14 +265,15 @@ impl Replication {
             .unwrap_or(Mode::Disabled)
     }
 
-    /// Make the barrier refuse replicated writes exactly when this cluster is a
-    /// secondary. Called after unseal, on becoming active and on every role change.
+    /// Make the barrier refuse replicated writes exactly when this cluster may not make
+    /// them itself (a secondary, a demoted or a superseded primary). Called after
+    /// unseal, on becoming active and on every role change.
     pub fn apply_role(&self) {
         if let Ok(core) = self.core()
             && let Ok(state) = self.load_state()
         {
             core.barrier()
-                .set_replicated_read_only(matches!(state, ReplicationState::Secondary(_)));
+                .set_replicated_read_only(!state.accepts_replicated_writes());
         }
     }
 
@@ -278,14 +302,19 @@ impl Replication {
             ReplicationState::Primary(_) => Err(LogicalError::BadRequest(
                 "this cluster is already a performance primary".into(),
             )),
-            ReplicationState::Secondary(_) => Err(LogicalError::BadRequest(
-                "this cluster is a performance secondary; promote it instead".into(),
-            )),
+            ReplicationState::Secondary(_) | ReplicationState::Demoted(_) => {
+                Err(LogicalError::BadRequest(
+                    "this cluster is a performance secondary; promote it instead".into(),
+                ))
+            }
             ReplicationState::Disabled => {
                 let state = ReplicationState::Primary(PrimaryState {
                     set_id: core.env().rng.uuid(),
                     primary_cluster_addr: primary_cluster_addr.to_string(),
                     secondaries: BTreeMap::new(),
+                    epoch: Epoch::first(),
+                    superseded: None,
+                    predecessor: None,
                 });
                 self.store_state(&state).await?;
                 tracing::info!(mode = "primary", "performance replication enabled");
@@ -315,7 +344,11 @@ impl Replication {
         super::state::check_secondary_id(id)?;
         let _guard = self.state_lock.lock().await;
         let core = self.core()?;
-        let ReplicationState::Primary(mut primary) = self.load_state()? else {
+        let state = self.load_state()?;
+        if let Some(refusal) = state.write_refusal() {
+            return Err(LogicalError::BadRequest(refusal));
+        }
+        let ReplicationState::Primary(mut primary) = state else {
             return Err(LogicalError::BadRequest(
                 "this cluster is not a performance primary".into(),
             ));
@@ -360,6 +393,7 @@ impl Replication {
             sealed_root_key: raw(ROOT_KEY_KEY)?,
             sealed_keyring: raw(KEYRING_KEY)?,
             keyring,
+            epoch: primary.epoch.clone(),
         };
         primary.secondaries.insert(
             id.to_string(),
@@ -451,39 +485,8 @@ impl Replication {
                     .into(),
             ));
         }
-        let claims = crate::wrapping::jwt::decode_unverified_claims(token).map_err(|error| {
-            LogicalError::BadRequest(format!("invalid activation token: {error}"))
-        })?;
-        if claims.get("type").and_then(Value::as_str) != Some("wrapping") {
-            return Err(LogicalError::BadRequest(
-                "invalid activation token: not a wrapping token".into(),
-            ));
-        }
+        let (bundle, address) = activation_bundle(&core, token, primary_api_addr).await?;
         let now = core.env().clock.unix_seconds();
-        if claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .is_none_or(|exp| exp <= now)
-        {
-            return Err(LogicalError::BadRequest(
-                "activation token has expired".into(),
-            ));
-        }
-        let address = match primary_api_addr.filter(|addr| !addr.is_empty()) {
-            Some(addr) => addr.to_string(),
-            None => claims
-                .get("addr")
-                .and_then(Value::as_str)
-                .filter(|addr| !addr.is_empty())
-                .ok_or_else(|| {
-                    LogicalError::BadRequest(
-                        "the activation token carries no primary address; pass primary_api_addr"
-                            .into(),
-                    )
-                })?
-                .to_string(),
-        };
-        let bundle = unwrap_bundle(&address, token).await?;
 
         let decode = |name: &str, text: &str| {
             BASE64
@@ -501,6 +504,8 @@ impl Replication {
             primary_cluster_addrs: bundle.primary_cluster_addrs.clone(),
             bootstrapped: false,
             activated_unix: now,
+            epoch: bundle.epoch.clone(),
+            superseded: None,
         });
         let ops = vec![
             Op::Put {
@@ -548,7 +553,7 @@ impl Replication {
         let _guard = self.state_lock.lock().await;
         let core = self.core()?;
         match self.load_state()? {
-            ReplicationState::Secondary(_) => {
+            ReplicationState::Secondary(_) | ReplicationState::Demoted(_) => {
                 core.barrier().set_replicated_read_only(false);
                 self.store_state(&ReplicationState::Disabled).await?;
                 *lock(&self.stream) = Stream::default();
@@ -559,6 +564,309 @@ impl Replication {
                 "this cluster is not a performance secondary".into(),
             )),
         }
+    }
+
+    /// `primary/demote`: this primary stops accepting replicated writes and becomes a
+    /// secondary that follows no primary (Vault's `idle`), keeping its data, set id and
+    /// epoch. It still answers its secondaries' pulls from its now final WAL, so the
+    /// one to be promoted can first receive every write this cluster acknowledged.
+    pub async fn demote_primary(&self) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        let ReplicationState::Primary(primary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance primary".into(),
+            ));
+        };
+        // Refuse replicated writes before the role is stored: a write that passed the
+        // barrier before this line is in the WAL the secondaries still pull.
+        core.barrier().set_replicated_read_only(true);
+        if let Err(error) = self
+            .store_state(&ReplicationState::Demoted(primary.clone()))
+            .await
+        {
+            self.apply_role();
+            return Err(error);
+        }
+        core.replication_role_changed().await;
+        let last_wal = core
+            .cluster()
+            .backend()
+            .applied_view()
+            .map_or(0, |view| view.wal().last_wal_index());
+        tracing::info!(
+            mode = "secondary",
+            state = "idle",
+            epoch = %primary.epoch,
+            last_wal,
+            "performance primary demoted: replicated writes refused, WAL final"
+        );
+        Ok(())
+    }
+
+    /// `secondary/promote`: this secondary (or a demoted primary) becomes the primary of
+    /// its set in a new epoch, keeping its data; it serves pulls and issues secondary
+    /// tokens from now on, and tells its former primary of the new epoch until that
+    /// primary answers. Without `force`, the former primary must have been demoted and
+    /// all of its WAL received here ([`epoch::may_promote`]).
+    pub async fn promote_secondary(
+        &self,
+        force: bool,
+        primary_cluster_addr: &str,
+    ) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        // The pull loop is between rounds while this holds: the position read here is
+        // the one the promotion records.
+        let _round = self.loop_lock.lock().await;
+        let core = self.core()?;
+        let position = core
+            .cluster()
+            .backend()
+            .applied_view()
+            .map_or(0, |view| view.last_remote_wal());
+        let state = self.load_state()?;
+        let seen = state.epoch_seen();
+        let (set_id, predecessor) = match state {
+            ReplicationState::Secondary(secondary) => {
+                if !secondary.bootstrapped && !force {
+                    return Err(LogicalError::BadRequest(
+                        "this secondary has not finished its first sync with its primary; \
+                         promote with force=true to promote it with partial data"
+                            .into(),
+                    ));
+                }
+                let probe = self.probe_primary(&core, &secondary, position).await;
+                epoch::may_promote(force, position, &probe).map_err(LogicalError::BadRequest)?;
+                let cluster_addrs = {
+                    let stream = lock(&self.stream);
+                    Self::primary_addresses(&secondary, &stream)
+                };
+                let predecessor = (!cluster_addrs.is_empty()).then(|| Predecessor {
+                    secondary_id: secondary.secondary_id.clone(),
+                    auth_key_hex: secondary.auth_key_hex.clone(),
+                    cluster_addrs,
+                    from_wal: position,
+                    notified: false,
+                });
+                (secondary.set_id, predecessor)
+            }
+            // It was this set's primary itself, so there is no one to tell; but it cannot
+            // know whether another cluster was promoted since its demotion (that one
+            // would not learn of this promotion), so taking the role back is forced.
+            ReplicationState::Demoted(_) if !force => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster was demoted and cannot tell whether another cluster was \
+                     promoted since; promote with force=true to make it the primary again"
+                        .into(),
+                ));
+            }
+            ReplicationState::Demoted(primary) => (primary.set_id, None),
+            ReplicationState::Primary(_) => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster is already a performance primary".into(),
+                ));
+            }
+            ReplicationState::Disabled => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster is not a performance secondary".into(),
+                ));
+            }
+        };
+        let cluster = core
+            .cluster_info()
+            .map_or_else(|| core.env().rng.uuid(), |info| info.cluster_id);
+        let epoch = Epoch::after(&seen, &cluster);
+        let primary = PrimaryState {
+            set_id,
+            primary_cluster_addr: primary_cluster_addr.to_string(),
+            secondaries: BTreeMap::new(),
+            epoch: epoch.clone(),
+            superseded: None,
+            predecessor,
+        };
+        self.store_state(&ReplicationState::Primary(primary))
+            .await?;
+        *lock(&self.last_notice) = Some(core.env().clock.now());
+        *lock(&self.stream) = Stream::default();
+        lock(&self.contacts).clear();
+        lock(&self.syncs).clear();
+        core.replication_role_changed().await;
+        tracing::info!(
+            mode = "primary",
+            epoch = %epoch,
+            force,
+            from_wal = position,
+            "promoted to performance primary"
+        );
+        Ok(())
+    }
+
+    /// Ask this secondary's primary, briefly, whether it still accepts writes and how
+    /// far its WAL goes (a pull that does not wait; its entries are not applied).
+    async fn probe_primary(&self, core: &Core, secondary: &SecondaryState, position: u64) -> Probe {
+        if secondary.primary_cluster_addrs.is_empty() {
+            return Probe::Unreachable {
+                error: "this secondary knows no primary".into(),
+            };
+        }
+        let body = ReplBody::Pull {
+            after: position,
+            max_entries: 1,
+            wait_ms: 0,
+            filter_generation: lock(&self.stream).synced_generation.unwrap_or(0),
+            api_addr: core.config().node.api_addr.clone(),
+            cluster_addr: core.config().node.cluster_addr.clone(),
+            epoch: secondary.epoch.clone(),
+        };
+        match self
+            .call_within(core, secondary, body, PROMOTE_PROBE_TIMEOUT)
+            .await
+        {
+            Ok(ReplResponse::Wals { primary, .. } | ReplResponse::NeedSync { primary })
+                if primary.demoted =>
+            {
+                Probe::Demoted {
+                    last_wal: primary.last_wal,
+                }
+            }
+            Ok(ReplResponse::Wals { primary, .. } | ReplResponse::NeedSync { primary }) => {
+                Probe::Live {
+                    epoch: primary.epoch,
+                }
+            }
+            Ok(ReplResponse::Refused { reason }) => Probe::Refused { reason },
+            Ok(ReplResponse::NotActive { .. }) => Probe::Unreachable {
+                error: "the primary node asked is not its cluster's active node".into(),
+            },
+            Ok(other) => Probe::Refused {
+                reason: format!("unexpected answer {other:?}"),
+            },
+            Err(error) => Probe::Unreachable { error },
+        }
+    }
+
+    /// `secondary/update-primary` with a token: follow the primary that issued it (of
+    /// this same set, in an epoch no older than this cluster has seen) without a wipe.
+    /// The position goes back to 0, so the first round is a Merkle sync with the new
+    /// primary's view: only what differs crosses, and what this cluster holds that the
+    /// new primary does not (a superseded primary's divergent writes) is deleted.
+    pub async fn update_primary(
+        &self,
+        token: &str,
+        primary_api_addr: Option<&str>,
+    ) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let _round = self.loop_lock.lock().await;
+        let core = self.core()?;
+        let state = self.load_state()?;
+        let seen = state.epoch_seen();
+        let now = core.env().clock.unix_seconds();
+        let (set_id, activated_unix, superseded) = match &state {
+            ReplicationState::Secondary(secondary) => (
+                secondary.set_id.clone(),
+                secondary.activated_unix,
+                secondary.superseded.clone(),
+            ),
+            ReplicationState::Demoted(primary) => {
+                (primary.set_id.clone(), now, primary.superseded.clone())
+            }
+            ReplicationState::Primary(_) => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster is a performance primary; demote it first".into(),
+                ));
+            }
+            ReplicationState::Disabled => {
+                return Err(LogicalError::BadRequest(
+                    "this cluster is not a performance secondary; enable it as one".into(),
+                ));
+            }
+        };
+        let (bundle, address) = activation_bundle(&core, token, primary_api_addr).await?;
+        if bundle.set_id != set_id {
+            return Err(LogicalError::BadRequest(format!(
+                "the token is for replication set {}, but this cluster belongs to set {set_id}; \
+                 to join another set, disable replication and enable this cluster as a \
+                 secondary (which wipes it)",
+                bundle.set_id
+            )));
+        }
+        let epoch = match epoch::follow(&seen, &bundle.epoch) {
+            Follow::Refuse { primary, seen } => {
+                return Err(LogicalError::BadRequest(format!(
+                    "the token's primary is in epoch {primary}, older than epoch {seen} this \
+                     cluster has seen: that primary was superseded"
+                )));
+            }
+            Follow::Apply => seen,
+            Follow::Raise(newer) => newer,
+        };
+        core.cluster()
+            .backend()
+            .apply_remote(None, 0, Vec::new())
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        if let Some(divergent) = superseded.as_ref().and_then(|report| report.divergent_wals) {
+            tracing::warn!(
+                divergent_wals = divergent,
+                "update-primary: the writes this cluster accepted after it was superseded \
+                 are not on the new primary; the sync discards them here"
+            );
+        }
+        let secondary_id = bundle.secondary_id.clone();
+        let secondary = SecondaryState {
+            set_id,
+            secondary_id: bundle.secondary_id,
+            auth_key_hex: bundle.auth_key_hex,
+            primary_api_addr: address.clone(),
+            primary_cluster_addrs: bundle.primary_cluster_addrs,
+            bootstrapped: true,
+            activated_unix,
+            epoch: epoch.clone(),
+            // A clean hand-over (nothing divergent) leaves nothing to report.
+            superseded: superseded.filter(|report| report.divergent_wals != Some(0)),
+        };
+        core.barrier().set_replicated_read_only(true);
+        self.store_state(&ReplicationState::Secondary(secondary))
+            .await?;
+        *lock(&self.stream) = Stream {
+            last_start_unix_ms: core.env().clock.unix_millis(),
+            ..Stream::default()
+        };
+        core.replication_role_changed().await;
+        tracing::info!(
+            secondary = %secondary_id,
+            primary = %address,
+            epoch = %epoch,
+            "performance secondary now follows a new primary; resyncing by Merkle diff"
+        );
+        Ok(())
+    }
+
+    /// `secondary/update-primary` without a token: `token=""` forgets the primary (the
+    /// cluster stays a secondary and goes idle); `update_primary_addrs` replaces the
+    /// cluster addresses of the same primary.
+    pub async fn update_primary_addrs(&self, addrs: Vec<String>) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let _round = self.loop_lock.lock().await;
+        let ReplicationState::Secondary(mut secondary) = self.load_state()? else {
+            return Err(LogicalError::BadRequest(
+                "this cluster is not a performance secondary that follows a primary".into(),
+            ));
+        };
+        if addrs.len() > PRIMARY_ADDRS_MAX {
+            return Err(LogicalError::BadRequest(format!(
+                "at most {PRIMARY_ADDRS_MAX} primary addresses"
+            )));
+        }
+        secondary.primary_cluster_addrs = addrs
+            .iter()
+            .map(|addr| crate::http::client::host_port(addr).unwrap_or_else(|_| addr.clone()))
+            .collect();
+        self.store_state(&ReplicationState::Secondary(secondary))
+            .await?;
+        *lock(&self.stream) = Stream::default();
+        Ok(())
     }
 
     // ----- status -----
@@ -604,10 +912,17 @@ impl Replication {
                         })
                     })
                     .collect();
-                json!({
+                // A superseded primary is Vault's `idle` primary (a problem), and says why.
+                let state = if primary.superseded.is_some() {
+                    "idle"
+                } else {
+                    "running"
+                };
+                let mut status = json!({
                     "mode": "primary",
                     "cluster_id": primary.set_id,
-                    "state": "running",
+                    "state": state,
+                    "epoch": primary.epoch.generation,
                     "primary_cluster_addr": primary.primary_cluster_addr,
                     "known_secondaries": primary.secondaries.keys().collect::<Vec<_>>(),
                     "secondaries": secondaries,
@@ -618,7 +933,43 @@ impl Replication {
                     "last_reindex_epoch": "0",
                     "last_corruption_check_epoch": "-62135596800",
                     "ssct_generation_counter": 0,
-                })
+                });
+                if let Some(superseded) = &primary.superseded {
+                    // Counted against the WAL now: a write that passed the barrier as the
+                    // news arrived is divergent too.
+                    let divergent = superseded
+                        .successor_from_wal
+                        .map(|from| epoch::divergent_wals(last_wal, from));
+                    add_superseded(&mut status, superseded, divergent);
+                }
+                status
+            }
+            ReplicationState::Demoted(primary) => {
+                let mut status = json!({
+                    "mode": "secondary",
+                    "cluster_id": primary.set_id,
+                    "state": "idle",
+                    "connection_state": "shutdown",
+                    "epoch": primary.epoch.generation,
+                    "secondary_id": "",
+                    "primary_cluster_addr": "",
+                    "known_primary_cluster_addrs": [],
+                    "primaries": [],
+                    "last_wal": last_wal,
+                    "last_remote_wal": 0,
+                    "merkle_root": merkle_root,
+                    "corrupted_merkle_tree": false,
+                    "last_reindex_epoch": "0",
+                    "last_corruption_check_epoch": "-62135596800",
+                    "ssct_generation_counter": 0,
+                });
+                if let Some(superseded) = &primary.superseded {
+                    let divergent = superseded
+                        .successor_from_wal
+                        .map(|from| epoch::divergent_wals(last_wal, from));
+                    add_superseded(&mut status, superseded, divergent);
+                }
+                status
             }
             ReplicationState::Secondary(secondary) => {
                 let stream = lock(&self.stream).clone();
@@ -659,11 +1010,12 @@ impl Replication {
                 } else {
                     Vec::new()
                 };
-                json!({
+                let mut status = json!({
                     "mode": mode,
                     "cluster_id": secondary.set_id,
                     "secondary_id": secondary.secondary_id,
-                    "state": stream.state,
+                    "epoch": secondary.epoch.generation,
+                    "state": if secondary.primary_cluster_addrs.is_empty() { "idle" } else { stream.state },
                     "connection_state": stream.connection_state,
                     "primary_cluster_addr": first_primary_addr,
                     "known_primary_cluster_addrs": known_addrs,
@@ -675,7 +1027,14 @@ impl Replication {
                     "last_corruption_check_epoch": "-62135596800",
                     "last_start": crate::util::rfc3339(stream.last_start_unix_ms),
                     "ssct_generation_counter": 0,
-                })
+                });
+                if let Some(superseded) = &secondary.superseded {
+                    add_superseded(&mut status, superseded, superseded.divergent_wals);
+                }
+                if let Some(error) = &stream.last_error {
+                    status["last_error"] = json!(error);
+                }
+                status
             }
         }
     }
@@ -710,8 +1069,17 @@ impl Replication {
         let Some(mut view) = core.cluster().backend().applied_view() else {
             return refused("this node's storage cannot replicate");
         };
-        let primary = match self.load_state() {
-            Ok(ReplicationState::Primary(primary)) => primary,
+        let (primary, demoted) = match self.load_state() {
+            Ok(ReplicationState::Primary(primary)) => (primary, false),
+            Ok(ReplicationState::Demoted(primary)) => (primary, true),
+            // Not a primary at all: there is nothing to fence, so a notice is answered
+            // as noted (it changes nothing here, so it needs no signature check).
+            Ok(_) if matches!(request.body, ReplBody::Supersede { .. }) => {
+                return ReplResponse::SupersedeNoted {
+                    divergent_wals: None,
+                    newest: None,
+                };
+            }
             Ok(_) => return refused("this cluster is not a performance primary"),
             Err(error) => return refused(&error.to_string()),
         };
@@ -727,12 +1095,63 @@ impl Replication {
         if !request.verify(&key) {
             return refused("request signature does not verify");
         }
+        // A peer that has seen a newer epoch than this primary's own proves that a
+        // promotion happened: stand down before serving anything.
+        let named_epoch = match &request.body {
+            ReplBody::Pull { epoch, .. }
+            | ReplBody::SyncBegin { epoch }
+            | ReplBody::Supersede { epoch, .. } => Some(epoch),
+            _ => None,
+        };
+        if let Some(newer) =
+            named_epoch.and_then(|named| epoch::superseded_by(&primary.epoch, named))
+        {
+            let from_wal = match &request.body {
+                ReplBody::Supersede { from_wal, .. } => Some(*from_wal),
+                _ => None,
+            };
+            let report = self.stand_down(&core, &newer, from_wal).await;
+            return match request.body {
+                ReplBody::Supersede { .. } => ReplResponse::SupersedeNoted {
+                    divergent_wals: report.as_ref().and_then(|report| report.divergent_wals),
+                    newest: report.map(|report| report.by),
+                },
+                _ => refused(&format!(
+                    "this cluster was superseded: a primary was promoted in epoch {newer}"
+                )),
+            };
+        }
+        if let Some(superseded) = &primary.superseded {
+            // Its WAL may hold writes its successor never received: nothing of it may
+            // reach anyone.
+            return refused(&format!(
+                "this cluster was superseded: a primary was promoted in epoch {}",
+                superseded.by
+            ));
+        }
+        match &request.body {
+            ReplBody::Supersede { epoch, .. } => {
+                return refused(&format!(
+                    "the notice names epoch {epoch}, which is not newer than this cluster's {}",
+                    primary.epoch
+                ));
+            }
+            ReplBody::Forward { .. } | ReplBody::PersistAlias { .. } if demoted => {
+                return refused(
+                    "this cluster was demoted and accepts no writes; point this secondary at \
+                     the new primary with update-primary",
+                );
+            }
+            _ => {}
+        }
         let info = |view: &AppliedState| PrimaryInfo {
             now_unix_ms: core.env().clock.unix_millis(),
             last_wal: view.wal().last_wal_index(),
             api_addr: core.config().node.api_addr.clone(),
             cluster_addrs: Self::cluster_addrs(&core),
             filter_generation: record.filter_generation,
+            epoch: primary.epoch.clone(),
+            demoted,
         };
         let mut crossing = match crossing_for(&core, &view, record.filter.as_ref()) {
             Ok(crossing) => crossing,
@@ -746,6 +1165,7 @@ impl Replication {
                 filter_generation,
                 api_addr,
                 cluster_addr,
+                epoch: _,
             } => {
                 self.note_contact(
                     &request.secondary_id,
@@ -798,9 +1218,13 @@ impl Replication {
                             // of the view that holds them (read after it): a mount created
                             // meanwhile is judged, and a filter changed meanwhile sends the
                             // secondary to resync instead of being applied half-way.
+                            // A demotion or a stand-down meanwhile ends the wait too.
                             let current = match self.load_state() {
-                                Ok(ReplicationState::Primary(primary)) => {
-                                    primary.secondaries.get(&request.secondary_id).cloned()
+                                Ok(
+                                    ReplicationState::Primary(current)
+                                    | ReplicationState::Demoted(current),
+                                ) if current.superseded.is_none() => {
+                                    current.secondaries.get(&request.secondary_id).cloned()
                                 }
                                 _ => None,
                             };
@@ -862,7 +1286,8 @@ impl Replication {
                     },
                 }
             }
-            ReplBody::SyncBegin => {
+            ReplBody::Supersede { .. } => refused("the notice was answered above"),
+            ReplBody::SyncBegin { .. } => {
                 let sync_id = {
                     let mut next = lock(&self.next_sync_id);
                     *next += 1;
@@ -872,6 +1297,7 @@ impl Replication {
                 let allowed = |group: &crate::storage::KeyGroup| crossing.allows_group(group);
                 let group_roots = view.merkle().group_roots(allowed);
                 let view_root = view.merkle().view_root(allowed);
+                let primary_info = info(&view);
                 let now = core.env().clock.now();
                 let mut syncs = lock(&self.syncs);
                 syncs.retain(|_, pinned| now.duration_since(pinned.last_used) < SYNC_PIN_TTL);
@@ -889,6 +1315,7 @@ impl Replication {
                     wal_index,
                     group_roots,
                     view_root,
+                    primary: primary_info,
                 }
             }
             ReplBody::Merkle { sync_id, requests } => {
@@ -927,6 +1354,55 @@ impl Replication {
         }
     }
 
+    /// Record that a primary was promoted in `newer` (with this cluster's WAL up to
+    /// `from_wal`, when its notice says so), and refuse replicated writes from now on.
+    /// Idempotent: a repeated notice only fills in what the first did not say. Answers
+    /// the report as stored.
+    async fn stand_down(
+        &self,
+        core: &Core,
+        newer: &Epoch,
+        from_wal: Option<u64>,
+    ) -> Option<Superseded> {
+        let _guard = self.state_lock.lock().await;
+        core.barrier().set_replicated_read_only(true);
+        let (mut primary, demoted) = match self.load_state() {
+            Ok(ReplicationState::Primary(primary)) => (primary, false),
+            Ok(ReplicationState::Demoted(primary)) => (primary, true),
+            _ => {
+                self.apply_role();
+                return None;
+            }
+        };
+        let last_wal = core
+            .cluster()
+            .backend()
+            .applied_view()
+            .map_or(0, |view| view.wal().last_wal_index());
+        let report = Superseded::noted(primary.superseded.as_ref(), newer, from_wal, last_wal);
+        if primary.superseded.as_ref() != Some(&report) {
+            tracing::warn!(
+                own_epoch = %primary.epoch,
+                newer_epoch = %report.by,
+                divergent_wals = ?report.divergent_wals,
+                "performance primary superseded: a newer primary exists; replicated writes \
+                 refused and nothing more is served from this cluster's WAL"
+            );
+            primary.superseded = Some(report.clone());
+            let state = if demoted {
+                ReplicationState::Demoted(primary)
+            } else {
+                ReplicationState::Primary(primary)
+            };
+            if let Err(error) = self.store_state(&state).await {
+                // The barrier stays read-only in memory; the next notice stores it again.
+                tracing::warn!(error = %error, "could not store the superseded state");
+            }
+        }
+        lock(&self.syncs).clear();
+        Some(report)
+    }
+
     /// The view and crossing a secondary's sync `sync_id` pinned (O(1) clones), marking
     /// it used at `now`; `None` when no such sync is in progress.
     fn pinned_sync(
@@ -952,9 +1428,20 @@ impl Replication {
         caller: Option<crate::token::TokenEntry>,
     ) -> Result<crate::http::ApiResponse, LogicalError> {
         let core = self.core()?;
-        let ReplicationState::Secondary(secondary) = self.load_state()? else {
+        let state = self.load_state()?;
+        if let Some(refusal) = state.write_refusal() {
+            return Err(LogicalError::BadRequest(refusal));
+        }
+        let ReplicationState::Secondary(secondary) = state else {
             return Err(LogicalError::ReadOnly);
         };
+        if secondary.primary_cluster_addrs.is_empty() {
+            return Err(LogicalError::BadRequest(
+                "this secondary follows no primary, so it accepts no writes to replicated \
+                 paths; point it at one with update-primary"
+                    .into(),
+            ));
+        }
         let caller = caller
             .map(|entry| serde_json::to_vec(&entry))
             .transpose()
@@ -1072,9 +1559,24 @@ impl Replication {
         if !core.is_active() {
             return Ok(Some(IDLE_DELAY));
         }
+        match self.load_state() {
+            Ok(ReplicationState::Secondary(_)) => {}
+            Ok(ReplicationState::Primary(primary)) => {
+                self.notify_predecessor(&core, &primary).await;
+                return Ok(Some(IDLE_DELAY));
+            }
+            _ => return Ok(Some(IDLE_DELAY)),
+        }
+        let _round = self.loop_lock.lock().await;
+        // Read again under the round's lock: a promotion or update-primary may have
+        // finished while this round waited for it.
         let Ok(ReplicationState::Secondary(secondary)) = self.load_state() else {
             return Ok(Some(IDLE_DELAY));
         };
+        if secondary.primary_cluster_addrs.is_empty() {
+            lock(&self.stream).state = "idle";
+            return Ok(Some(IDLE_DELAY));
+        }
         let backend = core.cluster().backend();
         let Some(view) = backend.applied_view() else {
             return Ok(Some(IDLE_DELAY));
@@ -1093,6 +1595,7 @@ impl Replication {
             filter_generation: synced_generation.unwrap_or(0),
             api_addr: core.config().node.api_addr.clone(),
             cluster_addr: core.config().node.cluster_addr.clone(),
+            epoch: secondary.epoch.clone(),
         };
         match self.call(&core, &secondary, body).await? {
             ReplResponse::Wals {
@@ -1100,6 +1603,7 @@ impl Replication {
                 to,
                 primary,
             } => {
+                self.follow_epoch(&secondary, &primary).await?;
                 self.note_primary(&core, primary, "stream-wals");
                 if to == position {
                     return Ok(None);
@@ -1127,6 +1631,7 @@ impl Replication {
                 }
             }
             ReplResponse::NeedSync { primary } => {
+                self.follow_epoch(&secondary, &primary).await?;
                 tracing::info!(
                     state = "merkle-sync",
                     position,
@@ -1160,6 +1665,123 @@ impl Replication {
         }
     }
 
+    /// Judge the epoch a primary answered with ([`epoch::follow`]): an older one than
+    /// this cluster has seen is refused before anything it sent is applied; a newer one
+    /// is remembered. Called under the round's lock, which role changes also take.
+    async fn follow_epoch(
+        &self,
+        secondary: &SecondaryState,
+        primary: &PrimaryInfo,
+    ) -> Result<(), String> {
+        match epoch::follow(&secondary.epoch, &primary.epoch) {
+            Follow::Apply => Ok(()),
+            Follow::Raise(newer) => {
+                let mut raised = secondary.clone();
+                raised.epoch = newer;
+                self.store_state(&ReplicationState::Secondary(raised))
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+            Follow::Refuse { primary, seen } => {
+                lock(&self.stream).state = "idle";
+                Err(format!(
+                    "the primary answered in epoch {primary}, older than epoch {seen} this \
+                     cluster has seen: it was superseded, and nothing it sends is applied"
+                ))
+            }
+        }
+    }
+
+    /// After a promotion, tell the former primary of the new epoch, every
+    /// [`SUPERSEDE_NOTICE_INTERVAL`] until it answers, so it stands down even when it was
+    /// not demoted (a forced promotion) and was cut off meanwhile.
+    async fn notify_predecessor(&self, core: &Core, primary: &PrimaryState) {
+        let Some(predecessor) = primary
+            .predecessor
+            .as_ref()
+            .filter(|predecessor| !predecessor.notified)
+        else {
+            return;
+        };
+        if primary.superseded.is_some() {
+            return;
+        }
+        let now = core.env().clock.now();
+        {
+            let mut last = lock(&self.last_notice);
+            if last.is_some_and(|at| now.duration_since(at) < SUPERSEDE_NOTICE_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let Ok(key) = hex::decode(&predecessor.auth_key_hex) else {
+            return;
+        };
+        let body = ReplBody::Supersede {
+            epoch: primary.epoch.clone(),
+            from_wal: predecessor.from_wal,
+        };
+        let request = ReplRequest::signed(&primary.set_id, &predecessor.secondary_id, &key, body);
+        let Ok(payload) = encode_body(&request) else {
+            return;
+        };
+        for address in &predecessor.cluster_addrs {
+            let reply = self
+                .client
+                .call(
+                    address,
+                    Protocol::Replication,
+                    Lane::Control,
+                    payload.clone(),
+                    SUPERSEDE_NOTICE_TIMEOUT,
+                )
+                .await;
+            let answer = reply.map_err(|error| error.to_string()).and_then(|reply| {
+                decode_body::<ReplResponse>(&reply).map_err(|error| error.to_string())
+            });
+            match answer {
+                Ok(ReplResponse::SupersedeNoted {
+                    divergent_wals,
+                    newest,
+                }) => {
+                    tracing::info!(
+                        epoch = %primary.epoch,
+                        former_primary = %address,
+                        divergent_wals = ?divergent_wals,
+                        "the former primary knows of the new epoch"
+                    );
+                    // It has heard of a newer promotion than this one (two secondaries of
+                    // it were promoted): this cluster is the one that stands down.
+                    if let Some(newest) =
+                        newest.and_then(|newest| epoch::superseded_by(&primary.epoch, &newest))
+                    {
+                        self.stand_down(core, &newest, None).await;
+                    }
+                    let _guard = self.state_lock.lock().await;
+                    if let Ok(ReplicationState::Primary(mut current)) = self.load_state()
+                        && current.epoch == primary.epoch
+                        && let Some(stored) = current.predecessor.as_mut()
+                    {
+                        stored.notified = true;
+                        if let Err(error) =
+                            self.store_state(&ReplicationState::Primary(current)).await
+                        {
+                            tracing::warn!(error = %error, "could not record the notice");
+                        }
+                    }
+                    return;
+                }
+                Ok(ReplResponse::Refused { reason }) => {
+                    tracing::debug!(former_primary = %address, reason = %reason, "supersede notice refused");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(former_primary = %address, error = %error, "supersede notice not delivered");
+                }
+            }
+        }
+    }
+
     fn note_primary(&self, core: &Core, primary: PrimaryInfo, state: &'static str) {
         let now = core.env().clock.unix_millis();
         let mut stream = lock(&self.stream);
@@ -1190,14 +1812,22 @@ impl Replication {
             }
             stream.state = "merkle-diff";
         }
+        let begin = ReplBody::SyncBegin {
+            epoch: secondary.epoch.clone(),
+        };
         let (sync_id, wal_index, group_roots, view_root) =
-            match self.call(core, secondary, ReplBody::SyncBegin).await? {
+            match self.call(core, secondary, begin).await? {
                 ReplResponse::SyncStarted {
                     sync_id,
                     wal_index,
                     group_roots,
                     view_root,
-                } => (sync_id, wal_index, group_roots, view_root),
+                    primary,
+                } => {
+                    self.follow_epoch(secondary, &primary).await?;
+                    lock(&self.stream).primary = Some(primary);
+                    (sync_id, wal_index, group_roots, view_root)
+                }
                 other => return self.unexpected(other).map(|_| ()),
             };
         let backend = core.cluster().backend();
@@ -1285,11 +1915,6 @@ impl Replication {
             .primary
             .as_ref()
             .map_or(0, |primary| primary.filter_generation);
-        {
-            let mut stream = lock(&self.stream);
-            stream.synced_generation = Some(generation);
-            stream.state = "stream-wals";
-        }
         if !secondary.bootstrapped {
             let mut bootstrapped = secondary.clone();
             bootstrapped.bootstrapped = true;
@@ -1297,7 +1922,12 @@ impl Replication {
                 .await
                 .map_err(|error| error.to_string())?;
         }
+        // The status says `stream-wals` only once the synced mount and auth tables are
+        // served: a client that waits for it may log in with a replicated method at once.
         core.reload_replicated_caches().await;
+        let mut stream = lock(&self.stream);
+        stream.synced_generation = Some(generation);
+        stream.state = "stream-wals";
         Ok(())
     }
 
@@ -1306,6 +1936,16 @@ impl Replication {
         core: &Core,
         secondary: &SecondaryState,
         body: ReplBody,
+    ) -> Result<ReplResponse, String> {
+        self.call_within(core, secondary, body, CALL_TIMEOUT).await
+    }
+
+    async fn call_within(
+        &self,
+        core: &Core,
+        secondary: &SecondaryState,
+        body: ReplBody,
+        timeout: Duration,
     ) -> Result<ReplResponse, String> {
         let key = hex::decode(&secondary.auth_key_hex).map_err(|error| error.to_string())?;
         let addresses = {
@@ -1329,7 +1969,7 @@ impl Replication {
                 Protocol::Replication,
                 Lane::Control,
                 payload,
-                CALL_TIMEOUT,
+                timeout,
             )
             .await
             .map_err(|error| format!("{address}: {error}"))?;
@@ -1446,10 +2086,59 @@ fn crossing_for(
     })
 }
 
+/// Arca's addition to the status of a cluster that was a superseded primary (Vault
+/// has no such state: it relies on operators never running two primaries).
+fn add_superseded(status: &mut Value, superseded: &Superseded, divergent_wals: Option<u64>) {
+    status["superseded"] = json!(true);
+    status["superseded_by_epoch"] = json!(superseded.by.generation);
+    status["divergent_wals"] = json!(divergent_wals);
+}
+
 /// A root as the status shows it: hex of its first 20 bytes, the length of Vault's
 /// `merkle_root`.
 pub fn short_root(root: &super::merkle::Hash) -> String {
     hex::encode(&root[..20])
+}
+
+/// Check an activation token's shape and expiry, then unwrap it at the primary's API
+/// (`primary_api_addr`, else the token's `addr` claim): the bundle and the address used.
+async fn activation_bundle(
+    core: &Core,
+    token: &str,
+    primary_api_addr: Option<&str>,
+) -> Result<(Bundle, String), LogicalError> {
+    let claims = crate::wrapping::jwt::decode_unverified_claims(token)
+        .map_err(|error| LogicalError::BadRequest(format!("invalid activation token: {error}")))?;
+    if claims.get("type").and_then(Value::as_str) != Some("wrapping") {
+        return Err(LogicalError::BadRequest(
+            "invalid activation token: not a wrapping token".into(),
+        ));
+    }
+    let now = core.env().clock.unix_seconds();
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|exp| exp <= now)
+    {
+        return Err(LogicalError::BadRequest(
+            "activation token has expired".into(),
+        ));
+    }
+    let address = match primary_api_addr.filter(|addr| !addr.is_empty()) {
+        Some(addr) => addr.to_string(),
+        None => claims
+            .get("addr")
+            .and_then(Value::as_str)
+            .filter(|addr| !addr.is_empty())
+            .ok_or_else(|| {
+                LogicalError::BadRequest(
+                    "the activation token carries no primary address; pass primary_api_addr".into(),
+                )
+            })?
+            .to_string(),
+    };
+    let bundle = unwrap_bundle(&address, token).await?;
+    Ok((bundle, address))
 }
 
 /// Unwrap an activation token at the primary's API and read the bundle.

@@ -18,6 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::epoch::Epoch;
 use super::merkle::{Hash, MerkleRequest, MerkleResponse};
 use crate::channel::frame::encode_body;
 use crate::storage::KeyGroup;
@@ -56,9 +57,12 @@ pub enum ReplBody {
         /// Where the secondary's active node answers (shown in the primary's status).
         api_addr: String,
         cluster_addr: String,
+        /// The highest epoch the secondary has seen: a primary of an older one learns
+        /// from it that it was superseded.
+        epoch: Epoch,
     },
-    /// Pin a view of the primary for a sync.
-    SyncBegin,
+    /// Pin a view of the primary for a sync (`epoch` as in a pull).
+    SyncBegin { epoch: Epoch },
     /// Merkle summaries of the pinned view (at most [`MERKLE_REQUESTS_MAX`]).
     Merkle {
         sync_id: u64,
@@ -78,6 +82,10 @@ pub enum ReplBody {
         alias: crate::identity::OwnedLoginAlias,
         now_unix: i64,
     },
+    /// From a cluster this secondary's primary once followed, now promoted: it opened
+    /// `epoch` holding this primary's WAL up to `from_wal`. Signed with the id and key
+    /// it had as a secondary here, so only a genuine former secondary can send it.
+    Supersede { epoch: Epoch, from_wal: u64 },
 }
 
 /// Fetched values: each key with its ciphertext, or `None` when the view lacks it.
@@ -100,6 +108,10 @@ pub struct PrimaryInfo {
     /// Every node's cluster address (host:port).
     pub cluster_addrs: Vec<String>,
     pub filter_generation: u64,
+    /// The epoch this primary was opened in.
+    pub epoch: Epoch,
+    /// The primary was demoted: its WAL is final at `last_wal`.
+    pub demoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +134,7 @@ pub enum ReplResponse {
         wal_index: u64,
         group_roots: Vec<(KeyGroup, Hash)>,
         view_root: Hash,
+        primary: PrimaryInfo,
     },
     MerkleAnswers {
         responses: Vec<MerkleResponse>,
@@ -148,6 +161,14 @@ pub enum ReplResponse {
     /// The request was served and failed (a persisted alias the primary refused).
     Failed {
         reason: String,
+    },
+    /// The answer to [`ReplBody::Supersede`]: this cluster stands down (or already had),
+    /// and holds this many WAL entries its successor does not (when it was a primary).
+    /// `newest` is the newest epoch it has heard of: when that is newer than the
+    /// notifier's own (another cluster was promoted too), the notifier stands down.
+    SupersedeNoted {
+        divergent_wals: Option<u64>,
+        newest: Option<Epoch>,
     },
     /// Not served, and retrying will not help (revoked, unknown, not a primary).
     Refused {
@@ -211,6 +232,7 @@ mod tests {
             filter_generation: 0,
             api_addr: String::new(),
             cluster_addr: String::new(),
+            epoch: Epoch::first(),
         };
         let request = ReplRequest::signed("set", "s1", b"key", body);
         let decoded: ReplRequest = decode_body(&encode_body(&request).unwrap()).unwrap();
@@ -224,6 +246,7 @@ mod tests {
             filter_generation: 0,
             api_addr: String::new(),
             cluster_addr: String::new(),
+            epoch: Epoch::first(),
         };
         assert!(!moved.verify(b"key"), "a changed position breaks the MAC");
         let mut renamed = decoded;

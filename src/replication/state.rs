@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::epoch::Epoch;
 use crate::core::mounts::MountEntry;
 use crate::logical::LogicalError;
 pub use crate::storage::key_space::REPLICATION_STATE_KEY;
@@ -51,6 +52,11 @@ pub enum ReplicationState {
     Disabled,
     Primary(PrimaryState),
     Secondary(SecondaryState),
+    /// A primary that was demoted: it accepts no replicated writes and follows no
+    /// primary until `update-primary`, but keeps its set id, its epoch and its
+    /// secondaries' keys, and still answers their pulls from its frozen WAL, so a
+    /// secondary about to be promoted can receive every write it acknowledged.
+    Demoted(PrimaryState),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +67,70 @@ pub struct PrimaryState {
     pub primary_cluster_addr: String,
     /// Secondaries by id, in id order.
     pub secondaries: BTreeMap<String, SecondaryRecord>,
+    /// The epoch this cluster is primary in (opened by its enable or its promotion).
+    #[serde(default)]
+    pub epoch: Epoch,
+    /// Set once this cluster learns that a newer epoch exists: from then on it accepts
+    /// no replicated write and serves no pull.
+    #[serde(default)]
+    pub superseded: Option<Superseded>,
+    /// After a promotion: the primary this cluster followed, told of the new epoch until
+    /// it answers (so it stands down even after a forced promotion).
+    #[serde(default)]
+    pub predecessor: Option<Predecessor>,
+}
+
+/// What a superseded primary knows of its successor, for its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub by: Epoch,
+    /// The last of this cluster's WAL indexes the successor held when it was promoted
+    /// (`None` until the successor itself says so: a secondary's pull names only the
+    /// epoch).
+    pub successor_from_wal: Option<u64>,
+    /// The WAL entries this cluster accepted that the successor does not hold; they
+    /// never cross to anyone, and a later `update-primary` discards them here.
+    pub divergent_wals: Option<u64>,
+}
+
+impl Superseded {
+    /// The report of a primary (with an `existing` one or none) that hears of `newer`,
+    /// with the successor's position when its notice names it, at WAL index `last_wal`:
+    /// the newest epoch heard wins, and a position once known is kept.
+    pub fn noted(
+        existing: Option<&Superseded>,
+        newer: &Epoch,
+        successor_from_wal: Option<u64>,
+        last_wal: u64,
+    ) -> Superseded {
+        let by = existing
+            .map(|report| &report.by)
+            .filter(|by| *by > newer)
+            .unwrap_or(newer)
+            .clone();
+        let successor_from_wal =
+            successor_from_wal.or_else(|| existing.and_then(|report| report.successor_from_wal));
+        Superseded {
+            by,
+            successor_from_wal,
+            divergent_wals: successor_from_wal
+                .map(|from| super::epoch::divergent_wals(last_wal, from)),
+        }
+    }
+}
+
+/// The primary a promoted cluster followed, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Predecessor {
+    /// The id and key this cluster had as that primary's secondary: the notice is
+    /// signed with them, so the old primary can tell it is genuine.
+    pub secondary_id: String,
+    pub auth_key_hex: String,
+    pub cluster_addrs: Vec<String>,
+    /// The old primary's last WAL index this cluster held when it was promoted.
+    pub from_wal: u64,
+    /// The old primary has answered the notice.
+    pub notified: bool,
 }
 
 /// A secondary as its primary knows it.
@@ -89,6 +159,14 @@ pub struct SecondaryState {
     pub bootstrapped: bool,
     /// Unix seconds of activation (`last_reindex_epoch`).
     pub activated_unix: i64,
+    /// The highest epoch this cluster has seen (from its activation bundle and its
+    /// primaries' answers); it follows no primary of an older one.
+    #[serde(default)]
+    pub epoch: Epoch,
+    /// When this cluster was a superseded primary before: what it had accepted that
+    /// its successor never received (discarded by the sync, reported here).
+    #[serde(default)]
+    pub superseded: Option<Superseded>,
 }
 
 impl ReplicationState {
@@ -98,6 +176,61 @@ impl ReplicationState {
             ReplicationState::Primary(_) => Mode::Primary,
             ReplicationState::Secondary(state) if state.bootstrapped => Mode::Secondary,
             ReplicationState::Secondary(_) => Mode::Bootstrapping,
+            // Vault reports a demoted primary as a secondary (with state `idle`).
+            ReplicationState::Demoted(_) => Mode::Secondary,
+        }
+    }
+
+    /// The set this cluster belongs to, if any.
+    pub fn set_id(&self) -> Option<&str> {
+        match self {
+            ReplicationState::Disabled => None,
+            ReplicationState::Primary(primary) | ReplicationState::Demoted(primary) => {
+                Some(&primary.set_id)
+            }
+            ReplicationState::Secondary(secondary) => Some(&secondary.set_id),
+        }
+    }
+
+    /// The highest epoch this cluster knows of.
+    pub fn epoch_seen(&self) -> Epoch {
+        match self {
+            ReplicationState::Disabled => Epoch::default(),
+            ReplicationState::Primary(primary) | ReplicationState::Demoted(primary) => primary
+                .superseded
+                .as_ref()
+                .map_or_else(|| primary.epoch.clone(), |superseded| superseded.by.clone()),
+            ReplicationState::Secondary(secondary) => secondary.epoch.clone(),
+        }
+    }
+
+    /// Whether this cluster itself may write replicated keys: with replication off, or
+    /// as a primary nothing has superseded. A secondary's writes go to its primary.
+    pub fn accepts_replicated_writes(&self) -> bool {
+        match self {
+            ReplicationState::Disabled => true,
+            ReplicationState::Primary(primary) => primary.superseded.is_none(),
+            ReplicationState::Secondary(_) | ReplicationState::Demoted(_) => false,
+        }
+    }
+
+    /// Why a replicated write cannot be made here or forwarded anywhere, for a cluster
+    /// that has no primary to send it to (`None` otherwise).
+    pub fn write_refusal(&self) -> Option<String> {
+        match self {
+            ReplicationState::Primary(PrimaryState {
+                superseded: Some(superseded),
+                epoch,
+                ..
+            }) => Some(format!(
+                "this cluster is no longer the performance primary: it was primary in epoch                  {epoch} and a cluster promoted in epoch {} superseded it, so it accepts no                  writes to replicated paths; demote it and point it at the new primary with                  update-primary",
+                superseded.by
+            )),
+            ReplicationState::Demoted(_) => Some(
+                "this cluster was demoted and follows no primary yet, so it accepts no writes                  to replicated paths; point it at the new primary with update-primary"
+                    .to_string(),
+            ),
+            _ => None,
         }
     }
 }
@@ -228,6 +361,8 @@ mod tests {
             primary_cluster_addrs: Vec::new(),
             bootstrapped: false,
             activated_unix: 0,
+            epoch: Epoch::first(),
+            superseded: None,
         };
         assert_eq!(
             ReplicationState::Secondary(secondary.clone()).mode(),
@@ -238,5 +373,61 @@ mod tests {
             ReplicationState::Secondary(secondary).mode(),
             Mode::Secondary
         );
+    }
+
+    /// A secondary's pull names only the epoch; the new primary's notice adds its
+    /// position, and with it the count of divergent entries; a repeat changes nothing.
+    #[test]
+    fn a_superseded_report_fills_in_and_keeps_the_newest_epoch() {
+        let b = Epoch::after(&Epoch::first(), "b");
+        let from_pull = Superseded::noted(None, &b, None, 20);
+        assert_eq!(from_pull.by, b);
+        assert_eq!(from_pull.divergent_wals, None);
+        let from_notice = Superseded::noted(Some(&from_pull), &b, Some(17), 20);
+        assert_eq!(from_notice.divergent_wals, Some(3));
+        assert_eq!(
+            Superseded::noted(Some(&from_notice), &b, None, 20),
+            from_notice
+        );
+        let older = Epoch::first();
+        assert_eq!(
+            Superseded::noted(Some(&from_notice), &older, None, 20).by,
+            b
+        );
+    }
+
+    /// Only a primary nobody superseded writes replicated keys itself; a demoted or
+    /// superseded one says why not, and reports the epoch that superseded it.
+    #[test]
+    fn only_an_unsuperseded_primary_accepts_replicated_writes() {
+        let mut primary = PrimaryState {
+            set_id: "s".into(),
+            primary_cluster_addr: String::new(),
+            secondaries: BTreeMap::new(),
+            epoch: Epoch::first(),
+            superseded: None,
+            predecessor: None,
+        };
+        assert!(ReplicationState::Disabled.accepts_replicated_writes());
+        assert!(ReplicationState::Primary(primary.clone()).accepts_replicated_writes());
+        assert_eq!(
+            ReplicationState::Primary(primary.clone()).write_refusal(),
+            None
+        );
+        let demoted = ReplicationState::Demoted(primary.clone());
+        assert!(!demoted.accepts_replicated_writes());
+        assert_eq!(demoted.mode(), Mode::Secondary);
+        assert!(demoted.write_refusal().unwrap().contains("demoted"));
+        let newer = Epoch::after(&Epoch::first(), "b");
+        primary.superseded = Some(Superseded {
+            by: newer.clone(),
+            successor_from_wal: None,
+            divergent_wals: None,
+        });
+        let superseded = ReplicationState::Primary(primary);
+        assert!(!superseded.accepts_replicated_writes());
+        assert_eq!(superseded.mode(), Mode::Primary);
+        assert_eq!(superseded.epoch_seen(), newer);
+        assert!(superseded.write_refusal().unwrap().contains("superseded"));
     }
 }
