@@ -493,6 +493,16 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     assert_eq!(seen["node_id"], "secondary");
     assert_eq!(seen["connection_status"], "connected");
     assert_eq!(seen["api_address"], secondary.node.address());
+    // Measured, not filled in: the secondary pulls about once per long-poll wait, and it
+    // holds everything (the canary is fresh).
+    let measured = |field: &str| -> i64 { seen[field].as_str().unwrap().parse().unwrap() };
+    let interval_ms = measured("last_heartbeat_duration_ms");
+    assert!(
+        (1..=30_000).contains(&interval_ms),
+        "time between pulls: {seen}"
+    );
+    let canary_age_ms = measured("replication_primary_canary_age_ms");
+    assert!((0..=30_000).contains(&canary_age_ms), "canary age: {seen}");
 
     // Local mounts can be enabled on a secondary, and their data stays there.
     let (status, _) = secondary.api(

@@ -130,10 +130,26 @@ impl std::fmt::Debug for Bundle {
 #[derive(Debug, Clone, Default)]
 struct Contact {
     last_heartbeat_unix_ms: i64,
+    /// The contact before the last: their distance is how often the secondary checks in.
+    previous_heartbeat_unix_ms: i64,
+    /// When the secondary last asked for entries after the primary's last WAL index, i.e.
+    /// held everything (its canary age is the time since).
+    caught_up_unix_ms: i64,
+    /// Not measured on this side (a pull carries no clock of the secondary's); the
+    /// secondary's own status has the skew it measured against the primary's clock.
     clock_skew_ms: i64,
     position: u64,
     api_addr: String,
     cluster_addr: String,
+}
+
+/// The time between a secondary's last two pulls (0 before its second).
+fn heartbeat_interval_ms(contact: &Contact) -> i64 {
+    if contact.previous_heartbeat_unix_ms > 0 {
+        (contact.last_heartbeat_unix_ms - contact.previous_heartbeat_unix_ms).max(0)
+    } else {
+        0
+    }
 }
 
 /// What the secondary's pull loop knows of the stream right now.
@@ -905,9 +921,13 @@ impl Replication {
                             "cluster_address": contact.cluster_addr,
                             "connection_status": if connected { "connected" } else { "disconnected" },
                             "last_heartbeat": crate::util::rfc3339(contact.last_heartbeat_unix_ms),
-                            "last_heartbeat_duration_ms": "0",
+                            // Our heartbeat is the secondary's pull: the time between its
+                            // last two is how long the primary waits to hear from it.
+                            "last_heartbeat_duration_ms": heartbeat_interval_ms(contact).to_string(),
                             "clock_skew_ms": contact.clock_skew_ms.to_string(),
-                            "replication_primary_canary_age_ms": "0",
+                            "replication_primary_canary_age_ms": (now_ms - contact.caught_up_unix_ms)
+                                .max(0)
+                                .to_string(),
                             "last_remote_wal": contact.position,
                         })
                     })
@@ -1170,6 +1190,7 @@ impl Replication {
                 self.note_contact(
                     &request.secondary_id,
                     after,
+                    view.wal().last_wal_index(),
                     core.env().clock.unix_millis(),
                     (api_addr, cluster_addr),
                 );
@@ -1506,11 +1527,22 @@ impl Replication {
         &self,
         secondary_id: &str,
         position: u64,
+        primary_last_wal: u64,
         now_ms: i64,
         (api_addr, cluster_addr): (String, String),
     ) {
         let mut contacts = lock(&self.contacts);
-        let contact = contacts.entry(secondary_id.to_string()).or_default();
+        let contact = contacts
+            .entry(secondary_id.to_string())
+            .or_insert_with(|| Contact {
+                // Never caught up yet: the canary ages from the first contact.
+                caught_up_unix_ms: now_ms,
+                ..Contact::default()
+            });
+        if position >= primary_last_wal {
+            contact.caught_up_unix_ms = now_ms;
+        }
+        contact.previous_heartbeat_unix_ms = contact.last_heartbeat_unix_ms;
         contact.last_heartbeat_unix_ms = now_ms;
         contact.position = position;
         contact.api_addr = api_addr;
