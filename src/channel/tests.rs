@@ -285,6 +285,8 @@ async fn a_silent_stream_is_closed_under_an_outstanding_request() {
         let mut buffer = vec![0u8; 4096];
         let _ = stream.read(&mut buffer).await.unwrap();
         stream.write_all(&welcome).await.unwrap();
+        // The simulator's sockets send on flush.
+        stream.flush().await.unwrap();
         while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
     });
     let clock = Clock::system();
