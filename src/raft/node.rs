@@ -416,7 +416,10 @@ impl RaftNode {
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<(String, NodeInfo)> {
-        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        // Read under the watch's borrow: cloning the whole metrics (replication maps, node
+        // ids) on every request costs allocations the read path does not need.
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow_watched();
         let leader = metrics.current_leader.clone()?;
         let info = metrics
             .membership_config
@@ -428,7 +431,8 @@ impl RaftNode {
     }
 
     pub fn is_leader(&self) -> bool {
-        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow_watched();
         metrics.state == ServerState::Leader
             && metrics.current_leader.as_deref() == Some(self.inner.node_id.as_str())
     }
@@ -540,7 +544,8 @@ impl RaftNode {
     }
 
     pub fn status(&self) -> RaftStatus {
-        let metrics = self.inner.raft.metrics().borrow_watched().clone();
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow_watched();
         RaftStatus {
             term: metrics.current_term,
             committed_index: metrics
