@@ -144,18 +144,42 @@ pub fn write_token_helper(home: Option<&str>, token: &str) -> Result<(), String>
     let Some(path) = token_helper_path(home) else {
         return Err("error storing token: HOME is not set".to_string());
     };
+    write_file_with_mode(&path, token.as_bytes(), 0o600)
+        .map_err(|error| format!("error storing token in {}: {error}", path.display()))
+}
+
+/// Write `bytes` to a file created with `mode` from the start (on Unix), so a key or a
+/// token is never readable by others even for a moment.
+pub fn write_file_with_mode(
+    path: &std::path::Path,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
-    let mut file = options
-        .open(&path)
-        .map_err(|error| format!("error storing token in {}: {error}", path.display()))?;
-    file.write_all(token.as_bytes())
-        .map_err(|error| format!("error storing token in {}: {error}", path.display()))
+    #[cfg(not(unix))]
+    let _ = mode;
+    options.open(path)?.write_all(bytes)
+}
+
+/// Create `dir` and its parents (a directory the user named for files we write).
+pub fn create_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Create `dir`, failing with `AlreadyExists` rather than reusing someone's directory.
+pub fn create_new_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir(dir)
+}
+
+/// Remove a directory this process created, with everything in it.
+pub fn remove_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(dir)
 }
 
 /// Transfers at least this large show progress: smaller ones finish before a reader

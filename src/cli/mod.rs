@@ -11,7 +11,7 @@ mod commands;
 pub mod data_args;
 pub mod format;
 pub mod help;
-mod local;
+pub(crate) mod local;
 pub mod seal_status;
 pub mod secret;
 pub mod yaml;

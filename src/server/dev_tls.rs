@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use crate::cli::local;
 use crate::config::ListenerTlsFiles;
 use crate::http::tls::TlsMinVersion;
 
@@ -33,7 +34,7 @@ pub struct DevTlsFiles {
 pub fn generate(cert_dir: Option<&Path>, listen_ip: IpAddr) -> Result<DevTlsFiles, String> {
     let (dir, remove_on_exit) = match cert_dir {
         Some(dir) => {
-            create_dir_all(dir)
+            local::create_dir_all(dir)
                 .map_err(|error| format!("Error creating -dev-tls-cert-dir {dir:?}: {error}"))?;
             (dir.to_path_buf(), false)
         }
@@ -100,14 +101,8 @@ pub fn generate(cert_dir: Option<&Path>, listen_ip: IpAddr) -> Result<DevTlsFile
 /// Remove what [`generate`] wrote, when it chose the directory.
 pub fn remove(files: &DevTlsFiles) {
     if files.remove_on_exit {
-        #[allow(clippy::disallowed_methods)]
-        let _ = std::fs::remove_dir_all(&files.dir); // seam-ok: dev CLI's own temp files
+        let _ = local::remove_dir_all(&files.dir);
     }
-}
-
-#[allow(clippy::disallowed_methods)]
-fn create_dir_all(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir) // seam-ok: dev CLI's own temp files
 }
 
 /// `$TMPDIR/arca-tls-PID[-N]`, created fresh (never reusing someone's directory).
@@ -121,9 +116,7 @@ fn new_temp_dir() -> Result<PathBuf, String> {
             format!("arca-tls-{pid}-{attempt}")
         };
         let dir = base.join(name);
-        #[allow(clippy::disallowed_methods)]
-        match std::fs::create_dir(&dir) {
-            // seam-ok: dev CLI's own temp files
+        match local::create_new_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(error) => {
@@ -140,17 +133,7 @@ fn new_temp_dir() -> Result<PathBuf, String> {
 
 /// Write a new file with `mode` from the start, so the key is never readable by others
 /// even for a moment.
-#[allow(clippy::disallowed_types)]
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new(); // seam-ok: dev CLI's own temp files
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    options
-        .open(path)
-        .and_then(|mut file| file.write_all(bytes))
+    local::write_file_with_mode(path, bytes, mode)
         .map_err(|error| format!("Error writing {path:?}: {error}"))
 }
