@@ -165,28 +165,8 @@ fn provide(
         )));
         return Ok(1);
     }
-    let flag_nonce = parsed.value("nonce").unwrap_or_default().to_string();
-    let (key, nonce) = match parsed.positionals.first().map(String::as_str) {
-        Some("-") => (local::read_stdin().map_err(Failure::Local)?, flag_nonce),
-        Some(key) => (key.to_string(), flag_nonce),
-        None => {
-            context.may_prompt(parsed)?;
-            let nonce = status
-                .get("nonce")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            context.print(&format!("Operation nonce: {nonce}"));
-            let key = local::ask_secret("Unseal Key (will be hidden): ").map_err(Failure::Local)?;
-            (key, nonce)
-        }
-    };
-    let key = zeroize::Zeroizing::new(key.trim().to_string());
-    if nonce.is_empty() {
-        return Err(Failure::Local(
-            "Missing nonce value: specify it via the -nonce flag".into(),
-        ));
-    }
+    let (key, nonce) =
+        super::rekey::key_share_and_nonce(context, parsed, &status, "Operation nonce")?;
     let body = json!({"key": key.as_str(), "nonce": nonce});
     let response = client
         .send(Method::Put, UPDATE, &[], Some(&body))

@@ -167,28 +167,7 @@ fn provide(
         ));
         return Ok(1);
     }
-    let flag_nonce = parsed.value("nonce").unwrap_or_default().to_string();
-    let (key, nonce) = match parsed.positionals.first().map(String::as_str) {
-        Some("-") => (local::read_stdin().map_err(Failure::Local)?, flag_nonce),
-        Some(key) => (key.to_string(), flag_nonce),
-        None => {
-            context.may_prompt(parsed)?;
-            let nonce = status
-                .get("nonce")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            context.print(&format!("Rekey operation nonce: {nonce}"));
-            let key = local::ask_secret("Unseal Key (will be hidden): ").map_err(Failure::Local)?;
-            (key, nonce)
-        }
-    };
-    let key = zeroize::Zeroizing::new(key.trim().to_string());
-    if nonce.is_empty() {
-        return Err(Failure::Local(
-            "Missing nonce value: specify it via the -nonce flag".into(),
-        ));
-    }
+    let (key, nonce) = key_share_and_nonce(context, parsed, &status, "Rekey operation nonce")?;
     let update_path = if verify {
         "sys/rekey/verify"
     } else {
@@ -342,4 +321,38 @@ fn print_unseal_keys(
     ));
     context.print("");
     print_current_status(context, client, format, true)
+}
+
+/// The key share a `generate-root` or `rekey` update sends, and the nonce it goes with:
+/// the share from the argument (`-` reads standard input) with `-nonce`, or, with no
+/// argument, the attempt's own nonce (printed after `nonce_label`) and a hidden prompt.
+pub(super) fn key_share_and_nonce(
+    context: &mut Context<'_>,
+    parsed: &ParsedArgs,
+    status: &Value,
+    nonce_label: &str,
+) -> Result<(zeroize::Zeroizing<String>, String), Failure> {
+    let flag_nonce = parsed.value("nonce").unwrap_or_default().to_string();
+    let (key, nonce) = match parsed.positionals.first().map(String::as_str) {
+        Some("-") => (local::read_stdin().map_err(Failure::Local)?, flag_nonce),
+        Some(key) => (key.to_string(), flag_nonce),
+        None => {
+            context.may_prompt(parsed)?;
+            let nonce = status
+                .get("nonce")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            context.print(&format!("{nonce_label}: {nonce}"));
+            let key = local::ask_secret("Unseal Key (will be hidden): ").map_err(Failure::Local)?;
+            (key, nonce)
+        }
+    };
+    let key = zeroize::Zeroizing::new(key.trim().to_string());
+    if nonce.is_empty() {
+        return Err(Failure::Local(
+            "Missing nonce value: specify it via the -nonce flag".into(),
+        ));
+    }
+    Ok((key, nonce))
 }
