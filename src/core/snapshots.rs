@@ -245,6 +245,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::key_space::KEYRING_KEY;
 
     fn record() -> RestoreRecord {
         RestoreRecord {
@@ -279,7 +280,7 @@ mod tests {
     fn a_restore_writes_every_entry_and_one_fresh_record() {
         let ops = restore_ops(
             snapshot(vec![
-                ("core/keyring", vec![1]),
+                (KEYRING_KEY, vec![1]),
                 (SNAPSHOT_RESTORE_KEY, b"an older restore".to_vec()),
                 ("sys/token/id/abc", vec![2]),
             ]),
@@ -289,7 +290,7 @@ mod tests {
         let keys: Vec<&str> = ops.iter().map(Op::key).collect();
         assert_eq!(
             keys,
-            vec!["core/keyring", "sys/token/id/abc", SNAPSHOT_RESTORE_KEY]
+            vec![KEYRING_KEY, "sys/token/id/abc", SNAPSHOT_RESTORE_KEY]
         );
         let Op::Put { value, .. } = &ops[2] else {
             panic!("the record is a put");

@@ -324,7 +324,7 @@ mod tests {
 
     fn sample() -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
         let entries: Vec<(String, Vec<u8>)> = vec![
-            ("core/keyring".into(), vec![1, 2, 3]),
+            (crate::storage::key_space::KEYRING_KEY.into(), vec![1, 2, 3]),
             ("logical/abc/secret".into(), vec![9; 40]),
             ("sys/token/id/x".into(), Vec::new()),
         ];
