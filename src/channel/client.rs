@@ -1,6 +1,7 @@
 //! [`ChannelClient`]: the client side of the cluster channel for one node. It keeps one
 //! multiplexed [`Connection`] per peer, protocol and [`Lane`] (the pool of that peer),
-//! opens it on first use, and reopens it after it breaks. A failed connect makes the
+//! opens it on first use, and reopens it after it breaks or goes quiet for a heartbeat
+//! interval (a stalled stream must not hold new calls). A failed connect makes the
 //! next attempt to that peer wait a backoff that doubles from [`RECONNECT_BACKOFF_MIN`]
 //! up to [`RECONNECT_BACKOFF_MAX`]. During the backoff a Raft call fails at once as
 //! unreachable (openraft has its own retry policy), while a forwarded client request waits
@@ -143,9 +144,12 @@ impl ChannelClient {
         let mut state = pool.state.lock().await;
         if let Some(connection) = &state.connection
             && !connection.is_closed()
+            && !connection.is_suspect()
         {
             return Ok(connection.clone());
         }
+        // A suspect connection is not closed here: the calls already on it hold it and
+        // may still get their answers; it closes itself when they are done or it is dead.
         state.connection = None;
         if let Some(retry_at) = state.retry_at
             && self.clock.now() < retry_at

@@ -12,11 +12,15 @@
 //! caller's whole deadline). Intervals in which our writer is still busy with a frame (a
 //! snapshot upload on a slow link) are not counted: the peer cannot answer a ping it has
 //! not read yet. A caller whose deadline passes also closes the connection, so the next
-//! call reconnects.
+//! call reconnects. A connection that missed even one heartbeat is [suspect]: the pool
+//! opens a fresh one for new calls instead of queueing them behind a stream that may stay
+//! stalled for seconds, while the calls already on it keep their chance to finish.
+//!
+//! [suspect]: Connection::is_suspect
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +56,8 @@ struct Shared {
     pending: Mutex<BTreeMap<u64, oneshot::Sender<Reply>>>,
     closed: AtomicBool,
     heard_from_peer: AtomicBool,
+    /// Heartbeat intervals in a row in which nothing arrived (published for the pool).
+    misses: AtomicU32,
     requested: AtomicBool,
     /// Our writer is in the middle of a frame (set around every write).
     writing: AtomicBool,
@@ -122,6 +128,8 @@ impl Connection {
         }
 
         let shared = Arc::new(Shared::default());
+        // The Welcome was just heard: the first interval must not count as a miss.
+        shared.heard_from_peer.store(true, Ordering::SeqCst);
         let (outbound, mut outbound_frames) = mpsc::channel::<Frame>(OUTBOUND_FRAMES_MAX);
         let writing = {
             let shared = shared.clone();
@@ -178,8 +186,10 @@ impl Connection {
                     let heard = shared.heard_from_peer.swap(false, Ordering::SeqCst);
                     if heard || shared.writing.load(Ordering::SeqCst) {
                         misses = 0;
+                        shared.misses.store(0, Ordering::SeqCst);
                     } else {
                         misses += 1;
+                        shared.misses.store(misses, Ordering::SeqCst);
                         if misses >= HEARTBEAT_MISSES_MAX {
                             return Err(io::Error::new(
                                 io::ErrorKind::TimedOut,
@@ -219,6 +229,12 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// The last heartbeat interval passed without a frame from the peer: the stream may
+    /// be stalled, so new calls should not queue on it.
+    pub fn is_suspect(&self) -> bool {
+        self.shared.misses.load(Ordering::SeqCst) > 0
     }
 
     /// Stop the connection and fail its outstanding requests.

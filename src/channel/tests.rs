@@ -8,7 +8,9 @@ use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::frame::{FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, encode_frame};
+use super::frame::{
+    FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, encode_frame, read_frame, write_frame,
+};
 use super::*;
 use crate::env::Clock;
 
@@ -308,4 +310,80 @@ async fn a_silent_stream_is_closed_under_an_outstanding_request() {
     );
     assert!(clock.now().saturating_duration_since(started) < caller_deadline / 2);
     silent_peer.abort();
+}
+
+/// Answers the handshake of `stream` for `protocol`.
+async fn welcome(stream: &mut TcpStream, protocol: Protocol) {
+    let hello = read_frame(stream, HANDSHAKE_FRAME_BYTES_MAX, None)
+        .await
+        .unwrap();
+    assert!(matches!(hello, Frame::Hello { .. }));
+    let welcome = Frame::Welcome {
+        protocol: protocol.alpn().to_string(),
+    };
+    write_frame(stream, &welcome, HANDSHAKE_FRAME_BYTES_MAX)
+        .await
+        .unwrap();
+    // The simulator's sockets send on flush.
+    stream.flush().await.unwrap();
+}
+
+/// A connection that missed one heartbeat is not handed to new calls: they open a fresh
+/// connection instead of queueing behind a stream that may stay stalled for seconds
+/// (the simulator's leader-pause scenario lost a forwarded write that way), while the
+/// call already on the stalled connection keeps waiting for its answer.
+#[tokio::test]
+async fn a_call_after_a_missed_heartbeat_opens_a_fresh_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        // The first connection goes silent after its handshake.
+        let (mut stalled, _) = listener.accept().await.unwrap();
+        welcome(&mut stalled, Protocol::Forward).await;
+        let swallow = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            while stalled.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
+        });
+        // The second one echoes requests and answers pings.
+        let (mut fresh, _) = listener.accept().await.unwrap();
+        welcome(&mut fresh, Protocol::Forward).await;
+        while let Ok(frame) = read_frame(&mut fresh, FRAME_BYTES_MAX, None).await {
+            let answer = match frame {
+                Frame::Request { id, payload } => Frame::Response { id, payload },
+                Frame::Ping { nonce } => Frame::Pong { nonce },
+                _ => continue,
+            };
+            write_frame(&mut fresh, &answer, FRAME_BYTES_MAX)
+                .await
+                .unwrap();
+            fresh.flush().await.unwrap();
+        }
+        swallow.abort();
+    });
+    let client = ChannelClient::new(Clock::system());
+    let stuck = {
+        let client = client.clone();
+        let address = address.clone();
+        tokio::spawn(async move {
+            client
+                .call(
+                    &address,
+                    Protocol::Forward,
+                    Lane::Control,
+                    vec![1],
+                    Duration::from_secs(60),
+                )
+                .await
+        })
+    };
+    // The first interval is answered by the handshake; the second one is missed.
+    tokio::time::sleep(super::connection::HEARTBEAT_INTERVAL * 2 + Duration::from_millis(500))
+        .await;
+    assert!(!stuck.is_finished(), "the stalled call is still waiting");
+    let reply = client
+        .call(&address, Protocol::Forward, Lane::Control, vec![2, 3], TTL)
+        .await;
+    assert_eq!(reply.unwrap(), vec![2, 3]);
+    stuck.abort();
+    peer.abort();
 }
