@@ -135,8 +135,8 @@ struct Contact {
     /// When the secondary last asked for entries after the primary's last WAL index, i.e.
     /// held everything (its canary age is the time since).
     caught_up_unix_ms: i64,
-    /// Not measured on this side (a pull carries no clock of the secondary's); the
-    /// secondary's own status has the skew it measured against the primary's clock.
+    /// The secondary's clock minus ours at its last pull (the secondary's own status
+    /// has the primary's clock minus its own).
     clock_skew_ms: i64,
     position: u64,
     api_addr: String,
@@ -732,6 +732,7 @@ impl Replication {
             filter_generation: lock(&self.stream).synced_generation.unwrap_or(0),
             api_addr: core.config().node.api_addr.clone(),
             cluster_addr: core.config().node.cluster_addr.clone(),
+            now_unix_ms: core.env().clock.unix_millis(),
             epoch: secondary.epoch.clone(),
         };
         match self
@@ -1185,13 +1186,14 @@ impl Replication {
                 filter_generation,
                 api_addr,
                 cluster_addr,
+                now_unix_ms: secondary_now_ms,
                 epoch: _,
             } => {
+                let now_ms = core.env().clock.unix_millis();
                 self.note_contact(
                     &request.secondary_id,
-                    after,
-                    view.wal().last_wal_index(),
-                    core.env().clock.unix_millis(),
+                    (after, view.wal().last_wal_index()),
+                    (now_ms, secondary_now_ms),
                     (api_addr, cluster_addr),
                 );
                 if filter_generation != record.filter_generation {
@@ -1526,9 +1528,8 @@ impl Replication {
     fn note_contact(
         &self,
         secondary_id: &str,
-        position: u64,
-        primary_last_wal: u64,
-        now_ms: i64,
+        (position, primary_last_wal): (u64, u64),
+        (now_ms, secondary_now_ms): (i64, i64),
         (api_addr, cluster_addr): (String, String),
     ) {
         let mut contacts = lock(&self.contacts);
@@ -1544,6 +1545,7 @@ impl Replication {
         }
         contact.previous_heartbeat_unix_ms = contact.last_heartbeat_unix_ms;
         contact.last_heartbeat_unix_ms = now_ms;
+        contact.clock_skew_ms = secondary_now_ms.saturating_sub(now_ms);
         contact.position = position;
         contact.api_addr = api_addr;
         contact.cluster_addr = cluster_addr;
@@ -1627,6 +1629,7 @@ impl Replication {
             filter_generation: synced_generation.unwrap_or(0),
             api_addr: core.config().node.api_addr.clone(),
             cluster_addr: core.config().node.cluster_addr.clone(),
+            now_unix_ms: core.env().clock.unix_millis(),
             epoch: secondary.epoch.clone(),
         };
         match self.call(&core, &secondary, body).await? {

@@ -57,6 +57,9 @@ pub enum ReplBody {
         /// Where the secondary's active node answers (shown in the primary's status).
         api_addr: String,
         cluster_addr: String,
+        /// The secondary's clock when it sent the pull: the primary's status shows the
+        /// skew between the two clocks (off by the one-way transit time, milliseconds).
+        now_unix_ms: i64,
         /// The highest epoch the secondary has seen: a primary of an older one learns
         /// from it that it was superseded.
         epoch: Epoch,
@@ -232,6 +235,7 @@ mod tests {
             filter_generation: 0,
             api_addr: String::new(),
             cluster_addr: String::new(),
+            now_unix_ms: 0,
             epoch: Epoch::first(),
         };
         let request = ReplRequest::signed("set", "s1", b"key", body);
@@ -246,6 +250,7 @@ mod tests {
             filter_generation: 0,
             api_addr: String::new(),
             cluster_addr: String::new(),
+            now_unix_ms: 0,
             epoch: Epoch::first(),
         };
         assert!(!moved.verify(b"key"), "a changed position breaks the MAC");
