@@ -539,7 +539,7 @@ impl AuditBroker {
     }
 
     /// Reopen every device's file (log rotation); returns the paths that failed.
-    pub fn reload(&self) -> Vec<String> {
+    pub fn reopen_files(&self) -> Vec<String> {
         self.read()
             .values()
             .filter(|device| {

@@ -18,6 +18,7 @@
 //! text can make the parser panic (see the property test below).
 
 mod error;
+mod logging;
 mod parse;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use error::ConfigError;
+pub use logging::{LogFormat, parse_log_level};
 
 /// Everything `arca server -config=FILE` needs to start a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct ServerConfig {
     pub ui: bool,
     /// One of `trace`, `debug`, `info`, `warn`, `error` when set.
     pub log_level: Option<String>,
+    /// `log_format` (`standard` when not set).
+    pub log_format: Option<LogFormat>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
     /// The `replication { ... }` stanza, or its defaults.
@@ -238,6 +242,7 @@ pub fn parse(
         cluster_name: file.cluster_name,
         ui: file.ui,
         log_level: file.log_level,
+        log_format: file.log_format,
         disable_mlock: file.disable_mlock,
         disable_cache: file.disable_cache,
         replication: file.replication.unwrap_or_default(),

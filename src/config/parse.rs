@@ -29,6 +29,7 @@ pub(super) struct ParsedFile {
     pub cluster_name: Option<String>,
     pub ui: bool,
     pub log_level: Option<String>,
+    pub log_format: Option<super::LogFormat>,
     pub disable_mlock: bool,
     pub disable_cache: bool,
     pub replication: Option<ReplicationConfig>,
@@ -45,7 +46,6 @@ const IGNORED_ATTRIBUTES: &[&str] = &[
     "plugin_directory",
     "plugin_file_uid",
     "plugin_file_permissions",
-    "log_format",
     "log_file",
     "log_rotate_duration",
     "log_rotate_bytes",
@@ -74,7 +74,6 @@ const IGNORED_BLOCKS: &[&str] = &[
 
 const DEFAULT_LISTEN_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8200);
-const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "warning", "error"];
 
 /// Locates errors: the file name and its text, to turn byte offsets into lines.
 struct Source<'a> {
@@ -151,13 +150,14 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
                     "cluster_name" => file.cluster_name = Some(value.string()?),
                     "ui" => file.ui = value.bool()?,
                     "log_level" => {
-                        let level = value.string()?.to_ascii_lowercase();
-                        if !LOG_LEVELS.contains(&level.as_str()) {
-                            return Err(value.error(format!(
-                                "invalid log level {level:?}: expected one of trace, debug, info, warn, error"
-                            )));
-                        }
-                        file.log_level = Some(level);
+                        let level = super::parse_log_level(&value.string()?)
+                            .map_err(|why| value.error(why))?;
+                        file.log_level = Some(level.to_string());
+                    }
+                    "log_format" => {
+                        let format = super::LogFormat::parse(&value.string()?)
+                            .map_err(|why| value.error(why))?;
+                        file.log_format = Some(format);
                     }
                     "disable_mlock" => file.disable_mlock = value.bool()?,
                     "disable_cache" => file.disable_cache = value.bool()?,

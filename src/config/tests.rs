@@ -178,6 +178,7 @@ cluster_addr = "https://node-1.example.com:8201"
 cluster_name = "east"
 ui = false
 log_level = "Debug"
+log_format = "json"
 disable_mlock = true
 disable_cache = "1"
 listener "tcp" {
@@ -207,6 +208,7 @@ storage "raft" {
     let config = parse(text, "c.hcl", &no_env()).unwrap();
     assert_eq!(config.cluster_name.as_deref(), Some("east"));
     assert_eq!(config.log_level.as_deref(), Some("debug"));
+    assert_eq!(config.log_format, Some(super::LogFormat::Json));
     assert!(config.disable_mlock && config.disable_cache && !config.ui);
     assert_eq!(config.listeners.len(), 2);
     assert_eq!(
@@ -307,6 +309,8 @@ fn missing_pieces_are_errors() {
             .contains("\"path\" is required")
     );
     assert!(error_text("storage \"consul\" {}\n").contains("unsupported storage type"));
+    assert!(error_text("log_level = \"verbose\"\n").contains("unknown log level \"verbose\""));
+    assert!(error_text("log_format = \"logfmt\"\n").contains("unknown log format \"logfmt\""));
     let retry_join = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_ca_crt = \"x\"\n  }\n}\n";
     assert_eq!(
         error_text(retry_join),

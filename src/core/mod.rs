@@ -102,6 +102,10 @@ pub trait LogicalService: Send + Sync + 'static {
     /// Record a request the core answered itself (rekey, generate-root) on the audit
     /// devices: its request entry, or with `input.response` set, its response entry.
     fn audit_non_logical(&self, input: &crate::audit::AuditInput) -> Result<(), LogicalError>;
+    /// Close and reopen every file audit device (SIGHUP, after a log rotation); the
+    /// paths of the devices that failed. Nothing to do while the audit table is not
+    /// loaded (sealed): unseal opens the files afresh.
+    fn reopen_audit_files(&self) -> Vec<String>;
 }
 
 pub struct Core {

@@ -842,6 +842,12 @@ impl super::LogicalService for LogicalCore {
         logged.map_err(LogicalError::from)
     }
 
+    fn reopen_audit_files(&self) -> Vec<String> {
+        self.audit()
+            .map(|audit| audit.reopen_files())
+            .unwrap_or_default()
+    }
+
     fn create_root_token(&self) -> BoxFuture<'_, Result<String, LogicalError>> {
         Box::pin(async move {
             let now = self.env.clock.unix_seconds();

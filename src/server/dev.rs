@@ -9,7 +9,9 @@ pub const DEV_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
 
 #[cfg(not(madsim))]
 pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
-    super::init_logging(args.log_level.as_deref());
+    let logging = std::sync::Arc::new(super::init_logging(args, None)?);
+    // From here a SIGHUP is queued for the reload handler instead of ending the process.
+    let hangups = super::hangup::listen()?;
     let listen = args
         .dev_listen_address
         .clone()
@@ -25,7 +27,7 @@ pub async fn run_dev(args: &ServerArgs) -> Result<(), String> {
     } else {
         None
     };
-    let result = serve_dev(args, api_listen, dev_tls.as_ref()).await;
+    let result = serve_dev(args, api_listen, dev_tls.as_ref(), (hangups, logging)).await;
     // The generated files go whether the node ran or failed to start.
     if let Some(files) = &dev_tls {
         super::dev_tls::remove(files);
@@ -39,15 +41,22 @@ async fn serve_dev(
     args: &ServerArgs,
     api_listen: std::net::SocketAddr,
     dev_tls: Option<&super::dev_tls::DevTlsFiles>,
+    (hangups, logging): (
+        tokio::signal::unix::Signal,
+        std::sync::Arc<super::logging::Logging>,
+    ),
 ) -> Result<(), String> {
     use base64::Engine;
     let cluster_listen =
         std::net::SocketAddr::new(api_listen.ip(), api_listen.port().wrapping_add(1));
     let env = crate::env::Env::in_memory(crate::env::SimDisk::new(0));
     let api_tls = match dev_tls {
-        Some(files) => Some(crate::http::tls::ServerTls::new(
-            super::tls_files::load_listener(&files.listener)
-                .map_err(|error| format!("Error loading the dev TLS certificate: {error}"))?,
+        Some(files) => Some((
+            crate::http::tls::ServerTls::new(
+                super::tls_files::load_listener(&files.listener)
+                    .map_err(|error| format!("Error loading the dev TLS certificate: {error}"))?,
+            ),
+            files.listener.clone(),
         )),
         None => None,
     };
@@ -60,7 +69,7 @@ async fn serve_dev(
         cluster_addr: format!("https://{cluster_listen}"),
         cluster_name: None,
         retry_join: Vec::new(),
-        api_tls,
+        api_tls: api_tls.as_ref().map(|(tls, _)| tls.clone()),
         raft: Default::default(),
     };
     super::print_configuration(&config, "inmem");
@@ -81,6 +90,15 @@ async fn serve_dev(
     node.serve_api()
         .await
         .map_err(|error| format!("Error starting the dev node: {error}"))?;
+    super::hangup::spawn(
+        hangups,
+        super::hangup::Reloadable {
+            config_path: None,
+            logging,
+            tls: api_tls,
+        },
+        node.core().clone(),
+    );
     let unseal_key = base64::engine::general_purpose::STANDARD.encode(unseal_key);
     // Vault prints the CA's path right under the address, so both lines can be pasted.
     let ca_line = match dev_tls {

@@ -3,6 +3,9 @@
 pub mod dev;
 #[cfg(not(madsim))]
 pub mod dev_tls;
+#[cfg(not(madsim))]
+pub mod hangup;
+pub mod logging;
 pub mod node;
 pub mod raft_cluster;
 #[cfg(not(madsim))]
@@ -30,6 +33,8 @@ pub struct ServerArgs {
     pub dev_tls_cert_dir: Option<PathBuf>,
     /// `-log-level=LEVEL`.
     pub log_level: Option<String>,
+    /// `-log-format=standard|json`.
+    pub log_format: Option<String>,
 }
 
 /// Run the server until SIGINT/SIGTERM. Returns the process exit code.
@@ -67,18 +72,47 @@ pub fn launch(_args: ServerArgs) -> std::process::ExitCode {
     std::process::ExitCode::from(1)
 }
 
-/// Set up logging once; `level` is Vault's `log_level` (default info). Colours only on a
-/// terminal: a log redirected to a file (systemd, a test's log shown on failure) stays
-/// plain text.
-pub fn init_logging(level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{},openraft=warn", level.unwrap_or("info")))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Set up logging once, from the flags (which win) or the configuration file's values:
+/// Vault's `log_level` (default info) and `log_format`. Colours only on a terminal: a log
+/// redirected to a file (systemd, a test's log shown on failure) stays plain text.
+pub fn init_logging(
+    args: &ServerArgs,
+    config: Option<&crate::config::ServerConfig>,
+) -> Result<logging::Logging, String> {
+    let level = match &args.log_level {
+        Some(flag) => crate::config::parse_log_level(flag)
+            .map_err(|error| format!("Error parsing -log-level: {error}"))?,
+        None => config
+            .and_then(|config| config.log_level.as_deref())
+            .map(crate::config::parse_log_level)
+            .transpose()?
+            .unwrap_or(logging::DEFAULT_LEVEL),
+    };
+    let format = match &args.log_format {
+        Some(flag) => crate::config::LogFormat::parse(flag)
+            .map_err(|error| format!("Error parsing -log-format: {error}"))?,
+        None => config
+            .and_then(|config| config.log_format)
+            .unwrap_or_default(),
+    };
+    Ok(logging::init(level, format))
+}
+
+/// Read and parse the configuration file (at start and on SIGHUP). The file is the
+/// operator's, read outside the simulated world, so not through the disk seam.
+#[cfg(not(madsim))]
+fn read_config(path: &std::path::Path) -> Result<crate::config::ServerConfig, String> {
+    #[allow(clippy::disallowed_methods)]
+    let text = std::fs::read_to_string(path) // seam-ok: the operator's configuration file
+        .map_err(|error| {
+            format!(
+                "Error loading configuration from {}: {error}",
+                path.display()
+            )
+        })?;
+    let environment: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    crate::config::parse(&text, &path.display().to_string(), &environment)
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(not(madsim))]
@@ -87,20 +121,10 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         .config_path
         .as_ref()
         .ok_or_else(|| "Must specify at least one config path using -config".to_string())?;
-    // Reading the configuration happens once at process start, before any server code
-    // runs: outside the simulated world, so not through the disk seam.
-    #[allow(clippy::disallowed_methods)]
-    let text = std::fs::read_to_string(path) // seam-ok: process start-up
-        .map_err(|error| {
-            format!(
-                "Error loading configuration from {}: {error}",
-                path.display()
-            )
-        })?;
-    let environment: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let config = crate::config::parse(&text, &path.display().to_string(), &environment)
-        .map_err(|error| error.to_string())?;
-    init_logging(args.log_level.as_deref().or(config.log_level.as_deref()));
+    let config = read_config(path)?;
+    let logging = std::sync::Arc::new(init_logging(args, Some(&config))?);
+    // From here a SIGHUP is queued for the reload handler instead of ending the process.
+    let hangups = hangup::listen()?;
     if !config.ignored.is_empty() {
         eprintln!(
             "WARNING! Arca does not act on these Vault settings: {}",
@@ -113,9 +137,10 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         crate::config::ListenerTls::Enabled(files) => {
             let server_config = tls_files::load_listener(files)
                 .map_err(|error| format!("Error initializing listener of type tcp: {error}"))?;
-            let tls = crate::http::tls::ServerTls::new(server_config);
-            tls_files::spawn_reload_on_sighup(tls.clone(), files.clone());
-            Some(tls)
+            Some((
+                crate::http::tls::ServerTls::new(server_config),
+                files.clone(),
+            ))
         }
     };
     let mut raft_options = crate::raft::RaftOptions {
@@ -158,7 +183,7 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         cluster_addr: config.cluster_addr.clone(),
         cluster_name: config.cluster_name.clone(),
         retry_join,
-        api_tls,
+        api_tls: api_tls.as_ref().map(|(tls, _)| tls.clone()),
         raft: raft_options,
     };
     print_configuration(&node_config, "raft");
@@ -169,6 +194,15 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
     )
     .await
     .map_err(|error| format!("Error starting the node: {error}"))?;
+    hangup::spawn(
+        hangups,
+        hangup::Reloadable {
+            config_path: Some(path.clone()),
+            logging,
+            tls: api_tls,
+        },
+        node.core().clone(),
+    );
     eprintln!("==> Arca server started! Log data will stream in below:\n");
     wait_for_signal().await;
     eprintln!("==> Arca shutdown triggered");

@@ -7,7 +7,6 @@
 //! private key never reaches a message or a log line.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -102,40 +101,21 @@ pub fn load_join_target(join: &RetryJoinConfig) -> Result<JoinTarget, String> {
     })
 }
 
-/// On every SIGHUP, read the listener's files again and swap the certificate in. A bad
-/// file is logged and the listener keeps serving with the certificate it has, as Vault
-/// does: a failed rotation must not take the API down. The handler is installed before
-/// this returns, so a SIGHUP sent once the server has started never kills it.
-pub fn spawn_reload_on_sighup(tls: Arc<ServerTls>, files: ListenerTlsFiles) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; certificates will not reload");
-            return;
+/// Read the listener's files again and swap the certificate in (SIGHUP). A bad file is
+/// logged and the listener keeps serving with the certificate it has, as Vault does: a
+/// failed rotation must not take the API down.
+pub fn reload_listener(tls: &ServerTls, files: &ListenerTlsFiles) {
+    match load_listener(files) {
+        Ok(config) => {
+            tls.replace(config);
+            tracing::info!(
+                cert_file = %files.cert_file.display(),
+                "reloaded the API listener's certificate"
+            );
         }
-    };
-    tokio::spawn(async move { reload_loop(&mut hangups, &tls, &files).await });
-}
-
-async fn reload_loop(
-    hangups: &mut tokio::signal::unix::Signal,
-    tls: &ServerTls,
-    files: &ListenerTlsFiles,
-) {
-    while hangups.recv().await.is_some() {
-        tracing::info!("SIGHUP received: reloading the API listener's certificate");
-        match load_listener(files) {
-            Ok(config) => {
-                tls.replace(config);
-                tracing::info!(
-                    cert_file = %files.cert_file.display(),
-                    "reloaded the API listener's certificate"
-                );
-            }
-            Err(error) => tracing::error!(
-                %error,
-                "reload of the API listener's certificate failed; still serving the previous one"
-            ),
-        }
+        Err(error) => tracing::error!(
+            %error,
+            "reload of the API listener's certificate failed; still serving the previous one"
+        ),
     }
 }

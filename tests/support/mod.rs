@@ -128,21 +128,41 @@ impl ServerProcess {
         }
     }
 
+    /// Start with the log at info whatever the configuration says (`ARCA_LOG`).
     pub fn start(&mut self) {
+        self.start_logging(Some("info"));
+    }
+
+    /// Start with the log as the configuration file sets it (`ARCA_LOG` unset).
+    pub fn start_logging_as_configured(&mut self) {
+        self.start_logging(None);
+    }
+
+    fn start_logging(&mut self, filter: Option<&str>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_arca"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arca"));
+        command
             .arg("server")
             .arg(format!("-config={}", self.config_path.display()))
-            .env("ARCA_LOG", "info")
+            .env_remove("ARCA_LOG")
             .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+            .stderr(Stdio::from(log));
+        if let Some(filter) = filter {
+            command.env("ARCA_LOG", filter);
+        }
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    /// Whether the process is still running (it has not exited, by a signal or
+    /// otherwise).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
     }
 
     /// `kill -9`: no chance to flush or shut down.

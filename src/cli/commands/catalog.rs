@@ -81,6 +81,10 @@ const SERVER_FLAGS: &[FlagSpec] = &[
         .default_value("info")
         .environment("VAULT_LOG_LEVEL")
         .usage("Log verbosity: \"trace\", \"debug\", \"info\", \"warn\" or \"error\"."),
+    value_flag(&["log-format"])
+        .default_value("standard")
+        .environment("VAULT_LOG_FORMAT")
+        .usage("Log format: \"standard\" (text lines) or \"json\" (one object per line)."),
 ];
 
 // ---- mounts -------------------------------------------------------------------------

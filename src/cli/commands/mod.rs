@@ -136,6 +136,10 @@ pub fn server_args(args: &[String], env: &BTreeMap<String, String>) -> Result<Se
             .value("log-level")
             .map(str::to_string)
             .or_else(|| from_env(["ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"])),
+        log_format: parsed
+            .value("log-format")
+            .map(str::to_string)
+            .or_else(|| from_env(["ARCA_LOG_FORMAT", "VAULT_LOG_FORMAT"])),
     };
     // As in Vault, -dev-tls implies -dev.
     let server_args = ServerArgs {
@@ -179,6 +183,10 @@ mod tests {
         assert!(dev.dev);
         assert_eq!(dev.dev_root_token_id.as_deref(), Some("root"));
         assert_eq!(dev.log_level.as_deref(), Some("debug"));
+        let from_env: BTreeMap<String, String> =
+            [("VAULT_LOG_FORMAT".to_string(), "json".to_string())].into();
+        let dev = server_args(&strings(&["-dev"]), &from_env).unwrap();
+        assert_eq!(dev.log_format.as_deref(), Some("json"));
     }
 
     #[test]
