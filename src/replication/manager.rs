@@ -1082,6 +1082,13 @@ impl Replication {
         let refused = |reason: &str| ReplResponse::Refused {
             reason: reason.to_string(),
         };
+        // A new leader may not have applied everything its predecessor committed (and so
+        // streamed), and a deposed one may not know it yet: a view from either is older
+        // than what a secondary already holds, and a sync from it would take the
+        // secondary back in time. Serve only from a state that holds every commit.
+        if let Err(error) = core.cluster().confirm_leadership().await {
+            return refused(&format!("this node cannot serve replication now: {error}"));
+        }
         // Subscribed before the view is read, so no entry applied after the view can
         // slip by a waiting pull unseen.
         let mut changes = core.cluster().backend().changes();
