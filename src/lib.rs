@@ -17,6 +17,7 @@ pub mod hcl_layout;
 pub mod http;
 pub mod identity;
 pub mod logical;
+pub mod metrics;
 pub mod policy;
 pub mod raft;
 pub mod replication;

@@ -277,6 +277,7 @@ impl Simulation {
                             clock: Clock::system(),
                             rng: SharedRng::from_entropy(),
                             disk: Arc::new(disk),
+                            metrics: Default::default(),
                         };
                         match Node::start_with_options(
                             env,

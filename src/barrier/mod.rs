@@ -40,6 +40,8 @@ pub struct Barrier {
     /// refused here, the one path every logical write takes, so nothing on a secondary
     /// can change what only its primary may write.
     replicated_read_only: Arc<AtomicBool>,
+    /// Times each operation (`vault.barrier.get`, `put`, `delete`, `list`) when set.
+    telemetry: Option<crate::metrics::Telemetry>,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -55,6 +57,25 @@ impl Barrier {
             rng,
             keyring: Arc::new(RwLock::new(None)),
             replicated_read_only: Arc::new(AtomicBool::new(false)),
+            telemetry: None,
+        }
+    }
+
+    /// This barrier (and every view of it) timing its operations.
+    pub fn measured(self, telemetry: crate::metrics::Telemetry) -> Self {
+        Self {
+            telemetry: Some(telemetry),
+            ..self
+        }
+    }
+
+    fn started(&self) -> Option<std::time::Instant> {
+        self.telemetry.as_ref().map(|telemetry| telemetry.now())
+    }
+
+    fn measure(&self, name: &'static str, started: Option<std::time::Instant>) {
+        if let (Some(telemetry), Some(started)) = (&self.telemetry, started) {
+            telemetry.measure_since(name, started);
         }
     }
 
@@ -107,6 +128,13 @@ impl Barrier {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        let started = self.started();
+        let value = self.get_unmeasured(key);
+        self.measure("vault.barrier.get", started);
+        value
+    }
+
+    fn get_unmeasured(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         let Some(sealed) = self.backend.get(key)? else {
             // Sealed nodes must not even reveal whether a key exists.
             self.with_keyring(|_| ())?;
@@ -190,8 +218,11 @@ impl Barrier {
     }
 
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        let started = self.started();
         self.with_keyring(|_| ())?;
-        Ok(self.backend.list(prefix)?)
+        let keys = self.backend.list(prefix)?;
+        self.measure("vault.barrier.list", started);
+        Ok(keys)
     }
 
     /// Refuse (or allow again) writes to replicated keys: set while this cluster is a
@@ -214,6 +245,15 @@ impl Barrier {
         {
             return Err(BarrierError::Storage(StorageError::ReadOnly));
         }
+        let started = self.started();
+        let name = if writes
+            .iter()
+            .any(|write| matches!(write, Write::Put { .. }))
+        {
+            "vault.barrier.put"
+        } else {
+            "vault.barrier.delete"
+        };
         let ops = self.with_keyring(|keyring| {
             let active = keyring.active();
             writes
@@ -228,7 +268,9 @@ impl Barrier {
                 })
                 .collect::<Vec<_>>()
         })?;
-        Ok(self.backend.commit(ops).await?)
+        let index = self.backend.commit(ops).await?;
+        self.measure(name, started);
+        Ok(index)
     }
 
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, BarrierError> {

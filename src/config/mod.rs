@@ -50,8 +50,30 @@ pub struct ServerConfig {
     pub disable_cache: bool,
     /// The `replication { ... }` stanza, or its defaults.
     pub replication: ReplicationConfig,
+    /// The `telemetry { ... }` stanza, or its defaults.
+    pub telemetry: TelemetryConfig,
     /// Vault settings present in the file that Arca accepts without acting on them.
     pub ignored: Vec<String>,
+}
+
+/// `telemetry { prometheus_retention_time = "24h" disable_hostname = true }`. The
+/// sinks that push elsewhere (statsd, circonus, ...) are accepted and not acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// How long observations stay in `sys/metrics` quantiles; zero turns the
+    /// Prometheus format off (Vault answers it with an error then).
+    pub prometheus_retention: std::time::Duration,
+    /// Vault prefixes gauge names with the host name unless this is set.
+    pub disable_hostname: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_retention: crate::metrics::DEFAULT_RETENTION,
+            disable_hostname: false,
+        }
+    }
 }
 
 /// `replication { logshipper_buffer_length = N }`: how many recent WAL entries each
@@ -77,6 +99,9 @@ pub struct TcpListenerConfig {
     /// Where the cluster channel listens (`cluster_address`, default port + 1).
     pub cluster_address: SocketAddr,
     pub tls: ListenerTls,
+    /// `telemetry { unauthenticated_metrics_access = true }` inside the listener:
+    /// `sys/metrics` answers without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// TLS on a listener: off (`tls_disable = 1`) or on with both files named.
@@ -246,6 +271,7 @@ pub fn parse(
         disable_mlock: file.disable_mlock,
         disable_cache: file.disable_cache,
         replication: file.replication.unwrap_or_default(),
+        telemetry: file.telemetry.unwrap_or_default(),
         ignored: file.ignored,
     })
 }

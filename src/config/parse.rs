@@ -33,6 +33,7 @@ pub(super) struct ParsedFile {
     pub disable_mlock: bool,
     pub disable_cache: bool,
     pub replication: Option<ReplicationConfig>,
+    pub telemetry: Option<super::TelemetryConfig>,
     /// Vault settings Arca accepts and does not act on (the server warns about them).
     pub ignored: Vec<String>,
 }
@@ -65,12 +66,7 @@ const IGNORED_ATTRIBUTES: &[&str] = &[
     "license_path",
     "experiments",
 ];
-const IGNORED_BLOCKS: &[&str] = &[
-    "telemetry",
-    "service_registration",
-    "user_lockout",
-    "reporting",
-];
+const IGNORED_BLOCKS: &[&str] = &["service_registration", "user_lockout", "reporting"];
 
 const DEFAULT_LISTEN_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8200);
@@ -189,6 +185,15 @@ pub(super) fn parse_file(text: &str, file_name: &str) -> Result<ParsedFile, Conf
                     }
                     file.replication = Some(parse_replication(&source, block)?);
                 }
+                "telemetry" => {
+                    if file.telemetry.is_some() {
+                        return Err(source.error(
+                            block.span(),
+                            "more than one telemetry block: at most one is allowed".to_string(),
+                        ));
+                    }
+                    file.telemetry = Some(parse_telemetry(&source, block, &mut file.ignored)?);
+                }
                 other if IGNORED_BLOCKS.contains(&other) => file.ignored.push(other.to_string()),
                 "seal" => {
                     return Err(source.error(
@@ -241,7 +246,14 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
     let mut min_version = TlsMinVersion::default();
     let mut client_ca_file = None;
     let mut require_client_cert = false;
+    let mut unauthenticated_metrics_access = false;
     for structure in block.body.iter() {
+        if let Structure::Block(inner) = structure
+            && inner.ident.as_str() == "telemetry"
+        {
+            unauthenticated_metrics_access = parse_listener_telemetry(source, inner)?;
+            continue;
+        }
         let attribute = only_attribute(source, context, structure)?;
         let key = attribute.key.as_str();
         let value = Value::new(source, context, attribute);
@@ -325,7 +337,90 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
         address,
         cluster_address,
         tls,
+        unauthenticated_metrics_access,
     })
+}
+
+/// A listener's `telemetry { unauthenticated_metrics_access = BOOL }`.
+fn parse_listener_telemetry(source: &Source<'_>, block: &Block) -> Result<bool, ConfigError> {
+    let context = "listener \"tcp\": telemetry: ";
+    let mut unauthenticated = false;
+    for structure in block.body.iter() {
+        let attribute = only_attribute(source, context, structure)?;
+        let value = Value::new(source, context, attribute);
+        match attribute.key.as_str() {
+            "unauthenticated_metrics_access" => unauthenticated = value.bool()?,
+            other => return Err(source.error(attribute.span(), unknown_key(context, other))),
+        }
+    }
+    Ok(unauthenticated)
+}
+
+/// Telemetry settings for sinks Arca does not push to: accepted (a Vault file starts
+/// Arca unchanged) and named at start.
+const IGNORED_TELEMETRY: &[&str] = &[
+    "usage_gauge_period",
+    "maximum_gauge_cardinality",
+    "lease_metrics_epsilon",
+    "num_lease_metrics_buckets",
+    "add_lease_metrics_namespace_labels",
+    "filter_default",
+    "prefix_filter",
+    "enable_hostname_label",
+    "metrics_prefix",
+    "statsite_address",
+    "statsd_address",
+    "dogstatsd_addr",
+    "dogstatsd_tags",
+    "circonus_api_token",
+    "circonus_api_app",
+    "circonus_api_url",
+    "circonus_submission_interval",
+    "circonus_submission_url",
+    "circonus_check_id",
+    "circonus_check_force_metric_activation",
+    "circonus_check_instance_id",
+    "circonus_check_search_tag",
+    "circonus_check_display_name",
+    "circonus_check_tags",
+    "circonus_broker_id",
+    "circonus_broker_select_tag",
+    "stackdriver_project_id",
+    "stackdriver_location",
+    "stackdriver_namespace",
+    "stackdriver_debug_logs",
+];
+
+fn parse_telemetry(
+    source: &Source<'_>,
+    block: &Block,
+    ignored: &mut Vec<String>,
+) -> Result<super::TelemetryConfig, ConfigError> {
+    let context = "telemetry: ";
+    if !block.labels.is_empty() {
+        return Err(source.error(block.span(), format!("{context}takes no label")));
+    }
+    let mut config = super::TelemetryConfig::default();
+    for structure in block.body.iter() {
+        let attribute = only_attribute(source, context, structure)?;
+        let value = Value::new(source, context, attribute);
+        match attribute.key.as_str() {
+            "prometheus_retention_time" => {
+                let seconds = match &attribute.value {
+                    Expression::Number(_) => value.unsigned(0, u64::MAX / 2)? as i64,
+                    _ => crate::logical::parse_duration_text(&value.string()?)
+                        .map_err(|why| value.error(why))?,
+                };
+                config.prometheus_retention = std::time::Duration::from_secs(seconds as u64);
+            }
+            "disable_hostname" => config.disable_hostname = value.bool()?,
+            other if IGNORED_TELEMETRY.contains(&other) => {
+                ignored.push(format!("telemetry.{other}"))
+            }
+            other => return Err(source.error(attribute.span(), unknown_key(context, other))),
+        }
+    }
+    Ok(config)
 }
 
 fn parse_storage(source: &Source<'_>, block: &Block) -> Result<StorageConfig, ConfigError> {

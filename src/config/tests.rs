@@ -54,6 +54,7 @@ fn tutorial_file_with_the_docker_environment() {
             address: "[::]:8200".parse().unwrap(),
             cluster_address: "[::]:8201".parse().unwrap(),
             tls: ListenerTls::Disabled,
+            unauthenticated_metrics_access: false,
         }]
     );
     assert_eq!(
@@ -179,6 +180,11 @@ cluster_name = "east"
 ui = false
 log_level = "Debug"
 log_format = "json"
+telemetry {
+  prometheus_retention_time = "30s"
+  disable_hostname = true
+  statsd_address = "statsd:8125"
+}
 disable_mlock = true
 disable_cache = "1"
 listener "tcp" {
@@ -193,6 +199,9 @@ listener "tcp" {
   tls_disable = "false"
   tls_cert_file = "c"
   tls_key_file = "k"
+  telemetry {
+    unauthenticated_metrics_access = true
+  }
 }
 storage "raft" {
   path = "/var/lib/arca"
@@ -209,8 +218,22 @@ storage "raft" {
     assert_eq!(config.cluster_name.as_deref(), Some("east"));
     assert_eq!(config.log_level.as_deref(), Some("debug"));
     assert_eq!(config.log_format, Some(super::LogFormat::Json));
+    assert_eq!(
+        config.telemetry,
+        super::TelemetryConfig {
+            prometheus_retention: std::time::Duration::from_secs(30),
+            disable_hostname: true,
+        }
+    );
+    assert!(
+        config
+            .ignored
+            .contains(&"telemetry.statsd_address".to_string())
+    );
     assert!(config.disable_mlock && config.disable_cache && !config.ui);
     assert_eq!(config.listeners.len(), 2);
+    assert!(!config.listeners[0].unauthenticated_metrics_access);
+    assert!(config.listeners[1].unauthenticated_metrics_access);
     assert_eq!(
         config.listeners[0].tls,
         ListenerTls::Enabled(ListenerTlsFiles {
@@ -310,6 +333,11 @@ fn missing_pieces_are_errors() {
     );
     assert!(error_text("storage \"consul\" {}\n").contains("unsupported storage type"));
     assert!(error_text("log_level = \"verbose\"\n").contains("unknown log level \"verbose\""));
+    assert!(
+        error_text("telemetry {\n  prometheus_retention_time = \"soon\"\n}\n")
+            .contains("prometheus_retention_time")
+    );
+    assert!(error_text("telemetry {\n  statsd = 1\n}\n").contains("unknown key \"statsd\""));
     assert!(error_text("log_format = \"logfmt\"\n").contains("unknown log format \"logfmt\""));
     let retry_join = "listener \"tcp\" {\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/d\"\n  retry_join {\n    leader_ca_crt = \"x\"\n  }\n}\n";
     assert_eq!(
@@ -355,11 +383,15 @@ proptest! {
 
 #[test]
 fn vault_settings_arca_does_not_act_on_are_accepted_and_named() {
-    let text = "default_lease_ttl = \"768h\"\ntelemetry {\n  disable_hostname = true\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/tmp/x\"\n}\n";
+    let text = "default_lease_ttl = \"768h\"\ntelemetry {\n  disable_hostname = true\n  usage_gauge_period = \"5m\"\n}\nservice_registration \"consul\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = 1\n}\nstorage \"raft\" {\n  path = \"/tmp/x\"\n}\n";
     let config = parse(text, "config.hcl", &BTreeMap::new()).unwrap();
     assert_eq!(
         config.ignored,
-        vec!["default_lease_ttl".to_string(), "telemetry".to_string()]
+        vec![
+            "default_lease_ttl".to_string(),
+            "telemetry.usage_gauge_period".to_string(),
+            "service_registration".to_string()
+        ]
     );
 }
 

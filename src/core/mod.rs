@@ -12,6 +12,7 @@ pub mod index_state;
 pub mod join;
 pub mod key_operations;
 pub mod known_fields;
+pub mod metrics_endpoint;
 pub mod mounts;
 pub mod node_endpoints;
 pub mod remount;
@@ -20,6 +21,7 @@ pub mod router;
 pub mod snapshots;
 pub mod system;
 
+use crate::metrics::SeriesKey;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,6 +108,8 @@ pub trait LogicalService: Send + Sync + 'static {
     /// paths of the devices that failed. Nothing to do while the audit table is not
     /// loaded (sealed): unseal opens the files afresh.
     fn reopen_audit_files(&self) -> Vec<String>;
+    /// Counts `sys/metrics` reports as gauges (tokens, leases), read at scrape time.
+    fn usage_gauges(&self) -> Vec<(&'static str, f64)>;
 }
 
 pub struct Core {
@@ -136,7 +140,7 @@ impl std::fmt::Debug for Core {
 
 impl Core {
     pub fn new(env: Env, config: CoreConfig, cluster: SharedCluster) -> Arc<Self> {
-        let barrier = Barrier::new(cluster.backend(), env.rng.clone());
+        let barrier = Barrier::new(cluster.backend(), env.rng.clone()).measured(env.telemetry());
         Arc::new(Self {
             env,
             config,
@@ -434,6 +438,9 @@ impl Core {
         self.drop_key_operations().await;
         *active_term = Some(term);
         *lock(&self.active_since) = Some(crate::util::rfc3339(self.env.clock.unix_millis()));
+        // hashicorp/raft's name for "this node became leader": a leader change is an
+        // increase of the sum over the nodes.
+        self.env.telemetry().incr("vault.raft.state.leader");
         Ok(())
     }
 
@@ -442,6 +449,20 @@ impl Core {
     }
 
     async fn handle_api(&self, request: ApiRequest) -> ApiResponse {
+        let started = self.env.clock.now();
+        let name = if is_login_path(&request.path) {
+            "vault.core.handle_login_request"
+        } else {
+            "vault.core.handle_request"
+        };
+        let response = self.handle_api_unmeasured(request).await;
+        self.env
+            .metrics
+            .measure_since(SeriesKey::plain(name), started, self.env.clock.now());
+        response
+    }
+
+    async fn handle_api_unmeasured(&self, request: ApiRequest) -> ApiResponse {
         if let Some(response) = self.handle_node_endpoint(&request).await {
             return response;
         }
@@ -720,4 +741,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `auth/<mount>/login…`: Vault times logins apart from other requests.
+fn is_login_path(path: &str) -> bool {
+    path.strip_prefix("auth/")
+        .is_some_and(|rest| rest.split('/').any(|segment| segment == "login"))
 }

@@ -27,6 +27,9 @@ impl Core {
             ("sys/unseal", "PUT" | "POST") => self.handle_unseal(request).await,
             ("sys/health", "GET" | "HEAD") => self.health(request),
             ("sys/leader", "GET") => self.leader_status().map(json_ok),
+            ("sys/metrics", "GET") if self.metrics_unauthenticated() => {
+                self.metrics_answer(&request.query)
+            }
             ("sys/storage/raft/join", "PUT" | "POST") => self.handle_join(request).await,
             ("sys/storage/raft/bootstrap/challenge", "PUT" | "POST")
                 if self.cluster.is_leader() =>

@@ -516,6 +516,16 @@ impl LogicalCore {
             granting_policies = result.granting_policies.clone();
         }
 
+        // Vault's per-route timing, recorded when this request is done however it ends.
+        let _route_timer = RouteTimer::start(
+            self.env.telemetry(),
+            format!(
+                "vault.route.{}.{}",
+                request.operation.name(),
+                route.mount_point.replace('/', "-")
+            ),
+        );
+
         // One use of the token per admitted request; the last use revokes it once the
         // request is done, so the request's own handler still sees its token.
         let mut revoke_after_request = None;
@@ -647,7 +657,10 @@ impl LogicalCore {
                 body: binary.clone(),
                 headers: vec![(
                     "Content-Type".to_string(),
-                    "application/octet-stream".to_string(),
+                    response
+                        .content_type
+                        .unwrap_or("application/octet-stream")
+                        .to_string(),
                 )],
             });
         }
@@ -840,6 +853,19 @@ impl super::LogicalService for LogicalCore {
             None => audit.log_request(input),
         };
         logged.map_err(LogicalError::from)
+    }
+
+    fn usage_gauges(&self) -> Vec<(&'static str, f64)> {
+        let mut gauges = Vec::new();
+        match self.tokens.count() {
+            Ok(count) => gauges.push(("vault.token.count", count as f64)),
+            Err(error) => tracing::warn!(%error, "could not count tokens for the metrics"),
+        }
+        match self.expiration.count() {
+            Ok(count) => gauges.push(("vault.expire.num_leases", count as f64)),
+            Err(error) => tracing::warn!(%error, "could not count leases for the metrics"),
+        }
+        gauges
     }
 
     fn reopen_audit_files(&self) -> Vec<String> {
@@ -1094,5 +1120,35 @@ impl LogicalCore {
             input.client_token = token.clone();
         }
         input
+    }
+}
+
+/// Records `vault.route.<operation>.<mount>` when dropped.
+struct RouteTimer {
+    telemetry: crate::metrics::Telemetry,
+    name: String,
+    started: std::time::Instant,
+}
+
+impl RouteTimer {
+    fn start(telemetry: crate::metrics::Telemetry, name: String) -> Self {
+        let started = telemetry.now();
+        Self {
+            telemetry,
+            name,
+            started,
+        }
+    }
+}
+
+impl Drop for RouteTimer {
+    fn drop(&mut self) {
+        let key = crate::metrics::SeriesKey {
+            name: std::borrow::Cow::Owned(std::mem::take(&mut self.name)),
+            labels: Vec::new(),
+        };
+        self.telemetry
+            .metrics
+            .measure_since(key, self.started, self.telemetry.now());
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::metrics_endpoint::{MetricsBody, PROMETHEUS_CONTENT_TYPE};
 use super::mounts::{self, MountConfig, MountEntry, TableKind};
 use super::router::{Caller, LogicalCore};
 use crate::engines::input::field_bool;
@@ -130,6 +131,19 @@ impl LogicalCore {
             (["rekey", "backup"], Operation::Delete) => Ok(None),
             (["storage", "raft", "configuration"], Operation::Read) => {
                 Ok(Some(self.raft_configuration()?))
+            }
+            (["metrics"], Operation::Read) => {
+                Ok(Some(match self.core()?.metrics_body(&api.query)? {
+                    MetricsBody::Json(value) => Response {
+                        raw: Some(value),
+                        ..Response::default()
+                    },
+                    MetricsBody::Prometheus(text) => Response {
+                        binary: Some(text.into()),
+                        content_type: Some(PROMETHEUS_CONTENT_TYPE),
+                        ..Response::default()
+                    },
+                }))
             }
             (["storage", "raft", "snapshot"], Operation::Read) => {
                 let file = self.core()?.save_snapshot().await?;

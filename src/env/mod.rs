@@ -28,15 +28,27 @@ pub struct Env {
     pub clock: Clock,
     pub rng: SharedRng,
     pub disk: Arc<dyn Disk>,
+    /// The node's telemetry (not a seam: shared here because every component that has
+    /// something to measure already holds the environment).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Env {
+    /// The clock and metrics, for components that time what they do.
+    pub fn telemetry(&self) -> crate::metrics::Telemetry {
+        crate::metrics::Telemetry {
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Production: the system clock, the OS entropy source, files under `data_dir`.
     pub fn production(data_dir: &std::path::Path) -> Result<Self, DiskError> {
         Ok(Self {
             clock: Clock::system(),
             rng: SharedRng::from_entropy(),
             disk: Arc::new(FileDisk::open(data_dir)?),
+            metrics: Arc::default(),
         })
     }
 
@@ -46,6 +58,7 @@ impl Env {
             clock: Clock::system(),
             rng: SharedRng::from_entropy(),
             disk: Arc::new(disk),
+            metrics: Arc::default(),
         }
     }
 }

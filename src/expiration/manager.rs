@@ -49,6 +49,12 @@ impl std::fmt::Debug for ExpirationManager {
 }
 
 impl ExpirationManager {
+    /// How many leases are stored (`vault.expire.num_leases`; a recursive listing, so
+    /// scrape-time only).
+    pub fn count(&self) -> Result<usize, BarrierError> {
+        Ok(self.view.list_recursive(ID_PREFIX)?.len())
+    }
+
     /// `view` is the local `sys/expire/` view. Registers a hook on `tokens` so every
     /// revoked token takes its leases with it.
     pub fn new(view: View, tokens: TokenStore, rng: SharedRng) -> Self {

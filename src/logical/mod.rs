@@ -18,6 +18,20 @@ pub enum Operation {
     Delete,
 }
 
+impl Operation {
+    /// Vault's name for the operation (`vault.route.<operation>.<mount>`, audit).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::List => "list",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
 /// A request as a backend sees it.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -103,6 +117,8 @@ pub struct Response {
     pub status: Option<u16>,
     /// A binary body instead of JSON (`sys/storage/raft/snapshot`).
     pub binary: Option<bytes::Bytes>,
+    /// The binary body's type (`application/octet-stream` when not set).
+    pub content_type: Option<&'static str>,
 }
 
 impl Response {

@@ -112,6 +112,7 @@ struct NodeInner {
     /// This node's connections to its peers.
     channel_client: ChannelClient,
     clock: Clock,
+    telemetry: crate::metrics::Telemetry,
     /// How long after a confirmation began this node may trust it without asking again.
     read_lease: Duration,
     /// The last leadership confirmation, and the last failure to get one.
@@ -254,7 +255,8 @@ impl RaftNode {
         cluster_listener: tokio::net::TcpListener,
         options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
-        let log_store = LogStore::open(env.disk.clone(), options.log).await?;
+        let log_store =
+            LogStore::open_measured(env.disk.clone(), options.log, Some(env.telemetry())).await?;
         let state_machine =
             StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max).await?;
         let channel_client = ChannelClient::new(env.clock.clone());
@@ -279,6 +281,7 @@ impl RaftNode {
                 channel_server,
                 channel_client,
                 clock: env.clock.clone(),
+                telemetry: env.telemetry(),
                 read_lease: options.read_lease(),
                 confirmation: Mutex::new(Confirmation::default()),
                 confirm_round: tokio::sync::Mutex::new(()),
@@ -592,6 +595,7 @@ impl RaftNode {
         Arc::new(RaftBackend {
             raft: self.inner.raft.clone(),
             state_machine: self.inner.state_machine.clone(),
+            telemetry: self.inner.telemetry.clone(),
         })
     }
 }
@@ -599,6 +603,7 @@ impl RaftNode {
 struct RaftBackend {
     raft: Raft,
     state_machine: StateMachine,
+    telemetry: crate::metrics::Telemetry,
 }
 
 impl Backend for RaftBackend {
@@ -613,7 +618,9 @@ impl Backend for RaftBackend {
 
     fn commit(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
         let raft = self.raft.clone();
+        let telemetry = self.telemetry.clone();
         Box::pin(async move {
+            let started = telemetry.now();
             validate_batch(&ops)?;
             let bytes: usize = ops
                 .iter()
@@ -633,6 +640,8 @@ impl Backend for RaftBackend {
                 let error = match raft.client_write(Command::Apply { ops: ops.clone() }).await {
                     Ok(response) => {
                         crate::storage::commit_count::note_commit(response.log_id.index);
+                        // Proposed to committed and applied here, as a client waits for it.
+                        telemetry.measure_since("vault.raft.commitTime", started);
                         return Ok(response.log_id.index);
                     }
                     Err(error) => write_error(error),

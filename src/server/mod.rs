@@ -169,6 +169,11 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
             .map_err(|error| format!("Error opening storage: {error}"))?,
         None => crate::env::Env::in_memory(crate::env::SimDisk::new(0)),
     };
+    env.metrics.configure(crate::metrics::Settings {
+        retention: config.telemetry.prometheus_retention,
+        unauthenticated_access: listener.unauthenticated_metrics_access,
+        hostname: (!config.telemetry.disable_hostname).then(host_name),
+    });
     let node_id = match node_id {
         Some(node_id) => node_id,
         None => {
@@ -208,6 +213,21 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
     eprintln!("==> Arca shutdown triggered");
     node.shutdown().await;
     Ok(())
+}
+
+/// This machine's host name, for gauge names (go-metrics' `EnableHostname`).
+#[cfg(not(madsim))]
+fn host_name() -> String {
+    #[allow(clippy::disallowed_methods)]
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname") // seam-ok: process start-up
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 /// The node id kept in the data directory (`node-id`), created on first start.

@@ -176,6 +176,11 @@ impl std::fmt::Debug for TokenStore {
 
 impl TokenStore {
     /// `view` is the local `sys/token/` view.
+    /// How many tokens are stored (`vault.token.count`; a listing, so scrape-time only).
+    pub fn count(&self) -> Result<usize, BarrierError> {
+        Ok(self.inner.view.list(ID_PREFIX)?.len())
+    }
+
     pub fn new(view: View, rng: SharedRng) -> Self {
         Self {
             inner: Arc::new(Inner {
