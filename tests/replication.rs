@@ -3,7 +3,9 @@
 //! and what never does, streaming of later writes, writes through the secondary made by
 //! the primary and read back at once, `X-Vault-Index` across clusters, rotation, path
 //! filters in both directions, Merkle checks, a secondary restarted with `kill -9` that
-//! unseals with the primary's key and catches up, and revocation.
+//! unseals with the primary's key and catches up, and revocation; a rekey on the primary
+//! that the secondary's node follows (it unseals with the new shares only); a planned
+//! failover and a forced promotion.
 
 // Real processes and sockets: outside the simulator.
 #![cfg(not(madsim))]
@@ -52,18 +54,28 @@ impl Single {
     }
 
     fn unseal(&self, http: &reqwest::blocking::Client, key: &str) {
+        self.unseal_with_shares(http, &[key]);
+    }
+
+    /// Submit `shares` in turn (again, while the node is starting or a share is
+    /// refused) until the node is unsealed, then wait until it is active.
+    fn unseal_with_shares(&self, http: &reqwest::blocking::Client, shares: &[&str]) {
         eventually(Duration::from_secs(30), "the node unseals", || {
-            match call(
-                http,
-                "PUT",
-                &self.node.address(),
-                "sys/unseal",
-                None,
-                Some(&json!({ "key": key })),
-            ) {
-                Ok((200, body)) if body["sealed"] == Value::Bool(false) => Some(()),
-                _ => None,
+            let mut unsealed = false;
+            for share in shares {
+                unsealed = matches!(
+                    call(
+                        http,
+                        "PUT",
+                        &self.node.address(),
+                        "sys/unseal",
+                        None,
+                        Some(&json!({ "key": share })),
+                    ),
+                    Ok((200, body)) if body["sealed"] == Value::Bool(false)
+                );
             }
+            unsealed.then_some(())
         });
         eventually(Duration::from_secs(30), "the node is active", || {
             let (status, _) =
@@ -1074,4 +1086,204 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
         let path = format!("replicatedkv/data/{path}");
         assert_eq!(secret(&http, &b, &pb, &path), Some(json!({ "v": value })));
     }
+}
+
+/// The seal configuration a node reports (`n` shares, threshold `t`) and whether it is sealed.
+fn seal_status(http: &reqwest::blocking::Client, cluster: &Single) -> (Value, Value, Value) {
+    let (status, body) = call(
+        http,
+        "GET",
+        &cluster.node.address(),
+        "sys/seal-status",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    (body["n"].clone(), body["t"].clone(), body["sealed"].clone())
+}
+
+/// One unseal share, answered.
+fn submit_share(http: &reqwest::blocking::Client, cluster: &Single, share: &str) -> (u16, Value) {
+    call(
+        http,
+        "PUT",
+        &cluster.node.address(),
+        "sys/unseal",
+        None,
+        Some(&json!({ "key": share })),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the_new_shares_only() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let mut secondary = Single::start(root.path(), "cluster-sec", &http);
+    let p = primary.root_token.clone();
+    for (path, body) in [
+        (
+            "sys/policies/acl/superpolicy",
+            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+        ),
+        ("sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "auth/userpass/users/superuser",
+            json!({"password": "vaultMagic", "policies": "superpolicy"}),
+        ),
+        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        (
+            "replicatedkv/data/app",
+            json!({"data": {"v": "before the rekey"}}),
+        ),
+        ("sys/replication/performance/primary/enable", json!({})),
+    ] {
+        write_ok(&http, &primary, &p, path, body);
+    }
+    let token = secondary_token(&http, &primary, &p, "secondary");
+    write_ok(
+        &http,
+        &secondary,
+        &secondary.root_token,
+        "sys/replication/performance/secondary/enable",
+        json!({ "token": token }),
+    );
+    wait_in_sync(&http, &primary, &secondary);
+    assert_eq!(
+        seal_status(&http, &secondary),
+        (json!(1), json!(1), json!(false)),
+        "activated: the primary's one-share seal"
+    );
+
+    // The secondary's seal is the primary's: it refuses a rekey of its own, as Vault does,
+    // for a status read as well as a start.
+    let refusal =
+        "rekeying can only be performed on the primary cluster when replication is activated";
+    for (method, body) in [
+        (
+            "PUT",
+            Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+        ),
+        ("GET", None),
+    ] {
+        let (status, refused) = call(
+            &http,
+            method,
+            &secondary.node.address(),
+            "sys/rekey/init",
+            None,
+            body.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{method}: {refused}");
+        assert_eq!(refused["errors"][0], refusal, "{method}");
+    }
+
+    // Rekey the primary from one share to three, any two of which unseal.
+    let (status, started) = call(
+        &http,
+        "PUT",
+        &primary.node.address(),
+        "sys/rekey/init",
+        None,
+        Some(&json!({"secret_shares": 3, "secret_threshold": 2})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{started}");
+    let (status, rekeyed) = call(
+        &http,
+        "PUT",
+        &primary.node.address(),
+        "sys/rekey/update",
+        None,
+        Some(&json!({"key": primary.unseal_key, "nonce": started["nonce"]})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{rekeyed}");
+    assert_eq!(rekeyed["complete"], true, "{rekeyed}");
+    let new_shares: Vec<String> = rekeyed["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|share| share.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new_shares.len(), 3);
+
+    // The new seal reaches the secondary like any replicated write, and the two
+    // clusters' views (the seal group included) agree again.
+    eventually(
+        Duration::from_secs(15),
+        "the secondary holds the primary's new seal",
+        || (seal_status(&http, &secondary).0 == json!(3)).then_some(()),
+    );
+    assert_eq!(
+        seal_status(&http, &secondary),
+        (json!(3), json!(2), json!(false))
+    );
+    wait_in_sync(&http, &primary, &secondary);
+
+    // Seal the secondary's node: the shares it was unsealed with before no longer open
+    // it; two of the primary's new shares do.
+    let user = login(&http, &secondary);
+    let (status, sealed) = secondary.api(&http, "PUT", "sys/seal", &user, None);
+    assert_eq!(status, 204, "{sealed}");
+    assert_eq!(seal_status(&http, &secondary).2, json!(true));
+    let (status, refused) = submit_share(&http, &secondary, &primary.unseal_key);
+    assert_eq!(status, 400, "the old key is refused: {refused}");
+    assert_eq!(seal_status(&http, &secondary).2, json!(true));
+    let (status, progress) = submit_share(&http, &secondary, &new_shares[0]);
+    assert_eq!(status, 200, "{progress}");
+    assert_eq!(progress["progress"], 1, "{progress}");
+    assert_eq!(progress["sealed"], true, "{progress}");
+    secondary.unseal_with_shares(&http, &[&new_shares[0], &new_shares[2]]);
+    let user = login(&http, &secondary);
+    assert_eq!(
+        secret(&http, &secondary, &user, "replicatedkv/data/app"),
+        Some(json!({"v": "before the rekey"}))
+    );
+
+    // A restarted node (kill -9) reads the new seal from its own storage, and catches
+    // up with what the primary wrote meanwhile.
+    secondary.node.kill9();
+    write_ok(
+        &http,
+        &primary,
+        &p,
+        "replicatedkv/data/app",
+        json!({"data": {"v": "after the rekey"}}),
+    );
+    secondary.node.start();
+    eventually(Duration::from_secs(30), "the secondary answers", || {
+        call(
+            &http,
+            "GET",
+            &secondary.node.address(),
+            "sys/seal-status",
+            None,
+            None,
+        )
+        .ok()
+    });
+    assert_eq!(
+        seal_status(&http, &secondary),
+        (json!(3), json!(2), json!(true))
+    );
+    let (status, refused) = submit_share(&http, &secondary, &primary.unseal_key);
+    assert_eq!(
+        status, 400,
+        "the old key is refused after a restart: {refused}"
+    );
+    secondary.unseal_with_shares(&http, &[&new_shares[1], &new_shares[2]]);
+    let user = login(&http, &secondary);
+    eventually(
+        Duration::from_secs(15),
+        "the restarted secondary catches up",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/app")
+                == Some(json!({"v": "after the rekey"})))
+            .then_some(())
+        },
+    );
 }
