@@ -27,8 +27,8 @@ mod cli_support;
 use serde_json::{Value, json};
 
 use cli_support::{
-    Lab, Server, init_and_unseal, only_warnings, root_login, start_cluster, table_rows, text,
-    warnings_block,
+    Lab, Server, init_and_unseal, only_warnings, require_jq, root_login, start_cluster, table_rows,
+    text, warnings_block,
 };
 
 /// The header of `{"alg":"ES512","typ":"JWT"}`, base64url: how an activation token starts.
@@ -151,11 +151,7 @@ fn kv_put(lab: &Lab, address_variable: &str, path: &str, value: &str) {
 
 #[test]
 fn a_planned_failover_with_the_cli_on_three_clusters_loses_nothing() {
-    let jq = std::process::Command::new("jq").arg("--version").output();
-    assert!(
-        jq.is_ok_and(|output| output.status.success()),
-        "the documented lines pipe into jq: install it (scripts/test-all.sh does)"
-    );
+    require_jq();
 
     // The documented lines are the ones run below.
     let demote = "arca write -address=$A_ADDR -f sys/replication/performance/primary/demote";

@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use cli_support::{
     CUBBYHOLE_MOUNT, IDENTITY_MOUNT, Lab, SYS_MOUNT, Server, check_secrets_list,
-    check_userpass_login, free_port_pair, init_and_unseal, only_warnings, root_login, run_server,
-    table_rows, text, tutorial_config, warnings_block,
+    check_userpass_login, free_port_pair, init_and_unseal, only_warnings, require_jq, root_login,
+    run_server, table_rows, text, tutorial_config, warnings_block,
 };
 
 /// The header of `{"alg":"ES512","typ":"JWT"}`, base64url: how the tutorial's token starts.
@@ -61,11 +61,7 @@ fn userpass_login_on_the_secondary(lab: &Lab) {
 
 #[test]
 fn performance_replication_tutorial() {
-    let jq = std::process::Command::new("jq").arg("--version").output();
-    assert!(
-        jq.is_ok_and(|output| output.status.success()),
-        "the tutorial pipes into jq: install it (scripts/test-all.sh does)"
-    );
+    require_jq();
 
     // Lab setup: $ mkdir -p cluster-pri/config cluster-pri/data cluster-sec/config cluster-sec/data
     let mut lab = Lab::new();

@@ -772,6 +772,44 @@ fn secondary_token(
     wrapped["wrap_info"]["token"].as_str().unwrap().to_string()
 }
 
+/// The tutorial's replicated data on `primary` (a superpolicy, the `superuser` userpass
+/// user, a kv-v2 at `replicatedkv/` whose secret `before` holds `before`), then `primary`
+/// enabled and `secondary` activated as `secondary_id` and in sync with it.
+fn replicate_tutorial_data(
+    http: &reqwest::blocking::Client,
+    primary: &Single,
+    secondary: &Single,
+    secondary_id: &str,
+    before: Value,
+) {
+    let root = &primary.root_token;
+    for (path, body) in [
+        (
+            "sys/policies/acl/superpolicy",
+            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+        ),
+        ("sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "auth/userpass/users/superuser",
+            json!({"password": "vaultMagic", "policies": "superpolicy"}),
+        ),
+        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        ("replicatedkv/data/before", json!({ "data": before })),
+        ("sys/replication/performance/primary/enable", json!({})),
+    ] {
+        write_ok(http, primary, root, path, body);
+    }
+    let token = secondary_token(http, primary, root, secondary_id);
+    write_ok(
+        http,
+        secondary,
+        &secondary.root_token,
+        "sys/replication/performance/secondary/enable",
+        json!({ "token": token }),
+    );
+    wait_in_sync(http, primary, secondary);
+}
+
 /// Wait until `secondary` streams from its primary with the same view.
 fn wait_in_sync(http: &reqwest::blocking::Client, primary: &Single, secondary: &Single) -> Value {
     eventually(Duration::from_secs(30), "the secondary is in sync", || {
@@ -793,31 +831,7 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
     let pa = a.root_token.clone();
 
     // A is the primary of the tutorial's data; B its secondary.
-    for (path, body) in [
-        (
-            "sys/policies/acl/superpolicy",
-            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
-        ),
-        ("sys/auth/userpass", json!({"type": "userpass"})),
-        (
-            "auth/userpass/users/superuser",
-            json!({"password": "vaultMagic", "policies": "superpolicy"}),
-        ),
-        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
-        ("replicatedkv/data/before", json!({"data": {"v": "1"}})),
-        ("sys/replication/performance/primary/enable", json!({})),
-    ] {
-        write_ok(&http, &a, &pa, path, body);
-    }
-    let token = secondary_token(&http, &a, &pa, "cluster-b");
-    write_ok(
-        &http,
-        &b,
-        &b.root_token,
-        "sys/replication/performance/secondary/enable",
-        json!({ "token": token }),
-    );
-    wait_in_sync(&http, &a, &b);
+    replicate_tutorial_data(&http, &a, &b, "cluster-b", json!({"v": "1"}));
     let pb = login(&http, &b);
     let set_id = performance_status(&http, &a)["cluster_id"].clone();
     assert_eq!(performance_status(&http, &a)["epoch"], 1);
@@ -1123,34 +1137,13 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
     let primary = Single::start(root.path(), "cluster-pri", &http);
     let mut secondary = Single::start(root.path(), "cluster-sec", &http);
     let p = primary.root_token.clone();
-    for (path, body) in [
-        (
-            "sys/policies/acl/superpolicy",
-            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
-        ),
-        ("sys/auth/userpass", json!({"type": "userpass"})),
-        (
-            "auth/userpass/users/superuser",
-            json!({"password": "vaultMagic", "policies": "superpolicy"}),
-        ),
-        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
-        (
-            "replicatedkv/data/app",
-            json!({"data": {"v": "before the rekey"}}),
-        ),
-        ("sys/replication/performance/primary/enable", json!({})),
-    ] {
-        write_ok(&http, &primary, &p, path, body);
-    }
-    let token = secondary_token(&http, &primary, &p, "secondary");
-    write_ok(
+    replicate_tutorial_data(
         &http,
+        &primary,
         &secondary,
-        &secondary.root_token,
-        "sys/replication/performance/secondary/enable",
-        json!({ "token": token }),
+        "secondary",
+        json!({"v": "before the rekey"}),
     );
-    wait_in_sync(&http, &primary, &secondary);
     assert_eq!(
         seal_status(&http, &secondary),
         (json!(1), json!(1), json!(false)),
@@ -1240,7 +1233,7 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
     secondary.unseal_with_shares(&http, &[&new_shares[0], &new_shares[2]]);
     let user = login(&http, &secondary);
     assert_eq!(
-        secret(&http, &secondary, &user, "replicatedkv/data/app"),
+        secret(&http, &secondary, &user, "replicatedkv/data/before"),
         Some(json!({"v": "before the rekey"}))
     );
 
@@ -1251,7 +1244,7 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
         &http,
         &primary,
         &p,
-        "replicatedkv/data/app",
+        "replicatedkv/data/before",
         json!({"data": {"v": "after the rekey"}}),
     );
     secondary.node.start();
@@ -1281,7 +1274,7 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
         Duration::from_secs(15),
         "the restarted secondary catches up",
         || {
-            (secret(&http, &secondary, &user, "replicatedkv/data/app")
+            (secret(&http, &secondary, &user, "replicatedkv/data/before")
                 == Some(json!({"v": "after the rekey"})))
             .then_some(())
         },

@@ -470,16 +470,22 @@ pub fn root_login(lab: &Lab, token_variable: &str, address_variable: &str) {
     let login = lab.ok(&format!(
         "echo ${token_variable} | xargs arca login -address=${address_variable}"
     ));
-    let table_text = login
-        .strip_prefix(LOGIN_SUCCESS)
-        .unwrap_or_else(|| panic!("login text:\n{login}"));
-    let rows = table_rows(table_text);
     let root_token = lab
         .exported
         .iter()
         .find(|(name, _)| name == token_variable)
         .map(|(_, value)| value.as_str())
         .unwrap();
+    check_root_login(&login, root_token);
+}
+
+/// What `arca login` prints for the root token `root_token`: the success text, then
+/// Vault's table of a root token.
+pub fn check_root_login(login: &str, root_token: &str) {
+    let table_text = login
+        .strip_prefix(LOGIN_SUCCESS)
+        .unwrap_or_else(|| panic!("login text:\n{login}"));
+    let rows = table_rows(table_text);
     assert_eq!(
         table_text,
         table(&[
@@ -513,5 +519,14 @@ pub fn only_warnings(lab: &Lab, line: &str, stderr: &str) {
         ),
         (Some(0), String::new(), stderr.to_string()),
         "$ {line}"
+    );
+}
+
+/// The CLI tests that type `... | jq` need jq; they fail, not skip, without it.
+pub fn require_jq() {
+    let jq = Command::new("jq").arg("--version").output();
+    assert!(
+        jq.is_ok_and(|output| output.status.success()),
+        "these command lines pipe into jq: install it (scripts/test-all.sh does)"
     );
 }
