@@ -53,6 +53,22 @@ impl Single {
         single
     }
 
+    /// Start the node's process again (after `kill9`) and wait until it answers.
+    fn start_again(&mut self, http: &reqwest::blocking::Client) {
+        self.node.start();
+        eventually(Duration::from_secs(30), "the node answers again", || {
+            call(
+                http,
+                "GET",
+                &self.node.address(),
+                "sys/seal-status",
+                None,
+                None,
+            )
+            .ok()
+        });
+    }
+
     fn unseal(&self, http: &reqwest::blocking::Client, key: &str) {
         self.unseal_with_shares(http, &[key]);
     }
@@ -621,38 +637,10 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         Some(json!({"data": {"password": "p3"}})),
     );
     assert_eq!(status, 200);
-    secondary.node.start();
-    eventually(Duration::from_secs(30), "the secondary answers", || {
-        call(
-            &http,
-            "GET",
-            &secondary.node.address(),
-            "sys/seal-status",
-            None,
-            None,
-        )
-        .ok()
-    });
-    let (status, own_key) = call(
-        &http,
-        "PUT",
-        &secondary.node.address(),
-        "sys/unseal",
-        None,
-        Some(&json!({"key": secondary.unseal_key})),
-    )
-    .unwrap();
+    secondary.start_again(&http);
+    let (status, own_key) = submit_share(&http, &secondary, &secondary.unseal_key);
     assert_eq!(status, 400, "its own key no longer opens it: {own_key}");
-    let (_, seal_status) = call(
-        &http,
-        "GET",
-        &secondary.node.address(),
-        "sys/seal-status",
-        None,
-        None,
-    )
-    .unwrap();
-    assert_eq!(seal_status["sealed"], Value::Bool(true));
+    assert_eq!(seal_status(&http, &secondary).2, Value::Bool(true));
     secondary.unseal(&http, &primary.unseal_key);
     let user = login(&http, &secondary);
     eventually(
@@ -1247,18 +1235,7 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
         "replicatedkv/data/before",
         json!({"data": {"v": "after the rekey"}}),
     );
-    secondary.node.start();
-    eventually(Duration::from_secs(30), "the secondary answers", || {
-        call(
-            &http,
-            "GET",
-            &secondary.node.address(),
-            "sys/seal-status",
-            None,
-            None,
-        )
-        .ok()
-    });
+    secondary.start_again(&http);
     assert_eq!(
         seal_status(&http, &secondary),
         (json!(3), json!(2), json!(true))
