@@ -4,8 +4,10 @@
 //! the primary and read back at once, `X-Vault-Index` across clusters, rotation, path
 //! filters in both directions, Merkle checks, a secondary restarted with `kill -9` that
 //! unseals with the primary's key and catches up, and revocation; a rekey on the primary
-//! that the secondary's node follows (it unseals with the new shares only); a planned
-//! failover and a forced promotion.
+//! that the secondary's node follows (it unseals with the new shares only), and a standby
+//! of a three-node secondary restarted across two rekeys, whose unseal attempt started
+//! with one seal's share is reset when the next seal arrives; a planned failover and a
+//! forced promotion.
 
 // Real processes and sockets: outside the simulator.
 #![cfg(not(madsim))]
@@ -16,7 +18,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ServerProcess, call, client, eventually, free_port};
+use support::{ServerProcess, TestCluster, call, client, eventually, free_port};
 
 struct Single {
     node: ServerProcess,
@@ -638,9 +640,12 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     );
     assert_eq!(status, 200);
     secondary.start_again(&http);
-    let (status, own_key) = submit_share(&http, &secondary, &secondary.unseal_key);
+    let (status, own_key) = submit_share(&http, &secondary.node.address(), &secondary.unseal_key);
     assert_eq!(status, 400, "its own key no longer opens it: {own_key}");
-    assert_eq!(seal_status(&http, &secondary).2, Value::Bool(true));
+    assert_eq!(
+        seal_status(&http, &secondary.node.address()).2,
+        Value::Bool(true)
+    );
     secondary.unseal(&http, &primary.unseal_key);
     let user = login(&http, &secondary);
     eventually(
@@ -1090,32 +1095,68 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
     }
 }
 
-/// The seal configuration a node reports (`n` shares, threshold `t`) and whether it is sealed.
-fn seal_status(http: &reqwest::blocking::Client, cluster: &Single) -> (Value, Value, Value) {
-    let (status, body) = call(
-        http,
-        "GET",
-        &cluster.node.address(),
-        "sys/seal-status",
-        None,
-        None,
-    )
-    .unwrap();
+/// The seal configuration the node at `address` reports (`n` shares, threshold `t`) and whether it is sealed.
+fn seal_status(http: &reqwest::blocking::Client, address: &str) -> (Value, Value, Value) {
+    let (status, body) = call(http, "GET", address, "sys/seal-status", None, None).unwrap();
     assert_eq!(status, 200, "{body}");
     (body["n"].clone(), body["t"].clone(), body["sealed"].clone())
 }
 
-/// One unseal share, answered.
-fn submit_share(http: &reqwest::blocking::Client, cluster: &Single, share: &str) -> (u16, Value) {
+/// One unseal share for the node at `address`, answered.
+fn submit_share(http: &reqwest::blocking::Client, address: &str, share: &str) -> (u16, Value) {
     call(
         http,
         "PUT",
-        &cluster.node.address(),
+        address,
         "sys/unseal",
         None,
         Some(&json!({ "key": share })),
     )
     .unwrap()
+}
+
+/// Rekey `cluster` to `shares` shares of which `threshold` unseal, with `old_shares` (a
+/// quorum of the current ones): the new shares, base64.
+fn rekey(
+    http: &reqwest::blocking::Client,
+    cluster: &Single,
+    (shares, threshold): (usize, usize),
+    old_shares: &[&str],
+) -> Vec<String> {
+    let address = cluster.node.address();
+    let (status, started) = call(
+        http,
+        "PUT",
+        &address,
+        "sys/rekey/init",
+        None,
+        Some(&json!({"secret_shares": shares, "secret_threshold": threshold})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{started}");
+    let mut answer = Value::Null;
+    for share in old_shares {
+        let (status, body) = call(
+            http,
+            "PUT",
+            &address,
+            "sys/rekey/update",
+            None,
+            Some(&json!({"key": share, "nonce": started["nonce"]})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        answer = body;
+    }
+    assert_eq!(answer["complete"], true, "{answer}");
+    let new_shares: Vec<String> = answer["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|share| share.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new_shares.len(), shares);
+    new_shares
 }
 
 #[test]
@@ -1133,7 +1174,7 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
         json!({"v": "before the rekey"}),
     );
     assert_eq!(
-        seal_status(&http, &secondary),
+        seal_status(&http, &secondary.node.address()),
         (json!(1), json!(1), json!(false)),
         "activated: the primary's one-share seal"
     );
@@ -1163,44 +1204,17 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
     }
 
     // Rekey the primary from one share to three, any two of which unseal.
-    let (status, started) = call(
-        &http,
-        "PUT",
-        &primary.node.address(),
-        "sys/rekey/init",
-        None,
-        Some(&json!({"secret_shares": 3, "secret_threshold": 2})),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{started}");
-    let (status, rekeyed) = call(
-        &http,
-        "PUT",
-        &primary.node.address(),
-        "sys/rekey/update",
-        None,
-        Some(&json!({"key": primary.unseal_key, "nonce": started["nonce"]})),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{rekeyed}");
-    assert_eq!(rekeyed["complete"], true, "{rekeyed}");
-    let new_shares: Vec<String> = rekeyed["keys_base64"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|share| share.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(new_shares.len(), 3);
+    let new_shares = rekey(&http, &primary, (3, 2), &[&primary.unseal_key]);
 
     // The new seal reaches the secondary like any replicated write, and the two
     // clusters' views (the seal group included) agree again.
     eventually(
         Duration::from_secs(15),
         "the secondary holds the primary's new seal",
-        || (seal_status(&http, &secondary).0 == json!(3)).then_some(()),
+        || (seal_status(&http, &secondary.node.address()).0 == json!(3)).then_some(()),
     );
     assert_eq!(
-        seal_status(&http, &secondary),
+        seal_status(&http, &secondary.node.address()),
         (json!(3), json!(2), json!(false))
     );
     wait_in_sync(&http, &primary, &secondary);
@@ -1210,11 +1224,11 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
     let user = login(&http, &secondary);
     let (status, sealed) = secondary.api(&http, "PUT", "sys/seal", &user, None);
     assert_eq!(status, 204, "{sealed}");
-    assert_eq!(seal_status(&http, &secondary).2, json!(true));
-    let (status, refused) = submit_share(&http, &secondary, &primary.unseal_key);
+    assert_eq!(seal_status(&http, &secondary.node.address()).2, json!(true));
+    let (status, refused) = submit_share(&http, &secondary.node.address(), &primary.unseal_key);
     assert_eq!(status, 400, "the old key is refused: {refused}");
-    assert_eq!(seal_status(&http, &secondary).2, json!(true));
-    let (status, progress) = submit_share(&http, &secondary, &new_shares[0]);
+    assert_eq!(seal_status(&http, &secondary.node.address()).2, json!(true));
+    let (status, progress) = submit_share(&http, &secondary.node.address(), &new_shares[0]);
     assert_eq!(status, 200, "{progress}");
     assert_eq!(progress["progress"], 1, "{progress}");
     assert_eq!(progress["sealed"], true, "{progress}");
@@ -1237,10 +1251,10 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
     );
     secondary.start_again(&http);
     assert_eq!(
-        seal_status(&http, &secondary),
+        seal_status(&http, &secondary.node.address()),
         (json!(3), json!(2), json!(true))
     );
-    let (status, refused) = submit_share(&http, &secondary, &primary.unseal_key);
+    let (status, refused) = submit_share(&http, &secondary.node.address(), &primary.unseal_key);
     assert_eq!(
         status, 400,
         "the old key is refused after a restart: {refused}"
@@ -1256,4 +1270,112 @@ fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the
             .then_some(())
         },
     );
+}
+
+#[test]
+fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_shares() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let mut secondary = TestCluster::start(root.path(), &http);
+    let p = primary.root_token.clone();
+    write_ok(
+        &http,
+        &primary,
+        &p,
+        "sys/replication/performance/primary/enable",
+        json!({}),
+    );
+    let token = secondary_token(&http, &primary, &p, "secondary");
+    let active = secondary.leader(&http);
+    let (status, enabled) = call(
+        &http,
+        "POST",
+        &secondary.addresses[active],
+        "sys/replication/performance/secondary/enable",
+        Some(&secondary.root_token),
+        Some(&json!({ "token": token })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{enabled}");
+    let active_address = secondary.addresses[active].clone();
+    eventually(Duration::from_secs(30), "the secondary streams", || {
+        let (_, status) = call(
+            &http,
+            "GET",
+            &active_address,
+            "sys/replication/performance/status",
+            None,
+            None,
+        )
+        .ok()?;
+        (status["data"]["state"] == "stream-wals").then_some(())
+    });
+
+    // One of the secondary's standbys is down while the primary rekeys (1 -> 3/2).
+    let standby = (active + 1) % secondary.nodes.len();
+    let standby_address = secondary.addresses[standby].clone();
+    secondary.nodes[standby].kill9();
+    let second_seal = rekey(&http, &primary, (3, 2), &[&primary.unseal_key]);
+    eventually(
+        Duration::from_secs(15),
+        "the secondary's active node holds the new seal",
+        || (seal_status(&http, &active_address).0 == json!(3)).then_some(()),
+    );
+
+    // Restarted, the standby catches up through the secondary's Raft while sealed: it
+    // asks for the new seal's shares, and the activation's key is refused.
+    secondary.nodes[standby].start();
+    eventually(
+        Duration::from_secs(30),
+        "the restarted standby holds the new seal",
+        || {
+            let (shares, _, sealed) = call(
+                &http,
+                "GET",
+                &standby_address,
+                "sys/seal-status",
+                None,
+                None,
+            )
+            .ok()
+            .map(|(_, body)| (body["n"].clone(), body["t"].clone(), body["sealed"].clone()))?;
+            (shares == json!(3) && sealed == json!(true)).then_some(())
+        },
+    );
+    let (status, refused) = submit_share(&http, &standby_address, &primary.unseal_key);
+    assert_eq!(status, 400, "the activation's key is refused: {refused}");
+
+    // One share of that seal given, the primary rekeys again (3/2 -> 5/3): the standby's
+    // attempt is reset rather than combining shares of two unseal keys.
+    let (status, progress) = submit_share(&http, &standby_address, &second_seal[0]);
+    assert_eq!(
+        (status, &progress["progress"]),
+        (200, &json!(1)),
+        "{progress}"
+    );
+    let third_seal = rekey(&http, &primary, (5, 3), &[&second_seal[0], &second_seal[1]]);
+    eventually(
+        Duration::from_secs(15),
+        "the standby holds the newest seal",
+        || (seal_status(&http, &standby_address).0 == json!(5)).then_some(()),
+    );
+    let (status, refused) = submit_share(&http, &standby_address, &second_seal[1]);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0].as_str().is_some_and(
+            |error| error.contains("the seal changed while this node was being unsealed")
+        ),
+        "{refused}"
+    );
+    assert_eq!(seal_status(&http, &standby_address).2, json!(true));
+
+    // Three of the newest shares unseal it, and not fewer.
+    for share in &third_seal[3..] {
+        let (status, body) = submit_share(&http, &standby_address, share);
+        assert_eq!((status, &body["sealed"]), (200, &json!(true)), "{body}");
+    }
+    let (status, unsealed) = submit_share(&http, &standby_address, &third_seal[0]);
+    assert_eq!(status, 200, "{unsealed}");
+    assert_eq!(unsealed["sealed"], false, "{unsealed}");
 }
