@@ -27,9 +27,9 @@ mod cli_support;
 use serde_json::Value;
 
 use cli_support::{
-    CUBBYHOLE_MOUNT, IDENTITY_MOUNT, LOGIN_SUCCESS, Lab, SYS_MOUNT, Server, check_secrets_list,
-    check_userpass_login, free_port_pair, run_server, table, table_rows, text, tutorial_config,
-    wait_active,
+    CUBBYHOLE_MOUNT, IDENTITY_MOUNT, Lab, SYS_MOUNT, Server, check_secrets_list,
+    check_userpass_login, free_port_pair, init_and_unseal, only_warnings, require_jq, root_login,
+    run_server, table_rows, text, tutorial_config, warnings_block,
 };
 
 /// The header of `{"alg":"ES512","typ":"JWT"}`, base64url: how the tutorial's token starts.
@@ -50,109 +50,6 @@ fn start_cluster(lab: &Lab, name: &str) -> Server {
     run_server(lab.path(), name, &config_path, port)
 }
 
-/// Initialize a cluster into `.init`, export its unseal key and root token, unseal it,
-/// and export its address as `ADDRESS_VARIABLE`. `side` is `PRI` or `SEC`.
-fn init_and_unseal(lab: &mut Lab, server: &Server, side: &str, address_variable: &str) {
-    let name = format!("cluster-{}", side.to_ascii_lowercase());
-    let address = &server.address;
-    // $ vault operator init \ -address=http://127.0.0.1:8200 \ -key-shares=1 \ -key-threshold=1 \ > $PWD/cluster-pri/.init
-    assert_eq!(
-        lab.ok(&format!(
-            "arca operator init \\\n  -address={address} \\\n  -key-shares=1 \\\n  -key-threshold=1 \\\n  > $PWD/{name}/.init"
-        )),
-        "",
-        "everything went to .init"
-    );
-    // $ export CLUSTER_PRI_UNSEAL_KEY="$(grep 'Unseal Key 1' cluster-pri/.init | awk '{print $NF}')" && echo $CLUSTER_PRI_UNSEAL_KEY
-    let key_variable = format!("CLUSTER_{side}_UNSEAL_KEY");
-    let unseal_key = lab.export(
-        &key_variable,
-        &format!("export {key_variable}=\"$(grep 'Unseal Key 1' {name}/.init | awk '{{print $NF}}')\" && echo ${key_variable}"),
-    );
-    assert_eq!(unseal_key.len(), 44, "a base64 32-byte share: {unseal_key}");
-    // $ export CLUSTER_PRI_ROOT_TOKEN="$(grep 'Initial Root Token' cluster-pri/.init | awk '{print $NF}')" && echo $CLUSTER_PRI_ROOT_TOKEN
-    let token_variable = format!("CLUSTER_{side}_ROOT_TOKEN");
-    let root_token = lab.export(
-        &token_variable,
-        &format!("export {token_variable}=\"$(grep 'Initial Root Token' {name}/.init | awk '{{print $NF}}')\" && echo ${token_variable}"),
-    );
-    assert!(root_token.starts_with("hvs."), "{root_token}");
-    // $ vault operator unseal -address=http://127.0.0.1:8200 $CLUSTER_PRI_UNSEAL_KEY
-    let unsealed = lab.ok(&format!(
-        "arca operator unseal -address={address} ${key_variable}"
-    ));
-    let rows = table_rows(&unsealed);
-    for (key, value) in [
-        ("Seal Type", "shamir"),
-        ("Initialized", "true"),
-        ("Sealed", "false"),
-        ("Total Shares", "1"),
-        ("Threshold", "1"),
-        ("Storage Type", "raft"),
-        ("HA Enabled", "true"),
-    ] {
-        assert!(
-            rows.iter().any(|row| row.0 == key && row.1 == value),
-            "{key} {value}:\n{unsealed}"
-        );
-    }
-    // $ export PRI_ADDR=http://127.0.0.1:8200
-    lab.exported
-        .push((address_variable.to_string(), address.clone()));
-    wait_active(lab, &format!("-address=${address_variable}"));
-}
-
-/// `$ echo $CLUSTER_X_ROOT_TOKEN | xargs vault login -address=$X_ADDR` and its table.
-fn root_login(lab: &Lab, token_variable: &str, address_variable: &str) {
-    let login = lab.ok(&format!(
-        "echo ${token_variable} | xargs arca login -address=${address_variable}"
-    ));
-    let table_text = login
-        .strip_prefix(LOGIN_SUCCESS)
-        .unwrap_or_else(|| panic!("login text:\n{login}"));
-    let rows = table_rows(table_text);
-    let root_token = lab
-        .exported
-        .iter()
-        .find(|(name, _)| name == token_variable)
-        .map(|(_, value)| value.as_str())
-        .unwrap();
-    assert_eq!(
-        table_text,
-        table(&[
-            ("token", root_token),
-            ("token_accessor", &rows[1].1),
-            ("token_duration", "∞"),
-            ("token_renewable", "false"),
-            ("token_policies", "[\"root\"]"),
-            ("identity_policies", "[]"),
-            ("policies", "[\"root\"]"),
-        ])
-    );
-}
-
-/// Vault's warnings block for one warning (stderr of a command that got only warnings).
-fn warnings_block(wrapped_lines: &[&str]) -> String {
-    format!(
-        "WARNING! The following warnings were returned from Vault:\n\n  * {}\n\n",
-        wrapped_lines.join("\n  ")
-    )
-}
-
-/// `$ LINE` that prints nothing on stdout and exactly `stderr`, with exit 0.
-fn only_warnings(lab: &Lab, line: &str, stderr: &str) {
-    let output = lab.sh(line, "");
-    assert_eq!(
-        (
-            output.status.code(),
-            text(&output.stdout),
-            text(&output.stderr)
-        ),
-        (Some(0), String::new(), stderr.to_string()),
-        "$ {line}"
-    );
-}
-
 /// `$ vault login -address=$SEC_ADDR -method=userpass username=superuser`, typing
 /// `vaultMagic` at the prompt, retried (bounded) while the secondary is still syncing.
 fn userpass_login_on_the_secondary(lab: &Lab) {
@@ -164,11 +61,7 @@ fn userpass_login_on_the_secondary(lab: &Lab) {
 
 #[test]
 fn performance_replication_tutorial() {
-    let jq = std::process::Command::new("jq").arg("--version").output();
-    assert!(
-        jq.is_ok_and(|output| output.status.success()),
-        "the tutorial pipes into jq: install it (scripts/test-all.sh does)"
-    );
+    require_jq();
 
     // Lab setup: $ mkdir -p cluster-pri/config cluster-pri/data cluster-sec/config cluster-sec/data
     let mut lab = Lab::new();

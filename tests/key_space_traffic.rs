@@ -436,7 +436,7 @@ async fn every_key_the_integration_traffic_writes_is_registered_with_its_class_a
         classes
     };
     for (group, classes) in [
-        (CoreGroup::Seal, vec![KeyClass::Local]),
+        (CoreGroup::Seal, vec![KeyClass::Replicated]),
         (CoreGroup::Keyring, vec![KeyClass::Replicated]),
         (CoreGroup::Cluster, vec![KeyClass::Local]),
         (CoreGroup::Tokens, vec![KeyClass::Local]),

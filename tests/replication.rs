@@ -3,7 +3,11 @@
 //! and what never does, streaming of later writes, writes through the secondary made by
 //! the primary and read back at once, `X-Vault-Index` across clusters, rotation, path
 //! filters in both directions, Merkle checks, a secondary restarted with `kill -9` that
-//! unseals with the primary's key and catches up, and revocation.
+//! unseals with the primary's key and catches up, and revocation; a rekey on the primary
+//! that the secondary's node follows (it unseals with the new shares only), and a standby
+//! of a three-node secondary restarted across two rekeys, whose unseal attempt started
+//! with one seal's share is reset when the next seal arrives; a planned failover and a
+//! forced promotion.
 
 // Real processes and sockets: outside the simulator.
 #![cfg(not(madsim))]
@@ -14,7 +18,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ServerProcess, call, client, eventually, free_port};
+use support::{ServerProcess, TestCluster, call, client, eventually, free_port};
 
 struct Single {
     node: ServerProcess,
@@ -51,19 +55,45 @@ impl Single {
         single
     }
 
-    fn unseal(&self, http: &reqwest::blocking::Client, key: &str) {
-        eventually(Duration::from_secs(30), "the node unseals", || {
-            match call(
+    /// Start the node's process again (after `kill9`) and wait until it answers.
+    fn start_again(&mut self, http: &reqwest::blocking::Client) {
+        self.node.start();
+        eventually(Duration::from_secs(30), "the node answers again", || {
+            call(
                 http,
-                "PUT",
+                "GET",
                 &self.node.address(),
-                "sys/unseal",
+                "sys/seal-status",
                 None,
-                Some(&json!({ "key": key })),
-            ) {
-                Ok((200, body)) if body["sealed"] == Value::Bool(false) => Some(()),
-                _ => None,
+                None,
+            )
+            .ok()
+        });
+    }
+
+    fn unseal(&self, http: &reqwest::blocking::Client, key: &str) {
+        self.unseal_with_shares(http, &[key]);
+    }
+
+    /// Submit `shares` in turn (again, while the node is starting or a share is
+    /// refused) until the node is unsealed, then wait until it is active.
+    fn unseal_with_shares(&self, http: &reqwest::blocking::Client, shares: &[&str]) {
+        eventually(Duration::from_secs(30), "the node unseals", || {
+            let mut unsealed = false;
+            for share in shares {
+                unsealed = matches!(
+                    call(
+                        http,
+                        "PUT",
+                        &self.node.address(),
+                        "sys/unseal",
+                        None,
+                        Some(&json!({ "key": share })),
+                    ),
+                    Ok((200, body)) if body["sealed"] == Value::Bool(false)
+                );
             }
+            unsealed.then_some(())
         });
         eventually(Duration::from_secs(30), "the node is active", || {
             let (status, _) =
@@ -609,38 +639,13 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
         Some(json!({"data": {"password": "p3"}})),
     );
     assert_eq!(status, 200);
-    secondary.node.start();
-    eventually(Duration::from_secs(30), "the secondary answers", || {
-        call(
-            &http,
-            "GET",
-            &secondary.node.address(),
-            "sys/seal-status",
-            None,
-            None,
-        )
-        .ok()
-    });
-    let (status, own_key) = call(
-        &http,
-        "PUT",
-        &secondary.node.address(),
-        "sys/unseal",
-        None,
-        Some(&json!({"key": secondary.unseal_key})),
-    )
-    .unwrap();
+    secondary.start_again(&http);
+    let (status, own_key) = submit_share(&http, &secondary.node.address(), &secondary.unseal_key);
     assert_eq!(status, 400, "its own key no longer opens it: {own_key}");
-    let (_, seal_status) = call(
-        &http,
-        "GET",
-        &secondary.node.address(),
-        "sys/seal-status",
-        None,
-        None,
-    )
-    .unwrap();
-    assert_eq!(seal_status["sealed"], Value::Bool(true));
+    assert_eq!(
+        seal_status(&http, &secondary.node.address()).2,
+        Value::Bool(true)
+    );
     secondary.unseal(&http, &primary.unseal_key);
     let user = login(&http, &secondary);
     eventually(
@@ -760,6 +765,44 @@ fn secondary_token(
     wrapped["wrap_info"]["token"].as_str().unwrap().to_string()
 }
 
+/// The tutorial's replicated data on `primary` (a superpolicy, the `superuser` userpass
+/// user, a kv-v2 at `replicatedkv/` whose secret `before` holds `before`), then `primary`
+/// enabled and `secondary` activated as `secondary_id` and in sync with it.
+fn replicate_tutorial_data(
+    http: &reqwest::blocking::Client,
+    primary: &Single,
+    secondary: &Single,
+    secondary_id: &str,
+    before: Value,
+) {
+    let root = &primary.root_token;
+    for (path, body) in [
+        (
+            "sys/policies/acl/superpolicy",
+            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+        ),
+        ("sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "auth/userpass/users/superuser",
+            json!({"password": "vaultMagic", "policies": "superpolicy"}),
+        ),
+        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        ("replicatedkv/data/before", json!({ "data": before })),
+        ("sys/replication/performance/primary/enable", json!({})),
+    ] {
+        write_ok(http, primary, root, path, body);
+    }
+    let token = secondary_token(http, primary, root, secondary_id);
+    write_ok(
+        http,
+        secondary,
+        &secondary.root_token,
+        "sys/replication/performance/secondary/enable",
+        json!({ "token": token }),
+    );
+    wait_in_sync(http, primary, secondary);
+}
+
 /// Wait until `secondary` streams from its primary with the same view.
 fn wait_in_sync(http: &reqwest::blocking::Client, primary: &Single, secondary: &Single) -> Value {
     eventually(Duration::from_secs(30), "the secondary is in sync", || {
@@ -781,31 +824,7 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
     let pa = a.root_token.clone();
 
     // A is the primary of the tutorial's data; B its secondary.
-    for (path, body) in [
-        (
-            "sys/policies/acl/superpolicy",
-            json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
-        ),
-        ("sys/auth/userpass", json!({"type": "userpass"})),
-        (
-            "auth/userpass/users/superuser",
-            json!({"password": "vaultMagic", "policies": "superpolicy"}),
-        ),
-        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
-        ("replicatedkv/data/before", json!({"data": {"v": "1"}})),
-        ("sys/replication/performance/primary/enable", json!({})),
-    ] {
-        write_ok(&http, &a, &pa, path, body);
-    }
-    let token = secondary_token(&http, &a, &pa, "cluster-b");
-    write_ok(
-        &http,
-        &b,
-        &b.root_token,
-        "sys/replication/performance/secondary/enable",
-        json!({ "token": token }),
-    );
-    wait_in_sync(&http, &a, &b);
+    replicate_tutorial_data(&http, &a, &b, "cluster-b", json!({"v": "1"}));
     let pb = login(&http, &b);
     let set_id = performance_status(&http, &a)["cluster_id"].clone();
     assert_eq!(performance_status(&http, &a)["epoch"], 1);
@@ -1074,4 +1093,289 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
         let path = format!("replicatedkv/data/{path}");
         assert_eq!(secret(&http, &b, &pb, &path), Some(json!({ "v": value })));
     }
+}
+
+/// The seal configuration the node at `address` reports (`n` shares, threshold `t`) and whether it is sealed.
+fn seal_status(http: &reqwest::blocking::Client, address: &str) -> (Value, Value, Value) {
+    let (status, body) = call(http, "GET", address, "sys/seal-status", None, None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    (body["n"].clone(), body["t"].clone(), body["sealed"].clone())
+}
+
+/// One unseal share for the node at `address`, answered.
+fn submit_share(http: &reqwest::blocking::Client, address: &str, share: &str) -> (u16, Value) {
+    call(
+        http,
+        "PUT",
+        address,
+        "sys/unseal",
+        None,
+        Some(&json!({ "key": share })),
+    )
+    .unwrap()
+}
+
+/// Rekey `cluster` to `shares` shares of which `threshold` unseal, with `old_shares` (a
+/// quorum of the current ones): the new shares, base64.
+fn rekey(
+    http: &reqwest::blocking::Client,
+    cluster: &Single,
+    (shares, threshold): (usize, usize),
+    old_shares: &[&str],
+) -> Vec<String> {
+    let address = cluster.node.address();
+    let (status, started) = call(
+        http,
+        "PUT",
+        &address,
+        "sys/rekey/init",
+        None,
+        Some(&json!({"secret_shares": shares, "secret_threshold": threshold})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{started}");
+    let mut answer = Value::Null;
+    for share in old_shares {
+        let (status, body) = call(
+            http,
+            "PUT",
+            &address,
+            "sys/rekey/update",
+            None,
+            Some(&json!({"key": share, "nonce": started["nonce"]})),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        answer = body;
+    }
+    assert_eq!(answer["complete"], true, "{answer}");
+    let new_shares: Vec<String> = answer["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|share| share.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new_shares.len(), shares);
+    new_shares
+}
+
+#[test]
+fn a_rekey_on_the_primary_reaches_its_secondary_whose_node_then_unseals_with_the_new_shares_only() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let mut secondary = Single::start(root.path(), "cluster-sec", &http);
+    let p = primary.root_token.clone();
+    replicate_tutorial_data(
+        &http,
+        &primary,
+        &secondary,
+        "secondary",
+        json!({"v": "before the rekey"}),
+    );
+    assert_eq!(
+        seal_status(&http, &secondary.node.address()),
+        (json!(1), json!(1), json!(false)),
+        "activated: the primary's one-share seal"
+    );
+
+    // The secondary's seal is the primary's: it refuses a rekey of its own, as Vault does,
+    // for a status read as well as a start.
+    let refusal =
+        "rekeying can only be performed on the primary cluster when replication is activated";
+    for (method, body) in [
+        (
+            "PUT",
+            Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+        ),
+        ("GET", None),
+    ] {
+        let (status, refused) = call(
+            &http,
+            method,
+            &secondary.node.address(),
+            "sys/rekey/init",
+            None,
+            body.as_ref(),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{method}: {refused}");
+        assert_eq!(refused["errors"][0], refusal, "{method}");
+    }
+
+    // Rekey the primary from one share to three, any two of which unseal.
+    let new_shares = rekey(&http, &primary, (3, 2), &[&primary.unseal_key]);
+
+    // The new seal reaches the secondary like any replicated write, and the two
+    // clusters' views (the seal group included) agree again.
+    eventually(
+        Duration::from_secs(15),
+        "the secondary holds the primary's new seal",
+        || (seal_status(&http, &secondary.node.address()).0 == json!(3)).then_some(()),
+    );
+    assert_eq!(
+        seal_status(&http, &secondary.node.address()),
+        (json!(3), json!(2), json!(false))
+    );
+    wait_in_sync(&http, &primary, &secondary);
+
+    // Seal the secondary's node: the shares it was unsealed with before no longer open
+    // it; two of the primary's new shares do.
+    let user = login(&http, &secondary);
+    let (status, sealed) = secondary.api(&http, "PUT", "sys/seal", &user, None);
+    assert_eq!(status, 204, "{sealed}");
+    assert_eq!(seal_status(&http, &secondary.node.address()).2, json!(true));
+    let (status, refused) = submit_share(&http, &secondary.node.address(), &primary.unseal_key);
+    assert_eq!(status, 400, "the old key is refused: {refused}");
+    assert_eq!(seal_status(&http, &secondary.node.address()).2, json!(true));
+    let (status, progress) = submit_share(&http, &secondary.node.address(), &new_shares[0]);
+    assert_eq!(status, 200, "{progress}");
+    assert_eq!(progress["progress"], 1, "{progress}");
+    assert_eq!(progress["sealed"], true, "{progress}");
+    secondary.unseal_with_shares(&http, &[&new_shares[0], &new_shares[2]]);
+    let user = login(&http, &secondary);
+    assert_eq!(
+        secret(&http, &secondary, &user, "replicatedkv/data/before"),
+        Some(json!({"v": "before the rekey"}))
+    );
+
+    // A restarted node (kill -9) reads the new seal from its own storage, and catches
+    // up with what the primary wrote meanwhile.
+    secondary.node.kill9();
+    write_ok(
+        &http,
+        &primary,
+        &p,
+        "replicatedkv/data/before",
+        json!({"data": {"v": "after the rekey"}}),
+    );
+    secondary.start_again(&http);
+    assert_eq!(
+        seal_status(&http, &secondary.node.address()),
+        (json!(3), json!(2), json!(true))
+    );
+    let (status, refused) = submit_share(&http, &secondary.node.address(), &primary.unseal_key);
+    assert_eq!(
+        status, 400,
+        "the old key is refused after a restart: {refused}"
+    );
+    secondary.unseal_with_shares(&http, &[&new_shares[1], &new_shares[2]]);
+    let user = login(&http, &secondary);
+    eventually(
+        Duration::from_secs(15),
+        "the restarted secondary catches up",
+        || {
+            (secret(&http, &secondary, &user, "replicatedkv/data/before")
+                == Some(json!({"v": "after the rekey"})))
+            .then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_shares() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let mut secondary = TestCluster::start(root.path(), &http);
+    let p = primary.root_token.clone();
+    write_ok(
+        &http,
+        &primary,
+        &p,
+        "sys/replication/performance/primary/enable",
+        json!({}),
+    );
+    let token = secondary_token(&http, &primary, &p, "secondary");
+    let active = secondary.leader(&http);
+    let (status, enabled) = call(
+        &http,
+        "POST",
+        &secondary.addresses[active],
+        "sys/replication/performance/secondary/enable",
+        Some(&secondary.root_token),
+        Some(&json!({ "token": token })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{enabled}");
+    let active_address = secondary.addresses[active].clone();
+    eventually(Duration::from_secs(30), "the secondary streams", || {
+        let (_, status) = call(
+            &http,
+            "GET",
+            &active_address,
+            "sys/replication/performance/status",
+            None,
+            None,
+        )
+        .ok()?;
+        (status["data"]["state"] == "stream-wals").then_some(())
+    });
+
+    // One of the secondary's standbys is down while the primary rekeys (1 -> 3/2).
+    let standby = (active + 1) % secondary.nodes.len();
+    let standby_address = secondary.addresses[standby].clone();
+    secondary.nodes[standby].kill9();
+    let second_seal = rekey(&http, &primary, (3, 2), &[&primary.unseal_key]);
+    eventually(
+        Duration::from_secs(15),
+        "the secondary's active node holds the new seal",
+        || (seal_status(&http, &active_address).0 == json!(3)).then_some(()),
+    );
+
+    // Restarted, the standby catches up through the secondary's Raft while sealed: it
+    // asks for the new seal's shares, and the activation's key is refused.
+    secondary.nodes[standby].start();
+    eventually(
+        Duration::from_secs(30),
+        "the restarted standby holds the new seal",
+        || {
+            let (shares, _, sealed) = call(
+                &http,
+                "GET",
+                &standby_address,
+                "sys/seal-status",
+                None,
+                None,
+            )
+            .ok()
+            .map(|(_, body)| (body["n"].clone(), body["t"].clone(), body["sealed"].clone()))?;
+            (shares == json!(3) && sealed == json!(true)).then_some(())
+        },
+    );
+    let (status, refused) = submit_share(&http, &standby_address, &primary.unseal_key);
+    assert_eq!(status, 400, "the activation's key is refused: {refused}");
+
+    // One share of that seal given, the primary rekeys again (3/2 -> 5/3): the standby's
+    // attempt is reset rather than combining shares of two unseal keys.
+    let (status, progress) = submit_share(&http, &standby_address, &second_seal[0]);
+    assert_eq!(
+        (status, &progress["progress"]),
+        (200, &json!(1)),
+        "{progress}"
+    );
+    let third_seal = rekey(&http, &primary, (5, 3), &[&second_seal[0], &second_seal[1]]);
+    eventually(
+        Duration::from_secs(15),
+        "the standby holds the newest seal",
+        || (seal_status(&http, &standby_address).0 == json!(5)).then_some(()),
+    );
+    let (status, refused) = submit_share(&http, &standby_address, &second_seal[1]);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0].as_str().is_some_and(
+            |error| error.contains("the seal changed while this node was being unsealed")
+        ),
+        "{refused}"
+    );
+    assert_eq!(seal_status(&http, &standby_address).2, json!(true));
+
+    // Three of the newest shares unseal it, and not fewer.
+    for share in &third_seal[3..] {
+        let (status, body) = submit_share(&http, &standby_address, share);
+        assert_eq!((status, &body["sealed"]), (200, &json!(true)), "{body}");
+    }
+    let (status, unsealed) = submit_share(&http, &standby_address, &third_seal[0]);
+    assert_eq!(status, 200, "{unsealed}");
+    assert_eq!(unsealed["sealed"], false, "{unsealed}");
 }

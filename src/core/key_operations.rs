@@ -14,6 +14,10 @@
 //! Vault: a crash between the two would leave a seal nobody holds the shares of. With it,
 //! nothing is committed until a quorum of the new shares has come back.
 //!
+//! A rekey belongs to the cluster that owns the seal: on a performance secondary it is
+//! refused, as in Vault, because the secondary's seal is its primary's and follows the
+//! primary's rekeys through replication.
+//!
 //! Each request and its answer are written to the audit devices, as Vault's
 //! `handleAuditNonLogical` does (every string HMAC'd, shares and new keys included); a
 //! request no device could record is refused before it does anything.
@@ -121,6 +125,11 @@ impl Core {
     }
 
     async fn answer_key_operation(&self, request: &ApiRequest, path: &str) -> ApiResponse {
+        if path.starts_with("sys/rekey")
+            && let Err(error) = self.refuse_rekey_unless_seal_owner()
+        {
+            return error_response(&error);
+        }
         let method = request.method.as_str();
         let result = match (path, method) {
             ("sys/rekey/init", "GET") => self.rekey_status().await,
@@ -157,6 +166,25 @@ impl Core {
             _ => Err(LogicalError::UnsupportedOperation),
         };
         result.unwrap_or_else(|error| error_response(&error))
+    }
+
+    /// A performance secondary's seal is its primary's (replicated, so the secondary's
+    /// nodes unseal with the primary's keys): a rekey of its own would be undone by the
+    /// next change the primary sends, or leave the two clusters with different unseal
+    /// keys for the same root key. Refused, with Vault's words, for every rekey path and
+    /// method, on a secondary and on a cluster that may not write replicated keys for any
+    /// other reason (a demoted or superseded primary); the operators rekey the primary.
+    fn refuse_rekey_unless_seal_owner(&self) -> Result<(), LogicalError> {
+        let Some(replication) = self.replication() else {
+            return Ok(());
+        };
+        if replication.load_state()?.accepts_replicated_writes() {
+            return Ok(());
+        }
+        Err(LogicalError::BadRequest(
+            "rekeying can only be performed on the primary cluster when replication is activated"
+                .into(),
+        ))
     }
 
     /// Forget any attempt in progress (a seal, or a new term as active node).
@@ -278,6 +306,9 @@ impl Core {
         root_key: &seal::UnsealKey,
         config: &SealConfig,
     ) -> Result<(), LogicalError> {
+        // Again at the commit: the cluster may have been demoted or activated as a
+        // secondary while the shares were coming in.
+        self.refuse_rekey_unless_seal_owner()?;
         let ops = seal::root_key_ops(&self.env.rng, unseal_key, root_key, config);
         self.cluster
             .backend()

@@ -349,9 +349,10 @@ impl Core {
         if !self.is_sealed() {
             return Ok(());
         }
+        let generation = self.stored_seal_generation()?;
         let outcome = lock(&self.seal_state)
             .progress
-            .submit(&self.env.rng, &config, share)
+            .submit(&self.env.rng, generation, &config, share)
             .map_err(|error| LogicalError::BadRequest(error.to_string()));
         let unseal_key = match outcome {
             Ok(seal::UnsealOutcome::Progress) => return Ok(()),
@@ -369,6 +370,23 @@ impl Core {
         self.barrier.unseal_with(keyring);
         tracing::info!(node = %self.config.node.node_id, "unsealed");
         Ok(())
+    }
+
+    /// Which seal this node's storage holds now. A node waiting to join a Raft cluster
+    /// holds none yet (absent values digest as empty): its attempt belongs to the seal
+    /// the leader handed it.
+    fn stored_seal_generation(&self) -> Result<seal::SealGeneration, LogicalError> {
+        let backend = self.cluster.backend();
+        let read = |key: &str| {
+            backend
+                .get(key)
+                .map(Option::unwrap_or_default)
+                .map_err(|error| LogicalError::Unavailable(error.to_string()))
+        };
+        Ok(seal::SealGeneration::of(
+            &read(SEAL_CONFIG_KEY)?,
+            &read(ROOT_KEY_KEY)?,
+        ))
     }
 
     fn open_stored_keyring(&self, unseal_key: &[u8]) -> Result<Keyring, LogicalError> {

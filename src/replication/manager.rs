@@ -103,7 +103,10 @@ struct Bundle {
     primary_api_addr: String,
     primary_cluster_addrs: Vec<String>,
     /// The primary's stored seal configuration, sealed root key and sealed keyring
-    /// (base64), so the secondary's nodes unseal with the primary's keys.
+    /// (base64), so the secondary's nodes unseal with the primary's keys from activation
+    /// on. All three are replicated keys: a later rekey or rotation on the primary
+    /// follows through the WAL (or the first Merkle sync, when it came after this
+    /// bundle was made).
     seal_config: String,
     sealed_root_key: String,
     sealed_keyring: String,

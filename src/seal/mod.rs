@@ -1,7 +1,8 @@
 //! Seal and unseal: the keyring is sealed under a root key, the root key under an unseal
 //! key, and the unseal key is split into Shamir shares that only operators hold.
 //!
-//! Storage (raw, below the barrier, all of class local):
+//! Storage (raw, below the barrier; all three of class replicated, so a performance
+//! secondary's nodes unseal with the primary's keys and follow its rekeys):
 //! - `core/seal-config`: `{type, secret_shares, secret_threshold}` in JSON (not secret);
 //! - `core/root-key`: the root key, AES-GCM sealed by the unseal key;
 //! - `core/keyring`: the keyring, AES-GCM sealed by the root key.
@@ -29,7 +30,7 @@ use crate::barrier::aead::{self, KEY_BYTES};
 use crate::env::SharedRng;
 use crate::storage::Op;
 use crate::storage::key_space::{KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
-pub use unseal::{UnsealOutcome, UnsealProgress};
+pub use unseal::{SealGeneration, UnsealOutcome, UnsealProgress};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealConfig {
@@ -47,6 +48,10 @@ pub enum SealError {
     InvalidKey(String),
     #[error("stored seal data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the seal changed while this node was being unsealed (a rekey, on this cluster or on its performance primary); unseal progress was reset: unseal with the current keys"
+    )]
+    SealChanged,
 }
 
 /// The output of initialization: the operator's shares and what to store.

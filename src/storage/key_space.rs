@@ -18,11 +18,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyClass {
     /// Crosses to performance secondaries (mount and auth tables, policies, data of
-    /// non-local mounts, userpass users, token roles, identity, the sealed keyring),
-    /// subject to their filter.
+    /// non-local mounts, userpass users, token roles, identity, the sealed keyring, the
+    /// seal configuration and the sealed root key), subject to their filter.
     Replicated,
     /// Stays in this cluster: tokens, accessors, leases, cubbyhole, local mounts' entries
-    /// and data, the seal configuration and the sealed root key.
+    /// and data.
     Local,
     /// Never replicated and never meaningful elsewhere (Raft configuration, caches). No
     /// key of this class is stored today; the class exists so replication can name it.
@@ -34,7 +34,9 @@ pub enum KeyClass {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum CoreGroup {
-    /// The seal configuration and the root key sealed under the unseal key.
+    /// The seal configuration and the root key sealed under the unseal key. Replicated
+    /// and never filtered: a secondary's nodes unseal with the primary's unseal keys, so
+    /// a rekey on the primary reaches them (`docs/replication-keys.md`).
     Seal,
     /// The keyring (every key term), sealed under the root key. Replicated and never
     /// filtered: a secondary opens the primary's ciphertext with the primary's terms
@@ -113,6 +115,7 @@ impl Store {
 }
 
 /// The seal configuration (plaintext: it is needed before unseal, and holds no secret).
+/// Replicated with the sealed root key, so a secondary follows its primary's rekeys.
 pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
 /// The root key, sealed under the unseal key.
 pub const ROOT_KEY_KEY: &str = "core/root-key";
@@ -183,10 +186,14 @@ const fn register(prefix: &'static str, class: KeyClass, shape: Shape) -> Regist
 const REGISTRY: &[Registration] = &[
     register(
         SEAL_CONFIG_KEY,
-        KeyClass::Local,
+        KeyClass::Replicated,
         Shape::Exact(CoreGroup::Seal),
     ),
-    register(ROOT_KEY_KEY, KeyClass::Local, Shape::Exact(CoreGroup::Seal)),
+    register(
+        ROOT_KEY_KEY,
+        KeyClass::Replicated,
+        Shape::Exact(CoreGroup::Seal),
+    ),
     register(
         KEYRING_KEY,
         KeyClass::Replicated,
@@ -349,8 +356,8 @@ mod tests {
     #[test]
     fn core_keys_have_their_class_and_group() {
         let cases = [
-            (SEAL_CONFIG_KEY, KeyClass::Local, CoreGroup::Seal),
-            (ROOT_KEY_KEY, KeyClass::Local, CoreGroup::Seal),
+            (SEAL_CONFIG_KEY, KeyClass::Replicated, CoreGroup::Seal),
+            (ROOT_KEY_KEY, KeyClass::Replicated, CoreGroup::Seal),
             (KEYRING_KEY, KeyClass::Replicated, CoreGroup::Keyring),
             (CLUSTER_INFO_KEY, KeyClass::Local, CoreGroup::Cluster),
             ("sys/token/id/abc", KeyClass::Local, CoreGroup::Tokens),

@@ -111,7 +111,8 @@ const REPLICATION_UNSUPPORTED: &str =
 
 /// Check a batch received from a performance primary: besides the usual bounds, every
 /// key must be of the replicated class, so a primary (or anything posing as one) can
-/// never write this cluster's tokens, leases, seal or local mounts.
+/// never write this cluster's tokens, leases or local mounts. (The seal is replicated:
+/// a secondary's nodes unseal with its primary's keys, as the keyring is the primary's.)
 pub fn validate_remote_batch(ops: &[Op]) -> Result<(), StorageError> {
     validate_batch(ops)?;
     for op in ops {

@@ -411,3 +411,122 @@ pub fn check_secrets_list(list: &str, expected_mounts: &[MountRow]) {
         .collect();
     assert_eq!(list, expected_list);
 }
+
+/// Initialize a cluster into `.init`, export its unseal key and root token, unseal it,
+/// and export its address as `ADDRESS_VARIABLE`. `side` names the cluster: `PRI` is
+/// `cluster-pri`, whose variables are `CLUSTER_PRI_UNSEAL_KEY` and `CLUSTER_PRI_ROOT_TOKEN`.
+pub fn init_and_unseal(lab: &mut Lab, server: &Server, side: &str, address_variable: &str) {
+    let name = format!("cluster-{}", side.to_ascii_lowercase());
+    let address = &server.address;
+    // $ vault operator init \ -address=http://127.0.0.1:8200 \ -key-shares=1 \ -key-threshold=1 \ > $PWD/cluster-pri/.init
+    assert_eq!(
+        lab.ok(&format!(
+            "arca operator init \\\n  -address={address} \\\n  -key-shares=1 \\\n  -key-threshold=1 \\\n  > $PWD/{name}/.init"
+        )),
+        "",
+        "everything went to .init"
+    );
+    // $ export CLUSTER_PRI_UNSEAL_KEY="$(grep 'Unseal Key 1' cluster-pri/.init | awk '{print $NF}')" && echo $CLUSTER_PRI_UNSEAL_KEY
+    let key_variable = format!("CLUSTER_{side}_UNSEAL_KEY");
+    let unseal_key = lab.export(
+        &key_variable,
+        &format!("export {key_variable}=\"$(grep 'Unseal Key 1' {name}/.init | awk '{{print $NF}}')\" && echo ${key_variable}"),
+    );
+    assert_eq!(unseal_key.len(), 44, "a base64 32-byte share: {unseal_key}");
+    // $ export CLUSTER_PRI_ROOT_TOKEN="$(grep 'Initial Root Token' cluster-pri/.init | awk '{print $NF}')" && echo $CLUSTER_PRI_ROOT_TOKEN
+    let token_variable = format!("CLUSTER_{side}_ROOT_TOKEN");
+    let root_token = lab.export(
+        &token_variable,
+        &format!("export {token_variable}=\"$(grep 'Initial Root Token' {name}/.init | awk '{{print $NF}}')\" && echo ${token_variable}"),
+    );
+    assert!(root_token.starts_with("hvs."), "{root_token}");
+    // $ vault operator unseal -address=http://127.0.0.1:8200 $CLUSTER_PRI_UNSEAL_KEY
+    let unsealed = lab.ok(&format!(
+        "arca operator unseal -address={address} ${key_variable}"
+    ));
+    let rows = table_rows(&unsealed);
+    for (key, value) in [
+        ("Seal Type", "shamir"),
+        ("Initialized", "true"),
+        ("Sealed", "false"),
+        ("Total Shares", "1"),
+        ("Threshold", "1"),
+        ("Storage Type", "raft"),
+        ("HA Enabled", "true"),
+    ] {
+        assert!(
+            rows.iter().any(|row| row.0 == key && row.1 == value),
+            "{key} {value}:\n{unsealed}"
+        );
+    }
+    // $ export PRI_ADDR=http://127.0.0.1:8200
+    lab.exported
+        .push((address_variable.to_string(), address.clone()));
+    wait_active(lab, &format!("-address=${address_variable}"));
+}
+
+/// `$ echo $CLUSTER_X_ROOT_TOKEN | xargs vault login -address=$X_ADDR` and its table.
+pub fn root_login(lab: &Lab, token_variable: &str, address_variable: &str) {
+    let login = lab.ok(&format!(
+        "echo ${token_variable} | xargs arca login -address=${address_variable}"
+    ));
+    let root_token = lab
+        .exported
+        .iter()
+        .find(|(name, _)| name == token_variable)
+        .map(|(_, value)| value.as_str())
+        .unwrap();
+    check_root_login(&login, root_token);
+}
+
+/// What `arca login` prints for the root token `root_token`: the success text, then
+/// Vault's table of a root token.
+pub fn check_root_login(login: &str, root_token: &str) {
+    let table_text = login
+        .strip_prefix(LOGIN_SUCCESS)
+        .unwrap_or_else(|| panic!("login text:\n{login}"));
+    let rows = table_rows(table_text);
+    assert_eq!(
+        table_text,
+        table(&[
+            ("token", root_token),
+            ("token_accessor", &rows[1].1),
+            ("token_duration", "∞"),
+            ("token_renewable", "false"),
+            ("token_policies", "[\"root\"]"),
+            ("identity_policies", "[]"),
+            ("policies", "[\"root\"]"),
+        ])
+    );
+}
+
+/// Vault's warnings block for one warning (stderr of a command that got only warnings).
+pub fn warnings_block(wrapped_lines: &[&str]) -> String {
+    format!(
+        "WARNING! The following warnings were returned from Vault:\n\n  * {}\n\n",
+        wrapped_lines.join("\n  ")
+    )
+}
+
+/// `$ LINE` that prints nothing on stdout and exactly `stderr`, with exit 0.
+pub fn only_warnings(lab: &Lab, line: &str, stderr: &str) {
+    let output = lab.sh(line, "");
+    assert_eq!(
+        (
+            output.status.code(),
+            text(&output.stdout),
+            text(&output.stderr)
+        ),
+        (Some(0), String::new(), stderr.to_string()),
+        "$ {line}"
+    );
+}
+
+/// The CLI tests that type `... | jq` need jq; they fail, not skip, without it.
+pub fn require_jq() {
+    let jq = Command::new("jq").arg("--version").output();
+    assert!(
+        jq.is_ok_and(|output| output.status.success()),
+        "these command lines pipe into jq: install it (scripts/test-all.sh does)"
+    );
+}
