@@ -4,10 +4,11 @@
 //!
 //! Three kinds, as go-metrics has them: counters (`incr`), gauges (`set_gauge`) and
 //! samples (`measure`, a duration in milliseconds), kept per series (a name and sorted
-//! labels) in a `BTreeMap`, so rendering order never depends on hashing. A sample series
+//! labels) in a `BTreeMap`, so rendering order never depends on hashing; each series
+//! has its own lock, and the map is only written when a series first appears. A sample series
 //! keeps its count and sum since start and the values of the last
 //! [`SAMPLE_WINDOW_MAX`] observations within the retention time, from which the
-//! quantiles are computed at scrape time: recording is a lock, a lookup and a push.
+//! quantiles are computed at scrape time: recording is a lookup, a lock and a push.
 //!
 //! Time comes from the caller (the seam's clock), so the simulator's runs stay
 //! deterministic; nothing here reads a clock itself.
@@ -16,7 +17,8 @@ pub mod render;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Observations kept per sample series for quantiles (older ones still count in the
@@ -86,8 +88,10 @@ impl Samples {
 /// The node's metrics; cheap to share (`Arc`).
 #[derive(Debug)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<SeriesKey, Series>>,
+    series: RwLock<BTreeMap<SeriesKey, Arc<Mutex<Series>>>>,
     settings: Mutex<Settings>,
+    /// `settings.retention` in nanoseconds, read on every observation without a lock.
+    retention_nanos: AtomicU64,
 }
 
 /// The `telemetry` stanza and the listener's `unauthenticated_metrics_access`.
@@ -115,14 +119,16 @@ impl Default for Settings {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            series: Mutex::new(BTreeMap::new()),
+            series: RwLock::new(BTreeMap::new()),
             settings: Mutex::new(Settings::default()),
+            retention_nanos: AtomicU64::new(DEFAULT_RETENTION.as_nanos() as u64),
         }
     }
 }
 
 impl Metrics {
     pub fn configure(&self, settings: Settings) {
+        self.set_retention(settings.retention);
         *lock(&self.settings) = settings;
     }
 
@@ -132,11 +138,13 @@ impl Metrics {
 
     /// How long observations stay in the quantiles (`prometheus_retention_time`).
     pub fn set_retention(&self, retention: Duration) {
+        let nanos = u64::try_from(retention.as_nanos()).unwrap_or(u64::MAX);
+        self.retention_nanos.store(nanos, Ordering::Relaxed);
         lock(&self.settings).retention = retention;
     }
 
     pub fn retention(&self) -> Duration {
-        lock(&self.settings).retention
+        Duration::from_nanos(self.retention_nanos.load(Ordering::Relaxed))
     }
 
     /// Add `by` to a counter.
@@ -202,20 +210,40 @@ impl Metrics {
     }
 
     /// Apply `change` to the series at `key`: it updates the series in place and returns
-    /// `None`, or returns the series to store (a new one, or one of another kind).
+    /// `None`, or returns the series to store (a new one, or one of another kind). An
+    /// existing series is found under the map's read lock and changed under its own
+    /// lock, so requests recording different series do not wait for each other.
     fn update(&self, key: SeriesKey, change: impl FnOnce(Option<&mut Series>) -> Option<Series>) {
-        let mut series = lock(&self.series);
-        let replacement = change(series.get_mut(&key));
-        if let Some(replacement) = replacement
-            && (series.contains_key(&key) || series.len() < SERIES_MAX)
-        {
-            series.insert(key, replacement);
+        let existing = read(&self.series).get(&key).cloned();
+        let cell = match existing {
+            Some(cell) => cell,
+            None => {
+                let mut map = write(&self.series);
+                match map.get(&key) {
+                    Some(cell) => cell.clone(),
+                    None => {
+                        if map.len() < SERIES_MAX
+                            && let Some(created) = change(None)
+                        {
+                            map.insert(key, Arc::new(Mutex::new(created)));
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        let mut series = lock(&cell);
+        if let Some(replacement) = change(Some(&mut series)) {
+            *series = replacement;
         }
     }
 
     /// Every series as it is now (for rendering).
     pub fn snapshot(&self) -> BTreeMap<SeriesKey, Series> {
-        lock(&self.series).clone()
+        read(&self.series)
+            .iter()
+            .map(|(key, cell)| (key.clone(), lock(cell).clone()))
+            .collect()
     }
 }
 
@@ -224,7 +252,7 @@ impl Metrics {
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     pub clock: crate::env::Clock,
-    pub metrics: std::sync::Arc<Metrics>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Telemetry {
@@ -247,6 +275,15 @@ impl Telemetry {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
