@@ -37,26 +37,7 @@ impl Ran {
 impl Operator {
     fn start() -> Operator {
         let home = tempfile::tempdir().unwrap();
-        let port = cli_support::free_port_pair();
-        let log_path = home.path().join("dev.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            log_path,
-        };
-        cli_support::wait_listening(&mut server, port);
+        let server = cli_support::start_dev_server(home.path(), &[]);
         let operator = Operator { home, server };
         for _ in 0..WAIT_ATTEMPTS_MAX {
             if operator.run(&["secrets", "list"]).code == 0 {

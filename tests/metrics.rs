@@ -35,20 +35,7 @@ fn start_node(
     std::fs::write(&node.config_path, format!("{config}{extra}")).unwrap();
     node.start();
     let address = node.address();
-    eventually(WITHIN, "the node answers", || {
-        call(http, "GET", &address, "sys/seal-status", None, None).ok()
-    });
-    let (status, init) = call(
-        http,
-        "PUT",
-        &address,
-        "sys/init",
-        None,
-        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{init}");
-    let key = init["keys_base64"][0].as_str().unwrap().to_string();
+    let (root_token, key) = support::init_one_share(http, &address);
     let (status, _) = call(
         http,
         "PUT",
@@ -63,7 +50,7 @@ fn start_node(
         let (status, _) = call(http, "GET", &address, "sys/health", None, None).ok()?;
         (status == 200).then_some(())
     });
-    (node, init["root_token"].as_str().unwrap().to_string())
+    (node, root_token)
 }
 
 /// One sample of the exposition format.

@@ -30,22 +30,7 @@ impl Single {
     fn start(root: &std::path::Path, name: &str, http: &reqwest::blocking::Client) -> Single {
         let mut node = ServerProcess::configure(root, name, free_port(), free_port(), &[]);
         node.start();
-        let address = node.address();
-        eventually(Duration::from_secs(30), "the node answers", || {
-            call(http, "GET", &address, "sys/seal-status", None, None).ok()
-        });
-        let (status, init) = call(
-            http,
-            "PUT",
-            &address,
-            "sys/init",
-            None,
-            Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .unwrap();
-        assert_eq!(status, 200, "{init}");
-        let unseal_key = init["keys_base64"][0].as_str().unwrap().to_string();
-        let root_token = init["root_token"].as_str().unwrap().to_string();
+        let (root_token, unseal_key) = support::init_one_share(http, &node.address());
         let single = Single {
             node,
             root_token,

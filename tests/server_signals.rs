@@ -7,9 +7,9 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![cfg(not(madsim))]
 
+mod cli_support;
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -83,59 +83,20 @@ fn a_sighup_applies_the_new_log_level_and_never_ends_a_plain_http_server() {
     assert_eq!(status, 501, "uninitialized, and still answering");
 }
 
-/// `arca server -dev` as a child process, its log in a file.
-struct DevProcess {
-    child: Child,
-    address: String,
-    log_path: std::path::PathBuf,
-}
-
-impl DevProcess {
-    fn start(dir: &std::path::Path) -> DevProcess {
-        let port = free_port();
-        let log_path = dir.join("dev.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args([
-                "server",
-                "-dev",
-                "-dev-root-token-id=root",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                "-log-format=json",
-            ])
-            .env_remove("ARCA_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        DevProcess {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            log_path,
-        }
-    }
-
-    fn hang_up(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for DevProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `kill -HUP` to `child`.
+fn hang_up(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[test]
 fn a_sighup_reopens_file_audit_devices_after_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let http = client();
-    let mut dev = DevProcess::start(dir.path());
+    let mut dev = cli_support::start_dev_server(dir.path(), &["-log-format=json"]);
     let address = dev.address.clone();
     eventually(WITHIN, "the dev server serves", || {
         call(&http, "GET", &address, "sys/health", None, None)
@@ -161,7 +122,7 @@ fn a_sighup_reopens_file_audit_devices_after_a_rotation() {
 
     // logrotate moves the file away, then tells the server.
     std::fs::rename(&audit_path, &rotated_path).unwrap();
-    dev.hang_up();
+    hang_up(&dev.child);
     eventually(WITHIN, "a fresh audit file with the next request", || {
         assert_eq!(read("sys/policies/acl/default").0, 200);
         std::fs::read_to_string(&audit_path)

@@ -119,6 +119,30 @@ pub fn run_server(lab: &Path, name: &str, config_path: &Path, port: u16) -> Serv
 
 /// Wait until `server` accepts connections on `port`; panic (showing its log) if it
 /// exits first or never listens.
+/// `arca server -dev` with root token `root` on a free port, with `extra` flags and the
+/// environment's `ARCA_LOG` removed (the flags decide the log), once it listens.
+pub fn start_dev_server(dir: &Path, extra: &[&str]) -> Server {
+    let port = free_port_pair();
+    let log_path = dir.join("dev.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let listen = format!("-dev-listen-address=127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["server", "-dev", "-dev-root-token-id=root", &listen])
+        .args(extra)
+        .env_remove("ARCA_LOG")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut server = Server {
+        child,
+        address: format!("http://127.0.0.1:{port}"),
+        log_path,
+    };
+    wait_listening(&mut server, port);
+    server
+}
+
 pub fn wait_listening(server: &mut Server, port: u16) {
     for _ in 0..WAIT_ATTEMPTS_MAX {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -399,6 +399,28 @@ pub fn call(
     Ok((status, value))
 }
 
+/// Wait until the node at `address` answers, then initialize it with one unseal share:
+/// its root token and the share (base64).
+pub fn init_one_share(client: &reqwest::blocking::Client, address: &str) -> (String, String) {
+    eventually(Duration::from_secs(30), "the node answers", || {
+        call(client, "GET", address, "sys/seal-status", None, None).ok()
+    });
+    let (status, init) = call(
+        client,
+        "PUT",
+        address,
+        "sys/init",
+        None,
+        Some(&serde_json::json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{init}");
+    (
+        init["root_token"].as_str().unwrap().to_string(),
+        init["keys_base64"][0].as_str().unwrap().to_string(),
+    )
+}
+
 /// Retry `attempt` until it returns `Some`, or panic with `what` after `within`.
 pub fn eventually<T>(within: Duration, what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
