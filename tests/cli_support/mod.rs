@@ -117,8 +117,6 @@ pub fn run_server(lab: &Path, name: &str, config_path: &Path, port: u16) -> Serv
     server
 }
 
-/// Wait until `server` accepts connections on `port`; panic (showing its log) if it
-/// exits first or never listens.
 /// `arca server -dev` with root token `root` on a free port, with `extra` flags and the
 /// environment's `ARCA_LOG` removed (the flags decide the log), once it listens.
 pub fn start_dev_server(dir: &Path, extra: &[&str]) -> Server {
@@ -143,6 +141,8 @@ pub fn start_dev_server(dir: &Path, extra: &[&str]) -> Server {
     server
 }
 
+/// Wait until `server` accepts connections on `port`; panic (showing its log) if it
+/// exits first or never listens.
 pub fn wait_listening(server: &mut Server, port: u16) {
     for _ in 0..WAIT_ATTEMPTS_MAX {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
