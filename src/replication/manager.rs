@@ -1403,7 +1403,9 @@ impl Replication {
         from_wal: Option<u64>,
     ) -> Option<Superseded> {
         let _guard = self.state_lock.lock().await;
-        core.barrier().set_replicated_read_only(true);
+        if !crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SupersededKeepsWriting) {
+            core.barrier().set_replicated_read_only(true);
+        }
         let (mut primary, demoted) = match self.load_state() {
             Ok(ReplicationState::Primary(primary)) => (primary, false),
             Ok(ReplicationState::Demoted(primary)) => (primary, true),
