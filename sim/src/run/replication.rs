@@ -838,22 +838,7 @@ impl Simulation {
             tokio::time::sleep(outage / 2).await;
         }
         self.record(format!("c{}: FAULT rotate the barrier key", primary.index));
-        let rotated = self
-            .retry_call(&primary, |address| {
-                let token = fleet.primary_token();
-                async move {
-                    call(
-                        &address,
-                        Method::POST,
-                        "sys/rotate",
-                        Some(&token),
-                        Some(&json!({})),
-                    )
-                    .await
-                }
-            })
-            .await;
-        self.record(format!("c{}: rotate -> {rotated:?}", primary.index));
+        let rotated = self.post_empty(&fleet.primary_member(), "sys/rotate").await;
         if !matches!(rotated, Some(200 | 204)) {
             self.liveness_failure(&primary, format!("rotate answered {rotated:?}"));
         }
@@ -884,21 +869,8 @@ impl Simulation {
         ));
         self.set_route(fleet, false);
         let demoted = self
-            .retry_call(&old.cluster, |address| {
-                let token = old.token();
-                async move {
-                    call(
-                        &address,
-                        Method::POST,
-                        "sys/replication/performance/primary/demote",
-                        Some(&token),
-                        Some(&json!({})),
-                    )
-                    .await
-                }
-            })
+            .post_empty(&old, "sys/replication/performance/primary/demote")
             .await;
-        self.record(format!("c{}: demote -> {demoted:?}", old.cluster.index));
         if demoted != Some(200) {
             self.liveness_failure(&old.cluster, format!("demote answered {demoted:?}"));
             self.set_route(fleet, true);
@@ -1017,21 +989,11 @@ impl Simulation {
             report.as_ref(),
         );
         let demoted = self
-            .retry_call(&old.cluster, |address| {
-                let token = old.token();
-                async move {
-                    call(
-                        &address,
-                        Method::POST,
-                        "sys/replication/performance/primary/demote",
-                        Some(&token),
-                        Some(&json!({})),
-                    )
-                    .await
-                }
-            })
+            .post_empty(&old, "sys/replication/performance/primary/demote")
             .await;
-        self.record(format!("c{}: demote -> {demoted:?}", old.cluster.index));
+        if demoted != Some(200) {
+            self.liveness_failure(&old.cluster, format!("demote answered {demoted:?}"));
+        }
         self.repoint(fleet, &old).await;
         // Following the new primary, it still reports what it discarded.
         let acknowledged = divergent.iter().filter(|write| write.acknowledged).count() as u64;
@@ -1283,6 +1245,29 @@ impl Simulation {
                 ),
             );
         }
+    }
+
+    /// An operator's POST of an empty body to `path` on `member`, retried until it gets
+    /// a definite answer (recorded).
+    async fn post_empty(&self, member: &Member, path: &str) -> Option<u16> {
+        let cluster = &member.cluster;
+        let answer = self
+            .retry_call(cluster, |address| {
+                let token = member.token();
+                async move {
+                    call(
+                        &address,
+                        Method::POST,
+                        path,
+                        Some(&token),
+                        Some(&json!({})),
+                    )
+                    .await
+                }
+            })
+            .await;
+        self.record(format!("c{}: POST {path} -> {answer:?}", cluster.index));
+        answer
     }
 
     /// Promote `member` (with `force` or not), retrying while it refuses because it has
