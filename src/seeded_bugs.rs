@@ -38,6 +38,14 @@ pub enum SeededBug {
     /// The primary ignores a secondary's paths filter when it ships WAL entries: denied
     /// data crosses (src/replication/primary.rs).
     IgnorePathsFilter = 8,
+    /// A primary that learns a newer epoch superseded it reports so, but keeps its
+    /// barrier open to replicated writes: two clusters accept writes for the same set
+    /// (src/replication/state.rs, src/replication/manager.rs).
+    SupersededKeepsWriting = 9,
+    /// A Merkle sync fetches what differs from the primary but never deletes what the
+    /// primary does not hold: a superseded primary that follows its successor keeps the
+    /// divergent writes it accepted (src/replication/secondary.rs).
+    SyncKeepsExtraKeys = 10,
 }
 
 impl SeededBug {
@@ -51,6 +59,8 @@ impl SeededBug {
         SeededBug::InstallMergesSnapshot,
         SeededBug::ReplicateLocalKeys,
         SeededBug::IgnorePathsFilter,
+        SeededBug::SupersededKeepsWriting,
+        SeededBug::SyncKeepsExtraKeys,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +74,8 @@ impl SeededBug {
             SeededBug::InstallMergesSnapshot => "install-merges-snapshot",
             SeededBug::ReplicateLocalKeys => "replicate-local-keys",
             SeededBug::IgnorePathsFilter => "ignore-paths-filter",
+            SeededBug::SupersededKeepsWriting => "superseded-keeps-writing",
+            SeededBug::SyncKeepsExtraKeys => "sync-keeps-extra-keys",
         }
     }
 

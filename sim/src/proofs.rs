@@ -75,6 +75,18 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 10,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::SupersededKeepsWriting,
+        scenarios: &["scenarios/repl-split-brain.toml"],
+        seeds_max: 5,
+        expected_once_merged: false,
+    },
+    Proof {
+        bug: SeededBug::SyncKeepsExtraKeys,
+        scenarios: &["scenarios/repl-split-brain.toml"],
+        seeds_max: 5,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

@@ -118,6 +118,33 @@ struct Simulation {
     liveness_failures: Mutex<Vec<String>>,
     /// Replication fleets: when the write of each value was invoked (values are unique).
     values_invoked_us: Mutex<BTreeMap<String, u64>>,
+    /// Replication fleets: where the operations of cluster 0's clients (whose history
+    /// the oracle checks) go now. `None` elsewhere: every cluster serves its own.
+    route: Mutex<Option<Route>>,
+}
+
+/// Where a replication fleet's workload sends its operations, each with a token valid
+/// on that cluster. The primary changes with a failover; the history stays one.
+#[derive(Clone)]
+struct Route {
+    /// Replicated registers are read on the primary only (a secondary's read may be
+    /// stale by design); `None` while a failover is under way and no cluster is known to
+    /// hold every acknowledged write.
+    reads: Option<(Arc<Cluster>, String)>,
+    /// Clusters that writes of replicated registers may go through (a secondary
+    /// forwards them to its primary), drawn by seed per write; none pauses the writes.
+    writes: Vec<(Arc<Cluster>, String)>,
+    /// The cluster that owns the local mount: its registers live there whatever its role.
+    local: (Arc<Cluster>, String),
+}
+
+/// Where one operation goes.
+enum Routed {
+    /// Straight to the cluster named by the caller, with the caller's token.
+    Direct,
+    Via(Arc<Cluster>, String),
+    /// Not now: the operation is skipped and not recorded.
+    Paused,
 }
 
 impl Simulation {
@@ -130,6 +157,7 @@ impl Simulation {
             violations: Mutex::new(Vec::new()),
             liveness_failures: Mutex::new(Vec::new()),
             values_invoked_us: Mutex::new(BTreeMap::new()),
+            route: Mutex::new(None),
         }
     }
 
@@ -713,7 +741,13 @@ impl Simulation {
         cas: Option<u64>,
         token: &str,
     ) -> Option<u64> {
-        let target = self.rng.below(cluster.size() as u64) as usize;
+        let (via, token) = match self.routed(cluster, register, true) {
+            Routed::Direct => (None, token.to_string()),
+            Routed::Via(via, token) => (Some(via), token),
+            Routed::Paused => return None,
+        };
+        let via_cluster = via.as_deref().unwrap_or(cluster);
+        let target = self.rng.below(via_cluster.size() as u64) as usize;
         let invoked_us = self.now_us();
         if self.scenario.replication.is_some()
             && let Some(value) = &value
@@ -724,10 +758,10 @@ impl Simulation {
                 .insert(value.clone(), invoked_us);
         }
         let result = call(
-            &cluster.api_addr(target),
+            &via_cluster.api_addr(target),
             method.clone(),
             &Self::api_path(register),
-            Some(token),
+            Some(&token),
             body.as_ref(),
         )
         .await;
@@ -744,9 +778,12 @@ impl Simulation {
             _ => WriteOutcome::Unknown,
         };
         self.record(format!(
-            "c{} client {client} {method} {register}={value:?}{} via node-{} -> {}",
+            "c{} client {client} {method} {register}={value:?}{} via {}node-{} -> {}",
             cluster.index,
             cas.map(|version| format!(" cas={version}"))
+                .unwrap_or_default(),
+            via.as_ref()
+                .map(|via| format!("c{} ", via.index))
                 .unwrap_or_default(),
             target + 1,
             describe(&result)
@@ -793,12 +830,18 @@ impl Simulation {
         token: &str,
         target: usize,
     ) -> Option<(Option<String>, Option<u64>)> {
+        let (via, token) = match self.routed(cluster, register, false) {
+            Routed::Direct => (None, token.to_string()),
+            Routed::Via(via, token) => (Some(via), token),
+            Routed::Paused => return None,
+        };
+        let via_cluster = via.as_deref().unwrap_or(cluster);
         let invoked_us = self.now_us();
         let result = call(
-            &cluster.api_addr(target),
+            &via_cluster.api_addr(target),
             Method::GET,
             &Self::api_path(register),
-            Some(token),
+            Some(&token),
             None,
         )
         .await;
@@ -813,10 +856,16 @@ impl Simulation {
             Ok((404, body)) => Some((None, body["data"]["metadata"]["version"].as_u64())),
             _ => None,
         };
+        let node = format!(
+            "{}node-{}",
+            via.as_ref()
+                .map(|via| format!("c{} ", via.index))
+                .unwrap_or_default(),
+            target + 1
+        );
         self.record(format!(
-            "c{} client {client} GET {register} via node-{} -> {} {:?}",
+            "c{} client {client} GET {register} via {node} -> {} {:?}",
             cluster.index,
-            target + 1,
             describe(&result),
             answer.as_ref().map(|(value, _)| value)
         ));
@@ -828,9 +877,35 @@ impl Simulation {
             completed_us,
             phase,
             client,
-            node: format!("node-{}", target + 1),
+            node,
         });
         Some((value, version))
+    }
+
+    /// Where an operation of `cluster`'s on `register` goes: the replication fleet's
+    /// route for cluster 0, which holds the oracle's history; straight there otherwise.
+    fn routed(&self, cluster: &Cluster, register: &str, write: bool) -> Routed {
+        let route = self.route.lock().unwrap();
+        let Some(route) = route.as_ref().filter(|_| cluster.index == 0) else {
+            return Routed::Direct;
+        };
+        let (via, token) = if register.starts_with("local/") {
+            route.local.clone()
+        } else if write {
+            match route.writes.len() {
+                0 => return Routed::Paused,
+                // One choice draws nothing, so fleets that write through the primary
+                // alone draw the same numbers as before routes existed.
+                1 => route.writes[0].clone(),
+                choices => route.writes[self.rng.below(choices as u64) as usize].clone(),
+            }
+        } else {
+            match &route.reads {
+                Some(reads) => reads.clone(),
+                None => return Routed::Paused,
+            }
+        };
+        Routed::Via(via, token)
     }
 
     /// The node most up nodes name as leader (a node that just restarted may still
@@ -1033,7 +1108,10 @@ impl Simulation {
             FaultKind::PartitionClusters
             | FaultKind::Swarm
             | FaultKind::ReactivateSecondary
-            | FaultKind::FilterChange => {}
+            | FaultKind::FilterChange
+            | FaultKind::Rotate
+            | FaultKind::Failover
+            | FaultKind::SplitBrain => {}
         }
     }
 

@@ -54,6 +54,10 @@ pub struct ReplicationSpec {
     /// by seed), so the final checks see a denied mount.
     #[serde(default)]
     pub final_deny: bool,
+    /// Whether the workload's writes of replicated registers also go through the
+    /// secondaries' nodes (each forwards them to its primary), drawn by seed per write.
+    #[serde(default)]
+    pub write_through_secondaries: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +197,16 @@ pub enum FaultKind {
     /// Replication: deny a replicated mount to one secondary for the outage, then allow
     /// it again.
     FilterChange,
+    /// Replication: rotate the barrier key on the current primary (`sys/rotate`); the
+    /// new key term reaches every secondary through the replicated keyring.
+    Rotate,
+    /// Replication: a planned failover: demote the primary, promote a secondary drawn by
+    /// seed (no force), point every other cluster, the old primary included, at it.
+    Failover,
+    /// Replication: cut the primary off from every other cluster (its own clients still
+    /// reach it and write), force-promote a secondary, heal, then demote the old primary
+    /// and make it follow the new one.
+    SplitBrain,
 }
 
 impl FaultKind {
@@ -314,7 +328,11 @@ impl Scenario {
             let replicating = self.replication.is_some();
             if matches!(
                 fault.kind,
-                FaultKind::ReactivateSecondary | FaultKind::FilterChange
+                FaultKind::ReactivateSecondary
+                    | FaultKind::FilterChange
+                    | FaultKind::Rotate
+                    | FaultKind::Failover
+                    | FaultKind::SplitBrain
             ) && !replicating
             {
                 return Err(format!("{:?} needs a [replication] table", fault.kind));

@@ -235,15 +235,22 @@ impl Barrier {
         self.replicated_read_only.load(Ordering::SeqCst)
     }
 
-    /// Encrypt `writes` under the active term and commit them as one batch.
-    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+    /// `Err(ReadOnly)` where a write to `key` is refused here: a replicated key while
+    /// this cluster is a performance secondary, or a demoted or superseded primary.
+    pub fn ensure_writable(&self, key: &str) -> Result<(), BarrierError> {
         if self.is_replicated_read_only()
-            && writes.iter().any(|write| {
-                let (Write::Put { key, .. } | Write::Delete { key }) = write;
-                crate::storage::key_class(key) == crate::storage::KeyClass::Replicated
-            })
+            && crate::storage::key_class(key) == crate::storage::KeyClass::Replicated
         {
             return Err(BarrierError::Storage(StorageError::ReadOnly));
+        }
+        Ok(())
+    }
+
+    /// Encrypt `writes` under the active term and commit them as one batch.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        for write in &writes {
+            let (Write::Put { key, .. } | Write::Delete { key }) = write;
+            self.ensure_writable(key)?;
         }
         let started = self.started();
         let name = if writes
@@ -343,6 +350,15 @@ impl View {
 
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
         self.barrier.list(&self.full_key(prefix))
+    }
+
+    /// `Err(ReadOnly)` where a write to `key` is refused here (see
+    /// [`Barrier::ensure_writable`]). A request that would change nothing must ask this
+    /// too before it answers: on a cluster whose replicated state may lag its primary's,
+    /// "nothing to change" is judged from a stale copy, and only the refusal sends the
+    /// request to the primary, which judges it from the current one.
+    pub fn ensure_writable(&self, key: &str) -> Result<(), BarrierError> {
+        self.barrier.ensure_writable(&self.full_key(key))
     }
 
     /// Relative plaintext writes become one barrier batch.

@@ -12,6 +12,7 @@ use crate::storage::MemoryBackend;
 
 pub struct Fixture {
     pub backend: Arc<MemoryBackend>,
+    pub barrier: Barrier,
     pub view: View,
 }
 
@@ -21,7 +22,11 @@ pub fn fixture() -> Fixture {
     let barrier = Barrier::new(backend.clone(), rng.clone());
     barrier.unseal_with(Keyring::generate(&rng, 0));
     let view = barrier.view("logical/uuid/");
-    Fixture { backend, view }
+    Fixture {
+        backend,
+        barrier,
+        view,
+    }
 }
 
 impl Fixture {

@@ -788,7 +788,24 @@ impl Replication {
                 secondary.superseded.clone(),
             ),
             ReplicationState::Demoted(primary) => {
-                (primary.set_id.clone(), now, primary.superseded.clone())
+                // Counted against this cluster's WAL as it is now, which is final (it
+                // accepts no replicated write), not as it was when the news arrived: a
+                // write that passed the barrier as the news arrived is divergent too, and
+                // once this cluster follows, the report is frozen (repl-split-brain, seed
+                // 237126427, reported one acknowledged divergent write short).
+                let last_wal = core
+                    .cluster()
+                    .backend()
+                    .applied_view()
+                    .map_or(0, |view| view.wal().last_wal_index());
+                let superseded = primary.superseded.clone().map(|report| Superseded {
+                    divergent_wals: report
+                        .successor_from_wal
+                        .map(|from| epoch::divergent_wals(last_wal, from))
+                        .or(report.divergent_wals),
+                    ..report
+                });
+                (primary.set_id.clone(), now, superseded)
             }
             ReplicationState::Primary(_) => {
                 return Err(LogicalError::BadRequest(
@@ -1398,7 +1415,9 @@ impl Replication {
         from_wal: Option<u64>,
     ) -> Option<Superseded> {
         let _guard = self.state_lock.lock().await;
-        core.barrier().set_replicated_read_only(true);
+        if !crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SupersededKeepsWriting) {
+            core.barrier().set_replicated_read_only(true);
+        }
         let (mut primary, demoted) = match self.load_state() {
             Ok(ReplicationState::Primary(primary)) => (primary, false),
             Ok(ReplicationState::Demoted(primary)) => (primary, true),

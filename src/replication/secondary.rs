@@ -129,6 +129,9 @@ impl MerkleSync {
 
     /// The deletes that finish the sync, to apply with the sync point.
     pub fn final_ops(&self) -> Vec<Op> {
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SyncKeepsExtraKeys) {
+            return Vec::new();
+        }
         self.delete
             .iter()
             .map(|key| Op::Delete { key: key.clone() })

@@ -209,7 +209,12 @@ impl ReplicationState {
     pub fn accepts_replicated_writes(&self) -> bool {
         match self {
             ReplicationState::Disabled => true,
-            ReplicationState::Primary(primary) => primary.superseded.is_none(),
+            ReplicationState::Primary(primary) => {
+                primary.superseded.is_none()
+                    || crate::seeded_bugs::enabled(
+                        crate::seeded_bugs::SeededBug::SupersededKeepsWriting,
+                    )
+            }
             ReplicationState::Secondary(_) | ReplicationState::Demoted(_) => false,
         }
     }

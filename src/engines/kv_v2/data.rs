@@ -219,6 +219,10 @@ pub async fn delete_latest(
     path: &str,
     request: &Request,
 ) -> Result<Option<Response>, LogicalError> {
+    // Decided where writes are made: a secondary (or a demoted primary) that does not
+    // yet hold the version to delete would otherwise answer 204 and delete nothing,
+    // losing an acknowledged delete (found by repl-failover, seed 359856420).
+    view.ensure_writable(&metadata::metadata_key(path))?;
     let Some(mut metadata) = metadata::load(view, path)? else {
         return Ok(None);
     };

@@ -171,7 +171,7 @@ impl KeyMetadata {
     }
 }
 
-fn metadata_key(path: &str) -> String {
+pub fn metadata_key(path: &str) -> String {
     format!("metadata/{path}")
 }
 

@@ -213,6 +213,32 @@ async fn versions_and_check_and_set() {
     }
 }
 
+/// On a performance secondary (or a demoted primary) a delete is the primary's to judge
+/// even when this copy holds nothing to delete: the primary's copy may hold a version
+/// this one has not received yet, and a 204 from here would lose the delete.
+#[tokio::test]
+async fn a_delete_with_nothing_to_delete_on_a_read_only_copy_is_left_to_the_primary() {
+    let fixture = fixture();
+    let view = &fixture.view;
+    fixture.barrier.set_replicated_read_only(true);
+    for path in ["data/never-written", "data/k"] {
+        assert!(
+            matches!(
+                call(view, Operation::Delete, path, json!({}), T0).await,
+                Err(LogicalError::ReadOnly)
+            ),
+            "{path}"
+        );
+    }
+    fixture.barrier.set_replicated_read_only(false);
+    assert!(
+        call(view, Operation::Delete, "data/never-written", json!({}), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test]
 async fn delete_undelete_and_destroy() {
     let fixture = fixture();
