@@ -52,6 +52,11 @@ pub const SNAPSHOT_THRESHOLDS: &[u64] = &[4, 8, 16, 32, 64, 1024];
 /// The most entries a randomized run keeps after a snapshot.
 pub const LOGS_KEPT_AFTER_SNAPSHOT_MAX: u64 = 8;
 /// Segment sizes a randomized run draws from (bytes); small ones roll segments often.
+/// Replication fleets set each cluster's wall clocks off by up to this much either way.
+pub const CLUSTER_CLOCK_SKEW_MAX_MS: u64 = 2_000;
+/// How far a measured clock skew may be from the injected one: the measurement includes
+/// the pull's one-way transit.
+pub const CLOCK_SKEW_TOLERANCE_MS: i64 = 500;
 pub const SEGMENT_BYTES_CHOICES: &[u64] = &[2048, 16 * 1024, 64 * 1024 * 1024];
 
 pub struct Outcome {
@@ -78,6 +83,9 @@ type Registry = Arc<Mutex<BTreeMap<usize, Arc<Node>>>>;
 /// One cluster of the fleet: its nodes, disks, clients' node and settings.
 struct Cluster {
     index: usize,
+    /// How far this cluster's wall clocks are off (every node alike): replication
+    /// fleets draw one per cluster, so the status's clock skew is checked against it.
+    clock_skew_ms: i64,
     handles: Vec<NodeHandle>,
     disks: Vec<SimDisk>,
     registry: Registry,
@@ -270,6 +278,14 @@ impl Simulation {
         let handle = Handle::current();
         let count = self.scenario.nodes;
         let options = self.draw_options(index);
+        let clock_skew_ms = if self.scenario.replication.is_some() {
+            let skew = self.rng.below(2 * CLUSTER_CLOCK_SKEW_MAX_MS + 1) as i64
+                - CLUSTER_CLOCK_SKEW_MAX_MS as i64;
+            self.record(format!("c{index}: wall clocks off by {skew} ms"));
+            skew
+        } else {
+            0
+        };
         let registry: Registry = Arc::new(Mutex::new(BTreeMap::new()));
         let mut handles = Vec::new();
         let mut disks = Vec::new();
@@ -301,8 +317,10 @@ impl Simulation {
                     let config = config.clone();
                     let registry = registry.clone();
                     async move {
+                        let clock = Clock::system();
+                        clock.set_skew_ms(clock_skew_ms);
                         let env = Env {
-                            clock: Clock::system(),
+                            clock,
                             rng: SharedRng::from_entropy(),
                             disk: Arc::new(disk),
                             metrics: Default::default(),
@@ -335,6 +353,7 @@ impl Simulation {
             .build();
         Cluster {
             index,
+            clock_skew_ms,
             handles,
             disks,
             registry,

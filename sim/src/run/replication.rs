@@ -351,6 +351,7 @@ impl Simulation {
             self.check_caught_up(&fleet, secondary).await;
         }
         self.check_divergent_gone(&fleet).await;
+        self.check_clock_skews(&fleet).await;
         stop_sampling.store(true, Ordering::SeqCst);
         let _ = sampler.await;
         self.sample(&fleet);
@@ -1695,6 +1696,65 @@ impl Simulation {
             self.violation(cluster, message);
         } else {
             self.liveness_failure(cluster, message);
+        }
+    }
+
+    /// Once every secondary caught up, both sides' `clock_skew_ms` are the injected
+    /// difference of their wall clocks, within the pull's transit: the primary's entry of
+    /// each secondary (its clock minus the primary's) and each secondary's own status
+    /// (the primary's clock minus its own). A status that filled in 0 fails here for
+    /// most seeds.
+    async fn check_clock_skews(&self, fleet: &Fleet) {
+        let primary = fleet.primary();
+        let Some(node) = primary.up().into_iter().next() else {
+            return;
+        };
+        let Some(status) = self.status(&primary, node).await else {
+            return;
+        };
+        let entries = status["secondaries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for member in fleet.secondaries() {
+            let id = member.id.lock().unwrap().clone();
+            let expected = member.cluster.clock_skew_ms - primary.clock_skew_ms;
+            let Some(entry) = entries.iter().find(|entry| entry["node_id"] == id.as_str()) else {
+                continue;
+            };
+            let measured = entry["clock_skew_ms"]
+                .as_str()
+                .and_then(|text| text.parse::<i64>().ok());
+            self.check_skew(&member.cluster, "the primary's status", measured, expected);
+            for node in member.cluster.up() {
+                // Only the active node pulls, so only its status has a primary entry.
+                if let Some(own) = self.status(&member.cluster, node).await
+                    && own["state"] == "stream-wals"
+                    && let Some(primary_entry) = own["primaries"].get(0)
+                {
+                    let measured = primary_entry["clock_skew_ms"]
+                        .as_str()
+                        .and_then(|text| text.parse::<i64>().ok());
+                    self.check_skew(&member.cluster, "its own status", measured, -expected);
+                }
+            }
+        }
+    }
+
+    fn check_skew(&self, cluster: &Cluster, source: &str, measured: Option<i64>, expected: i64) {
+        match measured {
+            Some(measured) if (measured - expected).abs() <= super::CLOCK_SKEW_TOLERANCE_MS => {
+                self.record(format!(
+                    "c{}: clock skew in {source}: {measured} ms (injected {expected} ms)",
+                    cluster.index
+                ));
+            }
+            other => self.violation(
+                cluster,
+                format!(
+                    "clock skew in {source} is {other:?} ms, but the clocks differ by {expected} ms"
+                ),
+            ),
         }
     }
 
