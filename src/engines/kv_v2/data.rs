@@ -233,7 +233,7 @@ pub async fn delete_latest(
     if !version.is_live(request.now_unix) {
         return Ok(None);
     }
-    version.deletion_time_unix = Some(request.now_unix);
+    version.delete_now(request.now_unix);
     view.commit(vec![metadata::save(path, &metadata)]).await?;
     Ok(None)
 }

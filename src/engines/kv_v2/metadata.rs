@@ -36,6 +36,13 @@ pub struct VersionMetadata {
     /// Set by a soft delete, or in advance by `delete_version_after`. The version reads
     /// as deleted once this moment has come.
     pub deletion_time_unix: Option<i64>,
+    /// Set by an explicit delete (cleared by undelete): the version is deleted from then
+    /// on whatever the reader's clock says. Vault decides by `deletion_time < now` alone,
+    /// so a node whose clock is behind the deleting node's (a secondary, a promoted
+    /// cluster) would serve a deleted version until its clock passed the deletion time.
+    /// `deletion_time` stays the schedule of `delete_version_after`.
+    #[serde(default)]
+    pub deleted: bool,
     pub destroyed: bool,
 }
 
@@ -43,8 +50,16 @@ impl VersionMetadata {
     /// Vault compares `deletion_time < now` with nanoseconds; with whole seconds a delete
     /// at `now` must already count, hence `<=`.
     pub fn is_deleted(&self, now_unix: i64) -> bool {
-        self.deletion_time_unix
-            .is_some_and(|deletion| deletion <= now_unix)
+        self.deleted
+            || self
+                .deletion_time_unix
+                .is_some_and(|deletion| deletion <= now_unix)
+    }
+
+    /// Soft-delete now (`DELETE data/…`, `delete/…`).
+    pub fn delete_now(&mut self, now_unix: i64) {
+        self.deletion_time_unix = Some(now_unix);
+        self.deleted = true;
     }
 
     /// Neither deleted nor destroyed: its data may be returned.
@@ -147,6 +162,7 @@ impl KeyMetadata {
         let version = VersionMetadata {
             created_time_unix: now_unix,
             deletion_time_unix: self.deletion_deadline(config, now_unix),
+            deleted: false,
             destroyed: false,
         };
         self.current_version += 1;

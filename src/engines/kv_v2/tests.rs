@@ -1074,3 +1074,58 @@ async fn unknown_paths_and_bad_input_get_vaults_answers() {
         .unwrap()
     );
 }
+
+/// A delete made on a node whose clock is ahead (a primary, read from a secondary whose
+/// clock is behind, or the cluster promoted after a failover) is a delete on every node
+/// at once: the version does not come back until the reader's clock passes the
+/// deletion time. The simulator found this with skewed clusters.
+#[tokio::test]
+async fn a_delete_holds_on_a_reader_whose_clock_is_behind() {
+    let fixture = fixture();
+    let view = &fixture.view;
+    put(view, "data/k", json!({"data": {"v": "one"}}), T0)
+        .await
+        .unwrap();
+    put(view, "data/k", json!({"data": {"v": "two"}}), T0)
+        .await
+        .unwrap();
+    // Deleted at T0 + 10 by the deleter's clock; read at T0 + 8 by the reader's.
+    call(view, Operation::Delete, "data/k", json!({}), T0 + 10)
+        .await
+        .unwrap();
+    let read = call(view, Operation::Read, "data/k", json!({}), T0 + 8)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.status, Some(404), "the deleted version is not served");
+    call(
+        view,
+        Operation::Update,
+        "delete/k",
+        json!({"versions": [1]}),
+        T0 + 10,
+    )
+    .await
+    .unwrap();
+    let first = body(
+        view,
+        Operation::Read,
+        "data/k",
+        json!({"version": 1}),
+        T0 + 8,
+    )
+    .await;
+    assert_eq!(first["data"], Value::Null, "{first}");
+    // Undelete restores both, at any clock.
+    call(
+        view,
+        Operation::Update,
+        "undelete/k",
+        json!({"versions": [1, 2]}),
+        T0 + 8,
+    )
+    .await
+    .unwrap();
+    let restored = body(view, Operation::Read, "data/k", json!({}), T0 + 8).await;
+    assert_eq!(restored["data"], json!({"v": "two"}));
+}

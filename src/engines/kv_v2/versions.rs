@@ -35,7 +35,7 @@ pub async fn delete(
         if let Some(version) = metadata.versions.get_mut(&number)
             && version.is_live(request.now_unix)
         {
-            version.deletion_time_unix = Some(request.now_unix);
+            version.delete_now(request.now_unix);
         }
     }
     view.commit(vec![metadata::save(path, &metadata)]).await?;
@@ -60,6 +60,7 @@ pub async fn undelete(
             && !version.destroyed
         {
             version.deletion_time_unix = deadline;
+            version.deleted = false;
         }
     }
     view.commit(vec![metadata::save(path, &metadata)]).await?;
