@@ -963,6 +963,37 @@ fn a_planned_failover_loses_nothing_and_a_forced_promotion_fences_the_old_primar
         assert_eq!(secret(&http, &b, &pb, &path), Some(json!({ "v": value })));
     }
 
+    // Path filters are the new primary's, by the new ids: B denies the mount to A, and
+    // it disappears there (B keeps it); lifting the filter brings it back.
+    let filter_path = "sys/replication/performance/primary/paths-filter/cluster-a";
+    let (status, answer) = b.api(
+        &http,
+        "POST",
+        filter_path,
+        &pb,
+        Some(json!({"mode": "deny", "paths": ["replicatedkv"]})),
+    );
+    assert_eq!(status, 204, "{answer}");
+    eventually(
+        Duration::from_secs(15),
+        "the mount B denies leaves A",
+        || {
+            let (status, mounts) = a.api(&http, "GET", "sys/mounts", &pa, None);
+            (status == 200 && mounts["data"].get("replicatedkv/").is_none()).then_some(())
+        },
+    );
+    assert_eq!(
+        secret(&http, &b, &pb, "replicatedkv/data/before"),
+        Some(json!({"v": "1"})),
+        "denied data stays on the new primary"
+    );
+    let (status, _) = b.api(&http, "DELETE", filter_path, &pb, None);
+    assert_eq!(status, 204);
+    eventually(Duration::from_secs(15), "the mount returns to A", || {
+        (secret(&http, &a, &pa, "replicatedkv/data/before") == Some(json!({"v": "1"})))
+            .then_some(())
+    });
+
     // A forced promotion of A while B is still primary. A's notice of the new epoch is
     // held back by stopping A right after its promotion (well inside the interval before
     // its first notice), standing in for a partition: B, unaware, accepts a write.
