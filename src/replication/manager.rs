@@ -138,12 +138,38 @@ struct Contact {
     /// When the secondary last asked for entries after the primary's last WAL index, i.e.
     /// held everything (its canary age is the time since).
     caught_up_unix_ms: i64,
-    /// The secondary's clock minus ours at its last pull (the secondary's own status
-    /// has the primary's clock minus its own).
-    clock_skew_ms: i64,
+    /// The secondary's clock minus ours, from its recent pulls (the secondary's own
+    /// status has the primary's clock minus its own).
+    clock_skew: SkewEstimate,
     position: u64,
     api_addr: String,
     cluster_addr: String,
+}
+
+/// How many recent one-way clock readings a skew estimate keeps.
+pub const SKEW_SAMPLES_MAX: usize = 8;
+
+/// The skew between our clock and a peer's, from one-way readings: the peer's clock at
+/// send minus ours at receipt is the skew less the transit time, so the largest recent
+/// reading is the one with the least transit. A message held seconds in the network
+/// (retransmissions after a partition) then does not show as seconds of skew.
+#[derive(Debug, Clone, Default)]
+struct SkewEstimate {
+    readings: std::collections::VecDeque<i64>,
+}
+
+impl SkewEstimate {
+    fn note(&mut self, reading_ms: i64) {
+        if self.readings.len() == SKEW_SAMPLES_MAX {
+            self.readings.pop_front();
+        }
+        self.readings.push_back(reading_ms);
+    }
+
+    /// The peer's clock minus ours (0 before the first reading).
+    fn estimate_ms(&self) -> i64 {
+        self.readings.iter().copied().max().unwrap_or(0)
+    }
 }
 
 /// The time between a secondary's last two pulls (0 before its second).
@@ -165,7 +191,8 @@ struct Stream {
     primary: Option<PrimaryInfo>,
     last_heartbeat_unix_ms: i64,
     last_heartbeat_duration_ms: i64,
-    clock_skew_ms: i64,
+    /// The primary's clock minus ours, from its recent answers.
+    clock_skew: SkewEstimate,
     /// The primary's filter generation this cluster's data reflects; `None` forces a
     /// sync (after a start, or when the stream says the filter changed).
     synced_generation: Option<u64>,
@@ -186,7 +213,7 @@ impl Default for Stream {
             primary: None,
             last_heartbeat_unix_ms: 0,
             last_heartbeat_duration_ms: 0,
-            clock_skew_ms: 0,
+            clock_skew: SkewEstimate::default(),
             synced_generation: None,
             address_index: 0,
             redirected: false,
@@ -945,7 +972,7 @@ impl Replication {
                             // Our heartbeat is the secondary's pull: the time between its
                             // last two is how long the primary waits to hear from it.
                             "last_heartbeat_duration_ms": heartbeat_interval_ms(contact).to_string(),
-                            "clock_skew_ms": contact.clock_skew_ms.to_string(),
+                            "clock_skew_ms": contact.clock_skew.estimate_ms().to_string(),
                             "replication_primary_canary_age_ms": (now_ms - contact.caught_up_unix_ms)
                                 .max(0)
                                 .to_string(),
@@ -1045,7 +1072,7 @@ impl Replication {
                         "connection_status": if stream.connection_state == "ready" { "connected" } else { "disconnected" },
                         "last_heartbeat": crate::util::rfc3339(stream.last_heartbeat_unix_ms),
                         "last_heartbeat_duration_ms": stream.last_heartbeat_duration_ms.to_string(),
-                        "clock_skew_ms": stream.clock_skew_ms.to_string(),
+                        "clock_skew_ms": stream.clock_skew.estimate_ms().to_string(),
                         "replication_primary_canary_age_ms": canary_age.to_string(),
                     })]
                 } else {
@@ -1574,7 +1601,9 @@ impl Replication {
         }
         contact.previous_heartbeat_unix_ms = contact.last_heartbeat_unix_ms;
         contact.last_heartbeat_unix_ms = now_ms;
-        contact.clock_skew_ms = secondary_now_ms.saturating_sub(now_ms);
+        contact
+            .clock_skew
+            .note(secondary_now_ms.saturating_sub(now_ms));
         contact.position = position;
         contact.api_addr = api_addr;
         contact.cluster_addr = cluster_addr;
@@ -1854,7 +1883,7 @@ impl Replication {
         }
         stream.state = state;
         stream.connection_state = "ready";
-        stream.clock_skew_ms = primary.now_unix_ms - now;
+        stream.clock_skew.note(primary.now_unix_ms - now);
         stream.last_heartbeat_unix_ms = now;
         stream.last_error = None;
         stream.primary = Some(primary);
@@ -2298,7 +2327,23 @@ fn cluster_url(host_port: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cluster_url;
+    use super::{SKEW_SAMPLES_MAX, SkewEstimate, cluster_url};
+
+    #[test]
+    fn a_delayed_message_does_not_show_as_skew() {
+        let mut skew = SkewEstimate::default();
+        assert_eq!(skew.estimate_ms(), 0);
+        // Clocks 1500 ms apart; transits of 2 to 5 ms, and one held 8 s in the network.
+        for reading in [1498, 1495, 1500 - 8_000, 1497] {
+            skew.note(reading);
+        }
+        assert_eq!(skew.estimate_ms(), 1498);
+        // The clocks change (an NTP step): after a window of readings, so does the estimate.
+        for _ in 0..SKEW_SAMPLES_MAX {
+            skew.note(-203);
+        }
+        assert_eq!(skew.estimate_ms(), -203);
+    }
 
     #[test]
     fn cluster_addresses_show_as_vault_shows_them() {
