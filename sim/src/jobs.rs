@@ -88,6 +88,23 @@ struct Running {
     job: Job,
     child: Child,
     started: std::time::Instant,
+    /// The child's stdout and stderr, drained while it runs: a failing run's report can
+    /// exceed a pipe's buffer, and a child blocked writing to a full pipe never exits.
+    output: (Drain, Drain),
+}
+
+type Drain = std::thread::JoinHandle<String>;
+
+/// Read `pipe` to its end on a thread of the harness (outside any simulation).
+fn drain(pipe: Option<impl Read + Send + 'static>) -> Drain {
+    #[allow(clippy::disallowed_methods)] // the harness's own thread, not server code
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
 }
 
 fn spawn(job: &Job) -> Result<Child, String> {
@@ -109,15 +126,10 @@ fn spawn(job: &Job) -> Result<Child, String> {
         .map_err(|error| format!("cannot start a child for seed {}: {error}", job.seed))
 }
 
-fn finish(mut running: Running, status: std::process::ExitStatus) -> JobResult {
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = running.child.stdout.take() {
-        let _ = pipe.read_to_string(&mut stdout);
-    }
-    if let Some(mut pipe) = running.child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+fn finish(running: Running, status: std::process::ExitStatus) -> JobResult {
+    let (stdout, stderr) = running.output;
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
     let field = |prefix: &str| {
         stdout
             .lines()
@@ -264,14 +276,18 @@ fn run_batch(
             #[allow(clippy::disallowed_methods)] // wall time of the harness
             let spawned_at = std::time::Instant::now();
             match spawn(&job) {
-                Ok(child) => running.push((
-                    position,
-                    Running {
-                        job,
-                        child,
-                        started: spawned_at,
-                    },
-                )),
+                Ok(mut child) => {
+                    let output = (drain(child.stdout.take()), drain(child.stderr.take()));
+                    running.push((
+                        position,
+                        Running {
+                            job,
+                            child,
+                            started: spawned_at,
+                            output,
+                        },
+                    ))
+                }
                 Err(error) => done.push((
                     position,
                     JobResult {
