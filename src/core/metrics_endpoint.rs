@@ -88,11 +88,8 @@ impl Core {
     }
 
     fn refresh_state_gauges(&self) {
-        let now = self.env.clock.now();
         let set = |name: &'static str, value: f64| {
-            self.env
-                .metrics
-                .set_gauge(SeriesKey::plain(name), value, now);
+            self.env.metrics.set_gauge(SeriesKey::plain(name), value);
         };
         let unsealed = self.is_initialized() && !self.is_sealed();
         set("vault.core.unsealed", f64::from(u8::from(unsealed)));
@@ -119,13 +116,13 @@ impl Core {
             }
         }
         if let Some(replication) = self.replication() {
-            self.replication_gauges(&replication.status(), now);
+            self.replication_gauges(&replication.status());
         }
     }
 
     /// WAL positions from the replication status: the primary's last WAL and each
     /// secondary's distance behind it; a secondary's last applied remote WAL.
-    fn replication_gauges(&self, status: &Value, now: std::time::Instant) {
+    fn replication_gauges(&self, status: &Value) {
         let metrics = &self.env.metrics;
         let number = |value: &Value| value.as_u64().map(|number| number as f64);
         let mode = status["mode"].as_str().unwrap_or("disabled").to_string();
@@ -135,14 +132,9 @@ impl Core {
                 labels: vec![("mode", mode)],
             },
             1.0,
-            now,
         );
         if let Some(last_wal) = number(&status["last_wal"]) {
-            metrics.set_gauge(
-                SeriesKey::plain("vault.replication.wal.last_wal"),
-                last_wal,
-                now,
-            );
+            metrics.set_gauge(SeriesKey::plain("vault.replication.wal.last_wal"), last_wal);
             for secondary in status["secondaries"].as_array().into_iter().flatten() {
                 let (Some(id), Some(position)) = (
                     secondary["node_id"].as_str(),
@@ -156,7 +148,6 @@ impl Core {
                         labels: vec![("secondary_id", id.to_string())],
                     },
                     (last_wal - position).max(0.0),
-                    now,
                 );
             }
         }
@@ -164,7 +155,6 @@ impl Core {
             metrics.set_gauge(
                 SeriesKey::plain("vault.replication.fsm.last_remote_wal"),
                 position,
-                now,
             );
         }
     }

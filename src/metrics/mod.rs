@@ -54,11 +54,9 @@ pub enum Series {
     Counter {
         total: f64,
         increments: u64,
-        updated: Instant,
     },
     Gauge {
         value: f64,
-        updated: Instant,
     },
     Sample(Samples),
 }
@@ -148,33 +146,22 @@ impl Metrics {
     }
 
     /// Add `by` to a counter.
-    pub fn incr(&self, key: SeriesKey, by: f64, now: Instant) {
+    pub fn incr(&self, key: SeriesKey, by: f64) {
         self.update(key, |series| match series {
-            Some(Series::Counter {
-                total,
-                increments,
-                updated,
-            }) => {
+            Some(Series::Counter { total, increments }) => {
                 *total += by;
                 *increments += 1;
-                *updated = now;
                 None
             }
             _ => Some(Series::Counter {
                 total: by,
                 increments: 1,
-                updated: now,
             }),
         });
     }
 
-    pub fn set_gauge(&self, key: SeriesKey, value: f64, now: Instant) {
-        self.update(key, |_| {
-            Some(Series::Gauge {
-                value,
-                updated: now,
-            })
-        });
+    pub fn set_gauge(&self, key: SeriesKey, value: f64) {
+        self.update(key, |_| Some(Series::Gauge { value }));
     }
 
     /// Record how long something took, since `started`, in milliseconds.
@@ -267,8 +254,7 @@ impl Telemetry {
     }
 
     pub fn incr(&self, name: &'static str) {
-        self.metrics
-            .incr(SeriesKey::plain(name), 1.0, self.clock.now());
+        self.metrics.incr(SeriesKey::plain(name), 1.0);
     }
 }
 

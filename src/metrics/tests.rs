@@ -24,22 +24,10 @@ fn series_render_in_the_exposition_format_grouped_by_name() {
             start,
         );
     }
-    metrics.incr(
-        labelled("vault.route.read", &[("mount", "secret/")]),
-        1.0,
-        start,
-    );
-    metrics.incr(
-        labelled("vault.route.read", &[("mount", "secret/")]),
-        1.0,
-        start,
-    );
-    metrics.incr(
-        labelled("vault.route.read", &[("mount", "kv\"x/")]),
-        1.0,
-        start,
-    );
-    metrics.set_gauge(SeriesKey::plain("vault.core.unsealed"), 1.0, start);
+    metrics.incr(labelled("vault.route.read", &[("mount", "secret/")]), 1.0);
+    metrics.incr(labelled("vault.route.read", &[("mount", "secret/")]), 1.0);
+    metrics.incr(labelled("vault.route.read", &[("mount", "kv\"x/")]), 1.0);
+    metrics.set_gauge(SeriesKey::plain("vault.core.unsealed"), 1.0);
     let text = render::prometheus(&metrics.snapshot(), start, DEFAULT_RETENTION, None);
     assert!(text.contains("# TYPE vault_core_handle_request summary\n"));
     assert!(text.contains("vault_core_handle_request{quantile=\"0.5\"} 50\n"));
@@ -84,7 +72,7 @@ fn the_window_and_the_series_count_are_bounded() {
     assert_eq!(samples.window.len(), SAMPLE_WINDOW_MAX);
     assert_eq!(samples.count as usize, SAMPLE_WINDOW_MAX + 10);
     for index in 0..SERIES_MAX + 5 {
-        metrics.incr(labelled("many", &[("i", &index.to_string())]), 1.0, now);
+        metrics.incr(labelled("many", &[("i", &index.to_string())]), 1.0);
     }
     assert_eq!(metrics.snapshot().len(), SERIES_MAX);
 }
@@ -105,8 +93,8 @@ fn names_and_quantiles() {
 fn the_json_form_has_go_metrics_fields() {
     let metrics = Metrics::default();
     let now = crate::env::Clock::system().now();
-    metrics.set_gauge(SeriesKey::plain("vault.token.count"), 3.0, now);
-    metrics.incr(SeriesKey::plain("vault.raft.state.leader"), 1.0, now);
+    metrics.set_gauge(SeriesKey::plain("vault.token.count"), 3.0);
+    metrics.incr(SeriesKey::plain("vault.raft.state.leader"), 1.0);
     metrics.observe(SeriesKey::plain("vault.raft.commitTime"), 4.0, now);
     metrics.observe(SeriesKey::plain("vault.raft.commitTime"), 6.0, now);
     let json = render::json(
@@ -130,7 +118,7 @@ fn the_json_form_has_go_metrics_fields() {
 fn gauges_carry_the_host_name_unless_it_is_disabled() {
     let metrics = Metrics::default();
     let now = crate::env::Clock::system().now();
-    metrics.set_gauge(SeriesKey::plain("vault.core.unsealed"), 1.0, now);
+    metrics.set_gauge(SeriesKey::plain("vault.core.unsealed"), 1.0);
     metrics.observe(SeriesKey::plain("vault.barrier.get"), 1.0, now);
     let text = render::prometheus(&metrics.snapshot(), now, DEFAULT_RETENTION, Some("db-1"));
     assert!(text.contains("vault_db_1_core_unsealed 1\n"), "{text}");
