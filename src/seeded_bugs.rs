@@ -46,6 +46,9 @@ pub enum SeededBug {
     /// primary does not hold: a superseded primary that follows its successor keeps the
     /// divergent writes it accepted (src/replication/secondary.rs).
     SyncKeepsExtraKeys = 10,
+    /// With the disk-full alarm on, a write is answered "storage is full" but proposed
+    /// anyway, so a refused write takes effect (src/raft/node.rs).
+    DiskFullAppliesRefused = 11,
 }
 
 impl SeededBug {
@@ -61,6 +64,7 @@ impl SeededBug {
         SeededBug::IgnorePathsFilter,
         SeededBug::SupersededKeepsWriting,
         SeededBug::SyncKeepsExtraKeys,
+        SeededBug::DiskFullAppliesRefused,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl SeededBug {
             SeededBug::IgnorePathsFilter => "ignore-paths-filter",
             SeededBug::SupersededKeepsWriting => "superseded-keeps-writing",
             SeededBug::SyncKeepsExtraKeys => "sync-keeps-extra-keys",
+            SeededBug::DiskFullAppliesRefused => "disk-full-applies-refused",
         }
     }
 

@@ -49,6 +49,11 @@ pub trait Cluster: Send + Sync + 'static {
     /// Confirm that this node still leads and holds everything committed before the call
     /// (a lease, else a quorum round), so an answer from its state now is not stale.
     fn confirm_leadership(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Whether this node's disk-full alarm is on (it refuses writes). A cluster without
+    /// a disk never fills one.
+    fn disk_full(&self) -> bool {
+        false
+    }
     /// Hand leadership to another voter, if there is one (a sealed node must not lead:
     /// every standby forwards to the leader, which could not serve).
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;

@@ -182,6 +182,8 @@ impl Core {
             "clock_skew_ms": 0,
             "replication_primary_canary_age_ms": 0,
             "removed_from_cluster": false,
+            // Not in Vault: the disk-full alarm, on while this node refuses writes.
+            "disk_full": self.cluster.disk_full(),
         });
         let mut response = ApiResponse::json(status, &body);
         if request.method == Method::HEAD {

@@ -24,6 +24,22 @@ pub enum DiskError {
     NotFound(String),
 }
 
+impl DiskError {
+    /// Whether the disk refused the operation for lack of space (`ENOSPC`): an operating
+    /// condition that passes once space is freed, unlike other i/o errors.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, DiskError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
+    }
+
+    /// The error a disk returns when writing `path` would need more space than it has.
+    pub fn storage_full(path: &str) -> Self {
+        DiskError::Io {
+            path: path.to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        }
+    }
+}
+
 /// A small file API with explicit durability. Nothing is durable until `sync` (file
 /// contents) or `sync_dir` (creation, rename and removal of names in a directory).
 pub trait Disk: Send + Sync + Debug + 'static {
@@ -44,6 +60,8 @@ pub trait Disk: Send + Sync + Debug + 'static {
     fn list(&self, dir: &str) -> Result<Vec<String>, DiskError>;
     /// Make creations, renames and removals inside `dir` durable.
     fn sync_dir(&self, dir: &str) -> Result<(), DiskError>;
+    /// Bytes still free for this disk's files (what an unprivileged writer may use).
+    fn free_bytes(&self) -> Result<u64, DiskError>;
 }
 
 /// Reject absolute paths, `..` and empty segments: the disk never leaves its root.
@@ -62,10 +80,19 @@ pub fn check_path(path: &str) -> Result<(), DiskError> {
 }
 
 /// Write `bytes` to `path` atomically: a temporary file, fsync, rename, directory fsync.
+///
+/// When the temporary file cannot be written or synced (a full disk), it is removed
+/// again, so a failed write leaves no partial file behind and frees what it took.
 pub fn write_atomic(disk: &dyn Disk, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
     let temporary = format!("{path}.tmp");
-    disk.write(&temporary, bytes)?;
-    disk.sync(&temporary)?;
+    if let Err(error) = disk
+        .write(&temporary, bytes)
+        .and_then(|()| disk.sync(&temporary))
+    {
+        // Best effort: the write's own error is the one worth reporting.
+        disk.remove(&temporary).ok();
+        return Err(error);
+    }
     disk.rename(&temporary, path)?;
     disk.sync_dir(parent_dir(path))
 }
@@ -85,5 +112,16 @@ mod tests {
         for bad in ["", "/etc/passwd", "a/../b", "a//b", "./a", "a/."] {
             assert!(check_path(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_file() {
+        let disk = crate::env::SimDisk::new(1);
+        disk.set_capacity_bytes(Some(100));
+        write_atomic(&disk, "snapshots/a", &[7; 60]).unwrap();
+        let error = write_atomic(&disk, "snapshots/b", &[8; 60]).unwrap_err();
+        assert!(error.is_storage_full(), "{error}");
+        assert_eq!(disk.list("snapshots").unwrap(), vec!["a".to_string()]);
+        assert_eq!(disk.free_bytes().unwrap(), 40);
     }
 }

@@ -181,6 +181,29 @@ impl Disk for FileDisk {
             .and_then(|directory| directory.sync_all())
             .map_err(Self::io_error(dir))
     }
+
+    fn free_bytes(&self) -> Result<u64, DiskError> {
+        free_bytes_below(&self.root).map_err(Self::io_error(""))
+    }
+}
+
+/// The bytes an unprivileged writer may still use on the file system holding `path`
+/// (`statvfs`: available blocks times the fragment size).
+fn free_bytes_below(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `name` is a NUL-terminated path and `stats` is a buffer of the right type
+    // that statvfs fills in whole when it answers 0.
+    let answer = unsafe { libc::statvfs(name.as_ptr(), stats.as_mut_ptr()) };
+    if answer != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs answered 0, so it wrote the structure.
+    let stats = unsafe { stats.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
 }
 
 #[cfg(test)]
@@ -202,5 +225,7 @@ mod tests {
         disk.remove("raft/vote").unwrap();
         assert_eq!(disk.read("raft/vote").unwrap(), None);
         assert!(disk.read("../escape").is_err());
+        let free = disk.free_bytes().unwrap();
+        assert!(free > 0 && free < u64::MAX, "{free}");
     }
 }

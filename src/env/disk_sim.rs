@@ -6,6 +6,10 @@
 //! a torn prefix; names created, renamed or removed since the last `sync_dir` of their
 //! directory revert. Fault knobs let the simulator also lose fsyncs outright (the call
 //! says yes, the data is not durable), as some disks and virtual machines do.
+//!
+//! A disk may also be given a capacity: a write of new data that would pass it keeps
+//! what fits and answers `ENOSPC` (`StorageFull`), as a real file system does on a short
+//! write, so the simulator can fill a node's disk and free it again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,8 @@ struct Inner {
     live_names: BTreeMap<String, FileId>,
     durable_names: BTreeMap<String, FileId>,
     lose_fsyncs: bool,
+    /// `None`: unbounded.
+    capacity_bytes: Option<u64>,
     fsyncs: u64,
     fsyncs_lost: u64,
     // The disk's own fault RNG, seeded by the supervisor, so a crash tears the same way
@@ -64,6 +70,7 @@ impl SimDisk {
                 live_names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
                 lose_fsyncs: false,
+                capacity_bytes: None,
                 fsyncs: 0,
                 fsyncs_lost: 0,
                 rng: ChaCha20Rng::seed_from_u64(seed),
@@ -80,6 +87,18 @@ impl SimDisk {
     /// While set, `sync` and `sync_dir` answer success but make nothing durable.
     pub fn set_lose_fsyncs(&self, lose: bool) {
         self.lock().lose_fsyncs = lose;
+    }
+
+    /// Bound the bytes the files may take (`None`: unbounded). Lowering it below what the
+    /// files hold keeps them; only new data is refused.
+    pub fn set_capacity_bytes(&self, capacity: Option<u64>) {
+        self.lock().capacity_bytes = capacity;
+    }
+
+    /// Bytes the files take now: each file counts the larger of its pending and durable
+    /// content, and a removed name's data counts until nothing can bring it back.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
     }
 
     pub fn stats(&self) -> SimDiskStats {
@@ -156,6 +175,66 @@ impl SimDisk {
             inner.data.get_mut(&id).expect("live names point at data"),
         ))
     }
+
+    /// Change a file's content to `new_content(old)`, refusing what passes the capacity:
+    /// the part that fits is kept (a short write) and the answer is `StorageFull`.
+    fn grow(
+        &self,
+        path: &str,
+        new_content: impl FnOnce(&[u8]) -> (Vec<u8>, bool),
+    ) -> Result<(), DiskError> {
+        check_path(path)?;
+        let (used, capacity) = {
+            let inner = self.lock();
+            (inner.used_bytes(), inner.capacity_bytes)
+        };
+        self.with_file(path, true, |file| {
+            let before = file.current.len().max(file.synced.len()) as u64;
+            let (mut content, rewritten) = new_content(&file.current);
+            let mut full = false;
+            if let Some(capacity) = capacity {
+                // Bytes up to the durable length cost nothing new; an append never
+                // shortens what is there, even on a disk shrunk below its content.
+                let room = capacity.saturating_sub(used - before) as usize;
+                let kept = if rewritten { 0 } else { file.current.len() };
+                let allowed = room.max(file.synced.len()).max(kept);
+                if content.len() > allowed {
+                    content.truncate(allowed);
+                    full = true;
+                }
+            }
+            file.current = content;
+            file.rewritten |= rewritten;
+            full
+        })
+        .and_then(|full| {
+            if full {
+                Err(DiskError::storage_full(path))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+impl Inner {
+    fn used_bytes(&self) -> u64 {
+        self.data
+            .values()
+            .map(|file| file.current.len().max(file.synced.len()) as u64)
+            .sum()
+    }
+
+    /// Drop the data of files no name (live or durable) points at any more.
+    fn collect_garbage(&mut self) {
+        let referenced: std::collections::BTreeSet<FileId> = self
+            .live_names
+            .values()
+            .chain(self.durable_names.values())
+            .copied()
+            .collect();
+        self.data.retain(|id, _| referenced.contains(id));
+    }
 }
 
 impl Disk for SimDisk {
@@ -169,14 +248,15 @@ impl Disk for SimDisk {
     }
 
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.with_file(path, true, |file| file.current.extend_from_slice(bytes))
+        self.grow(path, |current| {
+            let mut content = current.to_vec();
+            content.extend_from_slice(bytes);
+            (content, false)
+        })
     }
 
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.with_file(path, true, |file| {
-            file.current = bytes.to_vec();
-            file.rewritten = true;
-        })
+        self.grow(path, |_| (bytes.to_vec(), true))
     }
 
     fn truncate(&self, path: &str, length: u64) -> Result<(), DiskError> {
@@ -220,12 +300,15 @@ impl Disk for SimDisk {
             .remove(from)
             .ok_or_else(|| DiskError::NotFound(from.to_string()))?;
         inner.live_names.insert(to.to_string(), id);
+        inner.collect_garbage();
         Ok(())
     }
 
     fn remove(&self, path: &str) -> Result<(), DiskError> {
         check_path(path)?;
-        self.lock().live_names.remove(path);
+        let mut inner = self.lock();
+        inner.live_names.remove(path);
+        inner.collect_garbage();
         Ok(())
     }
 
@@ -255,7 +338,16 @@ impl Disk for SimDisk {
                 inner.durable_names.insert(path.clone(), *id);
             }
         }
+        inner.collect_garbage();
         Ok(())
+    }
+
+    fn free_bytes(&self) -> Result<u64, DiskError> {
+        let inner = self.lock();
+        Ok(match inner.capacity_bytes {
+            Some(capacity) => capacity.saturating_sub(inner.used_bytes()),
+            None => u64::MAX,
+        })
     }
 }
 
@@ -331,5 +423,25 @@ mod tests {
         disk.crash(false);
         assert_eq!(disk.read("snap").unwrap(), None);
         assert_eq!(disk.read("snap.tmp").unwrap().unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_full_disk_keeps_what_fits_and_refuses_the_rest_until_space_is_freed() {
+        let disk = SimDisk::new(6);
+        disk.set_capacity_bytes(Some(10));
+        disk.append("log/a", b"123456").unwrap();
+        assert_eq!(disk.free_bytes().unwrap(), 4);
+        let error = disk.append("log/a", b"789abc").unwrap_err();
+        assert!(error.is_storage_full(), "{error}");
+        assert_eq!(disk.read("log/a").unwrap().unwrap(), b"123456789a");
+        assert!(disk.write("b", b"x").unwrap_err().is_storage_full());
+        // A removed file gives its space back; so does a larger capacity.
+        disk.truncate("log/a", 6).unwrap();
+        disk.write("b", b"xy").unwrap();
+        disk.remove("b").unwrap();
+        assert_eq!(disk.free_bytes().unwrap(), 4);
+        disk.set_capacity_bytes(None);
+        disk.append("log/a", b"789abc").unwrap();
+        assert_eq!(disk.used_bytes(), 12);
     }
 }

@@ -236,6 +236,10 @@ impl From<crate::barrier::BarrierError> for LogicalError {
             BarrierError::Storage(StorageError::InvalidKey(key)) => {
                 LogicalError::BadRequest(format!("invalid path {key:?}"))
             }
+            // A 500 as etcd's NOSPACE: not a 503, which clients retry elsewhere at once.
+            BarrierError::Storage(full @ StorageError::Full(_)) => {
+                LogicalError::Internal(full.to_string())
+            }
             BarrierError::Storage(other) => LogicalError::Unavailable(other.to_string()),
             BarrierError::Corrupt { key, .. } => {
                 LogicalError::Internal(format!("stored value at {key} is corrupt"))

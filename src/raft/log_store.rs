@@ -12,6 +12,11 @@
 //! `IOFlushed` callback: group commit, many appends per fsync. Truncation and purge go
 //! through the same queue, so disk operations happen in the order openraft issued them.
 //!
+//! A full disk (`ENOSPC`) is not a failure: the writer cuts the partial record off,
+//! answers what is already durable, and retries the rest every
+//! [`FULL_RETRY_DELAY`](super::disk_alarm::FULL_RETRY_DELAY) until space returns, so
+//! openraft never sees a fatal storage error for it. Any other error is fatal.
+//!
 //! Invariants: a callback fires only after its entries are durable; the entries kept
 //! after the last purged id are contiguous; a damaged record is either a torn tail of the
 //! last segment (cut away on open, it was never acknowledged) or an error naming the file
@@ -241,11 +246,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let bytes = record::encode(vote, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
-        let disk = self.disk.clone();
-        blocking(move || write_atomic(disk.as_ref(), VOTE_PATH, &bytes))
-            .await
-            .map_err(io_error)?;
+        let bytes = Arc::new(record::encode(vote, SMALL_RECORD_BYTES_MAX).map_err(io_error)?);
+        retry_while_full("saving the vote", || {
+            let disk = self.disk.clone();
+            let bytes = bytes.clone();
+            blocking(move || write_atomic(disk.as_ref(), VOTE_PATH, &bytes))
+        })
+        .await
+        .map_err(io_error)?;
         self.lock().vote = Some(vote.clone());
         Ok(())
     }
@@ -256,9 +264,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let bytes = record::encode(&committed, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
         let disk = self.disk.clone();
-        blocking(move || disk.write(COMMITTED_PATH, &bytes))
-            .await
-            .map_err(io_error)
+        match blocking(move || disk.write(COMMITTED_PATH, &bytes)).await {
+            // Advisory (see COMMITTED_PATH): a full disk only makes it stale, and a torn
+            // copy is ignored on open.
+            Err(error) if error.is_storage_full() => Ok(()),
+            other => other.map_err(io_error),
+        }
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -350,7 +361,15 @@ struct SegmentWriter {
     /// Set after a failed disk operation: memory and disk may disagree, so every later
     /// request fails too and openraft stops the node.
     failed: Option<String>,
+    /// Set while requests wait for disk space (logged once on each change).
+    waiting_for_space: bool,
     telemetry: Option<crate::metrics::Telemetry>,
+}
+
+/// Why a purge did not happen: a full disk (retried) or anything else (fatal).
+enum PurgeError {
+    Full(DiskError),
+    Failed(String),
 }
 
 /// Work done but not yet durable within one batch.
@@ -362,33 +381,63 @@ struct Pending {
 }
 
 async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<WriteRequest>) {
-    while let Some(first) = requests.recv().await {
-        let mut batch = vec![first];
+    // Requests a full disk held back, oldest first; they go before anything newer.
+    let mut waiting: Vec<WriteRequest> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut waiting);
+        if batch.is_empty() {
+            match requests.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+        }
         while batch.len() < WRITE_BATCH_REQUESTS_MAX {
             match requests.try_recv() {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
             }
         }
-        writer = blocking(move || {
-            writer.process(batch);
-            writer
+        let held_back;
+        (writer, held_back) = blocking(move || {
+            let held_back = writer.process(batch);
+            (writer, held_back)
         })
         .await;
+        if !held_back.is_empty() {
+            waiting = held_back;
+            tokio::time::sleep(super::disk_alarm::FULL_RETRY_DELAY).await;
+        }
     }
 }
 
 impl SegmentWriter {
-    fn process(&mut self, batch: Vec<WriteRequest>) {
+    /// Carry out `batch` in order; answer with the requests a full disk held back (the
+    /// first of them possibly shortened to what is not yet written), to retry later.
+    fn process(&mut self, batch: Vec<WriteRequest>) -> Vec<WriteRequest> {
         let mut pending = Pending::default();
-        for request in batch {
+        let mut batch = batch.into_iter();
+        while let Some(request) = batch.next() {
             match request {
                 WriteRequest::Append { records, callback } => {
-                    pending.callbacks.push(callback);
-                    let result = self
-                        .check_healthy()
-                        .and_then(|()| self.write(&records, &mut pending));
-                    self.note(result);
+                    if let Err(reason) = self.check_healthy() {
+                        pending.callbacks.push(callback);
+                        self.note(Err(reason));
+                        continue;
+                    }
+                    match self.write(&records, &mut pending) {
+                        Ok(()) => pending.callbacks.push(callback),
+                        Err((written, error)) if error.is_storage_full() => {
+                            let rest = WriteRequest::Append {
+                                records: records[written..].to_vec(),
+                                callback,
+                            };
+                            return self.hold_back(rest, batch, &mut pending, &error);
+                        }
+                        Err((_, error)) => {
+                            pending.callbacks.push(callback);
+                            self.note(Err(error.to_string()));
+                        }
+                    }
                 }
                 WriteRequest::Truncate { from, done } => {
                     self.flush(&mut pending);
@@ -398,13 +447,48 @@ impl SegmentWriter {
                 }
                 WriteRequest::Purge { upto, done } => {
                     self.flush(&mut pending);
-                    let result = self.check_healthy().and_then(|()| self.purge(&upto));
+                    let result = match self.check_healthy() {
+                        Ok(()) => self.purge(&upto),
+                        Err(reason) => Err(PurgeError::Failed(reason)),
+                    };
+                    let result = match result {
+                        Err(PurgeError::Full(error)) => {
+                            let rest = WriteRequest::Purge { upto, done };
+                            return self.hold_back(rest, batch, &mut pending, &error);
+                        }
+                        Err(PurgeError::Failed(reason)) => Err(reason),
+                        Ok(()) => Ok(()),
+                    };
                     self.note(result.clone());
                     done.send(result).ok();
                 }
             }
+            if self.waiting_for_space && self.failed.is_none() {
+                self.waiting_for_space = false;
+                tracing::warn!("raft log: disk space is back, writes go on");
+            }
         }
         self.flush(&mut pending);
+        Vec::new()
+    }
+
+    /// The disk is full: make what was written durable (and answer it), and hand back
+    /// `first` and the rest of the batch to retry once space may be back.
+    fn hold_back(
+        &mut self,
+        first: WriteRequest,
+        rest: impl Iterator<Item = WriteRequest>,
+        pending: &mut Pending,
+        error: &DiskError,
+    ) -> Vec<WriteRequest> {
+        if !self.waiting_for_space {
+            self.waiting_for_space = true;
+            tracing::error!(%error, "raft log: the disk is full, waiting for space");
+        }
+        self.flush(pending);
+        let mut held_back = vec![first];
+        held_back.extend(rest);
+        held_back
     }
 
     fn check_healthy(&self) -> Result<(), String> {
@@ -457,8 +541,14 @@ impl SegmentWriter {
         pending.directory = false;
     }
 
-    fn write(&mut self, records: &[(u64, Vec<u8>)], pending: &mut Pending) -> Result<(), String> {
-        for (index, bytes) in records {
+    /// Append `records`; on failure, how many were written and why. A record the disk
+    /// took only part of is cut off again, so the segment ends on a whole record.
+    fn write(
+        &mut self,
+        records: &[(u64, Vec<u8>)],
+        pending: &mut Pending,
+    ) -> Result<(), (usize, DiskError)> {
+        for (written, (index, bytes)) in records.iter().enumerate() {
             let current = self
                 .segments
                 .iter()
@@ -488,9 +578,18 @@ impl SegmentWriter {
                 }
             };
             let path = segment_path(first);
-            self.disk
-                .append(&path, bytes)
-                .map_err(|error| error.to_string())?;
+            if let Err(error) = self.disk.append(&path, bytes) {
+                let length = self.segments[&first].bytes;
+                // A short write leaves part of the record: cut it, or the next append
+                // would follow garbage. Cutting frees space, so it does not meet ENOSPC.
+                if let Err(cut) = self.disk.truncate(&path, length)
+                    && !matches!(cut, DiskError::NotFound(_))
+                {
+                    return Err((written, cut));
+                }
+                pending.files.insert(path);
+                return Err((written, error));
+            }
             let segment = self
                 .segments
                 .get_mut(&first)
@@ -541,12 +640,22 @@ impl SegmentWriter {
         Ok(())
     }
 
-    fn purge(&mut self, upto: &LogId) -> Result<(), String> {
+    fn purge(&mut self, upto: &LogId) -> Result<(), PurgeError> {
         // The purge point is durable before any segment goes: on open, entries at or
         // below it are ignored even if a removed segment comes back.
-        let bytes =
-            record::encode(upto, SMALL_RECORD_BYTES_MAX).map_err(|error| error.to_string())?;
-        write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| error.to_string())?;
+        let bytes = record::encode(upto, SMALL_RECORD_BYTES_MAX)
+            .map_err(|error| PurgeError::Failed(error.to_string()))?;
+        write_atomic(self.disk.as_ref(), PURGED_PATH, &bytes).map_err(|error| {
+            if error.is_storage_full() {
+                PurgeError::Full(error)
+            } else {
+                PurgeError::Failed(error.to_string())
+            }
+        })?;
+        self.remove_purged(upto).map_err(PurgeError::Failed)
+    }
+
+    fn remove_purged(&mut self, upto: &LogId) -> Result<(), String> {
         let purge_one_too_many =
             crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::PurgeOneTooMany);
         let doomed: Vec<u64> = self
@@ -571,6 +680,34 @@ impl SegmentWriter {
         }
         self.locations = self.locations.split_off(&(upto.index + 1));
         Ok(())
+    }
+}
+
+/// Run `attempt` until it succeeds or fails for another reason than a full disk,
+/// waiting [`FULL_RETRY_DELAY`](super::disk_alarm::FULL_RETRY_DELAY) between tries and
+/// logging once when it starts to wait and once when it is through.
+pub(crate) async fn retry_while_full<F, Fut>(what: &str, mut attempt: F) -> Result<(), DiskError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DiskError>>,
+{
+    let mut waited = false;
+    loop {
+        match attempt().await {
+            Err(error) if error.is_storage_full() => {
+                if !waited {
+                    tracing::error!(%error, "{what}: the disk is full, waiting for space");
+                    waited = true;
+                }
+                tokio::time::sleep(super::disk_alarm::FULL_RETRY_DELAY).await;
+            }
+            other => {
+                if waited && other.is_ok() {
+                    tracing::warn!("{what}: disk space is back, done");
+                }
+                return other;
+            }
+        }
     }
 }
 
@@ -628,6 +765,7 @@ fn recover(
         segments: BTreeMap::new(),
         locations: BTreeMap::new(),
         failed: None,
+        waiting_for_space: false,
         telemetry: None,
     };
     let segment_count = names.len();

@@ -3,6 +3,7 @@
 //! - [`types`]: the openraft type configuration (string node ids, [`NodeInfo`], [`Command`]).
 //! - [`record`]: the checksummed record format shared by log segments and snapshots.
 //! - [`log_store`]: the segmented, group-committed Raft log (and the vote).
+//! - [`disk_alarm`]: the disk-full alarm that refuses writes before they reach Raft.
 //! - [`applied_state`]: the apply core: a pure function from a state and a committed
 //!   entry to the next state and a report of what changed.
 //! - [`wal`]: the dense WAL of replicated changes and its bounded buffer.
@@ -14,6 +15,7 @@
 
 pub mod applied_state;
 pub mod change_feed;
+pub mod disk_alarm;
 pub mod log_store;
 pub mod network;
 pub mod node;

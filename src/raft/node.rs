@@ -13,6 +13,7 @@ use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError}
 use openraft::{ChangeMembers, LinearizerOption, ServerState, SnapshotPolicy};
 
 use super::change_feed::Subscription;
+use super::disk_alarm::{CHECK_INTERVAL, DiskAlarm};
 use super::log_store::{ENTRY_BYTES_MAX, LogStore, LogStoreError, LogStoreOptions};
 use super::network::{NetworkFactory, RaftHandler};
 use super::state_machine::{StateMachine, StateMachineError};
@@ -119,6 +120,8 @@ struct NodeInner {
     confirmation: Mutex<Confirmation>,
     /// Held while a confirmation round is under way, so there is only one at a time.
     confirm_round: tokio::sync::Mutex<()>,
+    /// Refuses writes while the disk is (nearly) full.
+    disk_alarm: Arc<DiskAlarm>,
 }
 
 #[derive(Debug, Default)]
@@ -272,7 +275,9 @@ impl RaftNode {
         let channel_server = ChannelServer::new();
         channel_server.install(Protocol::Raft, RaftHandler::new(raft.clone()));
         channel_server.spawn(cluster_listener);
-        Ok(RaftNode {
+        let disk_alarm = Arc::new(DiskAlarm::new(env.disk.clone(), env.telemetry()));
+        disk_alarm.check(state_machine.snapshot_bytes_latest()).ok();
+        let node = RaftNode {
             inner: Arc::new(NodeInner {
                 node_id,
                 info,
@@ -285,8 +290,16 @@ impl RaftNode {
                 read_lease: options.read_lease(),
                 confirmation: Mutex::new(Confirmation::default()),
                 confirm_round: tokio::sync::Mutex::new(()),
+                disk_alarm,
             }),
-        })
+        };
+        tokio::spawn(watch_disk(Arc::downgrade(&node.inner)));
+        Ok(node)
+    }
+
+    /// Whether the disk-full alarm is on: this node refuses writes, serves reads.
+    pub fn disk_full(&self) -> bool {
+        self.inner.disk_alarm.is_full()
     }
 
     pub fn node_id(&self) -> &str {
@@ -596,7 +609,20 @@ impl RaftNode {
             raft: self.inner.raft.clone(),
             state_machine: self.inner.state_machine.clone(),
             telemetry: self.inner.telemetry.clone(),
+            disk_alarm: self.inner.disk_alarm.clone(),
         })
+    }
+}
+
+/// Look at the free space every [`CHECK_INTERVAL`] while the node lives, so the alarm
+/// (and `sys/health`, the gauge, the log) follows the disk without writes, and clears by
+/// itself once space is freed.
+async fn watch_disk(node: std::sync::Weak<NodeInner>) {
+    loop {
+        tokio::time::sleep(CHECK_INTERVAL).await;
+        let Some(node) = node.upgrade() else { return };
+        let snapshot_bytes = node.state_machine.snapshot_bytes_latest();
+        node.disk_alarm.check(snapshot_bytes).ok();
     }
 }
 
@@ -604,6 +630,16 @@ struct RaftBackend {
     raft: Raft,
     state_machine: StateMachine,
     telemetry: crate::metrics::Telemetry,
+    disk_alarm: Arc<DiskAlarm>,
+}
+
+impl RaftBackend {
+    /// Refuse a write while the disk-full alarm is on, before anything is proposed.
+    fn admit(&self) -> Result<(), StorageError> {
+        self.disk_alarm
+            .admit_write(self.state_machine.snapshot_bytes_latest())
+            .map_err(|full| StorageError::Full(full.to_string()))
+    }
 }
 
 impl Backend for RaftBackend {
@@ -619,9 +655,19 @@ impl Backend for RaftBackend {
     fn commit(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
         let raft = self.raft.clone();
         let telemetry = self.telemetry.clone();
+        let admitted = self.admit();
         Box::pin(async move {
             let started = telemetry.now();
             validate_batch(&ops)?;
+            if let Err(refusal) = admitted {
+                if crate::seeded_bugs::enabled(
+                    crate::seeded_bugs::SeededBug::DiskFullAppliesRefused,
+                ) {
+                    let raft = raft.clone();
+                    tokio::spawn(async move { raft.client_write(Command::Apply { ops }).await });
+                }
+                return Err(refusal);
+            }
             let bytes: usize = ops
                 .iter()
                 .map(|op| match op {
@@ -668,8 +714,10 @@ impl Backend for RaftBackend {
         ops: Vec<Op>,
     ) -> BoxFuture<'static, Result<Result<u64, String>, StorageError>> {
         let raft = self.raft.clone();
+        let admitted = self.admit();
         Box::pin(async move {
             crate::storage::validate_remote_batch(&ops)?;
+            admitted?;
             check_commit_bytes(&ops)?;
             let command = Command::ApplyRemote {
                 after,
@@ -686,9 +734,11 @@ impl Backend for RaftBackend {
 
     fn replace_all(&self, ops: Vec<Op>) -> BoxFuture<'static, Result<u64, StorageError>> {
         let raft = self.raft.clone();
+        let admitted = self.admit();
         Box::pin(async move {
             validate_batch(&ops)?;
             check_commit_bytes(&ops)?;
+            admitted?;
             Ok(Self::propose(raft, Command::ReplaceAll { ops })
                 .await?
                 .index)

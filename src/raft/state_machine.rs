@@ -115,6 +115,14 @@ impl StateMachine {
         lock(&self.shared.state).clone()
     }
 
+    /// The size of the latest snapshot (built, installed or loaded), 0 before any: the
+    /// disk alarm keeps as much in reserve for the next one.
+    pub fn snapshot_bytes_latest(&self) -> u64 {
+        lock(&self.shared.current_snapshot)
+            .as_ref()
+            .map_or(0, |(_, data)| data.len() as u64)
+    }
+
     /// Every report from now on, in apply order.
     pub fn subscribe(&self) -> Subscription {
         self.shared.feed.subscribe()
@@ -147,20 +155,29 @@ impl StateMachine {
             .collect()
     }
 
-    /// Write a snapshot file atomically, then drop older ones.
+    /// Write a snapshot file atomically, then drop older ones. A full disk is waited
+    /// out (a failed write leaves no partial file), never a fatal error for openraft.
     async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), io::Error> {
         let last_index = meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index);
-        let meta = meta.clone();
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: data.as_ref().clone(),
+        };
+        let bytes = Arc::new(
+            blocking(move || record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX))
+                .await
+                .map_err(io_error)?,
+        );
+        let path = snapshot_path(last_index);
+        crate::raft::log_store::retry_while_full("writing a snapshot", || {
+            let disk = self.shared.disk.clone();
+            let (path, bytes) = (path.clone(), bytes.clone());
+            blocking(move || write_atomic(disk.as_ref(), &path, &bytes))
+        })
+        .await
+        .map_err(io_error)?;
         let disk = self.shared.disk.clone();
         blocking(move || -> Result<(), io::Error> {
-            let file = SnapshotFile {
-                meta,
-                data: data.as_ref().clone(),
-            };
-            let bytes = record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX)
-                .map_err(io_error)?;
-            let path = snapshot_path(last_index);
-            write_atomic(disk.as_ref(), &path, &bytes).map_err(io_error)?;
             let mut removed = false;
             for name in disk.list(SNAPSHOT_DIR).map_err(io_error)? {
                 let other = format!("{SNAPSHOT_DIR}/{name}");

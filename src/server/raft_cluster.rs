@@ -42,6 +42,10 @@ impl Cluster for RaftCluster {
         self.raft.is_leader()
     }
 
+    fn disk_full(&self) -> bool {
+        self.raft.disk_full()
+    }
+
     fn leader(&self) -> Option<NodeAddress> {
         self.raft.leader().map(|(node_id, info)| NodeAddress {
             node_id,

@@ -47,6 +47,10 @@ pub enum StorageError {
     NotLeader { leader_api_addr: Option<String> },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The disk-full alarm is on: the write was refused before it reached Raft, so it
+    /// never takes effect (etcd's NOSPACE alarm).
+    #[error("storage is full: {0}")]
+    Full(String),
     #[error("invalid storage key {0:?}")]
     InvalidKey(String),
     #[error("batch of {0} operations exceeds the limit")]

@@ -373,6 +373,9 @@ impl Disk for PowerCutDisk {
     fn sync_dir(&self, dir: &str) -> Result<(), DiskError> {
         self.step(|disk| disk.sync_dir(dir))
     }
+    fn free_bytes(&self) -> Result<u64, DiskError> {
+        self.inner.free_bytes()
+    }
 }
 
 #[tokio::test]
@@ -453,4 +456,44 @@ async fn a_crash_never_loses_an_entry_whose_flush_was_acknowledged() {
         }
     }
     assert!(cuts > 100, "only {cuts} runs actually lost power");
+}
+
+#[tokio::test]
+async fn a_full_disk_holds_appends_and_votes_until_space_returns_and_loses_nothing() {
+    let disk = SimDisk::new(9);
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+
+    // Room for about one more entry: the next five wait, part-written, without failing.
+    disk.set_capacity_bytes(Some(disk.used_bytes() + 150));
+    let mut receiver = append(&mut store, (6..=10).map(|index| entry(1, index)).collect()).await;
+    let wait = std::time::Duration::from_millis(1200);
+    assert!(
+        tokio::time::timeout(wait, &mut receiver).await.is_err(),
+        "an append on a full disk was answered"
+    );
+    // Not a byte left: a vote waits too.
+    disk.set_capacity_bytes(Some(disk.used_bytes()));
+    let mut voting = store.clone();
+    let vote = tokio::spawn(async move { voting.save_vote(&Vote::new(3, "n1".to_string())).await });
+    tokio::time::sleep(wait).await;
+    assert!(!vote.is_finished(), "a vote was saved on a full disk");
+
+    // Space is back: everything completes by itself and survives a power loss whole.
+    disk.set_capacity_bytes(None);
+    flushed(receiver).await.unwrap();
+    vote.await.unwrap().unwrap();
+    disk.crash(true);
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let expected: Vec<(u64, u64)> = (1..=10).map(|index| (1, index)).collect();
+    assert_eq!(indexes(&mut reopened).await, expected);
+    assert_eq!(
+        reopened.read_vote().await.unwrap(),
+        Some(Vote::new(3, "n1".to_string()))
+    );
 }
