@@ -87,6 +87,12 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 5,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::DiskFullAppliesRefused,
+        scenarios: &["scenarios/disk-full.toml"],
+        seeds_max: 10,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

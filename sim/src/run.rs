@@ -58,6 +58,12 @@ pub const CLUSTER_CLOCK_SKEW_MAX_MS: u64 = 2_000;
 /// the pull's one-way transit.
 pub const CLOCK_SKEW_TOLERANCE_MS: i64 = 500;
 pub const SEGMENT_BYTES_CHOICES: &[u64] = &[2048, 16 * 1024, 64 * 1024 * 1024];
+/// A filled disk keeps at most this much room past what its files hold (well below the
+/// alarm's reserve, so the node refuses writes at once).
+pub const DISK_FULL_SLACK_BYTES_MAX: u64 = 64 * 1024;
+/// Reads tried through a node with a full disk before that counts as a violation (a
+/// read may meet an election or a forward to a leader that just changed).
+pub const FULL_NODE_READ_ATTEMPTS_MAX: usize = 10;
 
 pub struct Outcome {
     pub trace_hash: String,
@@ -390,7 +396,8 @@ impl Simulation {
                     FaultKind::Swarm => self.pick(FaultKind::SWARM),
                     kind => kind,
                 };
-                self.inject(&cluster, kind, spec, &unseal_key).await;
+                self.inject(&cluster, kind, spec, &unseal_key, &root_token)
+                    .await;
                 self.record_digests(&cluster);
             }
         }
@@ -794,6 +801,8 @@ impl Simulation {
             {
                 WriteOutcome::Refused
             }
+            // The disk-full alarm refuses before proposing: as definite as a 4xx.
+            Ok((500, body)) if refused_for_full_storage(body) => WriteOutcome::Refused,
             _ => WriteOutcome::Unknown,
         };
         self.record(format!(
@@ -983,7 +992,14 @@ impl Simulation {
         }
     }
 
-    async fn inject(&self, cluster: &Cluster, kind: FaultKind, spec: &FaultSpec, unseal_key: &str) {
+    async fn inject(
+        &self,
+        cluster: &Cluster,
+        kind: FaultKind,
+        spec: &FaultSpec,
+        unseal_key: &str,
+        root_token: &str,
+    ) {
         let outage = Duration::from_millis(self.between(spec.outage_ms));
         let net = NetSim::current();
         let c = cluster.index;
@@ -1078,6 +1094,37 @@ impl Simulation {
                 cluster.disks[target].set_lose_fsyncs(false);
                 self.restart(cluster, &[target], unseal_key).await;
             }
+            FaultKind::DiskFullRandom | FaultKind::DiskFullMajority => {
+                let count = match kind {
+                    FaultKind::DiskFullRandom => 1,
+                    _ => cluster.size() / 2 + 1,
+                };
+                let targets = self.random_up_nodes(cluster, count);
+                if targets.is_empty() {
+                    return;
+                }
+                for target in &targets {
+                    // Below the alarm's reserve, so the node refuses at once; the
+                    // slack lets some entries from the leader land before ENOSPC.
+                    let slack = self.between([0, DISK_FULL_SLACK_BYTES_MAX]);
+                    let disk = &cluster.disks[*target];
+                    disk.set_capacity_bytes(Some(disk.used_bytes() + slack));
+                }
+                self.record(format!(
+                    "c{c}: FAULT disk full on {} for {}ms",
+                    names(&targets),
+                    outage.as_millis()
+                ));
+                tokio::time::sleep(outage).await;
+                for target in &targets {
+                    self.reads_work_on_full_node(cluster, *target, root_token)
+                        .await;
+                }
+                for target in &targets {
+                    cluster.disks[*target].set_capacity_bytes(None);
+                }
+                self.record(format!("c{c}: HEAL disk space on {}", names(&targets)));
+            }
             FaultKind::PauseLeader
             | FaultKind::IsolateLeaderFromPeers
             | FaultKind::PauseAndIsolateLeader => {
@@ -1132,6 +1179,33 @@ impl Simulation {
             | FaultKind::Failover
             | FaultKind::SplitBrain => {}
         }
+    }
+
+    /// A node whose disk is full still serves reads: a register read through it gets a
+    /// definite answer within a few tries (the oracle checks the value like any read).
+    /// Not checked in replication fleets, whose reads are routed by role, not by node.
+    async fn reads_work_on_full_node(&self, cluster: &Cluster, target: usize, token: &str) {
+        if self.scenario.replication.is_some() {
+            return;
+        }
+        let registers = self.registers();
+        let register = registers[self.rng.below(registers.len() as u64) as usize].clone();
+        for _ in 0..FULL_NODE_READ_ATTEMPTS_MAX {
+            let answer = self
+                .read_via(cluster, 0, Phase::Faults, &register, token, target)
+                .await;
+            if answer.is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.violation(
+            cluster,
+            format!(
+                "node-{} answered no read of {register} while its disk was full",
+                target + 1
+            ),
+        );
     }
 
     /// Kill `targets` (a process kill keeps unsynced data; a power loss drops it and may
@@ -1415,6 +1489,22 @@ fn cross_links(
         }
     }
     links
+}
+
+/// Whether an answer is the disk-full alarm's refusal (500, "storage is full: ...").
+fn refused_for_full_storage(body: &Value) -> bool {
+    body["errors"][0]
+        .as_str()
+        .is_some_and(|message| message.starts_with("storage is full: "))
+}
+
+/// `node-1, node-3`.
+fn names(nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|node| format!("node-{}", node + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe(result: &Result<(u16, Value), String>) -> String {

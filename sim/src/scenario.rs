@@ -180,6 +180,13 @@ pub enum FaultKind {
     /// A random follower's fsyncs silently do nothing for the outage, then it crashes
     /// and restarts: it comes back missing writes it had acknowledged.
     LoseFsyncsFollower,
+    /// Fill the disk of a node drawn by seed (its capacity becomes what its files hold
+    /// plus a few KiB) for the outage: it must refuse writes with "storage is full",
+    /// keep serving reads, and resume by itself once the space is freed.
+    DiskFullRandom,
+    /// The same on a majority of the cluster at once: no write can commit until space
+    /// returns, and nothing acknowledged may be lost.
+    DiskFullMajority,
     /// Freeze the leader in simulated time (no task of it runs), then resume it: it
     /// answers what clients sent it meanwhile from the state it had.
     PauseLeader,

@@ -784,7 +784,8 @@ impl Simulation {
                         fleet.members[index].cluster.clone()
                     }
                 };
-                self.inject(&cluster, kind, spec, &fleet.unseal_key).await;
+                self.inject(&cluster, kind, spec, &fleet.unseal_key, &fleet.root_token)
+                    .await;
                 self.record_digests(&cluster);
             }
         }
