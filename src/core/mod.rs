@@ -11,6 +11,7 @@ pub mod help;
 pub mod index_state;
 pub mod join;
 pub mod key_operations;
+pub mod key_watch;
 pub mod known_fields;
 pub mod metrics_endpoint;
 pub mod mounts;

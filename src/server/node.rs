@@ -202,6 +202,10 @@ impl Node {
             core.clone()
                 .watch_snapshot_restores(raft.subscribe(), shutdown_receiver.clone()),
         );
+        tokio::spawn(
+            core.clone()
+                .watch_replaced_keys(raft.subscribe(), shutdown_receiver.clone()),
+        );
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),

@@ -127,6 +127,9 @@ pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
 /// This cluster's performance-replication role and bookkeeping (sealed by the barrier;
 /// local, as Vault keeps `core/cluster/replicated/` out of what it replicates).
 pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";
+/// A would-be secondary's activation secret key (`generate-public-key`), sealed by the
+/// barrier and local; the activation it serves wipes it with the rest of storage.
+pub const ACTIVATION_KEY_KEY: &str = "core/cluster/replication/activation-key";
 /// On a performance secondary, the primary's WAL index this cluster's data reflects, as
 /// decimal text (not a secret, and read by the state machine, below the barrier). Set
 /// only by [`crate::raft::types::Command::ApplyRemote`], in the step that applies it.
