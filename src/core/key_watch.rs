@@ -61,6 +61,7 @@ impl Core {
                     %reason,
                     "the cluster's keys were replaced (activated as a performance secondary, or a forced restore); sealing this standby: unseal it with the current keys"
                 );
+                crate::coverage::mark("replication-standby-sealed-by-activation");
                 self.seal().await;
             }
             Err(error) => {

@@ -1276,12 +1276,21 @@ impl Replication {
                     (now_ms, secondary_now_ms),
                     (api_addr, cluster_addr),
                 );
-                if filter_generation != record.filter_generation {
+                // A fault point: the answer a position that left the buffer gets, which
+                // any position must survive (the sync is idempotent).
+                if filter_generation != record.filter_generation
+                    || crate::buggify::buggify("replication-pull-answers-sync")
+                {
                     return ReplResponse::NeedSync {
                         primary: info(&view),
                     };
                 }
-                let max_entries = max_entries.min(PULL_ENTRIES_MAX);
+                // A fault point: one entry per answer, so a batch ends anywhere.
+                let max_entries = if crate::buggify::buggify("replication-pull-one-entry") {
+                    1
+                } else {
+                    max_entries.min(PULL_ENTRIES_MAX)
+                };
                 let wait = Duration::from_millis(u64::from(wait_ms.min(PULL_WAIT_MAX_MS)));
                 let deadline = core.env().clock.now() + wait;
                 loop {
@@ -1565,6 +1574,7 @@ impl Replication {
                     response,
                     wal_index,
                 }) => {
+                    crate::coverage::mark("replication-write-forwarded");
                     let clock = core.env().clock.clone();
                     let deadline = clock.now() + BEST_EFFORT_WAL_WAIT;
                     let mut changes = core.cluster().backend().changes();
@@ -1921,6 +1931,7 @@ impl Replication {
     /// so the stream resumes at `W + 1`. A crash midway leaves the position at 0, which
     /// syncs again (cheaply: what already arrived now matches).
     async fn sync(&self, core: &Core, secondary: &SecondaryState) -> Result<(), String> {
+        crate::coverage::mark("replication-merkle-sync");
         {
             let mut stream = lock(&self.stream);
             if stream.state != "merkle-diff" {

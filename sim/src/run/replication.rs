@@ -287,6 +287,7 @@ impl Simulation {
             })
         };
         let faults_done = Arc::new(AtomicBool::new(false));
+        arca::buggify::set_enabled(self.scenario.settings.buggify);
         self.set_route(&fleet, true);
         let mut clients = self.spawn_clients(
             &fleet.history_cluster(),
@@ -316,6 +317,7 @@ impl Simulation {
             }
         }
         faults_done.store(true, Ordering::SeqCst);
+        arca::buggify::set_enabled(false);
         for client in clients {
             let _ = client.await;
         }
