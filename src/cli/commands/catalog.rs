@@ -347,6 +347,15 @@ const SNAPSHOT_RESTORE_FLAGS: &[FlagSpec] = &[bool_flag(&["force"]).usage(
     "Installs the provided snapshot regardless of whether it was taken under this cluster's keys. Afterwards the cluster is sealed and needs the snapshot's unseal keys.",
 )];
 
+const MONITOR_FLAGS: &[FlagSpec] = &[
+    value_flag(&["log-level"]).default_value("info").usage(
+        "If passed, the log level to monitor logs. Supported values (in order of detail) are \"trace\", \"debug\", \"info\", \"warn\" and \"error\". These are not case sensitive.",
+    ),
+    value_flag(&["log-format"])
+        .default_value("standard")
+        .usage("Output format of logs. Supported values are \"standard\" and \"json\"."),
+];
+
 const HTTP_OUTPUT: &[FlagGroup] = &[HTTP, OUTPUT];
 const HTTP_OUTPUT_FIELD: &[FlagGroup] = &[HTTP, OUTPUT_FIELD];
 const HTTP_ONLY: &[FlagGroup] = &[HTTP];
@@ -454,6 +463,22 @@ pub const CATALOG: &[CommandDoc] = &[
         description: "Prints the version of this Arca CLI. This does not print the target server's version.",
         examples: &["version"],
         groups: &[],
+    },
+    CommandDoc {
+        path: "version-history",
+        synopsis: "Prints the version history of the target Arca server",
+        usage: "version-history [options]",
+        description: "Prints the versions of Arca the target cluster has run, in the order they were installed, with when each was first unsealed and its build date.",
+        examples: &["version-history", "version-history -format=json"],
+        groups: HTTP_OUTPUT,
+    },
+    CommandDoc {
+        path: "monitor",
+        synopsis: "Stream log messages from an Arca server",
+        usage: "monitor [options]",
+        description: "Streams log messages of the Arca server at the given address until interrupted. The messages are the server's own, at the level asked for (which may be more detailed than the server's log level), in the standard or JSON format. The active node answers; the token needs read and sudo on sys/monitor.",
+        examples: &["monitor", "monitor -log-level=debug -log-format=json"],
+        groups: &[HTTP, command("Monitor Options", MONITOR_FLAGS)],
     },
     parent(
         "print",
@@ -1015,6 +1040,14 @@ pub const CATALOG: &[CommandDoc] = &[
         description: "Forces the server at the given address to step down from active duty, so that another node of the cluster takes over.",
         examples: &["operator step-down"],
         groups: HTTP_ONLY,
+    },
+    CommandDoc {
+        path: "operator members",
+        synopsis: "Returns the list of nodes in the cluster",
+        usage: "operator members [options]",
+        description: "Lists the active node and the peers it has heard from since it became active: host name (the node id), API and cluster addresses, whether it is active, its version, and when it last answered the active node.",
+        examples: &["operator members", "operator members -format=json"],
+        groups: HTTP_OUTPUT,
     },
     parent(
         "operator raft",

@@ -1,6 +1,7 @@
 //! Command dispatch: the first argument picks the command, the rest is its own.
 
 pub mod catalog;
+mod cluster_info;
 mod encryption_key;
 mod generate_root;
 mod kv;
@@ -67,6 +68,8 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "token" => token::dispatch(context, rest),
         "lease" => lease::dispatch(context, rest),
         "audit" => token::audit(context, rest),
+        "version-history" => cluster_info::version_history(context, rest),
+        "monitor" => cluster_info::monitor(context, rest),
         "server" => Err(Failure::Usage(
             "arca server runs only as the arca binary's own process".to_string(),
         )),
