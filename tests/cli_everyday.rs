@@ -726,3 +726,77 @@ fn messages_name_arca_where_vault_names_itself() {
         "Success! Arca is sealed.\n"
     );
 }
+
+#[test]
+fn completion_answers_the_shell_and_installs_into_rc_files() {
+    let home = tempfile::tempdir().unwrap();
+    let arca = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            out: text(&output.stdout),
+            err: text(&output.stderr),
+        }
+    };
+
+    // What bash runs on <Tab>: the binary with the line in COMP_LINE.
+    let offered = |line: &str| {
+        let ran = arca(&["arca"], &[("COMP_LINE", line)]);
+        assert_eq!((ran.code, ran.err.as_str()), (0, ""), "{line}");
+        ran.out
+    };
+    assert_eq!(offered("arca ope"), "operator\n");
+    assert_eq!(offered("arca operator mem"), "members\n");
+    assert_eq!(offered("arca version"), "version\nversion-history\n");
+    assert_eq!(offered("arca monitor -log-f"), "-log-format\n");
+
+    // No rc file at all: nothing to install into.
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.err.contains("Did not find any shells to install"),
+        "{}",
+        ran.err
+    );
+
+    // With a .bashrc and a .zshrc, both get their lines, once.
+    let bashrc = home.path().join(".bashrc");
+    let zshrc = home.path().join(".zshrc");
+    std::fs::write(&bashrc, "alias ll='ls -l'\n").unwrap();
+    std::fs::write(&zshrc, "").unwrap();
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!((ran.code, ran.out.as_str(), ran.err.as_str()), (0, "", ""));
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_arca")).unwrap();
+    let bash_text = std::fs::read_to_string(&bashrc).unwrap();
+    assert_eq!(
+        bash_text,
+        format!("alias ll='ls -l'\ncomplete -C {} arca\n", binary.display())
+    );
+    let zsh_text = std::fs::read_to_string(&zshrc).unwrap();
+    assert!(
+        zsh_text.contains(&format!("complete -o nospace -C {} arca", binary.display())),
+        "{zsh_text}"
+    );
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!(ran.code, 1);
+    assert!(ran.err.contains("already installed"), "{}", ran.err);
+
+    // Uninstall takes the registration out again.
+    let ran = arca(&["-autocomplete-uninstall"], &[]);
+    assert_eq!((ran.code, ran.err.as_str()), (0, ""));
+    assert_eq!(
+        std::fs::read_to_string(&bashrc).unwrap(),
+        "alias ll='ls -l'\n"
+    );
+    assert!(
+        !std::fs::read_to_string(&zshrc)
+            .unwrap()
+            .contains("complete -o nospace")
+    );
+}
