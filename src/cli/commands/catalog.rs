@@ -1167,6 +1167,43 @@ mod tests {
         children(CATALOG, doc.path).next().is_some()
     }
 
+    /// The leaf commands that take no flag at all, as in Vault.
+    const TAKES_NO_FLAGS: &[&str] = &["version", "print token", "policy fmt"];
+
+    /// Every command issue 7 asks for (besides the tutorial's), by path.
+    const EVERYDAY_COMMANDS: &[&str] = &[
+        "kv rollback",
+        "kv enable-versioning",
+        "kv metadata put",
+        "kv metadata patch",
+        "kv metadata get",
+        "kv metadata delete",
+        "auth tune",
+        "auth move",
+        "secrets move",
+        "token capabilities",
+        "lease lookup",
+        "lease renew",
+        "lease revoke",
+        "path-help",
+        "operator key-status",
+        "operator rotate",
+        "operator step-down",
+        "operator members",
+        "policy fmt",
+        "version-history",
+        "monitor",
+        "print token",
+    ];
+
+    #[test]
+    fn every_everyday_command_is_in_the_tree() {
+        for path in EVERYDAY_COMMANDS {
+            let doc = find(CATALOG, path).unwrap_or_else(|| panic!("arca {path} is missing"));
+            assert!(!is_parent(doc), "arca {path} should be a command");
+        }
+    }
+
     #[test]
     fn every_command_is_documented_with_its_flags() {
         for doc in CATALOG {
@@ -1189,8 +1226,30 @@ mod tests {
                 continue;
             }
             assert!(!doc.examples.is_empty(), "{}: no example", doc.path);
+            // A leaf's flag list is its groups: only the few commands that take no
+            // flag at all (as in Vault) may have none.
+            assert!(
+                !doc.groups.is_empty() || TAKES_NO_FLAGS.contains(&doc.path),
+                "{}: no flag list",
+                doc.path
+            );
+            let mut names = std::collections::BTreeSet::new();
             for group in doc.groups {
+                assert!(
+                    !group.title.is_empty(),
+                    "{}: a group without a title",
+                    doc.path
+                );
+                assert!(
+                    !group.flags.is_empty(),
+                    "{}: group {:?} lists no flag",
+                    doc.path,
+                    group.title
+                );
                 for flag in group.flags {
+                    for name in flag.names {
+                        assert!(names.insert(*name), "{}: -{name} is listed twice", doc.path);
+                    }
                     assert!(
                         !flag.usage.is_empty(),
                         "{}: -{} has no description",
