@@ -256,6 +256,7 @@ fn monitor_streams_the_servers_log_at_its_own_level() {
     // And the path still answers help.
     let help = operator.run(&["path-help", "sys/monitor"]);
     assert_eq!(help.code, 0, "{}", help.err);
+    assert!(help.out.contains("log_level"), "{}", help.out);
 }
 
 #[test]
