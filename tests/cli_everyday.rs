@@ -801,3 +801,28 @@ fn completion_answers_the_shell_and_installs_into_rc_files() {
             .contains("complete -o nospace")
     );
 }
+
+#[test]
+fn auth_help_prints_a_methods_login_usage_by_type_or_path() {
+    let operator = Operator::start();
+    let userpass = operator.ok(&["auth", "help", "userpass"]);
+    assert!(
+        userpass.starts_with("Usage: arca login -method=userpass [CONFIG K=V...]\n"),
+        "{userpass}"
+    );
+    assert!(userpass.contains("\n  username=<string>\n"), "{userpass}");
+    // By path: the server says which type is enabled there.
+    operator.ok(&["auth", "enable", "-path=people", "userpass"]);
+    assert_eq!(operator.ok(&["auth", "help", "people/"]), userpass);
+    assert!(
+        operator
+            .ok(&["auth", "help", "token/"])
+            .starts_with("Usage: arca login TOKEN")
+    );
+    let err = operator.fails(&["auth", "help", "nowhere"], 1);
+    assert_eq!(
+        err,
+        "No auth method available on the server at \"nowhere/\"\n"
+    );
+    operator.fails(&["auth", "help"], 1);
+}

@@ -626,6 +626,14 @@ pub const CATALOG: &[CommandDoc] = &[
         groups: HTTP_ONLY,
     },
     CommandDoc {
+        path: "auth help",
+        synopsis: "Prints usage for an auth method",
+        usage: "auth help [options] TYPE | PATH",
+        description: "Prints usage and help for an auth method: how to log in with it and the key=value pairs its login takes. Given a TYPE (\"userpass\", \"token\") no server is needed; given the PATH of an enabled method, the server is asked for its type.",
+        examples: &["auth help userpass", "auth help people/"],
+        groups: HTTP_ONLY,
+    },
+    CommandDoc {
         path: "auth list",
         synopsis: "Lists enabled auth methods",
         usage: "auth list [options]",
@@ -1180,6 +1188,7 @@ mod tests {
         "kv metadata delete",
         "auth tune",
         "auth move",
+        "auth help",
         "secrets move",
         "token capabilities",
         "lease lookup",
