@@ -197,6 +197,23 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     );
     assert_eq!(status, 204);
 
+    // The versions the secondary has run: its own, and carried over the wipe.
+    let (status, history_before) = secondary.api(
+        &http,
+        "LIST",
+        "sys/version-history",
+        &secondary.root_token,
+        None,
+    );
+    assert_eq!(status, 200, "{history_before}");
+    assert_eq!(
+        history_before["data"]["keys"],
+        json!([env!("CARGO_PKG_VERSION")])
+    );
+    // Installation times are whole seconds: wait for the next one, so an entry recorded
+    // afresh after the wipe (instead of carried over) would show a later time.
+    std::thread::sleep(Duration::from_millis(1100));
+
     assert_eq!(performance_status(&http, &primary)["mode"], "disabled");
     let (status, enabled) = primary.api(
         &http,
@@ -304,6 +321,12 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     assert_eq!(
         secret(&http, &secondary, &user, "replicatedkv/data/app"),
         Some(json!({"password": "p1"}))
+    );
+    let (status, history_after) = secondary.api(&http, "LIST", "sys/version-history", &user, None);
+    assert_eq!(status, 200, "{history_after}");
+    assert_eq!(
+        history_after["data"], history_before["data"],
+        "the version history (with its installation times) survives the activation"
     );
     let (status, mounts) = secondary.api(&http, "GET", "sys/mounts", &user, None);
     assert_eq!(status, 200, "{mounts}");

@@ -592,6 +592,8 @@ impl Replication {
         // This cluster keeps its own name and id (local facts, re-sealed under the
         // primary's keyring below), as a Vault secondary keeps its node cluster id.
         let cluster_info = core.cluster_info();
+        // So is the list of versions it has run (`sys/version-history`).
+        let version_history = crate::core::version_history::read_all(core.barrier())?;
         let backend = core.cluster().backend();
         backend.replace_all(ops).await.map_err(internal)?;
         core.barrier().unseal_with(keyring);
@@ -602,6 +604,7 @@ impl Replication {
                 .put(crate::storage::key_space::CLUSTER_INFO_KEY, bytes)
                 .await?;
         }
+        crate::core::version_history::write_all(core.barrier(), &version_history).await?;
         self.store_state(&state).await?;
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),

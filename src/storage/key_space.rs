@@ -56,6 +56,8 @@ pub enum CoreGroup {
     Wrapping,
     /// Entities and alias lookups.
     Identity,
+    /// The versions of Arca this cluster has run (`sys/version-history`).
+    VersionHistory,
 }
 
 /// The unit a secondary's filter keeps or drops.
@@ -140,6 +142,10 @@ pub const LAST_REMOTE_WAL_KEY: &str = "core/cluster/replication/last-remote-wal"
 pub const SNAPSHOT_RESTORE_KEY: &str = "core/cluster/snapshot-restore";
 
 const CLUSTER: &str = "core/cluster/";
+/// One key per version this cluster has run, `core/versions/<version>`: local, as a
+/// secondary runs its own binaries; carried over a secondary's activation wipe (see
+/// `replication::manager`), as the cluster's name and id are.
+pub const VERSION_HISTORY_PREFIX: &str = "core/versions/";
 const MOUNTS: &str = "core/mounts/";
 const LOCAL_MOUNTS: &str = "core/local-mounts/";
 const AUTH_MOUNTS: &str = "core/auth/";
@@ -203,6 +209,11 @@ const REGISTRY: &[Registration] = &[
         Shape::Exact(CoreGroup::Keyring),
     ),
     register(CLUSTER, KeyClass::Local, Shape::Below(CoreGroup::Cluster)),
+    register(
+        VERSION_HISTORY_PREFIX,
+        KeyClass::Local,
+        Shape::Below(CoreGroup::VersionHistory),
+    ),
     register(MOUNTS, KeyClass::Replicated, Shape::MountEntry),
     register(LOCAL_MOUNTS, KeyClass::Local, Shape::MountEntry),
     register(AUTH_MOUNTS, KeyClass::Replicated, Shape::MountEntry),
@@ -315,6 +326,11 @@ pub fn audit_table_prefix(local: bool) -> &'static str {
     }
 }
 
+/// The key of one version's entry in the version history.
+pub fn version_history_entry(version: &str) -> String {
+    format!("{VERSION_HISTORY_PREFIX}{version}")
+}
+
 /// The key of one audit device.
 pub fn audit_entry(local: bool, uuid: &str) -> String {
     format!("{}{uuid}", audit_table_prefix(local))
@@ -363,6 +379,11 @@ mod tests {
             (ROOT_KEY_KEY, KeyClass::Replicated, CoreGroup::Seal),
             (KEYRING_KEY, KeyClass::Replicated, CoreGroup::Keyring),
             (CLUSTER_INFO_KEY, KeyClass::Local, CoreGroup::Cluster),
+            (
+                "core/versions/0.1.0",
+                KeyClass::Local,
+                CoreGroup::VersionHistory,
+            ),
             ("sys/token/id/abc", KeyClass::Local, CoreGroup::Tokens),
             ("sys/token/salt", KeyClass::Local, CoreGroup::Tokens),
             (
