@@ -5,11 +5,13 @@ pub mod acl;
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod buggify;
 pub mod channel;
 #[cfg(not(madsim))]
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod coverage;
 pub mod engines;
 pub mod env;
 pub mod expiration;

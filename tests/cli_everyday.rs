@@ -36,8 +36,13 @@ impl Ran {
 
 impl Operator {
     fn start() -> Operator {
+        Operator::start_with(&[])
+    }
+
+    /// A dev server started with `extra` flags.
+    fn start_with(extra: &[&str]) -> Operator {
         let home = tempfile::tempdir().unwrap();
-        let server = cli_support::start_dev_server(home.path(), &[]);
+        let server = cli_support::start_dev_server(home.path(), extra);
         let operator = Operator { home, server };
         for _ in 0..WAIT_ATTEMPTS_MAX {
             if operator.run(&["secrets", "list"]).code == 0 {
@@ -82,6 +87,32 @@ impl Operator {
         ran.out
     }
 
+    /// `arca monitor ARGS` left running, its stdout lines arriving on the receiver.
+    fn monitor(&self, args: &[&str]) -> Monitor {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .arg("monitor")
+            .args(args)
+            .env_clear()
+            .env("HOME", self.path())
+            .env("VAULT_ADDR", &self.server.address)
+            .env("VAULT_TOKEN", "root")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Monitor { child, lines }
+    }
+
     /// Run, insisting on `code`; the stderr.
     fn fails(&self, args: &[&str], code: i32) -> String {
         let ran = self.run(args);
@@ -95,6 +126,159 @@ impl Operator {
         );
         ran.err
     }
+}
+
+/// A running `arca monitor`, killed when dropped.
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Monitor {
+    /// The first line containing `needle` that arrives within `wait`.
+    fn line_with(&self, needle: &str, wait: std::time::Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn monitor_streams_the_servers_log_at_its_own_level() {
+    // The server logs at warn; a monitor asks for more, and gets it.
+    let operator = Operator::start_with(&["-log-level=warn"]);
+    let info = operator.monitor(&["-log-level=info"]);
+    let json = operator.monitor(&["-log-level=INFO", "-log-format=json"]);
+    let warn = operator.monitor(&["-log-level=warn"]);
+
+    // A request that logs at info: enabling a secrets engine. The monitors connect in
+    // the background, so mounts are made until one shows up (at most a few).
+    let mut seen = None;
+    for attempt in 0..20 {
+        let path = format!("monitored-{attempt}");
+        operator.ok(&["secrets", "enable", &format!("-path={path}"), "kv"]);
+        if let Some(line) = info.line_with(&format!("path={path}/"), WAIT_STEP) {
+            seen = Some((path, line));
+            break;
+        }
+    }
+    let (path, line) = seen.expect("the info monitor never saw a mount");
+    assert!(
+        line.contains("[INFO]") && line.contains("successful mount"),
+        "{line}"
+    );
+    // The same event, as JSON, to the JSON monitor.
+    let object: Value = serde_json::from_str(
+        &json
+            .line_with(&format!("{path}/"), std::time::Duration::from_secs(10))
+            .expect("the JSON monitor never saw the mount"),
+    )
+    .unwrap();
+    assert_eq!(object["@level"], "info");
+    assert_eq!(object["@message"], "successful mount");
+    assert_eq!(object["path"], format!("{path}/"));
+    // The warn monitor was fed in the same step and got nothing; nor did the server's
+    // own log, at warn.
+    assert_eq!(warn.line_with("successful mount", WAIT_STEP), None);
+    let log = std::fs::read_to_string(&operator.server.log_path).unwrap();
+    assert!(!log.contains("successful mount"), "{log}");
+
+    // Disconnecting ends the monitor on the server: its slot is free again (a killed
+    // client is noticed at the next line written to it).
+    drop(info);
+    drop(json);
+    drop(warn);
+
+    // A bad level is the CLI's usage error; the server refuses one too.
+    let err = operator.fails(&["monitor", "-log-level=loud"], 1);
+    assert!(err.contains("loud is an unknown log level"), "{err}");
+
+    // A token without sudo on sys/monitor is refused, even with read.
+    let policy = operator.path().join("monitor-read.hcl");
+    std::fs::write(
+        &policy,
+        "path \"sys/monitor\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    operator.ok(&["policy", "write", "monitor-read", policy.to_str().unwrap()]);
+    let token = operator.ok(&["token", "create", "-policy=monitor-read", "-field=token"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args(["monitor"])
+        .env_clear()
+        .env("HOME", operator.path())
+        .env("VAULT_ADDR", &operator.server.address)
+        .env("VAULT_TOKEN", &token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a monitor that was let in would stream until killed.
+    let mut status = None;
+    for _ in 0..WAIT_ATTEMPTS_MAX {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("a token without sudo on sys/monitor was given the stream");
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_ne!(status.unwrap().code(), Some(0), "{err}");
+    assert!(
+        err.contains("Error starting monitor") && err.contains("permission denied"),
+        "{err}"
+    );
+
+    // -output-curl-string describes the request and stops.
+    let curl = operator.ok(&["monitor", "-output-curl-string", "-log-level=debug"]);
+    assert!(
+        curl.contains("/v1/sys/monitor?log_level=debug&log_format=standard"),
+        "{curl}"
+    );
+    // And the path still answers help.
+    let help = operator.run(&["path-help", "sys/monitor"]);
+    assert_eq!(help.code, 0, "{}", help.err);
+    assert!(help.out.contains("log_level"), "{}", help.out);
+}
+
+#[test]
+fn version_history_lists_the_running_version() {
+    let operator = Operator::start();
+    let version = env!("CARGO_PKG_VERSION");
+    let table = operator.ok(&["version-history"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("Version")
+            && lines[0].contains("Installation Time")
+            && lines[0].ends_with("Build Date"),
+        "{table}"
+    );
+    assert!(lines[2].starts_with(version), "{table}");
+    let json = operator.run(&["version-history", "-format=json"]).json();
+    assert_eq!(json["data"]["keys"], serde_json::json!([version]));
+    let info = &json["data"]["key_info"][version];
+    assert_eq!(info["previous_version"], Value::Null);
+    assert!(info["timestamp_installed"].as_str().unwrap().ends_with('Z'));
+    assert!(info["build_date"].is_string());
 }
 
 #[test]
@@ -542,4 +726,103 @@ fn messages_name_arca_where_vault_names_itself() {
         operator.ok(&["operator", "seal"]),
         "Success! Arca is sealed.\n"
     );
+}
+
+#[test]
+fn completion_answers_the_shell_and_installs_into_rc_files() {
+    let home = tempfile::tempdir().unwrap();
+    let arca = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            out: text(&output.stdout),
+            err: text(&output.stderr),
+        }
+    };
+
+    // What bash runs on <Tab>: the binary with the line in COMP_LINE.
+    let offered = |line: &str| {
+        let ran = arca(&["arca"], &[("COMP_LINE", line)]);
+        assert_eq!((ran.code, ran.err.as_str()), (0, ""), "{line}");
+        ran.out
+    };
+    assert_eq!(offered("arca ope"), "operator\n");
+    assert_eq!(offered("arca operator mem"), "members\n");
+    assert_eq!(offered("arca version"), "version\nversion-history\n");
+    assert_eq!(offered("arca monitor -log-f"), "-log-format\n");
+
+    // No rc file at all: nothing to install into.
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.err.contains("Did not find any shells to install"),
+        "{}",
+        ran.err
+    );
+
+    // With a .bashrc and a .zshrc, both get their lines, once.
+    let bashrc = home.path().join(".bashrc");
+    let zshrc = home.path().join(".zshrc");
+    std::fs::write(&bashrc, "alias ll='ls -l'\n").unwrap();
+    std::fs::write(&zshrc, "").unwrap();
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!((ran.code, ran.out.as_str(), ran.err.as_str()), (0, "", ""));
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_arca")).unwrap();
+    let bash_text = std::fs::read_to_string(&bashrc).unwrap();
+    assert_eq!(
+        bash_text,
+        format!("alias ll='ls -l'\ncomplete -C {} arca\n", binary.display())
+    );
+    let zsh_text = std::fs::read_to_string(&zshrc).unwrap();
+    assert!(
+        zsh_text.contains(&format!("complete -o nospace -C {} arca", binary.display())),
+        "{zsh_text}"
+    );
+    let ran = arca(&["-autocomplete-install"], &[]);
+    assert_eq!(ran.code, 1);
+    assert!(ran.err.contains("already installed"), "{}", ran.err);
+
+    // Uninstall takes the registration out again.
+    let ran = arca(&["-autocomplete-uninstall"], &[]);
+    assert_eq!((ran.code, ran.err.as_str()), (0, ""));
+    assert_eq!(
+        std::fs::read_to_string(&bashrc).unwrap(),
+        "alias ll='ls -l'\n"
+    );
+    assert!(
+        !std::fs::read_to_string(&zshrc)
+            .unwrap()
+            .contains("complete -o nospace")
+    );
+}
+
+#[test]
+fn auth_help_prints_a_methods_login_usage_by_type_or_path() {
+    let operator = Operator::start();
+    let userpass = operator.ok(&["auth", "help", "userpass"]);
+    assert!(
+        userpass.starts_with("Usage: arca login -method=userpass [CONFIG K=V...]\n"),
+        "{userpass}"
+    );
+    assert!(userpass.contains("\n  username=<string>\n"), "{userpass}");
+    // By path: the server says which type is enabled there.
+    operator.ok(&["auth", "enable", "-path=people", "userpass"]);
+    assert_eq!(operator.ok(&["auth", "help", "people/"]), userpass);
+    assert!(
+        operator
+            .ok(&["auth", "help", "token/"])
+            .starts_with("Usage: arca login TOKEN")
+    );
+    let err = operator.fails(&["auth", "help", "nowhere"], 1);
+    assert_eq!(
+        err,
+        "No auth method available on the server at \"nowhere/\"\n"
+    );
+    operator.fails(&["auth", "help"], 1);
 }

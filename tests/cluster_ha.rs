@@ -105,6 +105,71 @@ fn three_nodes_survive_kill_9_of_the_leader_without_losing_acknowledged_writes()
             .then_some(())
     });
 
+    // Phase 2b: `arca operator members`, asked of node2 (forwarded if it is a standby),
+    // lists each node once, exactly one of them active; a standby's last echo is a time.
+    let members = |format: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(["operator", "members", &format!("-format={format}")])
+            .env_clear()
+            .env("VAULT_ADDR", &addresses[1])
+            .env("VAULT_TOKEN", &root_token)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let table = eventually(Duration::from_secs(30), "three members", || {
+        let table = members("table");
+        (table.lines().count() == 5).then_some(table)
+    });
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("Host Name") && lines[0].ends_with("Last Echo"),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = lines[2..]
+        .iter()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let mut hosts: Vec<&str> = rows.iter().map(|row| row[0]).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["node1", "node2", "node3"], "{table}");
+    let active: Vec<&Vec<&str>> = rows.iter().filter(|row| row[3] == "true").collect();
+    assert_eq!(active.len(), 1, "{table}");
+    assert_eq!(active[0][4], env!("CARGO_PKG_VERSION"), "{table}");
+    assert_eq!(active[0][7], "n/a", "{table}");
+    for row in rows.iter().filter(|row| row[3] == "false") {
+        assert!(row[7].ends_with('Z'), "a standby's last echo: {table}");
+    }
+    let json: Value = serde_json::from_str(&members("json")).unwrap();
+    assert_eq!(json["Nodes"].as_array().unwrap().len(), 3, "{json}");
+
+    // A standby will not stream its log (the active node does): it says where to ask.
+    let (_, leader) = call(&http, "GET", &addresses[0], "sys/leader", None, None).unwrap();
+    let standby = addresses
+        .iter()
+        .find(|address| Some(address.as_str()) != leader["leader_address"].as_str())
+        .unwrap();
+    let (status, body) = call(
+        &http,
+        "GET",
+        standby,
+        "sys/monitor",
+        Some(&root_token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("active node"),
+        "{body}"
+    );
+
     // Phase 3: a KV mount and writes through every node (standbys forward).
     let (status, body) = call(
         &http,

@@ -7,7 +7,8 @@
 //! that the secondary's node follows (it unseals with the new shares only), and a standby
 //! of a three-node secondary restarted across two rekeys, whose unseal attempt started
 //! with one seal's share is reset when the next seal arrives; a planned failover and a
-//! forced promotion.
+//! forced promotion; running standbys that seal themselves at activation; public-key
+//! activation.
 
 // Real processes and sockets: outside the simulator.
 #![cfg(not(madsim))]
@@ -196,6 +197,23 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     );
     assert_eq!(status, 204);
 
+    // The versions the secondary has run: its own, and carried over the wipe.
+    let (status, history_before) = secondary.api(
+        &http,
+        "LIST",
+        "sys/version-history",
+        &secondary.root_token,
+        None,
+    );
+    assert_eq!(status, 200, "{history_before}");
+    assert_eq!(
+        history_before["data"]["keys"],
+        json!([env!("CARGO_PKG_VERSION")])
+    );
+    // Installation times are whole seconds: wait for the next one, so an entry recorded
+    // afresh after the wipe (instead of carried over) would show a later time.
+    std::thread::sleep(Duration::from_millis(1100));
+
     assert_eq!(performance_status(&http, &primary)["mode"], "disabled");
     let (status, enabled) = primary.api(
         &http,
@@ -303,6 +321,12 @@ fn a_secondary_follows_its_primary_and_never_holds_what_must_stay() {
     assert_eq!(
         secret(&http, &secondary, &user, "replicatedkv/data/app"),
         Some(json!({"password": "p1"}))
+    );
+    let (status, history_after) = secondary.api(&http, "LIST", "sys/version-history", &user, None);
+    assert_eq!(status, 200, "{history_after}");
+    assert_eq!(
+        history_after["data"], history_before["data"],
+        "the version history (with its installation times) survives the activation"
     );
     let (status, mounts) = secondary.api(&http, "GET", "sys/mounts", &user, None);
     assert_eq!(status, 200, "{mounts}");
@@ -1394,4 +1418,323 @@ fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_s
     let (status, unsealed) = submit_share(&http, &standby_address, &third_seal[0]);
     assert_eq!(status, 200, "{unsealed}");
     assert_eq!(unsealed["sealed"], false, "{unsealed}");
+}
+
+/// Activation replaces the secondary's keys through Raft. Its running standbys cannot
+/// open the new keyring with the keys they unsealed with: each seals itself, as Vault's
+/// secondary standbys must be unsealed again, and then unseals with the primary's key
+/// (no restart needed). Once its active node dies, an unsealed standby takes over and
+/// serves the primary's data.
+#[test]
+fn activation_seals_the_secondarys_running_standbys_which_unseal_with_the_primarys_key() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "cluster-pri", &http);
+    let mut secondary = TestCluster::start(root.path(), &http);
+    let p = primary.root_token.clone();
+    for (path, body) in [
+        (
+            "sys/policies/acl/reader",
+            json!({"policy": "path \"replicatedkv/*\" { capabilities = [\"read\"] }"}),
+        ),
+        ("sys/auth/userpass", json!({"type": "userpass"})),
+        (
+            "auth/userpass/users/reader",
+            json!({"password": "s3cret-pass", "policies": "reader"}),
+        ),
+        ("sys/mounts/replicatedkv", json!({"type": "kv-v2"})),
+        (
+            "replicatedkv/data/app",
+            json!({ "data": { "v": "from-primary" } }),
+        ),
+        ("sys/replication/performance/primary/enable", json!({})),
+    ] {
+        write_ok(&http, &primary, &p, path, body);
+    }
+    let token = secondary_token(&http, &primary, &p, "secondary");
+    let active = secondary.leader(&http);
+    let standbys: Vec<usize> = (0..secondary.nodes.len())
+        .filter(|&n| n != active)
+        .collect();
+    for &standby in &standbys {
+        assert_eq!(
+            seal_status(&http, &secondary.addresses[standby]).2,
+            json!(false),
+            "the standby is unsealed before the activation"
+        );
+    }
+    let (status, enabled) = call(
+        &http,
+        "POST",
+        &secondary.addresses[active],
+        "sys/replication/performance/secondary/enable",
+        Some(&secondary.root_token),
+        Some(&json!({ "token": token })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{enabled}");
+
+    for &standby in &standbys {
+        let address = secondary.addresses[standby].clone();
+        eventually(
+            Duration::from_secs(15),
+            "the running standby seals itself once the activation reaches it",
+            || (seal_status(&http, &address).2 == json!(true)).then_some(()),
+        );
+        let (status, refused) = submit_share(&http, &address, &secondary.unseal_key);
+        assert_eq!(status, 400, "the secondary's own old key: {refused}");
+        let (status, unsealed) = submit_share(&http, &address, &primary.unseal_key);
+        assert_eq!(status, 200, "{unsealed}");
+        assert_eq!(unsealed["sealed"], false, "{unsealed}");
+    }
+
+    // The active node dies; an unsealed standby is elected and serves the primary's data.
+    secondary.nodes[active].kill9();
+    let new_active = eventually(Duration::from_secs(30), "a standby takes over", || {
+        standbys.iter().copied().find(|&standby| {
+            call(
+                &http,
+                "GET",
+                &secondary.addresses[standby],
+                "sys/health",
+                None,
+                None,
+            )
+            .is_ok_and(|(status, _)| status == 200)
+        })
+    });
+    let address = secondary.addresses[new_active].clone();
+    let secret = eventually(
+        Duration::from_secs(30),
+        "the new active node reads a replicated secret",
+        || {
+            let (status, login) = call(
+                &http,
+                "POST",
+                &address,
+                "auth/userpass/login/reader",
+                None,
+                Some(&json!({ "password": "s3cret-pass" })),
+            )
+            .ok()?;
+            if status != 200 {
+                return None;
+            }
+            let client_token = login["auth"]["client_token"].as_str()?.to_string();
+            let (status, read) = call(
+                &http,
+                "GET",
+                &address,
+                "replicatedkv/data/app",
+                Some(&client_token),
+                None,
+            )
+            .ok()?;
+            (status == 200).then(|| read["data"]["data"].clone())
+        },
+    );
+    assert_eq!(secret, json!({ "v": "from-primary" }));
+}
+
+/// Public-key activation (`generate-public-key`, then `secondary-token
+/// secondary_public_key=...`): the primary answers the bundle sealed to the secondary's
+/// key, with no wrapping token; only the cluster holding that key opens it, a token
+/// sealed to a replaced key or tampered with is refused and leaves the cluster as it was,
+/// and the activation consumes the key, so the token does not open a second time.
+#[test]
+fn public_key_activation_opens_only_where_the_key_was_made_and_only_once() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "primary", &http);
+    let secondary = Single::start(root.path(), "secondary", &http);
+    let stranger = Single::start(root.path(), "stranger", &http);
+    let generate = |cluster: &Single| -> String {
+        let (status, body) = cluster.api(
+            &http,
+            "POST",
+            "sys/replication/performance/secondary/generate-public-key",
+            &cluster.root_token,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body["data"]["secondary_public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sealed_token = |id: &str, public_key: &str| -> (u16, Value) {
+        primary.api(
+            &http,
+            "POST",
+            "sys/replication/performance/primary/secondary-token",
+            &primary.root_token,
+            Some(json!({ "id": id, "secondary_public_key": public_key })),
+        )
+    };
+    let enable = |cluster: &Single, token: &str| -> (u16, Value) {
+        cluster.api(
+            &http,
+            "POST",
+            "sys/replication/performance/secondary/enable",
+            &cluster.root_token,
+            Some(json!({ "token": token })),
+        )
+    };
+    let root_token = &primary.root_token;
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "sys/policies/acl/superpolicy",
+        json!({"policy": "path \"*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"] }"}),
+    );
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "sys/auth/userpass",
+        json!({"type": "userpass"}),
+    );
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "auth/userpass/users/superuser",
+        json!({"password": "vaultMagic", "policies": "superpolicy"}),
+    );
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "sys/mounts/replicatedkv",
+        json!({"type": "kv-v2"}),
+    );
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "replicatedkv/data/app",
+        json!({ "data": { "password": "sealed-to-a-key" } }),
+    );
+    write_ok(
+        &http,
+        &primary,
+        root_token,
+        "sys/replication/performance/primary/enable",
+        json!({}),
+    );
+    write_ok(
+        &http,
+        &secondary,
+        &secondary.root_token,
+        "sys/mounts/mine",
+        json!({"type": "kv"}),
+    );
+
+    // A key that is not a P-521 point is refused, and records nothing under the id.
+    let (status, body) = sealed_token("us-east", "bm90IGEga2V5");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("P-521"),
+        "{body}"
+    );
+
+    // A token sealed to a key the secondary then replaced no longer opens there.
+    let replaced_key = generate(&secondary);
+    let (status, body) = sealed_token("old-key", &replaced_key);
+    assert_eq!(status, 200, "{body}");
+    let stale_token = body["data"]["token"].as_str().unwrap().to_string();
+    let public_key = generate(&secondary);
+    assert_ne!(public_key, replaced_key);
+    let (status, body) = enable(&secondary, &stale_token);
+    assert_eq!(status, 400, "{body}");
+
+    // A token past its ttl is refused (checked by the secondary's clock).
+    let (status, body) = primary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/primary/secondary-token",
+        &primary.root_token,
+        Some(json!({ "id": "short-lived", "secondary_public_key": public_key, "ttl": "1s" })),
+    );
+    assert_eq!(status, 200, "{body}");
+    let short_lived = body["data"]["token"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (status, body) = enable(&secondary, &short_lived);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let (status, body) = sealed_token("us-east", &public_key);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["wrap_info"].is_null(), "no wrapping token: {body}");
+    let token = body["data"]["token"].as_str().unwrap().to_string();
+    assert!(!token.contains("password") && !token.contains("keyring"));
+
+    // Another cluster, with a key of its own, cannot open it; tampering is refused; a
+    // cluster with no key says so. None of them changes anything.
+    generate(&stranger);
+    let (status, body) = enable(&stranger, &token);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not sealed to this cluster"),
+        "{body}"
+    );
+    let mut tampered = token.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'x' { b'y' } else { b'x' };
+    let (status, body) = enable(&secondary, &String::from_utf8(tampered).unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(performance_status(&http, &stranger)["mode"], "disabled");
+    assert_eq!(performance_status(&http, &secondary)["mode"], "disabled");
+    let (status, _) = secondary.api(
+        &http,
+        "GET",
+        "sys/mounts/mine/tune",
+        &secondary.root_token,
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "the refused activations left the secondary's mount"
+    );
+
+    let (status, body) = enable(&secondary, &token);
+    assert_eq!(status, 200, "{body}");
+    wait_in_sync(&http, &primary, &secondary);
+    let user_token = login(&http, &secondary);
+    assert_eq!(
+        secret(&http, &secondary, &user_token, "replicatedkv/data/app").unwrap()["password"],
+        "sealed-to-a-key"
+    );
+
+    // The activation wiped the key with the rest of storage: the same token, presented
+    // again after the cluster left replication, opens nothing.
+    write_ok(
+        &http,
+        &secondary,
+        &user_token,
+        "sys/replication/performance/secondary/disable",
+        json!({}),
+    );
+    let (status, body) = secondary.api(
+        &http,
+        "POST",
+        "sys/replication/performance/secondary/enable",
+        &user_token,
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("no activation key"),
+        "{body}"
+    );
 }

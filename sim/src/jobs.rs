@@ -3,7 +3,7 @@
 //! command; the sweep goes on. Memory goes back to the system after every seed, and
 //! `--jobs N` keeps N children running.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -53,6 +53,8 @@ pub struct JobResult {
     pub wall_secs: f64,
     pub stdout: String,
     pub stderr: String,
+    /// The coverage marks the run hit.
+    pub marks: Vec<String>,
 }
 
 impl JobResult {
@@ -155,6 +157,9 @@ fn finish(running: Running, status: std::process::ExitStatus) -> JobResult {
         trace_hash: field("trace-hash: "),
         simulated_secs,
         wall_secs: running.started.elapsed().as_secs_f64(),
+        marks: field("marks:")
+            .map(|marks| marks.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         stdout,
         stderr,
     }
@@ -208,6 +213,19 @@ impl Summary {
                 mine.len(),
                 wall
             );
+            let mut hits: BTreeMap<&str, usize> = BTreeMap::new();
+            for result in &mine {
+                for mark in &result.marks {
+                    *hits.entry(mark.as_str()).or_default() += 1;
+                }
+            }
+            if !hits.is_empty() {
+                let counts: Vec<String> = hits
+                    .iter()
+                    .map(|(mark, seeds)| format!("{mark} {seeds}"))
+                    .collect();
+                println!("  marks (seeds hitting each): {}", counts.join(", "));
+            }
         }
         let runs = self.results.len();
         println!(
@@ -223,6 +241,24 @@ impl Summary {
             runs as f64 / self.wall_secs.max(1e-9)
         );
         println!("trace-hash: {}", hex::encode(combined.finalize()));
+    }
+
+    /// The marks each scenario declares (`declared`: path to marks) that no seed of it
+    /// hit, as `path: mark`.
+    pub fn unhit_marks(&self, declared: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+        let mut unhit = Vec::new();
+        for (path, marks) in declared {
+            for mark in marks {
+                let hit = self
+                    .results
+                    .iter()
+                    .any(|result| &result.job.path == path && result.marks.contains(mark));
+                if !hit {
+                    unhit.push(format!("{path}: {mark}"));
+                }
+            }
+        }
+        unhit
     }
 
     /// Success only when something ran and nothing failed.
@@ -298,6 +334,7 @@ fn run_batch(
                         wall_secs: 0.0,
                         stdout: String::new(),
                         stderr: error,
+                        marks: Vec::new(),
                     },
                 )),
             }

@@ -50,6 +50,9 @@ const JOBS_MAX: usize = 64;
 /// The default seed count of a sweep.
 #[cfg(madsim)]
 const SWEEP_SEEDS_DEFAULT: u64 = 200;
+/// The smallest sweep whose scenarios' declared coverage marks are checked.
+#[cfg(madsim)]
+const MARK_CHECK_SEEDS_MIN: u64 = 100;
 
 #[cfg(madsim)]
 struct Args {
@@ -162,7 +165,27 @@ fn entry(args: &[String]) -> Result<ExitCode, String> {
             }
             let summary = jobs::run_all(queue, args.jobs, |_| true);
             summary.print();
-            Ok(summary.exit_code())
+            let mut declared = std::collections::BTreeMap::new();
+            for path in &paths {
+                declared.insert(path.clone(), load(path)?.marks);
+            }
+            if args.seeds < MARK_CHECK_SEEDS_MIN {
+                println!(
+                    "marks: not checked (a sweep of fewer than {MARK_CHECK_SEEDS_MIN} seeds \
+                     may miss a rare one)"
+                );
+                return Ok(summary.exit_code());
+            }
+            let unhit = summary.unhit_marks(&declared);
+            if unhit.is_empty() {
+                println!("marks: every declared mark was hit");
+                return Ok(summary.exit_code());
+            }
+            println!("FAIL marks never hit in {} seeds:", args.seeds);
+            for line in &unhit {
+                println!("  - {line}");
+            }
+            Ok(ExitCode::FAILURE)
         }
         "regress" => {
             let list = args
@@ -277,6 +300,14 @@ fn run_one(
         println!("  replay: {}", replay_command(path, seed, bug));
     }
     println!("trace-hash: {}", outcome.trace_hash);
+    println!("marks: {}", arca::coverage::hits().join(" "));
+    let fired: Vec<String> = arca::buggify::fired()
+        .into_iter()
+        .map(|(site, times)| format!("{site}x{times}"))
+        .collect();
+    if !fired.is_empty() {
+        println!("fault points fired: {}", fired.join(" "));
+    }
     ExitCode::from(code)
 }
 

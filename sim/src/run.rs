@@ -375,6 +375,9 @@ impl Simulation {
             return;
         };
         let faults_done = Arc::new(AtomicBool::new(false));
+        if self.scenario.settings.buggify {
+            arca::buggify::set_enabled(true);
+        }
         let clients = self.spawn_clients(
             &cluster,
             &root_token,
@@ -402,6 +405,8 @@ impl Simulation {
             }
         }
         faults_done.store(true, Ordering::SeqCst);
+        // The healed phase runs without fault points (every cluster of the fleet).
+        arca::buggify::set_enabled(false);
         for client in clients {
             let _ = client.await;
         }
@@ -1048,8 +1053,16 @@ impl Simulation {
                     target + 1,
                     outage.as_millis()
                 ));
+                let term_before = self
+                    .highest_term_leading(cluster, target)
+                    .map(|(term, _)| term);
                 net.clog_node(id);
                 tokio::time::sleep(outage).await;
+                if let Some((term, true)) = self.highest_term_leading(cluster, target)
+                    && Some(term) > term_before
+                {
+                    arca::coverage::mark("raft-election-during-partition");
+                }
                 net.unclog_node(id);
                 self.record(format!("c{c}: HEAL node-{}", target + 1));
             }
@@ -1328,6 +1341,21 @@ impl Simulation {
                 let core = node.core();
                 !core.is_sealed() && core.cluster().leader().is_some()
             })
+    }
+
+    /// Among the running nodes other than `excluding`: the highest Raft term, and
+    /// whether a node of that term leads (read in process: no call that would change
+    /// the run).
+    fn highest_term_leading(&self, cluster: &Cluster, excluding: usize) -> Option<(u64, bool)> {
+        let registry = cluster.registry.lock().unwrap();
+        registry
+            .iter()
+            .filter(|(node, _)| **node != excluding)
+            .map(|(_, started)| {
+                let raft = started.core().cluster();
+                (raft.indexes().term, raft.is_leader())
+            })
+            .max()
     }
 
     /// Every node's applied index and state digest, into the trace (and so the hash).

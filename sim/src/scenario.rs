@@ -39,6 +39,10 @@ pub struct Scenario {
     /// secondaries.
     #[serde(default)]
     pub replication: Option<ReplicationSpec>,
+    /// Coverage marks (`arca::coverage::MARKS`) this scenario must reach: a sweep of at
+    /// least `MARK_CHECK_SEEDS_MIN` seeds fails when no seed hit one of them.
+    #[serde(default)]
+    pub marks: Vec<String>,
 }
 
 /// The `[replication]` table: one primary (cluster 0) and `secondaries` secondaries.
@@ -115,6 +119,9 @@ pub struct Settings {
     /// installs and segment rolls run.
     #[serde(default)]
     pub randomize: bool,
+    /// Switch on the server's fault points (`arca::buggify`) while the faults strike.
+    #[serde(default)]
+    pub buggify: bool,
 }
 
 /// The healed phase after the faults: every cluster must serve writes again.
@@ -284,6 +291,16 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if let Some(unknown) = self
+            .marks
+            .iter()
+            .find(|mark| !arca::coverage::MARKS.contains(&mark.as_str()))
+        {
+            return Err(format!(
+                "marks: {unknown:?} is not a coverage mark (known: {})",
+                arca::coverage::MARKS.join(", ")
+            ));
+        }
         if !(1..=NODES_MAX).contains(&self.nodes) {
             return Err(format!("nodes must be between 1 and {NODES_MAX}"));
         }
@@ -373,6 +390,14 @@ mod tests {
         assert_eq!(scenario.clusters, 1);
         assert!(!scenario.settings.randomize);
         assert!(Scenario::parse(&GOOD.replace("nodes = 3", "nodes = 0")).is_err());
+        let marked = GOOD.replace("nodes = 3", "nodes = 3\nmarks = [\"raft-log-purged\"]");
+        assert_eq!(Scenario::parse(&marked).unwrap().marks, ["raft-log-purged"]);
+        let typo = GOOD.replace("nodes = 3", "nodes = 3\nmarks = [\"raft-log-purge\"]");
+        assert!(
+            Scenario::parse(&typo)
+                .unwrap_err()
+                .contains("not a coverage mark")
+        );
         assert!(Scenario::parse("garbage").is_err());
         assert!(Scenario::parse(&GOOD.replace("crash-leader", "meteor")).is_err());
         assert!(Scenario::parse(&GOOD.replace("crash-leader", "partition-clusters")).is_err());

@@ -112,6 +112,11 @@ impl ChannelClient {
         payload: Vec<u8>,
         ttl: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        if crate::buggify::buggify("channel-call-fails-before-sending") {
+            return Err(CallError::Network(
+                "fault point: the connection failed before the request was sent".into(),
+            ));
+        }
         let deadline = self.clock.now() + ttl;
         let pool = self.pool(address, protocol, lane);
         let connection = match timeout(ttl, self.connection(&pool, address, protocol)).await {
@@ -120,6 +125,10 @@ impl ChannelClient {
         };
         let remaining = deadline.saturating_duration_since(self.clock.now());
         match timeout(remaining, connection.request(payload)).await {
+            // A fault point: the peer acted on the request, its answer is lost.
+            Ok(Ok(_)) if crate::buggify::buggify("channel-answer-lost") => Err(CallError::Network(
+                "fault point: the connection failed before the answer arrived".into(),
+            )),
             Ok(Ok(payload)) => Ok(payload),
             Ok(Err(ConnectionError::Failed(reason))) => Err(CallError::Failed(reason)),
             Ok(Err(error @ ConnectionError::Closed(_))) => {

@@ -101,6 +101,7 @@ impl ForwardResponse {
             status: self.status,
             body: Bytes::from(self.body),
             headers: self.headers,
+            stream: None,
         }
     }
 }

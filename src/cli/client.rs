@@ -170,6 +170,9 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::blocking::Client,
+    /// The TLS settings `http` was built with, for a client without a total timeout
+    /// ([`Client::stream`]).
+    tls_config: rustls::ClientConfig,
     config: ClientConfig,
 }
 
@@ -201,11 +204,15 @@ impl Client {
         })?;
         let builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
-            .tls_backend_preconfigured(tls_config);
+            .tls_backend_preconfigured(tls_config.clone());
         let http = builder
             .build()
             .map_err(|error| format!("Error initializing client: {error}"))?;
-        Ok(Client { http, config })
+        Ok(Client {
+            http,
+            tls_config,
+            config,
+        })
     }
 
     pub fn address(&self) -> &str {
@@ -420,6 +427,50 @@ impl Client {
         }
         progress.finish();
         Ok(bytes)
+    }
+
+    /// A streamed answer (`sys/monitor`): each piece of the body is handed to `sink` as
+    /// it arrives, until the server ends it or `sink` returns false. No total timeout:
+    /// a stream lasts as long as the user wants it.
+    pub fn stream(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), RequestError> {
+        use std::io::Read;
+        let url = self.url(Method::Get, path, query);
+        if let Some(described) = self.described(Method::Get, path, &url) {
+            return Err(described);
+        }
+        let transport = |error: &dyn std::fmt::Display| {
+            RequestError::Transport(format!("GET \"{url}\": {error}"))
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .connect_timeout(self.config.timeout)
+            .tls_backend_preconfigured(self.tls_config.clone())
+            .build()
+            .map_err(|error| transport(&error))?;
+        let mut request = http.get(&url);
+        for (name, value) in self.headers() {
+            request = request.header(name, value);
+        }
+        let mut response = request.send().map_err(|error| transport(&error))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = response.text().map_err(|error| transport(&error))?;
+            return Err(api_error(Method::Get, &url, status, &text));
+        }
+        let mut chunk = vec![0u8; TRANSFER_CHUNK_BYTES];
+        loop {
+            let read = response
+                .read(&mut chunk)
+                .map_err(|error| transport(&error))?;
+            if read == 0 || !sink(&chunk[..read]) {
+                return Ok(());
+            }
+        }
     }
 
     /// A binary upload (a snapshot restore): `body` is sent as it is, with `progress`

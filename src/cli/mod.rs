@@ -8,6 +8,7 @@
 pub mod args;
 pub mod client;
 mod commands;
+pub mod complete;
 pub mod data_args;
 pub mod format;
 pub mod help;
@@ -351,6 +352,14 @@ pub fn run(
     err: &mut dyn Write,
 ) -> u8 {
     let mut context = Context { env, out, err };
+    // The shell asks for completions by running us with its line in `COMP_LINE`.
+    if let Some(line) = env.get("COMP_LINE") {
+        let point = env.get("COMP_POINT").and_then(|point| point.parse().ok());
+        for word in complete::completions(commands::catalog::CATALOG, line, point) {
+            context.print(&word);
+        }
+        return 0;
+    }
     match commands::dispatch(&mut context, args) {
         Ok(code) => code,
         Err(Failure::Described(text)) => {

@@ -18,6 +18,7 @@
 //! text can make the parser panic (see the property test below).
 
 mod error;
+pub mod log_monitor;
 mod logging;
 mod parse;
 

@@ -21,9 +21,14 @@ pub struct NodeAddress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub node_id: String,
+    /// The cluster address, as Raft dials it (`host:port`).
     pub address: String,
+    pub api_address: String,
     pub leader: bool,
     pub voter: bool,
+    /// On the leader: when the peer last acknowledged a heartbeat or an append (`None`
+    /// for the leader itself, and on followers, which do not know).
+    pub last_acknowledged: Option<std::time::Instant>,
 }
 
 /// Indexes and term for `sys/leader` and `arca status`.
@@ -127,8 +132,10 @@ impl Cluster for SingleNodeCluster {
         vec![Peer {
             node_id: self.address.node_id.clone(),
             address: self.address.cluster_addr.clone(),
+            api_address: self.address.api_addr.clone(),
             leader: true,
             voter: true,
+            last_acknowledged: None,
         }]
     }
 

@@ -109,7 +109,24 @@ const SYSTEM: EngineHelp = EngineHelp {
     description: "System endpoints used for control, policy and debugging: mounts, auth \
                   methods, policies, audit devices, leases, response wrapping, seal and \
                   Raft storage.",
-    paths: &[],
+    paths: &[
+        (
+            "monitor",
+            "GET: stream this node's log lines until the client disconnects (read and sudo). \
+             log_level: trace, debug, info (default), warn or error; log_format: standard \
+             (default) or json.",
+        ),
+        (
+            "ha-status",
+            "GET: the active node and the standbys it has heard from, with their addresses \
+             and last echo.",
+        ),
+        (
+            "version-history",
+            "LIST: the versions this cluster has run, with installation time, build date and \
+             the version each replaced.",
+        ),
+    ],
 };
 
 const IDENTITY: EngineHelp = EngineHelp {

@@ -46,6 +46,7 @@ impl Core {
                     "Content-Type".to_string(),
                     PROMETHEUS_CONTENT_TYPE.to_string(),
                 )],
+                stream: None,
             },
         })
     }

@@ -11,6 +11,7 @@ pub mod help;
 pub mod index_state;
 pub mod join;
 pub mod key_operations;
+pub mod key_watch;
 pub mod known_fields;
 pub mod metrics_endpoint;
 pub mod mounts;
@@ -20,6 +21,7 @@ pub mod replication_endpoints;
 pub mod router;
 pub mod snapshots;
 pub mod system;
+pub mod version_history;
 
 use crate::metrics::SeriesKey;
 use std::collections::BTreeMap;
@@ -127,6 +129,8 @@ pub struct Core {
     /// The rekey and generate-root attempts this node holds as active node. A tokio
     /// mutex: an update holds it across its Raft commit.
     key_operations: tokio::sync::Mutex<key_operations::KeyOperations>,
+    /// Turns true when the node shuts down: streamed responses (`sys/monitor`) end.
+    streams_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Core {
@@ -153,11 +157,22 @@ impl Core {
             active_term: tokio::sync::Mutex::new(None),
             active_since: Mutex::new(None),
             key_operations: tokio::sync::Mutex::new(Default::default()),
+            streams_stop: tokio::sync::watch::channel(false).0,
         })
     }
 
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    /// End every streamed response (the node is shutting down).
+    pub fn close_streams(&self) {
+        self.streams_stop.send_replace(true);
+    }
+
+    /// What a streamed response watches to know when to end.
+    pub fn streams_stop(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.streams_stop.subscribe()
     }
 
     pub fn barrier(&self) -> &Barrier {
@@ -488,6 +503,20 @@ impl Core {
             return ApiResponse::error(503, vec!["Vault is sealed".into()]);
         }
         if !self.cluster.is_leader() {
+            if is_monitor_stream(&request) {
+                // A stream cannot cross the cluster channel, which carries whole answers.
+                let leader = self
+                    .cluster
+                    .leader()
+                    .map(|leader| leader.api_addr)
+                    .unwrap_or_default();
+                return ApiResponse::error(
+                    400,
+                    vec![format!(
+                        "sys/monitor streams the active node's log and this node is a standby: send the request to the active node ({leader})"
+                    )],
+                );
+            }
             return self.forward_to_active(request).await;
         }
         self.serve_as_active(request, Arrival::Client).await
@@ -724,6 +753,15 @@ enum Arrival {
     Client,
     /// From a standby, over the cluster channel (`arca-fwd/1`).
     Forwarded,
+}
+
+/// A `sys/monitor` request for the log stream (not for its help).
+fn is_monitor_stream(request: &ApiRequest) -> bool {
+    request.path.trim_end_matches('/') == "sys/monitor"
+        && request
+            .query
+            .get("help")
+            .is_none_or(|value| value.is_empty())
 }
 
 /// Methods that never change state, so a request with one may be asked again elsewhere.

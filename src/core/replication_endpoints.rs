@@ -127,6 +127,16 @@ impl LogicalCore {
                 replication.set_paths_filter(id, None).await?;
                 Ok(None)
             }
+            (
+                ["performance", "secondary", "generate-public-key"]
+                | ["secondary", "generate-public-key"],
+                _,
+            ) if writes => {
+                let public_key = replication.generate_public_key().await?;
+                Ok(Some(Response::from_value(
+                    json!({ "secondary_public_key": public_key }),
+                )))
+            }
             (["performance", "secondary", "enable"] | ["secondary", "enable"], _) if writes => {
                 let token = field_str(&request.data, "token")?
                     .filter(|token| !token.is_empty())
@@ -273,8 +283,27 @@ impl LogicalCore {
             }
         };
         crate::wrapping::store::check_ttl(ttl)?;
+        // Checked before the secondary is recorded, so a bad key leaves no record.
+        let recipient = match field_str(&request.data, "secondary_public_key")? {
+            None | Some("") => None,
+            Some(text) => Some(
+                crate::replication::activation_key::parse_public_key(text)
+                    .map_err(|error| LogicalError::BadRequest(error.to_string()))?,
+            ),
+        };
         let bundle = replication.issue_secondary(id).await?;
         let core = self.core()?;
+        if let Some(recipient) = recipient {
+            // Public-key activation: the bundle itself, sealed to the secondary, with
+            // no wrapping token (the secondary never calls this cluster's API).
+            let token = crate::replication::activation_key::seal(
+                &core.env().rng,
+                &recipient,
+                &bundle,
+                request.now_unix + ttl,
+            );
+            return Ok(Response::from_value(json!({ "token": token })));
+        }
         let body = json!({ "request_id": "", "data": bundle });
         let creation_path = "sys/replication/performance/primary/secondary-token";
         let wrapped = self

@@ -651,6 +651,20 @@ impl LogicalCore {
         mount_type: &str,
         is_sys: bool,
     ) -> Result<ApiResponse, LogicalError> {
+        if let Some(stream) = &response.stream {
+            return Ok(ApiResponse {
+                status: 200,
+                body: bytes::Bytes::new(),
+                headers: vec![(
+                    "Content-Type".to_string(),
+                    response
+                        .content_type
+                        .unwrap_or("text/plain; charset=utf-8")
+                        .to_string(),
+                )],
+                stream: Some(stream.clone()),
+            });
+        }
         if let Some(binary) = &response.binary {
             return Ok(ApiResponse {
                 status: 200,
@@ -662,6 +676,7 @@ impl LogicalCore {
                         .unwrap_or("application/octet-stream")
                         .to_string(),
                 )],
+                stream: None,
             });
         }
         if let Some(raw) = &response.raw {
@@ -797,6 +812,25 @@ impl super::LogicalService for LogicalCore {
                 .audit
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(audit));
+            // Vault records a version the first time an active node serves with it. A
+            // failure to record is logged, never a reason not to serve.
+            match super::version_history::record(
+                &self.barrier,
+                super::VERSION,
+                super::node_endpoints::BUILD_DATE,
+                self.env.clock.unix_seconds(),
+            )
+            .await
+            {
+                Ok(true) => tracing::info!(
+                    version = super::VERSION,
+                    "recorded a new version in the version history"
+                ),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not record this version in the version history")
+                }
+            }
             Ok(())
         })
     }
@@ -989,6 +1023,7 @@ fn requires_sudo(route: &Route, path: &str) -> bool {
                 || rest == "rekey/backup"
                 || rest == "seal"
                 || rest == "step-down"
+                || rest == "monitor"
                 || rest.starts_with("raw")
                 || rest.starts_with("leases/revoke-prefix/")
                 || rest.starts_with("leases/revoke-force/")

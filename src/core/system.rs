@@ -98,6 +98,12 @@ impl LogicalCore {
                     .map_err(LogicalError::Internal)?;
                 Ok(None)
             }
+            (["version-history"], Operation::List) => {
+                let entries = super::version_history::read_all(self.barrier())?;
+                Ok(Some(Response::data(super::version_history::list_data(
+                    &entries,
+                ))))
+            }
             (["key-status"], Operation::Read) => {
                 let (term, install_time) = self.barrier().with_keyring(|keyring| {
                     let active = keyring.active();
@@ -129,6 +135,8 @@ impl LogicalCore {
             // `sys/rekey/init`: there is never one to read, and deleting none succeeds.
             (["rekey", "backup"], Operation::Read) => Err(LogicalError::NotFound),
             (["rekey", "backup"], Operation::Delete) => Ok(None),
+            (["ha-status"], Operation::Read) => Ok(Some(self.ha_status()?)),
+            (["monitor"], Operation::Read) => self.monitor(&api.query).map(Some),
             (["storage", "raft", "configuration"], Operation::Read) => {
                 Ok(Some(self.raft_configuration()?))
             }
@@ -307,7 +315,15 @@ impl LogicalCore {
             table.insert(entry);
             Ok(())
         })
-        .await
+        .await?;
+        // Vault's words, at info: an operator's change of what the server serves.
+        match kind {
+            TableKind::Secrets => tracing::info!(%path, %mount_type, "successful mount"),
+            TableKind::Auth => {
+                tracing::info!(%path, %mount_type, "enabled credential backend")
+            }
+        }
+        Ok(())
     }
 
     /// Disable a mount: remove it from the table, revoke its leases, delete its data.
@@ -332,7 +348,12 @@ impl LogicalCore {
             TableKind::Auth => format!("auth/{}", entry.path),
         };
         self.expiration.revoke_prefix(&mount_point).await?;
-        self.delete_prefix(&entry.storage_prefix(kind)).await
+        self.delete_prefix(&entry.storage_prefix(kind)).await?;
+        match kind {
+            TableKind::Secrets => tracing::info!(%path, "successfully unmounted"),
+            TableKind::Auth => tracing::info!(%path, "disabled credential backend"),
+        }
+        Ok(())
     }
 
     /// Delete every key below `prefix`, in bounded batches.
@@ -541,6 +562,93 @@ impl LogicalCore {
         Ok(Response::from_value(json!({
             "config": { "index": indexes.committed, "servers": servers }
         })))
+    }
+
+    /// `sys/monitor?log_level=&log_format=`: this node's log lines, streamed until the
+    /// client goes away or the node shuts down.
+    fn monitor(
+        &self,
+        query: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Response, LogicalError> {
+        use crate::config::log_monitor::monitors;
+        let text = |name: &str, default: &'static str| {
+            query
+                .get(name)
+                .map(String::as_str)
+                .filter(|value| !value.is_empty())
+                .unwrap_or(default)
+                .to_string()
+        };
+        let level: tracing_subscriber::filter::LevelFilter =
+            crate::config::parse_log_level(&text("log_level", "info"))
+                .map_err(LogicalError::BadRequest)?
+                .parse()
+                .map_err(|_| LogicalError::BadRequest("unknown log level".into()))?;
+        let format = crate::config::LogFormat::parse(&text("log_format", "standard"))
+            .map_err(LogicalError::BadRequest)?;
+        let subscription = monitors()
+            .subscribe(level, format)
+            .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+        let stop = self.core()?.streams_stop();
+        // Dropping the stream (the client went away) drops the subscription.
+        let stream = futures::stream::unfold(
+            (subscription, stop),
+            |(mut subscription, mut stop)| async move {
+                if *stop.borrow() {
+                    return None;
+                }
+                let line = tokio::select! {
+                    biased;
+                    _ = stop.changed() => None,
+                    line = subscription.lines.recv() => line,
+                };
+                line.map(|line| (bytes::Bytes::from(line), (subscription, stop)))
+            },
+        );
+        Ok(Response {
+            stream: Some(crate::http::ResponseStream::new(stream)),
+            ..Response::default()
+        })
+    }
+
+    /// `sys/ha-status`: the active node (this one) and the peers it has heard from, with
+    /// Vault's field names. Raft's heartbeat acknowledgements are the echoes; a peer
+    /// that never acknowledged one since this node took the lead is left out, as Vault
+    /// leaves out standbys it has not heard from. Arca knows a peer by its node id only,
+    /// so that is its host name; and only its own version, so a peer's is empty.
+    fn ha_status(&self) -> Result<Response, LogicalError> {
+        let core = self.core()?;
+        let clock = &self.env().clock;
+        let (now, now_unix_millis) = (clock.now(), clock.unix_millis());
+        let nodes: Vec<Value> = core
+            .cluster()
+            .configuration()
+            .into_iter()
+            .filter(|peer| peer.leader || peer.last_acknowledged.is_some())
+            .map(|peer| {
+                let last_echo = peer.last_acknowledged.filter(|_| !peer.leader).map(|at| {
+                    let age_ms = now.saturating_duration_since(at).as_millis() as i64;
+                    crate::util::rfc3339(now_unix_millis - age_ms)
+                });
+                let cluster_address = if peer.address.contains("://") {
+                    peer.address.clone()
+                } else {
+                    format!("https://{}", peer.address)
+                };
+                json!({
+                    "hostname": peer.node_id,
+                    "api_address": peer.api_address,
+                    "cluster_address": cluster_address,
+                    "active_node": peer.leader,
+                    "last_echo": last_echo,
+                    "version": if peer.leader { super::VERSION } else { "" },
+                })
+            })
+            .collect();
+        Ok(Response {
+            raw: Some(json!({ "Nodes": nodes })),
+            ..Response::default()
+        })
     }
 
     /// `sys/internal/ui/mounts/:path`: the mount serving a path (the `kv` CLI uses it

@@ -81,6 +81,42 @@ pub struct ApiResponse {
     pub status: u16,
     pub body: Bytes,
     pub headers: Vec<(String, String)>,
+    /// A body sent as it is produced, in place of `body` (`sys/monitor`). Only the HTTP
+    /// edge sends one: a response forwarded over the cluster channel carries `body`.
+    pub stream: Option<ResponseStream>,
+}
+
+/// A response body that arrives in chunks until its producer ends it. Cloning shares
+/// it; the HTTP edge takes it once.
+#[derive(Clone)]
+pub struct ResponseStream(Arc<std::sync::Mutex<Option<BoxStream<'static, Bytes>>>>);
+
+type BoxStream<'a, T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send + 'a>>;
+
+impl ResponseStream {
+    pub fn new(stream: impl futures::Stream<Item = Bytes> + Send + 'static) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(Box::pin(stream)))))
+    }
+
+    /// The stream, the first time only.
+    pub fn take(&self) -> Option<BoxStream<'static, Bytes>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ResponseStream")
+    }
+}
+
+impl PartialEq for ResponseStream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl ApiResponse {
@@ -89,6 +125,7 @@ impl ApiResponse {
             status,
             body: Bytes::from(serde_json::to_vec(value).expect("JSON values serialize")),
             headers: Vec::new(),
+            stream: None,
         }
     }
 
@@ -97,6 +134,7 @@ impl ApiResponse {
             status: 204,
             body: Bytes::new(),
             headers: Vec::new(),
+            stream: None,
         }
     }
 
@@ -181,8 +219,18 @@ fn too_large() -> ApiResponse {
 
 fn to_http_response(response: ApiResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let stream = response.stream.as_ref().and_then(ResponseStream::take);
     let has_body = !response.body.is_empty();
-    let mut out = Response::new(Body::from(response.body));
+    let body = match stream {
+        // Chunked: hyper sends each piece as it comes, and drops the stream (ending
+        // its producer) when the client goes away.
+        Some(stream) => Body::from_stream(futures::StreamExt::map(
+            stream,
+            Ok::<Bytes, std::convert::Infallible>,
+        )),
+        None => Body::from(response.body),
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     let headers = out.headers_mut();
     headers.insert(

@@ -119,6 +119,8 @@ pub struct Response {
     pub binary: Option<bytes::Bytes>,
     /// The binary body's type (`application/octet-stream` when not set).
     pub content_type: Option<&'static str>,
+    /// A body streamed as it is produced (`sys/monitor`), sent as it is.
+    pub stream: Option<crate::http::ResponseStream>,
 }
 
 impl Response {

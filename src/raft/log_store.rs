@@ -322,7 +322,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::TruncateOneTooMany) {
             from = from.saturating_sub(1);
         }
-        self.lock().entries.split_off(&from);
+        if !self.lock().entries.split_off(&from).is_empty() {
+            crate::coverage::mark("raft-log-conflict-truncated");
+        }
         self.request(|done| WriteRequest::Truncate { from, done })
             .await
     }
@@ -338,6 +340,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             shared.entries = kept;
             shared.last_purged = Some(log_id.clone());
         }
+        crate::coverage::mark("raft-log-purged");
         self.request(|done| WriteRequest::Purge { upto: log_id, done })
             .await
     }
@@ -806,11 +809,13 @@ fn recover(
                 }
                 RecordRead::Incomplete if is_last => {
                     tracing::warn!(%path, offset, "cutting a torn record off the end of the raft log");
+                    crate::coverage::mark("raft-torn-tail-cut");
                     disk.truncate(&path, offset as u64)?;
                     break;
                 }
                 RecordRead::Corrupt { reason, end } if is_last && end == bytes.len() => {
                     tracing::warn!(%path, offset, %reason, "cutting a damaged final record off the raft log");
+                    crate::coverage::mark("raft-torn-tail-cut");
                     disk.truncate(&path, offset as u64)?;
                     break;
                 }

@@ -88,8 +88,12 @@ pub struct Peer {
     pub node_id: String,
     /// The peer's cluster address.
     pub address: String,
+    pub api_address: String,
     pub leader: bool,
     pub voter: bool,
+    /// On the leader: when the peer last acknowledged a heartbeat or an append (never
+    /// for the leader itself); on a follower, unknown.
+    pub last_acknowledged: Option<std::time::Instant>,
 }
 
 /// A summary of this node's Raft progress.
@@ -424,8 +428,14 @@ impl RaftNode {
             .map(|(node_id, info)| Peer {
                 node_id: node_id.clone(),
                 address: info.cluster_addr.clone(),
+                api_address: info.api_addr.clone(),
                 leader: metrics.current_leader.as_ref() == Some(node_id),
                 voter: voters.contains(node_id),
+                last_acknowledged: metrics
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|heartbeats| heartbeats.get(node_id).cloned().flatten())
+                    .map(|instant| instant.into_inner()),
             })
             .collect()
     }

@@ -251,11 +251,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // keys) happens with the lock released, while reads and applies go on.
         let view = self.view();
         let meta = view.snapshot_meta();
+        // A fault point: a slow snapshot build, while applies and reads go on.
+        if crate::buggify::buggify("raft-snapshot-build-slow") {
+            tokio::time::sleep(crate::buggify::delay_ms(2_000)).await;
+        }
         let encoded = blocking(move || view.encode_snapshot())
             .await
             .map_err(io_error)?;
         let encoded = Arc::new(encoded);
         self.persist(&meta, encoded.clone()).await?;
+        crate::coverage::mark("raft-snapshot-built");
         *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded.clone()));
         Ok(Snapshot {
             meta,
@@ -282,6 +287,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
+            // A fault point: applying lags committing (a slow state machine).
+            if crate::buggify::buggify("raft-apply-slow") {
+                tokio::time::sleep(crate::buggify::delay_ms(200)).await;
+            }
             let applied = {
                 let mut state = lock(&self.shared.state);
                 // Taking the state out leaves it the only owner of its map, so the
@@ -312,6 +321,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
+        crate::coverage::mark("raft-snapshot-installed");
         let encoded = Arc::new(snapshot);
         let decoding = encoded.clone();
         let decoded_meta = meta.clone();

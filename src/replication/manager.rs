@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::activation_key;
 use super::epoch::{self, Epoch, Follow, Probe};
 use super::primary::{self, Crossing, Pulled};
 use super::protocol::{
@@ -385,6 +386,27 @@ impl Replication {
         }
     }
 
+    /// `secondary/generate-public-key`: a new activation key pair for this cluster; the
+    /// primary seals a secondary's bundle to the public key, so activating needs no
+    /// call to the primary's API. Each call replaces the key (a token sealed to an
+    /// earlier one no longer opens here).
+    pub async fn generate_public_key(&self) -> Result<String, LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let core = self.core()?;
+        if matches!(self.load_state()?, ReplicationState::Primary(_)) {
+            return Err(LogicalError::BadRequest(
+                "this cluster is a performance primary; generate the public key on the \
+                 cluster to be activated as a secondary"
+                    .into(),
+            ));
+        }
+        let (secret, public) = activation_key::generate(&core.env().rng);
+        core.barrier()
+            .put(key_space::ACTIVATION_KEY_KEY, secret.to_vec())
+            .await?;
+        Ok(public)
+    }
+
     /// Record secondary `id` and build the bundle its activation token wraps.
     pub async fn issue_secondary(&self, id: &str) -> Result<Value, LogicalError> {
         super::state::check_secondary_id(id)?;
@@ -570,6 +592,8 @@ impl Replication {
         // This cluster keeps its own name and id (local facts, re-sealed under the
         // primary's keyring below), as a Vault secondary keeps its node cluster id.
         let cluster_info = core.cluster_info();
+        // So is the list of versions it has run (`sys/version-history`).
+        let version_history = crate::core::version_history::read_all(core.barrier())?;
         let backend = core.cluster().backend();
         backend.replace_all(ops).await.map_err(internal)?;
         core.barrier().unseal_with(keyring);
@@ -580,6 +604,7 @@ impl Replication {
                 .put(crate::storage::key_space::CLUSTER_INFO_KEY, bytes)
                 .await?;
         }
+        crate::core::version_history::write_all(core.barrier(), &version_history).await?;
         self.store_state(&state).await?;
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),
@@ -893,6 +918,10 @@ impl Replication {
         core.barrier().set_replicated_read_only(true);
         self.store_state(&ReplicationState::Secondary(secondary))
             .await?;
+        if activation_key::looks_sealed(token) {
+            // The token opened once; the key it was sealed to goes with it.
+            core.barrier().delete(key_space::ACTIVATION_KEY_KEY).await?;
+        }
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),
             ..Stream::default()
@@ -1250,12 +1279,21 @@ impl Replication {
                     (now_ms, secondary_now_ms),
                     (api_addr, cluster_addr),
                 );
-                if filter_generation != record.filter_generation {
+                // A fault point: the answer a position that left the buffer gets, which
+                // any position must survive (the sync is idempotent).
+                if filter_generation != record.filter_generation
+                    || crate::buggify::buggify("replication-pull-answers-sync")
+                {
                     return ReplResponse::NeedSync {
                         primary: info(&view),
                     };
                 }
-                let max_entries = max_entries.min(PULL_ENTRIES_MAX);
+                // A fault point: one entry per answer, so a batch ends anywhere.
+                let max_entries = if crate::buggify::buggify("replication-pull-one-entry") {
+                    1
+                } else {
+                    max_entries.min(PULL_ENTRIES_MAX)
+                };
                 let wait = Duration::from_millis(u64::from(wait_ms.min(PULL_WAIT_MAX_MS)));
                 let deadline = core.env().clock.now() + wait;
                 loop {
@@ -1539,6 +1577,7 @@ impl Replication {
                     response,
                     wal_index,
                 }) => {
+                    crate::coverage::mark("replication-write-forwarded");
                     let clock = core.env().clock.clone();
                     let deadline = clock.now() + BEST_EFFORT_WAL_WAIT;
                     let mut changes = core.cluster().backend().changes();
@@ -1895,6 +1934,7 @@ impl Replication {
     /// so the stream resumes at `W + 1`. A crash midway leaves the position at 0, which
     /// syncs again (cheaply: what already arrived now matches).
     async fn sync(&self, core: &Core, secondary: &SecondaryState) -> Result<(), String> {
+        crate::coverage::mark("replication-merkle-sync");
         {
             let mut stream = lock(&self.stream);
             if stream.state != "merkle-diff" {
@@ -2200,6 +2240,9 @@ async fn activation_bundle(
     token: &str,
     primary_api_addr: Option<&str>,
 ) -> Result<(Bundle, String), LogicalError> {
+    if activation_key::looks_sealed(token) {
+        return open_sealed_bundle(core, token, primary_api_addr);
+    }
     let claims = crate::wrapping::jwt::decode_unverified_claims(token)
         .map_err(|error| LogicalError::BadRequest(format!("invalid activation token: {error}")))?;
     if claims.get("type").and_then(Value::as_str) != Some("wrapping") {
@@ -2231,6 +2274,43 @@ async fn activation_bundle(
             .to_string(),
     };
     let bundle = unwrap_bundle(&address, token).await?;
+    Ok((bundle, address))
+}
+
+/// Open a token sealed to this cluster's activation key (`generate-public-key`): the
+/// bundle and the primary's API address (`primary_api_addr`, else the bundle's), with
+/// no call to the primary. The key is not removed here: a refused activation can be
+/// retried, and a successful one wipes it (`enable`) or removes it (`update-primary`).
+fn open_sealed_bundle(
+    core: &Core,
+    token: &str,
+    primary_api_addr: Option<&str>,
+) -> Result<(Bundle, String), LogicalError> {
+    let secret = zeroize::Zeroizing::new(
+        core.barrier()
+            .get(key_space::ACTIVATION_KEY_KEY)?
+            .ok_or_else(|| {
+                LogicalError::BadRequest(
+                    "the activation token is sealed to a public key, but this cluster holds \
+                     no activation key: run generate-public-key here and issue a new token \
+                     with its output"
+                        .into(),
+                )
+            })?,
+    );
+    let (bundle, exp) = activation_key::open(&secret, token)
+        .map_err(|error| LogicalError::BadRequest(format!("invalid activation token: {error}")))?;
+    if exp <= core.env().clock.unix_seconds() {
+        return Err(LogicalError::BadRequest(
+            "activation token has expired".into(),
+        ));
+    }
+    let bundle: Bundle = serde_json::from_value(bundle)
+        .map_err(|_| LogicalError::BadRequest("activation bundle is malformed".into()))?;
+    let address = primary_api_addr
+        .filter(|addr| !addr.is_empty())
+        .unwrap_or(&bundle.primary_api_addr)
+        .to_string();
     Ok((bundle, address))
 }
 

@@ -2,6 +2,7 @@
 //! per secondary) to secondary clusters, which serve reads from it and keep their own
 //! tokens and leases. See `docs/replication.md` and `../shared/REPLICATION.md`.
 
+pub mod activation_key;
 pub mod epoch;
 pub mod manager;
 pub mod merkle;

@@ -88,6 +88,9 @@ pub fn pull(view: &AppliedState, after: u64, max_entries: u32, crossing: &Crossi
         return Pulled::UpToDate;
     }
     let Some(newer) = wal.entries_after(after) else {
+        if after < wal.last_wal_index() {
+            crate::coverage::mark("replication-position-left-buffer");
+        }
         return Pulled::NeedSync;
     };
     let mut entries = Vec::new();

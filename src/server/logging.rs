@@ -5,8 +5,7 @@
 //! the keys Vault's JSON logs carry (`@level`, `@message`, `@module`, `@timestamp`), so
 //! log pipelines written for Vault read Arca's lines; other fields sit beside them.
 
-use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -15,6 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
 use crate::config::LogFormat;
+use crate::config::log_monitor::{MonitorFilter, MonitorLayer, json_object};
 
 /// The variable that overrides (and pins) the filter.
 pub const FILTER_VARIABLE: &str = "ARCA_LOG";
@@ -36,28 +36,23 @@ pub fn init(level: &str, format: LogFormat) -> Logging {
     let filter = from_environment.unwrap_or_else(|| level_filter(level));
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (text, json) = match format {
-        LogFormat::Standard => (
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(ansi)
-                    .with_writer(std::io::stderr),
-            ),
-            None,
+    let stderr: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Standard => Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr),
         ),
-        LogFormat::Json => (
-            None,
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .event_format(VaultJson)
-                    .with_writer(std::io::stderr),
-            ),
+        LogFormat::Json => Box::new(
+            tracing_subscriber::fmt::layer()
+                .event_format(VaultJson)
+                .with_writer(std::io::stderr),
         ),
     };
+    // The level filters the stderr layer only: `sys/monitor` streams carry their own
+    // level, which may be more detailed than the server's.
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(text)
-        .with(json)
+        .with(stderr.with_filter(filter))
+        .with(MonitorLayer.with_filter(MonitorFilter))
         .try_init()
         .is_ok();
     Logging {
@@ -122,51 +117,11 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        let metadata = event.metadata();
         let mut timestamp = String::new();
         tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        let mut object = Map::new();
-        object.insert(
-            "@level".into(),
-            Value::from(metadata.level().as_str().to_ascii_lowercase()),
-        );
-        object.insert("@module".into(), Value::from(metadata.target()));
-        object.insert("@timestamp".into(), Value::from(timestamp));
-        let mut fields = JsonFields(Map::new());
-        event.record(&mut fields);
-        let message = fields.0.remove("message").unwrap_or(Value::from(""));
-        object.insert("@message".into(), message);
-        for (key, value) in fields.0 {
-            object.entry(key).or_insert(value);
-        }
+        let object = json_object(event, timestamp);
         let line = serde_json::to_string(&object).map_err(|_| std::fmt::Error)?;
         writer.write_str(&line)?;
         writer.write_char('\n')
-    }
-}
-
-/// An event's fields as JSON values.
-struct JsonFields(Map<String, Value>);
-
-impl Visit for JsonFields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_string(), Value::from(format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::from(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_string(), Value::from(value));
     }
 }

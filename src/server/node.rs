@@ -202,6 +202,10 @@ impl Node {
             core.clone()
                 .watch_snapshot_restores(raft.subscribe(), shutdown_receiver.clone()),
         );
+        tokio::spawn(
+            core.clone()
+                .watch_replaced_keys(raft.subscribe(), shutdown_receiver.clone()),
+        );
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),
@@ -293,6 +297,8 @@ impl Node {
 
     /// Stop serving, then stop Raft.
     pub async fn shutdown(self) {
+        // Streamed answers end first, so the HTTP server's drain does not wait on them.
+        self.core.close_streams();
         let _ = self.shutdown.send(true);
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown");

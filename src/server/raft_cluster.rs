@@ -86,8 +86,10 @@ impl Cluster for RaftCluster {
             .map(|peer| Peer {
                 node_id: peer.node_id,
                 address: peer.address,
+                api_address: peer.api_address,
                 leader: peer.leader,
                 voter: peer.voter,
+                last_acknowledged: peer.last_acknowledged,
             })
             .collect()
     }

@@ -56,6 +56,8 @@ pub enum CoreGroup {
     Wrapping,
     /// Entities and alias lookups.
     Identity,
+    /// The versions of Arca this cluster has run (`sys/version-history`).
+    VersionHistory,
 }
 
 /// The unit a secondary's filter keeps or drops.
@@ -127,6 +129,9 @@ pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
 /// This cluster's performance-replication role and bookkeeping (sealed by the barrier;
 /// local, as Vault keeps `core/cluster/replicated/` out of what it replicates).
 pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";
+/// A would-be secondary's activation secret key (`generate-public-key`), sealed by the
+/// barrier and local; the activation it serves wipes it with the rest of storage.
+pub const ACTIVATION_KEY_KEY: &str = "core/cluster/replication/activation-key";
 /// On a performance secondary, the primary's WAL index this cluster's data reflects, as
 /// decimal text (not a secret, and read by the state machine, below the barrier). Set
 /// only by [`crate::raft::types::Command::ApplyRemote`], in the step that applies it.
@@ -137,6 +142,10 @@ pub const LAST_REMOTE_WAL_KEY: &str = "core/cluster/replication/last-remote-wal"
 pub const SNAPSHOT_RESTORE_KEY: &str = "core/cluster/snapshot-restore";
 
 const CLUSTER: &str = "core/cluster/";
+/// One key per version this cluster has run, `core/versions/<version>`: local, as a
+/// secondary runs its own binaries; carried over a secondary's activation wipe (see
+/// `replication::manager`), as the cluster's name and id are.
+pub const VERSION_HISTORY_PREFIX: &str = "core/versions/";
 const MOUNTS: &str = "core/mounts/";
 const LOCAL_MOUNTS: &str = "core/local-mounts/";
 const AUTH_MOUNTS: &str = "core/auth/";
@@ -200,6 +209,11 @@ const REGISTRY: &[Registration] = &[
         Shape::Exact(CoreGroup::Keyring),
     ),
     register(CLUSTER, KeyClass::Local, Shape::Below(CoreGroup::Cluster)),
+    register(
+        VERSION_HISTORY_PREFIX,
+        KeyClass::Local,
+        Shape::Below(CoreGroup::VersionHistory),
+    ),
     register(MOUNTS, KeyClass::Replicated, Shape::MountEntry),
     register(LOCAL_MOUNTS, KeyClass::Local, Shape::MountEntry),
     register(AUTH_MOUNTS, KeyClass::Replicated, Shape::MountEntry),
@@ -312,6 +326,11 @@ pub fn audit_table_prefix(local: bool) -> &'static str {
     }
 }
 
+/// The key of one version's entry in the version history.
+pub fn version_history_entry(version: &str) -> String {
+    format!("{VERSION_HISTORY_PREFIX}{version}")
+}
+
 /// The key of one audit device.
 pub fn audit_entry(local: bool, uuid: &str) -> String {
     format!("{}{uuid}", audit_table_prefix(local))
@@ -360,6 +379,11 @@ mod tests {
             (ROOT_KEY_KEY, KeyClass::Replicated, CoreGroup::Seal),
             (KEYRING_KEY, KeyClass::Replicated, CoreGroup::Keyring),
             (CLUSTER_INFO_KEY, KeyClass::Local, CoreGroup::Cluster),
+            (
+                "core/versions/0.1.0",
+                KeyClass::Local,
+                CoreGroup::VersionHistory,
+            ),
             ("sys/token/id/abc", KeyClass::Local, CoreGroup::Tokens),
             ("sys/token/salt", KeyClass::Local, CoreGroup::Tokens),
             (

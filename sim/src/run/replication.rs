@@ -134,6 +134,9 @@ struct Member {
     /// Set while it changes primary: its position moves to the new primary's numbering,
     /// so the sampler does not compare positions across the change.
     repointing: AtomicBool,
+    /// Whether its nodes hold the fleet's keys: false until its first activation
+    /// replaced its own (its running standbys must then seal themselves).
+    holds_fleet_keys: AtomicBool,
 }
 
 impl Member {
@@ -147,6 +150,7 @@ impl Member {
             reads: Mutex::new(Vec::new()),
             positions: Mutex::new(BTreeMap::new()),
             repointing: AtomicBool::new(false),
+            holds_fleet_keys: AtomicBool::new(false),
         }
     }
 
@@ -283,6 +287,7 @@ impl Simulation {
             })
         };
         let faults_done = Arc::new(AtomicBool::new(false));
+        arca::buggify::set_enabled(self.scenario.settings.buggify);
         self.set_route(&fleet, true);
         let mut clients = self.spawn_clients(
             &fleet.history_cluster(),
@@ -312,6 +317,7 @@ impl Simulation {
             }
         }
         faults_done.store(true, Ordering::SeqCst);
+        arca::buggify::set_enabled(false);
         for client in clients {
             let _ = client.await;
         }
@@ -500,7 +506,11 @@ impl Simulation {
             if self.await_mode(cluster, "secondary").await {
                 *secondary.token.lock().unwrap() = None;
                 *secondary.deny.lock().unwrap() = None;
-                self.restart_standbys(fleet, secondary).await;
+                if !secondary.holds_fleet_keys.swap(true, Ordering::SeqCst)
+                    && !self.unseal_standbys(fleet, secondary).await
+                {
+                    return false;
+                }
                 return self.login(secondary).await;
             }
         }
@@ -508,13 +518,11 @@ impl Simulation {
         false
     }
 
-    /// The operator's step after an activation: restart each standby of the secondary,
-    /// one at a time, and unseal it with the primary's key. Activation replaces the
-    /// seal and keyring through Raft but leaves a running standby with the keyring it
-    /// unsealed with; such a standby, once elected, cannot open the new keyring and
-    /// answers 500 "stored value at core/keyring is corrupt" (found by
-    /// repl-secondary-restart before this step; not fixed in the server yet).
-    async fn restart_standbys(&self, fleet: &Fleet, secondary: &Member) {
+    /// The operator's step after a first activation, as Vault documents it: the
+    /// secondary's standbys are unsealed again, with the primary's key. The activation
+    /// replaced the keys they unsealed with, so each must seal itself first (a standby
+    /// that stays unsealed with keys that open nothing is a failure of the server).
+    async fn unseal_standbys(&self, fleet: &Fleet, secondary: &Member) -> bool {
         let cluster = &secondary.cluster;
         let standbys: Vec<usize> = live_nodes_indexed(cluster)
             .into_iter()
@@ -522,9 +530,54 @@ impl Simulation {
             .map(|(index, _)| index)
             .collect();
         for standby in standbys {
-            self.take_down(cluster, &[standby], false, false, Duration::ZERO);
-            self.restart(cluster, &[standby], &fleet.unseal_key).await;
+            if !self.await_sealed(cluster, standby).await {
+                self.liveness_failure(
+                    cluster,
+                    format!(
+                        "node-{} stayed unsealed with the keys the activation replaced",
+                        standby + 1
+                    ),
+                );
+                return false;
+            }
+            if !self.unseal(cluster, standby, &fleet.unseal_key).await {
+                self.liveness_failure(
+                    cluster,
+                    format!(
+                        "node-{} did not unseal with the primary's key after the activation",
+                        standby + 1
+                    ),
+                );
+                return false;
+            }
         }
+        true
+    }
+
+    /// Until the node reports itself sealed, within the setup bound.
+    async fn await_sealed(&self, cluster: &Cluster, node: usize) -> bool {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok((200, body)) = call(
+                &cluster.api_addr(node),
+                Method::GET,
+                "sys/seal-status",
+                None,
+                None,
+            )
+            .await
+                && body["sealed"] == Value::Bool(true)
+            {
+                self.record(format!(
+                    "c{}: node-{} sealed itself",
+                    cluster.index,
+                    node + 1
+                ));
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     async fn secondary_token(&self, fleet: &Fleet, id: &str) -> Option<String> {

@@ -347,6 +347,15 @@ const SNAPSHOT_RESTORE_FLAGS: &[FlagSpec] = &[bool_flag(&["force"]).usage(
     "Installs the provided snapshot regardless of whether it was taken under this cluster's keys. Afterwards the cluster is sealed and needs the snapshot's unseal keys.",
 )];
 
+const MONITOR_FLAGS: &[FlagSpec] = &[
+    value_flag(&["log-level"]).default_value("info").usage(
+        "If passed, the log level to monitor logs. Supported values (in order of detail) are \"trace\", \"debug\", \"info\", \"warn\" and \"error\". These are not case sensitive.",
+    ),
+    value_flag(&["log-format"])
+        .default_value("standard")
+        .usage("Output format of logs. Supported values are \"standard\" and \"json\"."),
+];
+
 const HTTP_OUTPUT: &[FlagGroup] = &[HTTP, OUTPUT];
 const HTTP_OUTPUT_FIELD: &[FlagGroup] = &[HTTP, OUTPUT_FIELD];
 const HTTP_ONLY: &[FlagGroup] = &[HTTP];
@@ -454,6 +463,22 @@ pub const CATALOG: &[CommandDoc] = &[
         description: "Prints the version of this Arca CLI. This does not print the target server's version.",
         examples: &["version"],
         groups: &[],
+    },
+    CommandDoc {
+        path: "version-history",
+        synopsis: "Prints the version history of the target Arca server",
+        usage: "version-history [options]",
+        description: "Prints the versions of Arca the target cluster has run, in the order they were installed, with when each was first unsealed and its build date.",
+        examples: &["version-history", "version-history -format=json"],
+        groups: HTTP_OUTPUT,
+    },
+    CommandDoc {
+        path: "monitor",
+        synopsis: "Stream log messages from an Arca server",
+        usage: "monitor [options]",
+        description: "Streams log messages of the Arca server at the given address until interrupted. The messages are the server's own, at the level asked for (which may be more detailed than the server's log level), in the standard or JSON format. The active node answers; the token needs read and sudo on sys/monitor.",
+        examples: &["monitor", "monitor -log-level=debug -log-format=json"],
+        groups: &[HTTP, command("Monitor Options", MONITOR_FLAGS)],
     },
     parent(
         "print",
@@ -598,6 +623,14 @@ pub const CATALOG: &[CommandDoc] = &[
         usage: "auth move [options] SOURCE DESTINATION",
         description: "Moves an existing auth method to a new path. Its users and roles move with it; leases issued under the old path are revoked. The command waits until the move is finished.",
         examples: &["auth move userpass/ people/"],
+        groups: HTTP_ONLY,
+    },
+    CommandDoc {
+        path: "auth help",
+        synopsis: "Prints usage for an auth method",
+        usage: "auth help [options] TYPE | PATH",
+        description: "Prints usage and help for an auth method: how to log in with it and the key=value pairs its login takes. Given a TYPE (\"userpass\", \"token\") no server is needed; given the PATH of an enabled method, the server is asked for its type.",
+        examples: &["auth help userpass", "auth help people/"],
         groups: HTTP_ONLY,
     },
     CommandDoc {
@@ -1016,6 +1049,14 @@ pub const CATALOG: &[CommandDoc] = &[
         examples: &["operator step-down"],
         groups: HTTP_ONLY,
     },
+    CommandDoc {
+        path: "operator members",
+        synopsis: "Returns the list of nodes in the cluster",
+        usage: "operator members [options]",
+        description: "Lists the active node and the peers it has heard from since it became active: host name (the node id), API and cluster addresses, whether it is active, its version, and when it last answered the active node.",
+        examples: &["operator members", "operator members -format=json"],
+        groups: HTTP_OUTPUT,
+    },
     parent(
         "operator raft",
         "Interact with a Raft storage cluster",
@@ -1134,6 +1175,44 @@ mod tests {
         children(CATALOG, doc.path).next().is_some()
     }
 
+    /// The leaf commands that take no flag at all, as in Vault.
+    const TAKES_NO_FLAGS: &[&str] = &["version", "print token", "policy fmt"];
+
+    /// Every command issue 7 asks for (besides the tutorial's), by path.
+    const EVERYDAY_COMMANDS: &[&str] = &[
+        "kv rollback",
+        "kv enable-versioning",
+        "kv metadata put",
+        "kv metadata patch",
+        "kv metadata get",
+        "kv metadata delete",
+        "auth tune",
+        "auth move",
+        "auth help",
+        "secrets move",
+        "token capabilities",
+        "lease lookup",
+        "lease renew",
+        "lease revoke",
+        "path-help",
+        "operator key-status",
+        "operator rotate",
+        "operator step-down",
+        "operator members",
+        "policy fmt",
+        "version-history",
+        "monitor",
+        "print token",
+    ];
+
+    #[test]
+    fn every_everyday_command_is_in_the_tree() {
+        for path in EVERYDAY_COMMANDS {
+            let doc = find(CATALOG, path).unwrap_or_else(|| panic!("arca {path} is missing"));
+            assert!(!is_parent(doc), "arca {path} should be a command");
+        }
+    }
+
     #[test]
     fn every_command_is_documented_with_its_flags() {
         for doc in CATALOG {
@@ -1156,8 +1235,30 @@ mod tests {
                 continue;
             }
             assert!(!doc.examples.is_empty(), "{}: no example", doc.path);
+            // A leaf's flag list is its groups: only the few commands that take no
+            // flag at all (as in Vault) may have none.
+            assert!(
+                !doc.groups.is_empty() || TAKES_NO_FLAGS.contains(&doc.path),
+                "{}: no flag list",
+                doc.path
+            );
+            let mut names = std::collections::BTreeSet::new();
             for group in doc.groups {
+                assert!(
+                    !group.title.is_empty(),
+                    "{}: a group without a title",
+                    doc.path
+                );
+                assert!(
+                    !group.flags.is_empty(),
+                    "{}: group {:?} lists no flag",
+                    doc.path,
+                    group.title
+                );
                 for flag in group.flags {
+                    for name in flag.names {
+                        assert!(names.insert(*name), "{}: -{name} is listed twice", doc.path);
+                    }
                     assert!(
                         !flag.usage.is_empty(),
                         "{}: -{} has no description",

@@ -1,6 +1,7 @@
 //! Command dispatch: the first argument picks the command, the rest is its own.
 
 pub mod catalog;
+mod cluster_info;
 mod encryption_key;
 mod generate_root;
 mod kv;
@@ -67,6 +68,8 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "token" => token::dispatch(context, rest),
         "lease" => lease::dispatch(context, rest),
         "audit" => token::audit(context, rest),
+        "version-history" => cluster_info::version_history(context, rest),
+        "monitor" => cluster_info::monitor(context, rest),
         "server" => Err(Failure::Usage(
             "arca server runs only as the arca binary's own process".to_string(),
         )),
@@ -78,6 +81,8 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
             context.print(&help_for(rest));
             Ok(0)
         }
+        "-autocomplete-install" | "--autocomplete-install" => autocomplete(context, true),
+        "-autocomplete-uninstall" | "--autocomplete-uninstall" => autocomplete(context, false),
         other => {
             context.print_error(&format!(
                 "{}\n\n{}",
@@ -87,6 +92,31 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
             Ok(USAGE_EXIT_CODE)
         }
     }
+}
+
+/// `-autocomplete-install` / `-autocomplete-uninstall`: edit the shells' rc files
+/// under `$HOME` so they ask this binary for completions. Silent on success, as Vault.
+fn autocomplete(context: &mut Context<'_>, install: bool) -> Result<u8, Failure> {
+    let verb = if install {
+        "installing"
+    } else {
+        "uninstalling"
+    };
+    let failure = |why: String| Failure::Local(format!("Error {verb} autocomplete: {why}"));
+    let home = context
+        .home()
+        .ok_or_else(|| failure("HOME is not set".to_string()))?
+        .to_string();
+    let binary = std::env::current_exe()
+        .map_err(|error| failure(format!("cannot find this binary: {error}")))?;
+    let binary = binary.display().to_string();
+    let result = if install {
+        super::complete::install(&home, &binary)
+    } else {
+        super::complete::uninstall(&home, &binary)
+    };
+    result.map_err(failure)?;
+    Ok(0)
 }
 
 /// `print token`: the token the CLI would send (environment first, then the helper).

@@ -223,6 +223,7 @@ pub fn auth(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
         "list" => list(context, rest, Table::Auth),
         "tune" => tune(context, rest, Table::Auth),
         "move" => move_mount(context, rest, Table::Auth),
+        "help" => auth_help(context, rest),
         other => Err(catalog::unknown("auth", Some(other))),
     }
 }
@@ -388,6 +389,92 @@ fn move_mount(context: &mut Context<'_>, args: &[String], kind: Table) -> Result
     Err(Failure::Remote(format!(
         "Error checking migration status of {thing} {source} to {destination}: no terminal status after {MOVE_POLLS_MAX} checks"
     )))
+}
+
+/// The login help of the auth methods the CLI can log in with, by type.
+fn login_help(method_type: &str) -> Option<&'static str> {
+    match method_type {
+        "token" => Some(TOKEN_LOGIN_HELP),
+        "userpass" => Some(USERPASS_LOGIN_HELP),
+        _ => None,
+    }
+}
+
+const TOKEN_LOGIN_HELP: &str = "Usage: arca login TOKEN [CONFIG K=V...]
+
+  The token auth method logs in with a token you already hold: one made by
+  \"arca token create\", by the API, or given by an operator. The token is
+  looked up, then stored by the token helper unless -no-store is given.
+
+  Log in with a token:
+
+      $ arca login hvs.CAESIJ3k9...
+
+  Be asked for the token (the input is hidden):
+
+      $ arca login
+
+Configuration:
+
+  token=<string>
+      The token to log in with. Usually given as the command's argument.";
+
+const USERPASS_LOGIN_HELP: &str = "Usage: arca login -method=userpass [CONFIG K=V...]
+
+  The userpass auth method logs users in with a username and password kept
+  in Arca's own user store (auth/<path>/users/<name>).
+
+  Log in as \"sally\", asked for the password (the input is hidden):
+
+      $ arca login -method=userpass username=sally
+      Password (will be hidden):
+
+  Log in as \"bob\" with the password on the command line:
+
+      $ arca login -method=userpass username=bob password=changeme
+
+Configuration:
+
+  password=<string>
+      The user's password. Asked for when not given.
+
+  username=<string>
+      The user to log in as.";
+
+/// `auth help TYPE|PATH`: the login help of a method type, or of the type of the
+/// method enabled at PATH (asked of the server), as Vault's `auth help`.
+fn auth_help(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failure> {
+    let parsed = catalog::parse("auth help", args)?;
+    expect_positionals(&parsed, 1, 1).map_err(Failure::Usage)?;
+    let name = parsed.positionals[0].as_str();
+    if let Some(help) = login_help(name) {
+        context.print(help);
+        return Ok(0);
+    }
+    let client = context.client(&parsed)?;
+    let response = client
+        .send(Method::Get, "sys/auth", &[], None)
+        .map_err(|error| remote("Error listing auth methods", error))?;
+    let mounts = mounts_map(response.body);
+    let path = format!("{}/", name.trim_matches('/'));
+    let Some(mount) = mounts.get(&path) else {
+        context.print_error(&format!(
+            "No auth method available on the server at \"{path}\""
+        ));
+        return Ok(1);
+    };
+    match login_help(&text(mount, "type")) {
+        Some(help) => {
+            context.print(help);
+            Ok(0)
+        }
+        None => {
+            context.print_error(&format!(
+                "No method-specific CLI handler available for auth method \"{name}\""
+            ));
+            Ok(2)
+        }
+    }
 }
 
 fn list(context: &mut Context<'_>, args: &[String], kind: Table) -> Result<u8, Failure> {

@@ -25,6 +25,7 @@ pub fn dispatch(context: &mut Context<'_>, args: &[String]) -> Result<u8, Failur
         "key-status" => super::encryption_key::key_status(context, rest),
         "rotate" => super::encryption_key::rotate(context, rest),
         "step-down" => step_down(context, rest),
+        "members" => super::cluster_info::members(context, rest),
         "generate-root" => super::generate_root::generate_root(context, rest),
         "rekey" => super::rekey::rekey(context, rest),
         other => Err(catalog::unknown("operator", Some(other))),

@@ -1,0 +1,110 @@
+//! A standby learns through Raft that its cluster's keys were replaced.
+//!
+//! Activating a cluster as a performance secondary replaces its seal configuration, root
+//! key and keyring with the primary's in one Raft step, applied on every node. The active
+//! node installs the new keyring as it writes it; a standby still holds the keyring it
+//! unsealed with, which opens nothing written from then on. Vault's answer is that the
+//! secondary's standbys are unsealed again with the primary's keys, so a standby that sees
+//! the stored keyring leave the root key it holds seals itself at once: it then reports
+//! `sealed` and takes the primary's shares, instead of looking unsealed until an election
+//! makes it active and every read fails with "stored value at core/keyring is corrupt".
+//!
+//! A rekey keeps the root key (it re-seals the same root key under new shares) and a
+//! rotation re-seals a new keyring under the same root key, so neither seals a standby.
+
+use std::sync::Arc;
+
+use crate::barrier::BarrierError;
+use crate::raft::{Changes, FeedEvent, Subscription};
+use crate::storage::key_space::{KEYRING_KEY, ROOT_KEY_KEY};
+
+use super::Core;
+
+impl Core {
+    /// Every node runs this: when the stored root key or keyring changes in this node's
+    /// applied state (or may have: a snapshot install, a lagged feed), a standby checks
+    /// that the stored keyring still opens under the root key it holds.
+    pub async fn watch_replaced_keys(
+        self: Arc<Self>,
+        mut feed: Subscription,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                event = feed.next() => event,
+            };
+            let may_have_changed = match event {
+                None => return,
+                Some(FeedEvent::Lagged { .. }) => true,
+                Some(FeedEvent::Applied(applied)) => touches_keys(&applied.changes),
+            };
+            if may_have_changed {
+                self.seal_if_keys_replaced().await;
+            }
+        }
+    }
+
+    /// Seal this standby when the stored keyring is no longer sealed under the root key
+    /// it holds. The active node is left alone: it wrote the change and holds the new
+    /// keyring already (and if it cannot open it, `ensure_active` seals it before it
+    /// serves).
+    async fn seal_if_keys_replaced(&self) {
+        if self.is_sealed() || self.cluster.is_leader() {
+            return;
+        }
+        match self.barrier.reload_keyring() {
+            Ok(()) => {}
+            Err(BarrierError::Corrupt { reason, .. }) => {
+                tracing::warn!(
+                    %reason,
+                    "the cluster's keys were replaced (activated as a performance secondary, or a forced restore); sealing this standby: unseal it with the current keys"
+                );
+                crate::coverage::mark("replication-standby-sealed-by-activation");
+                self.seal().await;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "checking the stored keyring on a standby failed");
+            }
+        }
+    }
+}
+
+fn touches_keys(changes: &Changes) -> bool {
+    match changes {
+        Changes::Everything => true,
+        Changes::Keys(changes) => changes
+            .iter()
+            .any(|change| matches!(&*change.key, ROOT_KEY_KEY | KEYRING_KEY)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Change;
+    use crate::storage::key_space::KeyClass;
+
+    fn change(key: &str) -> Change {
+        Change {
+            key: key.into(),
+            class: KeyClass::Local,
+            value: None,
+        }
+    }
+
+    #[test]
+    fn only_the_root_key_the_keyring_or_a_whole_snapshot_call_for_a_check() {
+        assert!(touches_keys(&Changes::Everything));
+        assert!(touches_keys(&Changes::Keys(vec![
+            change("logical/abc/data"),
+            change(KEYRING_KEY)
+        ])));
+        assert!(touches_keys(&Changes::Keys(vec![change(ROOT_KEY_KEY)])));
+        assert!(!touches_keys(&Changes::Keys(vec![change(
+            "logical/abc/data"
+        )])));
+        assert!(!touches_keys(&Changes::Keys(Vec::new())));
+    }
+}
