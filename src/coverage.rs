@@ -15,6 +15,9 @@ pub const MARKS: &[&str] = &[
     "raft-log-purged",
     "raft-log-conflict-truncated",
     "raft-torn-tail-cut",
+    // A full disk: a write refused by the alarm; a disk write that met ENOSPC and waited.
+    "raft-disk-full-write-refused",
+    "raft-disk-full-waited",
     // Marked by the simulator's harness: a new leader while a node was cut off.
     "raft-election-during-partition",
     // Performance replication.

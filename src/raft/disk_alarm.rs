@@ -139,6 +139,7 @@ impl DiskAlarm {
     pub fn admit_write(&self, snapshot_bytes: u64) -> Result<(), DiskFull> {
         let answer = self.check(snapshot_bytes);
         if answer.is_err() {
+            crate::coverage::mark("raft-disk-full-write-refused");
             self.telemetry.incr(WRITES_REFUSED_COUNTER);
         }
         answer

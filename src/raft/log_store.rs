@@ -484,6 +484,7 @@ impl SegmentWriter {
         pending: &mut Pending,
         error: &DiskError,
     ) -> Vec<WriteRequest> {
+        crate::coverage::mark("raft-disk-full-waited");
         if !self.waiting_for_space {
             self.waiting_for_space = true;
             tracing::error!(%error, "raft log: the disk is full, waiting for space");
@@ -698,6 +699,7 @@ where
     loop {
         match attempt().await {
             Err(error) if error.is_storage_full() => {
+                crate::coverage::mark("raft-disk-full-waited");
                 if !waited {
                     tracing::error!(%error, "{what}: the disk is full, waiting for space");
                     waited = true;
