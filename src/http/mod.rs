@@ -9,6 +9,7 @@ pub mod client;
 pub mod envelope;
 pub mod server;
 pub mod tls;
+pub mod tls_policy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
