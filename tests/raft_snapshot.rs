@@ -10,6 +10,10 @@
 //! 4. A second cluster with its own keys refuses the snapshot without `-force`; with
 //!    `-force` every node seals, unseals with the first cluster's key, and serves the
 //!    first cluster's secret, policy, user and root token.
+//!
+//! A second test restores a snapshot larger than the 32 MiB a single request or Raft
+//! entry carries into a fresh three-node cluster: the restore is staged in bounded
+//! Raft batches and swapped in by one small entry.
 
 // Test harness: real processes, files and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -29,6 +33,11 @@ const USER_PASSWORD: &str = "alice-password-7781";
 /// Together over the CLI's 1 MiB threshold for showing progress.
 const BULK_PIECES: usize = 12;
 const BULK_PIECE_BYTES: usize = 100 * 1024;
+
+/// Above the 32 MiB a restore used to be limited to (one request body, one Raft entry):
+/// 21 values of 2 MiB, written one per request so no single commit stalls heartbeats.
+const LARGE_PIECES: usize = 21;
+const LARGE_PIECE_BYTES: usize = 2 * 1024 * 1024;
 
 /// `arca` with the cluster's address and a token, as an operator runs it.
 fn arca(address: &str, token: &str, home: &Path, args: &[&str]) -> std::process::Output {
@@ -459,4 +468,151 @@ fn snapshots_save_restore_and_restore_into_another_cluster() {
         status, 403,
         "the second cluster's own root token is gone with its storage"
     );
+}
+
+/// The value of large piece `piece`: its number first, so a piece read back is known to
+/// be the one written there.
+fn large_piece(piece: usize) -> String {
+    let mut value = format!("piece-{piece:04}-");
+    value.push_str(&"y".repeat(LARGE_PIECE_BYTES - value.len()));
+    value
+}
+
+/// Every large piece reads back whole through `address`.
+fn check_large_pieces(http: &reqwest::blocking::Client, address: &str, token: &str) {
+    for piece in 0..LARGE_PIECES {
+        let path = format!("bulk/piece-{piece}");
+        let (status, answer) = settled(http, "GET", address, &path, Some(token), None);
+        assert_eq!(status, 200, "{address} {path}");
+        assert!(
+            answer["data"]["blob"].as_str() == Some(large_piece(piece).as_str()),
+            "{address} {path}: the value read back differs"
+        );
+    }
+}
+
+#[test]
+fn a_snapshot_larger_than_one_raft_entry_restores_into_a_fresh_cluster() {
+    let http = client();
+    let lab = tempfile::tempdir().unwrap();
+    let home = lab.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    // 1. A cluster holding about 42 MiB saves a snapshot through the CLI.
+    let first = TestCluster::start(&lab.path().join("first"), &http);
+    let leader = first.addresses[first.leader(&http)].clone();
+    let root = first.root_token.clone();
+    write(
+        &http,
+        &leader,
+        &root,
+        "sys/mounts/bulk",
+        json!({"type": "kv"}),
+    );
+    for piece in 0..LARGE_PIECES {
+        write(
+            &http,
+            &leader,
+            &root,
+            &format!("bulk/piece-{piece}"),
+            json!({"blob": large_piece(piece)}),
+        );
+    }
+    let file = lab.path().join("large.snap");
+    ok(&arca(
+        &leader,
+        &root,
+        &home,
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+        ],
+    ));
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.len() > 40 * 1024 * 1024,
+        "the snapshot is {} bytes",
+        bytes.len()
+    );
+
+    // 2. A fresh cluster refuses a corrupted copy, and its data is unchanged.
+    let second = TestCluster::start(&lab.path().join("second"), &http);
+    let second_leader = second.addresses[second.leader(&http)].clone();
+    let second_root = second.root_token.clone();
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x5a;
+    let patient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let (status, answer) = post_snapshot(
+        &patient,
+        &second_leader,
+        &second_root,
+        "sys/storage/raft/snapshot-force",
+        flipped,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["errors"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("corrupt"),
+        "{answer}"
+    );
+    let (status, mounts) = settled(
+        &http,
+        "GET",
+        &second_leader,
+        "sys/mounts",
+        Some(&second_root),
+        None,
+    );
+    assert_eq!(status, 200, "the refused restore changed nothing: {mounts}");
+    assert!(mounts["data"].get("bulk/").is_none(), "{mounts}");
+
+    // 3. The whole snapshot, restored with the CLI: every node seals (the keys are the
+    // first cluster's), unseals with the first cluster's key, and serves every piece.
+    ok(&arca(
+        &second_leader,
+        &second_root,
+        &home,
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            "-force",
+            file.to_str().unwrap(),
+        ],
+    ));
+    for address in &second.addresses {
+        eventually(Duration::from_secs(60), "the node seals", || {
+            let (_, status) = call(&http, "GET", address, "sys/seal-status", None, None).ok()?;
+            (status["sealed"] == Value::Bool(true)).then_some(())
+        });
+        eventually(
+            Duration::from_secs(60),
+            "the node unseals with the snapshot's key",
+            || {
+                let (status, body) = call(
+                    &http,
+                    "PUT",
+                    address,
+                    "sys/unseal",
+                    None,
+                    Some(&json!({"key": first.unseal_key})),
+                )
+                .ok()?;
+                (status == 200 && body["sealed"] == Value::Bool(false)).then_some(())
+            },
+        );
+    }
+    for address in &second.addresses {
+        check_large_pieces(&http, address, &root);
+    }
 }
