@@ -56,11 +56,12 @@ pub struct RestoreRecord {
     pub snapshot_raft_index: u64,
 }
 
-/// The most key and value bytes one staging batch carries: large enough that a
-/// 256 MiB snapshot takes a few hundred Raft entries, small enough that each crosses
-/// the cluster channel and reaches the disk within a heartbeat or two. One entry larger
-/// than this goes in a batch of its own.
-pub const RESTORE_STAGING_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// The most key and value bytes one staging batch carries: small enough that each
+/// entry crosses the cluster channel and reaches a follower's disk well within the
+/// AppendEntries allowance on a loaded machine (2 MiB entries did not, in the debug
+/// build on two busy cores), large enough that a 256 MiB snapshot takes about a
+/// thousand Raft entries. One entry larger than this goes in a batch of its own.
+pub const RESTORE_STAGING_BATCH_BYTES_MAX: usize = 256 * 1024;
 
 /// The entries a restore writes: the snapshot's, less the record of an earlier restore
 /// it may carry (this restore writes its own). Refuses, before anything is written, an
@@ -422,7 +423,7 @@ mod tests {
 
     #[test]
     fn staging_batches_are_bounded_and_keep_the_order() {
-        let value = vec![7u8; 300 * 1024];
+        let value = vec![7u8; 100 * 1024];
         let mut entries: Vec<(&str, Vec<u8>)> = Vec::new();
         let keys: Vec<String> = (0..10)
             .map(|index| format!("logical/m/k{index:02}"))
@@ -439,8 +440,8 @@ mod tests {
         let batches: Vec<Vec<Op>> =
             staging_batches("r1", restore_entries(snapshot(entries)).unwrap()).collect();
         let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![3, 3, 3, 1, 1, 1]);
-        for batch in &batches[..3] {
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2, 1, 1]);
+        for batch in &batches[..5] {
             let bytes: usize = batch
                 .iter()
                 .map(|op| match op {
