@@ -622,19 +622,24 @@ fn a_snapshot_larger_than_one_raft_entry_restores_into_a_fresh_cluster() {
     loop {
         attempt += 1;
         let active = second.addresses[second.leader(&http)].clone();
-        let restored = arca(
-            &active,
-            &second_root,
-            &home,
-            &[
+        // A generous client timeout: on a loaded two-core machine the staging of
+        // 42 MiB through a three-node debug cluster took minutes.
+        let restored = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args([
                 "operator",
                 "raft",
                 "snapshot",
                 "restore",
                 "-force",
                 file.to_str().unwrap(),
-            ],
-        );
+            ])
+            .env_clear()
+            .env("HOME", &home)
+            .env("ARCA_ADDR", &active)
+            .env("ARCA_TOKEN", &second_root)
+            .env("VAULT_CLIENT_TIMEOUT", "900s")
+            .output()
+            .unwrap();
         if restored.status.success() {
             break;
         }
