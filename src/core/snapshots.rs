@@ -257,6 +257,10 @@ impl Core {
             record_ops,
         ));
         let index = restore.await.map_err(internal)??;
+        // The commits were made in the spawned task, which the request's commit count
+        // does not see; without this, a restore that completed is answered as a request
+        // that wrote nothing, and refused with a 503 if the lead moved meanwhile.
+        crate::storage::commit_count::note_commit(index);
         tracing::warn!(
             index,
             forced = force,
