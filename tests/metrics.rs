@@ -151,6 +151,35 @@ fn single_value(samples: &BTreeMap<String, Vec<Sample>>, name: &str) -> f64 {
         .value
 }
 
+/// Series exported only by a performance primary with secondaries, or a secondary.
+const REPLICATION_ONLY_SERIES: &[&str] = &[
+    "vault_replication_secondary_wal_lag",
+    "vault_replication_wal_last_wal",
+    "vault_replication_fsm_last_remote_wal",
+];
+
+/// The `vault_*` names in the `yaml` block of the alerts section of docs/metrics.md.
+fn alert_rule_series() -> std::collections::BTreeSet<String> {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let alerts = &page[page.find("## Alerts").expect("an alerts section")..];
+    let block_start = alerts.find("```yaml\n").expect("a yaml block of rules") + 8;
+    let block = &alerts[block_start..];
+    let block = &block[..block.find("```").expect("the block ends")];
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = block;
+    while let Some(start) = rest.find("vault_") {
+        let name: String = rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[start + name.len()..];
+        names.insert(name);
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    names
+}
+
 #[test]
 fn a_scrape_without_a_token_shows_the_traffic_in_prometheus_format() {
     let root = tempfile::tempdir().unwrap();
@@ -236,6 +265,14 @@ fn a_scrape_without_a_token_shows_the_traffic_in_prometheus_format() {
         !samples.keys().any(|name| name.contains("localhost")),
         "disable_hostname"
     );
+    // Every series the alert rules of docs/metrics.md name is one this scrape exports,
+    // but for those only a replicating cluster has.
+    for series in alert_rule_series() {
+        assert!(
+            samples.contains_key(&series) || REPLICATION_ONLY_SERIES.contains(&series.as_str()),
+            "docs/metrics.md alerts on {series}, which the scrape does not export"
+        );
+    }
 
     // The JSON form, go-metrics' fields.
     let (status, body) = call(&http, "GET", &address, "sys/metrics", None, None).unwrap();

@@ -187,9 +187,32 @@ fn handshake(
     versions: &[&'static rustls::SupportedProtocolVersion],
     client: Option<(&str, &str)>,
 ) -> Result<Vec<u8>, String> {
+    negotiate(port, ca_pem, versions, None, client).map(|session| session.leaf)
+}
+
+/// What a successful handshake agreed on.
+struct Session {
+    leaf: Vec<u8>,
+    version: rustls::ProtocolVersion,
+    suite: rustls::CipherSuite,
+}
+
+/// [`handshake`], offering only `suites` when given (else ring's defaults), and
+/// telling the version and suite the server chose.
+fn negotiate(
+    port: u16,
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    suites: Option<&[rustls::SupportedCipherSuite]>,
+    client: Option<(&str, &str)>,
+) -> Result<Session, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = suites {
+        provider.cipher_suites = suites.to_vec();
+    }
+    let provider = Arc::new(provider);
     let mut roots = rustls::RootCertStore::empty();
     for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(certificate.unwrap()).unwrap();
@@ -235,8 +258,16 @@ fn handshake(
     let leaf = connection
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .ok_or("no peer certificate")?;
-    Ok(leaf.to_vec())
+        .ok_or("no peer certificate")?
+        .to_vec();
+    Ok(Session {
+        leaf,
+        version: connection.protocol_version().ok_or("no protocol version")?,
+        suite: connection
+            .negotiated_cipher_suite()
+            .ok_or("no cipher suite")?
+            .suite(),
+    })
 }
 
 // ---- helpers for one server and the CLI ----------------------------------------------------
@@ -484,6 +515,97 @@ fn client_certificates_and_tls13_are_enforced_when_configured() {
         client,
     )
     .unwrap();
+}
+
+#[test]
+fn tls_max_version_and_cipher_suites_limit_what_the_listener_negotiates() {
+    use rustls::crypto::ring::cipher_suite as ring;
+    let lab = Lab::new();
+    let pki = Pki::new(lab.path());
+    // The test PKI's server key is ECDSA P-256, so an ECDSA suite is the one that works.
+    let node = start_node(
+        lab.path(),
+        &pki,
+        "  tls_max_version = \"tls12\"\n  tls_cipher_suites = \"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"\n",
+    );
+    let all_versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+
+    // Phase 1: a client offering both versions and every suite is served at TLS 1.2,
+    // with the one listed suite.
+    let session = negotiate(node.api_port, &pki.root.pem, &all_versions, None, None).unwrap();
+    assert_eq!(session.version, rustls::ProtocolVersion::TLSv1_2);
+    assert_eq!(
+        session.suite,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    );
+
+    // Phase 2: a client that speaks only TLS 1.3 is refused.
+    let refused = negotiate(
+        node.api_port,
+        &pki.root.pem,
+        &[&rustls::version::TLS13],
+        None,
+        None,
+    )
+    .err()
+    .expect("a TLS 1.3-only client must be refused by a tls12-only listener");
+    assert!(refused.to_lowercase().contains("version"), "{refused}");
+
+    // Phase 3: a TLS 1.2 client offering only suites the listener does not list is
+    // refused; offering the listed one among others, it is served.
+    let refused = negotiate(
+        node.api_port,
+        &pki.root.pem,
+        &[&rustls::version::TLS12],
+        Some(&[
+            ring::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ring::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ]),
+        None,
+    )
+    .err()
+    .expect("a client offering only other suites must be refused");
+    assert!(refused.to_lowercase().contains("handshake"), "{refused}");
+    negotiate(
+        node.api_port,
+        &pki.root.pem,
+        &[&rustls::version::TLS12],
+        Some(&[
+            ring::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ring::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ]),
+        None,
+    )
+    .unwrap();
+
+    // Phase 4: suites none of which fit the certificate's key stop the server at start,
+    // naming the setting and the certificate.
+    let mut wrong_key = ServerProcess::configure_with_tls(
+        lab.path(),
+        "rsa-only",
+        free_port(),
+        free_port(),
+        &[],
+        "https://127.0.0.1:1",
+        Some(&pki.listener("  tls_cipher_suites = \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"\n")),
+    );
+    wrong_key.start();
+    eventually(
+        Duration::from_secs(20),
+        "the server refuses to start",
+        || {
+            wrong_key
+                .log()
+                .contains("Error initializing listener")
+                .then_some(())
+        },
+    );
+    let log = wrong_key.log();
+    assert!(
+        log.contains("tls_cipher_suites (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) has no suite for the certificate's ECDSA key"),
+        "{log}"
+    );
+    assert!(log.contains(&pki.path("server.pem")), "{log}");
 }
 
 #[test]

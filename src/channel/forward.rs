@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiRequest, ApiResponse, REQUEST_BODY_BYTES_MAX, REQUEST_PATH_BYTES_MAX};
+use crate::http::{ApiRequest, ApiResponse, REQUEST_PATH_BYTES_MAX, request_body_bytes_max};
 
 /// The most headers a forwarded request may carry.
 pub const FORWARD_HEADERS_MAX: usize = 256;
@@ -56,11 +56,6 @@ impl ForwardRequest {
                 "forwarded path exceeds {REQUEST_PATH_BYTES_MAX} bytes"
             ));
         }
-        if self.body.len() > REQUEST_BODY_BYTES_MAX {
-            return Err(format!(
-                "forwarded body exceeds {REQUEST_BODY_BYTES_MAX} bytes"
-            ));
-        }
         if self.headers.len() > FORWARD_HEADERS_MAX {
             return Err(format!(
                 "forwarded request has more than {FORWARD_HEADERS_MAX} headers"
@@ -68,6 +63,11 @@ impl ForwardRequest {
         }
         let method = Method::from_bytes(self.method.as_bytes())
             .map_err(|_| "forwarded request has an invalid method".to_string())?;
+        // The same limit the standby's own listener applied.
+        let body_bytes_max = request_body_bytes_max(&method, &self.path);
+        if self.body.len() > body_bytes_max {
+            return Err(format!("forwarded body exceeds {body_bytes_max} bytes"));
+        }
         let mut headers = HeaderMap::new();
         for (name, value) in self.headers {
             let name = HeaderName::from_bytes(name.as_bytes())

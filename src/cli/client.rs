@@ -396,7 +396,10 @@ impl Client {
         if let Some(described) = self.described(Method::Get, path, &url) {
             return Err(described);
         }
-        let mut request = self.http.get(&url);
+        let mut request = self
+            .http
+            .get(&url)
+            .timeout(transfer_timeout(self.config.timeout, bytes_max as u64));
         for (name, value) in self.headers() {
             request = request.header(name, value);
         }
@@ -485,11 +488,14 @@ impl Client {
         if let Some(described) = self.described(Method::Post, path, &url) {
             return Err(described);
         }
-        let mut request = self.http.post(&url);
+        let length = body.len() as u64;
+        let mut request = self
+            .http
+            .post(&url)
+            .timeout(transfer_timeout(self.config.timeout, length));
         for (name, value) in self.headers() {
             request = request.header(name, value);
         }
-        let length = body.len() as u64;
         let reader =
             super::local::ProgressReader::new(std::io::Cursor::new(body), progress, length);
         let response = request
@@ -622,6 +628,18 @@ fn is_sudo_path(path: &str) -> bool {
 
 /// The size of each read of a binary download.
 const TRANSFER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The slowest rate a snapshot transfer is given time for beyond the client timeout
+/// (`VAULT_CLIENT_TIMEOUT`, 60 s by default): a restore is staged through Raft before
+/// it answers, and a 256 MiB transfer must not be cut off at the ordinary timeout. A
+/// 42 MiB restore into a three-node debug cluster on a loaded two-core machine took
+/// over 100 s, so a quarter MiB a second.
+const TRANSFER_BYTES_PER_SECOND_MIN: u64 = 256 * 1024;
+
+/// The time a transfer of up to `bytes` is allowed.
+fn transfer_timeout(timeout: Duration, bytes: u64) -> Duration {
+    timeout + Duration::from_secs(bytes / TRANSFER_BYTES_PER_SECOND_MIN)
+}
 
 /// A non-2xx answer as [`RequestError::Api`]: Vault's `errors` list, or the raw body.
 fn api_error(method: Method, url: &str, status: u16, text: &str) -> RequestError {

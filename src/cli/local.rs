@@ -56,23 +56,29 @@ pub fn read_file_bytes(path: &str) -> Result<Vec<u8>, String> {
     read_bounded(file, &origin)
 }
 
-/// Every file in `dir` (`-ca-path`/`VAULT_CAPATH`), in name order, each of which must
-/// hold at least one certificate, as Vault's CA path loader requires.
+/// The most files a `-ca-path`/`VAULT_CAPATH` tree may hold: far above any CA
+/// directory (a system store holds a few hundred), and a clear error instead of a
+/// minutes-long walk when the path names `/` or a home directory by mistake.
+pub const CA_PATH_FILES_MAX: usize = 4096;
+
+/// Every file under `dir` (`-ca-path`/`VAULT_CAPATH`), walked recursively as Vault's
+/// loader (go-rootcerts `LoadCAPath`, `filepath.Walk`) does: entries of a directory
+/// in name order, subdirectories descended into, symbolic links to directories not
+/// followed. As in Vault, a file that holds no certificate is an error naming it (a
+/// stray key or README in the directory is refused, not silently trusted around).
 pub fn read_pem_directory(dir: &str) -> Result<Vec<Vec<u8>>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|error| format!("Error loading CA path {dir}: {error}"))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .collect();
-    paths.sort();
+    let mut files = Vec::new();
+    collect_files(std::path::Path::new(dir), &mut files)
+        .map_err(|error| format!("Error loading CA path {dir}: {error}"))?;
     let mut pems = Vec::new();
-    for path in paths {
+    for path in files {
         let name = path.display().to_string();
-        let bytes = read_file_bytes(&name)?;
+        let bytes = read_file_bytes(&name)
+            .map_err(|error| format!("Error loading file from CAPath: {error}"))?;
         if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(format!("Error loading file from CAPath: {name}"));
+            return Err(format!(
+                "Error loading CA Path: Couldn't parse PEM in: {name}"
+            ));
         }
         pems.push(bytes);
     }
@@ -82,6 +88,40 @@ pub fn read_pem_directory(dir: &str) -> Result<Vec<Vec<u8>>, String> {
         ));
     }
     Ok(pems)
+}
+
+/// Appends the files under `path` to `files` (depth first, names sorted), refusing
+/// more than [`CA_PATH_FILES_MAX`].
+fn collect_files(path: &std::path::Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    let metadata =
+        std::fs::symlink_metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    if !metadata.is_dir() {
+        if files.len() == CA_PATH_FILES_MAX {
+            return Err(format!(
+                "more than {CA_PATH_FILES_MAX} files in it; name a directory holding only CA certificates"
+            ));
+        }
+        files.push(path.to_path_buf());
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let mut children = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| format!("{}: {error}", path.display()))?;
+        children.push(entry.path());
+        // A directory of millions of entries is refused before it is all listed.
+        if children.len() > CA_PATH_FILES_MAX {
+            return Err(format!(
+                "more than {CA_PATH_FILES_MAX} files in it; name a directory holding only CA certificates"
+            ));
+        }
+    }
+    children.sort();
+    for child in children {
+        collect_files(&child, files)?;
+    }
+    Ok(())
 }
 
 /// Replace a file's contents (its permissions are kept, as `policy fmt` needs).
@@ -308,4 +348,88 @@ pub fn read_file_bytes_max(path: &str, bytes_max: u64) -> Result<Vec<u8>, String
         ));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn write(path: &std::path::Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn a_ca_path_is_walked_recursively_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("b.pem"), &format!("b\n{CERTIFICATE}"));
+        write(
+            &dir.path().join("a/nested/c.pem"),
+            &format!("c\n{CERTIFICATE}"),
+        );
+        write(&dir.path().join("a/a.pem"), &format!("a\n{CERTIFICATE}"));
+        let pems = read_pem_directory(dir.path().to_str().unwrap()).unwrap();
+        let first_lines: Vec<String> = pems
+            .iter()
+            .map(|pem| {
+                String::from_utf8_lossy(pem)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(first_lines, vec!["a", "c", "b"]);
+    }
+
+    #[test]
+    fn a_file_without_a_certificate_is_named_as_vault_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("ca.pem"), CERTIFICATE);
+        let stray = dir.path().join("sub/README");
+        write(&stray, "not a certificate");
+        let error = read_pem_directory(dir.path().to_str().unwrap()).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "Error loading CA Path: Couldn't parse PEM in: {}",
+                stray.display()
+            )
+        );
+    }
+
+    #[test]
+    fn more_files_than_the_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for index in 0..CA_PATH_FILES_MAX {
+            write(
+                &dir.path().join(format!("d{}/{index}.pem", index % 8)),
+                CERTIFICATE,
+            );
+        }
+        assert_eq!(
+            read_pem_directory(dir.path().to_str().unwrap())
+                .unwrap()
+                .len(),
+            CA_PATH_FILES_MAX
+        );
+        write(&dir.path().join("d0/one-too-many.pem"), CERTIFICATE);
+        let error = read_pem_directory(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(
+            error.contains(&format!("more than {CA_PATH_FILES_MAX} files")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_missing_ca_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = read_pem_directory(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(error.contains("no certificate files"), "{error}");
+        let missing = dir.path().join("missing");
+        let error = read_pem_directory(missing.to_str().unwrap()).unwrap_err();
+        assert!(error.starts_with("Error loading CA path"), "{error}");
+    }
 }

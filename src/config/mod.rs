@@ -120,8 +120,9 @@ pub struct ListenerTlsFiles {
     pub cert_file: PathBuf,
     /// `tls_key_file`: the PEM private key of the first certificate.
     pub key_file: PathBuf,
-    /// `tls_min_version`: `tls12` (default) or `tls13`.
-    pub min_version: crate::http::tls::TlsMinVersion,
+    /// `tls_min_version` (default `tls12`), `tls_max_version` (default `tls13`) and
+    /// `tls_cipher_suites` (default: every suite offered).
+    pub policy: crate::http::tls_policy::TlsPolicy,
     /// `tls_client_ca_file`: the CA client certificates must chain to.
     pub client_ca_file: Option<PathBuf>,
     /// `tls_require_and_verify_client_cert`: refuse clients without a certificate

@@ -15,7 +15,7 @@ use super::{
     RaftStorageConfig, ReplicationConfig, RetryJoinConfig, StorageConfig, TcpListenerConfig,
     check_http_address, force_https,
 };
-use crate::http::tls::TlsMinVersion;
+use crate::http::tls_policy::{Tls12CipherSuite, TlsPolicy, TlsPolicyError, TlsVersion};
 use crate::raft::node::{LOGS_KEPT_AFTER_SNAPSHOT, SNAPSHOT_LOGS_SINCE_LAST};
 use crate::raft::wal::WAL_BUFFER_ENTRIES_MAX;
 
@@ -243,7 +243,14 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
     let mut tls_disable = false;
     let mut cert_file = None;
     let mut key_file = None;
-    let mut min_version = TlsMinVersion::default();
+    let mut min_version = TlsVersion::Tls12;
+    let mut max_version = TlsVersion::Tls13;
+    let mut cipher_suites = Vec::new();
+    // Where each version setting and the suite list were written, for an error about
+    // how they combine.
+    let mut min_version_span = None;
+    let mut max_version_span = None;
+    let mut cipher_suites_span = None;
     let mut client_ca_file = None;
     let mut require_client_cert = false;
     let mut unauthenticated_metrics_access = false;
@@ -264,22 +271,19 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
             "tls_cert_file" => cert_file = Some(PathBuf::from(value.non_empty_string()?)),
             "tls_key_file" => key_file = Some(PathBuf::from(value.non_empty_string()?)),
             "tls_min_version" => {
-                min_version = match value.string()?.as_str() {
-                    "tls12" => TlsMinVersion::Tls12,
-                    "tls13" => TlsMinVersion::Tls13,
-                    // Vault still accepts these; TLS 1.0 and 1.1 are broken and rustls
-                    // does not speak them, so refusing beats silently serving 1.2.
-                    old @ ("tls10" | "tls11") => {
-                        return Err(value.error(format!(
-                            "{old:?} is not supported: TLS 1.0 and 1.1 are insecure; use \"tls12\" or \"tls13\""
-                        )));
-                    }
-                    other => {
-                        return Err(value.error(format!(
-                            "invalid TLS version {other:?}: expected \"tls12\" or \"tls13\""
-                        )));
-                    }
-                }
+                min_version =
+                    TlsVersion::parse(&value.string()?).map_err(|why| value.error(why))?;
+                min_version_span = attribute.span();
+            }
+            "tls_max_version" => {
+                max_version =
+                    TlsVersion::parse(&value.string()?).map_err(|why| value.error(why))?;
+                max_version_span = attribute.span();
+            }
+            "tls_cipher_suites" => {
+                cipher_suites = Tls12CipherSuite::parse_list(&value.string()?)
+                    .map_err(|why| value.error(why))?;
+                cipher_suites_span = attribute.span();
             }
             "tls_client_ca_file" => client_ca_file = Some(PathBuf::from(value.non_empty_string()?)),
             "tls_require_and_verify_client_cert" => require_client_cert = value.bool()?,
@@ -315,10 +319,20 @@ fn parse_listener(source: &Source<'_>, block: &Block) -> Result<TcpListenerConfi
                         ),
                     ));
                 }
+                let policy =
+                    TlsPolicy::new(min_version, max_version, cipher_suites).map_err(|error| {
+                        let span = match error {
+                            TlsPolicyError::VersionsCrossed { .. } => {
+                                max_version_span.or(min_version_span)
+                            }
+                            TlsPolicyError::SuitesWithoutTls12 => cipher_suites_span,
+                        };
+                        source.error(span.or(block.span()), format!("{context}{error}"))
+                    })?;
                 ListenerTls::Enabled(ListenerTlsFiles {
                     cert_file,
                     key_file,
-                    min_version,
+                    policy,
                     client_ca_file,
                     require_client_cert,
                 })

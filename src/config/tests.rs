@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 
 use super::*;
-use crate::http::tls::TlsMinVersion;
+use crate::http::tls_policy::{Tls12CipherSuite, TlsPolicy, TlsVersion};
 
 fn no_env() -> BTreeMap<String, String> {
     BTreeMap::new()
@@ -239,7 +239,7 @@ storage "raft" {
         ListenerTls::Enabled(ListenerTlsFiles {
             cert_file: "/etc/arca/cert.pem".into(),
             key_file: "/etc/arca/key.pem".into(),
-            min_version: TlsMinVersion::Tls12,
+            policy: TlsPolicy::default(),
             client_ca_file: None,
             require_client_cert: false,
         })
@@ -467,7 +467,7 @@ storage "raft" {
         ListenerTls::Enabled(ListenerTlsFiles {
             cert_file: "/tls/chain.pem".into(),
             key_file: "/tls/key.pem".into(),
-            min_version: TlsMinVersion::Tls13,
+            policy: TlsPolicy::new(TlsVersion::Tls13, TlsVersion::Tls13, Vec::new()).unwrap(),
             client_ca_file: Some("/tls/clients.pem".into()),
             require_client_cert: true,
         })
@@ -489,6 +489,27 @@ storage "raft" {
 }
 
 #[test]
+fn tls_max_version_and_cipher_suites_make_the_listener_policy() {
+    let text = "listener \"tcp\" {\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n  tls_max_version = \"tls12\"\n  tls_cipher_suites = \"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305\"\n}\nstorage \"inmem\" {}\n";
+    let config = parse(text, "c.hcl", &no_env()).unwrap();
+    let ListenerTls::Enabled(files) = &config.listeners[0].tls else {
+        panic!("a TLS listener expected");
+    };
+    assert_eq!(
+        files.policy,
+        TlsPolicy::new(
+            TlsVersion::Tls12,
+            TlsVersion::Tls12,
+            vec![
+                Tls12CipherSuite::EcdheEcdsaWithAes256GcmSha384,
+                Tls12CipherSuite::EcdheEcdsaWithChacha20Poly1305Sha256,
+            ]
+        )
+        .unwrap()
+    );
+}
+
+#[test]
 fn unsafe_or_incomplete_tls_settings_are_refused_with_the_key_named() {
     let listener = |extra: &str| {
         format!(
@@ -504,6 +525,38 @@ fn unsafe_or_incomplete_tls_settings_are_refused_with_the_key_named() {
     );
     let error = error_text(&listener("  tls_min_version = \"ssl3\"\n"));
     assert!(error.contains("invalid TLS version \"ssl3\""), "{error}");
+    let error = error_text(&listener("  tls_max_version = \"tls11\"\n"));
+    assert!(
+        error.starts_with(
+            "config.hcl:4: listener \"tcp\": \"tls_max_version\": \"tls11\" is not supported"
+        ),
+        "{error}"
+    );
+    let error = error_text(&listener(
+        "  tls_min_version = \"tls13\"\n  tls_max_version = \"tls12\"\n",
+    ));
+    assert!(
+        error.starts_with(
+            "config.hcl:5: listener \"tcp\": tls_min_version \"tls13\" is newer than tls_max_version \"tls12\""
+        ),
+        "{error}"
+    );
+    let error = error_text(&listener(
+        "  tls_cipher_suites = \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NO_SUCH_SUITE\"\n",
+    ));
+    assert!(
+        error.starts_with(
+            "config.hcl:4: listener \"tcp\": \"tls_cipher_suites\": unknown cipher suite \"TLS_NO_SUCH_SUITE\""
+        ),
+        "{error}"
+    );
+    let error = error_text(&listener(
+        "  tls_min_version = \"tls13\"\n  tls_cipher_suites = \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"\n",
+    ));
+    assert!(
+        error.starts_with("config.hcl:5: listener \"tcp\": tls_cipher_suites lists TLS 1.2 suites, but the listener speaks only TLS 1.3"),
+        "{error}"
+    );
     let error = error_text(&listener("  tls_require_and_verify_client_cert = true\n"));
     assert!(
         error.contains("tls_require_and_verify_client_cert needs tls_client_ca_file"),

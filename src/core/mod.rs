@@ -466,6 +466,7 @@ impl Core {
         if let Some(logical) = self.logical() {
             logical.on_active().await?;
         }
+        self.clear_abandoned_restore_staging().await;
         // An attempt begun under an earlier term (this node lost the lead and won it
         // back) is not resumed: its operators may have started over on another node.
         self.drop_key_operations().await;

@@ -6,9 +6,17 @@
 //! [`saved_snapshot`](crate::raft::saved_snapshot) file. Values stay the barrier's
 //! ciphertext; the only thing the barrier adds is the sealed content hash.
 //!
-//! A restore is one Raft entry ([`Command::ReplaceAll`](crate::raft::Command)), so every
-//! node applies it at the same log index, atomically, and a crash leaves the old key
-//! space or the restored one. The entry also writes [`SNAPSHOT_RESTORE_KEY`]; each node
+//! A restore is staged, then swapped in. The snapshot's entries are written under the
+//! restore-staging prefix ([`RESTORE_STAGING`], class ignored: never replicated, never
+//! saved) in ordinary Raft batches of at most [`RESTORE_STAGING_BATCH_BYTES_MAX`]; then
+//! one small entry ([`Command::ReplaceAllFromStaging`](crate::raft::Command)) replaces
+//! the key space with the staged entries on every node at the same log index,
+//! atomically, and drops the staging. A crash or a failed batch leaves the old key
+//! space (the swap is refused unless exactly the snapshot's entries are staged), and
+//! the staging is cleared: at once when the restore fails, by the next restore, or by
+//! the next node to become active. So a snapshot is bounded by
+//! [`saved_snapshot::SAVED_SNAPSHOT_BYTES_MAX`], not by the size of one Raft entry. The swap also
+//! writes [`SNAPSHOT_RESTORE_KEY`]; each node
 //! watches for that key to change and then reloads what it holds above the barrier
 //! (the keyring, and on becoming active the mounts, policies and token caches). A
 //! keyring the node cannot open (a forced restore of a cluster with other keys) seals
@@ -29,8 +37,8 @@ use crate::barrier::BarrierError;
 use crate::logical::LogicalError;
 use crate::raft::saved_snapshot::{self, SEALED_SHA256_LABEL, SavedSnapshot, SavedSnapshotHeader};
 use crate::raft::{FeedEvent, Subscription};
-use crate::storage::Op;
-use crate::storage::key_space::SNAPSHOT_RESTORE_KEY;
+use crate::storage::key_space::{RESTORE_STAGING, SNAPSHOT_RESTORE_KEY, restore_staging_key};
+use crate::storage::{Op, SharedBackend, StorageError, restore_staging};
 
 /// Vault's words for a snapshot taken under other keys, restored without force.
 pub const FOREIGN_SNAPSHOT_MESSAGE: &str = "could not verify hash file, possibly the snapshot is using a different set of unseal keys; use the snapshot-force API to bypass this check";
@@ -48,39 +56,125 @@ pub struct RestoreRecord {
     pub snapshot_raft_index: u64,
 }
 
-/// The operations of a restore: every entry of the snapshot (a record of an earlier
-/// restore it carries is replaced by this one), then the restore record. Refuses
-/// anything one Raft entry cannot carry.
-pub fn restore_ops(
-    snapshot: SavedSnapshot,
-    record: &RestoreRecord,
-) -> Result<Vec<Op>, LogicalError> {
-    let mut ops: Vec<Op> = snapshot
+/// The most key and value bytes one staging batch carries: small enough that each
+/// entry crosses the cluster channel and reaches a follower's disk well within the
+/// AppendEntries allowance on a loaded machine (2 MiB entries did not, in the debug
+/// build on two busy cores), large enough that a 256 MiB snapshot takes about a
+/// thousand Raft entries. One entry larger than this goes in a batch of its own.
+pub const RESTORE_STAGING_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// The entries a restore writes: the snapshot's, less the record of an earlier restore
+/// it may carry (this restore writes its own). Refuses, before anything is written, an
+/// entry that could not be staged or stored: a key outside the key-space registry or
+/// under the staging prefix itself, or one entry larger than a Raft commit carries.
+pub fn restore_entries(snapshot: SavedSnapshot) -> Result<Vec<(String, Vec<u8>)>, LogicalError> {
+    let invalid = |why: String| LogicalError::BadRequest(format!("invalid snapshot: {why}"));
+    let entries: Vec<(String, Vec<u8>)> = snapshot
         .entries
         .into_iter()
         .filter(|(key, _)| key != SNAPSHOT_RESTORE_KEY)
-        .map(|(key, value)| Op::Put { key, value })
         .collect();
-    ops.push(Op::Put {
-        key: SNAPSHOT_RESTORE_KEY.to_string(),
-        value: serde_json::to_vec(record).expect("a restore record serializes"),
-    });
-    crate::storage::validate_batch(&ops)
-        .map_err(|error| LogicalError::BadRequest(format!("invalid snapshot: {error}")))?;
-    let bytes: usize = ops
-        .iter()
-        .map(|op| match op {
-            Op::Put { key, value } => key.len() + value.len(),
-            Op::Delete { key } => key.len(),
-        })
-        .sum();
-    if bytes > crate::raft::node::COMMIT_BYTES_MAX {
-        return Err(LogicalError::BadRequest(format!(
-            "invalid snapshot: {bytes} bytes of keys and values exceed the limit of {} for one restore",
-            crate::raft::node::COMMIT_BYTES_MAX
-        )));
+    for (key, value) in &entries {
+        crate::storage::validate_key(key).map_err(|error| invalid(error.to_string()))?;
+        crate::storage::classify(key).map_err(|error| invalid(error.to_string()))?;
+        if key.starts_with(RESTORE_STAGING) {
+            return Err(invalid(format!(
+                "key {key:?} is under the restore-staging prefix"
+            )));
+        }
+        let staged_bytes = staged_entry_bytes(key, value);
+        if staged_bytes > crate::raft::node::COMMIT_BYTES_MAX {
+            return Err(invalid(format!(
+                "entry {key:?} of {staged_bytes} bytes exceeds the limit of {} for one commit",
+                crate::raft::node::COMMIT_BYTES_MAX
+            )));
+        }
     }
-    Ok(ops)
+    Ok(entries)
+}
+
+/// What one entry weighs in a staging batch: its staging key and encoded value.
+fn staged_entry_bytes(key: &str, value: &[u8]) -> usize {
+    // The staging key: the prefix, a 36-character uuid, a slash, 20 digits.
+    const STAGING_KEY_BYTES: usize = RESTORE_STAGING.len() + 36 + 1 + 20;
+    const STAGED_HEADER_BYTES: usize = 5;
+    STAGING_KEY_BYTES + STAGED_HEADER_BYTES + key.len() + value.len()
+}
+
+/// The staging batches of `entries`, in order: puts under `restore_id`'s staging prefix,
+/// each batch at most [`RESTORE_STAGING_BATCH_BYTES_MAX`] bytes (or one larger entry
+/// alone) and [`crate::storage::BATCH_OPS_MAX`] operations. Built lazily, so the
+/// entries are encoded one batch at a time.
+pub fn staging_batches(
+    restore_id: &str,
+    entries: Vec<(String, Vec<u8>)>,
+) -> impl Iterator<Item = Vec<Op>> + Send + use<> {
+    let restore_id = restore_id.to_string();
+    let mut entries = entries.into_iter().enumerate().peekable();
+    std::iter::from_fn(move || {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some((_, (key, value))) = entries.peek() {
+            let entry_bytes = staged_entry_bytes(key, value);
+            let full = batch.len() == crate::storage::BATCH_OPS_MAX
+                || (!batch.is_empty() && bytes + entry_bytes > RESTORE_STAGING_BATCH_BYTES_MAX);
+            if full {
+                break;
+            }
+            let (ordinal, (key, value)) = entries.next().expect("peeked");
+            bytes += entry_bytes;
+            batch.push(Op::Put {
+                key: restore_staging_key(&restore_id, ordinal as u64),
+                value: restore_staging::encode(&key, &value),
+            });
+        }
+        (!batch.is_empty()).then_some(batch)
+    })
+}
+
+/// Stage `entries` and swap them in with `record_ops`; the log index of the swap. On
+/// any failure the staging is cleared (best effort: else the next active node clears
+/// it) and the key space is as it was.
+async fn stage_and_swap(
+    backend: SharedBackend,
+    restore_id: String,
+    entries: Vec<(String, Vec<u8>)>,
+    record_ops: Vec<Op>,
+) -> Result<u64, LogicalError> {
+    // Leftovers of an abandoned restore would only cost memory; clearing them first
+    // keeps at most one restore's staging at a time.
+    backend
+        .clear_restore_staging()
+        .await
+        .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+    let count = entries.len() as u64;
+    let staged = async {
+        for batch in staging_batches(&restore_id, entries) {
+            backend.commit(batch).await?;
+        }
+        backend
+            .replace_all_from_staging(restore_id.clone(), count, record_ops)
+            .await?
+            .map_err(|why| {
+                StorageError::Unavailable(format!("the staged restore was refused: {why}"))
+            })
+    }
+    .await;
+    match staged {
+        Ok(index) => Ok(index),
+        Err(error) => {
+            if let Err(clear_error) = backend.clear_restore_staging().await {
+                tracing::warn!(
+                    %restore_id,
+                    error = %clear_error,
+                    "a failed restore's staging could not be cleared now; the next active node clears it"
+                );
+            }
+            Err(LogicalError::Unavailable(format!(
+                "the snapshot restore failed and changed nothing: {error}"
+            )))
+        }
+    }
 }
 
 fn internal(error: impl std::fmt::Display) -> LogicalError {
@@ -103,9 +197,13 @@ impl Core {
         let barrier = self.barrier.clone();
         // Encoding walks every key (seconds at the limit): off the async workers.
         let file = crate::env::runtime::blocking(move || -> Result<Vec<u8>, LogicalError> {
-            let content =
-                saved_snapshot::encode_content(view.iter().map(|(key, value)| (key, &value[..])))
-                    .map_err(|error| internal(format!("cannot save a snapshot: {error}")))?;
+            // A restore's staging is not data: it would be restored as plain keys.
+            let entries = view
+                .iter()
+                .filter(|(key, _)| !key.starts_with(RESTORE_STAGING))
+                .map(|(key, value)| (key, &value[..]));
+            let content = saved_snapshot::encode_content(entries)
+                .map_err(|error| internal(format!("cannot save a snapshot: {error}")))?;
             let sealed = barrier.seal_detached(SEALED_SHA256_LABEL, &content.sha256)?;
             let header = SavedSnapshotHeader {
                 cluster_id,
@@ -145,13 +243,24 @@ impl Core {
             snapshot_raft_index: snapshot.header.raft_index,
         };
         let header = snapshot.header.clone();
-        let ops = restore_ops(snapshot, &record)?;
-        let index = self
-            .cluster
-            .backend()
-            .replace_all(ops)
-            .await
-            .map_err(|error| LogicalError::Unavailable(error.to_string()))?;
+        let entries = restore_entries(snapshot)?;
+        let record_ops = vec![Op::Put {
+            key: SNAPSHOT_RESTORE_KEY.to_string(),
+            value: serde_json::to_vec(&record).expect("a restore record serializes"),
+        }];
+        // Its own task: a client that hangs up mid-restore must not leave it half-staged
+        // with nobody to finish or clear it.
+        let restore = tokio::spawn(stage_and_swap(
+            self.cluster.backend(),
+            record.restore_id.clone(),
+            entries,
+            record_ops,
+        ));
+        let index = restore.await.map_err(internal)??;
+        // The commits were made in the spawned task, which the request's commit count
+        // does not see; without this, a restore that completed is answered as a request
+        // that wrote nothing, and refused with a 503 if the lead moved meanwhile.
+        crate::storage::commit_count::note_commit(index);
         tracing::warn!(
             index,
             forced = force,
@@ -161,6 +270,25 @@ impl Core {
         );
         self.after_snapshot_restore().await;
         Ok(())
+    }
+
+    /// On becoming active: clear what an abandoned restore staged (its active node
+    /// crashed or lost the lead mid-way). No restore runs on a node that has only now
+    /// become active, so any staging is abandoned.
+    pub(super) async fn clear_abandoned_restore_staging(&self) {
+        let backend = self.cluster.backend();
+        if backend
+            .list(RESTORE_STAGING)
+            .map_or(true, |children| children.is_empty())
+        {
+            return;
+        }
+        match backend.clear_restore_staging().await {
+            Ok(_) => tracing::info!("cleared the staging of an abandoned snapshot restore"),
+            Err(error) => {
+                tracing::warn!(%error, "clearing an abandoned snapshot restore's staging failed")
+            }
+        }
     }
 
     /// Whether this cluster's barrier opens the snapshot's sealed hash to its content
@@ -247,16 +375,6 @@ mod tests {
     use super::*;
     use crate::storage::key_space::KEYRING_KEY;
 
-    fn record() -> RestoreRecord {
-        RestoreRecord {
-            restore_id: "r1".into(),
-            restored_unix: 1,
-            forced: false,
-            snapshot_cluster_id: "c".into(),
-            snapshot_raft_index: 7,
-        }
-    }
-
     fn snapshot(entries: Vec<(&str, Vec<u8>)>) -> SavedSnapshot {
         SavedSnapshot {
             header: SavedSnapshotHeader {
@@ -277,36 +395,88 @@ mod tests {
     }
 
     #[test]
-    fn a_restore_writes_every_entry_and_one_fresh_record() {
-        let ops = restore_ops(
-            snapshot(vec![
-                (KEYRING_KEY, vec![1]),
-                (SNAPSHOT_RESTORE_KEY, b"an older restore".to_vec()),
-                ("sys/token/id/abc", vec![2]),
-            ]),
-            &record(),
-        )
+    fn a_restore_stages_every_entry_but_an_older_record() {
+        let entries = restore_entries(snapshot(vec![
+            (KEYRING_KEY, vec![1]),
+            (SNAPSHOT_RESTORE_KEY, b"an older restore".to_vec()),
+            ("sys/token/id/abc", vec![2]),
+        ]))
         .unwrap();
-        let keys: Vec<&str> = ops.iter().map(Op::key).collect();
+        let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, vec![KEYRING_KEY, "sys/token/id/abc"]);
+        let batches: Vec<Vec<Op>> = staging_batches("r1", entries).collect();
+        assert_eq!(batches.len(), 1);
+        let staged: Vec<(String, Vec<u8>)> = batches[0]
+            .iter()
+            .map(|op| {
+                let Op::Put { key, value } = op else {
+                    panic!("staging only puts");
+                };
+                assert!(key.starts_with("core/restore-staging/r1/"), "{key}");
+                restore_staging::decode(value).unwrap()
+            })
+            .collect();
         assert_eq!(
-            keys,
-            vec![KEYRING_KEY, "sys/token/id/abc", SNAPSHOT_RESTORE_KEY]
-        );
-        let Op::Put { value, .. } = &ops[2] else {
-            panic!("the record is a put");
-        };
-        assert_eq!(
-            serde_json::from_slice::<RestoreRecord>(value).unwrap(),
-            record()
+            staged,
+            vec![
+                (KEYRING_KEY.to_string(), vec![1]),
+                ("sys/token/id/abc".to_string(), vec![2])
+            ]
         );
     }
 
     #[test]
+    fn staging_batches_are_bounded_and_keep_the_order() {
+        let value = vec![7u8; 100 * 1024];
+        let mut entries: Vec<(&str, Vec<u8>)> = Vec::new();
+        let keys: Vec<String> = (0..10)
+            .map(|index| format!("logical/m/k{index:02}"))
+            .collect();
+        for key in &keys {
+            entries.push((key, value.clone()));
+        }
+        // One entry above the batch size goes alone.
+        entries.push((
+            "logical/m/large",
+            vec![1u8; RESTORE_STAGING_BATCH_BYTES_MAX + 1],
+        ));
+        entries.push(("logical/m/small", vec![2u8; 10]));
+        let batches: Vec<Vec<Op>> =
+            staging_batches("r1", restore_entries(snapshot(entries)).unwrap()).collect();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2, 1, 1]);
+        for batch in &batches[..5] {
+            let bytes: usize = batch
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value } => key.len() + value.len(),
+                    Op::Delete { key } => key.len(),
+                })
+                .sum();
+            assert!(bytes <= RESTORE_STAGING_BATCH_BYTES_MAX, "{bytes}");
+        }
+        let staged_keys: Vec<&str> = batches.iter().flatten().map(Op::key).collect();
+        let mut sorted = staged_keys.clone();
+        sorted.sort();
+        assert_eq!(staged_keys, sorted, "staging keys sort in entry order");
+    }
+
+    #[test]
     fn keys_outside_the_key_space_registry_are_refused() {
-        let error =
-            restore_ops(snapshot(vec![("not/registered", vec![1])]), &record()).unwrap_err();
+        for key in [
+            "not/registered",
+            "core/restore-staging/x/00000000000000000000",
+        ] {
+            let error = restore_entries(snapshot(vec![(key, vec![1])])).unwrap_err();
+            assert!(
+                matches!(&error, LogicalError::BadRequest(message) if message.starts_with("invalid snapshot")),
+                "{error:?}"
+            );
+        }
+        let huge = vec![0u8; crate::raft::node::COMMIT_BYTES_MAX];
+        let error = restore_entries(snapshot(vec![("logical/m/huge", huge)])).unwrap_err();
         assert!(
-            matches!(&error, LogicalError::BadRequest(message) if message.starts_with("invalid snapshot")),
+            matches!(&error, LogicalError::BadRequest(message) if message.contains("for one commit")),
             "{error:?}"
         );
     }

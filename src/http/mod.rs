@@ -9,6 +9,7 @@ pub mod client;
 pub mod envelope;
 pub mod server;
 pub mod tls;
+pub mod tls_policy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use http_body_util::{BodyExt, Limited};
 
 /// Vault's default maximum request size.
 pub const REQUEST_BODY_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// The largest body of a snapshot restore (`sys/storage/raft/snapshot[-force]`), the
+/// one request that carries a whole saved snapshot.
+pub const RESTORE_BODY_BYTES_MAX: usize = crate::raft::saved_snapshot::SAVED_SNAPSHOT_BYTES_MAX;
 /// The longest request path accepted.
 pub const REQUEST_PATH_BYTES_MAX: usize = 8 * 1024;
 
@@ -188,16 +192,18 @@ async fn to_api_request(request: Request) -> Result<ApiRequest, ApiResponse> {
             vec![format!("invalid path {path:?}")],
         ));
     }
+    let body_bytes_max = request_body_bytes_max(&parts.method, &path);
     if let Some(length) = parts.headers.get(http::header::CONTENT_LENGTH)
         && length
             .to_str()
             .ok()
             .and_then(|text| text.parse::<usize>().ok())
-            .is_some_and(|length| length > REQUEST_BODY_BYTES_MAX)
+            .is_some_and(|length| length > body_bytes_max)
     {
         return Err(too_large());
     }
-    let body = Limited::new(body, REQUEST_BODY_BYTES_MAX)
+    // Collected once into one buffer; the restore decodes from it without a copy.
+    let body = Limited::new(body, body_bytes_max)
         .collect()
         .await
         .map_err(|_| too_large())?
@@ -211,6 +217,20 @@ async fn to_api_request(request: Request) -> Result<ApiRequest, ApiResponse> {
         body,
         delegated_caller: None,
     })
+}
+
+/// The body limit of a request: [`RESTORE_BODY_BYTES_MAX`] for a snapshot restore,
+/// Vault's [`REQUEST_BODY_BYTES_MAX`] for everything else.
+pub fn request_body_bytes_max(method: &Method, path: &str) -> usize {
+    let restore = matches!(
+        path.trim_end_matches('/'),
+        "sys/storage/raft/snapshot" | "sys/storage/raft/snapshot-force"
+    ) && (method == Method::POST || method == Method::PUT);
+    if restore {
+        RESTORE_BODY_BYTES_MAX
+    } else {
+        REQUEST_BODY_BYTES_MAX
+    }
 }
 
 fn too_large() -> ApiResponse {

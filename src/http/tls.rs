@@ -20,15 +20,6 @@ pub enum ServerTls {}
 #[cfg(not(madsim))]
 pub use real::*;
 
-/// The oldest TLS version a listener accepts (`tls_min_version`). Vault also knows
-/// `tls10` and `tls11`; the configuration refuses those, rustls does not speak them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsMinVersion {
-    #[default]
-    Tls12,
-    Tls13,
-}
-
 #[cfg(not(madsim))]
 mod real {
     use std::sync::{Arc, RwLock};
@@ -40,7 +31,7 @@ mod real {
     use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
     use zeroize::Zeroizing;
 
-    use super::TlsMinVersion;
+    use crate::http::tls_policy::TlsPolicy;
 
     /// Which operator-supplied PEM input a [`TlsError`] is about.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +54,9 @@ mod real {
         KeyMismatch(String),
         #[error("{0}")]
         Rustls(String),
+        /// The listener's `tls_cipher_suites` cannot work with its key.
+        #[error("{0}")]
+        Policy(String),
     }
 
     impl TlsError {
@@ -71,7 +65,7 @@ mod real {
             match self {
                 TlsError::Pem { input, .. } => Some(*input),
                 TlsError::KeyMismatch(_) => Some(PemInput::PrivateKey),
-                TlsError::Rustls(_) => None,
+                TlsError::Rustls(_) | TlsError::Policy(_) => None,
             }
         }
     }
@@ -134,23 +128,31 @@ mod real {
         pub private_key: Zeroizing<Vec<u8>>,
         /// `tls_client_ca_file`, needed when client certificates are required.
         pub client_ca: Option<Vec<u8>>,
-        pub min_version: TlsMinVersion,
+        /// `tls_min_version`, `tls_max_version`, `tls_cipher_suites`.
+        pub policy: TlsPolicy,
         /// `tls_require_and_verify_client_cert`.
         pub require_client_certificate: bool,
     }
 
-    /// A listener's rustls configuration, checked: the key matches the certificate, and
-    /// a required client certificate has a CA to verify it with.
+    /// A listener's rustls configuration, checked: the key matches the certificate, the
+    /// policy's suites suit the key, and a required client certificate has a CA to
+    /// verify it with.
     pub fn server_config(pem: &ListenerPem) -> Result<rustls::ServerConfig, TlsError> {
-        let provider = provider();
+        let provider = pem.policy.provider();
         let chain = certificates(&pem.certificate_chain, PemInput::Certificate)?;
         let key = private_key(&pem.private_key, PemInput::PrivateKey)?;
-        let versions: &[&rustls::SupportedProtocolVersion] = match pem.min_version {
-            TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
-        };
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|error| TlsError::Pem {
+                input: PemInput::PrivateKey,
+                reason: error.to_string(),
+            })?;
+        pem.policy
+            .check_key(signing_key.as_ref())
+            .map_err(TlsError::Policy)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
+            .with_protocol_versions(&pem.policy.protocol_versions())
             .map_err(|error| TlsError::Rustls(error.to_string()))?;
         let builder = if pem.require_client_certificate {
             let Some(client_ca) = &pem.client_ca else {
@@ -537,7 +539,7 @@ mod tests {
             certificate_chain: certificate.as_bytes().to_vec(),
             private_key: zeroize::Zeroizing::new(key.as_bytes().to_vec()),
             client_ca: None,
-            min_version: TlsMinVersion::Tls12,
+            policy: crate::http::tls_policy::TlsPolicy::default(),
             require_client_certificate: false,
         }
     }

@@ -30,7 +30,8 @@ use super::record;
 use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
 use super::wal::{WalBuffer, WalRecord};
 use crate::replication::merkle::{MerkleIndex, replicated_group};
-use crate::storage::key_space::LAST_REMOTE_WAL_KEY;
+use crate::storage::key_space::{LAST_REMOTE_WAL_KEY, RESTORE_STAGING, restore_staging_prefix};
+use crate::storage::restore_staging;
 use crate::storage::{KeyClass, Op, list_children};
 
 /// The version byte that starts every snapshot body this code writes. Version 1 is the
@@ -223,6 +224,43 @@ impl AppliedState {
                 replacing.extend(ops);
                 self.apply_ops(log_index, replacing)
             }
+            EntryPayload::Normal(Command::ReplaceAllFromStaging {
+                restore_id,
+                entries,
+                ops,
+            }) => match self.staged_entries(&restore_id, entries) {
+                Ok(staged) => {
+                    let mut replacing: Vec<Op> = self
+                        .map
+                        .keys()
+                        .map(|key| Op::Delete {
+                            key: key.to_string(),
+                        })
+                        .collect();
+                    replacing.extend(staged);
+                    replacing.extend(ops);
+                    self.apply_ops(log_index, replacing)
+                }
+                Err(why) => {
+                    refused = Some(why);
+                    Vec::new()
+                }
+            },
+            EntryPayload::Normal(Command::ClearRestoreStaging) => {
+                let staging: Vec<Op> = self
+                    .map
+                    .range::<_, str>((
+                        std::ops::Bound::Included(RESTORE_STAGING),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .map(|(key, _)| key)
+                    .take_while(|key| key.starts_with(RESTORE_STAGING))
+                    .map(|key| Op::Delete {
+                        key: key.to_string(),
+                    })
+                    .collect();
+                self.apply_ops(log_index, staging)
+            }
             EntryPayload::Membership(membership) => {
                 self.last_membership = StoredMembership::new(Some(log_id.clone()), membership);
                 Vec::new()
@@ -236,6 +274,32 @@ impl AppliedState {
             changes: Changes::Keys(changes),
         };
         (self, applied)
+    }
+
+    /// The entries a restore staged under `restore_id`, in staging order, as puts; an
+    /// error when they are not exactly `expected` well-formed entries.
+    fn staged_entries(&self, restore_id: &str, expected: u64) -> Result<Vec<Op>, String> {
+        let prefix = restore_staging_prefix(restore_id);
+        let mut puts = Vec::new();
+        for (key, value) in self
+            .map
+            .range::<_, str>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(&prefix))
+        {
+            let (key, value) = restore_staging::decode(value)
+                .map_err(|why| format!("staged entry {key}: {why}"))?;
+            puts.push(Op::Put { key, value });
+        }
+        if puts.len() as u64 != expected {
+            return Err(format!(
+                "restore {restore_id}: {} entries are staged, {expected} were expected",
+                puts.len()
+            ));
+        }
+        Ok(puts)
     }
 
     /// Apply a batch of operations and return the difference it made, in key order.

@@ -88,8 +88,8 @@ pub struct PeerClient {
 /// AppendEntries): every ordinary batch of writes.
 pub const TTL_ALLOWANCE_BYTES_MIN: usize = 64 * 1024;
 /// The slowest transfer-and-apply rate a larger request is given time for. One large
-/// entry (a snapshot restore is one Raft entry of up to 32 MiB) cannot cross and be
-/// appended within a heartbeat interval; without this allowance it timed out on every
+/// entry (a commit near its 32 MiB limit, a secondary activation's replacement) cannot
+/// cross and be appended within a heartbeat interval; without this allowance it timed out on every
 /// attempt and never committed (the restore test found it with a 1.2 MiB entry on a
 /// loaded machine).
 pub const TRANSFER_BYTES_PER_MS_MIN: usize = 1024;

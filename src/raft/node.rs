@@ -755,6 +755,38 @@ impl Backend for RaftBackend {
         })
     }
 
+    fn replace_all_from_staging(
+        &self,
+        restore_id: String,
+        entries: u64,
+        ops: Vec<Op>,
+    ) -> BoxFuture<'static, Result<Result<u64, String>, StorageError>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            validate_batch(&ops)?;
+            check_commit_bytes(&ops)?;
+            let command = Command::ReplaceAllFromStaging {
+                restore_id,
+                entries,
+                ops,
+            };
+            let response = Self::propose(raft, command).await?;
+            Ok(match response.refused {
+                Some(why) => Err(why),
+                None => Ok(response.index),
+            })
+        })
+    }
+
+    fn clear_restore_staging(&self) -> BoxFuture<'static, Result<u64, StorageError>> {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            Ok(Self::propose(raft, Command::ClearRestoreStaging)
+                .await?
+                .index)
+        })
+    }
+
     fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
         Some(self.state_machine.view())
     }

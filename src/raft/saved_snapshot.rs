@@ -34,15 +34,17 @@ use crate::storage::KEY_BYTES_MAX;
 pub const MAGIC: &[u8; 8] = b"ARCASNAP";
 /// The format version this code writes; any other is refused rather than guessed at.
 pub const FORMAT_VERSION: u8 = 1;
-/// The largest saved snapshot accepted or written: the largest request body the API
-/// takes, so every snapshot this cluster saves can be posted back to it.
-pub const SAVED_SNAPSHOT_BYTES_MAX: usize = crate::http::REQUEST_BODY_BYTES_MAX;
+/// The largest saved snapshot accepted or written. A restore stages its entries in
+/// bounded Raft batches (`core::snapshots`), so this is not tied to the size of a Raft
+/// entry; it bounds what one restore request holds in memory (the body, its decoded
+/// entries, and the staged copy beside the old key space on every node). The restore
+/// endpoints take request bodies up to this size.
+pub const SAVED_SNAPSHOT_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// The largest header: a few hundred bytes of JSON in practice.
 pub const HEADER_BYTES_MAX: usize = 64 * 1024;
-/// The most entries a snapshot may hold: a restore is one atomic Raft entry, whose
-/// batch is bounded by [`crate::storage::BATCH_OPS_MAX`], and the restore adds one
-/// operation of its own (its record).
-pub const ENTRIES_MAX: usize = crate::storage::BATCH_OPS_MAX - 1;
+/// The most entries a snapshot may hold: a million keys is far beyond any cluster
+/// Arca is sized for, and bounds the per-entry overhead of decoding and staging.
+pub const ENTRIES_MAX: usize = 1024 * 1024;
 /// The associated data the content hash is sealed under: a name no stored key has, so
 /// a sealed hash cannot pass for a stored value or the other way round.
 pub const SEALED_SHA256_LABEL: &str = "core/raft/snapshot-sha256";
@@ -252,7 +254,9 @@ fn decode_content(
     if declared > ENTRIES_MAX {
         return Err(SavedSnapshotError::TooManyEntries { entries: declared });
     }
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(declared);
+    // Each entry takes at least its two 4-byte lengths and a 1-byte key, so a header
+    // cannot make this allocate for more entries than the content could hold.
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(declared.min(content.len() / 9));
     let mut offset = 0;
     while offset < content.len() {
         if entries.len() == declared {

@@ -44,6 +44,18 @@ pub enum Command {
     /// primary's seal and keyring in one step, so a crash leaves either the old
     /// cluster or the new secondary, never a mix.
     ReplaceAll { ops: Vec<Op> },
+    /// Replace the whole key space atomically with the entries a snapshot restore staged
+    /// under `restore_id` (see `storage::key_space::RESTORE_STAGING`) plus `ops`, and
+    /// drop all staging. Refused whole, changing nothing, when the staged entries are not
+    /// exactly `entries` well-formed ones: a restore whose staging was cleared or cut
+    /// short never swaps in a partial key space.
+    ReplaceAllFromStaging {
+        restore_id: String,
+        entries: u64,
+        ops: Vec<Op>,
+    },
+    /// Remove every staged restore entry, of any restore.
+    ClearRestoreStaging,
 }
 
 impl std::fmt::Display for Command {
@@ -60,6 +72,16 @@ impl std::fmt::Display for Command {
                 ops.len()
             ),
             Command::ReplaceAll { ops } => write!(formatter, "ReplaceAll({} ops)", ops.len()),
+            Command::ReplaceAllFromStaging {
+                restore_id,
+                entries,
+                ops,
+            } => write!(
+                formatter,
+                "ReplaceAllFromStaging({restore_id}, {entries} entries, {} ops)",
+                ops.len()
+            ),
+            Command::ClearRestoreStaging => write!(formatter, "ClearRestoreStaging"),
         }
     }
 }

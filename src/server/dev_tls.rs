@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::local;
 use crate::config::ListenerTlsFiles;
-use crate::http::tls::TlsMinVersion;
+use crate::http::tls_policy::TlsPolicy;
 
 pub const CA_FILE_NAME: &str = "vault-ca.pem";
 pub const CERT_FILE_NAME: &str = "vault-cert.pem";
@@ -90,7 +90,7 @@ pub fn generate(cert_dir: Option<&Path>, listen_ip: IpAddr) -> Result<DevTlsFile
         listener: ListenerTlsFiles {
             cert_file,
             key_file,
-            min_version: TlsMinVersion::Tls12,
+            policy: TlsPolicy::default(),
             client_ca_file: None,
             require_client_cert: false,
         },

@@ -43,7 +43,7 @@ pub fn load_listener(files: &ListenerTlsFiles) -> Result<rustls::ServerConfig, S
             Some(path) => Some(read_pem_file("tls_client_ca_file", path)?),
             None => None,
         },
-        min_version: files.min_version,
+        policy: files.policy.clone(),
         require_client_certificate: files.require_client_cert,
     };
     crate::http::tls::server_config(&pem).map_err(|error| listener_error(files, &error))
@@ -51,6 +51,12 @@ pub fn load_listener(files: &ListenerTlsFiles) -> Result<rustls::ServerConfig, S
 
 /// A listener error with the setting and file it is about.
 fn listener_error(files: &ListenerTlsFiles, error: &TlsError) -> String {
+    if let TlsError::Policy(reason) = error {
+        return format!(
+            "{reason} (tls_cert_file {:?})",
+            files.cert_file.display().to_string()
+        );
+    }
     let (setting, path) = match error.input() {
         Some(PemInput::Certificate) => ("tls_cert_file", Some(&files.cert_file)),
         Some(PemInput::PrivateKey) => ("tls_key_file", Some(&files.key_file)),

@@ -24,8 +24,8 @@ pub enum KeyClass {
     /// Stays in this cluster: tokens, accessors, leases, cubbyhole, local mounts' entries
     /// and data.
     Local,
-    /// Never replicated and never meaningful elsewhere (Raft configuration, caches). No
-    /// key of this class is stored today; the class exists so replication can name it.
+    /// Never replicated and never meaningful elsewhere: a snapshot restore's staged
+    /// entries ([`RESTORE_STAGING`]).
     Ignored,
 }
 
@@ -141,6 +141,23 @@ pub const LAST_REMOTE_WAL_KEY: &str = "core/cluster/replication/last-remote-wal"
 /// reloads what it holds above the barrier when it changes.
 pub const SNAPSHOT_RESTORE_KEY: &str = "core/cluster/snapshot-restore";
 
+/// Where a snapshot restore stages the snapshot's entries before one small Raft entry
+/// swaps them in (`core::snapshots`): `<prefix><restore id>/<ordinal>`, each value one
+/// encoded (key, value) pair. Ignored: never replicated, never in a saved snapshot, and
+/// present only while a restore runs (or until an abandoned one is cleared).
+pub const RESTORE_STAGING: &str = "core/restore-staging/";
+
+/// The staging prefix of one restore.
+pub fn restore_staging_prefix(restore_id: &str) -> String {
+    format!("{RESTORE_STAGING}{restore_id}/")
+}
+
+/// The staging key of a restore's `ordinal`-th entry; zero-padded so key order is
+/// entry order.
+pub fn restore_staging_key(restore_id: &str, ordinal: u64) -> String {
+    format!("{RESTORE_STAGING}{restore_id}/{ordinal:020}")
+}
+
 const CLUSTER: &str = "core/cluster/";
 /// One key per version this cluster has run, `core/versions/<version>`: local, as a
 /// secondary runs its own binaries; carried over a secondary's activation wipe (see
@@ -213,6 +230,11 @@ const REGISTRY: &[Registration] = &[
         VERSION_HISTORY_PREFIX,
         KeyClass::Local,
         Shape::Below(CoreGroup::VersionHistory),
+    ),
+    register(
+        RESTORE_STAGING,
+        KeyClass::Ignored,
+        Shape::Below(CoreGroup::Cluster),
     ),
     register(MOUNTS, KeyClass::Replicated, Shape::MountEntry),
     register(LOCAL_MOUNTS, KeyClass::Local, Shape::MountEntry),

@@ -9,6 +9,7 @@
 pub mod commit_count;
 pub mod key_space;
 pub mod memory;
+pub mod restore_staging;
 
 use std::sync::Arc;
 
@@ -96,6 +97,25 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(async { Err(StorageError::Unavailable(REPLICATION_UNSUPPORTED.into())) })
     }
 
+    /// Replace the whole key space, in one atomic step, with the entries a snapshot
+    /// restore staged under `restore_id` plus `ops` (the restore's record), removing all
+    /// staging. Resolves to the log index, or to why it was refused (the staged entries
+    /// are not the `entries` expected; nothing changed).
+    fn replace_all_from_staging(
+        &self,
+        restore_id: String,
+        entries: u64,
+        ops: Vec<Op>,
+    ) -> BoxFuture<'static, Result<Result<u64, String>, StorageError>> {
+        let _ = (restore_id, entries, ops);
+        Box::pin(async { Err(StorageError::Unavailable(SNAPSHOTS_UNSUPPORTED.into())) })
+    }
+
+    /// Remove every staged restore entry (an abandoned or failed restore's).
+    fn clear_restore_staging(&self) -> BoxFuture<'static, Result<u64, StorageError>> {
+        Box::pin(async { Err(StorageError::Unavailable(SNAPSHOTS_UNSUPPORTED.into())) })
+    }
+
     /// A point-in-time view of the applied state (with its WAL and replication
     /// position), when the backend keeps one.
     fn applied_view(&self) -> Option<crate::raft::applied_state::AppliedState> {
@@ -109,6 +129,8 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 }
+
+const SNAPSHOTS_UNSUPPORTED: &str = "snapshots need integrated storage (raft)";
 
 const REPLICATION_UNSUPPORTED: &str =
     "this storage backend does not support performance replication (use integrated storage)";

@@ -374,3 +374,90 @@ proptest! {
         prop_assert_eq!(applier.merkle().root() != EMPTY_HASH, replicated);
     }
 }
+
+/// A staged restore: entries written under the staging prefix in ordinary batches are
+/// swapped in by one small entry; everything else, other staging included, is gone,
+/// and no staging key ever reaches the WAL. A count that does not match is refused
+/// whole, and clearing staging leaves the rest untouched.
+#[test]
+fn a_staged_restore_swaps_in_exactly_its_entries_or_nothing() {
+    use crate::storage::key_space::{restore_staging_key, restore_staging_prefix};
+    use crate::storage::restore_staging;
+    let staged = |id: &str, ordinal: u64, key: &str, value: &[u8]| {
+        put(
+            &restore_staging_key(id, ordinal),
+            &restore_staging::encode(key, value),
+        )
+    };
+    let (state, _) = AppliedState::new(WAL_ENTRIES).apply(Entry::new_normal(
+        log_id(1),
+        Command::Apply {
+            ops: vec![put("logical/m1/old", b"1"), put("core/keyring", b"old")],
+        },
+    ));
+    let wal_before = state.wal.last_wal_index();
+    let (state, _) = state.apply(Entry::new_normal(
+        log_id(2),
+        Command::Apply {
+            ops: vec![
+                staged("r1", 0, "core/keyring", b"new"),
+                staged("r1", 1, "logical/m1/a", b"2"),
+                staged("abandoned", 0, "logical/m1/x", b"3"),
+            ],
+        },
+    ));
+    assert_eq!(
+        state.wal.last_wal_index(),
+        wal_before,
+        "staging is never replicated"
+    );
+
+    // Phase 1: a count that does not match changes nothing.
+    let before = map_of(&state);
+    let (state, applied) = state.apply(Entry::new_normal(
+        log_id(3),
+        Command::ReplaceAllFromStaging {
+            restore_id: "r1".into(),
+            entries: 3,
+            ops: vec![put("core/cluster/snapshot-restore", b"{}")],
+        },
+    ));
+    assert!(applied.refused.is_some());
+    assert_eq!(map_of(&state), before);
+
+    // Phase 2: the right count swaps in the staged entries and the record, alone.
+    let (state, applied) = state.apply(Entry::new_normal(
+        log_id(4),
+        Command::ReplaceAllFromStaging {
+            restore_id: "r1".into(),
+            entries: 2,
+            ops: vec![put("core/cluster/snapshot-restore", b"{}")],
+        },
+    ));
+    assert_eq!(applied.refused, None);
+    let keys: Vec<String> = map_of(&state).into_keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "core/cluster/snapshot-restore",
+            "core/keyring",
+            "logical/m1/a"
+        ]
+    );
+    assert_eq!(state.get("core/keyring").unwrap().as_ref(), b"new");
+
+    // Phase 3: clearing removes staging of every restore and nothing else.
+    let (state, _) = state.apply(Entry::new_normal(
+        log_id(5),
+        Command::Apply {
+            ops: vec![staged("r2", 0, "logical/m1/y", b"4")],
+        },
+    ));
+    let (state, _) = state.apply(Entry::new_normal(log_id(6), Command::ClearRestoreStaging));
+    assert!(
+        map_of(&state)
+            .keys()
+            .all(|key| !key.starts_with(&restore_staging_prefix("r2")))
+    );
+    assert_eq!(map_of(&state).len(), 3);
+}
