@@ -48,7 +48,8 @@ impl std::fmt::Display for Protocol {
 }
 
 /// Connections to one peer for one protocol are kept per lane, so bulk transfers (a
-/// Raft snapshot) never queue heartbeats and small RPCs behind them.
+/// Raft snapshot, Raft log entries) never queue heartbeats and small RPCs behind them,
+/// and a heartbeat's timeout, which closes its connection, never cuts a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lane {
     Control,

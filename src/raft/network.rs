@@ -166,12 +166,19 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        // Heartbeats (no entries) keep the control lane; entries travel on the bulk
+        // lane. A heartbeat that times out closes its connection, and when both shared
+        // one, it cut every large batch in flight: a follower busy appending 256 KiB
+        // restore batches never answered a 100 ms heartbeat in time, each timeout closed
+        // the batch's connection, the batch was resent, and the leader could not confirm
+        // its lead for minutes (the large-snapshot restore test found it).
+        let lane = if rpc.entries.is_empty() {
+            Lane::Control
+        } else {
+            Lane::Bulk
+        };
         match self
-            .call(
-                &RpcRequest::AppendEntries(rpc),
-                Lane::Control,
-                option.hard_ttl(),
-            )
+            .call(&RpcRequest::AppendEntries(rpc), lane, option.hard_ttl())
             .await
         {
             Ok(RpcResponse::AppendEntries(response)) => Ok(response),
