@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use crate::barrier::BarrierError;
-use crate::raft::{Changes, FeedEvent, Subscription};
+use crate::raft::Subscription;
 use crate::storage::key_space::{KEYRING_KEY, ROOT_KEY_KEY};
 
 use super::Core;
@@ -35,12 +35,8 @@ impl Core {
                 _ = shutdown.changed() => return,
                 event = feed.next() => event,
             };
-            let may_have_changed = match event {
-                None => return,
-                Some(FeedEvent::Lagged { .. }) => true,
-                Some(FeedEvent::Applied(applied)) => touches_keys(&applied.changes),
-            };
-            if may_have_changed {
+            let Some(event) = event else { return };
+            if event.may_touch(KEYS) {
                 self.seal_if_keys_replaced().await;
             }
         }
@@ -71,20 +67,24 @@ impl Core {
     }
 }
 
-fn touches_keys(changes: &Changes) -> bool {
-    match changes {
-        Changes::Everything => true,
-        Changes::Keys(changes) => changes
-            .iter()
-            .any(|change| matches!(&*change.key, ROOT_KEY_KEY | KEYRING_KEY)),
-    }
-}
+/// The keys whose change may leave a standby with keys that open nothing.
+const KEYS: &[&str] = &[ROOT_KEY_KEY, KEYRING_KEY];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::Change;
+    use crate::raft::{Applied, Change, Changes, FeedEvent};
     use crate::storage::key_space::KeyClass;
+
+    fn touches_keys(changes: &Changes) -> bool {
+        FeedEvent::Applied(std::sync::Arc::new(Applied {
+            log_index: 1,
+            refused: None,
+            wal_indexes: 0..0,
+            changes: changes.clone(),
+        }))
+        .may_touch(KEYS)
+    }
 
     fn change(key: &str) -> Change {
         Change {
@@ -106,5 +106,6 @@ mod tests {
             "logical/abc/data"
         )])));
         assert!(!touches_keys(&Changes::Keys(Vec::new())));
+        assert!(FeedEvent::Lagged { missed: 3 }.may_touch(KEYS));
     }
 }

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use super::Core;
 use crate::barrier::BarrierError;
 use crate::logical::LogicalError;
+use crate::raft::Subscription;
 use crate::raft::saved_snapshot::{self, SEALED_SHA256_LABEL, SavedSnapshot, SavedSnapshotHeader};
-use crate::raft::{FeedEvent, Subscription};
 use crate::storage::key_space::{RESTORE_STAGING, SNAPSHOT_RESTORE_KEY, restore_staging_key};
 use crate::storage::{Op, SharedBackend, StorageError, restore_staging};
 
@@ -345,17 +345,8 @@ impl Core {
                 _ = shutdown.changed() => return,
                 event = feed.next() => event,
             };
-            let may_have_changed = match event {
-                None => return,
-                Some(FeedEvent::Lagged { .. }) => true,
-                Some(FeedEvent::Applied(applied)) => match &applied.changes {
-                    crate::raft::Changes::Everything => true,
-                    crate::raft::Changes::Keys(changes) => changes
-                        .iter()
-                        .any(|change| &*change.key == SNAPSHOT_RESTORE_KEY),
-                },
-            };
-            if !may_have_changed {
+            let Some(event) = event else { return };
+            if !event.may_touch(&[SNAPSHOT_RESTORE_KEY]) {
                 continue;
             }
             let current = read_record();

@@ -214,14 +214,7 @@ impl AppliedState {
                 }
             }
             EntryPayload::Normal(Command::ReplaceAll { ops }) => {
-                let mut replacing: Vec<Op> = self
-                    .map
-                    .keys()
-                    .map(|key| Op::Delete {
-                        key: key.to_string(),
-                    })
-                    .collect();
-                replacing.extend(ops);
+                let replacing: Vec<Op> = self.deleting_everything().chain(ops).collect();
                 self.apply_ops(log_index, replacing)
             }
             EntryPayload::Normal(Command::ReplaceAllFromStaging {
@@ -230,15 +223,11 @@ impl AppliedState {
                 ops,
             }) => match self.staged_entries(&restore_id, entries) {
                 Ok(staged) => {
-                    let mut replacing: Vec<Op> = self
-                        .map
-                        .keys()
-                        .map(|key| Op::Delete {
-                            key: key.to_string(),
-                        })
+                    let replacing: Vec<Op> = self
+                        .deleting_everything()
+                        .chain(staged)
+                        .chain(ops)
                         .collect();
-                    replacing.extend(staged);
-                    replacing.extend(ops);
                     self.apply_ops(log_index, replacing)
                 }
                 Err(why) => {
@@ -278,6 +267,13 @@ impl AppliedState {
 
     /// The entries a restore staged under `restore_id`, in staging order, as puts; an
     /// error when they are not exactly `expected` well-formed entries.
+    /// A delete of every key held: the first half of replacing the whole state.
+    fn deleting_everything(&self) -> impl Iterator<Item = Op> + '_ {
+        self.map.keys().map(|key| Op::Delete {
+            key: key.to_string(),
+        })
+    }
+
     fn staged_entries(&self, restore_id: &str, expected: u64) -> Result<Vec<Op>, String> {
         let prefix = restore_staging_prefix(restore_id);
         let mut puts = Vec::new();

@@ -30,6 +30,22 @@ pub enum FeedEvent {
     },
 }
 
+impl FeedEvent {
+    /// Whether this event may have changed any of `keys`: a report naming one, a
+    /// snapshot install (anything may have changed), or missed reports.
+    pub fn may_touch(&self, keys: &[&str]) -> bool {
+        match self {
+            FeedEvent::Lagged { .. } => true,
+            FeedEvent::Applied(applied) => match &applied.changes {
+                super::Changes::Everything => true,
+                super::Changes::Keys(changes) => {
+                    changes.iter().any(|change| keys.contains(&&*change.key))
+                }
+            },
+        }
+    }
+}
+
 /// The publishing side, owned by the state machine.
 #[derive(Debug, Clone)]
 pub struct ChangeFeed {
