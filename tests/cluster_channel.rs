@@ -1,6 +1,7 @@
-//! The cluster channel between real `arca server` processes: standbys forward over it,
-//! never to the active node's public API, and a plaintext connection to a
-//! `cluster_address` that is not a channel handshake gets nothing back.
+//! The cluster channel between real `arca server` processes: standbys forward over it
+//! (TLS under the cluster's own CA), never to the active node's public API; a plaintext
+//! connection to a `cluster_address` gets nothing back, even a well-formed channel
+//! handshake, and a TLS peer whose certificate is not under the cluster's CA is refused.
 //!
 //! Every node advertises an `api_addr` that is a trap: a listener this test holds and
 //! never serves. Nodes find each other through `retry_join` (the real API addresses);
@@ -166,13 +167,29 @@ fn standbys_forward_over_the_channel_and_plaintext_gets_nothing() {
         }
     }
 
-    // Plaintext HTTP to a cluster address is answered with nothing at all.
-    for (_, cluster_port) in &ports {
+    // Plaintext to a cluster address, HTTP or the channel's own Hello frame (what the
+    // channel accepted before it spoke TLS), is answered with nothing at all.
+    let plaintext_hello = arca::channel::frame::encode_frame(
+        &arca::channel::frame::Frame::Hello {
+            protocol: "arca-raft/1".into(),
+        },
+        arca::channel::frame::HANDSHAKE_FRAME_BYTES_MAX,
+    )
+    .unwrap();
+    for ((_, cluster_port), attempt) in ports.iter().flat_map(|port| {
+        [
+            (
+                port,
+                b"GET /v1/sys/health HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
+            ),
+            (port, plaintext_hello.clone()),
+        ]
+    }) {
         let mut stream = TcpStream::connect(("127.0.0.1", *cluster_port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(15)))
             .unwrap();
-        let _ = stream.write_all(b"GET /v1/sys/health HTTP/1.1\r\nhost: x\r\n\r\n");
+        let _ = stream.write_all(&attempt);
         let mut received = Vec::new();
         match stream.read_to_end(&mut received) {
             Ok(_) => assert!(received.is_empty(), "{received:?}"),
@@ -181,6 +198,38 @@ fn standbys_forward_over_the_channel_and_plaintext_gets_nothing() {
                 std::io::ErrorKind::WouldBlock,
                 "the cluster port kept a plaintext connection open"
             ),
+        }
+    }
+
+    // A TLS peer with a certificate of its own making (another CA) gets no Raft and no
+    // forwarding from any node.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rng = arca::env::SharedRng::from_entropy();
+    let stranger_ca = arca::channel::ClusterCa::generate(&rng).unwrap();
+    let identity = arca::channel::ChannelIdentity::new(rng.clone(), arca::env::Clock::system());
+    identity
+        .install(stranger_ca.issue(&rng, "stranger").unwrap())
+        .unwrap();
+    let stranger = arca::channel::ChannelClient::new(arca::env::Clock::system(), identity);
+    for (_, cluster_port) in &ports {
+        for protocol in [
+            arca::channel::Protocol::Raft,
+            arca::channel::Protocol::Forward,
+        ] {
+            let refused = runtime.block_on(stranger.call(
+                &format!("127.0.0.1:{cluster_port}"),
+                protocol,
+                arca::channel::Lane::Control,
+                vec![0; 8],
+                Duration::from_secs(10),
+            ));
+            assert!(
+                matches!(refused, Err(arca::channel::CallError::Unreachable(_))),
+                "{protocol} from a stranger: {refused:?}"
+            );
         }
     }
 }

@@ -86,10 +86,16 @@ fn build_node(runtime: &Handle, index: usize, seed: u64) -> SimNode {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .expect("bind the cluster address");
+                let rng = arca::env::SharedRng::from_u64(seed);
+                let certificate = arca::channel::ClusterCa::generate(&rng)
+                    .and_then(|ca| ca.issue(&rng, &id))
+                    .expect("a member certificate");
                 let node =
                     RaftNode::start_with_options(Env::in_memory(disk), id, info, listener, OPTIONS)
                         .await
                         .expect("a node starts on its own disk");
+                node.set_member_identity(certificate)
+                    .expect("the member certificate installs");
                 *slot.lock().unwrap() = Some(node);
                 // The node's tasks live as long as this init task does.
                 std::future::pending::<()>().await;

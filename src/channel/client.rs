@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, ConnectionError};
+use super::identity::ChannelIdentity;
 use super::protocol::{Lane, Protocol};
 use crate::env::Clock;
 use crate::env::runtime::timeout;
@@ -45,7 +46,31 @@ pub enum CallError {
     Timeout(Duration),
 }
 
-type PoolKey = (String, Protocol, Lane);
+/// Whom a call trusts at the other end of its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// A member of this node's own cluster: both ends hold a certificate under this
+    /// cluster's CA.
+    Members,
+    /// A node of another cluster (performance replication): its certificate must chain
+    /// to this CA certificate (DER); ours is presented if it asks.
+    Cluster(Arc<Vec<u8>>),
+}
+
+impl Trust {
+    /// Tells pools apart: connections trusting different CAs are never shared.
+    fn pool_tag(&self) -> Option<[u8; 32]> {
+        match self {
+            Trust::Members => None,
+            Trust::Cluster(ca) => {
+                use sha2::Digest;
+                Some(sha2::Sha256::digest(ca.as_slice()).into())
+            }
+        }
+    }
+}
+
+type PoolKey = (String, Protocol, Lane, Option<[u8; 32]>);
 
 #[derive(Default)]
 struct PoolState {
@@ -67,6 +92,7 @@ struct PeerPool {
 #[derive(Clone)]
 pub struct ChannelClient {
     clock: Clock,
+    identity: ChannelIdentity,
     pools: Arc<Mutex<BTreeMap<PoolKey, Arc<PeerPool>>>>,
 }
 
@@ -88,24 +114,44 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
 }
 
 impl ChannelClient {
-    pub fn new(clock: Clock) -> Self {
+    pub fn new(clock: Clock, identity: ChannelIdentity) -> Self {
         Self {
             clock,
+            identity,
             pools: Arc::default(),
         }
     }
 
-    fn pool(&self, address: &str, protocol: Protocol, lane: Lane) -> Arc<PeerPool> {
+    /// The node identity this client dials as (shared with the node's channel server).
+    pub fn identity(&self) -> &ChannelIdentity {
+        &self.identity
+    }
+
+    fn pool(&self, address: &str, protocol: Protocol, lane: Lane, trust: &Trust) -> Arc<PeerPool> {
         lock(&self.pools)
-            .entry((address.to_string(), protocol, lane))
+            .entry((address.to_string(), protocol, lane, trust.pool_tag()))
             .or_default()
             .clone()
     }
 
-    /// Send `payload` to the peer at `address` (host:port) and wait at most `ttl` for
-    /// the response payload.
+    /// Send `payload` to the member of this cluster at `address` (host:port) and wait at
+    /// most `ttl` for the response payload.
     pub async fn call(
         &self,
+        address: &str,
+        protocol: Protocol,
+        lane: Lane,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.call_trusting(&Trust::Members, address, protocol, lane, payload, ttl)
+            .await
+    }
+
+    /// [`ChannelClient::call`] to a peer trusted as `trust` says.
+    pub async fn call_trusting(
+        &self,
+        trust: &Trust,
         address: &str,
         protocol: Protocol,
         lane: Lane,
@@ -118,8 +164,9 @@ impl ChannelClient {
             ));
         }
         let deadline = self.clock.now() + ttl;
-        let pool = self.pool(address, protocol, lane);
-        let connection = match timeout(ttl, self.connection(&pool, address, protocol)).await {
+        let pool = self.pool(address, protocol, lane, trust);
+        let connection = match timeout(ttl, self.connection(&pool, trust, address, protocol)).await
+        {
             Ok(connection) => connection?,
             Err(_) => return Err(CallError::Timeout(ttl)),
         };
@@ -146,16 +193,25 @@ impl ChannelClient {
     async fn connection(
         &self,
         pool: &PeerPool,
+        trust: &Trust,
         address: &str,
         protocol: Protocol,
     ) -> Result<Arc<Connection>, CallError> {
         let queued_at = self.clock.now();
         let mut state = pool.state.lock().await;
-        if let Some(connection) = &state.connection
-            && !connection.is_closed()
-            && !connection.is_suspect()
-        {
-            return Ok(connection.clone());
+        // A sealed node has no member identity: it dials nobody (and counts no failure).
+        let Some(identity) = self.identity.dialing() else {
+            return Err(CallError::Unreachable(format!(
+                "{address}: this node has no cluster identity (it is sealed)"
+            )));
+        };
+        if let Some(connection) = &state.connection {
+            if !connection.made_under(&identity) {
+                // Made under an identity this node no longer holds (it sealed since).
+                connection.close();
+            } else if !connection.is_closed() && !connection.is_suspect() {
+                return Ok(connection.clone());
+            }
         }
         // A suspect connection is not closed here: the calls already on it hold it and
         // may still get their answers; it closes itself when they are done or it is dead.
@@ -171,7 +227,20 @@ impl ChannelClient {
             }
             tokio::time::sleep(retry_at.saturating_duration_since(self.clock.now())).await;
         }
-        match timeout(CONNECT_TIMEOUT, Connection::open(address, protocol)).await {
+        let tls = match trust {
+            Trust::Members => identity.member_client(protocol).ok_or_else(|| {
+                CallError::Unreachable(format!("{address}: no client configuration"))
+            })?,
+            Trust::Cluster(ca) => identity
+                .client_config(protocol, ca)
+                .map_err(|error| CallError::Unreachable(format!("{address}: {error}")))?,
+        };
+        match timeout(
+            CONNECT_TIMEOUT,
+            Connection::open(address, protocol, tls, identity),
+        )
+        .await
+        {
             Ok(Ok(connection)) => {
                 let connection = Arc::new(connection);
                 state.connection = Some(connection.clone());

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::frame::{FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, read_frame, write_frame};
 use super::protocol::Protocol;
 use super::server::{HANDSHAKE_TIMEOUT, OUTBOUND_FRAMES_MAX};
+use super::tls::{ChannelTls, server_name};
 
 /// How often an idle connection proves its peer is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -74,6 +75,7 @@ impl Shared {
 /// An open, handshaken connection to one peer for one protocol.
 pub struct Connection {
     protocol: Protocol,
+    identity: Arc<ChannelTls>,
     outbound: mpsc::Sender<Frame>,
     shared: Arc<Shared>,
     next_id: AtomicU64,
@@ -98,9 +100,25 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    /// Connect to `address` and complete the handshake for `protocol`.
-    pub async fn open(address: &str, protocol: Protocol) -> io::Result<Connection> {
+    /// Connect to `address`, complete TLS with `tls` (whose ALPN names `protocol`) and
+    /// then the channel's own handshake for `protocol`. `identity` is the node identity
+    /// the connection is made under: the pool drops the connection once it changes.
+    pub async fn open(
+        address: &str,
+        protocol: Protocol,
+        tls: Arc<rustls::ClientConfig>,
+        identity: Arc<ChannelTls>,
+    ) -> io::Result<Connection> {
         let stream = TcpStream::connect(address).await?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(server_name(protocol), stream)
+            .await?;
+        if stream.get_ref().1.alpn_protocol() != Some(protocol.alpn().as_bytes()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer did not agree to the protocol (ALPN)",
+            ));
+        }
         let (mut reader, mut writer) = tokio::io::split(stream);
         let name = protocol.alpn().to_string();
         write_frame(
@@ -220,11 +238,17 @@ impl Connection {
         };
         Ok(Connection {
             protocol,
+            identity,
             outbound,
             shared,
             next_id: AtomicU64::new(1),
             task,
         })
+    }
+
+    /// Whether this connection was made under `identity` (the node's current one).
+    pub fn made_under(&self, identity: &Arc<ChannelTls>) -> bool {
+        Arc::ptr_eq(&self.identity, identity)
     }
 
     pub fn is_closed(&self) -> bool {

@@ -1,9 +1,12 @@
 //! [`ChannelServer`]: owns the cluster listener, reads each connection's handshake and
 //! serves its requests with the handler installed for its protocol.
 //!
-//! A connection is refused (closed without an answer) when its first frame is not a
-//! `Hello` within [`HANDSHAKE_TIMEOUT`] and [`HANDSHAKE_FRAME_BYTES_MAX`], names an
-//! unknown protocol, or names one this node does not serve yet. After the handshake a
+//! A connection is refused (closed without an answer) while this node has no identity
+//! (it is sealed), when its TLS client hello offers no protocol this node serves (ALPN),
+//! when its TLS handshake fails (for the cluster's own protocols: no client certificate
+//! under this cluster's CA) or does not finish within [`HANDSHAKE_TIMEOUT`], and when its
+//! first frame is not a `Hello` naming the same protocol within [`HANDSHAKE_TIMEOUT`]
+//! and [`HANDSHAKE_FRAME_BYTES_MAX`]. A plaintext client gets nothing back. After the handshake a
 //! connection is closed when no frame arrives for [`CONNECTION_IDLE_MAX`] (clients
 //! send heartbeats well within it) and on any malformed frame. Requests on one
 //! connection are served concurrently, at most [`REQUESTS_IN_FLIGHT_MAX`] at a time;
@@ -19,7 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::frame::{FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, read_frame, write_frame};
+use super::identity::ChannelIdentity;
 use super::protocol::Protocol;
+use crate::env::runtime::timeout;
 
 /// How many peer connections are served at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 256;
@@ -41,6 +46,7 @@ pub trait ProtocolHandler: Send + Sync + 'static {
 
 /// The cluster listener and the handlers of the protocols this node serves.
 pub struct ChannelServer {
+    identity: ChannelIdentity,
     handlers: Mutex<BTreeMap<Protocol, Arc<dyn ProtocolHandler>>>,
     shutdown: watch::Sender<bool>,
 }
@@ -56,8 +62,10 @@ impl std::fmt::Debug for ChannelServer {
 }
 
 impl ChannelServer {
-    pub fn new() -> Arc<Self> {
+    /// A server that answers as `identity` (shared with the node's channel client).
+    pub fn new(identity: ChannelIdentity) -> Arc<Self> {
         Arc::new(Self {
+            identity,
             handlers: Mutex::new(BTreeMap::new()),
             shutdown: watch::channel(false).0,
         })
@@ -122,6 +130,37 @@ impl ChannelServer {
         stream: TcpStream,
         mut shutdown: watch::Receiver<bool>,
     ) -> io::Result<()> {
+        // A node without an identity answers no peer: not even a TLS alert. A sealed
+        // node serves with its follower identity, which serves Raft only.
+        let Some(identity) = self.identity.serving() else {
+            return Err(refused("this node has no cluster identity"));
+        };
+        let mut identity_changes = self.identity.subscribe();
+        identity_changes.borrow_and_update();
+        // Until a client hello is read, nothing is written back: rustls would answer a
+        // plaintext peer with an alert, and a cluster port that does not speak to
+        // strangers must not even say it speaks TLS.
+        let (stream, answering) = QuietUntilHello::new(stream);
+        let acceptor =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+        let start = timeout(HANDSHAKE_TIMEOUT, acceptor)
+            .await
+            .map_err(|_| refused("no TLS client hello in time"))??;
+        answering.store(true, std::sync::atomic::Ordering::SeqCst);
+        let offered = start
+            .client_hello()
+            .alpn()
+            .and_then(|mut names| names.find_map(Protocol::from_alpn));
+        let protocol = offered.ok_or_else(|| refused("no known protocol offered (ALPN)"))?;
+        let handler = self
+            .handler(protocol)
+            .ok_or_else(|| refused("protocol not served on this node"))?;
+        let config = identity
+            .server(protocol)
+            .ok_or_else(|| refused("protocol not served on this node"))?;
+        let stream = timeout(HANDSHAKE_TIMEOUT, start.into_stream(config))
+            .await
+            .map_err(|_| refused("the TLS handshake did not finish in time"))??;
         let (mut reader, mut writer) = tokio::io::split(stream);
         let hello = read_frame(
             &mut reader,
@@ -132,11 +171,10 @@ impl ChannelServer {
         let Frame::Hello { protocol: name } = hello else {
             return Err(refused("the first frame is not a Hello"));
         };
-        let protocol =
-            Protocol::from_alpn(name.as_bytes()).ok_or_else(|| refused("unknown protocol"))?;
-        let handler = self
-            .handler(protocol)
-            .ok_or_else(|| refused("protocol not served on this node"))?;
+        // The Hello must name what TLS agreed on.
+        if Protocol::from_alpn(name.as_bytes()) != Some(protocol) {
+            return Err(refused("the Hello names another protocol than ALPN"));
+        }
         write_frame(
             &mut writer,
             &Frame::Welcome { protocol: name },
@@ -190,7 +228,63 @@ impl ChannelServer {
             result = reading => result,
             result = writing => result,
             _ = shutdown.changed() => Ok(()),
+            // Sealed or re-unsealed: the peer reconnects under the new identity, if any.
+            _ = identity_changes.changed() => Ok(()),
         }
+    }
+}
+
+/// A stream that discards what is written to it until its flag is set.
+struct QuietUntilHello<S> {
+    inner: S,
+    answering: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S> QuietUntilHello<S> {
+    fn new(inner: S) -> (Self, Arc<std::sync::atomic::AtomicBool>) {
+        let answering = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stream = QuietUntilHello {
+            inner,
+            answering: answering.clone(),
+        };
+        (stream, answering)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for QuietUntilHello<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(context, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for QuietUntilHello<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if !self.answering.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(context, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(context)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The channel over real loopback sockets: the handshake, its bounds, multiplexing,
-//! reconnection.
+//! The channel over real loopback sockets: TLS and the handshake, their bounds,
+//! multiplexing, reconnection, identities.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,45 @@ use super::frame::{
     FRAME_BYTES_MAX, Frame, HANDSHAKE_FRAME_BYTES_MAX, encode_frame, read_frame, write_frame,
 };
 use super::*;
-use crate::env::Clock;
+use crate::env::{Clock, SharedRng};
 
 const TTL: Duration = Duration::from_secs(5);
+
+/// The CA of the cluster the tests' nodes belong to (one per test process is enough).
+fn cluster_ca() -> &'static ClusterCa {
+    static CA: std::sync::OnceLock<ClusterCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| ClusterCa::generate(&SharedRng::from_u64(1)).unwrap())
+}
+
+/// An identity holding a certificate from `ca`.
+fn identity_under(ca: &ClusterCa, node: &str) -> ChannelIdentity {
+    let rng = SharedRng::from_entropy();
+    let identity = ChannelIdentity::new(rng.clone(), Clock::system());
+    identity.install(ca.issue(&rng, node).unwrap()).unwrap();
+    identity
+}
+
+/// A member of the tests' cluster.
+fn member(node: &str) -> ChannelIdentity {
+    identity_under(cluster_ca(), node)
+}
+
+fn member_client() -> ChannelClient {
+    ChannelClient::new(Clock::system(), member("client"))
+}
+
+/// The server end of TLS for a hand-written peer: a member answering `protocol`.
+async fn accept_tls(
+    listener: &TcpListener,
+    protocol: Protocol,
+) -> tokio_rustls::server::TlsStream<TcpStream> {
+    let (stream, _) = listener.accept().await.unwrap();
+    let config = member("peer").serving().unwrap().server(protocol).unwrap();
+    tokio_rustls::TlsAcceptor::from(config)
+        .accept(stream)
+        .await
+        .unwrap()
+}
 
 /// Answers a payload with the payload reversed; `fail` is refused.
 struct Reverse;
@@ -33,27 +69,16 @@ impl ProtocolHandler for Reverse {
 async fn reverse_server() -> (Arc<ChannelServer>, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let server = ChannelServer::new();
+    let server = ChannelServer::new(member("server"));
     server.install(Protocol::Raft, Arc::new(Reverse));
     server.spawn(listener);
     (server, address)
 }
 
-/// Everything the server sends before it closes the connection.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let read =
-        crate::env::runtime::timeout(Duration::from_secs(10), stream.read_to_end(&mut received));
-    match read.await {
-        Ok(_) => received,
-        Err(_) => panic!("the server kept the connection open"),
-    }
-}
-
 #[tokio::test]
 async fn requests_are_multiplexed_on_one_connection_and_failures_come_back() {
     let (_server, address) = reverse_server().await;
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let calls = (0..20u8).map(|number| {
         let client = client.clone();
         let address = address.clone();
@@ -96,7 +121,7 @@ async fn requests_are_multiplexed_on_one_connection_and_failures_come_back() {
 #[tokio::test]
 async fn a_protocol_the_node_does_not_serve_is_refused_without_an_answer() {
     let (_server, address) = reverse_server().await;
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let result = client
         .call(&address, Protocol::Forward, Lane::Control, vec![1], TTL)
         .await;
@@ -105,8 +130,18 @@ async fn a_protocol_the_node_does_not_serve_is_refused_without_an_answer() {
         "{result:?}"
     );
 
+    // Over TLS for arca-raft/1, a Hello naming anything else is refused too.
+    let tls = member("client")
+        .dialing()
+        .unwrap()
+        .member_client(Protocol::Raft)
+        .unwrap();
     for protocol in ["arca-repl/1", "h2", ""] {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let stream = TcpStream::connect(&address).await.unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(tls::server_name(Protocol::Raft), stream)
+            .await
+            .unwrap();
         let hello = Frame::Hello {
             protocol: protocol.into(),
         };
@@ -114,18 +149,31 @@ async fn a_protocol_the_node_does_not_serve_is_refused_without_an_answer() {
             .write_all(&encode_frame(&hello, HANDSHAKE_FRAME_BYTES_MAX).unwrap())
             .await
             .unwrap();
-        assert!(
-            read_until_closed(&mut stream).await.is_empty(),
-            "{protocol}"
-        );
+        stream.flush().await.unwrap();
+        let mut received = Vec::new();
+        let read = crate::env::runtime::timeout(
+            Duration::from_secs(10),
+            stream.read_to_end(&mut received),
+        )
+        .await
+        .expect("the server kept the connection open");
+        assert!(read.is_err() || received.is_empty(), "{protocol}");
     }
 }
 
 #[tokio::test]
 async fn plaintext_that_is_not_a_handshake_gets_nothing() {
     let (_server, address) = reverse_server().await;
-    // An HTTP request, a request frame before any Hello, and a Hello above the
-    // handshake bound: each connection is closed without a byte in answer.
+    // An HTTP request, a request frame before any Hello, a Hello above the handshake
+    // bound, and a well-formed plaintext Hello: no TLS, so each connection is closed
+    // without a byte in answer.
+    let plaintext_hello = encode_frame(
+        &Frame::Hello {
+            protocol: Protocol::Raft.alpn().into(),
+        },
+        HANDSHAKE_FRAME_BYTES_MAX,
+    )
+    .unwrap();
     let oversized_hello = encode_frame(
         &Frame::Hello {
             protocol: "x".repeat(2 * HANDSHAKE_FRAME_BYTES_MAX),
@@ -145,6 +193,7 @@ async fn plaintext_that_is_not_a_handshake_gets_nothing() {
         b"GET /v1/sys/health HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
         early_request,
         oversized_hello,
+        plaintext_hello,
     ] {
         let mut stream = TcpStream::connect(&address).await.unwrap();
         // The server may close before it reads everything; a reset is also "nothing".
@@ -164,10 +213,10 @@ async fn plaintext_that_is_not_a_handshake_gets_nothing() {
 async fn a_client_reconnects_after_the_server_restarts() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let server = ChannelServer::new();
+    let server = ChannelServer::new(member("server"));
     server.install(Protocol::Raft, Arc::new(Reverse));
     server.spawn(listener);
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let target = address.to_string();
     let call = || client.call(&target, Protocol::Raft, Lane::Control, vec![1, 2], TTL);
     assert_eq!(call().await.unwrap(), vec![2, 1]);
@@ -178,7 +227,7 @@ async fn a_client_reconnects_after_the_server_restarts() {
     assert!(call().await.is_err());
 
     let listener = TcpListener::bind(address).await.unwrap();
-    let server = ChannelServer::new();
+    let server = ChannelServer::new(member("server"));
     server.install(Protocol::Raft, Arc::new(Reverse));
     server.spawn(listener);
     let mut answered = None;
@@ -200,7 +249,7 @@ async fn a_forwarded_call_waits_out_the_reconnect_backoff() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let target = address.to_string();
     for protocol in [Protocol::Raft, Protocol::Forward] {
         assert!(
@@ -213,7 +262,7 @@ async fn a_forwarded_call_waits_out_the_reconnect_backoff() {
     }
 
     let listener = TcpListener::bind(address).await.unwrap();
-    let server = ChannelServer::new();
+    let server = ChannelServer::new(member("server"));
     server.install(Protocol::Raft, Arc::new(Reverse));
     server.install(Protocol::Forward, Arc::new(Reverse));
     server.spawn(listener);
@@ -251,10 +300,10 @@ impl ProtocolHandler for Slow {
 async fn a_slow_request_keeps_its_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let server = ChannelServer::new();
+    let server = ChannelServer::new(member("server"));
     server.install(Protocol::Forward, Arc::new(Slow));
     server.spawn(listener);
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let reply = client
         .call(
             &address,
@@ -275,7 +324,7 @@ async fn a_silent_stream_is_closed_under_an_outstanding_request() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let silent_peer = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut stream = accept_tls(&listener, Protocol::Forward).await;
         let welcome = encode_frame(
             &Frame::Welcome {
                 protocol: Protocol::Forward.alpn().to_string(),
@@ -292,7 +341,7 @@ async fn a_silent_stream_is_closed_under_an_outstanding_request() {
         while stream.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
     });
     let clock = Clock::system();
-    let client = ChannelClient::new(clock.clone());
+    let client = ChannelClient::new(clock.clone(), member("client"));
     let caller_deadline = Duration::from_secs(60);
     let started = clock.now();
     let reply = client
@@ -313,7 +362,10 @@ async fn a_silent_stream_is_closed_under_an_outstanding_request() {
 }
 
 /// Answers the handshake of `stream` for `protocol`.
-async fn welcome(stream: &mut TcpStream, protocol: Protocol) {
+async fn welcome(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    protocol: Protocol,
+) {
     let hello = read_frame(stream, HANDSHAKE_FRAME_BYTES_MAX, None)
         .await
         .unwrap();
@@ -338,14 +390,14 @@ async fn a_call_after_a_missed_heartbeat_opens_a_fresh_connection() {
     let address = listener.local_addr().unwrap().to_string();
     let peer = tokio::spawn(async move {
         // The first connection goes silent after its handshake.
-        let (mut stalled, _) = listener.accept().await.unwrap();
+        let mut stalled = accept_tls(&listener, Protocol::Forward).await;
         welcome(&mut stalled, Protocol::Forward).await;
         let swallow = tokio::spawn(async move {
             let mut buffer = vec![0u8; 4096];
             while stalled.read(&mut buffer).await.is_ok_and(|read| read > 0) {}
         });
         // The second one echoes requests and answers pings.
-        let (mut fresh, _) = listener.accept().await.unwrap();
+        let mut fresh = accept_tls(&listener, Protocol::Forward).await;
         welcome(&mut fresh, Protocol::Forward).await;
         while let Ok(frame) = read_frame(&mut fresh, FRAME_BYTES_MAX, None).await {
             let answer = match frame {
@@ -360,7 +412,7 @@ async fn a_call_after_a_missed_heartbeat_opens_a_fresh_connection() {
         }
         swallow.abort();
     });
-    let client = ChannelClient::new(Clock::system());
+    let client = member_client();
     let stuck = {
         let client = client.clone();
         let address = address.clone();
@@ -386,4 +438,205 @@ async fn a_call_after_a_missed_heartbeat_opens_a_fresh_connection() {
     assert_eq!(reply.unwrap(), vec![2, 3]);
     stuck.abort();
     peer.abort();
+}
+
+/// A peer whose certificate is not under this cluster's CA (another cluster's node, or
+/// anyone with a self-made certificate) is refused by TLS on the cluster's protocols,
+/// and a client does not talk to a server outside its CA either.
+#[tokio::test]
+async fn a_peer_without_this_clusters_certificate_is_refused() {
+    let (_server, address) = reverse_server().await;
+    let stranger_ca = ClusterCa::generate(&SharedRng::from_u64(99)).unwrap();
+    let stranger = ChannelClient::new(Clock::system(), identity_under(&stranger_ca, "x"));
+    let refused = stranger
+        .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert!(
+        matches!(refused, Err(CallError::Unreachable(_))),
+        "{refused:?}"
+    );
+    // A stranger trusting our CA still has no client certificate under it.
+    let trusting = stranger
+        .call_trusting(
+            &Trust::Cluster(Arc::new(cluster_ca().cert_der().to_vec())),
+            &address,
+            Protocol::Raft,
+            Lane::Control,
+            vec![1, 2],
+            TTL,
+        )
+        .await;
+    assert!(
+        matches!(trusting, Err(CallError::Unreachable(_))),
+        "{trusting:?}"
+    );
+    // The member client is served.
+    let served = member_client()
+        .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert_eq!(served.unwrap(), vec![2, 1]);
+}
+
+/// `arca-repl/1` is dialled by other clusters' nodes: the server proves itself under its
+/// CA and asks no client certificate (replication requests carry their own HMAC); a
+/// client that trusts another CA does not talk to it.
+#[tokio::test]
+async fn replication_authenticates_the_server_to_another_cluster() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = ChannelServer::new(member("primary"));
+    server.install(Protocol::Replication, Arc::new(Reverse));
+    server.spawn(listener);
+    let other_ca = ClusterCa::generate(&SharedRng::from_u64(5)).unwrap();
+    let secondary = ChannelClient::new(Clock::system(), identity_under(&other_ca, "s"));
+    let trusting_primary = Trust::Cluster(Arc::new(cluster_ca().cert_der().to_vec()));
+    let reply = secondary
+        .call_trusting(
+            &trusting_primary,
+            &address,
+            Protocol::Replication,
+            Lane::Control,
+            vec![1, 2],
+            TTL,
+        )
+        .await;
+    assert_eq!(reply.unwrap(), vec![2, 1]);
+    let wrong_trust = Trust::Cluster(Arc::new(other_ca.cert_der().to_vec()));
+    let refused = secondary
+        .call_trusting(
+            &wrong_trust,
+            &address,
+            Protocol::Replication,
+            Lane::Control,
+            vec![1, 2],
+            TTL,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(CallError::Unreachable(_))),
+        "{refused:?}"
+    );
+}
+
+/// A node without an identity (sealed) answers no peer and dials none; once it has one
+/// it serves, and clearing it again closes the connections made under it.
+#[tokio::test]
+async fn a_node_without_an_identity_neither_serves_nor_dials() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let identity = ChannelIdentity::new(SharedRng::from_entropy(), Clock::system());
+    let server = ChannelServer::new(identity.clone());
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.spawn(listener);
+
+    let sealed_client = ChannelClient::new(Clock::system(), identity.clone());
+    let dialled = sealed_client
+        .call(&address, Protocol::Raft, Lane::Control, vec![1], TTL)
+        .await;
+    assert!(
+        matches!(&dialled, Err(CallError::Unreachable(reason)) if reason.contains("sealed")),
+        "{dialled:?}"
+    );
+    let client = member_client();
+    let served = client
+        .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert!(
+        matches!(served, Err(CallError::Unreachable(_))),
+        "{served:?}"
+    );
+
+    identity
+        .install(
+            cluster_ca()
+                .issue(&SharedRng::from_entropy(), "server")
+                .unwrap(),
+        )
+        .unwrap();
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(reply) = client
+            .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+            .await
+        {
+            answered = Some(reply);
+            break;
+        }
+        tokio::time::sleep(super::client::RECONNECT_BACKOFF_MAX / 10).await;
+    }
+    assert_eq!(answered, Some(vec![2, 1]));
+
+    identity.clear();
+    let mut refused = false;
+    for _ in 0..100 {
+        if client
+            .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        refused,
+        "a cleared identity closes the server's connections"
+    );
+}
+
+/// A sealed node keeps a follower certificate: with it, it serves Raft (it receives the
+/// log and votes) and nothing else, and it dials nobody; nor does that certificate
+/// authenticate a client to anyone.
+#[tokio::test]
+async fn a_follower_identity_serves_raft_only_and_dials_nobody() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let rng = SharedRng::from_entropy();
+    let sealed = ChannelIdentity::new(rng.clone(), Clock::system());
+    sealed
+        .install_follower(cluster_ca().issue_follower(&rng, "sealed").unwrap())
+        .unwrap();
+    let server = ChannelServer::new(sealed.clone());
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.install(Protocol::Forward, Arc::new(Reverse));
+    server.spawn(listener);
+
+    let client = member_client();
+    let raft = client
+        .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert_eq!(raft.unwrap(), vec![2, 1], "a sealed follower receives Raft");
+    let forwarded = client
+        .call(&address, Protocol::Forward, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert!(
+        matches!(forwarded, Err(CallError::Unreachable(_))),
+        "a sealed node is sent no forwarded request: {forwarded:?}"
+    );
+
+    let sealed_client = ChannelClient::new(Clock::system(), sealed.clone());
+    let (_member_server, member_address) = reverse_server().await;
+    let dialled = sealed_client
+        .call(&member_address, Protocol::Raft, Lane::Control, vec![1], TTL)
+        .await;
+    assert!(
+        matches!(dialled, Err(CallError::Unreachable(_))),
+        "{dialled:?}"
+    );
+
+    // The follower certificate as a client certificate (someone who copied it off the
+    // disk): refused, it is not good for client authentication.
+    let stolen = ChannelIdentity::new(rng.clone(), Clock::system());
+    stolen
+        .install(cluster_ca().issue_follower(&rng, "stolen").unwrap())
+        .unwrap();
+    let thief = ChannelClient::new(Clock::system(), stolen);
+    let refused = thief
+        .call(&member_address, Protocol::Raft, Lane::Control, vec![1], TTL)
+        .await;
+    assert!(
+        matches!(refused, Err(CallError::Unreachable(_))),
+        "{refused:?}"
+    );
 }

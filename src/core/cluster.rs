@@ -62,6 +62,27 @@ pub trait Cluster: Send + Sync + 'static {
     /// Hand leadership to another voter, if there is one (a sealed node must not lead:
     /// every standby forwards to the leader, which could not serve).
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Serve and dial the cluster channel as the member `certificate` from now on, and
+    /// stand for election; `None` (the node sealed) closes the connections made under
+    /// it, dials nobody and stands for no election. A cluster without a channel (one
+    /// node in memory) has nothing to do.
+    fn set_channel_identity(
+        &self,
+        _certificate: Option<crate::channel::NodeCertificate>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether the follower identity this node keeps chains to `ca_cert_der`.
+    fn follower_identity_trusts(&self, _ca_cert_der: &[u8]) -> bool {
+        true
+    }
+    /// Keep `certificate` (stored on this node's disk) to serve Raft while sealed.
+    fn set_follower_identity(
+        &self,
+        _certificate: crate::channel::NodeCertificate,
+    ) -> Result<(), String> {
+        Ok(())
+    }
     /// Send a client request to the active node `leader` over the cluster channel
     /// (`arca-fwd/1`) and return its answer. A cluster without peers cannot.
     fn forward(

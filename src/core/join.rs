@@ -62,6 +62,7 @@ pub struct PendingJoin {
     pub seal_config: SealConfig,
     sealed_root_key: Vec<u8>,
     sealed_keyring: Vec<u8>,
+    sealed_cluster_ca: Vec<u8>,
     challenge: Vec<u8>,
 }
 
@@ -97,6 +98,9 @@ impl Core {
         let seal_config = read(key_space::SEAL_CONFIG_KEY)?;
         let sealed_root_key = read(key_space::ROOT_KEY_KEY)?;
         let sealed_keyring = read(key_space::KEYRING_KEY)?;
+        // The cluster CA as stored (sealed by the barrier): the joiner opens it with the
+        // keyring once unsealed, and dials and serves under it before it holds any data.
+        let sealed_cluster_ca = read(key_space::CLUSTER_CA_KEY)?;
         let now = self.env.clock.now();
         let mut challenges = lock(&self.challenges);
         challenges.retain(|_, challenge| challenge.expires_at > now);
@@ -120,6 +124,7 @@ impl Core {
             "seal_config": serde_json::from_slice::<Value>(&seal_config).unwrap_or(Value::Null),
             "sealed_root_key": BASE64.encode(sealed_root_key),
             "sealed_keyring": BASE64.encode(sealed_keyring),
+            "sealed_cluster_ca": BASE64.encode(sealed_cluster_ca),
         }))
     }
 
@@ -199,6 +204,7 @@ impl Core {
             seal_config,
             sealed_root_key: decode("sealed_root_key")?,
             sealed_keyring: decode("sealed_keyring")?,
+            sealed_cluster_ca: decode("sealed_cluster_ca")?,
             challenge: decode("challenge")?,
         };
         let mut state = lock(&self.seal_state);
@@ -230,6 +236,10 @@ impl Core {
         })?;
         let answer = aead::open(&term_key.key, CHALLENGE_ASSOCIATED, &pending.challenge)
             .map_err(|_| LogicalError::BadRequest("failed to decrypt the join challenge".into()))?;
+        let ca = open_cluster_ca(&keyring, &pending.sealed_cluster_ca)?;
+        // The leader replicates to this node as soon as it accepts the answer: the
+        // channel must already answer as a member.
+        self.install_identity_from(&ca)?;
         let node = &self.config.node;
         let (status, body) = crate::http::client::post_json(
             &pending.leader_api_addr,
@@ -245,10 +255,13 @@ impl Core {
         )
         .await
         .map_err(|error| {
+            // Still sealed: no identity either.
+            self.cluster.set_channel_identity(None).ok();
             LogicalError::Unavailable(format!("failed to answer the join challenge: {error}"))
         })?;
         if status != 200 && status != 204 {
             lock(&self.seal_state).pending_join = None;
+            self.cluster.set_channel_identity(None).ok();
             return Err(LogicalError::Unavailable(format!(
                 "the leader refused the join answer ({status}): {body}"
             )));
@@ -256,6 +269,7 @@ impl Core {
         let mut state = lock(&self.seal_state);
         state.pending_join = None;
         state.joined_seal_config = Some(pending.seal_config.clone());
+        state.joined_ca = Some(ca);
         Ok(keyring)
     }
 
@@ -286,4 +300,20 @@ impl Core {
             tokio::time::sleep(RETRY_JOIN_INTERVAL).await;
         }
     }
+}
+
+/// Open the cluster CA the leader handed over (its stored value, sealed by the barrier
+/// under `keyring`).
+fn open_cluster_ca(
+    keyring: &Keyring,
+    sealed: &[u8],
+) -> Result<crate::channel::ClusterCa, LogicalError> {
+    let unreadable = || LogicalError::Unavailable("the leader's cluster CA is unreadable".into());
+    let term = aead::term_of(sealed).map_err(|_| unreadable())?;
+    let term_key = keyring.term(term).ok_or_else(unreadable)?;
+    let bytes = zeroize::Zeroizing::new(
+        aead::open(&term_key.key, key_space::CLUSTER_CA_KEY.as_bytes(), sealed)
+            .map_err(|_| unreadable())?,
+    );
+    crate::channel::ClusterCa::from_bytes(&bytes).map_err(|_| unreadable())
 }

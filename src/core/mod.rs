@@ -41,7 +41,9 @@ use crate::logical::LogicalError;
 use crate::seal::{self, SealConfig, UnsealProgress};
 use crate::seeded_bugs::SeededBug;
 use crate::storage::commit_count::counting_commits;
-use crate::storage::key_space::{CLUSTER_INFO_KEY, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY};
+use crate::storage::key_space::{
+    CLUSTER_CA_KEY, CLUSTER_INFO_KEY, KEYRING_KEY, ROOT_KEY_KEY, SEAL_CONFIG_KEY,
+};
 pub use cluster::{Cluster, NodeAddress, Peer, RaftIndexes, SharedCluster, SingleNodeCluster};
 use index_state::{IndexState, IndexStateKey};
 pub use join::JoinTarget;
@@ -77,6 +79,9 @@ struct SealState {
     /// The seal configuration learned through a completed join, until Raft delivers the
     /// cluster's own copy to this node's storage.
     joined_seal_config: Option<SealConfig>,
+    /// The cluster's CA as the join exchange handed it over: this node's identity until
+    /// its own storage holds the CA (Raft brings it).
+    joined_ca: Option<crate::channel::ClusterCa>,
 }
 
 /// The logical side of the core (mounts, tokens, policies, engines), installed once
@@ -294,6 +299,8 @@ impl Core {
         self.barrier.unseal_with(initialized.keyring.clone());
         let result = self.finish_initialize(root_token_id).await;
         self.barrier.seal();
+        // Sealed: it stands for no election again (the bootstrap allowed one).
+        self.cluster.set_channel_identity(None).ok();
         *self.active_term.lock().await = None;
         let root_token = result?;
         Ok((initialized.shares, root_token))
@@ -314,6 +321,11 @@ impl Core {
                 CLUSTER_INFO_KEY,
                 serde_json::to_vec(&info).expect("cluster info serializes"),
             )
+            .await?;
+        let ca = crate::channel::ClusterCa::generate(&self.env.rng)
+            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        self.barrier
+            .put(CLUSTER_CA_KEY, ca.to_bytes().to_vec())
             .await?;
         let logical = self
             .logical()
@@ -383,8 +395,60 @@ impl Core {
             None => self.open_stored_keyring(&unseal_key)?,
         };
         self.barrier.unseal_with(keyring);
+        if let Err(error) = self.install_channel_identity() {
+            // Without an identity this node cannot reach its peers; a single node still
+            // serves. The CA is created at init, so only a damaged store lacks it.
+            tracing::error!(%error, "no cluster channel identity: this node cannot reach its peers");
+        }
         tracing::info!(node = %self.config.node.node_id, "unsealed");
         Ok(())
+    }
+
+    /// Issue this node a certificate from the cluster's CA (read through the barrier)
+    /// and serve and dial the cluster channel with it. A joining node got its identity
+    /// from the join exchange already, before its storage held anything.
+    fn install_channel_identity(&self) -> Result<(), LogicalError> {
+        let Some(bytes) = self.barrier.get(CLUSTER_CA_KEY)? else {
+            let joined = lock(&self.seal_state).joined_ca.clone();
+            return match joined {
+                Some(ca) => self.install_identity_from(&ca),
+                None => Err(LogicalError::Internal(format!(
+                    "{CLUSTER_CA_KEY} is missing from storage"
+                ))),
+            };
+        };
+        let ca = crate::channel::ClusterCa::from_bytes(&zeroize::Zeroizing::new(bytes))
+            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+        self.install_identity_from(&ca)
+    }
+
+    pub(super) fn install_identity_from(
+        &self,
+        ca: &crate::channel::ClusterCa,
+    ) -> Result<(), LogicalError> {
+        let node_id = &self.config.node.node_id;
+        let issue_failed = |error: crate::channel::identity::IdentityError| {
+            LogicalError::Internal(error.to_string())
+        };
+        if !self.cluster.follower_identity_trusts(ca.cert_der()) {
+            // Kept on disk so the node follows Raft after a restart, sealed.
+            let follower = ca
+                .issue_follower(&self.env.rng, node_id)
+                .map_err(issue_failed)?;
+            crate::env::disk::write_atomic(
+                self.env.disk.as_ref(),
+                crate::channel::identity::FOLLOWER_IDENTITY_PATH,
+                &follower.to_bytes(),
+            )
+            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            self.cluster
+                .set_follower_identity(follower)
+                .map_err(LogicalError::Internal)?;
+        }
+        let certificate = ca.issue(&self.env.rng, node_id).map_err(issue_failed)?;
+        self.cluster
+            .set_channel_identity(Some(certificate))
+            .map_err(LogicalError::Internal)
     }
 
     /// Which seal this node's storage holds now. A node waiting to join a Raft cluster
@@ -428,6 +492,9 @@ impl Core {
         if let Err(error) = self.cluster.step_down().await {
             tracing::warn!(%error, "a sealed leader could not hand over leadership");
         }
+        // Only after the hand-over, which needs the channel: a sealed node takes no
+        // further part in Raft, as in Vault.
+        self.cluster.set_channel_identity(None).ok();
         lock(&self.seal_state).progress.reset();
         // A seal ends any rekey or generate-root attempt, as in Vault: nothing of it
         // was written, so the current shares stay the valid ones.

@@ -24,7 +24,7 @@ pub struct FileDisk {
 
 impl FileDisk {
     pub fn open(root: &Path) -> Result<Self, DiskError> {
-        fs::create_dir_all(root).map_err(|source| DiskError::Io {
+        private_dirs(root).map_err(|source| DiskError::Io {
             path: root.display().to_string(),
             source,
         })?;
@@ -48,7 +48,7 @@ impl FileDisk {
 
     fn ensure_parent(&self, full: &Path, path: &str) -> Result<(), DiskError> {
         if let Some(parent) = full.parent() {
-            fs::create_dir_all(parent).map_err(Self::io_error(path))?;
+            private_dirs(parent).map_err(Self::io_error(path))?;
         }
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Disk for FileDisk {
         } else {
             self.full_path(dir)?
         };
-        fs::create_dir_all(&full).map_err(Self::io_error(dir))?;
+        private_dirs(&full).map_err(Self::io_error(dir))?;
         File::open(&full)
             .and_then(|directory| directory.sync_all())
             .map_err(Self::io_error(dir))
@@ -204,6 +204,16 @@ fn free_bytes_below(path: &Path) -> std::io::Result<u64> {
     let stats = unsafe { stats.assume_init() };
     #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
     Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// Create `path` and its missing parents readable by this user only: the data directory
+/// holds the node's follower key (`channel::identity`) beside the Raft log.
+fn private_dirs(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use super::network::{NetworkFactory, RaftHandler};
 use super::state_machine::{StateMachine, StateMachineError};
 use super::types::{Command, CommandResponse, NodeInfo, Raft, TypeConfig};
 use super::wal::WAL_BUFFER_ENTRIES_DEFAULT;
-use crate::channel::{ChannelClient, ChannelServer, Protocol};
+use crate::channel::identity::FOLLOWER_IDENTITY_PATH;
+use crate::channel::{ChannelClient, ChannelIdentity, ChannelServer, NodeCertificate, Protocol};
 use crate::env::{Clock, Env};
 use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
 
@@ -266,7 +267,8 @@ impl RaftNode {
             LogStore::open_measured(env.disk.clone(), options.log, Some(env.telemetry())).await?;
         let state_machine =
             StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max).await?;
-        let channel_client = ChannelClient::new(env.clock.clone());
+        let channel_identity = ChannelIdentity::new(env.rng.clone(), env.clock.clone());
+        let channel_client = ChannelClient::new(env.clock.clone(), channel_identity.clone());
         let raft = Raft::new(
             node_id.clone(),
             Arc::new(raft_config(&options)?),
@@ -276,7 +278,21 @@ impl RaftNode {
         )
         .await
         .map_err(|error| RaftError::Fatal(error.to_string()))?;
-        let channel_server = ChannelServer::new();
+        // A node starts sealed: it stands for no election, and until it is unsealed it
+        // serves Raft as a follower with the certificate it keeps on disk, if any.
+        raft.runtime_config().elect(false);
+        match env.disk.read(FOLLOWER_IDENTITY_PATH) {
+            Ok(Some(bytes)) => {
+                let installed = NodeCertificate::from_bytes(&zeroize::Zeroizing::new(bytes))
+                    .and_then(|certificate| channel_identity.install_follower(certificate));
+                if let Err(error) = installed {
+                    tracing::warn!(%error, "ignoring an unreadable follower identity");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the follower identity"),
+        }
+        let channel_server = ChannelServer::new(channel_identity);
         channel_server.install(Protocol::Raft, RaftHandler::new(raft.clone()));
         channel_server.spawn(cluster_listener);
         let disk_alarm = Arc::new(DiskAlarm::new(env.disk.clone(), env.telemetry()));
@@ -299,6 +315,23 @@ impl RaftNode {
         };
         tokio::spawn(watch_disk(Arc::downgrade(&node.inner)));
         Ok(node)
+    }
+
+    /// Serve and dial the cluster channel as a member with `certificate`, and stand for
+    /// election: what an unsealed node does (Raft's own tests call it directly).
+    pub fn set_member_identity(
+        &self,
+        certificate: NodeCertificate,
+    ) -> Result<(), crate::channel::identity::IdentityError> {
+        self.inner.channel_client.identity().install(certificate)?;
+        self.set_electable(true);
+        Ok(())
+    }
+
+    /// Whether this node may stand for election (only an unsealed node may: a sealed one
+    /// cannot dial its peers, and its terms would only disrupt the leader).
+    pub fn set_electable(&self, electable: bool) {
+        self.inner.raft.runtime_config().elect(electable);
     }
 
     /// Whether the disk-full alarm is on: this node refuses writes, serves reads.
@@ -334,6 +367,8 @@ impl RaftNode {
     /// Returns once this node leads and has committed its first membership, so it can
     /// take writes and add voters at once.
     pub async fn bootstrap(&self) -> Result<(), RaftError> {
+        // A sealed node does not stand for election; the one node of a new cluster must.
+        self.set_electable(true);
         let members = BTreeMap::from([(self.inner.node_id.clone(), self.inner.info.clone())]);
         match self.inner.raft.initialize(members).await {
             Ok(()) => {

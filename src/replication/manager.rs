@@ -30,7 +30,7 @@ use super::state::{
     SECONDARIES_MAX, SecondaryRecord, SecondaryState, Superseded, filterable,
 };
 use crate::channel::frame::{decode_body, encode_body};
-use crate::channel::{ChannelClient, Lane, Protocol, ProtocolHandler};
+use crate::channel::{ChannelClient, Lane, Protocol, ProtocolHandler, Trust};
 use crate::core::Core;
 use crate::core::mounts::MountEntry;
 use crate::logical::LogicalError;
@@ -118,6 +118,10 @@ struct Bundle {
     /// The primary's epoch: the secondary follows no primary of an older one.
     #[serde(default)]
     epoch: Epoch,
+    /// The primary's cluster CA certificate (base64 DER): the secondary talks
+    /// `arca-repl/1` only to nodes proving themselves under it.
+    #[serde(default)]
+    primary_ca_cert: String,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -324,6 +328,17 @@ impl Replication {
         }
     }
 
+    /// This cluster's CA certificate (DER), which its secondaries trust its nodes under.
+    fn own_ca_cert(core: &Core) -> Result<Vec<u8>, LogicalError> {
+        let bytes = core
+            .barrier()
+            .get(crate::storage::key_space::CLUSTER_CA_KEY)?
+            .map(zeroize::Zeroizing::new)
+            .ok_or_else(|| internal("this cluster has no cluster CA"))?;
+        let ca = crate::channel::ClusterCa::from_bytes(&bytes).map_err(internal)?;
+        Ok(ca.cert_der().to_vec())
+    }
+
     fn cluster_addrs(core: &Core) -> Vec<String> {
         let mut addrs: Vec<String> = core
             .cluster()
@@ -462,6 +477,7 @@ impl Replication {
             sealed_keyring: raw(KEYRING_KEY)?,
             keyring,
             epoch: primary.epoch.clone(),
+            primary_ca_cert: BASE64.encode(Self::own_ca_cert(&core)?),
         };
         primary.secondaries.insert(
             id.to_string(),
@@ -570,12 +586,13 @@ impl Replication {
             auth_key_hex: bundle.auth_key_hex.clone(),
             primary_api_addr: address.clone(),
             primary_cluster_addrs: bundle.primary_cluster_addrs.clone(),
+            primary_ca_cert: bundle.primary_ca_cert.clone(),
             bootstrapped: false,
             activated_unix: now,
             epoch: bundle.epoch.clone(),
             superseded: None,
         });
-        let ops = vec![
+        let mut ops = vec![
             Op::Put {
                 key: SEAL_CONFIG_KEY.into(),
                 value: decode("seal_config", &bundle.seal_config)?,
@@ -589,23 +606,49 @@ impl Replication {
                 value: decode("sealed_keyring", &bundle.sealed_keyring)?,
             },
         ];
-        // This cluster keeps its own name and id (local facts, re-sealed under the
-        // primary's keyring below), as a Vault secondary keeps its node cluster id.
-        let cluster_info = core.cluster_info();
-        // So is the list of versions it has run (`sys/version-history`).
-        let version_history = crate::core::version_history::read_all(core.barrier())?;
+        // What this cluster keeps of its own, re-sealed under the primary's keyring in
+        // the wipe's own entry: its name and id (as a Vault secondary keeps its node
+        // cluster id), the versions it has run (`sys/version-history`), its cluster CA,
+        // and its new role. One entry, because the standbys seal themselves as they apply
+        // it and take no part in Raft until they are unsealed with the primary's keys:
+        // no later entry could commit until then, and a standby must find the CA in its
+        // own storage to rejoin at all.
+        let mut carried: Vec<(String, zeroize::Zeroizing<Vec<u8>>)> = Vec::new();
+        let keep = [
+            crate::storage::key_space::CLUSTER_INFO_KEY,
+            crate::storage::key_space::CLUSTER_CA_KEY,
+        ];
+        for key in keep {
+            if let Some(value) = core.barrier().get(key)? {
+                carried.push((key.to_string(), zeroize::Zeroizing::new(value)));
+            }
+        }
+        for entry in crate::core::version_history::read_all(core.barrier())? {
+            let bytes = serde_json::to_vec(&entry).map_err(internal)?;
+            carried.push((
+                crate::storage::key_space::version_history_entry(&entry.version),
+                zeroize::Zeroizing::new(bytes),
+            ));
+        }
+        carried.push((
+            REPLICATION_STATE_KEY.to_string(),
+            zeroize::Zeroizing::new(serde_json::to_vec(&state).map_err(internal)?),
+        ));
+        let active = keyring.active();
+        for (key, plaintext) in carried {
+            let value = crate::barrier::aead::seal(
+                &core.env().rng,
+                active.term,
+                &active.key,
+                key.as_bytes(),
+                &plaintext,
+            );
+            ops.push(Op::Put { key, value });
+        }
         let backend = core.cluster().backend();
         backend.replace_all(ops).await.map_err(internal)?;
         core.barrier().unseal_with(keyring);
         core.barrier().set_replicated_read_only(true);
-        if let Some(info) = cluster_info {
-            let bytes = serde_json::to_vec(&info).map_err(internal)?;
-            core.barrier()
-                .put(crate::storage::key_space::CLUSTER_INFO_KEY, bytes)
-                .await?;
-        }
-        crate::core::version_history::write_all(core.barrier(), &version_history).await?;
-        self.store_state(&state).await?;
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),
             ..Stream::default()
@@ -716,6 +759,7 @@ impl Replication {
                     secondary_id: secondary.secondary_id.clone(),
                     auth_key_hex: secondary.auth_key_hex.clone(),
                     cluster_addrs,
+                    ca_cert: secondary.primary_ca_cert.clone(),
                     from_wal: position,
                     notified: false,
                 });
@@ -909,6 +953,7 @@ impl Replication {
             auth_key_hex: bundle.auth_key_hex,
             primary_api_addr: address.clone(),
             primary_cluster_addrs: bundle.primary_cluster_addrs,
+            primary_ca_cert: bundle.primary_ca_cert,
             bootstrapped: true,
             activated_unix,
             epoch: epoch.clone(),
@@ -1857,10 +1902,12 @@ impl Replication {
         let Ok(payload) = encode_body(&request) else {
             return;
         };
+        let trust = trust_of(&predecessor.ca_cert);
         for address in &predecessor.cluster_addrs {
             let reply = self
                 .client
-                .call(
+                .call_trusting(
+                    &trust,
                     address,
                     Protocol::Replication,
                     Lane::Control,
@@ -2097,7 +2144,8 @@ impl Replication {
         let started = core.env().clock.now();
         let reply = self
             .client
-            .call(
+            .call_trusting(
+                &trust_of(&secondary.primary_ca_cert),
                 &address,
                 Protocol::Replication,
                 Lane::Control,
@@ -2403,6 +2451,14 @@ fn cluster_url(host_port: &str) -> String {
         Some((_, rest)) => format!("https://{rest}"),
         None => format!("https://{host_port}"),
     }
+}
+
+/// How another cluster's nodes are trusted on `arca-repl/1`: under the CA certificate
+/// recorded for it (base64 DER). A record without one (or an unreadable one) trusts an
+/// empty set, so the call fails at the handshake rather than talking to anyone.
+fn trust_of(ca_cert_base64: &str) -> Trust {
+    let der = BASE64.decode(ca_cert_base64).unwrap_or_default();
+    Trust::Cluster(Arc::new(der))
 }
 
 #[cfg(test)]

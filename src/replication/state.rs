@@ -127,6 +127,10 @@ pub struct Predecessor {
     pub secondary_id: String,
     pub auth_key_hex: String,
     pub cluster_addrs: Vec<String>,
+    /// The old primary's cluster CA certificate (base64 DER): its nodes must prove
+    /// themselves under it before a notice goes to them.
+    #[serde(default)]
+    pub ca_cert: String,
     /// The old primary's last WAL index this cluster held when it was promoted.
     pub from_wal: u64,
     /// The old primary has answered the notice.
@@ -155,6 +159,10 @@ pub struct SecondaryState {
     pub primary_api_addr: String,
     /// The cluster addresses of the primary's nodes (host:port), the first one used.
     pub primary_cluster_addrs: Vec<String>,
+    /// The primary's cluster CA certificate (base64 DER), from the activation bundle:
+    /// the primary's nodes prove themselves under it on `arca-repl/1`.
+    #[serde(default)]
+    pub primary_ca_cert: String,
     /// Until the first sync completes the cluster reports `bootstrapping`.
     pub bootstrapped: bool,
     /// Unix seconds of activation (`last_reindex_epoch`).
@@ -359,6 +367,7 @@ mod tests {
     fn modes_follow_the_role_and_bootstrap() {
         assert_eq!(ReplicationState::Disabled.mode(), Mode::Disabled);
         let mut secondary = SecondaryState {
+            primary_ca_cert: String::new(),
             set_id: "s".into(),
             secondary_id: "x".into(),
             auth_key_hex: String::new(),

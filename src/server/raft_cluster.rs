@@ -38,6 +38,42 @@ impl Cluster for RaftCluster {
         })
     }
 
+    fn set_channel_identity(
+        &self,
+        certificate: Option<crate::channel::NodeCertificate>,
+    ) -> Result<(), String> {
+        let identity = self.raft.channel_client().identity();
+        match certificate {
+            Some(certificate) => self
+                .raft
+                .set_member_identity(certificate)
+                .map_err(|error| error.to_string())?,
+            None => {
+                self.raft.set_electable(false);
+                identity.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn follower_identity_trusts(&self, ca_cert_der: &[u8]) -> bool {
+        self.raft
+            .channel_client()
+            .identity()
+            .follower_trusts(ca_cert_der)
+    }
+
+    fn set_follower_identity(
+        &self,
+        certificate: crate::channel::NodeCertificate,
+    ) -> Result<(), String> {
+        self.raft
+            .channel_client()
+            .identity()
+            .install_follower(certificate)
+            .map_err(|error| error.to_string())
+    }
+
     fn is_leader(&self) -> bool {
         self.raft.is_leader()
     }

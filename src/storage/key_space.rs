@@ -126,6 +126,10 @@ pub const ROOT_KEY_KEY: &str = "core/root-key";
 pub const KEYRING_KEY: &str = "core/keyring";
 /// The cluster's name and id.
 pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
+/// This cluster's certificate authority for the cluster channel (`channel::identity`):
+/// sealed by the barrier; local, as every cluster has its own; carried over a
+/// secondary's activation wipe, re-sealed under the primary's keys in the same entry.
+pub const CLUSTER_CA_KEY: &str = "core/cluster/tls-ca";
 /// This cluster's performance-replication role and bookkeeping (sealed by the barrier;
 /// local, as Vault keeps `core/cluster/replicated/` out of what it replicates).
 pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";

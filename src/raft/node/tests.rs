@@ -21,9 +21,16 @@ async fn start_node(dir: &Path, node_id: &str, cluster_addr: Option<&str>) -> Ra
         api_addr: format!("http://{node_id}.api"),
         cluster_addr,
     };
-    RaftNode::start(env, node_id.to_string(), info, listener)
+    let node = RaftNode::start(env, node_id.to_string(), info, listener)
         .await
-        .unwrap()
+        .unwrap();
+    // What an unsealed node holds: a member certificate under the cluster's CA.
+    static CA: std::sync::OnceLock<crate::channel::ClusterCa> = std::sync::OnceLock::new();
+    let rng = crate::env::SharedRng::from_entropy();
+    let ca = CA.get_or_init(|| crate::channel::ClusterCa::generate(&rng).unwrap());
+    node.set_member_identity(ca.issue(&rng, node_id).unwrap())
+        .unwrap();
+    node
 }
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
