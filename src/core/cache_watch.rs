@@ -248,12 +248,23 @@ enum Wake {
 impl Core {
     /// Every node runs this from start to shutdown: follow the change feed and keep
     /// every cache above the barrier current (see the module documentation).
-    pub async fn watch_caches(
+    ///
+    /// The watcher counts as running from this call, before its first poll, so a
+    /// request never takes its place in between (see [`Core::await_caches_current`]).
+    pub fn watch_caches(
+        self: Arc<Self>,
+        feed: Subscription,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.caches.state().running = true;
+        self.follow_feed(feed, shutdown)
+    }
+
+    async fn follow_feed(
         self: Arc<Self>,
         mut feed: Subscription,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        self.caches.state().running = true;
         let mut pending = Reloads::none();
         // The highest log index the pending reloads cover, and the whole-reload
         // requests they answer.
@@ -365,15 +376,26 @@ impl Core {
     }
 
     /// Wait until this node's caches reflect everything it has applied now and every
-    /// whole reload asked for so far, up to `within`. A node without a watcher (no
-    /// change feed) has nothing to wait for.
+    /// whole reload asked for so far, up to `within`.
+    ///
+    /// A core without a watcher (one over a storage backend with no change feed, as
+    /// in-process tests build it) is the only writer of its storage, so its own writes
+    /// keep its caches; a whole reload it was asked for is done here, by the caller.
     pub async fn await_caches_current(&self, within: Duration) -> Result<(), LogicalError> {
         let applied = self.cluster.indexes().applied;
         let requested = self.caches.state().reloads_requested;
         let deadline = self.env.clock.now() + within;
         loop {
             let state = *self.caches.state();
-            if !state.running || (state.log_index >= applied && state.reloads_done >= requested) {
+            if !state.running {
+                if state.reloads_done < requested {
+                    self.reload_caches(&Reloads::everything()).await?;
+                    let mut state = self.caches.state();
+                    state.reloads_done = state.reloads_done.max(requested);
+                }
+                return Ok(());
+            }
+            if state.log_index >= applied && state.reloads_done >= requested {
                 return Ok(());
             }
             if self.env.clock.now() >= deadline {
