@@ -11,45 +11,39 @@
 //!
 //! A rekey keeps the root key (it re-seals the same root key under new shares) and a
 //! rotation re-seals a new keyring under the same root key, so neither seals a standby.
-
-use std::sync::Arc;
+//!
+//! The cache watcher (`cache_watch`) calls this when an applied change may touch
+//! [`KEYS`]; the matching is the change feed's [`crate::raft::FeedEvent::may_touch`].
 
 use crate::barrier::BarrierError;
-use crate::raft::Subscription;
 use crate::storage::key_space::{KEYRING_KEY, ROOT_KEY_KEY};
 
 use super::Core;
 
 impl Core {
-    /// Every node runs this: when the stored root key or keyring changes in this node's
-    /// applied state (or may have: a snapshot install, a lagged feed), a standby checks
-    /// that the stored keyring still opens under the root key it holds.
-    pub async fn watch_replaced_keys(
-        self: Arc<Self>,
-        mut feed: Subscription,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            let event = tokio::select! {
-                biased;
-                _ = shutdown.changed() => return,
-                event = feed.next() => event,
-            };
-            let Some(event) = event else { return };
-            if event.may_touch(KEYS) {
-                self.seal_if_keys_replaced().await;
-            }
+    /// Every node runs this (from the cache watcher) when the stored root key or
+    /// keyring changes in its applied state (or may have: a snapshot install, a lagged
+    /// feed). The active node takes a newer keyring (a rotation arriving from a primary
+    /// cluster); a standby checks that the stored keyring still opens under the root key
+    /// it holds, and seals itself when it does not.
+    pub(super) async fn follow_stored_keys(&self) {
+        if self.is_sealed() {
+            return;
         }
+        if self.cluster.is_leader() {
+            // The active node wrote a replacement itself and holds it already; what it
+            // cannot open here is such a replacement seen before it installed it.
+            if let Err(error) = self.barrier.reload_keyring() {
+                tracing::debug!(%error, "the active node did not take the stored keyring");
+            }
+            return;
+        }
+        self.seal_if_keys_replaced().await;
     }
 
     /// Seal this standby when the stored keyring is no longer sealed under the root key
-    /// it holds. The active node is left alone: it wrote the change and holds the new
-    /// keyring already (and if it cannot open it, `ensure_active` seals it before it
-    /// serves).
+    /// it holds; else take the stored keyring (a rotation the active node made).
     async fn seal_if_keys_replaced(&self) {
-        if self.is_sealed() || self.cluster.is_leader() {
-            return;
-        }
         match self.barrier.reload_keyring() {
             Ok(()) => {}
             Err(BarrierError::Corrupt { reason, .. }) => {
@@ -68,7 +62,7 @@ impl Core {
 }
 
 /// The keys whose change may leave a standby with keys that open nothing.
-const KEYS: &[&str] = &[ROOT_KEY_KEY, KEYRING_KEY];
+pub(super) const KEYS: &[&str] = &[ROOT_KEY_KEY, KEYRING_KEY];
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! answered by every node. Everything else needs an unsealed node; a standby forwards
 //! it whole to the active node (the Raft leader), which serves it.
 
+pub mod cache_watch;
 pub mod cluster;
 pub mod forwarding;
 pub mod help;
@@ -89,11 +90,15 @@ struct SealState {
 pub trait LogicalService: Send + Sync + 'static {
     fn handle(&self, request: ApiRequest) -> BoxFuture<'_, ApiResponse>;
     /// Called when this node becomes the active node for a new Raft term (after an
-    /// unseal or an election): reload caches, create defaults that are missing.
+    /// unseal or an election): create defaults that are missing, resume expirations.
+    /// Caches are not reloaded here: the cache watcher keeps them current.
     fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>>;
-    /// Called on a performance secondary after replicated changes that caches above the
-    /// barrier hold (tables, policies): reload them, writing nothing replicated.
-    fn reload_replicated(&self) -> BoxFuture<'_, Result<(), LogicalError>>;
+    /// Called by the cache watcher on every node: reload (or drop) the caches named,
+    /// each built whole before it replaces the old one, which stays on an error.
+    fn reload_caches<'a>(
+        &'a self,
+        reloads: &'a cache_watch::Reloads,
+    ) -> BoxFuture<'a, Result<(), LogicalError>>;
     /// On a performance primary: the entity of a login alias a secondary saw first,
     /// created here if it is new (Vault's `persist_alias`).
     fn persist_alias(
@@ -128,6 +133,8 @@ pub struct Core {
     challenges: Mutex<BTreeMap<String, join::Challenge>>,
     logical: Mutex<Option<Arc<dyn LogicalService>>>,
     replication: Mutex<Option<Arc<crate::replication::Replication>>>,
+    /// How far the caches above the barrier follow this node's applied state.
+    caches: cache_watch::CacheProgress,
     /// The Raft term for which `on_active` last ran on this node; `None` until it has.
     active_term: tokio::sync::Mutex<Option<u64>>,
     active_since: Mutex<Option<String>>,
@@ -159,6 +166,7 @@ impl Core {
             challenges: Mutex::new(BTreeMap::new()),
             logical: Mutex::new(None),
             replication: Mutex::new(None),
+            caches: Default::default(),
             active_term: tokio::sync::Mutex::new(None),
             active_since: Mutex::new(None),
             key_operations: tokio::sync::Mutex::new(Default::default()),
@@ -209,29 +217,15 @@ impl Core {
         lock(&self.replication).clone()
     }
 
-    /// After replicated changes reached this secondary: reload what caches hold, the
-    /// keyring first (a rotation on the primary arrives as a new sealed keyring, and the
-    /// data written under the new term follows it).
-    pub async fn reload_replicated_caches(&self) {
-        if let Err(error) = self.barrier.reload_keyring() {
-            tracing::warn!(error = %error, "reloading the keyring after replicated changes failed");
-        }
-        if let Some(logical) = self.logical()
-            && let Err(error) = logical.reload_replicated().await
-        {
-            tracing::warn!(error = %error, "reloading caches after replicated changes failed");
-        }
-    }
-
     /// The replication role changed (this cluster was activated as a secondary, or
-    /// left replication): the barrier's guard follows the stored role, and the logical
-    /// side reloads as if newly active.
+    /// left replication): the barrier's guard follows the stored role, every cache is
+    /// reloaded, and the logical side runs its once-per-term duties again.
     pub async fn replication_role_changed(&self) {
         if let Some(replication) = self.replication() {
             replication.apply_role();
         }
         *self.active_term.lock().await = None;
-        self.reload_replicated_caches().await;
+        self.request_cache_reload();
     }
 
     /// The stored seal configuration, or the leader's while a Raft join awaits unseal.
@@ -400,6 +394,8 @@ impl Core {
             // serves. The CA is created at init, so only a damaged store lacks it.
             tracing::error!(%error, "no cluster channel identity: this node cannot reach its peers");
         }
+        // Nothing above the barrier was readable while sealed: load every cache.
+        self.request_cache_reload();
         tracing::info!(node = %self.config.node.node_id, "unsealed");
         Ok(())
     }
@@ -511,28 +507,17 @@ impl Core {
         if *active_term == Some(term) {
             return Ok(());
         }
-        if let Err(error) = self.barrier.reload_keyring() {
-            if matches!(error, crate::barrier::BarrierError::Corrupt { .. }) {
-                // The stored keyring is no longer under the root key this node holds: the
-                // cluster was activated as a performance secondary (or its keys were
-                // replaced) while this node was a standby. It must be unsealed with the
-                // new keys, as a Vault secondary's standbys are.
-                tracing::warn!(
-                    error = %error,
-                    "the cluster's keys changed while this node was a standby; sealing: unseal with the current keys"
-                );
-                drop(active_term);
-                self.seal().await;
-                return Err(LogicalError::Sealed);
-            }
-            return Err(error.into());
-        }
         if let Some(replication) = self.replication() {
             replication.apply_role();
         }
         if let Some(logical) = self.logical() {
             logical.on_active().await?;
         }
+        // The caches followed the applied changes while this node was a standby; what
+        // it applied last (and any defaults `on_active` just wrote) must be in them
+        // before it serves.
+        self.await_caches_current(cache_watch::CACHES_CURRENT_WAIT_MAX)
+            .await?;
         self.clear_abandoned_restore_staging().await;
         // An attempt begun under an earlier term (this node lost the lead and won it
         // back) is not resumed: its operators may have started over on another node.

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, Weak};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use super::cache_watch::{PolicyReloads, Reloads};
 use super::mounts::{MOUNTS_MAX, MountEntry, MountTable, TableKind};
 use super::{Core, body_object, error_response};
 use crate::acl::Acl;
@@ -74,7 +75,7 @@ pub struct LogicalCore {
     pub(crate) expiration: ExpirationManager,
     token_backend: TokenBackend,
     identity: IdentityStore,
-    /// Loaded on becoming active (the audit table lives behind the barrier).
+    /// Loaded by the cache watcher after unseal and whenever the audit table changes.
     audit: RwLock<Option<Arc<AuditBroker>>>,
     log_files: Arc<dyn LogFiles>,
     /// One userpass backend per mount, by mount uuid (each holds a dummy hash that is
@@ -218,46 +219,35 @@ impl LogicalCore {
             .ok_or_else(|| LogicalError::Unavailable("mount tables are not loaded".into()))
     }
 
-    /// Read both tables from storage, creating the defaults a fresh cluster lacks.
-    pub(crate) async fn load_tables(&self) -> Result<Arc<Tables>, LogicalError> {
+    /// Read both tables from storage and publish them whole, so a request routes by the
+    /// old tables or the new ones, never a half-read pair. A table that fails to read,
+    /// or that storage holds empty on a cluster that is not a performance secondary (its
+    /// defaults are not written yet, or a secondary's activation wiped it a moment before
+    /// the role changed), leaves the published tables as they were: an error, retried by
+    /// the cache watcher, never an empty table that answers "no handler for route".
+    ///
+    /// Returns whether a performance secondary's table lacks a local default mount (its
+    /// cubbyhole), which only its active node may write.
+    pub(crate) async fn reload_tables(&self) -> Result<bool, LogicalError> {
         let _guard = self.table_lock.lock().await;
+        let secondary = self.barrier.is_replicated_read_only();
         let mut loaded = Vec::new();
+        let mut local_defaults_missing = false;
         for kind in [TableKind::Secrets, TableKind::Auth] {
-            let mut entries: Vec<MountEntry> = Vec::new();
-            for local in [false, true] {
-                entries.extend(self.read_table_class(kind, local)?);
-            }
-            let secondary = self.barrier.is_replicated_read_only();
+            let entries = self.read_table(kind)?;
             // Every table holds a mount that cannot be disabled (`sys/`, `token/`), so
             // an empty one is a fresh cluster's, or a performance secondary's before its
             // first sync: that one serves the defaults from memory (its `sys/` answers
-            // status while it bootstraps) and writes nothing only its primary may write.
+            // status while it bootstraps).
             let table = if entries.is_empty() && secondary {
                 MountTable::defaults(kind, &self.env.rng)
             } else if entries.is_empty() {
-                let defaults = MountTable::defaults(kind, &self.env.rng);
-                self.barrier.commit(defaults.writes_since(None)).await?;
-                defaults
+                return Err(LogicalError::Unavailable(format!(
+                    "the {kind:?} mount table is empty in storage; keeping the loaded one"
+                )));
             } else {
-                if secondary {
-                    // Local default mounts (cubbyhole) never cross: a secondary makes its own.
-                    let missing: Vec<MountEntry> = MountTable::defaults(kind, &self.env.rng)
-                        .entries()
-                        .iter()
-                        .filter(|default| {
-                            default.local
-                                && !entries
-                                    .iter()
-                                    .any(|entry| entry.mount_type == default.mount_type)
-                        })
-                        .cloned()
-                        .collect();
-                    if !missing.is_empty() {
-                        let local = MountTable::new(kind, missing.clone());
-                        self.barrier.commit(local.writes_since(None)).await?;
-                        entries.extend(missing);
-                    }
-                }
+                local_defaults_missing |=
+                    secondary && !self.missing_local_defaults(kind, &entries).is_empty();
                 MountTable::new(kind, entries)
             };
             loaded.push(table);
@@ -266,11 +256,77 @@ impl LogicalCore {
         let secrets = loaded.pop().expect("two tables were loaded");
         let tables = Arc::new(Tables { secrets, auth });
         self.publish_cubbyhole_prefix(&tables);
-        *self
+        let previous = self
             .tables
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tables.clone());
-        Ok(tables)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(tables.clone());
+        // A userpass backend knows its mount's path and accessor: drop those whose auth
+        // entry changed or went away (each costs a dummy hash to rebuild, so keep the rest).
+        let unchanged = |uuid: &String| {
+            let find = |tables: &Tables| {
+                tables
+                    .auth
+                    .entries()
+                    .iter()
+                    .find(|entry| &entry.uuid == uuid)
+                    .cloned()
+            };
+            previous
+                .as_deref()
+                .is_some_and(|previous| find(previous).is_some() && find(previous) == find(&tables))
+        };
+        self.userpass
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|uuid, _| unchanged(uuid));
+        Ok(local_defaults_missing)
+    }
+
+    /// Write the default mounts storage lacks: a fresh cluster's whole tables, or a
+    /// performance secondary's own local defaults (its cubbyhole never crosses from the
+    /// primary). Only the active node writes; the cache watcher publishes what it wrote.
+    pub(crate) async fn ensure_default_mounts(&self) -> Result<(), LogicalError> {
+        let _guard = self.table_lock.lock().await;
+        let secondary = self.barrier.is_replicated_read_only();
+        for kind in [TableKind::Secrets, TableKind::Auth] {
+            let entries = self.read_table(kind)?;
+            let missing = if entries.is_empty() && !secondary {
+                MountTable::defaults(kind, &self.env.rng)
+            } else if secondary && !entries.is_empty() {
+                MountTable::new(kind, self.missing_local_defaults(kind, &entries))
+            } else {
+                // A secondary before its first sync writes nothing only its primary may.
+                continue;
+            };
+            let writes = missing.writes_since(None);
+            if !writes.is_empty() {
+                self.barrier.commit(writes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Both classes of one stored table.
+    fn read_table(&self, kind: TableKind) -> Result<Vec<MountEntry>, LogicalError> {
+        let mut entries = self.read_table_class(kind, false)?;
+        entries.extend(self.read_table_class(kind, true)?);
+        Ok(entries)
+    }
+
+    /// The local default mounts (cubbyhole) a performance secondary's `entries` lack.
+    fn missing_local_defaults(&self, kind: TableKind, entries: &[MountEntry]) -> Vec<MountEntry> {
+        MountTable::defaults(kind, &self.env.rng)
+            .entries()
+            .iter()
+            .filter(|default| {
+                default.local
+                    && !entries
+                        .iter()
+                        .any(|entry| entry.mount_type == default.mount_type)
+            })
+            .cloned()
+            .collect()
     }
 
     /// The stored entries of one class of one table, each checked against its key.
@@ -785,11 +841,9 @@ impl super::LogicalService for LogicalCore {
 
     fn on_active(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
         Box::pin(async move {
-            self.policies.invalidate_all();
-            // The token salt is read again too: storage may have been replaced since it
-            // was cached (a performance secondary's activation wipes it), and tokens
-            // salted with a forgotten salt are lost to every other node.
-            self.tokens.forget_cached_keys();
+            // What caches hold (tables, policies, audit devices, token keys) is the
+            // cache watcher's, fed by every applied change on every node; what is left
+            // here is what only an active node does, once per term.
             self.expiration.forget_schedule();
             // A performance secondary's policies come from its primary.
             if !self.barrier.is_replicated_read_only() {
@@ -798,20 +852,7 @@ impl super::LogicalService for LogicalCore {
                     .await
                     .map_err(|error| LogicalError::Internal(error.to_string()))?;
             }
-            self.load_tables().await?;
-            self.userpass
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clear();
-            let audit = AuditBroker::load(
-                self.barrier.view(""),
-                self.log_files.clone(),
-                self.env.rng.clone(),
-            )?;
-            *self
-                .audit
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(audit));
+            self.ensure_default_mounts().await?;
             // Vault records a version the first time an active node serves with it. A
             // failure to record is logged, never a reason not to serve.
             match super::version_history::record(
@@ -848,14 +889,43 @@ impl super::LogicalService for LogicalCore {
         })
     }
 
-    fn reload_replicated(&self) -> BoxFuture<'_, Result<(), LogicalError>> {
+    fn reload_caches<'a>(
+        &'a self,
+        reloads: &'a Reloads,
+    ) -> BoxFuture<'a, Result<(), LogicalError>> {
         Box::pin(async move {
-            self.policies.invalidate_all();
-            self.load_tables().await?;
-            self.userpass
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clear();
+            match reloads.policies() {
+                PolicyReloads::None => {}
+                PolicyReloads::Named(names) => {
+                    for name in names {
+                        self.policies.invalidate(name);
+                    }
+                }
+                PolicyReloads::All => self.policies.invalidate_all(),
+            }
+            if reloads.token_keys() {
+                self.tokens.forget_cached_keys();
+            }
+            if reloads.mount_tables() {
+                let local_defaults_missing = self.reload_tables().await?;
+                if local_defaults_missing && self.core()?.is_active() {
+                    self.ensure_default_mounts().await?;
+                    self.reload_tables().await?;
+                }
+            }
+            if reloads.audit_devices() {
+                // Built whole, then swapped in: a request logs to the old devices or the
+                // new ones. On an error the old broker stays.
+                let audit = AuditBroker::load(
+                    self.barrier.view(""),
+                    self.log_files.clone(),
+                    self.env.rng.clone(),
+                )?;
+                *self
+                    .audit
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(audit));
+            }
             Ok(())
         })
     }
@@ -869,7 +939,7 @@ impl super::LogicalService for LogicalCore {
                 .ensure_builtin_policies()
                 .await
                 .map_err(|error| LogicalError::Internal(error.to_string()))?;
-            self.load_tables().await?;
+            self.ensure_default_mounts().await?;
             let now = self.env.clock.unix_seconds();
             let (token, _entry) = self
                 .tokens

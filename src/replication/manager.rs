@@ -1785,21 +1785,15 @@ impl Replication {
                 if to == position {
                     return Ok(None);
                 }
-                let touches_caches = entries
-                    .iter()
-                    .any(|entry| secondary::touches_caches(&entry.key));
                 let ops = secondary::batch_ops(entries);
                 match backend
                     .apply_remote(Some(position), to, ops)
                     .await
                     .map_err(|error| error.to_string())?
                 {
-                    Ok(_) => {
-                        if touches_caches {
-                            core.reload_replicated_caches().await;
-                        }
-                        Ok(None)
-                    }
+                    // The batch went through this cluster's Raft: every node's cache
+                    // watcher sees what it changed.
+                    Ok(_) => Ok(None),
                     Err(why) => {
                         tracing::info!(reason = %why, "performance secondary: batch refused; resyncing");
                         lock(&self.stream).synced_generation = None;
@@ -2104,7 +2098,12 @@ impl Replication {
         }
         // The status says `stream-wals` only once the synced mount and auth tables are
         // served: a client that waits for it may log in with a replicated method at once.
-        core.reload_replicated_caches().await;
+        if let Err(error) = core
+            .await_caches_current(crate::core::cache_watch::CACHES_CURRENT_WAIT_MAX)
+            .await
+        {
+            tracing::warn!(%error, "performance secondary: caches lag the synced state");
+        }
         let mut stream = lock(&self.stream);
         stream.synced_generation = Some(generation);
         stream.state = "stream-wals";

@@ -25,12 +25,6 @@ pub fn batch_ops(entries: Vec<WireEntry>) -> Vec<Op> {
         .collect()
 }
 
-/// Whether a replicated change may make a cache above the barrier stale (mount and
-/// auth tables, policies, audit devices, the keyring).
-pub fn touches_caches(key: &str) -> bool {
-    key.starts_with("core/") || key.starts_with("sys/policy/")
-}
-
 /// One Merkle sync as the secondary runs it, without IO: first the diff (Merkle
 /// requests answered by the primary's pinned view), then the fetch of the keys that
 /// differ (in chunks), then the deletes, applied in the step that records the sync

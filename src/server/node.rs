@@ -204,7 +204,7 @@ impl Node {
         );
         tokio::spawn(
             core.clone()
-                .watch_replaced_keys(raft.subscribe(), shutdown_receiver.clone()),
+                .watch_caches(raft.subscribe(), shutdown_receiver.clone()),
         );
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(

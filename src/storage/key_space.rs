@@ -331,6 +331,19 @@ pub fn mount_entry(kind: TableKind, local: bool, uuid: &str) -> String {
     format!("{}{uuid}", mount_table_prefix(kind, local))
 }
 
+/// The table whose entry `key` is, when it is one mount-table entry (and not a
+/// mount's data, which shares the mount's group): what a mount-table cache follows.
+pub fn mount_table_of(key: &str) -> Option<TableKind> {
+    [TableKind::Secrets, TableKind::Auth]
+        .into_iter()
+        .find(|&kind| {
+            [false, true].into_iter().any(|local| {
+                key.strip_prefix(mount_table_prefix(kind, local))
+                    .is_some_and(|uuid| !uuid.is_empty() && !uuid.contains('/'))
+            })
+        })
+}
+
 /// Where a mount's data lives: `logical/<uuid>/` and its local and auth kin, so the
 /// class of every byte of a local mount is local and its group is the mount.
 pub fn mount_data_prefix(kind: TableKind, local: bool, uuid: &str) -> String {
@@ -469,6 +482,19 @@ mod tests {
             "local-logical/c/"
         );
         assert_eq!(mount_entry(TableKind::Auth, false, "u"), "core/auth/u");
+    }
+
+    #[test]
+    fn only_a_mount_table_entry_names_its_table() {
+        for kind in [TableKind::Secrets, TableKind::Auth] {
+            for local in [false, true] {
+                assert_eq!(mount_table_of(&mount_entry(kind, local, "u1")), Some(kind));
+                let data = format!("{}x", mount_data_prefix(kind, local, "u1"));
+                assert_eq!(mount_table_of(&data), None, "{data}");
+            }
+        }
+        assert_eq!(mount_table_of("core/mounts/"), None);
+        assert_eq!(mount_table_of(POLICIES), None);
     }
 
     #[test]

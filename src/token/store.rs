@@ -48,7 +48,9 @@ pub const DISPLAY_NAME_BYTES_MAX: usize = 256;
 /// so one revocation never hogs the log.
 pub const REVOKE_BATCH_WRITES_MAX: usize = 1024;
 
-const SALT_KEY: &str = "salt";
+/// The salt and signing key of every token, below the token store's prefix: the one key of
+/// the store a node caches (the cache watcher drops the copy when it changes).
+pub const SALT_KEY: &str = "salt";
 const ID_PREFIX: &str = "id/";
 const ACCESSOR_PREFIX: &str = "accessor/";
 const PARENT_PREFIX: &str = "parent/";
