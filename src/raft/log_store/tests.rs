@@ -497,3 +497,51 @@ async fn a_full_disk_holds_appends_and_votes_until_space_returns_and_loses_nothi
         Some(Vote::new(3, "n1".to_string()))
     );
 }
+
+#[tokio::test]
+async fn a_disk_error_is_never_acknowledged_and_an_unreadable_log_refuses_to_open() {
+    use crate::env::IoErrorRates;
+    let disk = SimDisk::new(8);
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+
+    // Phase 1: every write fails. The appends are answered with the error, and so is
+    // everything after, even once the disk works again: the writer does not retry an
+    // fsync whose pages the kernel may have dropped.
+    let failing = IoErrorRates {
+        read_per_million: 0,
+        write_per_million: 1_000_000,
+    };
+    disk.set_io_errors(Some(failing));
+    let receiver = append(&mut store, vec![entry(1, 6)]).await;
+    assert!(flushed(receiver).await.is_err());
+    disk.set_io_errors(None);
+    let receiver = append(&mut store, vec![entry(1, 7)]).await;
+    assert!(flushed(receiver).await.is_err());
+    drop(store);
+
+    // Phase 2: nothing unacknowledged came back, and what was acknowledged did.
+    disk.crash(false);
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        indexes(&mut reopened).await,
+        (1..=5).map(|index| (1, index)).collect::<Vec<_>>()
+    );
+    drop(reopened);
+
+    // Phase 3: a read error while opening refuses the log, naming the file.
+    disk.set_io_errors(Some(IoErrorRates {
+        read_per_million: 1_000_000,
+        write_per_million: 0,
+    }));
+    let error = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .err()
+        .expect("an unreadable log must not open");
+    assert!(error.to_string().contains("raft/"), "{error}");
+}
