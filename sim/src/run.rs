@@ -1188,9 +1188,7 @@ impl Simulation {
                     // An operator restarts the node while the disk still fails: its
                     // start may be refused (it stays down until the repair).
                     tokio::time::sleep(outage / 2).await;
-                    if !cluster.down.lock().unwrap()[target] {
-                        self.take_down(cluster, &[target], false, spec.tear, outage / 2);
-                    }
+                    self.take_down(cluster, &[target], false, spec.tear, outage / 2);
                     self.restart_on_failing_disk(cluster, target, unseal_key)
                         .await;
                     tokio::time::sleep(outage / 2).await;
@@ -1214,10 +1212,10 @@ impl Simulation {
                     }
                 ));
                 // The repair: the node is restarted whatever state it is in (stopped,
-                // refused to start, or serving on), and must come back.
-                if !cluster.down.lock().unwrap()[target] {
-                    self.take_down(cluster, &[target], false, spec.tear, Duration::ZERO);
-                }
+                // refused to start, or serving on), and must come back. Its process is
+                // killed first even when it is down for the harness: a refused or stopped
+                // node still holds its ports.
+                self.take_down(cluster, &[target], false, spec.tear, Duration::ZERO);
                 self.restart(cluster, &[target], unseal_key).await;
             }
             FaultKind::PauseLeader
@@ -1374,6 +1372,21 @@ impl Simulation {
                     "c{}: node-{} refused to start: {error}",
                     cluster.index,
                     target + 1
+                ));
+                return;
+            }
+            let failure = cluster
+                .registry
+                .lock()
+                .unwrap()
+                .get(&target)
+                .and_then(|node| node.raft_failed());
+            if let Some(failure) = failure {
+                self.record(format!(
+                    "c{}: node-{} stopped again: {}",
+                    cluster.index,
+                    target + 1,
+                    failure.reason
                 ));
                 return;
             }

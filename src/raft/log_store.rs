@@ -405,6 +405,11 @@ async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<Writ
                 Err(_) => break,
             }
         }
+        // A fault point: a slow fsync (a busy or failing device). The batch's appends wait
+        // for it like for a real one; a crash meanwhile loses them, unacknowledged.
+        if crate::buggify::buggify("raft-log-fsync-slow") {
+            tokio::time::sleep(crate::buggify::delay_ms(500)).await;
+        }
         let held_back;
         (writer, held_back) = blocking(move || {
             let held_back = writer.process(batch);
