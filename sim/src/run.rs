@@ -362,7 +362,10 @@ impl Simulation {
                             // answer (it names the file); the harness starts it again
                             // once the disk is repaired.
                             Err(error) if failing_disk.io_errors().is_some() => {
-                                start_refusals.lock().unwrap().insert(node, error.to_string());
+                                start_refusals
+                                    .lock()
+                                    .unwrap()
+                                    .insert(node, error.to_string());
                                 std::future::pending::<()>().await;
                             }
                             Err(error) => {

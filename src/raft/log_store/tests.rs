@@ -541,7 +541,6 @@ async fn a_disk_error_is_never_acknowledged_and_an_unreadable_log_refuses_to_ope
     }));
     let error = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
         .await
-        .err()
-        .expect("an unreadable log must not open");
+        .expect_err("an unreadable log must not open");
     assert!(error.to_string().contains("raft/"), "{error}");
 }
