@@ -1,7 +1,8 @@
 //! Fault points inside the server (FoundationDB's BUGGIFY): in the simulator, a run that
 //! switches them on makes rare paths common: a call on the cluster channel fails before
-//! it is sent, a replication pull is answered "sync" instead of with entries, an apply
-//! or a snapshot build is slowed. Each point sits where the code already handles that
+//! it is sent, a replication pull is answered "sync" instead of with entries, an apply,
+//! a snapshot build or a log fsync is slowed, a change-feed subscriber sees events late,
+//! a request a standby forwarded reaches the active node late. Each point sits where the code already handles that
 //! outcome (a retry, a resync, a slow disk), so a failure a point provokes is a real bug.
 //!
 //! Compiled to nothing outside the simulator. Inside it, each point is chosen active or

@@ -18,6 +18,10 @@ pub const MARKS: &[&str] = &[
     // A full disk: a write refused by the alarm; a disk write that met ENOSPC and waited.
     "raft-disk-full-write-refused",
     "raft-disk-full-waited",
+    // Disk errors (EIO): a node that stopped serving after its storage failed (fail-stop);
+    // a node that refused to start because its disk failed a read of its log or snapshot.
+    "raft-disk-error-stopped",
+    "raft-disk-error-start-refused",
     // Marked by the simulator's harness: a new leader while a node was cut off.
     "raft-election-during-partition",
     // Performance replication.

@@ -49,6 +49,11 @@ pub enum SeededBug {
     /// With the disk-full alarm on, a write is answered "storage is full" but proposed
     /// anyway, so a refused write takes effect (src/raft/node.rs).
     DiskFullAppliesRefused = 11,
+    /// The log writer logs a failed fsync of a segment (`EIO`) and answers the appends
+    /// as durable anyway, as PostgreSQL did before 2018: the kernel has already dropped
+    /// the unsynced pages, so the node acknowledged entries its disk does not hold
+    /// (src/raft/log_store.rs).
+    IgnoreLogWriteError = 12,
 }
 
 impl SeededBug {
@@ -65,6 +70,7 @@ impl SeededBug {
         SeededBug::SupersededKeepsWriting,
         SeededBug::SyncKeepsExtraKeys,
         SeededBug::DiskFullAppliesRefused,
+        SeededBug::IgnoreLogWriteError,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +87,7 @@ impl SeededBug {
             SeededBug::SupersededKeepsWriting => "superseded-keeps-writing",
             SeededBug::SyncKeepsExtraKeys => "sync-keeps-extra-keys",
             SeededBug::DiskFullAppliesRefused => "disk-full-applies-refused",
+            SeededBug::IgnoreLogWriteError => "ignore-log-write-error",
         }
     }
 

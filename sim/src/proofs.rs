@@ -93,6 +93,12 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 10,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::IgnoreLogWriteError,
+        scenarios: &["scenarios/disk-errors.toml"],
+        seeds_max: 20,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arca::env::{Clock, Env, SharedRng, SimDisk};
+use arca::env::{Clock, Env, IoErrorRates, SharedRng, SimDisk};
 use arca::raft::RaftOptions;
 use arca::raft::log_store::LogStoreOptions;
 use arca::server::{Node, NodeConfig};
@@ -61,6 +61,12 @@ pub const SEGMENT_BYTES_CHOICES: &[u64] = &[2048, 16 * 1024, 64 * 1024 * 1024];
 /// A filled disk keeps at most this much room past what its files hold (well below the
 /// alarm's reserve, so the node refuses writes at once).
 pub const DISK_FULL_SLACK_BYTES_MAX: u64 = 64 * 1024;
+/// The range a disk-error strike draws its rates from, in parts per million of calls.
+/// Reads happen mostly while a node starts (about ten of them), so their rate is high
+/// enough to refuse some starts; writes happen on every batch, so a low rate already
+/// fails a few of them in a strike.
+pub const DISK_READ_ERRORS_PER_MILLION: [u64; 2] = [20_000, 300_000];
+pub const DISK_WRITE_ERRORS_PER_MILLION: [u64; 2] = [2_000, 100_000];
 /// Reads tried through a node with a full disk before that counts as a violation (a
 /// read may meet an election or a forward to a leader that just changed).
 pub const FULL_NODE_READ_ATTEMPTS_MAX: usize = 10;
@@ -95,6 +101,9 @@ struct Cluster {
     handles: Vec<NodeHandle>,
     disks: Vec<SimDisk>,
     registry: Registry,
+    /// Nodes whose last start was refused while their disk had errors switched on, with
+    /// the error (a start refused with a healthy disk panics the run instead).
+    start_refusals: Arc<Mutex<BTreeMap<usize, String>>>,
     down: Mutex<Vec<bool>>,
     client_node: NodeHandle,
     history: Mutex<History>,
@@ -293,6 +302,8 @@ impl Simulation {
             0
         };
         let registry: Registry = Arc::new(Mutex::new(BTreeMap::new()));
+        let start_refusals: Arc<Mutex<BTreeMap<usize, String>>> =
+            Arc::new(Mutex::new(BTreeMap::new()));
         let mut handles = Vec::new();
         let mut disks = Vec::new();
         let api_addr = |node: usize| format!("http://{}:8200", node_ip(index, node));
@@ -314,14 +325,17 @@ impl Simulation {
                 raft: Default::default(),
             };
             let registry = registry.clone();
+            let start_refusals = start_refusals.clone();
             let started = handle
                 .create_node()
                 .name(format!("c{index}-node-{}", node + 1))
                 .ip(node_ip(index, node).parse().unwrap())
                 .init(move || {
                     let disk = disk.clone();
+                    let failing_disk = disk.clone();
                     let config = config.clone();
                     let registry = registry.clone();
+                    let start_refusals = start_refusals.clone();
                     async move {
                         let clock = Clock::system();
                         clock.set_skew_ms(clock_skew_ms);
@@ -340,7 +354,18 @@ impl Simulation {
                         .await
                         {
                             Ok(started) => {
+                                start_refusals.lock().unwrap().remove(&node);
                                 registry.lock().unwrap().insert(node, Arc::new(started));
+                                std::future::pending::<()>().await;
+                            }
+                            // A disk failing reads: refusing to start is the node's
+                            // answer (it names the file); the harness starts it again
+                            // once the disk is repaired.
+                            Err(error) if failing_disk.io_errors().is_some() => {
+                                start_refusals
+                                    .lock()
+                                    .unwrap()
+                                    .insert(node, error.to_string());
                                 std::future::pending::<()>().await;
                             }
                             Err(error) => {
@@ -363,6 +388,7 @@ impl Simulation {
             handles,
             disks,
             registry,
+            start_refusals,
             down: Mutex::new(vec![false; count]),
             client_node,
             history: Mutex::new(History::default()),
@@ -1144,6 +1170,57 @@ impl Simulation {
                 }
                 self.record(format!("c{c}: HEAL disk space on {}", names(&targets)));
             }
+            FaultKind::DiskErrorsRandom => {
+                let Some(target) = self.random_up_node(cluster, None) else {
+                    return;
+                };
+                let rates = IoErrorRates {
+                    read_per_million: self.between(DISK_READ_ERRORS_PER_MILLION) as u32,
+                    write_per_million: self.between(DISK_WRITE_ERRORS_PER_MILLION) as u32,
+                };
+                self.record(format!(
+                    "c{c}: FAULT disk errors on node-{} for {}ms ({} reads, {} writes per million)",
+                    target + 1,
+                    outage.as_millis(),
+                    rates.read_per_million,
+                    rates.write_per_million
+                ));
+                let disk = &cluster.disks[target];
+                disk.set_io_errors(Some(rates));
+                if self.rng.below(2) == 0 {
+                    // An operator restarts the node while the disk still fails: its
+                    // start may be refused (it stays down until the repair).
+                    tokio::time::sleep(outage / 2).await;
+                    self.take_down(cluster, &[target], false, spec.tear, outage / 2);
+                    self.restart_on_failing_disk(cluster, target, unseal_key)
+                        .await;
+                    tokio::time::sleep(outage / 2).await;
+                } else {
+                    tokio::time::sleep(outage).await;
+                }
+                disk.set_io_errors(None);
+                let stopped = cluster
+                    .registry
+                    .lock()
+                    .unwrap()
+                    .get(&target)
+                    .and_then(|node| node.raft_failed());
+                self.record(format!(
+                    "c{c}: HEAL disk of node-{} ({} errors in all{})",
+                    target + 1,
+                    disk.stats().io_errors_injected,
+                    match &stopped {
+                        Some(failure) => format!("; it had stopped: {}", failure.reason),
+                        None => String::new(),
+                    }
+                ));
+                // The repair: the node is restarted whatever state it is in (stopped,
+                // refused to start, or serving on), and must come back. Its process is
+                // killed first even when it is down for the harness: a refused or stopped
+                // node still holds its ports.
+                self.take_down(cluster, &[target], false, spec.tear, Duration::ZERO);
+                self.restart(cluster, &[target], unseal_key).await;
+            }
             FaultKind::PauseLeader
             | FaultKind::IsolateLeaderFromPeers
             | FaultKind::PauseAndIsolateLeader => {
@@ -1278,6 +1355,65 @@ impl Simulation {
                 );
             }
         }
+    }
+
+    /// Restart `target` while its disk fails: it is unsealed if it starts and stays up,
+    /// and left down (for the repair to restart) if its start is refused or it stops.
+    async fn restart_on_failing_disk(&self, cluster: &Cluster, target: usize, unseal_key: &str) {
+        cluster.start_refusals.lock().unwrap().remove(&target);
+        Handle::current().restart(cluster.handles[target].id());
+        self.record(format!(
+            "c{}: RESTART node-{} on a failing disk",
+            cluster.index,
+            target + 1
+        ));
+        let address = cluster.api_addr(target);
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(error) = cluster.start_refusals.lock().unwrap().get(&target) {
+                self.record(format!(
+                    "c{}: node-{} refused to start: {error}",
+                    cluster.index,
+                    target + 1
+                ));
+                return;
+            }
+            let failure = cluster
+                .registry
+                .lock()
+                .unwrap()
+                .get(&target)
+                .and_then(|node| node.raft_failed());
+            if let Some(failure) = failure {
+                self.record(format!(
+                    "c{}: node-{} stopped again: {}",
+                    cluster.index,
+                    target + 1,
+                    failure.reason
+                ));
+                return;
+            }
+            if let Ok((200, body)) = call(
+                &address,
+                Method::PUT,
+                "sys/unseal",
+                None,
+                Some(&json!({"key": unseal_key})),
+            )
+            .await
+                && body["sealed"] == Value::Bool(false)
+            {
+                self.record(format!("c{}: unsealed node-{}", cluster.index, target + 1));
+                cluster.down.lock().unwrap()[target] = false;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.record(format!(
+            "c{}: node-{} did not come up on its failing disk",
+            cluster.index,
+            target + 1
+        ));
     }
 
     async fn recover(&self, cluster: &Cluster, unseal_key: &str) {

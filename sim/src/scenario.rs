@@ -194,6 +194,12 @@ pub enum FaultKind {
     /// The same on a majority of the cluster at once: no write can commit until space
     /// returns, and nothing acknowledged may be lost.
     DiskFullMajority,
+    /// Disk errors (`EIO`) on a node drawn by seed for the outage, at rates drawn by
+    /// seed. An fsync or append that fails stops the node (fail-stop); a read that fails
+    /// while it starts makes it refuse to start. Midway the node may be restarted while
+    /// the errors last; at the end the disk is repaired and the node restarted, as an
+    /// operator would. A quorum keeps a valid copy throughout.
+    DiskErrorsRandom,
     /// Freeze the leader in simulated time (no task of it runs), then resume it: it
     /// answers what clients sent it meanwhile from the state it had.
     PauseLeader,
@@ -237,6 +243,9 @@ impl FaultKind {
         FaultKind::PartitionRandom,
         FaultKind::ClogLinkRandom,
         FaultKind::LoseFsyncsFollower,
+        FaultKind::DiskFullRandom,
+        FaultKind::DiskFullMajority,
+        FaultKind::DiskErrorsRandom,
         FaultKind::PauseLeader,
         FaultKind::IsolateLeaderFromPeers,
         FaultKind::PauseAndIsolateLeader,

@@ -37,6 +37,12 @@ impl ProtocolHandler for ForwardHandler {
                 .ok_or_else(|| "the node is shutting down".to_string())?;
             let request: ForwardRequest =
                 decode_body(&payload).map_err(|error| format!("bad forwarded request: {error}"))?;
+            // A fault point: a forwarded request that reaches the active node late (a slow
+            // link, a busy standby). By then this node may have lost its leadership, which
+            // `handle_forwarded` must notice rather than serve from a stale state.
+            if crate::buggify::buggify("forwarded-request-delayed") {
+                tokio::time::sleep(crate::buggify::delay_ms(1_000)).await;
+            }
             let response = core.handle_forwarded(request.into_api()?).await;
             encode_body(&ForwardResponse::from_api(response)).map_err(|error| error.to_string())
         })

@@ -431,12 +431,15 @@ impl Core {
             let follower = ca
                 .issue_follower(&self.env.rng, node_id)
                 .map_err(issue_failed)?;
-            crate::env::disk::write_atomic(
+            if let Err(error) = crate::env::disk::write_atomic(
                 self.env.disk.as_ref(),
                 crate::channel::identity::FOLLOWER_IDENTITY_PATH,
                 &follower.to_bytes(),
-            )
-            .map_err(|error| LogicalError::Internal(error.to_string()))?;
+            ) {
+                // Only a restart while sealed misses it: the node then follows Raft
+                // once it is unsealed.
+                tracing::warn!(%error, "cannot keep the follower identity on disk");
+            }
             self.cluster
                 .set_follower_identity(follower)
                 .map_err(LogicalError::Internal)?;

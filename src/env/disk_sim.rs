@@ -10,6 +10,13 @@
 //! A disk may also be given a capacity: a write of new data that would pass it keeps
 //! what fits and answers `ENOSPC` (`StorageFull`), as a real file system does on a short
 //! write, so the simulator can fill a node's disk and free it again.
+//!
+//! And it may fail operations with `EIO` ([`IoErrorRates`]), drawn per call from its own
+//! seeded RNG: a failed read, list, append, write, truncate, rename or remove changes
+//! nothing; a failed `sync` of a file also drops its unsynced bytes, as Linux does when
+//! writeback fails (the dirty pages are marked clean and the file reads as what reached
+//! the device; a later fsync answers success without bringing them back), so a caller
+//! that shrugs off a failed fsync loses what it had written.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +27,27 @@ use rand_core::Rng;
 
 use super::disk::{Disk, DiskError, check_path, parent_dir};
 
+/// Linux's `EIO` (the seam does not link libc for one constant).
+const EIO: i32 = 5;
+
 type FileId = u64;
+
+/// How often a disk with errors switched on fails its operations with `EIO`, in parts
+/// per million of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoErrorRates {
+    /// `read` and `list`.
+    pub read_per_million: u32,
+    /// `append`, `write`, `truncate`, `rename`, `remove`, `sync` and `sync_dir`.
+    pub write_per_million: u32,
+}
+
+/// What kind of operation a fault draw is for.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Read,
+    Write,
+}
 
 #[derive(Debug, Default, Clone)]
 struct FileData {
@@ -41,8 +68,12 @@ struct Inner {
     lose_fsyncs: bool,
     /// `None`: unbounded.
     capacity_bytes: Option<u64>,
+    /// `None`: no `EIO`. Draws happen only while set, so a disk that never has errors
+    /// draws the same crash tears as before they existed.
+    io_errors: Option<IoErrorRates>,
     fsyncs: u64,
     fsyncs_lost: u64,
+    io_errors_injected: u64,
     // The disk's own fault RNG, seeded by the supervisor, so a crash tears the same way
     // for the same seed.
     rng: ChaCha20Rng,
@@ -54,6 +85,7 @@ pub struct SimDiskStats {
     pub fsyncs: u64,
     pub fsyncs_lost: u64,
     pub files: usize,
+    pub io_errors_injected: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -71,8 +103,10 @@ impl SimDisk {
                 durable_names: BTreeMap::new(),
                 lose_fsyncs: false,
                 capacity_bytes: None,
+                io_errors: None,
                 fsyncs: 0,
                 fsyncs_lost: 0,
+                io_errors_injected: 0,
                 rng: ChaCha20Rng::seed_from_u64(seed),
             })),
         }
@@ -95,6 +129,16 @@ impl SimDisk {
         self.lock().capacity_bytes = capacity;
     }
 
+    /// Fail a share of operations with `EIO` from now on (`None`: never again).
+    pub fn set_io_errors(&self, rates: Option<IoErrorRates>) {
+        self.lock().io_errors = rates;
+    }
+
+    /// Whether `EIO` errors are switched on.
+    pub fn io_errors(&self) -> Option<IoErrorRates> {
+        self.lock().io_errors
+    }
+
     /// Bytes the files take now: each file counts the larger of its pending and durable
     /// content, and a removed name's data counts until nothing can bring it back.
     pub fn used_bytes(&self) -> u64 {
@@ -107,6 +151,7 @@ impl SimDisk {
             fsyncs: inner.fsyncs,
             fsyncs_lost: inner.fsyncs_lost,
             files: inner.live_names.len(),
+            io_errors_injected: inner.io_errors_injected,
         }
     }
 
@@ -160,6 +205,7 @@ impl SimDisk {
         check_path(path)?;
         let mut inner = self.lock();
         let inner = &mut *inner;
+        inner.inject(Operation::Write, path)?;
         let id = match inner.live_names.get(path) {
             Some(id) => *id,
             None if create => {
@@ -218,6 +264,25 @@ impl SimDisk {
 }
 
 impl Inner {
+    /// `EIO` for an operation on `path`, when errors are on and the draw says so.
+    fn inject(&mut self, operation: Operation, path: &str) -> Result<(), DiskError> {
+        let Some(rates) = self.io_errors else {
+            return Ok(());
+        };
+        let per_million = match operation {
+            Operation::Read => rates.read_per_million,
+            Operation::Write => rates.write_per_million,
+        };
+        if self.rng.next_u64() % 1_000_000 < u64::from(per_million) {
+            self.io_errors_injected += 1;
+            return Err(DiskError::Io {
+                path: path.to_string(),
+                source: std::io::Error::from_raw_os_error(EIO),
+            });
+        }
+        Ok(())
+    }
+
     fn used_bytes(&self) -> u64 {
         self.data
             .values()
@@ -240,7 +305,8 @@ impl Inner {
 impl Disk for SimDisk {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, DiskError> {
         check_path(path)?;
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.inject(Operation::Read, path)?;
         Ok(inner
             .live_names
             .get(path)
@@ -272,7 +338,8 @@ impl Disk for SimDisk {
         check_path(path)?;
         let mut inner = self.lock();
         inner.fsyncs += 1;
-        if inner.lose_fsyncs {
+        let failed = inner.inject(Operation::Write, path);
+        if inner.lose_fsyncs && failed.is_ok() {
             inner.fsyncs_lost += 1;
             return Ok(());
         }
@@ -281,6 +348,13 @@ impl Disk for SimDisk {
             .get(path)
             .ok_or_else(|| DiskError::NotFound(path.to_string()))?;
         let file = inner.data.get_mut(&id).expect("live names point at data");
+        if failed.is_err() {
+            // Writeback failed: the unsynced bytes never reach the device, and the page
+            // cache forgets them too.
+            file.current = file.synced.clone();
+            file.rewritten = false;
+            return failed;
+        }
         if file.rewritten || file.current.len() < file.synced.len() {
             file.synced = file.current.clone();
         } else {
@@ -295,6 +369,7 @@ impl Disk for SimDisk {
         check_path(from)?;
         check_path(to)?;
         let mut inner = self.lock();
+        inner.inject(Operation::Write, from)?;
         let id = inner
             .live_names
             .remove(from)
@@ -307,13 +382,15 @@ impl Disk for SimDisk {
     fn remove(&self, path: &str) -> Result<(), DiskError> {
         check_path(path)?;
         let mut inner = self.lock();
+        inner.inject(Operation::Write, path)?;
         inner.live_names.remove(path);
         inner.collect_garbage();
         Ok(())
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, DiskError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.inject(Operation::Read, dir)?;
         Ok(inner
             .live_names
             .keys()
@@ -326,6 +403,8 @@ impl Disk for SimDisk {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.fsyncs += 1;
+        // A failed directory fsync leaves the names as they were on the device.
+        inner.inject(Operation::Write, dir)?;
         if inner.lose_fsyncs {
             inner.fsyncs_lost += 1;
             return Ok(());
@@ -443,5 +522,56 @@ mod tests {
         disk.set_capacity_bytes(None);
         disk.append("log/a", b"789abc").unwrap();
         assert_eq!(disk.used_bytes(), 12);
+    }
+
+    #[test]
+    fn io_errors_change_nothing_and_a_failed_fsync_drops_the_unsynced_bytes() {
+        let disk = SimDisk::new(7);
+        disk.append("log/a", b"durable").unwrap();
+        disk.sync("log/a").unwrap();
+        disk.sync_dir("log").unwrap();
+        disk.append("log/a", b"+pending").unwrap();
+        disk.set_io_errors(Some(IoErrorRates {
+            read_per_million: 1_000_000,
+            write_per_million: 1_000_000,
+        }));
+        for error in [
+            disk.read("log/a").unwrap_err(),
+            disk.list("log").unwrap_err(),
+            disk.append("log/a", b"+more").unwrap_err(),
+            disk.write("log/b", b"new").unwrap_err(),
+            disk.rename("log/a", "log/c").unwrap_err(),
+            disk.remove("log/a").unwrap_err(),
+            disk.sync_dir("log").unwrap_err(),
+            disk.sync("log/a").unwrap_err(),
+        ] {
+            assert!(
+                matches!(&error, DiskError::Io { source, .. } if source.raw_os_error() == Some(EIO)),
+                "{error}"
+            );
+        }
+        assert_eq!(disk.stats().io_errors_injected, 8);
+        disk.set_io_errors(None);
+        // The failed fsync forgot "+pending"; a later fsync does not bring it back.
+        assert_eq!(disk.read("log/a").unwrap().unwrap(), b"durable");
+        disk.sync("log/a").unwrap();
+        assert_eq!(disk.list("log").unwrap(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn io_errors_are_drawn_per_call_from_the_seed() {
+        let failures = |seed| {
+            let disk = SimDisk::new(seed);
+            disk.set_io_errors(Some(IoErrorRates {
+                read_per_million: 250_000,
+                write_per_million: 0,
+            }));
+            (0..64)
+                .map(|_| disk.read("a").is_err())
+                .collect::<Vec<bool>>()
+        };
+        assert_eq!(failures(9), failures(9));
+        let count = failures(9).iter().filter(|failed| **failed).count();
+        assert!((4..40).contains(&count), "{count} of 64");
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use clock::Clock;
 pub use disk::{Disk, DiskError};
 pub use disk_files::FileDisk;
-pub use disk_sim::SimDisk;
+pub use disk_sim::{IoErrorRates, SimDisk};
 pub use log_file::{LogFiles, LogSink, MemoryLogFiles, OsLogFiles};
 pub use rng::SharedRng;
 

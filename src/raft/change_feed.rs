@@ -85,8 +85,15 @@ impl Default for ChangeFeed {
 }
 
 impl Subscription {
-    /// The next event; `None` once the state machine is gone.
+    /// The next event; `None` once the state machine is gone. Cancel-safe: dropping the
+    /// future before it answers loses no event.
     pub async fn next(&mut self) -> Option<FeedEvent> {
+        // A fault point: the subscriber sees events late (a busy cache task). The wait
+        // comes before the receive, so a caller's `select!` that drops this future
+        // mid-wait loses nothing.
+        if crate::buggify::buggify("change-feed-delivery-lag") {
+            tokio::time::sleep(crate::buggify::delay_ms(1_000)).await;
+        }
         match self.receiver.recv().await {
             Ok(applied) => Some(FeedEvent::Applied(applied)),
             Err(broadcast::error::RecvError::Lagged(missed)) => Some(FeedEvent::Lagged { missed }),

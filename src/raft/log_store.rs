@@ -15,10 +15,16 @@
 //! A full disk (`ENOSPC`) is not a failure: the writer cuts the partial record off,
 //! answers what is already durable, and retries the rest every
 //! [`FULL_RETRY_DELAY`](super::disk_alarm::FULL_RETRY_DELAY) until space returns, so
-//! openraft never sees a fatal storage error for it. Any other error is fatal.
+//! openraft never sees a fatal storage error for it. Any other error (`EIO` on an append
+//! or an fsync) is fatal: the waiting appends are answered with the error, never as
+//! durable, every later request fails too, and openraft stops the node (fail-stop; the
+//! node stops serving until restarted, see `server::node`). An fsync is never retried:
+//! after a failed one the kernel may already have dropped the unsynced pages, so a retry
+//! that succeeds proves nothing.
 //!
-//! Invariants: a callback fires only after its entries are durable; the entries kept
-//! after the last purged id are contiguous; a damaged record is either a torn tail of the
+//! Invariants: a callback fires only after its entries are durable; only the last
+//! segment holds unsynced bytes (a segment is synced before the next one starts); the
+//! entries kept after the last purged id are contiguous; a damaged record is either a torn tail of the
 //! last segment (cut away on open, it was never acknowledged) or an error naming the file
 //! and offset — never silently skipped.
 
@@ -400,6 +406,11 @@ async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<Writ
                 Err(_) => break,
             }
         }
+        // A fault point: a slow fsync (a busy or failing device). The batch's appends wait
+        // for it like for a real one; a crash meanwhile loses them, unacknowledged.
+        if crate::buggify::buggify("raft-log-fsync-slow") {
+            tokio::time::sleep(crate::buggify::delay_ms(500)).await;
+        }
         let held_back;
         (writer, held_back) = blocking(move || {
             let held_back = writer.process(batch);
@@ -514,11 +525,10 @@ impl SegmentWriter {
     /// Make everything written so far durable, then answer the waiting appends.
     fn flush(&mut self, pending: &mut Pending) {
         let mut result = self.check_healthy();
-        let skip_fsync = crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipLogFsync);
         let started = self.telemetry.as_ref().map(|telemetry| telemetry.now());
-        if result.is_ok() && !skip_fsync {
+        if result.is_ok() {
             for path in &pending.files {
-                if let Err(error) = self.disk.sync(path) {
+                if let Err(error) = self.sync_segment(path) {
                     result = Err(error.to_string());
                     break;
                 }
@@ -543,6 +553,24 @@ impl SegmentWriter {
         }
         pending.files.clear();
         pending.directory = false;
+    }
+
+    /// fsync one segment. (The seeded bugs skip it, or shrug off its failure.)
+    fn sync_segment(&self, path: &str) -> Result<(), DiskError> {
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SkipLogFsync) {
+            return Ok(());
+        }
+        match self.disk.sync(path) {
+            Err(error)
+                if crate::seeded_bugs::enabled(
+                    crate::seeded_bugs::SeededBug::IgnoreLogWriteError,
+                ) =>
+            {
+                tracing::warn!(%error, "ignoring a failed fsync of the raft log");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Append `records`; on failure, how many were written and why. A record the disk
@@ -570,6 +598,19 @@ impl SegmentWriter {
                 _ => {
                     // A full segment, or a jump in index after a purge past the log
                     // (a snapshot installed from the leader): start a new segment.
+                    // The segment left behind is made durable first, so only the last
+                    // segment ever holds unsynced bytes: a failed fsync (whose bytes the
+                    // kernel drops) or a crash can then cost only the log's tail, never
+                    // leave a hole with later entries after it (the disk-errors
+                    // scenario found such a hole, seed 300145855).
+                    if let Some((previous, _)) = &current {
+                        let previous_path = segment_path(*previous);
+                        if pending.files.contains(&previous_path) {
+                            self.sync_segment(&previous_path)
+                                .map_err(|error| (written, error))?;
+                            pending.files.remove(&previous_path);
+                        }
+                    }
                     self.segments.insert(
                         *index,
                         Segment {

@@ -21,7 +21,7 @@ use super::types::{Command, CommandResponse, NodeInfo, Raft, TypeConfig};
 use super::wal::WAL_BUFFER_ENTRIES_DEFAULT;
 use crate::channel::identity::FOLLOWER_IDENTITY_PATH;
 use crate::channel::{ChannelClient, ChannelIdentity, ChannelServer, NodeCertificate, Protocol};
-use crate::env::{Clock, Env};
+use crate::env::{Clock, DiskError, Env};
 use crate::storage::{Backend, Op, StorageError, validate_batch, validate_key};
 
 /// The cluster name openraft tags its tracing with.
@@ -162,6 +162,15 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
+/// Why Raft stopped on a node without being asked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftFailure {
+    pub reason: String,
+    /// Whether storage failed (a write, an fsync or a read the log or state machine
+    /// could not get past), rather than a panic.
+    pub storage: bool,
+}
+
 /// Tunables; production uses [`RaftOptions::default`], tests snapshot and roll
 /// segments sooner to exercise compaction.
 #[derive(Debug, Clone, Copy)]
@@ -264,9 +273,12 @@ impl RaftNode {
         options: RaftOptions,
     ) -> Result<RaftNode, RaftError> {
         let log_store =
-            LogStore::open_measured(env.disk.clone(), options.log, Some(env.telemetry())).await?;
-        let state_machine =
-            StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max).await?;
+            LogStore::open_measured(env.disk.clone(), options.log, Some(env.telemetry()))
+                .await
+                .map_err(|error| refuse_start(error.into()))?;
+        let state_machine = StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max)
+            .await
+            .map_err(|error| refuse_start(error.into()))?;
         let channel_identity = ChannelIdentity::new(env.rng.clone(), env.clock.clone());
         let channel_client = ChannelClient::new(env.clock.clone(), channel_identity.clone());
         let raft = Raft::new(
@@ -332,6 +344,33 @@ impl RaftNode {
     /// cannot dial its peers, and its terms would only disrupt the leader).
     pub fn set_electable(&self, electable: bool) {
         self.inner.raft.runtime_config().elect(electable);
+    }
+
+    /// Why Raft stopped for good on this node (a storage error it could not get past, a
+    /// panic), or `None` while it runs. A shutdown asked for is not reported.
+    pub fn failed(&self) -> Option<RaftFailure> {
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow_watched();
+        match &metrics.running_state {
+            Ok(()) | Err(openraft::errors::Fatal::Stopped) => None,
+            Err(fatal) => Some(RaftFailure {
+                reason: fatal.to_string(),
+                storage: matches!(fatal, openraft::errors::Fatal::StorageError(_)),
+            }),
+        }
+    }
+
+    /// Wait until Raft stops on this node: why, if it failed ([`RaftNode::failed`]);
+    /// `None` after an orderly shutdown.
+    pub async fn wait_stopped(&self) -> Option<RaftFailure> {
+        // An error here means the metrics are gone with the Raft core: stopped too.
+        let _ = self
+            .inner
+            .raft
+            .wait(None)
+            .metrics(|metrics| metrics.running_state.is_err(), "raft stopped")
+            .await;
+        self.failed()
     }
 
     /// Whether the disk-full alarm is on: this node refuses writes, serves reads.
@@ -662,6 +701,26 @@ impl RaftNode {
 /// Look at the free space every [`CHECK_INTERVAL`] while the node lives, so the alarm
 /// (and `sys/health`, the gauge, the log) follows the disk without writes, and clears by
 /// itself once space is freed.
+/// A node whose disk failed while reading its log, vote or snapshot at start refuses to
+/// start, naming the file (the error says which). It does not drop what it cannot read
+/// and catch up from the leader instead: the unreadable part may hold entries this node
+/// acknowledged that no other quorum member holds (a write committed by this node and
+/// the old leader alone), or the vote it cast in the current term; starting without
+/// them could lose an acknowledged write or elect two leaders in one term. An operator
+/// (the simulator's harness) starts it again once the disk is repaired.
+fn refuse_start(error: RaftError) -> RaftError {
+    let disk_error = matches!(
+        &error,
+        RaftError::LogStore(LogStoreError::Disk(DiskError::Io { .. }))
+            | RaftError::StateMachine(StateMachineError::Disk(DiskError::Io { .. }))
+    );
+    if disk_error {
+        crate::coverage::mark("raft-disk-error-start-refused");
+    }
+    tracing::error!(%error, "refusing to start raft: repair the disk, then start the node again");
+    error
+}
+
 async fn watch_disk(node: std::sync::Weak<NodeInner>) {
     loop {
         tokio::time::sleep(CHECK_INTERVAL).await;

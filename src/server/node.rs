@@ -206,6 +206,7 @@ impl Node {
             core.clone()
                 .watch_caches(raft.subscribe(), shutdown_receiver.clone()),
         );
+        tokio::spawn(stop_serving_on_failure(raft.clone(), shutdown.clone()));
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),
@@ -295,6 +296,11 @@ impl Node {
         )
     }
 
+    /// Why Raft failed on this node, once it has (it then serves no more: fail-stop).
+    pub fn raft_failed(&self) -> Option<crate::raft::RaftFailure> {
+        self.raft.failed()
+    }
+
     /// Stop serving, then stop Raft.
     pub async fn shutdown(self) {
         // Streamed answers end first, so the HTTP server's drain does not wait on them.
@@ -304,6 +310,25 @@ impl Node {
             tracing::warn!(%error, "raft shutdown");
         }
     }
+}
+
+/// Fail-stop: once Raft has failed on this node (its log or a snapshot could not be
+/// made durable, so openraft stopped rather than acknowledge it), the node stops serving
+/// its API too, as etcd exits on a failed fsync. Clients go to the other nodes; an
+/// operator restarts this one once the disk is repaired, and it catches up from the
+/// leader. Serving on would answer from a state machine that no longer follows the log.
+async fn stop_serving_on_failure(raft: RaftNode, shutdown: watch::Sender<bool>) {
+    let Some(failure) = raft.wait_stopped().await else {
+        return;
+    };
+    if failure.storage {
+        crate::coverage::mark("raft-disk-error-stopped");
+    }
+    tracing::error!(
+        reason = %failure.reason,
+        "raft failed: this node stops serving; repair the disk, then restart it"
+    );
+    let _ = shutdown.send(true);
 }
 
 fn spawn_api(

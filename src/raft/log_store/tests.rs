@@ -497,3 +497,133 @@ async fn a_full_disk_holds_appends_and_votes_until_space_returns_and_loses_nothi
         Some(Vote::new(3, "n1".to_string()))
     );
 }
+
+#[tokio::test]
+async fn a_disk_error_is_never_acknowledged_and_an_unreadable_log_refuses_to_open() {
+    use crate::env::IoErrorRates;
+    let disk = SimDisk::new(8);
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+
+    // Phase 1: every write fails. The appends are answered with the error, and so is
+    // everything after, even once the disk works again: the writer does not retry an
+    // fsync whose pages the kernel may have dropped.
+    let failing = IoErrorRates {
+        read_per_million: 0,
+        write_per_million: 1_000_000,
+    };
+    disk.set_io_errors(Some(failing));
+    let receiver = append(&mut store, vec![entry(1, 6)]).await;
+    assert!(flushed(receiver).await.is_err());
+    disk.set_io_errors(None);
+    let receiver = append(&mut store, vec![entry(1, 7)]).await;
+    assert!(flushed(receiver).await.is_err());
+    drop(store);
+
+    // Phase 2: nothing unacknowledged came back, and what was acknowledged did.
+    disk.crash(false);
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        indexes(&mut reopened).await,
+        (1..=5).map(|index| (1, index)).collect::<Vec<_>>()
+    );
+    drop(reopened);
+
+    // Phase 3: a read error while opening refuses the log, naming the file.
+    disk.set_io_errors(Some(IoErrorRates {
+        read_per_million: 1_000_000,
+        write_per_million: 0,
+    }));
+    let error = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .expect_err("an unreadable log must not open");
+    assert!(error.to_string().contains("raft/"), "{error}");
+}
+
+/// A disk whose next `sync` of one named file fails with `EIO` (the simulated disk then
+/// drops that file's unsynced bytes); everything else passes through.
+#[derive(Debug)]
+struct FailOneSyncDisk {
+    inner: SimDisk,
+    fail_sync_of: Mutex<Option<String>>,
+}
+
+impl Disk for FailOneSyncDisk {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, DiskError> {
+        self.inner.read(path)
+    }
+    fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.inner.append(path, bytes)
+    }
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.inner.write(path, bytes)
+    }
+    fn truncate(&self, path: &str, length: u64) -> Result<(), DiskError> {
+        self.inner.truncate(path, length)
+    }
+    fn sync(&self, path: &str) -> Result<(), DiskError> {
+        let mut fail = self.fail_sync_of.lock().unwrap();
+        if fail.as_deref() == Some(path) {
+            *fail = None;
+            self.inner.set_io_errors(Some(crate::env::IoErrorRates {
+                read_per_million: 0,
+                write_per_million: 1_000_000,
+            }));
+            let result = self.inner.sync(path);
+            self.inner.set_io_errors(None);
+            return result;
+        }
+        self.inner.sync(path)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &str) -> Result<(), DiskError> {
+        self.inner.remove(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>, DiskError> {
+        self.inner.list(dir)
+    }
+    fn sync_dir(&self, dir: &str) -> Result<(), DiskError> {
+        self.inner.sync_dir(dir)
+    }
+    fn free_bytes(&self) -> Result<u64, DiskError> {
+        self.inner.free_bytes()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_fsync_in_a_batch_that_rolls_segments_leaves_no_hole() {
+    let disk = SimDisk::new(9);
+    let failing = Arc::new(FailOneSyncDisk {
+        inner: disk.clone(),
+        fail_sync_of: Mutex::new(None),
+    });
+    let mut store = LogStore::open(failing.clone(), small_segments())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, vec![entry(1, 1)]).await;
+    flushed(receiver).await.unwrap();
+
+    // One batch that fills the current segment and rolls into new ones; the fsync of
+    // the segment it started in fails. Nothing of the batch is acknowledged.
+    let first = format!("{LOG_DIR}/{}", segments(&disk).last().unwrap());
+    *failing.fail_sync_of.lock().unwrap() = Some(first);
+    let receiver = append(&mut store, (2..=12).map(|index| entry(1, index)).collect()).await;
+    assert!(flushed(receiver).await.is_err());
+    drop(store);
+
+    // A process restart (the page cache survives): the log is a prefix, with no hole
+    // left by the dropped bytes before later segments.
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let kept = indexes(&mut reopened).await;
+    let last = kept.last().unwrap().1;
+    assert_eq!(kept, (1..=last).map(|index| (1, index)).collect::<Vec<_>>());
+}
