@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, ConnectionError};
-use super::identity::ChannelIdentity;
+use super::identity::{ChannelIdentity, NodeCertificate};
 use super::protocol::{Lane, Protocol};
 use crate::env::Clock;
 use crate::env::runtime::timeout;
@@ -47,24 +47,51 @@ pub enum CallError {
 }
 
 /// Whom a call trusts at the other end of its connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Trust {
     /// A member of this node's own cluster: both ends hold a certificate under this
     /// cluster's CA.
     Members,
     /// A node of another cluster (performance replication): its certificate must chain
-    /// to this CA certificate (DER); ours is presented if it asks.
-    Cluster(Arc<Vec<u8>>),
+    /// to `ca_cert_der`; we present `client` (a secondary's certificate under that
+    /// cluster's replication CA), or our own node certificate when there is none.
+    Cluster {
+        ca_cert_der: Arc<Vec<u8>>,
+        client: Option<Arc<NodeCertificate>>,
+    },
 }
 
 impl Trust {
-    /// Tells pools apart: connections trusting different CAs are never shared.
+    pub fn cluster(ca_cert_der: Vec<u8>) -> Trust {
+        Trust::Cluster {
+            ca_cert_der: Arc::new(ca_cert_der),
+            client: None,
+        }
+    }
+
+    pub fn cluster_as(ca_cert_der: Vec<u8>, client: NodeCertificate) -> Trust {
+        Trust::Cluster {
+            ca_cert_der: Arc::new(ca_cert_der),
+            client: Some(Arc::new(client)),
+        }
+    }
+
+    /// Tells pools apart: connections trusting different CAs, or presenting different
+    /// certificates, are never shared.
     fn pool_tag(&self) -> Option<[u8; 32]> {
         match self {
             Trust::Members => None,
-            Trust::Cluster(ca) => {
+            Trust::Cluster {
+                ca_cert_der,
+                client,
+            } => {
                 use sha2::Digest;
-                Some(sha2::Sha256::digest(ca.as_slice()).into())
+                let mut digest = sha2::Sha256::new();
+                digest.update(ca_cert_der.as_slice());
+                if let Some(client) = client {
+                    digest.update(&client.cert_der);
+                }
+                Some(digest.finalize().into())
             }
         }
     }
@@ -231,9 +258,14 @@ impl ChannelClient {
             Trust::Members => identity.member_client(protocol).ok_or_else(|| {
                 CallError::Unreachable(format!("{address}: no client configuration"))
             })?,
-            Trust::Cluster(ca) => identity
-                .client_config(protocol, ca)
-                .map_err(|error| CallError::Unreachable(format!("{address}: {error}")))?,
+            Trust::Cluster {
+                ca_cert_der,
+                client,
+            } => match client {
+                Some(client) => identity.client_config_as(protocol, ca_cert_der, client),
+                None => identity.client_config(protocol, ca_cert_der),
+            }
+            .map_err(|error| CallError::Unreachable(format!("{address}: {error}")))?,
         };
         match timeout(
             CONNECT_TIMEOUT,

@@ -63,15 +63,26 @@ fn key_pair(seed: &[u8; 32]) -> Result<rcgen::KeyPair, IdentityError> {
     .map_err(|error| IdentityError::Issue(error.to_string()))
 }
 
+/// The common name of a cluster's CA (its nodes' certificates).
+pub const CLUSTER_CA_NAME: &str = "Arca cluster CA";
+/// The common name of a primary's replication CA (its secondaries' certificates).
+pub const REPLICATION_CA_NAME: &str = "Arca replication CA";
+/// The name a secondary's client certificate carries.
+pub const SECONDARY_NAME: &str = "secondary.arca.internal";
+
+fn cluster_ca_name() -> String {
+    CLUSTER_CA_NAME.to_string()
+}
+
 /// The CA's parameters, rebuilt identically whenever it issues: a certificate's issuer
 /// name and key identifier come from them and must match the stored CA certificate.
-fn ca_params() -> Result<rcgen::CertificateParams, IdentityError> {
+fn ca_params(common_name: &str) -> Result<rcgen::CertificateParams, IdentityError> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|error| IdentityError::Issue(error.to_string()))?;
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "Arca cluster CA");
+        .push(rcgen::DnType::CommonName, common_name);
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
@@ -79,9 +90,12 @@ fn ca_params() -> Result<rcgen::CertificateParams, IdentityError> {
     Ok(params)
 }
 
-/// A cluster's certificate authority: its certificate and its key's seed.
+/// A certificate authority: a cluster's own (its nodes), or a primary's replication CA
+/// (its secondaries): its name, its certificate and its key's seed.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ClusterCa {
+    #[serde(default = "cluster_ca_name")]
+    common_name: String,
     #[serde(with = "base64_bytes")]
     cert_der: Vec<u8>,
     #[serde(with = "base64_seed")]
@@ -99,14 +113,47 @@ impl ClusterCa {
     /// validity (1975 to 4096): node certificates live only as long as an unseal, and
     /// nodes whose clocks disagree must still trust each other.
     pub fn generate(rng: &SharedRng) -> Result<ClusterCa, IdentityError> {
+        Self::generate_named(rng, CLUSTER_CA_NAME)
+    }
+
+    /// A new CA named `common_name` (the replication CA is one).
+    pub fn generate_named(rng: &SharedRng, common_name: &str) -> Result<ClusterCa, IdentityError> {
         let seed = Zeroizing::new(rng.bytes::<32>());
         let key = key_pair(&seed)?;
-        let cert = ca_params()?
+        let cert = ca_params(common_name)?
             .self_signed(&key)
             .map_err(|error| IdentityError::Issue(error.to_string()))?;
         Ok(ClusterCa {
+            common_name: common_name.to_string(),
             cert_der: cert.der().to_vec(),
             seed,
+        })
+    }
+
+    /// A client certificate for the secondary `secondary_id`, under a replication CA:
+    /// good for client authentication only, so it opens `arca-repl/1` on the primary
+    /// and nothing else (the cluster's own protocols trust the cluster CA).
+    pub fn issue_secondary(
+        &self,
+        rng: &SharedRng,
+        secondary_id: &str,
+    ) -> Result<NodeCertificate, IdentityError> {
+        let issuer = rcgen::Issuer::new(ca_params(&self.common_name)?, key_pair(&self.seed)?);
+        let seed = Zeroizing::new(rng.bytes::<32>());
+        let key = key_pair(&seed)?;
+        let mut params = rcgen::CertificateParams::new(vec![SECONDARY_NAME.to_string()])
+            .map_err(|error| IdentityError::Issue(error.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, secondary_id);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|error| IdentityError::Issue(error.to_string()))?;
+        Ok(NodeCertificate {
+            cert_der: cert.der().to_vec(),
+            key_pkcs8: ed25519_pkcs8(&seed),
+            ca_cert_der: self.cert_der.clone(),
         })
     }
 
@@ -146,7 +193,7 @@ impl ClusterCa {
         node_id: &str,
         standing: Standing,
     ) -> Result<NodeCertificate, IdentityError> {
-        let issuer = rcgen::Issuer::new(ca_params()?, key_pair(&self.seed)?);
+        let issuer = rcgen::Issuer::new(ca_params(&self.common_name)?, key_pair(&self.seed)?);
         let seed = Zeroizing::new(rng.bytes::<32>());
         let key = key_pair(&seed)?;
         let (names, usages) = match standing {
@@ -222,6 +269,9 @@ impl std::fmt::Debug for NodeCertificate {
 pub struct Identities {
     pub member: Option<Arc<ChannelTls>>,
     pub follower: Option<Arc<ChannelTls>>,
+    /// The replication CA (DER) whose certificates `arca-repl/1` accepts from clients:
+    /// this cluster's, once it has been a primary; none, and `arca-repl/1` is refused.
+    pub replication_clients_ca: Option<Arc<Vec<u8>>>,
 }
 
 /// The node's current identities on the channel; clones share them.
@@ -255,14 +305,51 @@ impl ChannelIdentity {
     /// Serve and dial as the member `certificate` from now on (the node unsealed).
     /// Connections made under an earlier identity are closed.
     pub fn install(&self, certificate: NodeCertificate) -> Result<(), IdentityError> {
+        let replication_clients_ca = self.current.borrow().replication_clients_ca.clone();
         let tls = ChannelTls::new(
             self.crypto,
             self.clock.clone(),
             Standing::Member,
             certificate,
+            replication_clients_ca,
         )?;
         self.current
             .send_modify(|current| current.member = Some(Arc::new(tls)));
+        Ok(())
+    }
+
+    /// Accept `arca-repl/1` clients under `ca_cert_der` (this cluster's replication CA),
+    /// or none. The member identity is rebuilt when this changes (its connections close).
+    pub fn set_replication_clients_ca(
+        &self,
+        ca_cert_der: Option<Vec<u8>>,
+    ) -> Result<(), IdentityError> {
+        let (unchanged, member) = {
+            let current = self.current.borrow();
+            let unchanged = current.replication_clients_ca.as_deref().map(Vec::as_slice)
+                == ca_cert_der.as_deref();
+            (unchanged, current.member.clone())
+        };
+        if unchanged {
+            return Ok(());
+        }
+        let ca = ca_cert_der.map(Arc::new);
+        let rebuilt = match member {
+            Some(member) => Some(Arc::new(ChannelTls::new(
+                self.crypto,
+                self.clock.clone(),
+                Standing::Member,
+                member.certificate().clone(),
+                ca.clone(),
+            )?)),
+            None => None,
+        };
+        self.current.send_modify(|current| {
+            current.replication_clients_ca = ca;
+            if rebuilt.is_some() {
+                current.member = rebuilt;
+            }
+        });
         Ok(())
     }
 
@@ -273,6 +360,7 @@ impl ChannelIdentity {
             self.clock.clone(),
             Standing::Follower,
             certificate,
+            None,
         )?;
         self.current
             .send_modify(|current| current.follower = Some(Arc::new(tls)));

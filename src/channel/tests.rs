@@ -458,7 +458,7 @@ async fn a_peer_without_this_clusters_certificate_is_refused() {
     // A stranger trusting our CA still has no client certificate under it.
     let trusting = stranger
         .call_trusting(
-            &Trust::Cluster(Arc::new(cluster_ca().cert_der().to_vec())),
+            &Trust::cluster(cluster_ca().cert_der().to_vec()),
             &address,
             Protocol::Raft,
             Lane::Control,
@@ -477,44 +477,83 @@ async fn a_peer_without_this_clusters_certificate_is_refused() {
     assert_eq!(served.unwrap(), vec![2, 1]);
 }
 
-/// `arca-repl/1` is dialled by other clusters' nodes: the server proves itself under its
-/// CA and asks no client certificate (replication requests carry their own HMAC); a
-/// client that trusts another CA does not talk to it.
+/// `arca-repl/1` is dialled by other clusters' nodes. Both ends prove themselves: the
+/// server under its cluster's CA, the client (a secondary) with the certificate the
+/// primary's replication CA issued it. That certificate opens nothing else, and a node
+/// whose cluster has no replication CA serves no `arca-repl/1` at all.
 #[tokio::test]
-async fn replication_authenticates_the_server_to_another_cluster() {
+async fn replication_authenticates_both_ends_across_clusters() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let server = ChannelServer::new(member("primary"));
+    let rng = SharedRng::from_entropy();
+    let replication_ca = ClusterCa::generate_named(&rng, identity::REPLICATION_CA_NAME).unwrap();
+    let primary = member("primary");
+    let server = ChannelServer::new(primary.clone());
+    server.install(Protocol::Raft, Arc::new(Reverse));
     server.install(Protocol::Replication, Arc::new(Reverse));
     server.spawn(listener);
     let other_ca = ClusterCa::generate(&SharedRng::from_u64(5)).unwrap();
     let secondary = ChannelClient::new(Clock::system(), identity_under(&other_ca, "s"));
-    let trusting_primary = Trust::Cluster(Arc::new(cluster_ca().cert_der().to_vec()));
-    let reply = secondary
-        .call_trusting(
-            &trusting_primary,
-            &address,
-            Protocol::Replication,
-            Lane::Control,
-            vec![1, 2],
-            TTL,
-        )
-        .await;
-    assert_eq!(reply.unwrap(), vec![2, 1]);
-    let wrong_trust = Trust::Cluster(Arc::new(other_ca.cert_der().to_vec()));
-    let refused = secondary
-        .call_trusting(
-            &wrong_trust,
-            &address,
-            Protocol::Replication,
-            Lane::Control,
-            vec![1, 2],
-            TTL,
-        )
-        .await;
+    let certified = Trust::cluster_as(
+        cluster_ca().cert_der().to_vec(),
+        replication_ca.issue_secondary(&rng, "s").unwrap(),
+    );
+    let call = |trust: Trust, protocol: Protocol| {
+        let secondary = secondary.clone();
+        let address = address.clone();
+        async move {
+            secondary
+                .call_trusting(&trust, &address, protocol, Lane::Control, vec![1, 2], TTL)
+                .await
+        }
+    };
+
+    // No replication CA yet (the cluster never was a primary): refused.
+    let refused = call(certified.clone(), Protocol::Replication).await;
     assert!(
         matches!(refused, Err(CallError::Unreachable(_))),
         "{refused:?}"
+    );
+
+    primary
+        .set_replication_clients_ca(Some(replication_ca.cert_der().to_vec()))
+        .unwrap();
+    let mut served = None;
+    for _ in 0..100 {
+        if let Ok(reply) = call(certified.clone(), Protocol::Replication).await {
+            served = Some(reply);
+            break;
+        }
+        tokio::time::sleep(super::client::RECONNECT_BACKOFF_MAX / 10).await;
+    }
+    assert_eq!(
+        served,
+        Some(vec![2, 1]),
+        "the certified secondary is served"
+    );
+
+    // Its certificate is for arca-repl/1 only.
+    let raft = call(certified.clone(), Protocol::Raft).await;
+    assert!(matches!(raft, Err(CallError::Unreachable(_))), "{raft:?}");
+    // Without it (its own node certificate only) the secondary is refused.
+    let uncertified = call(
+        Trust::cluster(cluster_ca().cert_der().to_vec()),
+        Protocol::Replication,
+    )
+    .await;
+    assert!(
+        matches!(uncertified, Err(CallError::Unreachable(_))),
+        "{uncertified:?}"
+    );
+    // And it does not talk to a server outside the CA it trusts.
+    let wrong_trust = Trust::cluster_as(
+        other_ca.cert_der().to_vec(),
+        replication_ca.issue_secondary(&rng, "s").unwrap(),
+    );
+    let misdirected = call(wrong_trust, Protocol::Replication).await;
+    assert!(
+        matches!(misdirected, Err(CallError::Unreachable(_))),
+        "{misdirected:?}"
     );
 }
 

@@ -156,6 +156,7 @@ pub struct ChannelTls {
     clock: Clock,
     standing: Standing,
     certificate: NodeCertificate,
+    replication_clients_ca: Option<Arc<Vec<u8>>>,
     /// Per protocol, so the ALPN the server answers is the one the client asked for.
     servers: Vec<(Protocol, Arc<ServerConfig>)>,
     members: Vec<(Protocol, Arc<ClientConfig>)>,
@@ -173,17 +174,23 @@ impl ChannelTls {
         clock: Clock,
         standing: Standing,
         certificate: NodeCertificate,
+        replication_clients_ca: Option<Arc<Vec<u8>>>,
     ) -> Result<ChannelTls, TlsSetupError> {
         let mut tls = ChannelTls {
             crypto,
             clock,
             standing,
             certificate,
+            replication_clients_ca,
             servers: Vec::new(),
             members: Vec::new(),
         };
         for protocol in Protocol::ALL {
             if standing == Standing::Follower && protocol != Protocol::Raft {
+                continue;
+            }
+            // Without a replication CA there is no secondary to serve.
+            if protocol == Protocol::Replication && tls.replication_clients_ca.is_none() {
                 continue;
             }
             let server = tls.server_config(protocol)?;
@@ -198,6 +205,10 @@ impl ChannelTls {
 
     pub fn standing(&self) -> Standing {
         self.standing
+    }
+
+    pub fn certificate(&self) -> &NodeCertificate {
+        &self.certificate
     }
 
     /// The CA certificate this identity chains to (DER).
@@ -229,24 +240,26 @@ impl ChannelTls {
 
     /// What this node serves `protocol` with. The cluster's own protocols require a
     /// client certificate under this cluster's CA. `arca-repl/1` is dialled by other
-    /// clusters' nodes, which hold no certificate of ours: it authenticates the server
-    /// only, and every replication request carries the secondary's HMAC (`replication`).
+    /// clusters' nodes: it requires a client certificate under this cluster's
+    /// replication CA, which the secondary received in its activation bundle (and every
+    /// request still carries the secondary's HMAC, which `revoke-secondary` withdraws).
     fn server_config(&self, protocol: Protocol) -> Result<Arc<ServerConfig>, TlsSetupError> {
         let provider = provider(self.crypto);
         let builder = ServerConfig::builder_with_details(provider.clone(), self.time())
             .with_protocol_versions(&[&rustls::version::TLS13])?;
-        let builder = match protocol {
-            Protocol::Raft | Protocol::Forward => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Self::roots(&self.certificate.ca_cert_der)?,
-                    provider,
-                )
+        let clients_ca = match protocol {
+            Protocol::Raft | Protocol::Forward => self.certificate.ca_cert_der.clone(),
+            Protocol::Replication => self
+                .replication_clients_ca
+                .as_deref()
+                .cloned()
+                .ok_or_else(|| TlsSetupError::Verifier("no replication CA".into()))?,
+        };
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Self::roots(&clients_ca)?, provider)
                 .build()
                 .map_err(|error| TlsSetupError::Verifier(error.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            Protocol::Replication => builder.with_no_client_auth(),
-        };
+        let builder = builder.with_client_cert_verifier(verifier);
         let mut config = builder.with_single_cert(self.chain(), self.key())?;
         config.alpn_protocols = vec![protocol.alpn().as_bytes().to_vec()];
         config.send_tls13_tickets = 0;
@@ -261,10 +274,25 @@ impl ChannelTls {
         protocol: Protocol,
         ca_cert_der: &[u8],
     ) -> Result<Arc<ClientConfig>, TlsSetupError> {
+        self.client_config_as(protocol, ca_cert_der, &self.certificate)
+    }
+
+    /// [`ChannelTls::client_config`] presenting `certificate` instead (a secondary's
+    /// certificate under its primary's replication CA).
+    pub fn client_config_as(
+        &self,
+        protocol: Protocol,
+        ca_cert_der: &[u8],
+        certificate: &NodeCertificate,
+    ) -> Result<Arc<ClientConfig>, TlsSetupError> {
+        let chain = vec![CertificateDer::from(certificate.cert_der.clone())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            certificate.key_pkcs8.as_slice().to_vec(),
+        ));
         let mut config = ClientConfig::builder_with_details(provider(self.crypto), self.time())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(Self::roots(ca_cert_der)?)
-            .with_client_auth_cert(self.chain(), self.key())?;
+            .with_client_auth_cert(chain, key)?;
         config.alpn_protocols = vec![protocol.alpn().as_bytes().to_vec()];
         config.resumption = Resumption::disabled();
         Ok(Arc::new(config))

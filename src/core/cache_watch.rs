@@ -70,6 +70,8 @@ pub struct Reloads {
     audit_devices: bool,
     policies: PolicyReloads,
     token_keys: bool,
+    /// The replication CA, which the channel accepts `arca-repl/1` clients under.
+    replication_ca: bool,
 }
 
 impl Reloads {
@@ -86,6 +88,7 @@ impl Reloads {
             audit_devices: true,
             policies: PolicyReloads::All,
             token_keys: true,
+            replication_ca: true,
         }
     }
 
@@ -115,6 +118,12 @@ impl Reloads {
         // A snapshot restore swaps in the whole state in one entry.
         if key == SNAPSHOT_RESTORE_KEY {
             return Self::everything();
+        }
+        if key == key_space::REPLICATION_CA_KEY {
+            return Self {
+                replication_ca: true,
+                ..Self::none()
+            };
         }
         let Ok((_, group)) = key_space::classify(key) else {
             return Self::none();
@@ -158,6 +167,7 @@ impl Reloads {
         self.mount_tables |= other.mount_tables;
         self.audit_devices |= other.audit_devices;
         self.token_keys |= other.token_keys;
+        self.replication_ca |= other.replication_ca;
         self.policies = match (std::mem::take(&mut self.policies), other.policies) {
             (PolicyReloads::All, _) | (_, PolicyReloads::All) => PolicyReloads::All,
             (PolicyReloads::None, other) => other,
@@ -362,6 +372,9 @@ impl Core {
             if self.is_sealed() {
                 return Ok(());
             }
+        }
+        if reloads.replication_ca {
+            self.refresh_replication_clients_ca();
         }
         match self.logical() {
             Some(logical) => logical.reload_caches(reloads).await,

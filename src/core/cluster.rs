@@ -72,6 +72,10 @@ pub trait Cluster: Send + Sync + 'static {
     ) -> Result<(), String> {
         Ok(())
     }
+    /// Accept `arca-repl/1` clients under this replication CA (DER), or none.
+    fn set_replication_clients_ca(&self, _ca_cert_der: Option<Vec<u8>>) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether the follower identity this node keeps chains to `ca_cert_der`.
     fn follower_identity_trusts(&self, _ca_cert_der: &[u8]) -> bool {
         true

@@ -447,7 +447,36 @@ impl Core {
         let certificate = ca.issue(&self.env.rng, node_id).map_err(issue_failed)?;
         self.cluster
             .set_channel_identity(Some(certificate))
-            .map_err(LogicalError::Internal)
+            .map_err(LogicalError::Internal)?;
+        self.refresh_replication_clients_ca();
+        Ok(())
+    }
+
+    /// Accept `arca-repl/1` from the holders of certificates under this cluster's
+    /// replication CA as stored now (none: the channel refuses `arca-repl/1`). Called at
+    /// unseal and whenever the stored CA changes (the cache watcher).
+    pub fn refresh_replication_clients_ca(&self) {
+        let stored = match self
+            .barrier
+            .get(crate::storage::key_space::REPLICATION_CA_KEY)
+        {
+            Ok(stored) => stored.map(zeroize::Zeroizing::new),
+            // Sealed: the identity that would use it is gone too.
+            Err(_) => return,
+        };
+        let ca_cert = match stored {
+            Some(bytes) => match crate::channel::ClusterCa::from_bytes(&bytes) {
+                Ok(ca) => Some(ca.cert_der().to_vec()),
+                Err(error) => {
+                    tracing::warn!(%error, "the stored replication CA is unreadable");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Err(error) = self.cluster.set_replication_clients_ca(ca_cert) {
+            tracing::warn!(%error, "cannot serve arca-repl/1 under the replication CA");
+        }
     }
 
     /// Which seal this node's storage holds now. A node waiting to join a Raft cluster

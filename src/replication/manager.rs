@@ -122,6 +122,10 @@ struct Bundle {
     /// `arca-repl/1` only to nodes proving themselves under it.
     #[serde(default)]
     primary_ca_cert: String,
+    /// The secondary's client certificate for `arca-repl/1`, under the primary's
+    /// replication CA (base64 of its record, key included).
+    #[serde(default)]
+    client_certificate: String,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -339,6 +343,31 @@ impl Replication {
         Ok(ca.cert_der().to_vec())
     }
 
+    /// This cluster's replication CA, created the first time it is needed (a secondary
+    /// token); every node of the cluster then accepts `arca-repl/1` clients under it.
+    async fn replication_ca(core: &Core) -> Result<crate::channel::ClusterCa, LogicalError> {
+        if let Some(bytes) = core
+            .barrier()
+            .get(crate::storage::key_space::REPLICATION_CA_KEY)?
+            .map(zeroize::Zeroizing::new)
+        {
+            return crate::channel::ClusterCa::from_bytes(&bytes).map_err(internal);
+        }
+        let ca = crate::channel::ClusterCa::generate_named(
+            &core.env().rng,
+            crate::channel::identity::REPLICATION_CA_NAME,
+        )
+        .map_err(internal)?;
+        core.barrier()
+            .put(
+                crate::storage::key_space::REPLICATION_CA_KEY,
+                ca.to_bytes().to_vec(),
+            )
+            .await?;
+        core.refresh_replication_clients_ca();
+        Ok(ca)
+    }
+
     fn cluster_addrs(core: &Core) -> Vec<String> {
         let mut addrs: Vec<String> = core
             .cluster()
@@ -478,6 +507,13 @@ impl Replication {
             keyring,
             epoch: primary.epoch.clone(),
             primary_ca_cert: BASE64.encode(Self::own_ca_cert(&core)?),
+            client_certificate: BASE64.encode(
+                Self::replication_ca(&core)
+                    .await?
+                    .issue_secondary(&core.env().rng, id)
+                    .map_err(internal)?
+                    .to_bytes(),
+            ),
         };
         primary.secondaries.insert(
             id.to_string(),
@@ -587,6 +623,7 @@ impl Replication {
             primary_api_addr: address.clone(),
             primary_cluster_addrs: bundle.primary_cluster_addrs.clone(),
             primary_ca_cert: bundle.primary_ca_cert.clone(),
+            client_certificate: bundle.client_certificate.clone(),
             bootstrapped: false,
             activated_unix: now,
             epoch: bundle.epoch.clone(),
@@ -760,6 +797,7 @@ impl Replication {
                     auth_key_hex: secondary.auth_key_hex.clone(),
                     cluster_addrs,
                     ca_cert: secondary.primary_ca_cert.clone(),
+                    client_certificate: secondary.client_certificate.clone(),
                     from_wal: position,
                     notified: false,
                 });
@@ -954,6 +992,7 @@ impl Replication {
             primary_api_addr: address.clone(),
             primary_cluster_addrs: bundle.primary_cluster_addrs,
             primary_ca_cert: bundle.primary_ca_cert,
+            client_certificate: bundle.client_certificate,
             bootstrapped: true,
             activated_unix,
             epoch: epoch.clone(),
@@ -1896,7 +1935,7 @@ impl Replication {
         let Ok(payload) = encode_body(&request) else {
             return;
         };
-        let trust = trust_of(&predecessor.ca_cert);
+        let trust = trust_of(&predecessor.ca_cert, &predecessor.client_certificate);
         for address in &predecessor.cluster_addrs {
             let reply = self
                 .client
@@ -2144,7 +2183,7 @@ impl Replication {
         let reply = self
             .client
             .call_trusting(
-                &trust_of(&secondary.primary_ca_cert),
+                &trust_of(&secondary.primary_ca_cert, &secondary.client_certificate),
                 &address,
                 Protocol::Replication,
                 Lane::Control,
@@ -2453,11 +2492,21 @@ fn cluster_url(host_port: &str) -> String {
 }
 
 /// How another cluster's nodes are trusted on `arca-repl/1`: under the CA certificate
-/// recorded for it (base64 DER). A record without one (or an unreadable one) trusts an
-/// empty set, so the call fails at the handshake rather than talking to anyone.
-fn trust_of(ca_cert_base64: &str) -> Trust {
+/// recorded for it (base64 DER), presenting the client certificate it issued this
+/// cluster. A record without a CA (or an unreadable one) trusts an empty set, so the
+/// call fails at the handshake rather than talking to anyone; without a client
+/// certificate the other side refuses it.
+fn trust_of(ca_cert_base64: &str, client_certificate_base64: &str) -> Trust {
     let der = BASE64.decode(ca_cert_base64).unwrap_or_default();
-    Trust::Cluster(Arc::new(der))
+    let client = BASE64
+        .decode(client_certificate_base64)
+        .ok()
+        .map(zeroize::Zeroizing::new)
+        .and_then(|bytes| crate::channel::NodeCertificate::from_bytes(&bytes).ok());
+    match client {
+        Some(client) => Trust::cluster_as(der, client),
+        None => Trust::cluster(der),
+    }
 }
 
 #[cfg(test)]

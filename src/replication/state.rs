@@ -131,6 +131,10 @@ pub struct Predecessor {
     /// themselves under it before a notice goes to them.
     #[serde(default)]
     pub ca_cert: String,
+    /// The client certificate that primary issued this cluster (base64 of its record):
+    /// its nodes accept `arca-repl/1` only from holders of one.
+    #[serde(default)]
+    pub client_certificate: String,
     /// The old primary's last WAL index this cluster held when it was promoted.
     pub from_wal: u64,
     /// The old primary has answered the notice.
@@ -163,6 +167,10 @@ pub struct SecondaryState {
     /// the primary's nodes prove themselves under it on `arca-repl/1`.
     #[serde(default)]
     pub primary_ca_cert: String,
+    /// This secondary's client certificate under the primary's replication CA (base64
+    /// of its record, key included: the whole state is sealed by the barrier).
+    #[serde(default)]
+    pub client_certificate: String,
     /// Until the first sync completes the cluster reports `bootstrapping`.
     pub bootstrapped: bool,
     /// Unix seconds of activation (`last_reindex_epoch`).
@@ -368,6 +376,7 @@ mod tests {
         assert_eq!(ReplicationState::Disabled.mode(), Mode::Disabled);
         let mut secondary = SecondaryState {
             primary_ca_cert: String::new(),
+            client_certificate: String::new(),
             set_id: "s".into(),
             secondary_id: "x".into(),
             auth_key_hex: String::new(),

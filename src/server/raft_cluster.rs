@@ -56,6 +56,14 @@ impl Cluster for RaftCluster {
         Ok(())
     }
 
+    fn set_replication_clients_ca(&self, ca_cert_der: Option<Vec<u8>>) -> Result<(), String> {
+        self.raft
+            .channel_client()
+            .identity()
+            .set_replication_clients_ca(ca_cert_der)
+            .map_err(|error| error.to_string())
+    }
+
     fn follower_identity_trusts(&self, ca_cert_der: &[u8]) -> bool {
         self.raft
             .channel_client()

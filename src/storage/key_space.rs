@@ -130,6 +130,11 @@ pub const CLUSTER_INFO_KEY: &str = "core/cluster/info";
 /// sealed by the barrier; local, as every cluster has its own; carried over a
 /// secondary's activation wipe, re-sealed under the primary's keys in the same entry.
 pub const CLUSTER_CA_KEY: &str = "core/cluster/tls-ca";
+/// This cluster's replication CA, which issues its secondaries' client certificates for
+/// `arca-repl/1` (created when it first hands out a secondary token): sealed by the
+/// barrier, local, and wiped with the rest by an activation of this cluster as a
+/// secondary (the secondaries it had then follow another primary).
+pub const REPLICATION_CA_KEY: &str = "core/cluster/replication/ca";
 /// This cluster's performance-replication role and bookkeeping (sealed by the barrier;
 /// local, as Vault keeps `core/cluster/replicated/` out of what it replicates).
 pub const REPLICATION_STATE_KEY: &str = "core/cluster/replication/state";
