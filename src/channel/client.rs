@@ -44,6 +44,9 @@ pub enum CallError {
     Failed(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The peer refused the certificate this node presented (a revoked secondary).
+    #[error("certificate refused: {0}")]
+    CertificateRefused(String),
 }
 
 /// Whom a call trusts at the other end of its connection.
@@ -286,10 +289,15 @@ impl ChannelClient {
                 let now = self.clock.now();
                 state.failed_at = Some(now);
                 state.retry_at = Some(now + reconnect_backoff(state.failures));
-                Err(CallError::Unreachable(match failed {
-                    Ok(Err(error)) => format!("{address}: {error}"),
-                    _ => format!("{address}: no handshake within {CONNECT_TIMEOUT:?}"),
-                }))
+                Err(match failed {
+                    Ok(Err(error)) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                        CallError::CertificateRefused(format!("{address}: {error}"))
+                    }
+                    Ok(Err(error)) => CallError::Unreachable(format!("{address}: {error}")),
+                    _ => CallError::Unreachable(format!(
+                        "{address}: no handshake within {CONNECT_TIMEOUT:?}"
+                    )),
+                })
             }
         }
     }

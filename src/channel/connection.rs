@@ -129,13 +129,14 @@ impl Connection {
             HANDSHAKE_FRAME_BYTES_MAX,
         )
         .await?;
-        match read_frame(
+        let welcome = read_frame(
             &mut reader,
             HANDSHAKE_FRAME_BYTES_MAX,
             Some(HANDSHAKE_TIMEOUT),
         )
-        .await?
-        {
+        .await
+        .map_err(certificate_refusal)?;
+        match welcome {
             Frame::Welcome { protocol } if protocol == name => {}
             other => {
                 return Err(io::Error::new(
@@ -297,6 +298,32 @@ impl Connection {
                 "the connection closed before the response".into(),
             )),
         }
+    }
+}
+
+/// A TLS 1.3 client learns that the server refused its certificate only when it next
+/// reads: such an alert becomes `PermissionDenied`, which callers can tell from a peer
+/// that is merely unreachable (a revoked secondary must stop, not retry).
+fn certificate_refusal(error: io::Error) -> io::Error {
+    use rustls::AlertDescription::{
+        BadCertificate, CertificateExpired, CertificateRequired, CertificateRevoked, UnknownCA,
+    };
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|tls| match tls {
+            rustls::Error::AlertReceived(
+                alert @ (BadCertificate | CertificateExpired | CertificateRequired
+                | CertificateRevoked | UnknownCA),
+            ) => Some(*alert),
+            _ => None,
+        });
+    match alert {
+        Some(alert) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the peer refused this node's certificate ({alert:?})"),
+        ),
+        None => error,
     }
 }
 

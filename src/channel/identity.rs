@@ -25,7 +25,8 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::tls::{
-    CLUSTER_SERVER_NAME, ChannelTls, FOLLOWER_SERVER_NAME, SeamCrypto, Standing, TlsSetupError,
+    CLUSTER_SERVER_NAME, ChannelTls, FOLLOWER_SERVER_NAME, ReplicationClients, SeamCrypto,
+    Standing, TlsSetupError,
 };
 use crate::env::{Clock, SharedRng};
 
@@ -269,9 +270,9 @@ impl std::fmt::Debug for NodeCertificate {
 pub struct Identities {
     pub member: Option<Arc<ChannelTls>>,
     pub follower: Option<Arc<ChannelTls>>,
-    /// The replication CA (DER) whose certificates `arca-repl/1` accepts from clients:
-    /// this cluster's, once it has been a primary; none, and `arca-repl/1` is refused.
-    pub replication_clients_ca: Option<Arc<Vec<u8>>>,
+    /// Who `arca-repl/1` accepts: certificates of this cluster's current secondaries,
+    /// under its replication CA; none (never a primary), and `arca-repl/1` is refused.
+    pub replication_clients: Option<Arc<ReplicationClients>>,
 }
 
 /// The node's current identities on the channel; clones share them.
@@ -305,35 +306,34 @@ impl ChannelIdentity {
     /// Serve and dial as the member `certificate` from now on (the node unsealed).
     /// Connections made under an earlier identity are closed.
     pub fn install(&self, certificate: NodeCertificate) -> Result<(), IdentityError> {
-        let replication_clients_ca = self.current.borrow().replication_clients_ca.clone();
+        let replication_clients = self.current.borrow().replication_clients.clone();
         let tls = ChannelTls::new(
             self.crypto,
             self.clock.clone(),
             Standing::Member,
             certificate,
-            replication_clients_ca,
+            replication_clients,
         )?;
         self.current
             .send_modify(|current| current.member = Some(Arc::new(tls)));
         Ok(())
     }
 
-    /// Accept `arca-repl/1` clients under `ca_cert_der` (this cluster's replication CA),
-    /// or none. The member identity is rebuilt when this changes (its connections close).
-    pub fn set_replication_clients_ca(
+    /// Accept `arca-repl/1` clients as `clients` says, or none. The member identity is
+    /// rebuilt when this changes (its connections close; secondaries reconnect).
+    pub fn set_replication_clients(
         &self,
-        ca_cert_der: Option<Vec<u8>>,
+        clients: Option<ReplicationClients>,
     ) -> Result<(), IdentityError> {
         let (unchanged, member) = {
             let current = self.current.borrow();
-            let unchanged = current.replication_clients_ca.as_deref().map(Vec::as_slice)
-                == ca_cert_der.as_deref();
+            let unchanged = current.replication_clients.as_deref() == clients.as_ref();
             (unchanged, current.member.clone())
         };
         if unchanged {
             return Ok(());
         }
-        let ca = ca_cert_der.map(Arc::new);
+        let ca = clients.map(Arc::new);
         let rebuilt = match member {
             Some(member) => Some(Arc::new(ChannelTls::new(
                 self.crypto,
@@ -345,7 +345,7 @@ impl ChannelIdentity {
             None => None,
         };
         self.current.send_modify(|current| {
-            current.replication_clients_ca = ca;
+            current.replication_clients = ca;
             if rebuilt.is_some() {
                 current.member = rebuilt;
             }

@@ -36,6 +36,9 @@ pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(10);
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// Frames queued for a connection's writer.
 pub const OUTBOUND_FRAMES_MAX: usize = 64;
+/// How long a connection whose TLS handshake failed is kept open for its alert to reach
+/// the peer.
+pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// The pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -158,9 +161,23 @@ impl ChannelServer {
         let config = identity
             .server(protocol)
             .ok_or_else(|| refused("protocol not served on this node"))?;
-        let stream = timeout(HANDSHAKE_TIMEOUT, start.into_stream(config))
-            .await
-            .map_err(|_| refused("the TLS handshake did not finish in time"))??;
+        let stream =
+            match timeout(HANDSHAKE_TIMEOUT, start.into_stream(config).into_fallible()).await {
+                Err(_) => return Err(refused("the TLS handshake did not finish in time")),
+                Ok(Ok(stream)) => stream,
+                Ok(Err((error, mut stream))) => {
+                    // Let the alert (a refused certificate) reach the peer: closing with its
+                    // unread first frame would reset the connection, and the alert with it.
+                    let _ = timeout(REFUSAL_LINGER, async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let _ = stream.shutdown().await;
+                        let mut sink = [0u8; 1024];
+                        while stream.read(&mut sink).await.is_ok_and(|read| read > 0) {}
+                    })
+                    .await;
+                    return Err(error);
+                }
+            };
         let (mut reader, mut writer) = tokio::io::split(stream);
         let hello = read_frame(
             &mut reader,

@@ -494,10 +494,18 @@ async fn replication_authenticates_both_ends_across_clusters() {
     server.spawn(listener);
     let other_ca = ClusterCa::generate(&SharedRng::from_u64(5)).unwrap();
     let secondary = ChannelClient::new(Clock::system(), identity_under(&other_ca, "s"));
-    let certified = Trust::cluster_as(
-        cluster_ca().cert_der().to_vec(),
-        replication_ca.issue_secondary(&rng, "s").unwrap(),
-    );
+    let certificate = replication_ca.issue_secondary(&rng, "s").unwrap();
+    let certified = Trust::cluster_as(cluster_ca().cert_der().to_vec(), certificate.clone());
+    let clients = |allowed: &[&NodeCertificate]| tls::ReplicationClients {
+        ca_cert_der: replication_ca.cert_der().to_vec(),
+        allowed_sha256: allowed
+            .iter()
+            .map(|certificate| {
+                use sha2::Digest;
+                sha2::Sha256::digest(&certificate.cert_der).into()
+            })
+            .collect(),
+    };
     let call = |trust: Trust, protocol: Protocol| {
         let secondary = secondary.clone();
         let address = address.clone();
@@ -516,7 +524,7 @@ async fn replication_authenticates_both_ends_across_clusters() {
     );
 
     primary
-        .set_replication_clients_ca(Some(replication_ca.cert_der().to_vec()))
+        .set_replication_clients(Some(clients(&[&certificate])))
         .unwrap();
     let mut served = None;
     for _ in 0..100 {
@@ -534,7 +542,10 @@ async fn replication_authenticates_both_ends_across_clusters() {
 
     // Its certificate is for arca-repl/1 only.
     let raft = call(certified.clone(), Protocol::Raft).await;
-    assert!(matches!(raft, Err(CallError::Unreachable(_))), "{raft:?}");
+    assert!(
+        matches!(raft, Err(CallError::CertificateRefused(_))),
+        "{raft:?}"
+    );
     // Without it (its own node certificate only) the secondary is refused.
     let uncertified = call(
         Trust::cluster(cluster_ca().cert_der().to_vec()),
@@ -542,8 +553,22 @@ async fn replication_authenticates_both_ends_across_clusters() {
     )
     .await;
     assert!(
-        matches!(uncertified, Err(CallError::Unreachable(_))),
+        matches!(uncertified, Err(CallError::CertificateRefused(_))),
         "{uncertified:?}"
+    );
+    // Another certificate of the same CA that is not a current secondary's (revoked, or
+    // never handed out) is refused.
+    let unlisted = call(
+        Trust::cluster_as(
+            cluster_ca().cert_der().to_vec(),
+            replication_ca.issue_secondary(&rng, "s").unwrap(),
+        ),
+        Protocol::Replication,
+    )
+    .await;
+    assert!(
+        matches!(unlisted, Err(CallError::CertificateRefused(_))),
+        "{unlisted:?}"
     );
     // And it does not talk to a server outside the CA it trusts.
     let wrong_trust = Trust::cluster_as(
@@ -555,6 +580,21 @@ async fn replication_authenticates_both_ends_across_clusters() {
         matches!(misdirected, Err(CallError::Unreachable(_))),
         "{misdirected:?}"
     );
+
+    // Revoked (off the list): its open connection is closed, and it cannot open another.
+    primary.set_replication_clients(Some(clients(&[]))).unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        match call(certified.clone(), Protocol::Replication).await {
+            Err(CallError::CertificateRefused(reason)) => {
+                refused = Some(reason);
+                break;
+            }
+            Ok(reply) => panic!("a revoked secondary was served: {reply:?}"),
+            Err(_) => tokio::time::sleep(super::client::RECONNECT_BACKOFF_MAX / 10).await,
+        }
+    }
+    assert!(refused.is_some(), "a revoked secondary reconnects");
 }
 
 /// A node without an identity (sealed) answers no peer and dials none; once it has one

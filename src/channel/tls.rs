@@ -139,6 +139,69 @@ fn provider(crypto: &'static SeamCrypto) -> Arc<CryptoProvider> {
     })
 }
 
+/// Who may dial this cluster's `arca-repl/1`: holders of a certificate under its
+/// replication CA whose SHA-256 is one of its current secondaries'. Revoking a secondary
+/// takes its certificate off the list, so its next handshake is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationClients {
+    pub ca_cert_der: Vec<u8>,
+    pub allowed_sha256: std::collections::BTreeSet<[u8; 32]>,
+}
+
+/// A client verifier that also requires the certificate to be on an allow-list.
+#[derive(Debug)]
+struct AllowListed {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    allowed_sha256: std::collections::BTreeSet<[u8; 32]>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AllowListed {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if !self.allowed_sha256.contains(&digest) {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// What a node may do on the channel with a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -156,7 +219,7 @@ pub struct ChannelTls {
     clock: Clock,
     standing: Standing,
     certificate: NodeCertificate,
-    replication_clients_ca: Option<Arc<Vec<u8>>>,
+    replication_clients: Option<Arc<ReplicationClients>>,
     /// Per protocol, so the ALPN the server answers is the one the client asked for.
     servers: Vec<(Protocol, Arc<ServerConfig>)>,
     members: Vec<(Protocol, Arc<ClientConfig>)>,
@@ -174,14 +237,14 @@ impl ChannelTls {
         clock: Clock,
         standing: Standing,
         certificate: NodeCertificate,
-        replication_clients_ca: Option<Arc<Vec<u8>>>,
+        replication_clients: Option<Arc<ReplicationClients>>,
     ) -> Result<ChannelTls, TlsSetupError> {
         let mut tls = ChannelTls {
             crypto,
             clock,
             standing,
             certificate,
-            replication_clients_ca,
+            replication_clients,
             servers: Vec::new(),
             members: Vec::new(),
         };
@@ -190,7 +253,7 @@ impl ChannelTls {
                 continue;
             }
             // Without a replication CA there is no secondary to serve.
-            if protocol == Protocol::Replication && tls.replication_clients_ca.is_none() {
+            if protocol == Protocol::Replication && tls.replication_clients.is_none() {
                 continue;
             }
             let server = tls.server_config(protocol)?;
@@ -247,18 +310,30 @@ impl ChannelTls {
         let provider = provider(self.crypto);
         let builder = ServerConfig::builder_with_details(provider.clone(), self.time())
             .with_protocol_versions(&[&rustls::version::TLS13])?;
-        let clients_ca = match protocol {
-            Protocol::Raft | Protocol::Forward => self.certificate.ca_cert_der.clone(),
-            Protocol::Replication => self
-                .replication_clients_ca
-                .as_deref()
-                .cloned()
-                .ok_or_else(|| TlsSetupError::Verifier("no replication CA".into()))?,
+        let (clients_ca, allowed) = match protocol {
+            Protocol::Raft | Protocol::Forward => (self.certificate.ca_cert_der.clone(), None),
+            Protocol::Replication => {
+                let clients = self
+                    .replication_clients
+                    .as_deref()
+                    .ok_or_else(|| TlsSetupError::Verifier("no replication CA".into()))?;
+                (
+                    clients.ca_cert_der.clone(),
+                    Some(clients.allowed_sha256.clone()),
+                )
+            }
         };
-        let verifier =
+        let webpki =
             WebPkiClientVerifier::builder_with_provider(Self::roots(&clients_ca)?, provider)
                 .build()
                 .map_err(|error| TlsSetupError::Verifier(error.to_string()))?;
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match allowed {
+            Some(allowed_sha256) => Arc::new(AllowListed {
+                inner: webpki,
+                allowed_sha256,
+            }),
+            None => webpki,
+        };
         let builder = builder.with_client_cert_verifier(verifier);
         let mut config = builder.with_single_cert(self.chain(), self.key())?;
         config.alpn_protocols = vec![protocol.alpn().as_bytes().to_vec()];

@@ -119,7 +119,8 @@ impl Reloads {
         if key == SNAPSHOT_RESTORE_KEY {
             return Self::everything();
         }
-        if key == key_space::REPLICATION_CA_KEY {
+        // The CA, and the state whose secondaries' certificates it accepts.
+        if key == key_space::REPLICATION_CA_KEY || key == key_space::REPLICATION_STATE_KEY {
             return Self {
                 replication_ca: true,
                 ..Self::none()

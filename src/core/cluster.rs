@@ -72,8 +72,11 @@ pub trait Cluster: Send + Sync + 'static {
     ) -> Result<(), String> {
         Ok(())
     }
-    /// Accept `arca-repl/1` clients under this replication CA (DER), or none.
-    fn set_replication_clients_ca(&self, _ca_cert_der: Option<Vec<u8>>) -> Result<(), String> {
+    /// Accept `arca-repl/1` clients as `clients` says, or none.
+    fn set_replication_clients(
+        &self,
+        _clients: Option<crate::channel::tls::ReplicationClients>,
+    ) -> Result<(), String> {
         Ok(())
     }
     /// Whether the follower identity this node keeps chains to `ca_cert_der`.

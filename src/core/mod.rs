@@ -452,29 +452,18 @@ impl Core {
         Ok(())
     }
 
-    /// Accept `arca-repl/1` from the holders of certificates under this cluster's
-    /// replication CA as stored now (none: the channel refuses `arca-repl/1`). Called at
-    /// unseal and whenever the stored CA changes (the cache watcher).
+    /// Accept `arca-repl/1` from this cluster's current secondaries only, as its stored
+    /// replication CA and state say now (none: the channel refuses `arca-repl/1`).
+    /// Called at unseal and whenever either changes (the cache watcher).
     pub fn refresh_replication_clients_ca(&self) {
-        let stored = match self
-            .barrier
-            .get(crate::storage::key_space::REPLICATION_CA_KEY)
-        {
-            Ok(stored) => stored.map(zeroize::Zeroizing::new),
-            // Sealed: the identity that would use it is gone too.
-            Err(_) => return,
-        };
-        let ca_cert = match stored {
-            Some(bytes) => match crate::channel::ClusterCa::from_bytes(&bytes) {
-                Ok(ca) => Some(ca.cert_der().to_vec()),
-                Err(error) => {
-                    tracing::warn!(%error, "the stored replication CA is unreadable");
-                    None
-                }
-            },
-            None => None,
-        };
-        if let Err(error) = self.cluster.set_replication_clients_ca(ca_cert) {
+        if self.is_sealed() {
+            // The identity that would use it is gone too.
+            return;
+        }
+        let clients = self
+            .replication()
+            .and_then(|replication| replication.replication_clients());
+        if let Err(error) = self.cluster.set_replication_clients(clients) {
             tracing::warn!(%error, "cannot serve arca-repl/1 under the replication CA");
         }
     }

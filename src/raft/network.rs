@@ -121,7 +121,7 @@ impl PeerClient {
 
     fn rpc_error(&self, action: RPCTypes, error: CallError) -> RPCError<TypeConfig> {
         match error {
-            CallError::Unreachable(reason) => {
+            CallError::Unreachable(reason) | CallError::CertificateRefused(reason) => {
                 RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
             }
             CallError::Network(reason) | CallError::Failed(reason) => {

@@ -310,6 +310,9 @@ impl Replication {
         let core = self.core()?;
         let bytes = serde_json::to_vec(state).map_err(internal)?;
         core.barrier().put(REPLICATION_STATE_KEY, bytes).await?;
+        // Who may dial arca-repl/1 follows the secondaries at once on this node (the
+        // others follow through their change feed).
+        core.refresh_replication_clients_ca();
         Ok(())
     }
 
@@ -366,6 +369,35 @@ impl Replication {
             .await?;
         core.refresh_replication_clients_ca();
         Ok(ca)
+    }
+
+    /// Who this cluster's `arca-repl/1` accepts: its current secondaries' certificates
+    /// under its replication CA (a primary's, or a demoted primary's, which still serves
+    /// pulls); `None` when it has no replication CA or is neither.
+    pub fn replication_clients(&self) -> Option<crate::channel::tls::ReplicationClients> {
+        let core = self.core().ok()?;
+        let bytes = core
+            .barrier()
+            .get(crate::storage::key_space::REPLICATION_CA_KEY)
+            .ok()??;
+        let ca = crate::channel::ClusterCa::from_bytes(&zeroize::Zeroizing::new(bytes)).ok()?;
+        let secondaries = match self.load_state().ok()? {
+            ReplicationState::Primary(primary) | ReplicationState::Demoted(primary) => {
+                primary.secondaries
+            }
+            _ => return None,
+        };
+        let allowed_sha256 = secondaries
+            .values()
+            .filter_map(|record| {
+                let bytes = hex::decode(&record.certificate_sha256).ok()?;
+                <[u8; 32]>::try_from(bytes.as_slice()).ok()
+            })
+            .collect();
+        Some(crate::channel::tls::ReplicationClients {
+            ca_cert_der: ca.cert_der().to_vec(),
+            allowed_sha256,
+        })
     }
 
     fn cluster_addrs(core: &Core) -> Vec<String> {
@@ -476,6 +508,14 @@ impl Replication {
             )));
         }
         let auth_key_hex = hex::encode(core.env().rng.bytes::<32>());
+        let client_certificate = Self::replication_ca(&core)
+            .await?
+            .issue_secondary(&core.env().rng, id)
+            .map_err(internal)?;
+        let certificate_sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&client_certificate.cert_der))
+        };
         let backend = core.cluster().backend();
         let raw = |key: &str| -> Result<String, LogicalError> {
             let bytes = backend
@@ -507,13 +547,7 @@ impl Replication {
             keyring,
             epoch: primary.epoch.clone(),
             primary_ca_cert: BASE64.encode(Self::own_ca_cert(&core)?),
-            client_certificate: BASE64.encode(
-                Self::replication_ca(&core)
-                    .await?
-                    .issue_secondary(&core.env().rng, id)
-                    .map_err(internal)?
-                    .to_bytes(),
-            ),
+            client_certificate: BASE64.encode(client_certificate.to_bytes()),
         };
         primary.secondaries.insert(
             id.to_string(),
@@ -522,6 +556,7 @@ impl Replication {
                 auth_key_hex,
                 filter: None,
                 filter_generation: 0,
+                certificate_sha256,
             },
         );
         self.store_state(&ReplicationState::Primary(primary))
@@ -2180,7 +2215,7 @@ impl Replication {
         let request = ReplRequest::signed(&secondary.set_id, &secondary.secondary_id, &key, body);
         let payload = encode_body(&request).map_err(|error| error.to_string())?;
         let started = core.env().clock.now();
-        let reply = self
+        let reply = match self
             .client
             .call_trusting(
                 &trust_of(&secondary.primary_ca_cert, &secondary.client_certificate),
@@ -2191,7 +2226,15 @@ impl Replication {
                 timeout,
             )
             .await
-            .map_err(|error| format!("{address}: {error}"))?;
+        {
+            Ok(reply) => reply,
+            // The primary refused this secondary's certificate at the handshake (it was
+            // revoked): the same answer as a refusal of its id.
+            Err(crate::channel::CallError::CertificateRefused(reason)) => {
+                return Ok(ReplResponse::Refused { reason });
+            }
+            Err(error) => return Err(format!("{address}: {error}")),
+        };
         let response: ReplResponse =
             decode_body(&reply).map_err(|error| format!("bad answer from {address}: {error}"))?;
         let elapsed = core.env().clock.now().duration_since(started);

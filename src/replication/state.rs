@@ -151,6 +151,10 @@ pub struct SecondaryRecord {
     pub filter: Option<PathsFilter>,
     /// Bumped on every filter change, so a connected secondary resyncs its view.
     pub filter_generation: u64,
+    /// The SHA-256 (hex) of the client certificate issued with its token: the only
+    /// certificate this cluster's `arca-repl/1` accepts for it.
+    #[serde(default)]
+    pub certificate_sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,11 +56,14 @@ impl Cluster for RaftCluster {
         Ok(())
     }
 
-    fn set_replication_clients_ca(&self, ca_cert_der: Option<Vec<u8>>) -> Result<(), String> {
+    fn set_replication_clients(
+        &self,
+        clients: Option<crate::channel::tls::ReplicationClients>,
+    ) -> Result<(), String> {
         self.raft
             .channel_client()
             .identity()
-            .set_replication_clients_ca(ca_cert_der)
+            .set_replication_clients(clients)
             .map_err(|error| error.to_string())
     }
 
