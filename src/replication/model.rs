@@ -10,6 +10,7 @@
 //! exactly the primary's filtered view.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use openraft::alias::LeaderIdOf;
 use openraft::entry::RaftEntry;
@@ -19,26 +20,34 @@ use super::primary::{self, Crossing, Pulled};
 use super::secondary;
 use crate::raft::applied_state::AppliedState;
 use crate::raft::types::{Command, Entry, LogId, TypeConfig};
+use crate::storage::key_space::{self, Store, TableKind};
 use crate::storage::{KeyClass, Op, key_class};
 
 /// The keys the model's primary writes: every class, an allowed and a denied mount.
-pub const PRIMARY_KEYS: &[&str] = &[
-    "logical/keep/a",
-    "logical/keep/b",
-    "logical/deny/c",
-    "core/mounts/keep",
-    "core/mounts/deny",
-    "core/auth/users",
-    "auth/users/user/bob",
-    "sys/policy/p",
-    "core/keyring",
-    "sys/token/id/t",
-    "sys/expire/l",
-    "local-logical/l/x",
-    "core/local-mounts/l",
-];
+pub static PRIMARY_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let data = |kind, local, uuid, path: &str| {
+        format!("{}{path}", key_space::mount_data_prefix(kind, local, uuid))
+    };
+    let stored = |store: Store, path: &str| format!("{}{path}", store.prefix());
+    vec![
+        data(TableKind::Secrets, false, "keep", "a"),
+        data(TableKind::Secrets, false, "keep", "b"),
+        data(TableKind::Secrets, false, "deny", "c"),
+        key_space::mount_entry(TableKind::Secrets, false, "keep"),
+        key_space::mount_entry(TableKind::Secrets, false, "deny"),
+        key_space::mount_entry(TableKind::Auth, false, "users"),
+        data(TableKind::Auth, false, "users", "user/bob"),
+        stored(Store::Policies, "p"),
+        key_space::KEYRING_KEY.to_string(),
+        stored(Store::Tokens, "id/t"),
+        stored(Store::Leases, "l"),
+        data(TableKind::Secrets, true, "l", "x"),
+        key_space::mount_entry(TableKind::Secrets, true, "l"),
+    ]
+});
 /// A key only the secondary writes (its own token): a sync must never delete it.
-const SECONDARY_LOCAL_KEY: &str = "sys/token/id/secondary-own";
+static SECONDARY_LOCAL_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("{}id/secondary-own", Store::Tokens.prefix()));
 /// A tiny buffer, so a secondary that falls behind must sync.
 const WAL_ENTRIES: usize = 4;
 /// The most steps one run takes (a fuzz input cannot make a run endless).
@@ -276,7 +285,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                 let ops = writes
                     .iter()
                     .map(|(key, value)| {
-                        let key = PRIMARY_KEYS[key % PRIMARY_KEYS.len()].to_string();
+                        let key = PRIMARY_KEYS[key % PRIMARY_KEYS.len()].clone();
                         match value {
                             Some(value) => Op::Put {
                                 key,
@@ -339,7 +348,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
             Step::SecondaryLocal(value) => {
                 let refused = secondary.apply(Command::Apply {
                     ops: vec![Op::Put {
-                        key: SECONDARY_LOCAL_KEY.to_string(),
+                        key: SECONDARY_LOCAL_KEY.clone(),
                         value: vec![*value],
                     }],
                 });
@@ -350,7 +359,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
         }
         for (key, _) in secondary.state.iter() {
             ensure(
-                key == SECONDARY_LOCAL_KEY
+                *key == *SECONDARY_LOCAL_KEY
                     || key == crate::storage::key_space::LAST_REMOTE_WAL_KEY
                     || key_class(key) == KeyClass::Replicated,
                 || format!("the secondary holds the primary's local key {key}"),

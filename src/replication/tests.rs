@@ -36,3 +36,27 @@ fn arbitrary_bytes_decode_to_bounded_runs() {
     assert_eq!(steps.len(), super::model::STEPS_MAX);
     run(&steps).unwrap();
 }
+
+#[test]
+fn the_models_keys_are_built_byte_for_byte_as_before() {
+    // Built through the key space's constructors; pinned here so a change to a
+    // constructor that moved a key would show.
+    assert_eq!(
+        *PRIMARY_KEYS,
+        [
+            "logical/keep/a",
+            "logical/keep/b",
+            "logical/deny/c",
+            "core/mounts/keep",
+            "core/mounts/deny",
+            "core/auth/users",
+            "auth/users/user/bob",
+            "sys/policy/p",
+            "core/keyring",
+            "sys/token/id/t",
+            "sys/expire/l",
+            "local-logical/l/x",
+            "core/local-mounts/l",
+        ]
+    );
+}

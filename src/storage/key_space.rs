@@ -381,6 +381,9 @@ pub fn audit_entry(local: bool, uuid: &str) -> String {
 }
 
 #[cfg(test)]
+mod literal_guard;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -413,6 +416,164 @@ mod tests {
             };
             let (class, _) = class_and_group(&key);
             assert_eq!(class, registration.class, "{key}");
+        }
+    }
+
+    /// Every public constant and constructor of the key space, with a key it makes and
+    /// the class and group that key must have.
+    fn constructed_keys() -> Vec<(&'static str, String, KeyClass, KeyGroup)> {
+        use KeyClass::{Ignored, Local, Replicated};
+        let core = KeyGroup::Core;
+        let mount = || KeyGroup::Mount("u1".to_string());
+        let mut cases = vec![
+            (
+                "SEAL_CONFIG_KEY",
+                SEAL_CONFIG_KEY.to_string(),
+                Replicated,
+                core(CoreGroup::Seal),
+            ),
+            (
+                "ROOT_KEY_KEY",
+                ROOT_KEY_KEY.to_string(),
+                Replicated,
+                core(CoreGroup::Seal),
+            ),
+            (
+                "KEYRING_KEY",
+                KEYRING_KEY.to_string(),
+                Replicated,
+                core(CoreGroup::Keyring),
+            ),
+            (
+                "CLUSTER_INFO_KEY",
+                CLUSTER_INFO_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "CLUSTER_CA_KEY",
+                CLUSTER_CA_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "REPLICATION_STATE_KEY",
+                REPLICATION_STATE_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "ACTIVATION_KEY_KEY",
+                ACTIVATION_KEY_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "LAST_REMOTE_WAL_KEY",
+                LAST_REMOTE_WAL_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "SNAPSHOT_RESTORE_KEY",
+                SNAPSHOT_RESTORE_KEY.to_string(),
+                Local,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "restore_staging_key",
+                restore_staging_key("r1", 7),
+                Ignored,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "restore_staging_prefix",
+                format!("{}x", restore_staging_prefix("r1")),
+                Ignored,
+                core(CoreGroup::Cluster),
+            ),
+            (
+                "version_history_entry",
+                version_history_entry("1.2.3"),
+                Local,
+                core(CoreGroup::VersionHistory),
+            ),
+        ];
+        for (local, class) in [(false, Replicated), (true, Local)] {
+            cases.push((
+                "audit_entry",
+                audit_entry(local, "a1"),
+                class,
+                core(CoreGroup::AuditTable),
+            ));
+            cases.push((
+                "audit_table_prefix",
+                format!("{}a1", audit_table_prefix(local)),
+                class,
+                core(CoreGroup::AuditTable),
+            ));
+            for kind in [TableKind::Secrets, TableKind::Auth] {
+                cases.push((
+                    "mount_entry",
+                    mount_entry(kind, local, "u1"),
+                    class,
+                    mount(),
+                ));
+                cases.push((
+                    "mount_table_prefix",
+                    format!("{}u1", mount_table_prefix(kind, local)),
+                    class,
+                    mount(),
+                ));
+                cases.push((
+                    "mount_data_prefix",
+                    format!("{}data/x", mount_data_prefix(kind, local, "u1")),
+                    class,
+                    mount(),
+                ));
+            }
+        }
+        for (store, class, group) in [
+            (Store::Policies, Replicated, CoreGroup::Policies),
+            (Store::TokenRoles, Replicated, CoreGroup::TokenRoles),
+            (Store::Tokens, Local, CoreGroup::Tokens),
+            (Store::Leases, Local, CoreGroup::Leases),
+            (Store::Wrapping, Local, CoreGroup::Wrapping),
+            (Store::Identity, Replicated, CoreGroup::Identity),
+        ] {
+            cases.push((
+                "Store::prefix",
+                format!("{}x", store.prefix()),
+                class,
+                core(group),
+            ));
+        }
+        cases
+    }
+
+    #[test]
+    fn every_constructor_makes_keys_of_its_class_and_group_and_reaches_every_registration() {
+        let mut reached = std::collections::BTreeSet::new();
+        for (constructor, key, class, group) in constructed_keys() {
+            assert_eq!(
+                class_and_group(&key),
+                (class, group),
+                "{constructor} made {key:?}"
+            );
+            let registration = REGISTRY
+                .iter()
+                .position(|registration| key.starts_with(registration.prefix))
+                .unwrap_or_else(|| panic!("{key:?} matches no registration"));
+            reached.insert(registration);
+        }
+        // A registration no constructor reaches is a prefix code cannot build keys
+        // under, except through a literal (which `literal_guard` refuses).
+        for (index, registration) in REGISTRY.iter().enumerate() {
+            assert!(
+                reached.contains(&index),
+                "no constructor makes keys under {:?}",
+                registration.prefix
+            );
         }
     }
 
