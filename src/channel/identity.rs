@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::tls::{
-    CLUSTER_SERVER_NAME, ChannelTls, FOLLOWER_SERVER_NAME, ReplicationClients, SeamCrypto,
-    Standing, TlsSetupError,
+    CLUSTER_SERVER_NAME, ChannelTls, FOLLOWER_SERVER_NAME, ReplicationClients,
+    ReplicationClientsVerifier, SeamCrypto, Standing, TlsSetupError,
 };
 use crate::env::{Clock, SharedRng};
 
@@ -270,9 +270,6 @@ impl std::fmt::Debug for NodeCertificate {
 pub struct Identities {
     pub member: Option<Arc<ChannelTls>>,
     pub follower: Option<Arc<ChannelTls>>,
-    /// Who `arca-repl/1` accepts: certificates of this cluster's current secondaries,
-    /// under its replication CA; none (never a primary), and `arca-repl/1` is refused.
-    pub replication_clients: Option<Arc<ReplicationClients>>,
 }
 
 /// The node's current identities on the channel; clones share them.
@@ -280,6 +277,8 @@ pub struct Identities {
 pub struct ChannelIdentity {
     crypto: &'static SeamCrypto,
     clock: Clock,
+    /// Who `arca-repl/1` accepts, shared by every identity this node holds.
+    replication_clients: Arc<ReplicationClientsVerifier>,
     current: Arc<watch::Sender<Identities>>,
 }
 
@@ -296,9 +295,11 @@ impl std::fmt::Debug for ChannelIdentity {
 
 impl ChannelIdentity {
     pub fn new(rng: SharedRng, clock: Clock) -> ChannelIdentity {
+        let crypto = SeamCrypto::leak(rng);
         ChannelIdentity {
-            crypto: SeamCrypto::leak(rng),
+            crypto,
             clock,
+            replication_clients: ReplicationClientsVerifier::new(crypto),
             current: Arc::new(watch::channel(Identities::default()).0),
         }
     }
@@ -306,50 +307,26 @@ impl ChannelIdentity {
     /// Serve and dial as the member `certificate` from now on (the node unsealed).
     /// Connections made under an earlier identity are closed.
     pub fn install(&self, certificate: NodeCertificate) -> Result<(), IdentityError> {
-        let replication_clients = self.current.borrow().replication_clients.clone();
         let tls = ChannelTls::new(
             self.crypto,
             self.clock.clone(),
             Standing::Member,
             certificate,
-            replication_clients,
+            self.replication_clients.clone(),
         )?;
         self.current
             .send_modify(|current| current.member = Some(Arc::new(tls)));
         Ok(())
     }
 
-    /// Accept `arca-repl/1` clients as `clients` says, or none. The member identity is
-    /// rebuilt when this changes (its connections close; secondaries reconnect).
+    /// Accept `arca-repl/1` clients as `clients` says (this cluster's current
+    /// secondaries under its replication CA), or none. Takes effect at the next
+    /// handshake; no connection is cut.
     pub fn set_replication_clients(
         &self,
         clients: Option<ReplicationClients>,
     ) -> Result<(), IdentityError> {
-        let (unchanged, member) = {
-            let current = self.current.borrow();
-            let unchanged = current.replication_clients.as_deref() == clients.as_ref();
-            (unchanged, current.member.clone())
-        };
-        if unchanged {
-            return Ok(());
-        }
-        let ca = clients.map(Arc::new);
-        let rebuilt = match member {
-            Some(member) => Some(Arc::new(ChannelTls::new(
-                self.crypto,
-                self.clock.clone(),
-                Standing::Member,
-                member.certificate().clone(),
-                ca.clone(),
-            )?)),
-            None => None,
-        };
-        self.current.send_modify(|current| {
-            current.replication_clients = ca;
-            if rebuilt.is_some() {
-                current.member = rebuilt;
-            }
-        });
+        self.replication_clients.set(clients)?;
         Ok(())
     }
 
@@ -360,7 +337,7 @@ impl ChannelIdentity {
             self.clock.clone(),
             Standing::Follower,
             certificate,
-            None,
+            self.replication_clients.clone(),
         )?;
         self.current
             .send_modify(|current| current.follower = Some(Arc::new(tls)));

@@ -124,7 +124,7 @@ impl rustls::time_provider::TimeProvider for SeamTime {
     }
 }
 
-fn provider(crypto: &'static SeamCrypto) -> Arc<CryptoProvider> {
+pub(crate) fn provider(crypto: &'static SeamCrypto) -> Arc<CryptoProvider> {
     let ring = rustls::crypto::ring::default_provider();
     Arc::new(CryptoProvider {
         cipher_suites: vec![
@@ -148,16 +148,61 @@ pub struct ReplicationClients {
     pub allowed_sha256: std::collections::BTreeSet<[u8; 32]>,
 }
 
-/// A client verifier that also requires the certificate to be on an allow-list.
+/// The client verifier of `arca-repl/1`: a WebPKI check under the replication CA, then
+/// the allow-list. Both change in place when secondaries come and go, so a change cuts
+/// no connection (a revoked secondary's open connection is refused request by request,
+/// by its HMAC; its next handshake is refused here).
 #[derive(Debug)]
-struct AllowListed {
-    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+pub struct ReplicationClientsVerifier {
+    provider: Arc<CryptoProvider>,
+    current: std::sync::RwLock<Option<AllowList>>,
+}
+
+#[derive(Debug)]
+struct AllowList {
+    webpki: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     allowed_sha256: std::collections::BTreeSet<[u8; 32]>,
 }
 
-impl rustls::server::danger::ClientCertVerifier for AllowListed {
+impl ReplicationClientsVerifier {
+    pub fn new(crypto: &'static SeamCrypto) -> Arc<Self> {
+        Arc::new(ReplicationClientsVerifier {
+            provider: provider(crypto),
+            current: std::sync::RwLock::new(None),
+        })
+    }
+
+    /// Accept `clients` from now on (`None`: nobody).
+    pub fn set(&self, clients: Option<ReplicationClients>) -> Result<(), TlsSetupError> {
+        let next = match clients {
+            None => None,
+            Some(clients) => {
+                let mut roots = RootCertStore::empty();
+                roots.add(CertificateDer::from(clients.ca_cert_der.clone()))?;
+                let webpki = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|error| TlsSetupError::Verifier(error.to_string()))?;
+                Some(AllowList {
+                    webpki,
+                    allowed_sha256: clients.allowed_sha256,
+                })
+            }
+        };
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
+        Ok(())
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for ReplicationClientsVerifier {
     fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
-        self.inner.root_hint_subjects()
+        // Hints are optional; a secondary holds one certificate for this primary.
+        &[]
     }
 
     fn verify_client_cert(
@@ -166,12 +211,22 @@ impl rustls::server::danger::ClientCertVerifier for AllowListed {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(list) = current.as_ref() else {
+            // Never a primary: no secondary to accept.
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ));
+        };
+        let verified = list
+            .webpki
             .verify_client_cert(end_entity, intermediates, now)?;
         use sha2::Digest;
         let digest: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
-        if !self.allowed_sha256.contains(&digest) {
+        if !list.allowed_sha256.contains(&digest) {
             return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::Revoked,
             ));
@@ -185,7 +240,12 @@ impl rustls::server::danger::ClientCertVerifier for AllowListed {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -194,11 +254,18 @@ impl rustls::server::danger::ClientCertVerifier for AllowListed {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -219,7 +286,7 @@ pub struct ChannelTls {
     clock: Clock,
     standing: Standing,
     certificate: NodeCertificate,
-    replication_clients: Option<Arc<ReplicationClients>>,
+    replication_clients: Arc<ReplicationClientsVerifier>,
     /// Per protocol, so the ALPN the server answers is the one the client asked for.
     servers: Vec<(Protocol, Arc<ServerConfig>)>,
     members: Vec<(Protocol, Arc<ClientConfig>)>,
@@ -237,7 +304,7 @@ impl ChannelTls {
         clock: Clock,
         standing: Standing,
         certificate: NodeCertificate,
-        replication_clients: Option<Arc<ReplicationClients>>,
+        replication_clients: Arc<ReplicationClientsVerifier>,
     ) -> Result<ChannelTls, TlsSetupError> {
         let mut tls = ChannelTls {
             crypto,
@@ -250,10 +317,6 @@ impl ChannelTls {
         };
         for protocol in Protocol::ALL {
             if standing == Standing::Follower && protocol != Protocol::Raft {
-                continue;
-            }
-            // Without a replication CA there is no secondary to serve.
-            if protocol == Protocol::Replication && tls.replication_clients.is_none() {
                 continue;
             }
             let server = tls.server_config(protocol)?;
@@ -310,29 +373,14 @@ impl ChannelTls {
         let provider = provider(self.crypto);
         let builder = ServerConfig::builder_with_details(provider.clone(), self.time())
             .with_protocol_versions(&[&rustls::version::TLS13])?;
-        let (clients_ca, allowed) = match protocol {
-            Protocol::Raft | Protocol::Forward => (self.certificate.ca_cert_der.clone(), None),
-            Protocol::Replication => {
-                let clients = self
-                    .replication_clients
-                    .as_deref()
-                    .ok_or_else(|| TlsSetupError::Verifier("no replication CA".into()))?;
-                (
-                    clients.ca_cert_der.clone(),
-                    Some(clients.allowed_sha256.clone()),
-                )
-            }
-        };
-        let webpki =
-            WebPkiClientVerifier::builder_with_provider(Self::roots(&clients_ca)?, provider)
-                .build()
-                .map_err(|error| TlsSetupError::Verifier(error.to_string()))?;
-        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match allowed {
-            Some(allowed_sha256) => Arc::new(AllowListed {
-                inner: webpki,
-                allowed_sha256,
-            }),
-            None => webpki,
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match protocol {
+            Protocol::Raft | Protocol::Forward => WebPkiClientVerifier::builder_with_provider(
+                Self::roots(&self.certificate.ca_cert_der)?,
+                provider,
+            )
+            .build()
+            .map_err(|error| TlsSetupError::Verifier(error.to_string()))?,
+            Protocol::Replication => self.replication_clients.clone(),
         };
         let builder = builder.with_client_cert_verifier(verifier);
         let mut config = builder.with_single_cert(self.chain(), self.key())?;

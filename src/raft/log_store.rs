@@ -51,11 +51,16 @@ pub const LOG_DIR: &str = "raft/log";
 pub const VOTE_PATH: &str = "raft/vote";
 /// The persisted last purged log id.
 pub const PURGED_PATH: &str = "raft/purged";
-/// Where the last known committed log id is kept. It is advisory and written without
-/// fsync: after a restart it lets the node apply its own committed entries at once
-/// (so `sys/init` and the seal keys are readable before a leader is heard from). A lost
-/// or stale value is safe: it is only ever a lower bound of what is committed.
+/// Where the last known committed log id is kept. It is advisory: after a restart it
+/// lets the node apply its own committed entries at once, so `sys/init` and the seal
+/// keys are readable before a leader is heard from. A sealed node stands for no
+/// election, so after a whole-cluster power loss this is what lets the nodes be unsealed
+/// at all: it is written durably at most every [`COMMITTED_SYNC_INTERVAL`] (the first
+/// time at once), and without fsync in between. A lost or stale value is safe: it is
+/// only ever a lower bound of what is committed.
 pub const COMMITTED_PATH: &str = "raft/committed";
+/// The longest time between two durable writes of the committed log id.
+pub const COMMITTED_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// A segment is rolled once appending would take it past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The largest encoded entry (a batch of `storage::BATCH_OPS_MAX` small operations fits).
@@ -128,6 +133,9 @@ pub struct LogStore {
     disk: Arc<dyn Disk>,
     shared: Arc<Mutex<Shared>>,
     writer: mpsc::Sender<WriteRequest>,
+    /// The clock the committed id's durable writes are paced by, and when the last one
+    /// was made (none: the next write is durable).
+    committed_sync: Arc<Mutex<(Option<crate::env::Clock>, Option<std::time::Instant>)>>,
 }
 
 impl Debug for LogStore {
@@ -169,7 +177,15 @@ impl LogStore {
             disk,
             shared: Arc::new(Mutex::new(shared)),
             writer: sender,
+            committed_sync: Arc::default(),
         })
+    }
+
+    /// Write the committed log id durably at most every [`COMMITTED_SYNC_INTERVAL`] of
+    /// `clock` (without a clock it is never synced).
+    pub fn with_committed_sync(self, clock: crate::env::Clock) -> Self {
+        lock_sync(&self.committed_sync).0 = Some(clock);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -202,6 +218,12 @@ impl LogStore {
             .map_err(|_| io_error("raft log writer stopped"))?
             .map_err(io_error)
     }
+}
+
+fn lock_sync<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -270,7 +292,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let bytes = record::encode(&committed, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
         let disk = self.disk.clone();
-        match blocking(move || disk.write(COMMITTED_PATH, &bytes)).await {
+        let durable = {
+            let mut sync = lock_sync(&self.committed_sync);
+            match sync.0.as_ref().map(crate::env::Clock::now) {
+                Some(now)
+                    if sync
+                        .1
+                        .is_none_or(|last| now.duration_since(last) >= COMMITTED_SYNC_INTERVAL) =>
+                {
+                    sync.1 = Some(now);
+                    true
+                }
+                _ => false,
+            }
+        };
+        let written = blocking(move || {
+            if durable {
+                write_atomic(disk.as_ref(), COMMITTED_PATH, &bytes)
+            } else {
+                disk.write(COMMITTED_PATH, &bytes)
+            }
+        })
+        .await;
+        match written {
             // Advisory (see COMMITTED_PATH): a full disk only makes it stale, and a torn
             // copy is ignored on open.
             Err(error) if error.is_storage_full() => Ok(()),

@@ -275,7 +275,8 @@ impl RaftNode {
         let log_store =
             LogStore::open_measured(env.disk.clone(), options.log, Some(env.telemetry()))
                 .await
-                .map_err(|error| refuse_start(error.into()))?;
+                .map_err(|error| refuse_start(error.into()))?
+                .with_committed_sync(env.clock.clone());
         let state_machine = StateMachine::open(env.disk.clone(), options.wal_buffer_entries_max)
             .await
             .map_err(|error| refuse_start(error.into()))?;
