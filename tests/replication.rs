@@ -1339,7 +1339,7 @@ fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_s
     .unwrap();
     assert_eq!(status, 200, "{enabled}");
     let active_address = secondary.addresses[active].clone();
-    eventually(Duration::from_secs(30), "the secondary streams", || {
+    eventually(Duration::from_secs(45), "the secondary streams", || {
         let (_, status) = call(
             &http,
             "GET",
@@ -1358,7 +1358,7 @@ fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_s
     secondary.nodes[standby].kill9();
     let second_seal = rekey(&http, &primary, (3, 2), &[&primary.unseal_key]);
     eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(45),
         "the secondary's active node holds the new seal",
         || (seal_status(&http, &active_address).0 == json!(3)).then_some(()),
     );
@@ -1367,7 +1367,7 @@ fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_s
     // asks for the new seal's shares, and the activation's key is refused.
     secondary.nodes[standby].start();
     eventually(
-        Duration::from_secs(30),
+        Duration::from_secs(45),
         "the restarted standby holds the new seal",
         || {
             let (shares, _, sealed) = call(
@@ -1396,7 +1396,7 @@ fn a_secondary_standby_that_unseals_across_two_primary_rekeys_needs_the_newest_s
     );
     let third_seal = rekey(&http, &primary, (5, 3), &[&second_seal[0], &second_seal[1]]);
     eventually(
-        Duration::from_secs(15),
+        Duration::from_secs(45),
         "the standby holds the newest seal",
         || (seal_status(&http, &standby_address).0 == json!(5)).then_some(()),
     );
