@@ -229,8 +229,9 @@ impl ChannelClient {
     ) -> Result<Arc<Connection>, CallError> {
         let queued_at = self.clock.now();
         let mut state = pool.state.lock().await;
-        // A sealed node has no member identity: it dials nobody (and counts no failure).
-        let Some(identity) = self.identity.dialing() else {
+        // A sealed node dials Raft with its follower identity and nothing else; a node
+        // with no identity at all dials nobody (and counts no failure).
+        let Some(identity) = self.identity.dialing(protocol) else {
             return Err(CallError::Unreachable(format!(
                 "{address}: this node has no cluster identity (it is sealed)"
             )));

@@ -7,9 +7,9 @@
 //!   fresh key, in two kinds:
 //!   - a *member* certificate, good for serving and dialing every protocol, which lives in
 //!     memory only: a sealed node has none;
-//!   - a *follower* certificate, good only for serving `arca-raft/1` (no client
-//!     authentication, and not the name forwarding and replication clients ask for),
-//!     kept on the node's disk so that a sealed node still receives the log and votes.
+//!   - a *follower* certificate, good for `arca-raft/1` only (it lacks the name that
+//!     forwarding and replication clients ask for, and the node dials nothing else with
+//!     it), kept on the node's disk so that a sealed node still takes part in Raft.
 //!     Unlike Vault, whose state machine is a database on disk, Arca rebuilds its state
 //!     from the log and needs the commit index from its leader before an unseal can read
 //!     the seal it must open; a restarted node that missed a rekey catches up while sealed.
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use super::protocol::Protocol;
 use super::tls::{
     CLUSTER_SERVER_NAME, ChannelTls, FOLLOWER_SERVER_NAME, ReplicationClients,
     ReplicationClientsVerifier, SeamCrypto, Standing, TlsSetupError,
@@ -179,7 +180,7 @@ impl ClusterCa {
         self.issue_as(rng, node_id, Standing::Member)
     }
 
-    /// A follower certificate for `node_id`: serves Raft only, dials nobody.
+    /// A follower certificate for `node_id`: takes part in Raft, nothing else.
     pub fn issue_follower(
         &self,
         rng: &SharedRng,
@@ -210,7 +211,10 @@ impl ClusterCa {
             ),
             Standing::Follower => (
                 vec![FOLLOWER_SERVER_NAME.to_string()],
-                vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+                vec![
+                    rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+                ],
             ),
         };
         let mut params = rcgen::CertificateParams::new(names)
@@ -345,7 +349,7 @@ impl ChannelIdentity {
     }
 
     /// Forget the member identity (the node sealed): its connections close, and the
-    /// node dials nobody and serves Raft as a follower only, if it has that identity.
+    /// node takes part in Raft only, with its follower identity if it has one.
     pub fn clear(&self) {
         self.current.send_modify(|current| current.member = None);
     }
@@ -356,9 +360,15 @@ impl ChannelIdentity {
         current.member.clone().or_else(|| current.follower.clone())
     }
 
-    /// What the node dials with: its member identity only.
-    pub fn dialing(&self) -> Option<Arc<ChannelTls>> {
-        self.current.borrow().member.clone()
+    /// What the node dials `protocol` with: its member identity, or for Raft its
+    /// follower identity while it is sealed (a sealed node still takes part in Raft).
+    pub fn dialing(&self, protocol: Protocol) -> Option<Arc<ChannelTls>> {
+        let current = self.current.borrow();
+        match (protocol, &current.member) {
+            (_, Some(member)) => Some(member.clone()),
+            (Protocol::Raft, None) => current.follower.clone(),
+            _ => None,
+        }
     }
 
     /// The follower identity's certificate chains to `ca_cert_der` (it need not be

@@ -132,7 +132,7 @@ async fn a_protocol_the_node_does_not_serve_is_refused_without_an_answer() {
 
     // Over TLS for arca-raft/1, a Hello naming anything else is refused too.
     let tls = member("client")
-        .dialing()
+        .dialing(Protocol::Raft)
         .unwrap()
         .member_client(Protocol::Raft)
         .unwrap();
@@ -668,11 +668,11 @@ async fn a_node_without_an_identity_neither_serves_nor_dials() {
     );
 }
 
-/// A sealed node keeps a follower certificate: with it, it serves Raft (it receives the
-/// log and votes) and nothing else, and it dials nobody; nor does that certificate
-/// authenticate a client to anyone.
+/// A sealed node keeps a follower certificate: with it, it takes part in Raft (it
+/// receives the log, votes, and dials Raft) and nothing else: it is sent no forwarded
+/// request and dials no other protocol.
 #[tokio::test]
-async fn a_follower_identity_serves_raft_only_and_dials_nobody() {
+async fn a_follower_identity_takes_part_in_raft_only() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let rng = SharedRng::from_entropy();
@@ -699,27 +699,36 @@ async fn a_follower_identity_serves_raft_only_and_dials_nobody() {
     );
 
     let sealed_client = ChannelClient::new(Clock::system(), sealed.clone());
-    let (_member_server, member_address) = reverse_server().await;
+    let (_member_server, member_address) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = ChannelServer::new(member("server"));
+        server.install(Protocol::Raft, Arc::new(Reverse));
+        server.install(Protocol::Forward, Arc::new(Reverse));
+        server.spawn(listener);
+        (server, address)
+    };
     let dialled = sealed_client
-        .call(&member_address, Protocol::Raft, Lane::Control, vec![1], TTL)
+        .call(
+            &member_address,
+            Protocol::Raft,
+            Lane::Control,
+            vec![1, 2],
+            TTL,
+        )
+        .await;
+    assert_eq!(dialled.unwrap(), vec![2, 1], "a sealed node dials Raft");
+    let forwarded = sealed_client
+        .call(
+            &member_address,
+            Protocol::Forward,
+            Lane::Control,
+            vec![1],
+            TTL,
+        )
         .await;
     assert!(
-        matches!(dialled, Err(CallError::Unreachable(_))),
-        "{dialled:?}"
-    );
-
-    // The follower certificate as a client certificate (someone who copied it off the
-    // disk): refused, it is not good for client authentication.
-    let stolen = ChannelIdentity::new(rng.clone(), Clock::system());
-    stolen
-        .install(cluster_ca().issue_follower(&rng, "stolen").unwrap())
-        .unwrap();
-    let thief = ChannelClient::new(Clock::system(), stolen);
-    let refused = thief
-        .call(&member_address, Protocol::Raft, Lane::Control, vec![1], TTL)
-        .await;
-    assert!(
-        matches!(refused, Err(CallError::Unreachable(_))),
-        "{refused:?}"
+        matches!(&forwarded, Err(CallError::Unreachable(reason)) if reason.contains("sealed")),
+        "a sealed node forwards nothing: {forwarded:?}"
     );
 }

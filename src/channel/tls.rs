@@ -274,8 +274,9 @@ impl rustls::server::danger::ClientCertVerifier for ReplicationClientsVerifier {
 pub enum Standing {
     /// Unsealed: serves and dials every protocol.
     Member,
-    /// Sealed: serves `arca-raft/1` only, as a follower that receives the log and votes,
-    /// and dials nobody (its certificate is not good for client authentication).
+    /// Sealed: takes part in Raft (`arca-raft/1`, both ends) and nothing else: it is
+    /// sent no forwarded request and no replication traffic, which need the name only a
+    /// member certificate carries, and it dials no other protocol.
     Follower,
 }
 
@@ -321,10 +322,8 @@ impl ChannelTls {
             }
             let server = tls.server_config(protocol)?;
             tls.servers.push((protocol, server));
-            if standing == Standing::Member {
-                let client = tls.client_config(protocol, &tls.certificate.ca_cert_der.clone())?;
-                tls.members.push((protocol, client));
-            }
+            let client = tls.client_config(protocol, &tls.certificate.ca_cert_der.clone())?;
+            tls.members.push((protocol, client));
         }
         Ok(tls)
     }
@@ -429,7 +428,7 @@ impl ChannelTls {
     }
 
     /// How this node dials a member of its own cluster for `protocol` (`None` for a
-    /// follower identity, which dials nobody).
+    /// follower identity and a protocol other than Raft).
     pub fn member_client(&self, protocol: Protocol) -> Option<Arc<ClientConfig>> {
         self.members
             .iter()

@@ -62,9 +62,9 @@ pub trait Cluster: Send + Sync + 'static {
     /// Hand leadership to another voter, if there is one (a sealed node must not lead:
     /// every standby forwards to the leader, which could not serve).
     fn step_down(&self) -> BoxFuture<'_, Result<(), String>>;
-    /// Serve and dial the cluster channel as the member `certificate` from now on, and
-    /// stand for election; `None` (the node sealed) closes the connections made under
-    /// it, dials nobody and stands for no election. A cluster without a channel (one
+    /// Serve and dial the cluster channel as the member `certificate` from now on;
+    /// `None` (the node sealed) closes the connections made under
+    /// it; the node then dials Raft only, as a follower. A cluster without a channel (one
     /// node in memory) has nothing to do.
     fn set_channel_identity(
         &self,

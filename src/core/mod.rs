@@ -293,7 +293,7 @@ impl Core {
         self.barrier.unseal_with(initialized.keyring.clone());
         let result = self.finish_initialize(root_token_id).await;
         self.barrier.seal();
-        // Sealed: it stands for no election again (the bootstrap allowed one).
+        // Sealed: no member identity (init never installed one; this keeps it so).
         self.cluster.set_channel_identity(None).ok();
         *self.active_term.lock().await = None;
         let root_token = result?;

@@ -53,9 +53,8 @@ pub const VOTE_PATH: &str = "raft/vote";
 pub const PURGED_PATH: &str = "raft/purged";
 /// Where the last known committed log id is kept. It is advisory: after a restart it
 /// lets the node apply its own committed entries at once, so `sys/init` and the seal
-/// keys are readable before a leader is heard from. A sealed node stands for no
-/// election, so after a whole-cluster power loss this is what lets the nodes be unsealed
-/// at all: it is written durably at most every [`COMMITTED_SYNC_INTERVAL`] (the first
+/// keys are readable before a leader is heard from, even after a whole-cluster power
+/// loss: it is written durably at most every [`COMMITTED_SYNC_INTERVAL`] (the first
 /// time at once), and without fsync in between. A lost or stale value is safe: it is
 /// only ever a lower bound of what is committed.
 pub const COMMITTED_PATH: &str = "raft/committed";

@@ -291,9 +291,8 @@ impl RaftNode {
         )
         .await
         .map_err(|error| RaftError::Fatal(error.to_string()))?;
-        // A node starts sealed: it stands for no election, and until it is unsealed it
-        // serves Raft as a follower with the certificate it keeps on disk, if any.
-        raft.runtime_config().elect(false);
+        // A node starts sealed: until it is unsealed it takes part in Raft with the
+        // follower certificate it keeps on disk, if any.
         match env.disk.read(FOLLOWER_IDENTITY_PATH) {
             Ok(Some(bytes)) => {
                 let installed = NodeCertificate::from_bytes(&zeroize::Zeroizing::new(bytes))
@@ -341,8 +340,8 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Whether this node may stand for election (only an unsealed node may: a sealed one
-    /// cannot dial its peers, and its terms would only disrupt the leader).
+    /// Whether this node may stand for election (every node may, sealed or not; the
+    /// switch exists so a new one-node cluster is sure to elect itself at bootstrap).
     pub fn set_electable(&self, electable: bool) {
         self.inner.raft.runtime_config().elect(electable);
     }

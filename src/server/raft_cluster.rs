@@ -49,7 +49,6 @@ impl Cluster for RaftCluster {
                 .set_member_identity(certificate)
                 .map_err(|error| error.to_string())?,
             None => {
-                self.raft.set_electable(false);
                 identity.clear();
             }
         }
