@@ -2,6 +2,9 @@
 //! active again serves what another active node changed meanwhile, without reloading its
 //! caches because the Raft term changed.
 
+// Real processes and sockets: outside the simulator.
+#![cfg(not(madsim))]
+
 mod support;
 
 use std::time::Duration;
