@@ -311,16 +311,25 @@ impl ChannelIdentity {
     /// Serve and dial as the member `certificate` from now on (the node unsealed).
     /// Connections made under an earlier identity are closed.
     pub fn install(&self, certificate: NodeCertificate) -> Result<(), IdentityError> {
+        let tls = self.tls(Standing::Member, certificate)?;
+        self.current
+            .send_modify(|current| current.member = Some(tls));
+        Ok(())
+    }
+
+    fn tls(
+        &self,
+        standing: Standing,
+        certificate: NodeCertificate,
+    ) -> Result<Arc<ChannelTls>, IdentityError> {
         let tls = ChannelTls::new(
             self.crypto,
             self.clock.clone(),
-            Standing::Member,
+            standing,
             certificate,
             self.replication_clients.clone(),
         )?;
-        self.current
-            .send_modify(|current| current.member = Some(Arc::new(tls)));
-        Ok(())
+        Ok(Arc::new(tls))
     }
 
     /// Accept `arca-repl/1` clients as `clients` says (this cluster's current
@@ -336,15 +345,9 @@ impl ChannelIdentity {
 
     /// Serve Raft as a follower with `certificate` while no member identity is held.
     pub fn install_follower(&self, certificate: NodeCertificate) -> Result<(), IdentityError> {
-        let tls = ChannelTls::new(
-            self.crypto,
-            self.clock.clone(),
-            Standing::Follower,
-            certificate,
-            self.replication_clients.clone(),
-        )?;
+        let tls = self.tls(Standing::Follower, certificate)?;
         self.current
-            .send_modify(|current| current.follower = Some(Arc::new(tls)));
+            .send_modify(|current| current.follower = Some(tls));
         Ok(())
     }
 
