@@ -29,6 +29,8 @@ pub struct Peer {
     /// On the leader: when the peer last acknowledged a heartbeat or an append (`None`
     /// for the leader itself, and on followers, which do not know).
     pub last_acknowledged: Option<std::time::Instant>,
+    /// On the leader: the highest log index the peer is known to hold.
+    pub matched_index: Option<u64>,
 }
 
 /// Indexes and term for `sys/leader` and `arca status`.
@@ -164,6 +166,7 @@ impl Cluster for SingleNodeCluster {
             leader: true,
             voter: true,
             last_acknowledged: None,
+            matched_index: None,
         }]
     }
 

@@ -62,6 +62,9 @@ pub struct RestoreRecord {
 /// build on two busy cores), large enough that a 256 MiB snapshot takes about a
 /// thousand Raft entries. One entry larger than this goes in a batch of its own.
 pub const RESTORE_STAGING_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// How long a restore waits for every voter to hold its last entry before it seals.
+const RESTORE_REPLICATED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const RESTORE_REPLICATED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The entries a restore writes: the snapshot's, less the record of an earlier restore
 /// it may carry (this restore writes its own). Refuses, before anything is written, an
@@ -268,8 +271,44 @@ impl Core {
             snapshot_raft_index = header.raft_index,
             "restored a Raft snapshot: the whole key space was replaced"
         );
+        self.await_voters_holding(index).await;
         self.after_snapshot_restore().await;
         Ok(())
+    }
+
+    /// Wait (up to [`RESTORE_REPLICATED_WAIT`]) until every voter holds the restore's
+    /// last entry. A forced restore of another cluster's snapshot brings that cluster's
+    /// CA: the nodes that apply it seal, are unsealed with the snapshot's keys and then
+    /// prove themselves under the new CA, which a voter that never received the entry
+    /// does not trust, so it could never catch up. Sealed nodes keep their follower
+    /// certificates under the old CA, so the entry still reaches it while this node
+    /// waits; past the bound (a voter is down), the operator hears which one lags.
+    async fn await_voters_holding(&self, index: u64) {
+        let started = self.env.clock.now();
+        // Only the leader knows what its peers hold; one that lost the lead stops asking.
+        while self.cluster.is_leader() {
+            let lagging: Vec<String> = self
+                .cluster
+                .configuration()
+                .into_iter()
+                .filter(|peer| {
+                    peer.voter && !peer.leader && peer.matched_index.is_none_or(|at| at < index)
+                })
+                .map(|peer| peer.node_id)
+                .collect();
+            if lagging.is_empty() {
+                return;
+            }
+            if self.env.clock.now().saturating_duration_since(started) >= RESTORE_REPLICATED_WAIT {
+                tracing::warn!(
+                    ?lagging,
+                    index,
+                    "voters lack the restored snapshot's last entry; if the snapshot brought another cluster's CA, remove and re-join them once the others are unsealed"
+                );
+                return;
+            }
+            tokio::time::sleep(RESTORE_REPLICATED_POLL).await;
+        }
     }
 
     /// On becoming active: clear what an abandoned restore staged (its active node

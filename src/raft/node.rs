@@ -95,6 +95,9 @@ pub struct Peer {
     /// On the leader: when the peer last acknowledged a heartbeat or an append (never
     /// for the leader itself); on a follower, unknown.
     pub last_acknowledged: Option<std::time::Instant>,
+    /// On the leader: the highest log index the peer is known to hold (its own last
+    /// index for the leader itself); on a follower, unknown.
+    pub matched_index: Option<u64>,
 }
 
 /// A summary of this node's Raft progress.
@@ -510,6 +513,11 @@ impl RaftNode {
                     .as_ref()
                     .and_then(|heartbeats| heartbeats.get(node_id).cloned().flatten())
                     .map(|instant| instant.into_inner()),
+                matched_index: metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|matched| matched.get(node_id).cloned().flatten())
+                    .map(|log_id| log_id.index),
             })
             .collect()
     }

@@ -136,6 +136,7 @@ impl Cluster for RaftCluster {
                 leader: peer.leader,
                 voter: peer.voter,
                 last_acknowledged: peer.last_acknowledged,
+                matched_index: peer.matched_index,
             })
             .collect()
     }
