@@ -462,8 +462,9 @@ impl AuditBroker {
         let value = serde_json::to_vec(&device.entry).map_err(|error| {
             AuditError::InvalidRequest(format!("audit device cannot be encoded: {error}"))
         })?;
+        // At once, not staged: the device is published in memory right after.
         self.view
-            .commit(vec![Write::Put {
+            .commit_now(vec![Write::Put {
                 key: key_space::audit_entry(device.entry.local, &device.entry.uuid),
                 value,
             }])
@@ -485,7 +486,7 @@ impl AuditBroker {
         else {
             return Ok(false);
         };
-        self.view.commit(vec![Write::Delete { key }]).await?;
+        self.view.commit_now(vec![Write::Delete { key }]).await?;
         self.write_lock().remove(&path);
         Ok(true)
     }

@@ -5,6 +5,7 @@
 
 pub mod aead;
 pub mod keyring;
+pub mod write_set;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,6 +14,7 @@ use crate::env::SharedRng;
 use crate::storage::key_space::KEYRING_KEY;
 use crate::storage::{Op, SharedBackend, StorageError};
 pub use keyring::Keyring;
+pub use write_set::WriteSet;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BarrierError {
@@ -29,6 +31,14 @@ pub enum BarrierError {
 pub enum Write {
     Put { key: String, value: Vec<u8> },
     Delete { key: String },
+}
+
+impl Write {
+    pub fn key(&self) -> &str {
+        match self {
+            Write::Put { key, .. } | Write::Delete { key } => key,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -135,6 +145,17 @@ impl Barrier {
     }
 
     fn get_unmeasured(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        // A request reads its own staged writes.
+        if let Some(staged) = write_set::staged_value(key) {
+            self.with_keyring(|_| ())?;
+            return Ok(staged);
+        }
+        self.get_committed(key)
+    }
+
+    /// The committed value of `key`, whatever the current request has staged: what a
+    /// cache shared by every request may hold.
+    pub fn get_committed(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         let Some(sealed) = self.backend.get(key)? else {
             // Sealed nodes must not even reveal whether a key exists.
             self.with_keyring(|_| ())?;
@@ -220,9 +241,51 @@ impl Barrier {
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
         let started = self.started();
         self.with_keyring(|_| ())?;
-        let keys = self.backend.list(prefix)?;
+        let mut keys = self.backend.list(prefix)?;
+        if let Some(staged) = write_set::staged_below(prefix)
+            && !staged.is_empty()
+        {
+            keys = self.list_with_staged(prefix, keys, staged)?;
+        }
         self.measure("vault.barrier.list", started);
         Ok(keys)
+    }
+
+    /// The children of `prefix` as the current request sees them: stored ones, plus what
+    /// it staged, less what it deleted (a folder whose every key it deleted included).
+    fn list_with_staged(
+        &self,
+        prefix: &str,
+        stored: Vec<String>,
+        staged: Vec<(String, bool)>,
+    ) -> Result<Vec<String>, BarrierError> {
+        let mut children: std::collections::BTreeSet<String> = stored.into_iter().collect();
+        let mut thinned_folders = std::collections::BTreeSet::new();
+        for (relative, written) in staged {
+            match relative.split_once('/') {
+                None if relative.is_empty() => {}
+                None if written => {
+                    children.insert(relative);
+                }
+                None => {
+                    children.remove(&relative);
+                }
+                Some((folder, _)) => {
+                    let folder = format!("{folder}/");
+                    if written {
+                        children.insert(folder);
+                    } else {
+                        thinned_folders.insert(folder);
+                    }
+                }
+            }
+        }
+        for folder in thinned_folders {
+            if children.contains(&folder) && self.list(&format!("{prefix}{folder}"))?.is_empty() {
+                children.remove(&folder);
+            }
+        }
+        Ok(children.into_iter().collect())
     }
 
     /// Refuse (or allow again) writes to replicated keys: set while this cluster is a
@@ -246,12 +309,50 @@ impl Barrier {
         Ok(())
     }
 
-    /// Encrypt `writes` under the active term and commit them as one batch.
+    /// Commit `writes` as one batch, or, inside a request's staging scope, add them to
+    /// the request's write set (committed once when the request is done; the returned
+    /// index is then 0). Refused here, before anything is staged or committed, when a
+    /// key is not writable on this cluster: that refusal is how a performance secondary
+    /// knows, before any side effect, that a request must go to its primary.
     pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
         for write in &writes {
-            let (Write::Put { key, .. } | Write::Delete { key }) = write;
-            self.ensure_writable(key)?;
+            self.ensure_writable(write.key())?;
         }
+        if write_set::is_staging() {
+            self.with_keyring(|_| ())?;
+            for write in &writes {
+                crate::storage::validate_key(write.key())?;
+                crate::storage::key_space::classify(write.key()).map_err(StorageError::from)?;
+            }
+            write_set::stage(&writes)?;
+            return Ok(0);
+        }
+        self.commit_now(writes).await
+    }
+
+    /// Commit a request's staged writes as one batch, then run what waited on them; the
+    /// set's held locks are released after both. `None` when it staged nothing.
+    pub async fn commit_write_set(&self, mut set: WriteSet) -> Result<Option<u64>, BarrierError> {
+        let (writes, after_commit) = set.take();
+        let index = if writes.is_empty() {
+            None
+        } else {
+            Some(self.commit_now(writes).await?)
+        };
+        for change in after_commit {
+            change();
+        }
+        drop(set);
+        Ok(index)
+    }
+
+    /// Encrypt `writes` under the active term and commit them as one batch now, even
+    /// inside a request's staging scope (see [`write_set`] for when that is right).
+    pub async fn commit_now(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        for write in &writes {
+            self.ensure_writable(write.key())?;
+        }
+        write_set::forget(&writes.iter().map(Write::key).collect::<Vec<_>>());
         let started = self.started();
         let name = if writes
             .iter()
@@ -290,6 +391,23 @@ impl Barrier {
 
     pub async fn delete(&self, key: &str) -> Result<u64, BarrierError> {
         self.commit(vec![Write::Delete {
+            key: key.to_string(),
+        }])
+        .await
+    }
+
+    /// One put committed at once (see [`Barrier::commit_now`]).
+    pub async fn put_now(&self, key: &str, value: Vec<u8>) -> Result<u64, BarrierError> {
+        self.commit_now(vec![Write::Put {
+            key: key.to_string(),
+            value,
+        }])
+        .await
+    }
+
+    /// One delete committed at once (see [`Barrier::commit_now`]).
+    pub async fn delete_now(&self, key: &str) -> Result<u64, BarrierError> {
+        self.commit_now(vec![Write::Delete {
             key: key.to_string(),
         }])
         .await
@@ -361,9 +479,18 @@ impl View {
         self.barrier.ensure_writable(&self.full_key(key))
     }
 
-    /// Relative plaintext writes become one barrier batch.
-    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
-        let absolute = writes
+    /// The committed value of `key` (see [`Barrier::get_committed`]).
+    pub fn get_committed(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        self.barrier.get_committed(&self.full_key(key))
+    }
+
+    /// Whether the current request has staged a write to `key`.
+    pub fn is_staged(&self, key: &str) -> bool {
+        write_set::is_staged(&self.full_key(key))
+    }
+
+    fn absolute(&self, writes: Vec<Write>) -> Vec<Write> {
+        writes
             .into_iter()
             .map(|write| match write {
                 Write::Put { key, value } => Write::Put {
@@ -374,8 +501,17 @@ impl View {
                     key: self.full_key(&key),
                 },
             })
-            .collect();
-        self.barrier.commit(absolute).await
+            .collect()
+    }
+
+    /// Relative plaintext writes become one barrier batch (staged inside a request).
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        self.barrier.commit(self.absolute(writes)).await
+    }
+
+    /// Relative plaintext writes committed now (see [`Barrier::commit_now`]).
+    pub async fn commit_now(&self, writes: Vec<Write>) -> Result<u64, BarrierError> {
+        self.barrier.commit_now(self.absolute(writes)).await
     }
 
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, BarrierError> {
@@ -442,6 +578,101 @@ mod tests {
         view.put("other", b"x".to_vec()).await.unwrap();
         assert_eq!(view.get("secret").unwrap().unwrap(), b"hunter2");
         assert_eq!(view.list_recursive("").unwrap(), vec!["other", "secret"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_reads_what_it_staged_and_nothing_lands_until_its_set_commits() {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(13);
+        let barrier = Barrier::new(backend.clone(), rng.clone());
+        barrier.unseal_with(Keyring::generate(&rng, 0));
+        let view = barrier.view("logical/m1/");
+        view.put("dir/gone", b"1".to_vec()).await.unwrap();
+        view.put("dir2/kept", b"1".to_vec()).await.unwrap();
+        view.put("dir2/gone", b"1".to_vec()).await.unwrap();
+        view.put("top", b"old".to_vec()).await.unwrap();
+        let stored_before = backend.dump().len();
+
+        let (index, set) = write_set::staging(async {
+            let index = view
+                .commit(vec![
+                    Write::Put {
+                        key: "top".into(),
+                        value: b"new".to_vec(),
+                    },
+                    Write::Put {
+                        key: "fresh/a".into(),
+                        value: b"2".to_vec(),
+                    },
+                    Write::Delete {
+                        key: "dir/gone".into(),
+                    },
+                    Write::Delete {
+                        key: "dir2/gone".into(),
+                    },
+                ])
+                .await
+                .unwrap();
+            // The request sees its own writes: values, deletes, folders that appear and
+            // a folder it emptied.
+            assert_eq!(view.get("top").unwrap().unwrap(), b"new");
+            assert_eq!(view.get_committed("top").unwrap().unwrap(), b"old");
+            assert_eq!(view.get("dir/gone").unwrap(), None);
+            assert_eq!(view.list("").unwrap(), vec!["dir2/", "fresh/", "top"]);
+            assert_eq!(view.list("dir2/").unwrap(), vec!["kept"]);
+            assert_eq!(
+                view.list_recursive("").unwrap(),
+                vec!["dir2/kept", "fresh/a", "top"]
+            );
+            index
+        })
+        .await;
+        assert_eq!(index, 0, "staged, not committed");
+        // Nothing reached storage while the request ran; other readers see the old state.
+        assert_eq!(backend.dump().len(), stored_before);
+        assert_eq!(view.get("top").unwrap().unwrap(), b"old");
+        assert_eq!(set.len(), 4);
+
+        assert!(barrier.commit_write_set(set).await.unwrap().is_some());
+        assert_eq!(view.get("top").unwrap().unwrap(), b"new");
+        assert_eq!(
+            view.list_recursive("").unwrap(),
+            vec!["dir2/kept", "fresh/a", "top"]
+        );
+
+        // A dropped set leaves storage as it was.
+        let ((), dropped) = write_set::staging(async {
+            view.delete("top").await.unwrap();
+        })
+        .await;
+        drop(dropped);
+        assert_eq!(view.get("top").unwrap().unwrap(), b"new");
+    }
+
+    #[tokio::test]
+    async fn staging_refuses_what_committing_would_before_anything_is_staged() {
+        let backend = Arc::new(MemoryBackend::new());
+        let rng = SharedRng::from_u64(17);
+        let barrier = Barrier::new(backend, rng.clone());
+        barrier.unseal_with(Keyring::generate(&rng, 0));
+        barrier.set_replicated_read_only(true);
+        let ((), set) = write_set::staging(async {
+            // A replicated key on a performance secondary: refused at once, which is how
+            // the router knows to send the request to the primary.
+            let refused = barrier
+                .view("logical/m1/")
+                .put("secret", b"x".to_vec())
+                .await;
+            assert_eq!(refused, Err(BarrierError::Storage(StorageError::ReadOnly)));
+            // A key no prefix registers.
+            barrier.set_replicated_read_only(false);
+            assert!(matches!(
+                barrier.put("nowhere/at/all", b"x".to_vec()).await,
+                Err(BarrierError::Storage(StorageError::UnregisteredKey(_)))
+            ));
+        })
+        .await;
+        assert!(set.is_empty());
     }
 
     async fn store_keyring(backend: &MemoryBackend, rng: &SharedRng, keyring: &Keyring) {

@@ -301,7 +301,7 @@ impl LogicalCore {
             };
             let writes = missing.writes_since(None);
             if !writes.is_empty() {
-                self.barrier.commit(writes).await?;
+                self.barrier.commit_now(writes).await?;
             }
         }
         Ok(())
@@ -393,8 +393,10 @@ impl LogicalCore {
         let before = table.clone();
         let result = change(&mut table)?;
         let writes = table.writes_since(Some(&before));
+        // At once, not staged: the table is published in memory below, under the table
+        // lock, and must never show a mount that did not commit.
         if !writes.is_empty() {
-            self.barrier.commit(writes).await?;
+            self.barrier.commit_now(writes).await?;
         }
         let mut updated = (*current).clone();
         match kind {
@@ -628,61 +630,90 @@ impl LogicalCore {
         let audit = logged?;
         let mut audit_input = audit_input;
 
-        let outcome =
+        // The request's writes are staged while it runs (its handler and the wrapping of
+        // its answer) and committed once, as one Raft entry, before it is answered; a
+        // write request keeps its stripe of the write lock until then, so a read-then-
+        // write (a CAS, a version number) stays atomic.
+        let _stripe =
             if request.operation == Operation::Read || request.operation == Operation::List {
-                self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
-                    .await
+                None
             } else {
-                let _guard = self.write_locks[self.lock_stripe(&route)].lock().await;
-                self.dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
-                    .await
+                Some(self.write_locks[self.lock_stripe(&route)].lock().await)
             };
+        let (staged, write_set) = crate::barrier::write_set::staging(async {
+            let outcome = self
+                .dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
+                .await;
+            // A write to replicated state on a performance secondary: refused when it
+            // was staged, before anything of the request took effect here. The
+            // primary makes it (as the caller authorized here), and this cluster waits
+            // to see it arrive.
+            if matches!(outcome, Err(LogicalError::ReadOnly))
+                && api.delegated_caller.is_none()
+                && let Some(replication) = self.core().ok().and_then(|core| core.replication())
+            {
+                return Staged::ToPrimary(replication);
+            }
+            let mount_type = if route.kind == TableKind::Auth {
+                ""
+            } else {
+                route.entry.mount_type.as_str()
+            };
+            let is_sys = route.entry.mount_type == "system";
+            let unrecognized = super::known_fields::unrecognized_warning(
+                route.kind,
+                route.entry.engine_type(),
+                route.entry.kv_version(),
+                &route.rest,
+                request.operation,
+                &request.data,
+            );
+            let outcome = match (outcome, unrecognized) {
+                (Ok(Some(response)), Some(warning)) => Ok(Some(response.with_warning(warning))),
+                (Ok(None), Some(warning)) => Ok(Some(Response::default().with_warning(warning))),
+                (outcome, _) => outcome,
+            };
+            Staged::Answered(match outcome {
+                Ok(Some(response)) => self
+                    .finish(
+                        request_id, &route, &request, &response, wrap_ttl, mount_type, is_sys,
+                    )
+                    .await
+                    .map(|api_response| (api_response, Some(response))),
+                Ok(None) => Ok((ApiResponse::no_content(), None)),
+                Err(error) => Err(error),
+            })
+        })
+        .await;
+        // All of it or none of it: a request that failed (or goes to the primary) drops
+        // what it staged.
+        let (result, to_primary) = match staged {
+            Staged::Answered(Ok(answer)) => match self.barrier.commit_write_set(write_set).await {
+                Ok(_) => (Ok(answer), None),
+                Err(error) => (Err(LogicalError::from(error)), None),
+            },
+            // Dropped at once: the set's held locks go with it.
+            Staged::Answered(Err(error)) => {
+                drop(write_set);
+                (Err(error), None)
+            }
+            Staged::ToPrimary(replication) => {
+                drop(write_set);
+                (Err(LogicalError::ReadOnly), Some(replication))
+            }
+        };
+        drop(_stripe);
         if let Some(token) = revoke_after_request {
             self.tokens
                 .revoke_tree(&token)
                 .await
                 .map_err(|error| LogicalError::Internal(error.to_string()))?;
         }
-        // A write to replicated state on a performance secondary: the primary makes it
-        // (as the caller authorized here), and this cluster waits to see it arrive.
-        if matches!(outcome, Err(LogicalError::ReadOnly))
-            && api.delegated_caller.is_none()
-            && let Some(replication) = self.core()?.replication()
-        {
+        if let Some(replication) = to_primary {
             return replication
                 .forward_to_primary(api, caller.as_ref().map(|caller| caller.entry.clone()))
                 .await;
         }
-
-        let mount_type = if route.kind == TableKind::Auth {
-            ""
-        } else {
-            route.entry.mount_type.as_str()
-        };
-        let is_sys = route.entry.mount_type == "system";
-        let unrecognized = super::known_fields::unrecognized_warning(
-            route.kind,
-            route.entry.engine_type(),
-            route.entry.kv_version(),
-            &route.rest,
-            request.operation,
-            &request.data,
-        );
-        let outcome = match (outcome, unrecognized) {
-            (Ok(Some(response)), Some(warning)) => Ok(Some(response.with_warning(warning))),
-            (Ok(None), Some(warning)) => Ok(Some(Response::default().with_warning(warning))),
-            (outcome, _) => outcome,
-        };
-        let result = match outcome {
-            Ok(Some(response)) => self
-                .finish(
-                    request_id, &route, &request, &response, wrap_ttl, mount_type, is_sys,
-                )
-                .await
-                .map(|api_response| (api_response, Some(response))),
-            Ok(None) => Ok((ApiResponse::no_content(), None)),
-            Err(error) => Err(error),
-        };
         match &result {
             Ok((_, Some(response))) => {
                 audit_input.response = Some(crate::audit::AuditResponse::from(response))
@@ -1256,4 +1287,16 @@ impl Drop for RouteTimer {
             .metrics
             .measure_since(key, self.started, self.telemetry.now());
     }
+}
+
+/// How a request's staged run ended.
+// Built once per request and matched at once: boxing the answer would cost an
+// allocation on every request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Staged {
+    /// Answered here: its writes commit (on success) or are dropped.
+    Answered(Result<(ApiResponse, Option<Response>), LogicalError>),
+    /// It writes replicated state on a performance secondary: its writes are dropped
+    /// and it goes to the primary.
+    ToPrimary(Arc<crate::replication::Replication>),
 }

@@ -361,8 +361,9 @@ impl LogicalCore {
         const DELETE_BATCH_MAX: usize = 1024;
         let view = self.barrier().view(prefix.to_string());
         let keys = view.list_recursive("")?;
+        // Bulk: bounded batches, each committed at once (one entry could not hold them).
         for chunk in keys.chunks(DELETE_BATCH_MAX) {
-            view.commit(
+            view.commit_now(
                 chunk
                     .iter()
                     .map(|key| crate::barrier::Write::Delete { key: key.clone() })

@@ -76,7 +76,7 @@ pub async fn destroy_for_token(view: &View, token: &str) -> Result<(), LogicalEr
             .iter()
             .map(|key| Write::Delete { key: key.clone() })
             .collect();
-        view.commit(deletes).await?;
+        view.commit_now(deletes).await?;
     }
     Ok(())
 }

@@ -315,7 +315,18 @@ impl ExpirationManager {
                 },
             ])
             .await?;
-        self.schedule_insert(lease.expire_time, &lease.lease_id);
+        // Scheduled once stored: inside a request, when the request's writes commit.
+        let schedule = self.schedule.clone();
+        let (expire_time, lease_id) = (lease.expire_time, lease.lease_id.clone());
+        crate::barrier::write_set::after_commit(move || {
+            if let Some(schedule) = schedule
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .as_mut()
+            {
+                schedule.insert((expire_time, lease_id));
+            }
+        });
         Ok(())
     }
 
@@ -396,8 +407,9 @@ impl RevocationHook for LeaseCleanup {
                 }
                 writes.push(Write::Delete { key: index_key });
             }
+            // Bulk, as the revocation that runs this hook: each batch at once.
             for chunk in writes.chunks(crate::token::store::REVOKE_BATCH_WRITES_MAX) {
-                self.view.commit(chunk.to_vec()).await?;
+                self.view.commit_now(chunk.to_vec()).await?;
             }
             Ok(())
         })

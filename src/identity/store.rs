@@ -149,7 +149,9 @@ impl IdentityStore {
         if let Some(entity) = self.entity_by_lookup(&lookup_key)? {
             return Ok(entity);
         }
-        let _guard = self.create_lock.lock().await;
+        // Kept until the request's writes commit: a second login of the same alias
+        // must find this entity, not make another.
+        let _guard = crate::barrier::write_set::hold(&self.create_lock).await;
         if let Some(entity) = self.entity_by_lookup(&lookup_key)? {
             return Ok(entity);
         }

@@ -117,6 +117,16 @@ impl PolicyStore {
         if name == ROOT_POLICY_NAME {
             return Ok(Some(Arc::new(Policy::root())));
         }
+        // A policy this request changed is read from its write set and never cached:
+        // the cache is shared by every request and must hold committed policies only.
+        if self.view.is_staged(&name) {
+            return match self.view.get_json::<PolicyEntry>(&name)? {
+                None => Ok(None),
+                Some(entry) => Policy::parse_text(&name, &entry.raw)
+                    .map(|policy| Some(Arc::new(policy)))
+                    .map_err(|error| PolicyStoreError::Corrupt { name, error }),
+            };
+        }
         let generation = {
             let cache = self.cache_lock();
             if let Some(policy) = cache.entries.get(&name) {
@@ -163,7 +173,7 @@ impl PolicyStore {
         }
         check_name(&name)?;
         let deleted = self.view.delete(&name).await;
-        self.invalidate(&name);
+        self.invalidate_when_committed(&name);
         deleted?;
         Ok(())
     }
@@ -216,6 +226,22 @@ impl PolicyStore {
         cache.generation += 1;
     }
 
+    /// Forget the cached copy of `name` now and again once the current request's
+    /// writes have committed (a request stages its writes; a read between the two may
+    /// have cached the value being replaced).
+    fn invalidate_when_committed(&self, name: &str) {
+        self.invalidate(name);
+        let cache = self.cache.clone();
+        let name = sanitize_name(name);
+        crate::barrier::write_set::after_commit(move || {
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.entries.remove(&name);
+            cache.generation += 1;
+        });
+    }
+
     /// Forget every cached policy: a node that becomes active cannot know what the
     /// previous active node changed while this one was a standby.
     pub fn invalidate_all(&self) {
@@ -232,7 +258,7 @@ impl PolicyStore {
         };
         // Invalidate even on error: a failed commit may still have been applied.
         let written = self.view.put_json(&name, &entry).await;
-        self.invalidate(&name);
+        self.invalidate_when_committed(&name);
         written?;
         Ok(Arc::new(policy))
     }

@@ -309,7 +309,7 @@ impl Replication {
     async fn store_state(&self, state: &ReplicationState) -> Result<(), LogicalError> {
         let core = self.core()?;
         let bytes = serde_json::to_vec(state).map_err(internal)?;
-        core.barrier().put(REPLICATION_STATE_KEY, bytes).await?;
+        core.barrier().put_now(REPLICATION_STATE_KEY, bytes).await?;
         // Who may dial arca-repl/1 follows the secondaries at once on this node (the
         // others follow through their change feed).
         core.refresh_replication_clients_ca();
@@ -362,7 +362,7 @@ impl Replication {
         )
         .map_err(internal)?;
         core.barrier()
-            .put(
+            .put_now(
                 crate::storage::key_space::REPLICATION_CA_KEY,
                 ca.to_bytes().to_vec(),
             )
@@ -1039,7 +1039,9 @@ impl Replication {
             .await?;
         if activation_key::looks_sealed(token) {
             // The token opened once; the key it was sealed to goes with it.
-            core.barrier().delete(key_space::ACTIVATION_KEY_KEY).await?;
+            core.barrier()
+                .delete_now(key_space::ACTIVATION_KEY_KEY)
+                .await?;
         }
         *lock(&self.stream) = Stream {
             last_start_unix_ms: core.env().clock.unix_millis(),

@@ -24,6 +24,7 @@ use sha2::Sha256;
 use super::entry::{TokenEntry, TokenType};
 use super::format;
 use super::{DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS};
+use crate::barrier::write_set;
 use crate::barrier::{BarrierError, View, Write};
 use crate::env::SharedRng;
 use crate::logical::{Auth, LogicalError};
@@ -166,7 +167,10 @@ struct Inner {
     rng: SharedRng,
     keys: Mutex<Option<Keys>>,
     /// Serializes read-modify-write of entries (use counts, renewals, the tree).
-    write_lock: tokio::sync::Mutex<()>,
+    /// Serializes read-then-write changes (a parent still valid, a use not yet spent).
+    /// Taken through [`write_set::hold`], so inside a request it is kept until the
+    /// request's writes commit.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     hooks: Mutex<Vec<Arc<dyn RevocationHook>>>,
 }
 
@@ -189,7 +193,7 @@ impl TokenStore {
                 view,
                 rng,
                 keys: Mutex::new(None),
-                write_lock: tokio::sync::Mutex::new(()),
+                write_lock: Arc::new(tokio::sync::Mutex::new(())),
                 hooks: Mutex::new(Vec::new()),
             }),
         }
@@ -283,7 +287,7 @@ impl TokenStore {
             last_renewal_time: None,
         };
 
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = write_set::hold(&self.inner.write_lock).await;
         if self.entry_by_salted(&salted_id)?.is_some() {
             return Err(TokenError::Invalid(
                 "cannot create a token with a duplicate ID".to_string(),
@@ -372,7 +376,7 @@ impl TokenStore {
         token: &str,
         now_unix: i64,
     ) -> Result<Option<TokenEntry>, TokenError> {
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = write_set::hold(&self.inner.write_lock).await;
         let Some(mut entry) = self.lookup(token, now_unix)? else {
             return Ok(None);
         };
@@ -429,7 +433,7 @@ impl TokenStore {
         increment: i64,
         now_unix: i64,
     ) -> Result<(TokenEntry, Vec<String>), TokenError> {
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = write_set::hold(&self.inner.write_lock).await;
         let mut entry = self
             .entry_by_salted(salted_id)?
             .filter(|entry| !entry.is_expired(now_unix))
@@ -468,7 +472,7 @@ impl TokenStore {
         &self,
         salted_id: &str,
     ) -> Result<Vec<RevokedToken>, TokenError> {
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = write_set::hold(&self.inner.write_lock).await;
         self.revoke_tree_locked(salted_id).await
     }
 
@@ -503,7 +507,9 @@ impl TokenStore {
                     });
                 }
             }
-            self.inner.view.commit(writes).await?;
+            // Bulk: each batch commits at once (a tree may outgrow one entry), and its
+            // hooks run on what is gone.
+            self.inner.view.commit_now(writes).await?;
             self.run_hooks(&chunk_revoked).await?;
             revoked.extend(chunk_revoked);
         }
@@ -515,7 +521,7 @@ impl TokenStore {
         let Some(salted_id) = self.salted_id_of(token)? else {
             return Ok(Vec::new());
         };
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = write_set::hold(&self.inner.write_lock).await;
         let Some(entry) = self.entry_by_salted(&salted_id)? else {
             return Ok(Vec::new());
         };
@@ -534,10 +540,10 @@ impl TokenStore {
                     key: format!("{PARENT_PREFIX}{salted_id}/{child}"),
                 });
             }
-            self.inner.view.commit(writes).await?;
+            self.inner.view.commit_now(writes).await?;
         }
         let writes = self.deletion_writes(&salted_id, Some(&entry)).await?;
-        self.inner.view.commit(writes).await?;
+        self.inner.view.commit_now(writes).await?;
         let revoked = vec![RevokedToken {
             salted_id,
             accessor: entry.accessor,
@@ -686,15 +692,18 @@ impl TokenStore {
             salt: self.inner.rng.bytes(),
             signing_key: self.inner.rng.bytes(),
         };
+        // At once, not staged with the request: the keys are cached in memory below and
+        // every later token is salted with them.
+        let record = ClusterKeys {
+            salt: STANDARD.encode(keys.salt),
+            signing_key: STANDARD.encode(keys.signing_key),
+        };
         self.inner
             .view
-            .put_json(
-                SALT_KEY,
-                &ClusterKeys {
-                    salt: STANDARD.encode(keys.salt),
-                    signing_key: STANDARD.encode(keys.signing_key),
-                },
-            )
+            .commit_now(vec![Write::Put {
+                key: SALT_KEY.to_string(),
+                value: serde_json::to_vec(&record).expect("records always serialize"),
+            }])
             .await?;
         *self
             .inner

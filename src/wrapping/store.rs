@@ -298,9 +298,12 @@ impl WrappingStore {
         let (key, record) = self.live_record(&keys, &short, now_unix).await?;
         let response: Value = serde_json::from_str(&record.response)
             .map_err(|_| internal("stored wrapped response is not JSON"))?;
-        // The payload leaves only after the delete is committed: a failed delete
-        // leaves the token usable and the caller sees an error, never a second copy.
-        self.view.delete(&key).await?;
+        // The payload leaves only after the delete is committed (at once, under the
+        // lock, not staged with the request): a failed delete leaves the token usable
+        // and the caller sees an error, never a second copy.
+        self.view
+            .commit_now(vec![Write::Delete { key: key.clone() }])
+            .await?;
         Ok(response)
     }
 
@@ -337,8 +340,10 @@ impl WrappingStore {
             response: old.response.clone(),
         };
         let value = serde_json::to_vec(&record).map_err(|_| internal("record encoding"))?;
+        // At once, under the lock, as unwrap deletes: the old token is spent before the
+        // new one is handed out.
         self.view
-            .commit(vec![
+            .commit_now(vec![
                 Write::Put {
                     key: record_key(&token_hmac),
                     value,
@@ -373,7 +378,7 @@ impl WrappingStore {
                 .iter()
                 .map(|key| Write::Delete { key: key.clone() })
                 .collect();
-            self.view.commit(writes).await?;
+            self.view.commit_now(writes).await?;
         }
         Ok(removed)
     }
@@ -416,8 +421,11 @@ impl WrappingStore {
         }
         if record.is_expired(now_unix) {
             // An expired token can never be used again: drop its payload now rather
-            // than waiting for tidy.
-            self.view.delete(&key).await?;
+            // than waiting for tidy (at once: the request fails, and a failed request's
+            // staged writes are dropped).
+            self.view
+                .commit_now(vec![Write::Delete { key: key.clone() }])
+                .await?;
             return Err(invalid());
         }
         Ok((key, record))
@@ -429,7 +437,14 @@ impl WrappingStore {
             Some(bytes) => Zeroizing::new(bytes),
             None => {
                 let bytes = Zeroizing::new(self.generate_keys());
-                self.view.put(JWT_KEY_KEY, bytes.to_vec()).await?;
+                // At once: the key is cached in memory and every later token is
+                // signed with it.
+                self.view
+                    .commit_now(vec![Write::Put {
+                        key: JWT_KEY_KEY.to_string(),
+                        value: bytes.to_vec(),
+                    }])
+                    .await?;
                 bytes
             }
         };
