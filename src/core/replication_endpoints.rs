@@ -291,7 +291,8 @@ impl LogicalCore {
                     .map_err(|error| LogicalError::BadRequest(error.to_string()))?,
             ),
         };
-        let bundle = replication.issue_secondary(id).await?;
+        let first_contact_by = recipient.is_some().then_some(request.now_unix + ttl);
+        let bundle = replication.issue_secondary(id, first_contact_by).await?;
         let core = self.core()?;
         if let Some(recipient) = recipient {
             // Public-key activation: the bundle itself, sealed to the secondary, with

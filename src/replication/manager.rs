@@ -26,8 +26,8 @@ use super::protocol::{
 };
 use super::secondary;
 use super::state::{
-    Mode, PathsFilter, Predecessor, PrimaryState, REPLICATION_STATE_KEY, ReplicationState,
-    SECONDARIES_MAX, SecondaryRecord, SecondaryState, Superseded, filterable,
+    FirstContact, Mode, PathsFilter, Predecessor, PrimaryState, REPLICATION_STATE_KEY,
+    ReplicationState, SECONDARIES_MAX, SecondaryRecord, SecondaryState, Superseded, filterable,
 };
 use crate::channel::frame::{decode_body, encode_body};
 use crate::channel::{ChannelClient, Lane, Protocol, ProtocolHandler, Trust};
@@ -478,13 +478,19 @@ impl Replication {
         }
         let (secret, public) = activation_key::generate(&core.env().rng);
         core.barrier()
-            .put(key_space::ACTIVATION_KEY_KEY, secret.to_vec())
+            .put_now(key_space::ACTIVATION_KEY_KEY, secret.to_vec())
             .await?;
         Ok(public)
     }
 
     /// Record secondary `id` and build the bundle its activation token wraps.
-    pub async fn issue_secondary(&self, id: &str) -> Result<Value, LogicalError> {
+    /// `first_contact_by`: for a token sealed to the secondary's public key, the unix
+    /// second (this cluster's clock) by which the secondary must first connect.
+    pub async fn issue_secondary(
+        &self,
+        id: &str,
+        first_contact_by: Option<i64>,
+    ) -> Result<Value, LogicalError> {
         super::state::check_secondary_id(id)?;
         let _guard = self.state_lock.lock().await;
         let core = self.core()?;
@@ -557,11 +563,29 @@ impl Replication {
                 filter: None,
                 filter_generation: 0,
                 certificate_sha256,
+                first_contact_by: first_contact_by.unwrap_or(0),
             },
         );
         self.store_state(&ReplicationState::Primary(primary))
             .await?;
         serde_json::to_value(&bundle).map_err(internal)
+    }
+
+    /// A secondary activated with a public-key token connected in time: its deadline is
+    /// met for good.
+    async fn first_contact_made(&self, id: &str) -> Result<(), LogicalError> {
+        let _guard = self.state_lock.lock().await;
+        let ReplicationState::Primary(mut primary) = self.load_state()? else {
+            return Ok(());
+        };
+        let Some(record) = primary.secondaries.get_mut(id) else {
+            return Ok(());
+        };
+        if record.first_contact_by == 0 {
+            return Ok(());
+        }
+        record.first_contact_by = 0;
+        self.store_state(&ReplicationState::Primary(primary)).await
     }
 
     pub async fn revoke_secondary(&self, id: &str) -> Result<(), LogicalError> {
@@ -1319,6 +1343,23 @@ impl Replication {
         };
         if !request.verify(&key) {
             return refused("request signature does not verify");
+        }
+        // A public-key activation's token expires by this cluster's clock: the secondary
+        // opened it with its own clock, which may be wrong (or wound back).
+        match record.first_contact(core.env().clock.unix_seconds()) {
+            FirstContact::Known => {}
+            FirstContact::Late => {
+                return refused(
+                    "this secondary's activation token expired (by the primary's clock) before \
+                     it first connected; revoke it and issue a new token",
+                );
+            }
+            FirstContact::InTime => {
+                if let Err(error) = self.first_contact_made(&request.secondary_id).await {
+                    tracing::warn!(%error, secondary = %request.secondary_id,
+                        "could not record a secondary's first contact; checked again next time");
+                }
+            }
         }
         // A peer that has seen a newer epoch than this primary's own proves that a
         // promotion happened: stand down before serving anything.

@@ -155,6 +155,33 @@ pub struct SecondaryRecord {
     /// certificate this cluster's `arca-repl/1` accepts for it.
     #[serde(default)]
     pub certificate_sha256: String,
+    /// For a token sealed to the secondary's public key (which the secondary opens on
+    /// its own, without calling this cluster): the unix second by which it must first
+    /// connect, judged by this cluster's clock, not the secondary's. 0 once it has (and
+    /// for a wrapped token, whose expiry this cluster checked when it was unwrapped).
+    #[serde(default)]
+    pub first_contact_by: i64,
+}
+
+/// What a signed request from a secondary means for its activation deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstContact {
+    /// No deadline is pending: it connected before, or was activated by unwrapping.
+    Known,
+    /// Its first contact, in time: the deadline is met for good.
+    InTime,
+    /// Its first contact, after its token expired by this cluster's clock.
+    Late,
+}
+
+impl SecondaryRecord {
+    pub fn first_contact(&self, now_unix: i64) -> FirstContact {
+        match self.first_contact_by {
+            0 => FirstContact::Known,
+            by if now_unix <= by => FirstContact::InTime,
+            _ => FirstContact::Late,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +392,29 @@ mod tests {
         assert!(!allow.allows("b/"));
         assert!(PathsFilter::parse(Some("maybe"), vec![]).is_err());
         assert!(PathsFilter::parse(None, vec!["".into()]).is_err());
+    }
+
+    #[test]
+    fn a_public_key_activation_must_first_connect_by_the_primarys_deadline() {
+        let mut record = SecondaryRecord {
+            id: "s".into(),
+            auth_key_hex: String::new(),
+            filter: None,
+            filter_generation: 0,
+            certificate_sha256: String::new(),
+            first_contact_by: 1_000,
+        };
+        assert_eq!(record.first_contact(999), FirstContact::InTime);
+        assert_eq!(record.first_contact(1_000), FirstContact::InTime);
+        assert_eq!(record.first_contact(1_001), FirstContact::Late);
+        record.first_contact_by = 0;
+        assert_eq!(record.first_contact(i64::MAX), FirstContact::Known);
+        // A record stored before the deadline existed has none pending.
+        let old: SecondaryRecord = serde_json::from_value(serde_json::json!({
+            "id": "s", "auth_key_hex": "", "filter": null, "filter_generation": 0
+        }))
+        .unwrap();
+        assert_eq!(old.first_contact(i64::MAX), FirstContact::Known);
     }
 
     #[test]
