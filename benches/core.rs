@@ -459,6 +459,17 @@ fn key_space(criterion: &mut Criterion) {
         bencher.iter(|| black_box(&merkle).clone())
     });
     group.sample_size(10);
+    // What a node pays at start for the index it does not persist: one pass over
+    // 100,000 replicated keys.
+    group.bench_function("merkle_rebuild_100k", |bencher| {
+        bencher.iter(|| {
+            arca::replication::merkle::MerkleIndex::from_entries(
+                keys.iter()
+                    .map(|key| (key.as_str(), mount.clone(), &value[..])),
+            )
+            .root()
+        })
+    });
     group.bench_function("snapshot_encode_100k", |bencher| {
         bencher.iter(|| full.encode_snapshot().unwrap().len())
     });
