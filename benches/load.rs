@@ -9,7 +9,19 @@
 //! performance replication instead: the lag from the primary's acknowledgement of a
 //! write to the secondary's stream reaching it, at W writes/s (default 1000), and the
 //! time to bootstrap a secondary from a primary holding N secrets (default 100000). etcd is found as `etcd` on PATH or `$ETCD_BIN`; without it the
-//! etcd rows are skipped. Every request loop is bounded in count and in time; every
+//! etcd rows are skipped.
+//!
+//! Issue 11's additions: `--ceiling` (a bare hyper server in this process answering
+//! Arca's KV v2 read body, measured beside Arca's reads), `--preload N` (the single
+//! node's points again with N more secrets stored), `--restart` (with `--preload`: a
+//! node holding them restarted until it serves a read after unseal), `--compare`
+//! (Arca/etcd ratios of the same run), `--stages` (per-stage write timings from
+//! `sys/metrics`, with `ARCA_STAGE_TIMINGS=1` on the servers). Three-node Arca also
+//! measures reads with the clients spread over every node, and every deployment's
+//! server RSS is printed after the load and after the points. `--snapshot
+//! [--snapshot-keys N]` measures issue 6's benchmark instead: read p99 on a node
+//! holding N secrets while it builds snapshots, against the same setup never
+//! snapshotting. Every request loop is bounded in count and in time; every
 //! process started here is killed when the run ends.
 
 // Bench harness: real processes, files and clocks, outside the simulated world.
@@ -41,6 +53,8 @@ const FSYNC_PROBE_COUNT: usize = 500;
 enum System {
     Arca,
     Etcd,
+    /// A bare hyper server answering Arca's read body (`--ceiling`).
+    Ceiling,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,6 +63,8 @@ enum Operation {
     Get,
     /// etcd only: a serializable range (served locally, no read index round).
     GetSerializable,
+    /// A read, with the clients spread over every node (client i on node i mod n).
+    GetAllNodes,
 }
 
 impl Operation {
@@ -57,6 +73,7 @@ impl Operation {
             Operation::Put => "write",
             Operation::Get => "read",
             Operation::GetSerializable => "read (serializable)",
+            Operation::GetAllNodes => "read (all nodes)",
         }
     }
 }
@@ -68,6 +85,13 @@ struct Options {
     replication: bool,
     rate: u64,
     bootstrap_keys: usize,
+    ceiling: bool,
+    preload: Option<usize>,
+    restart: bool,
+    compare: bool,
+    stages: bool,
+    snapshot: bool,
+    snapshot_keys: usize,
 }
 
 fn parse_options() -> Options {
@@ -78,6 +102,13 @@ fn parse_options() -> Options {
         replication: false,
         rate: 1000,
         bootstrap_keys: 100_000,
+        ceiling: false,
+        preload: None,
+        restart: false,
+        compare: false,
+        stages: false,
+        snapshot: false,
+        snapshot_keys: 100_000,
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -106,6 +137,19 @@ fn parse_options() -> Options {
                 index += 1;
             }
             "--replication" => options.replication = true,
+            "--ceiling" => options.ceiling = true,
+            "--restart" => options.restart = true,
+            "--compare" => options.compare = true,
+            "--stages" => options.stages = true,
+            "--snapshot" => options.snapshot = true,
+            "--preload" => {
+                options.preload = Some(value.expect("--preload N").parse().expect("a count"));
+                index += 1;
+            }
+            "--snapshot-keys" => {
+                options.snapshot_keys = value.expect("--snapshot-keys N").parse().expect("a count");
+                index += 1;
+            }
             "--rate" => {
                 options.rate = value.expect("--rate W").parse().expect("writes per second");
                 index += 1;
@@ -137,6 +181,15 @@ struct Process {
 }
 
 impl Process {
+    /// Resident memory (`VmRSS` in `/proc/PID/status`) in MiB; `None` off Linux or
+    /// once it has exited.
+    fn rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
     /// CPU time this process has used so far (user + system), from `/proc/PID/stat`;
     /// `None` off Linux or once it has exited.
     fn cpu_time(&self) -> Option<Duration> {
@@ -174,13 +227,37 @@ impl Drop for Process {
     }
 }
 
+/// How a server process was started, to start it again (`--restart`).
+#[derive(Clone)]
+struct Launch {
+    program: PathBuf,
+    arguments: Vec<String>,
+    log_path: PathBuf,
+    variables: Vec<(&'static str, &'static str)>,
+}
+
+impl Launch {
+    fn spawn(&self) -> Process {
+        spawn(
+            &self.program,
+            &self.arguments,
+            &self.log_path,
+            &self.variables,
+        )
+    }
+}
+
 fn spawn(
     program: &Path,
     arguments: &[String],
     log_path: &Path,
     variables: &[(&str, &str)],
 ) -> Process {
-    let log = std::fs::File::create(log_path).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
     let mut command = Command::new(program);
     command
         .args(arguments)
@@ -201,8 +278,13 @@ struct Deployment {
     system: System,
     nodes_count: usize,
     target: String,
+    /// Every node's client address (the target among them).
+    addresses: Vec<String>,
     token: String,
-    processes: Vec<Process>,
+    /// Arca's unseal key (one share), for a restart.
+    unseal_key: String,
+    processes: std::sync::Mutex<Vec<Process>>,
+    launches: Vec<Launch>,
     _data: tempfile::TempDir,
 }
 
@@ -211,8 +293,36 @@ impl Deployment {
     /// throughput, CPU per request barely moves with the neighbours' load on a shared box,
     /// so it is the figure to compare two builds by.
     fn cpu_time(&self) -> Option<Duration> {
-        self.processes.iter().map(Process::cpu_time).sum()
+        self.processes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Process::cpu_time)
+            .sum()
     }
+
+    /// Every server process's RSS, e.g. `41 MiB, 39 MiB, 40 MiB`.
+    fn rss_text(&self) -> String {
+        self.processes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|process| match process.rss_mib() {
+                Some(mib) => format!("{mib:.0} MiB"),
+                None => "n/a".to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What a deployment of Arca is started with, beyond the defaults.
+#[derive(Default, Clone)]
+struct ArcaSettings {
+    /// Extra lines in the `storage "raft"` block (e.g. `snapshot_threshold = 2000`).
+    storage_extra: String,
+    /// `ARCA_STAGE_TIMINGS=1` in the servers' environment.
+    stages: bool,
 }
 
 fn client() -> reqwest::Client {
@@ -264,6 +374,10 @@ async fn send(
 }
 
 async fn start_arca(nodes_count: usize) -> Deployment {
+    start_arca_with(nodes_count, &ArcaSettings::default()).await
+}
+
+async fn start_arca_with(nodes_count: usize, settings: &ArcaSettings) -> Deployment {
     let data = tempfile::tempdir().unwrap();
     let ports: Vec<(u16, u16)> = (0..nodes_count)
         .map(|_| (free_port(), free_port()))
@@ -273,6 +387,7 @@ async fn start_arca(nodes_count: usize) -> Deployment {
         .map(|(api, _)| format!("http://127.0.0.1:{api}"))
         .collect();
     let mut processes = Vec::new();
+    let mut launches = Vec::new();
     for (index, (api_port, cluster_port)) in ports.iter().enumerate() {
         let name = format!("node{}", index + 1);
         let directory = data.path().join(&name);
@@ -286,8 +401,9 @@ async fn start_arca(nodes_count: usize) -> Deployment {
             })
             .collect();
         let config = format!(
-            "listener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{joins}}}\napi_addr = \"http://127.0.0.1:{api_port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
-            directory.join("raft").display()
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{}\n{joins}}}\napi_addr = \"http://127.0.0.1:{api_port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
+            directory.join("raft").display(),
+            settings.storage_extra,
         );
         let config_path = directory.join("server.hcl");
         std::fs::write(&config_path, config).unwrap();
@@ -296,15 +412,21 @@ async fn start_arca(nodes_count: usize) -> Deployment {
         let arca_bin = std::env::var_os("ARCA_BIN")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_BIN_EXE_arca")).to_path_buf());
-        processes.push(spawn(
-            &arca_bin,
-            &[
+        let mut variables = vec![("ARCA_LOG", "warn")];
+        if settings.stages {
+            variables.push(("ARCA_STAGE_TIMINGS", "1"));
+        }
+        let launch = Launch {
+            program: arca_bin,
+            arguments: vec![
                 "server".into(),
                 format!("-config={}", config_path.display()),
             ],
-            &directory.join("server.log"),
-            &[("ARCA_LOG", "warn")],
-        ));
+            log_path: directory.join("server.log"),
+            variables,
+        };
+        processes.push(launch.spawn());
+        launches.push(launch);
     }
     let http = client();
     for address in &addresses {
@@ -403,8 +525,11 @@ async fn start_arca(nodes_count: usize) -> Deployment {
         system: System::Arca,
         nodes_count,
         target,
+        addresses,
         token,
-        processes,
+        unseal_key,
+        processes: std::sync::Mutex::new(processes),
+        launches,
         _data: data,
     }
 }
@@ -482,8 +607,11 @@ async fn start_etcd(binary: &Path, nodes_count: usize) -> Deployment {
         system: System::Etcd,
         nodes_count,
         target: target.expect("one member is the leader"),
+        addresses,
         token: String::new(),
-        processes,
+        unseal_key: String::new(),
+        processes: std::sync::Mutex::new(processes),
+        launches: Vec::new(),
         _data: data,
     }
 }
@@ -492,11 +620,11 @@ async fn start_etcd(binary: &Path, nodes_count: usize) -> Deployment {
 async fn request(
     http: &reqwest::Client,
     deployment: &Deployment,
+    target: &str,
     operation: Operation,
     key: usize,
     value: &str,
 ) -> bool {
-    let target = &deployment.target;
     let base64 = base64::engine::general_purpose::STANDARD;
     let response = match (deployment.system, operation) {
         (System::Arca, Operation::Put) => {
@@ -525,7 +653,12 @@ async fn request(
                 .send()
                 .await
         }
-        (System::Etcd, Operation::GetSerializable) => {
+        (System::Ceiling, _) => {
+            http.get(format!("{target}/v1/kv/data/key-{key}"))
+                .send()
+                .await
+        }
+        (System::Etcd, Operation::GetSerializable | Operation::GetAllNodes) => {
             http.post(format!("{target}/v3/kv/range"))
                 .json(&json!({"key": base64.encode(format!("key-{key}")), "serializable": true}))
                 .send()
@@ -572,13 +705,18 @@ async fn run_point(
             let value = "v".repeat(VALUE_BYTES);
             let mut latencies_us = Vec::new();
             let mut errors = 0;
+            let target = if operation == Operation::GetAllNodes {
+                deployment.addresses[client_number % deployment.addresses.len()].clone()
+            } else {
+                deployment.target.clone()
+            };
             for sequence in 0..REQUESTS_PER_CLIENT_MAX {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
                 let key = (client_number * 7919 + sequence) % KEYS_COUNT;
-                if request(&http, &deployment, operation, key, &value).await {
+                if request(&http, &deployment, &target, operation, key, &value).await {
                     latencies_us.push(now.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 } else {
                     errors += 1;
@@ -623,7 +761,15 @@ async fn preload(deployment: &std::sync::Arc<Deployment>) {
             let value = "v".repeat(VALUE_BYTES);
             for key in (writer..KEYS_COUNT).step_by(writers) {
                 assert!(
-                    request(&http, &deployment, Operation::Put, key, &value).await,
+                    request(
+                        &http,
+                        &deployment,
+                        &deployment.target,
+                        Operation::Put,
+                        key,
+                        &value
+                    )
+                    .await,
                     "preload write of key-{key} failed"
                 );
             }
@@ -662,6 +808,309 @@ fn fsync_probe(preallocated: bool) -> (f64, f64) {
     )
 }
 
+/// One printed row, kept for `--compare` and the `--preload` ratios.
+#[derive(Clone)]
+struct Row {
+    system: System,
+    nodes: usize,
+    operation: Operation,
+    clients: usize,
+    label: &'static str,
+    requests_per_second: f64,
+    p99_ms: f64,
+}
+
+/// Run one point and print its row (`label` marks a variant, e.g. the preloaded node).
+fn measure_point(
+    runtime: &tokio::runtime::Runtime,
+    deployment: &std::sync::Arc<Deployment>,
+    operation: Operation,
+    clients: usize,
+    seconds: u64,
+    label: &'static str,
+) -> Row {
+    let cpu_before = deployment.cpu_time();
+    let result = runtime.block_on(run_point(
+        deployment,
+        operation,
+        clients,
+        Duration::from_secs(seconds),
+    ));
+    let cpu_per_request_us = match (cpu_before, deployment.cpu_time()) {
+        (Some(before), Some(after)) if result.requests > 0 => format!(
+            "{:.0}",
+            (after - before).as_secs_f64() * 1e6 / result.requests as f64
+        ),
+        _ => "n/a".to_string(),
+    };
+    let row = Row {
+        system: deployment.system,
+        nodes: deployment.nodes_count,
+        operation,
+        clients,
+        label,
+        requests_per_second: result.requests as f64 / result.elapsed.as_secs_f64(),
+        p99_ms: percentile_ms(&result.latencies_us, 0.99),
+    };
+    println!(
+        "| {:?}{} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        deployment.system,
+        label,
+        deployment.nodes_count,
+        operation.name(),
+        clients,
+        result.requests,
+        result.errors,
+        row.requests_per_second,
+        percentile_ms(&result.latencies_us, 0.50),
+        row.p99_ms,
+        cpu_per_request_us,
+    );
+    row
+}
+
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+            format!("load average {}", fields.join(", "))
+        })
+        .unwrap_or_else(|_| "load average n/a".into())
+}
+
+/// Store `keys` more secrets of [`VALUE_BYTES`] (`fill/N`) with 64 concurrent writers;
+/// panics if any write is not answered 2xx.
+async fn fill(deployment: &std::sync::Arc<Deployment>, keys: usize) -> Duration {
+    let started = Instant::now();
+    let writers = 64;
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let deployment = deployment.clone();
+        let failures = failures.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = client();
+            let value = "v".repeat(VALUE_BYTES);
+            for key in (writer..keys).step_by(writers) {
+                let ok = send(
+                    &http,
+                    reqwest::Method::PUT,
+                    format!("{}/v1/kv/data/fill/{key}", deployment.target),
+                    Some(&deployment.token),
+                    Some(&json!({ "data": { "value": value } })),
+                )
+                .await
+                .is_some_and(|(status, _)| (200..300).contains(&status));
+                if !ok {
+                    failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let failures = failures.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(failures, 0, "{failures} of {keys} fill writes failed");
+    started.elapsed()
+}
+
+/// A bare hyper HTTP/1 server on its own two-thread runtime answering every request with
+/// `body` (Arca's read body) and the headers Arca sends: the ceiling for reads.
+fn start_ceiling(body: bytes::Bytes) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                stream.set_nodelay(true).ok();
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        let body = body.clone();
+                        async move {
+                            let mut response =
+                                hyper::Response::new(http_body_util::Full::new(body));
+                            let headers = response.headers_mut();
+                            headers.insert("cache-control", "no-store".parse().unwrap());
+                            headers.insert("content-type", "application/json".parse().unwrap());
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    address
+}
+
+/// The ceiling as a deployment (no processes; the server lives in this process).
+fn ceiling_deployment(address: String) -> Deployment {
+    Deployment {
+        system: System::Ceiling,
+        nodes_count: 1,
+        target: address.clone(),
+        addresses: vec![address],
+        token: String::new(),
+        unseal_key: String::new(),
+        processes: std::sync::Mutex::new(Vec::new()),
+        launches: Vec::new(),
+        _data: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// The stage series (`arca_stage_*`) and the related Vault series of a node's
+/// Prometheus metrics: name → (count, sum ms, p50, p99).
+async fn stage_series(deployment: &Deployment, address: &str) -> Vec<(String, [f64; 4])> {
+    let http = client();
+    let Ok(response) = http
+        .get(format!("{address}/v1/sys/metrics?format=prometheus"))
+        .header("X-Vault-Token", &deployment.token)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    let wanted = |name: &str| {
+        name.starts_with("arca_stage_")
+            || [
+                "vault_core_handle_request",
+                "vault_raft_commitTime",
+                "vault_raft_storage_fsync",
+                "vault_barrier_put",
+                "vault_barrier_get",
+            ]
+            .contains(&name)
+    };
+    let mut series: std::collections::BTreeMap<String, [f64; 4]> = Default::default();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((left, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, slot) = if let Some(name) = left.strip_suffix("_count") {
+            (name.to_string(), 0)
+        } else if let Some(name) = left.strip_suffix("_sum") {
+            (name.to_string(), 1)
+        } else if let Some(name) = left.strip_suffix("{quantile=\"0.5\"}") {
+            (name.to_string(), 2)
+        } else if let Some(name) = left.strip_suffix("{quantile=\"0.99\"}") {
+            (name.to_string(), 3)
+        } else {
+            continue;
+        };
+        if wanted(&name) {
+            series.entry(name).or_insert([f64::NAN; 4])[slot] = value;
+        }
+    }
+    series.into_iter().collect()
+}
+
+/// Print the stages recorded during a point: the difference of counts and sums (so the
+/// mean is the point's), and the quantiles of the last observations at its end.
+fn print_stages(
+    title: &str,
+    requests: f64,
+    before: &[(String, [f64; 4])],
+    after: &[(String, [f64; 4])],
+) {
+    println!(
+        "\nstages on {title} (count and mean of this point; p50/p99 over each series' last 2048 observations):\n"
+    );
+    println!("| stage | count | per request | mean ms | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, [count, sum, p50, p99]) in after {
+        let (count_before, sum_before) = before
+            .iter()
+            .find(|(other, _)| other == name)
+            .map_or((0.0, 0.0), |(_, values)| (values[0], values[1]));
+        let count = count - count_before;
+        if count <= 0.0 {
+            continue;
+        }
+        println!(
+            "| {name} | {count:.0} | {:.2} | {:.3} | {p50:.3} | {p99:.3} |",
+            count / requests.max(1.0),
+            (sum - sum_before) / count,
+        );
+    }
+    println!();
+}
+
+/// Kill node 1 of `deployment` and start it again; the time until it answers, until it
+/// is unsealed, and until it serves a read of `key-0`.
+async fn restart_first_node(deployment: &Deployment) -> (Duration, Duration, Duration) {
+    let http = client();
+    let address = deployment.addresses[0].clone();
+    {
+        let mut processes = deployment.processes.lock().unwrap();
+        // Killed (SIGKILL) and reaped before the new one starts, which takes its port.
+        drop(processes.remove(0));
+        processes.insert(0, deployment.launches[0].spawn());
+    }
+    let started = Instant::now();
+    eventually("arca answers after restart", || {
+        send(
+            &http,
+            reqwest::Method::GET,
+            format!("{address}/v1/sys/seal-status"),
+            None,
+            None,
+        )
+    })
+    .await;
+    let answering = started.elapsed();
+    eventually("arca unseals after restart", || {
+        let (http, address) = (&http, &address);
+        async move {
+            let (status, body) = send(
+                http,
+                reqwest::Method::PUT,
+                format!("{address}/v1/sys/unseal"),
+                None,
+                Some(&json!({"key": deployment.unseal_key})),
+            )
+            .await?;
+            (status == 200 && body["sealed"] == Value::Bool(false)).then_some(())
+        }
+    })
+    .await;
+    let unsealed = started.elapsed();
+    loop {
+        let ok = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{address}/v1/kv/data/key-0"),
+            Some(&deployment.token),
+            None,
+        )
+        .await
+        .is_some_and(|(status, _)| status == 200);
+        if ok {
+            break;
+        }
+        assert!(started.elapsed() < STARTUP_TIMEOUT, "no read after restart");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (answering, unsealed, started.elapsed())
+}
+
 fn main() {
     let options = parse_options();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -674,6 +1123,10 @@ fn main() {
         runtime.block_on(replication::run(&options));
         return;
     }
+    if options.snapshot {
+        snapshot::run(&runtime, &options);
+        return;
+    }
     for (preallocated, shape) in [
         (false, "appends growing the file"),
         (true, "overwrites in a preallocated file"),
@@ -684,23 +1137,36 @@ fn main() {
         );
     }
     println!(
-        "{} s per point, {VALUE_BYTES} B values, {KEYS_COUNT} keys, one HTTP/1 connection per client, load sent to the leader\n",
-        options.seconds
+        "{} s per point, {VALUE_BYTES} B values, {KEYS_COUNT} keys, one HTTP/1 connection per client, load sent to the leader; {}\n",
+        options.seconds,
+        uptime()
     );
     println!(
         "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req |"
     );
     println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     let etcd = etcd_binary();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     for system in &options.systems {
         for nodes_count in [1, 3] {
             let deployment = runtime.block_on(async {
                 match system {
-                    System::Arca => Some(start_arca(nodes_count).await),
+                    System::Arca => Some(
+                        start_arca_with(
+                            nodes_count,
+                            &ArcaSettings {
+                                stages: options.stages,
+                                ..Default::default()
+                            },
+                        )
+                        .await,
+                    ),
                     System::Etcd => match &etcd {
                         Some(binary) => Some(start_etcd(binary, nodes_count).await),
                         None => None,
                     },
+                    System::Ceiling => None,
                 }
             });
             let Some(deployment) = deployment else {
@@ -711,42 +1177,418 @@ fn main() {
             };
             let deployment = std::sync::Arc::new(deployment);
             runtime.block_on(preload(&deployment));
-            let operations: &[Operation] = match system {
-                System::Arca => &[Operation::Put, Operation::Get],
-                System::Etcd => &[Operation::Put, Operation::Get, Operation::GetSerializable],
+            notes.push(format!(
+                "{:?} {} node(s): RSS after loading {KEYS_COUNT} keys: {} ({})",
+                deployment.system,
+                nodes_count,
+                deployment.rss_text(),
+                uptime()
+            ));
+            let ceiling =
+                (options.ceiling && *system == System::Arca && nodes_count == 1).then(|| {
+                    let body = runtime.block_on(async {
+                        let response = client()
+                            .get(format!("{}/v1/kv/data/key-0", deployment.target))
+                            .header("X-Vault-Token", &deployment.token)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(response.status().as_u16(), 200);
+                        response.bytes().await.unwrap()
+                    });
+                    notes.push(format!(
+                        "ceiling: a bare hyper server answering Arca's {} B read body",
+                        body.len()
+                    ));
+                    std::sync::Arc::new(ceiling_deployment(start_ceiling(body)))
+                });
+            let operations: &[Operation] = match (system, nodes_count) {
+                (System::Arca, 1) => &[Operation::Put, Operation::Get],
+                (System::Arca, _) => &[Operation::Put, Operation::Get, Operation::GetAllNodes],
+                _ => &[Operation::Put, Operation::Get, Operation::GetSerializable],
             };
             for &clients in &options.clients {
                 for &operation in operations {
-                    let cpu_before = deployment.cpu_time();
-                    let result = runtime.block_on(run_point(
+                    let stages_before = (options.stages
+                        && *system == System::Arca
+                        && operation == Operation::Put)
+                        .then(|| runtime.block_on(stage_series(&deployment, &deployment.target)));
+                    let row = measure_point(
+                        &runtime,
                         &deployment,
                         operation,
                         clients,
-                        Duration::from_secs(options.seconds),
-                    ));
-                    let cpu_per_request_us = match (cpu_before, deployment.cpu_time()) {
-                        (Some(before), Some(after)) if result.requests > 0 => format!(
-                            "{:.0}",
-                            (after - before).as_secs_f64() * 1e6 / result.requests as f64
-                        ),
-                        _ => "n/a".to_string(),
-                    };
-                    println!(
-                        "| {:?} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
-                        deployment.system,
-                        deployment.nodes_count,
-                        operation.name(),
-                        clients,
-                        result.requests,
-                        result.errors,
-                        result.requests as f64 / result.elapsed.as_secs_f64(),
-                        percentile_ms(&result.latencies_us, 0.50),
-                        percentile_ms(&result.latencies_us, 0.99),
-                        cpu_per_request_us,
+                        options.seconds,
+                        "",
                     );
+                    if let Some(before) = stages_before {
+                        let after = runtime.block_on(stage_series(&deployment, &deployment.target));
+                        print_stages(
+                            &format!(
+                                "the leader, {nodes_count} node(s), {clients} writing clients ({})",
+                                uptime()
+                            ),
+                            row.requests_per_second * options.seconds as f64,
+                            &before,
+                            &after,
+                        );
+                    }
+                    rows.push(row);
+                    if let (Some(ceiling), Operation::Get) = (&ceiling, operation) {
+                        rows.push(measure_point(
+                            &runtime,
+                            ceiling,
+                            Operation::Get,
+                            clients,
+                            options.seconds,
+                            "",
+                        ));
+                    }
+                }
+            }
+            notes.push(format!(
+                "{:?} {} node(s): RSS after the points: {} ({})",
+                deployment.system,
+                nodes_count,
+                deployment.rss_text(),
+                uptime()
+            ));
+            if let (Some(keys), System::Arca, 1) = (options.preload, system, nodes_count) {
+                let took = runtime.block_on(fill(&deployment, keys));
+                notes.push(format!(
+                    "Arca 1 node: stored {keys} more secrets in {:.1} s ({:.0}/s, 64 writers); RSS after: {} ({})",
+                    took.as_secs_f64(),
+                    keys as f64 / took.as_secs_f64(),
+                    deployment.rss_text(),
+                    uptime()
+                ));
+                for &clients in &options.clients {
+                    for &operation in operations {
+                        let stages_before =
+                            (options.stages && operation == Operation::Put).then(|| {
+                                runtime.block_on(stage_series(&deployment, &deployment.target))
+                            });
+                        let row = measure_point(
+                            &runtime,
+                            &deployment,
+                            operation,
+                            clients,
+                            options.seconds,
+                            " (preloaded)",
+                        );
+                        if let Some(before) = stages_before {
+                            let after =
+                                runtime.block_on(stage_series(&deployment, &deployment.target));
+                            print_stages(
+                                &format!(
+                                    "the node holding {keys} more secrets, {clients} writing clients ({})",
+                                    uptime()
+                                ),
+                                row.requests_per_second * options.seconds as f64,
+                                &before,
+                                &after,
+                            );
+                        }
+                        rows.push(row);
+                    }
+                }
+                notes.push(format!(
+                    "Arca 1 node with {keys} more secrets: RSS after the points: {} ({})",
+                    deployment.rss_text(),
+                    uptime()
+                ));
+                if options.restart {
+                    let (answering, unsealed, reading) =
+                        runtime.block_on(restart_first_node(&deployment));
+                    notes.push(format!(
+                        "restart of the node holding {} secrets: answers after {:.2} s, unsealed after {:.2} s, first read 200 after {:.2} s (from spawn); RSS after: {} ({})",
+                        keys + KEYS_COUNT,
+                        answering.as_secs_f64(),
+                        unsealed.as_secs_f64(),
+                        reading.as_secs_f64(),
+                        deployment.rss_text(),
+                        uptime()
+                    ));
                 }
             }
         }
+    }
+    println!();
+    for note in &notes {
+        println!("- {note}");
+    }
+    print_ratios(&rows, &options);
+}
+
+/// The ratios the issue's targets are stated in, from this run's rows.
+fn print_ratios(rows: &[Row], options: &Options) {
+    let find = |system: System, nodes: usize, operation: Operation, clients: usize, label: &str| {
+        rows.iter().find(|row| {
+            row.system == system
+                && row.nodes == nodes
+                && row.operation == operation
+                && row.clients == clients
+                && row.label == label
+        })
+    };
+    println!();
+    for &clients in &options.clients {
+        if let (Some(arca), Some(ceiling)) = (
+            find(System::Arca, 1, Operation::Get, clients, ""),
+            find(System::Ceiling, 1, Operation::Get, clients, ""),
+        ) {
+            println!(
+                "- reads, 1 node, {clients} clients: Arca / bare hyper ceiling = {:.0} / {:.0} = {:.2}",
+                arca.requests_per_second,
+                ceiling.requests_per_second,
+                arca.requests_per_second / ceiling.requests_per_second
+            );
+        }
+        if let (Some(one), Some(all)) = (
+            find(System::Arca, 1, Operation::Get, clients, ""),
+            find(System::Arca, 3, Operation::GetAllNodes, clients, ""),
+        ) {
+            println!(
+                "- reads, {clients} clients: 3 nodes with clients on every node / 1 node = {:.0} / {:.0} = {:.2}",
+                all.requests_per_second,
+                one.requests_per_second,
+                all.requests_per_second / one.requests_per_second
+            );
+        }
+        for operation in [Operation::Put, Operation::Get] {
+            if let (Some(empty), Some(loaded)) = (
+                find(System::Arca, 1, operation, clients, ""),
+                find(System::Arca, 1, operation, clients, " (preloaded)"),
+            ) {
+                println!(
+                    "- {}s, 1 node, {clients} clients: with {} more secrets / empty = {:.0} / {:.0} = {:.2}",
+                    operation.name(),
+                    options.preload.unwrap_or(0),
+                    loaded.requests_per_second,
+                    empty.requests_per_second,
+                    loaded.requests_per_second / empty.requests_per_second
+                );
+            }
+        }
+    }
+    if !options.compare {
+        return;
+    }
+    println!(
+        "\nArca against etcd, same run (writes: etcd's put; reads: etcd's serializable range):\n"
+    );
+    println!(
+        "| nodes | clients | writes/s Arca / etcd | write p99 Arca / etcd | reads/s Arca / etcd |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for nodes in [1, 3] {
+        for &clients in &options.clients {
+            let ratio =
+                |arca: Option<&Row>, etcd: Option<&Row>, throughput: bool| match (arca, etcd) {
+                    (Some(arca), Some(etcd)) if throughput => format!(
+                        "{:.2} ({:.0} / {:.0})",
+                        arca.requests_per_second / etcd.requests_per_second,
+                        arca.requests_per_second,
+                        etcd.requests_per_second
+                    ),
+                    (Some(arca), Some(etcd)) => format!(
+                        "{:.2} ({:.2} / {:.2} ms)",
+                        arca.p99_ms / etcd.p99_ms,
+                        arca.p99_ms,
+                        etcd.p99_ms
+                    ),
+                    _ => "n/a".into(),
+                };
+            println!(
+                "| {nodes} | {clients} | {} | {} | {} |",
+                ratio(
+                    find(System::Arca, nodes, Operation::Put, clients, ""),
+                    find(System::Etcd, nodes, Operation::Put, clients, ""),
+                    true
+                ),
+                ratio(
+                    find(System::Arca, nodes, Operation::Put, clients, ""),
+                    find(System::Etcd, nodes, Operation::Put, clients, ""),
+                    false
+                ),
+                ratio(
+                    find(System::Arca, nodes, Operation::Get, clients, ""),
+                    find(System::Etcd, nodes, Operation::GetSerializable, clients, ""),
+                    true
+                ),
+            );
+        }
+    }
+}
+
+/// Issue 6's benchmark: read latency on a node holding many secrets while it builds
+/// snapshots, against the same setup never snapshotting; and write throughput with
+/// those secrets against the same node empty.
+mod snapshot {
+    use super::*;
+
+    /// A snapshot every this many applied entries on the snapshotting node.
+    const THRESHOLD_SMALL: u64 = 500;
+    /// Never, within the run, on the other.
+    const THRESHOLD_NEVER: u64 = 10_000_000;
+    /// The background writers' pace while readers are measured (a snapshot is due
+    /// every [`THRESHOLD_SMALL`] of them, about every 2.5 s if they keep it up).
+    const WRITES_PER_SECOND: u64 = 200;
+    /// Writers sharing that pace, so one slow write does not stall the rest.
+    const WRITERS: u64 = 8;
+    const READ_CLIENTS: usize = 64;
+
+    /// Reads at [`READ_CLIENTS`] for `seconds` while one client writes at
+    /// [`WRITES_PER_SECOND`]; the read point's result and the writes that succeeded.
+    async fn reads_under_writes(
+        deployment: &std::sync::Arc<Deployment>,
+        seconds: u64,
+    ) -> (PointResult, usize, usize) {
+        let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let deployment = deployment.clone();
+                let writing = writing.clone();
+                tokio::spawn(async move {
+                    let http = client();
+                    let value = "w".repeat(VALUE_BYTES);
+                    let started = Instant::now();
+                    let per_writer = WRITES_PER_SECOND / WRITERS;
+                    let (mut ok, mut failed) = (0, 0);
+                    let mut sequence: u64 = 0;
+                    while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                        let due =
+                            started + Duration::from_micros(sequence * 1_000_000 / per_writer);
+                        tokio::time::sleep_until(due.into()).await;
+                        let key = (sequence * WRITERS + writer) as usize % KEYS_COUNT;
+                        if request(
+                            &http,
+                            &deployment,
+                            &deployment.target,
+                            Operation::Put,
+                            key,
+                            &value,
+                        )
+                        .await
+                        {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                        sequence += 1;
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        let result = run_point(
+            deployment,
+            Operation::Get,
+            READ_CLIENTS,
+            Duration::from_secs(seconds),
+        )
+        .await;
+        writing.store(false, std::sync::atomic::Ordering::SeqCst);
+        let (mut ok, mut failed) = (0, 0);
+        for writer in writers {
+            let (done, refused) = writer.await.unwrap();
+            ok += done;
+            failed += refused;
+        }
+        (result, ok, failed)
+    }
+
+    fn snapshot_builds(series: &[(String, [f64; 4])]) -> (f64, f64) {
+        series
+            .iter()
+            .find(|(name, _)| name == "arca_stage_raft_snapshot_build")
+            .map_or((0.0, 0.0), |(_, values)| (values[0], values[1]))
+    }
+
+    pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) {
+        let keys = options.snapshot_keys;
+        println!(
+            "issue 6's benchmark: 1 node, {keys} secrets of {VALUE_BYTES} B, reads at {READ_CLIENTS} clients for {} s with {WRITERS} writers at {WRITES_PER_SECOND}/s in all beside them; {}\n",
+            options.seconds,
+            uptime()
+        );
+        println!(
+            "| snapshot_threshold | stored | reads | read errors | reads/s | p50 ms | p99 ms | p99.9 ms | max ms | writes ok / failed | snapshots built (mean build ms) | RSS |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut write_notes = Vec::new();
+        for threshold in [THRESHOLD_SMALL, THRESHOLD_NEVER] {
+            let deployment = std::sync::Arc::new(runtime.block_on(start_arca_with(
+                1,
+                &ArcaSettings {
+                    storage_extra: format!("  snapshot_threshold = {threshold}\n"),
+                    stages: true,
+                },
+            )));
+            runtime.block_on(preload(&deployment));
+            let empty = measure_point(
+                runtime,
+                &deployment,
+                Operation::Put,
+                64,
+                options.seconds,
+                "",
+            );
+            let took = runtime.block_on(fill(&deployment, keys));
+            let loaded = measure_point(
+                runtime,
+                &deployment,
+                Operation::Put,
+                64,
+                options.seconds,
+                " (preloaded)",
+            );
+            let (builds, build_ms) =
+                snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
+            if builds > 0.0 {
+                write_notes.push(format!(
+                    "snapshot_threshold {threshold}: {builds:.0} snapshots built while filling and writing, mean build {:.0} ms",
+                    build_ms / builds
+                ));
+            }
+            write_notes.push(format!(
+                "snapshot_threshold {threshold}: writes at 64 clients with {keys} more secrets / empty = {:.0} / {:.0} = {:.2} (filled in {:.1} s; {})",
+                loaded.requests_per_second,
+                empty.requests_per_second,
+                loaded.requests_per_second / empty.requests_per_second,
+                took.as_secs_f64(),
+                uptime()
+            ));
+            let before =
+                snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
+            let (result, ok, failed) =
+                runtime.block_on(reads_under_writes(&deployment, options.seconds));
+            let after =
+                snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
+            let built = after.0 - before.0;
+            println!(
+                "| {threshold} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {ok} / {failed} | {built:.0} ({}) | {} |",
+                keys + KEYS_COUNT,
+                result.requests,
+                result.errors,
+                result.requests as f64 / result.elapsed.as_secs_f64(),
+                percentile_ms(&result.latencies_us, 0.50),
+                percentile_ms(&result.latencies_us, 0.99),
+                percentile_ms(&result.latencies_us, 0.999),
+                percentile_ms(&result.latencies_us, 1.0),
+                if built > 0.0 {
+                    format!("{:.0}", (after.1 - before.1) / built)
+                } else {
+                    "-".into()
+                },
+                deployment.rss_text(),
+            );
+        }
+        println!();
+        for note in write_notes {
+            println!("- {note}");
+        }
+        println!("- {}", uptime());
     }
 }
 

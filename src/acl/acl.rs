@@ -325,6 +325,9 @@ impl Acl {
         data: &Map<String, Value>,
         wrap_ttl_seconds: Option<i64>,
     ) -> AclResult {
+        let _stage =
+            tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.acl.check")
+                .entered();
         let mut result = AclResult::default();
         if self.root {
             result.allowed = true;

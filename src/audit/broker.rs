@@ -503,11 +503,13 @@ impl AuditBroker {
 
     /// Record the request on every device, before the backend runs.
     pub fn log_request(&self, input: &AuditInput) -> Result<(), AuditError> {
+        let _stage = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.audit.request").entered();
         self.log(input, "request", request_entry)
     }
 
     /// Record the response (with its request and error) on every device.
     pub fn log_response(&self, input: &AuditInput) -> Result<(), AuditError> {
+        let _stage = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.audit.response").entered();
         self.log(input, "response", response_entry)
     }
 

@@ -30,6 +30,9 @@ pub fn seal(
     associated: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
+    let _stage =
+        tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.barrier.encrypt")
+            .entered();
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
     let nonce_bytes: [u8; NONCE_BYTES] = rng.bytes();
     let nonce = Nonce::from(nonce_bytes);
@@ -62,6 +65,9 @@ pub fn term_of(sealed: &[u8]) -> Result<u32, AeadError> {
 
 /// Decrypt a value sealed by [`seal`] with the key of its term.
 pub fn open(key: &[u8; KEY_BYTES], associated: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AeadError> {
+    let _stage =
+        tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.barrier.decrypt")
+            .entered();
     term_of(sealed)?;
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
     let nonce_bytes: [u8; NONCE_BYTES] = sealed[5..HEADER_BYTES].try_into().expect("12 bytes");

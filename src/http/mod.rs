@@ -161,12 +161,31 @@ pub fn router(handler: Arc<dyn ApiHandler>) -> Router {
     })
 }
 
+/// Stage timings (`crate::metrics::stages`, off unless asked for): the whole request
+/// from hyper's parsed head to the response handed back to hyper, the body's
+/// collection and the request's checks, the core's handling, and building the response.
 async fn serve_one(handler: Arc<dyn ApiHandler>, request: Request) -> Response {
-    let response = match to_api_request(request).await {
-        Ok(api_request) => handler.handle(api_request).await,
-        Err(refusal) => refusal,
-    };
-    to_http_response(response)
+    use tracing::Instrument as _;
+    let stage =
+        tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.http.total");
+    async move {
+        let parsed = to_api_request(request)
+            .instrument(tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.http.request"))
+            .await;
+        let response = match parsed {
+            Ok(api_request) => {
+                handler
+                    .handle(api_request)
+                    .instrument(tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.core"))
+                    .await
+            }
+            Err(refusal) => refusal,
+        };
+        let _stage = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.http.response").entered();
+        to_http_response(response)
+    }
+    .instrument(stage)
+    .await
 }
 
 async fn to_api_request(request: Request) -> Result<ApiRequest, ApiResponse> {

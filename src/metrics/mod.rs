@@ -14,6 +14,7 @@
 //! deterministic; nothing here reads a clock itself.
 
 pub mod render;
+pub mod stages;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};

@@ -194,6 +194,9 @@ impl PolicyStore {
     /// The ACL of a token holding `names`. Unknown names are skipped (Vault does the
     /// same: a token may outlive its policies); `root` yields the root ACL.
     pub fn acl_for(&self, names: &[String]) -> Result<Acl, PolicyStoreError> {
+        let _stage =
+            tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.acl.build")
+                .entered();
         self.acl_for_identity(names, None)
     }
 

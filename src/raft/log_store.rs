@@ -114,6 +114,9 @@ enum WriteRequest {
     Append {
         records: Vec<(u64, Vec<u8>)>,
         callback: IOFlushed<TypeConfig>,
+        /// The stage from the append's call to its entries being durable; it closes
+        /// when the callback is answered (disabled unless stage timings are on).
+        stage: tracing::Span,
     },
     /// Remove every entry with an index of `from` or more.
     Truncate {
@@ -348,6 +351,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let stage = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.append_durable");
         let entries: Vec<Entry> = entries.into_iter().collect();
         let mut records = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -361,7 +365,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         self.writer
-            .send(WriteRequest::Append { records, callback })
+            .send(WriteRequest::Append {
+                records,
+                callback,
+                stage,
+            })
             .await
             .map_err(|_| io_error("raft log writer stopped"))
     }
@@ -429,7 +437,8 @@ enum PurgeError {
 struct Pending {
     files: BTreeSet<String>,
     directory: bool,
-    callbacks: Vec<IOFlushed<TypeConfig>>,
+    /// Each with its append's stage span, closed once the callback is answered.
+    callbacks: Vec<(IOFlushed<TypeConfig>, tracing::Span)>,
 }
 
 async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<WriteRequest>) {
@@ -475,23 +484,33 @@ impl SegmentWriter {
         let mut batch = batch.into_iter();
         while let Some(request) = batch.next() {
             match request {
-                WriteRequest::Append { records, callback } => {
+                WriteRequest::Append {
+                    records,
+                    callback,
+                    stage,
+                } => {
                     if let Err(reason) = self.check_healthy() {
-                        pending.callbacks.push(callback);
+                        pending.callbacks.push((callback, stage));
                         self.note(Err(reason));
                         continue;
                     }
-                    match self.write(&records, &mut pending) {
-                        Ok(()) => pending.callbacks.push(callback),
+                    let written = {
+                        let _write = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.log_write")
+                            .entered();
+                        self.write(&records, &mut pending)
+                    };
+                    match written {
+                        Ok(()) => pending.callbacks.push((callback, stage)),
                         Err((written, error)) if error.is_storage_full() => {
                             let rest = WriteRequest::Append {
                                 records: records[written..].to_vec(),
                                 callback,
+                                stage,
                             };
                             return self.hold_back(rest, batch, &mut pending, &error);
                         }
                         Err((_, error)) => {
-                            pending.callbacks.push(callback);
+                            pending.callbacks.push((callback, stage));
                             self.note(Err(error.to_string()));
                         }
                     }
@@ -567,6 +586,8 @@ impl SegmentWriter {
 
     /// Make everything written so far durable, then answer the waiting appends.
     fn flush(&mut self, pending: &mut Pending) {
+        let _fsync = (!pending.files.is_empty() || pending.directory)
+            .then(|| tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.fsync").entered());
         let mut result = self.check_healthy();
         let started = self.telemetry.as_ref().map(|telemetry| telemetry.now());
         if result.is_ok() {
@@ -591,8 +612,9 @@ impl SegmentWriter {
             telemetry.measure_since("vault.raft_storage.fsync", started);
         }
         self.note(result.clone());
-        for callback in pending.callbacks.drain(..) {
+        for (callback, stage) in pending.callbacks.drain(..) {
             callback.io_completed(result.clone().map_err(io_error));
+            drop(stage);
         }
         pending.files.clear();
         pending.directory = false;

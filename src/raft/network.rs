@@ -172,14 +172,19 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         // restore batches never answered a 100 ms heartbeat in time, each timeout closed
         // the batch's connection, the batch was resent, and the leader could not confirm
         // its lead for minutes (the large-snapshot restore test found it).
-        let lane = if rpc.entries.is_empty() {
-            Lane::Control
+        let (lane, stage) = if rpc.entries.is_empty() {
+            (Lane::Control, tracing::Span::none())
         } else {
-            Lane::Bulk
+            (
+                Lane::Bulk,
+                tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.replicate"),
+            )
         };
-        match self
-            .call(&RpcRequest::AppendEntries(rpc), lane, option.hard_ttl())
-            .await
+        match tracing::Instrument::instrument(
+            self.call(&RpcRequest::AppendEntries(rpc), lane, option.hard_ttl()),
+            stage,
+        )
+        .await
         {
             Ok(RpcResponse::AppendEntries(response)) => Ok(response),
             Ok(other) => Err(Self::unexpected(other)),

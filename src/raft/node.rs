@@ -795,7 +795,13 @@ impl Backend for RaftBackend {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let error = match raft.client_write(Command::Apply { ops: ops.clone() }).await {
+                // Proposal to applied on this node: the log append and its fsync, the
+                // followers' acknowledgements and the apply, as the client waits.
+                let proposed = tracing::Instrument::instrument(
+                    raft.client_write(Command::Apply { ops: ops.clone() }),
+                    tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.commit"),
+                );
+                let error = match proposed.await {
                     Ok(response) => {
                         crate::storage::commit_count::note_commit(response.log_id.index);
                         // Proposed to committed and applied here, as a client waits for it.

@@ -247,6 +247,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let stage = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.snapshot_build");
+        tracing::Instrument::instrument(self.build_snapshot_unmeasured(), stage).await
+    }
+}
+
+impl StateMachine {
+    async fn build_snapshot_unmeasured(&mut self) -> Result<Snapshot, io::Error> {
         // The view is taken under the lock in O(1); encoding it (seconds at millions of
         // keys) happens with the lock released, while reads and applies go on.
         let view = self.view();
@@ -291,6 +298,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if crate::buggify::buggify("raft-apply-slow") {
                 tokio::time::sleep(crate::buggify::delay_ms(200)).await;
             }
+            let _apply = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.apply").entered();
             let applied = {
                 let mut state = lock(&self.shared.state);
                 // Taking the state out leaves it the only owner of its map, so the

@@ -50,9 +50,16 @@ pub fn init(level: &str, format: LogFormat) -> Logging {
     };
     // The level filters the stderr layer only: `sys/monitor` streams carry their own
     // level, which may be more detailed than the server's.
+    // Stage timings (issue 11) only when asked for: off, no stage span is ever enabled.
+    let stages = crate::metrics::stages::enabled_by(
+        std::env::var(crate::metrics::stages::ENABLE_VARIABLE)
+            .ok()
+            .as_deref(),
+    );
     let installed = tracing_subscriber::registry()
         .with(stderr.with_filter(filter))
         .with(MonitorLayer.with_filter(MonitorFilter))
+        .with(stages.then(crate::metrics::stages::layer))
         .try_init()
         .is_ok();
     Logging {

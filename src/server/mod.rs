@@ -174,6 +174,7 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         unauthenticated_access: listener.unauthenticated_metrics_access,
         hostname: (!config.telemetry.disable_hostname).then(host_name),
     });
+    crate::metrics::stages::attach(env.telemetry());
     let node_id = match node_id {
         Some(node_id) => node_id,
         None => {

@@ -323,6 +323,9 @@ impl TokenStore {
     /// The live entry of a presented token; expired, revoked, malformed or forged
     /// tokens are all simply absent.
     pub fn lookup(&self, token: &str, now_unix: i64) -> Result<Option<TokenEntry>, TokenError> {
+        let _stage =
+            tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.token.lookup")
+                .entered();
         let Some(salted_id) = self.salted_id_of(token)? else {
             return Ok(None);
         };
