@@ -38,6 +38,7 @@ const OPTIONS: RaftOptions = RaftOptions {
     clock_drift_margin: std::time::Duration::from_millis(
         arca::raft::node::CLOCK_DRIFT_MARGIN_MS_DEFAULT,
     ),
+    timers: arca::raft::RaftTimers::DEFAULT,
 };
 
 struct SimNode {
