@@ -61,6 +61,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca::server::Node;
+use arca::storage::key_space::{self, Store, TableKind};
 use http::Method;
 use madsim::net::NetSim;
 use serde_json::{Value, json};
@@ -80,8 +81,13 @@ pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Activation attempts (a fresh token each) before giving up.
 pub const ACTIVATION_ATTEMPTS_MAX: usize = 5;
-/// Prefixes of keys that are the primary's own and must never reach a secondary.
-pub const LOCAL_PREFIXES: &[&str] = &["local-logical/", "sys/token/", "sys/expire/"];
+/// Prefixes of keys that are the primary's own and must never reach a secondary: local
+/// mounts' data, tokens and leases (named by the key-space registry).
+pub const LOCAL_PREFIXES: &[&str] = &[
+    key_space::mount_data_root(TableKind::Secrets, true),
+    Store::Tokens.prefix(),
+    Store::Leases.prefix(),
+];
 /// The replicated mounts a filter change may deny.
 pub const FILTERABLE_MOUNTS: &[&str] = &["kv", "kv2"];
 /// The user every secondary reader logs in as (replicated from the primary).
@@ -1622,7 +1628,8 @@ impl Simulation {
                 }
                 // Nothing denied crosses.
                 if let Some(deny) = &deny {
-                    let prefix = format!("logical/{}/", deny.uuid);
+                    let prefix =
+                        key_space::mount_data_prefix(TableKind::Secrets, false, &deny.uuid);
                     for (key, sealed) in view
                         .range_from(std::ops::Bound::Included(prefix.as_str()))
                         .take_while(|(key, _)| key.starts_with(&prefix))
