@@ -533,6 +533,7 @@ mod tests {
                 write(Some("c"), (1, 2), WriteOutcome::Ok),
             ],
             reads: vec![],
+            ..Default::default()
         };
         assert_eq!(
             history.liveness(),
