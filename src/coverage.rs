@@ -24,6 +24,19 @@ pub const MARKS: &[&str] = &[
     "raft-disk-error-start-refused",
     // Marked by the simulator's harness: a new leader while a node was cut off.
     "raft-election-during-partition",
+    // Marked by the simulator's harness once a fault of each of these kinds ran its
+    // course: nodes cut off and restored one at a time (swizzle-clog), every link slowed,
+    // one node's links flapping, a node's wall clock jumped and back.
+    "swizzle-clogged",
+    "links-slowed",
+    "node-slowed",
+    "clock-jumped",
+    // Marked by the simulator's workload when the server gave the answer the oracle
+    // requires of a rare path: a read of a disabled mount's key refused (404), a revoked
+    // token refused, a token refused after its TTL passed.
+    "mount-disabled-read-refused",
+    "token-revoked-refused",
+    "token-expired-refused",
     // Performance replication.
     "replication-merkle-sync",
     "replication-position-left-buffer",

@@ -38,6 +38,7 @@ const OPTIONS: RaftOptions = RaftOptions {
     clock_drift_margin: std::time::Duration::from_millis(
         arca::raft::node::CLOCK_DRIFT_MARGIN_MS_DEFAULT,
     ),
+    timers: arca::raft::RaftTimers::DEFAULT,
 };
 
 struct SimNode {
@@ -257,7 +258,8 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
             .collect();
         // Each node's WAL (last index, then the buffered entries): derived from the same
         // log, it must be the same everywhere, and dense.
-        let wals: Vec<(u64, Vec<(u64, u64, String)>)> = nodes
+        type Wal = (u64, Vec<(u64, u64, String)>);
+        let wals: Vec<Wal> = nodes
             .iter()
             .map(|node| {
                 node.raft()

@@ -16,6 +16,12 @@
 //!   acknowledged before the read began. Reads after the run are ordinary reads, so the
 //!   same rule says no acknowledged write was lost;
 //! - CAS honoured: two acknowledged check-and-set writes never name the same version.
+//!
+//! Tokens the workload creates are checked too: a token whose revocation was
+//! acknowledged never authorizes a request made after it; a token whose TTL has passed
+//! (by more than the clock skew the faults may inject) never authorizes one; and a token
+//! whose creation was acknowledged is never refused while it is neither revoked nor
+//! near its expiry (that would be a lost acknowledged write).
 
 use std::collections::BTreeMap;
 
@@ -62,10 +68,51 @@ pub struct Read {
     pub node: String,
 }
 
+/// A token the workload created (its creation was acknowledged).
+#[derive(Debug, Clone)]
+pub struct TokenLife {
+    /// The harness's name for it (`c<client>-t<n>`), for the report.
+    pub label: String,
+    /// The token itself, so the run can present it again at the end.
+    pub secret: String,
+    pub created_invoked_us: u64,
+    pub created_completed_us: u64,
+    /// Its TTL, when it has a short one (a lease that must expire).
+    pub ttl_ms: Option<u64>,
+    /// Its revocation, once one was asked for.
+    pub revocation: Option<Revocation>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation {
+    pub invoked_us: u64,
+    pub completed_us: u64,
+    pub outcome: WriteOutcome,
+}
+
+/// One request made with a created token, and whether the server let it through
+/// (only definite answers are recorded: authorized, or 403).
+#[derive(Debug, Clone)]
+pub struct TokenUse {
+    pub label: String,
+    pub invoked_us: u64,
+    pub completed_us: u64,
+    pub authorized: bool,
+    pub phase: Phase,
+    pub client: usize,
+    pub node: String,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct History {
     pub writes: Vec<Write>,
     pub reads: Vec<Read>,
+    pub tokens: Vec<TokenLife>,
+    pub token_uses: Vec<TokenUse>,
+    /// How far from its TTL a token's expiry may be seen (microseconds): twice the
+    /// largest clock jump (creator ahead, checker behind) and the server's rounding of
+    /// expiry times to whole seconds.
+    pub expiry_slack_us: u64,
 }
 
 /// Reported violations are capped so a badly broken run stays readable.
@@ -140,7 +187,71 @@ impl History {
                 }
             }
         }
+        violations.extend(self.check_tokens());
         violations.truncate(VIOLATIONS_REPORTED_MAX);
+        violations
+    }
+
+    /// The token checks (see the module's documentation).
+    fn check_tokens(&self) -> Vec<String> {
+        let mut violations = Vec::new();
+        let by_label: BTreeMap<&str, &TokenLife> = self
+            .tokens
+            .iter()
+            .map(|token| (token.label.as_str(), token))
+            .collect();
+        for used in &self.token_uses {
+            let Some(token) = by_label.get(used.label.as_str()) else {
+                continue;
+            };
+            let describe = || {
+                format!(
+                    "client {} used token {} via {} during [{}us, {}us] ({:?} phase)",
+                    used.client,
+                    used.label,
+                    used.node,
+                    used.invoked_us,
+                    used.completed_us,
+                    used.phase
+                )
+            };
+            let revoked_before = token.revocation.filter(|revocation| {
+                revocation.outcome == WriteOutcome::Ok && revocation.completed_us < used.invoked_us
+            });
+            let revoke_asked_by_end = token
+                .revocation
+                .is_some_and(|revocation| revocation.invoked_us < used.completed_us);
+            let ttl_us = token.ttl_ms.map(|ttl| ttl * 1000);
+            if used.authorized {
+                if let Some(revocation) = revoked_before {
+                    violations.push(format!(
+                        "revoked token authorized a request: {}, after its revocation was acknowledged at {}us",
+                        describe(),
+                        revocation.completed_us
+                    ));
+                } else if let Some(ttl_us) = ttl_us
+                    && used.invoked_us >= token.created_completed_us + ttl_us + self.expiry_slack_us
+                {
+                    violations.push(format!(
+                        "expired token authorized a request: {}, created by {}us with a TTL of {}ms",
+                        describe(),
+                        token.created_completed_us,
+                        ttl_us / 1000
+                    ));
+                }
+            } else if !revoke_asked_by_end
+                && used.invoked_us > token.created_completed_us
+                && ttl_us.is_none_or(|ttl_us| {
+                    used.completed_us + self.expiry_slack_us < token.created_invoked_us + ttl_us
+                })
+            {
+                violations.push(format!(
+                    "acknowledged token refused (lost): {}, created by {}us, never revoked",
+                    describe(),
+                    token.created_completed_us
+                ));
+            }
+        }
         violations
     }
 }
@@ -256,7 +367,89 @@ mod tests {
     }
 
     fn check(writes: Vec<Write>, reads: Vec<Read>) -> Vec<String> {
-        History { writes, reads }.check()
+        History {
+            writes,
+            reads,
+            ..Default::default()
+        }
+        .check()
+    }
+
+    fn token(ttl_ms: Option<u64>, revocation: Option<(u64, u64, WriteOutcome)>) -> TokenLife {
+        TokenLife {
+            label: "c0-t0".into(),
+            secret: "s".into(),
+            created_invoked_us: 100,
+            created_completed_us: 200,
+            ttl_ms,
+            revocation: revocation.map(|(invoked_us, completed_us, outcome)| Revocation {
+                invoked_us,
+                completed_us,
+                outcome,
+            }),
+        }
+    }
+
+    fn used(span: (u64, u64), authorized: bool) -> TokenUse {
+        TokenUse {
+            label: "c0-t0".into(),
+            invoked_us: span.0,
+            completed_us: span.1,
+            authorized,
+            phase: Phase::Faults,
+            client: 0,
+            node: "node-1".into(),
+        }
+    }
+
+    fn check_tokens(token: TokenLife, uses: Vec<TokenUse>) -> Vec<String> {
+        History {
+            tokens: vec![token],
+            token_uses: uses,
+            expiry_slack_us: 1_000,
+            ..Default::default()
+        }
+        .check()
+    }
+
+    #[test]
+    fn a_revoked_token_never_authorizes_a_later_request() {
+        let revoked = || Some((1_000, 2_000, WriteOutcome::Ok));
+        // Refused after the revocation: correct.
+        assert!(check_tokens(token(None, revoked()), vec![used((3_000, 3_100), false)]).is_empty());
+        // Authorized while the revocation was under way: allowed.
+        assert!(check_tokens(token(None, revoked()), vec![used((1_500, 1_600), true)]).is_empty());
+        // Authorized after it was acknowledged: a violation.
+        let found = check_tokens(token(None, revoked()), vec![used((3_000, 3_100), true)]);
+        assert!(
+            found[0].starts_with("revoked token authorized"),
+            "{found:?}"
+        );
+        // A revocation of unknown outcome proves nothing either way.
+        let unknown = Some((1_000, 2_000, WriteOutcome::Unknown));
+        assert!(check_tokens(token(None, unknown), vec![used((3_000, 3_100), true)]).is_empty());
+        assert!(check_tokens(token(None, unknown), vec![used((3_000, 3_100), false)]).is_empty());
+    }
+
+    #[test]
+    fn a_token_expires_after_its_ttl_and_not_long_before() {
+        // TTL 10 ms from creation by 200us, slack 1 ms: must be refused from 11.2 ms on.
+        let lease = || token(Some(10), None);
+        assert!(check_tokens(lease(), vec![used((5_000, 5_100), true)]).is_empty());
+        assert!(check_tokens(lease(), vec![used((11_300, 11_400), false)]).is_empty());
+        let found = check_tokens(lease(), vec![used((11_300, 11_400), true)]);
+        assert!(
+            found[0].starts_with("expired token authorized"),
+            "{found:?}"
+        );
+        // Refused well before its TTL: the acknowledged token was lost.
+        let found = check_tokens(lease(), vec![used((1_000, 1_100), false)]);
+        assert!(
+            found[0].starts_with("acknowledged token refused"),
+            "{found:?}"
+        );
+        // Refused close to its TTL: within the slack, allowed.
+        assert!(check_tokens(lease(), vec![used((9_500, 9_600), false)]).is_empty());
     }
 
     #[test]
@@ -340,6 +533,7 @@ mod tests {
                 write(Some("c"), (1, 2), WriteOutcome::Ok),
             ],
             reads: vec![],
+            ..Default::default()
         };
         assert_eq!(
             history.liveness(),

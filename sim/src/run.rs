@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca::env::{Clock, Env, IoErrorRates, SharedRng, SimDisk};
-use arca::raft::RaftOptions;
 use arca::raft::log_store::LogStoreOptions;
+use arca::raft::{RaftOptions, RaftTimers};
 use arca::server::{Node, NodeConfig};
 use http::Method;
 use madsim::net::NetSim;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::client::call;
-use crate::oracle::{History, Phase, Read, Write, WriteOutcome};
+use crate::oracle::{History, Phase, Read, Revocation, TokenLife, TokenUse, Write, WriteOutcome};
 use crate::scenario::{FaultKind, FaultSpec, Scenario};
 use crate::trace::Trace;
 
@@ -67,6 +67,46 @@ pub const DISK_FULL_SLACK_BYTES_MAX: u64 = 64 * 1024;
 /// fails a few of them in a strike.
 pub const DISK_READ_ERRORS_PER_MILLION: [u64; 2] = [20_000, 300_000];
 pub const DISK_WRITE_ERRORS_PER_MILLION: [u64; 2] = [2_000, 100_000];
+/// A randomized run's heartbeat interval is drawn from this range (milliseconds).
+pub const HEARTBEAT_INTERVAL_MS_RANGE: [u64; 2] = [40, 160];
+/// Its shortest election timeout is at least this many heartbeats, and at least
+/// `ELECTION_TIMEOUT_MIN_MS_LEAST`, drawn up to `ELECTION_TIMEOUT_MIN_MS_MOST`: above the
+/// read quorum's acknowledgement age (`READ_QUORUM_ACK_AGE_MAX_MS`), which openraft's
+/// leader lease must outlast.
+pub const ELECTION_TIMEOUT_HEARTBEATS_MIN: u64 = 3;
+pub const ELECTION_TIMEOUT_MIN_MS_LEAST: u64 = 250;
+pub const ELECTION_TIMEOUT_MIN_MS_MOST: u64 = 900;
+/// The spread of the election timeout range above its minimum (milliseconds).
+pub const ELECTION_TIMEOUT_SPREAD_MS: [u64; 2] = [50, 800];
+/// The furthest a clock-jump strike moves a node's wall clock, either way. Token TTLs and
+/// leases read wall time, so the lease check allows twice this (creator ahead, checker
+/// behind).
+pub const CLOCK_JUMP_MS_MAX: u64 = 2_000;
+/// The send latency a latency spike sets for every link: its low end is drawn from the
+/// first range, its high end from the second (milliseconds; madsim's default is 1-10).
+pub const LATENCY_SPIKE_LOW_MS: [u64; 2] = [20, 100];
+pub const LATENCY_SPIKE_HIGH_MS: [u64; 2] = [150, 600];
+/// A slow node's links are cut for a time drawn from the first range, then open for one
+/// drawn from the second, over and over for the outage (milliseconds).
+pub const SLOW_NODE_CUT_MS: [u64; 2] = [20, 200];
+pub const SLOW_NODE_OPEN_MS: [u64; 2] = [5, 60];
+/// The pause between two steps of a swizzle-clog (milliseconds).
+pub const SWIZZLE_STEP_MS: [u64; 2] = [50, 500];
+/// The most live tokens, revoked tokens and short-lived (lease) tokens one client keeps
+/// to present again.
+pub const CLIENT_TOKENS_MAX: usize = 4;
+/// The TTL of a lease token (seconds, drawn per token): short enough to expire within a
+/// run's fault phase.
+pub const LEASE_TTL_S: [u64; 2] = [1, 4];
+/// The TTL of an ordinary created token: far longer than any run, so it never expires.
+pub const TOKEN_TTL: &str = "24h";
+/// How far a token's expiry may be seen from its TTL (microseconds): twice the largest
+/// clock jump, one second of the server's rounding of expiry to whole seconds, and a
+/// margin for the request's own transit.
+pub const TOKEN_EXPIRY_SLACK_US: u64 = (2 * CLOCK_JUMP_MS_MAX + 1_000 + 500) * 1_000;
+/// How long a strike that made a node lose acknowledged writes waits for it to catch up
+/// before the next one.
+pub const CATCH_UP_AFTER_LOST_FSYNCS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads tried through a node with a full disk before that counts as a violation (a
 /// read may meet an election or a forward to a leader that just changed).
 pub const FULL_NODE_READ_ATTEMPTS_MAX: usize = 10;
@@ -100,6 +140,9 @@ struct Cluster {
     clock_skew_ms: i64,
     handles: Vec<NodeHandle>,
     disks: Vec<SimDisk>,
+    /// Each node's clock (kept across restarts, as a machine keeps its clock), so a
+    /// clock-jump strike can move its wall time.
+    clocks: Vec<Clock>,
     registry: Registry,
     /// Nodes whose last start was refused while their disk had errors switched on, with
     /// the error (a start refused with a healthy disk panics the run instead).
@@ -135,6 +178,9 @@ impl Cluster {
 struct Simulation {
     scenario: Scenario,
     rng: SharedRng,
+    /// Draws the Raft timers of randomized runs apart from `rng`, so adding them did not
+    /// move any other choice a seed makes.
+    timers_rng: SharedRng,
     trace: Arc<Mutex<Trace>>,
     start: Instant,
     violations: Mutex<Vec<String>>,
@@ -175,8 +221,9 @@ impl Simulation {
         Self {
             scenario,
             rng: SharedRng::from_u64(seed ^ 0x5eed),
+            timers_rng: SharedRng::from_u64(seed ^ 0x7133_e125),
             trace: Arc::new(Mutex::new(Trace::new(verbose))),
-            start: Instant::now(),
+            start: now(),
             violations: Mutex::new(Vec::new()),
             liveness_failures: Mutex::new(Vec::new()),
             values_invoked_us: Mutex::new(BTreeMap::new()),
@@ -278,15 +325,35 @@ impl Simulation {
             },
             snapshot_logs_since_last: self.pick(SNAPSHOT_THRESHOLDS),
             logs_kept_after_snapshot: self.rng.below(LOGS_KEPT_AFTER_SNAPSHOT_MAX + 1),
+            timers: self.draw_timers(),
             ..base
         };
         self.record(format!(
-            "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes",
+            "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes, heartbeat {}ms, election timeout {}-{}ms",
             options.snapshot_logs_since_last,
             options.logs_kept_after_snapshot,
-            options.log.segment_bytes_max
+            options.log.segment_bytes_max,
+            options.timers.heartbeat_interval_ms,
+            options.timers.election_timeout_min_ms,
+            options.timers.election_timeout_max_ms,
         ));
         options
+    }
+
+    /// Raft timers drawn by seed, always within what openraft and the read path accept.
+    fn draw_timers(&self) -> RaftTimers {
+        let draw = |range: [u64; 2]| range[0] + self.timers_rng.below(range[1] - range[0] + 1);
+        let heartbeat_interval_ms = draw(HEARTBEAT_INTERVAL_MS_RANGE);
+        let least = (heartbeat_interval_ms * ELECTION_TIMEOUT_HEARTBEATS_MIN)
+            .clamp(ELECTION_TIMEOUT_MIN_MS_LEAST, ELECTION_TIMEOUT_MIN_MS_MOST);
+        let election_timeout_min_ms = draw([least, ELECTION_TIMEOUT_MIN_MS_MOST]);
+        let timers = RaftTimers {
+            heartbeat_interval_ms,
+            election_timeout_min_ms,
+            election_timeout_max_ms: election_timeout_min_ms + draw(ELECTION_TIMEOUT_SPREAD_MS),
+        };
+        assert!(timers.check().is_ok(), "drawn timers {timers:?}");
+        timers
     }
 
     fn build_cluster(&self, index: usize) -> Cluster {
@@ -306,10 +373,14 @@ impl Simulation {
             Arc::new(Mutex::new(BTreeMap::new()));
         let mut handles = Vec::new();
         let mut disks = Vec::new();
+        let mut clocks = Vec::new();
         let api_addr = |node: usize| format!("http://{}:8200", node_ip(index, node));
         for node in 0..count {
             let disk = SimDisk::new(self.rng.next_u64());
             disks.push(disk.clone());
+            let node_clock = Clock::system();
+            node_clock.set_skew_ms(clock_skew_ms);
+            clocks.push(node_clock.clone());
             let config = NodeConfig {
                 node_id: format!("node-{}", node + 1),
                 api_listen: format!("{}:8200", node_ip(index, node)).parse().unwrap(),
@@ -336,9 +407,8 @@ impl Simulation {
                     let config = config.clone();
                     let registry = registry.clone();
                     let start_refusals = start_refusals.clone();
+                    let clock = node_clock.clone();
                     async move {
-                        let clock = Clock::system();
-                        clock.set_skew_ms(clock_skew_ms);
                         let env = Env {
                             clock,
                             rng: SharedRng::from_entropy(),
@@ -387,11 +457,15 @@ impl Simulation {
             clock_skew_ms,
             handles,
             disks,
+            clocks,
             registry,
             start_refusals,
             down: Mutex::new(vec![false; count]),
             client_node,
-            history: Mutex::new(History::default()),
+            history: Mutex::new(History {
+                expiry_slack_us: TOKEN_EXPIRY_SLACK_US,
+                ..History::default()
+            }),
         }
     }
 
@@ -509,7 +583,7 @@ impl Simulation {
     }
 
     async fn setup(&self, cluster: &Cluster) -> Option<(String, String)> {
-        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let deadline = now() + SETUP_TIMEOUT;
         let first = cluster.api_addr(0);
         let (unseal_key, root_token) = loop {
             if let Ok((200, body)) = call(
@@ -528,7 +602,7 @@ impl Simulation {
                 let token = body["root_token"].as_str().unwrap_or_default().to_string();
                 break (key, token);
             }
-            if Instant::now() > deadline {
+            if now() > deadline {
                 self.violation(cluster, "setup: sys/init never succeeded".into());
                 return None;
             }
@@ -575,8 +649,8 @@ impl Simulation {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<(u16, Value), String>>,
     {
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             let node = self.rng.below(cluster.size() as u64) as usize;
             if let Ok((status, _)) = make(cluster.api_addr(node)).await
                 && status < 500
@@ -590,8 +664,8 @@ impl Simulation {
 
     async fn unseal(&self, cluster: &Cluster, node: usize, key: &str) -> bool {
         let address = cluster.api_addr(node);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             if let Ok((200, body)) = call(
                 &address,
                 Method::PUT,
@@ -611,8 +685,8 @@ impl Simulation {
     }
 
     async fn wait_for_voters(&self, cluster: &Cluster, root_token: &str) -> bool {
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             if let Ok((200, body)) = call(
                 &cluster.api_addr(0),
                 Method::GET,
@@ -662,6 +736,7 @@ impl Simulation {
         let replicating = self.scenario.replication.is_some();
         // The KV v2 version this client last saw per key; a CAS without one reads first.
         let mut known_versions: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut steps = ClientSteps::default();
         let mut done = 0usize;
         let tag = match phase {
             Phase::Faults => "f",
@@ -674,7 +749,14 @@ impl Simulation {
             }
             let key = self.rng.below(workload.keys as u64);
             let value = format!("c{client}-{tag}{done}");
-            let total = mix.put + mix.delete + mix.cas + mix.delete_v2 + mix.read;
+            let total = mix.put
+                + mix.delete
+                + mix.cas
+                + mix.delete_v2
+                + mix.read
+                + mix.mount
+                + mix.token
+                + mix.lease;
             let mut draw = self.rng.below(total);
             let mut next = |weight: u64| {
                 let hit = draw < weight;
@@ -746,6 +828,15 @@ impl Simulation {
                         known_versions.insert(key, written);
                     }
                 }
+            } else if next(mix.mount) {
+                self.mount_step(cluster, client, phase, &value, token, &mut steps)
+                    .await;
+            } else if next(mix.token) {
+                self.token_step(cluster, client, phase, token, &mut steps)
+                    .await;
+            } else if next(mix.lease) {
+                self.lease_step(cluster, client, phase, token, &mut steps)
+                    .await;
             } else if next(mix.delete_v2) {
                 self.write(
                     cluster,
@@ -776,6 +867,356 @@ impl Simulation {
         }
     }
 
+    /// One step of this client's mount cycle on its own mount `m<client>/`: enable it
+    /// when it is (believed) disabled, else write or read its register, or disable it. A
+    /// disable is a write of "absent" to the register: once acknowledged, a read answers
+    /// 404 until a later write, also after the mount is enabled again (empty).
+    async fn mount_step(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        value: &str,
+        token: &str,
+        steps: &mut ClientSteps,
+    ) {
+        let register = mount_register(client);
+        if !steps.mount_enabled {
+            if self.rng.below(2) == 0 {
+                let target = self.rng.below(cluster.size() as u64) as usize;
+                let answer = self
+                    .read_via(cluster, client, phase, &register, token, target)
+                    .await;
+                if steps.mount_disable_acknowledged && matches!(answer, Some((None, _))) {
+                    arca::coverage::mark("mount-disabled-read-refused");
+                }
+                return;
+            }
+            let target = self.rng.below(cluster.size() as u64) as usize;
+            let result = call(
+                &cluster.api_addr(target),
+                Method::POST,
+                &format!("sys/mounts/m{client}"),
+                Some(token),
+                Some(&json!({"type": "kv"})),
+            )
+            .await;
+            self.record(format!(
+                "c{} client {client} enable mount m{client}/ via node-{} -> {}",
+                cluster.index,
+                target + 1,
+                describe(&result)
+            ));
+            // Enabled, already there, or unknown: from now on writes go to it (a write
+            // to a mount that does not exist is refused with 404 and recorded so).
+            steps.mount_enabled = true;
+            return;
+        }
+        match self.rng.below(4) {
+            0 | 1 => {
+                let body = json!({ "value": value });
+                self.write(
+                    cluster,
+                    client,
+                    phase,
+                    &register,
+                    Method::PUT,
+                    Some(body),
+                    Some(value.to_string()),
+                    None,
+                    token,
+                )
+                .await;
+            }
+            2 => {
+                self.read(cluster, client, phase, &register, token).await;
+            }
+            _ => {
+                self.write_path(
+                    cluster,
+                    client,
+                    phase,
+                    &register,
+                    &format!("sys/mounts/m{client}"),
+                    Method::DELETE,
+                    None,
+                    None,
+                    None,
+                    token,
+                )
+                .await;
+                // Nothing was awaited since the write was recorded: it is the last one.
+                steps.mount_disable_acknowledged = cluster
+                    .history
+                    .lock()
+                    .unwrap()
+                    .writes
+                    .last()
+                    .is_some_and(|write| write.outcome == WriteOutcome::Ok);
+                steps.mount_enabled = false;
+            }
+        }
+    }
+
+    /// Create a token (kept to present later), present one, or revoke one.
+    async fn token_step(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        token: &str,
+        steps: &mut ClientSteps,
+    ) {
+        let draw = self.rng.below(3);
+        if steps.live_tokens.is_empty()
+            || (draw == 0 && steps.live_tokens.len() < CLIENT_TOKENS_MAX)
+        {
+            if let Some(created) = self.create_token(cluster, client, token, None).await {
+                steps.live_tokens.push(created);
+            }
+        } else if draw == 1 {
+            let mut presentable: Vec<&(String, String)> = steps
+                .live_tokens
+                .iter()
+                .chain(&steps.revoked_tokens)
+                .collect();
+            let position = self.rng.below(presentable.len() as u64) as usize;
+            let (label, secret) = presentable.swap_remove(position).clone();
+            self.use_token(cluster, client, phase, &label, &secret)
+                .await;
+        } else {
+            let position = self.rng.below(steps.live_tokens.len() as u64) as usize;
+            let (label, secret) = steps.live_tokens.remove(position);
+            self.revoke_token(cluster, client, &label, &secret, token)
+                .await;
+            steps.revoked_tokens.push((label, secret));
+            if steps.revoked_tokens.len() > CLIENT_TOKENS_MAX {
+                steps.revoked_tokens.remove(0);
+            }
+        }
+    }
+
+    /// Create a token with a short TTL (a lease that must expire), or present one.
+    async fn lease_step(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        token: &str,
+        steps: &mut ClientSteps,
+    ) {
+        if steps.lease_tokens.is_empty()
+            || (steps.lease_tokens.len() < CLIENT_TOKENS_MAX && self.rng.below(2) == 0)
+        {
+            let ttl_s = self.between(LEASE_TTL_S);
+            if let Some(created) = self.create_token(cluster, client, token, Some(ttl_s)).await {
+                steps.lease_tokens.push(created);
+            }
+        } else {
+            let position = self.rng.below(steps.lease_tokens.len() as u64) as usize;
+            let (label, secret) = steps.lease_tokens[position].clone();
+            self.use_token(cluster, client, phase, &label, &secret)
+                .await;
+        }
+    }
+
+    /// `auth/token/create` through a random node: the token's label and secret when its
+    /// creation was acknowledged (recorded for the oracle).
+    async fn create_token(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        token: &str,
+        ttl_s: Option<u64>,
+    ) -> Option<(String, String)> {
+        let target = self.rng.below(cluster.size() as u64) as usize;
+        let ttl = ttl_s.map_or(TOKEN_TTL.to_string(), |ttl| format!("{ttl}s"));
+        let invoked_us = self.now_us();
+        let result = call(
+            &cluster.api_addr(target),
+            Method::POST,
+            "auth/token/create",
+            Some(token),
+            Some(&json!({ "ttl": ttl })),
+        )
+        .await;
+        let completed_us = self.now_us();
+        let secret = match &result {
+            Ok((200, body)) => body["auth"]["client_token"].as_str().map(str::to_string),
+            _ => None,
+        };
+        let mut history = cluster.history.lock().unwrap();
+        // Labels count the cluster's created tokens, so they are unique across phases.
+        let label = format!("c{client}-t{}", history.tokens.len());
+        self.record(format!(
+            "c{} client {client} create token {} ttl={ttl} via node-{} -> {}",
+            cluster.index,
+            if secret.is_some() {
+                label.as_str()
+            } else {
+                "-"
+            },
+            target + 1,
+            describe(&result)
+        ));
+        let secret = secret?;
+        history.tokens.push(TokenLife {
+            label: label.clone(),
+            secret: secret.clone(),
+            created_invoked_us: invoked_us,
+            created_completed_us: completed_us,
+            ttl_ms: ttl_s.map(|ttl| ttl * 1000),
+            revocation: None,
+        });
+        Some((label, secret))
+    }
+
+    /// `auth/token/revoke` of `secret` with the client's own token; the outcome is
+    /// recorded on the token for the oracle.
+    async fn revoke_token(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        label: &str,
+        secret: &str,
+        token: &str,
+    ) {
+        let target = self.rng.below(cluster.size() as u64) as usize;
+        let invoked_us = self.now_us();
+        let result = call(
+            &cluster.api_addr(target),
+            Method::POST,
+            "auth/token/revoke",
+            Some(token),
+            Some(&json!({ "token": secret })),
+        )
+        .await;
+        let completed_us = self.now_us();
+        self.record(format!(
+            "c{} client {client} revoke token {label} via node-{} -> {}",
+            cluster.index,
+            target + 1,
+            describe(&result)
+        ));
+        let mut history = cluster.history.lock().unwrap();
+        if let Some(life) = history.tokens.iter_mut().find(|life| life.label == label) {
+            life.revocation = Some(Revocation {
+                invoked_us,
+                completed_us,
+                outcome: classify_write(&result),
+            });
+        }
+    }
+
+    /// Present a created token: a read of a KV register with it through a random node.
+    /// Authorized (an answer from the register, recorded as a read too) or refused
+    /// (403) is recorded for the oracle; anything else says nothing. The mount cycle's
+    /// registers are left out: their mount may not exist (404 whatever the token).
+    async fn use_token(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        label: &str,
+        secret: &str,
+    ) -> Option<bool> {
+        let registers: Vec<String> = self
+            .registers()
+            .into_iter()
+            .filter(|register| register.starts_with("kv"))
+            .collect();
+        let register = registers[self.rng.below(registers.len() as u64) as usize].clone();
+        let target = self.rng.below(cluster.size() as u64) as usize;
+        let invoked_us = self.now_us();
+        let result = call(
+            &cluster.api_addr(target),
+            Method::GET,
+            &Self::api_path(&register),
+            Some(secret),
+            None,
+        )
+        .await;
+        let completed_us = self.now_us();
+        let node = format!("node-{}", target + 1);
+        self.record(format!(
+            "c{} client {client} GET {register} with token {label} via {node} -> {}",
+            cluster.index,
+            describe(&result)
+        ));
+        let authorized = match &result {
+            Ok((200 | 404, body)) => {
+                let value = if register.starts_with("kv2/") {
+                    body["data"]["data"]["value"].as_str()
+                } else {
+                    body["data"]["value"].as_str()
+                };
+                cluster.history.lock().unwrap().reads.push(Read {
+                    register: register.clone(),
+                    value: value.map(str::to_string),
+                    invoked_us,
+                    completed_us,
+                    phase,
+                    client,
+                    node: node.clone(),
+                });
+                true
+            }
+            Ok((403, _)) => false,
+            _ => return None,
+        };
+        cluster.history.lock().unwrap().token_uses.push(TokenUse {
+            label: label.to_string(),
+            invoked_us,
+            completed_us,
+            authorized,
+            phase,
+            client,
+            node,
+        });
+        Some(authorized)
+    }
+
+    /// At the end: every token whose revocation was acknowledged, and every lease token
+    /// once its TTL (and the slack) has passed, is presented again and must be refused.
+    async fn present_ended_tokens(&self, cluster: &Cluster) {
+        let tokens = cluster.history.lock().unwrap().tokens.clone();
+        for life in tokens {
+            let revoked = life
+                .revocation
+                .is_some_and(|revocation| revocation.outcome == WriteOutcome::Ok);
+            let Some(ended_us) = (match life.ttl_ms {
+                Some(ttl_ms) => {
+                    Some(life.created_completed_us + ttl_ms * 1000 + TOKEN_EXPIRY_SLACK_US)
+                }
+                None => revoked.then(|| self.now_us()),
+            }) else {
+                continue;
+            };
+            let now_us = self.now_us();
+            if ended_us > now_us {
+                tokio::time::sleep(Duration::from_micros(ended_us - now_us + 1)).await;
+            }
+            for _ in 0..FINAL_READ_ATTEMPTS_MAX {
+                match self
+                    .use_token(cluster, usize::MAX, Phase::Final, &life.label, &life.secret)
+                    .await
+                {
+                    Some(false) if revoked => {
+                        arca::coverage::mark("token-revoked-refused");
+                        break;
+                    }
+                    Some(false) => {
+                        arca::coverage::mark("token-expired-refused");
+                        break;
+                    }
+                    // Authorized: the oracle reports it.
+                    Some(true) => break,
+                    None => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+    }
+
     /// The API path of a register (`kv/kN` or `kv2/kN`).
     fn api_path(register: &str) -> String {
         match register.strip_prefix("kv2/") {
@@ -792,6 +1233,37 @@ impl Simulation {
         client: usize,
         phase: Phase,
         register: &str,
+        method: Method,
+        body: Option<Value>,
+        value: Option<String>,
+        cas: Option<u64>,
+        token: &str,
+    ) -> Option<u64> {
+        self.write_path(
+            cluster,
+            client,
+            phase,
+            register,
+            &Self::api_path(register),
+            method,
+            body,
+            value,
+            cas,
+            token,
+        )
+        .await
+    }
+
+    /// A write of `register` made by a request to `path` (a register's own path, or
+    /// one whose effect on it is known, such as disabling its mount).
+    #[allow(clippy::too_many_arguments)]
+    async fn write_path(
+        &self,
+        cluster: &Cluster,
+        client: usize,
+        phase: Phase,
+        register: &str,
+        path: &str,
         method: Method,
         body: Option<Value>,
         value: Option<String>,
@@ -817,25 +1289,18 @@ impl Simulation {
         let result = call(
             &via_cluster.api_addr(target),
             method.clone(),
-            &Self::api_path(register),
+            path,
             Some(&token),
             body.as_ref(),
         )
         .await;
         let completed_us = self.now_us();
-        let outcome = match &result {
-            Ok((200..=299, _)) => WriteOutcome::Ok,
-            // A clear refusal: the write must never take effect. Timeouts, precondition
-            // and rate answers say nothing definite.
-            Ok((status, _))
-                if (400..500).contains(status) && !matches!(status, 408 | 412 | 429) =>
-            {
-                WriteOutcome::Refused
-            }
-            // The disk-full alarm refuses before proposing: as definite as a 4xx.
-            Ok((500, body)) if refused_for_full_storage(body) => WriteOutcome::Refused,
-            _ => WriteOutcome::Unknown,
-        };
+        let mut outcome = classify_write(&result);
+        // Disabling a mount takes several commits (the table entry, then its data in
+        // batches); a refusal for a full disk may come after the first took effect.
+        if path.starts_with("sys/mounts/") && matches!(&result, Ok((500, _))) {
+            outcome = WriteOutcome::Unknown;
+        }
         self.record(format!(
             "c{} client {client} {method} {register}={value:?}{} via {}node-{} -> {}",
             cluster.index,
@@ -1016,6 +1481,21 @@ impl Simulation {
         chosen
     }
 
+    /// Put `items` in an order drawn by the seed (Fisher-Yates).
+    fn shuffle<T>(&self, items: &mut [T]) {
+        for last in (1..items.len()).rev() {
+            let other = self.rng.below(last as u64 + 1) as usize;
+            items.swap(last, other);
+        }
+    }
+
+    /// The network's current send latency.
+    fn send_latency(net: &NetSim) -> std::ops::Range<Duration> {
+        let mut latency = Duration::ZERO..Duration::ZERO;
+        net.update_config(|config| latency = config.send_latency.clone());
+        latency
+    }
+
     async fn leader_or_random(&self, cluster: &Cluster) -> Option<usize> {
         match self.leader_index(cluster).await {
             Some(leader) => Some(leader),
@@ -1115,6 +1595,89 @@ impl Simulation {
                     to + 1
                 ));
             }
+            FaultKind::SwizzleClog => {
+                // Clog a random subset one node at a time, then unclog them one at a
+                // time in another random order (FoundationDB's swizzle-clog).
+                let count = 1 + self.rng.below(cluster.size() as u64) as usize;
+                let mut clogging = self.random_up_nodes(cluster, count);
+                if clogging.is_empty() {
+                    return;
+                }
+                self.shuffle(&mut clogging);
+                self.record(format!(
+                    "c{c}: FAULT swizzle-clog {} for {}ms",
+                    names(&clogging),
+                    outage.as_millis()
+                ));
+                for node in &clogging {
+                    net.clog_node(cluster.handles[*node].id());
+                    tokio::time::sleep(Duration::from_millis(self.between(SWIZZLE_STEP_MS))).await;
+                }
+                tokio::time::sleep(outage).await;
+                self.shuffle(&mut clogging);
+                for node in &clogging {
+                    net.unclog_node(cluster.handles[*node].id());
+                    self.record(format!("c{c}: HEAL node-{}", node + 1));
+                    tokio::time::sleep(Duration::from_millis(self.between(SWIZZLE_STEP_MS))).await;
+                }
+                arca::coverage::mark("swizzle-clogged");
+            }
+            FaultKind::LatencySpike => {
+                let low = self.between(LATENCY_SPIKE_LOW_MS);
+                let high = self.between(LATENCY_SPIKE_HIGH_MS);
+                self.record(format!(
+                    "c{c}: FAULT every link slowed to {low}-{high}ms for {}ms",
+                    outage.as_millis()
+                ));
+                let before = Self::send_latency(&net);
+                net.update_config(|config| {
+                    config.send_latency = Duration::from_millis(low)..Duration::from_millis(high);
+                });
+                tokio::time::sleep(outage).await;
+                net.update_config(|config| config.send_latency = before);
+                self.record(format!("c{c}: HEAL link latency"));
+                arca::coverage::mark("links-slowed");
+            }
+            FaultKind::SlowNode => {
+                let Some(target) = self.random_up_node(cluster, None) else {
+                    return;
+                };
+                let id = cluster.handles[target].id();
+                self.record(format!(
+                    "c{c}: FAULT slow links of node-{} for {}ms",
+                    target + 1,
+                    outage.as_millis()
+                ));
+                let until = now() + outage;
+                while now() < until {
+                    net.clog_node(id);
+                    tokio::time::sleep(Duration::from_millis(self.between(SLOW_NODE_CUT_MS))).await;
+                    net.unclog_node(id);
+                    tokio::time::sleep(Duration::from_millis(self.between(SLOW_NODE_OPEN_MS)))
+                        .await;
+                }
+                self.record(format!("c{c}: HEAL links of node-{}", target + 1));
+                arca::coverage::mark("node-slowed");
+            }
+            FaultKind::ClockJumpRandom => {
+                let Some(target) = self.random_up_node(cluster, None) else {
+                    return;
+                };
+                let clock = &cluster.clocks[target];
+                let jump_ms = self.between([1, CLOCK_JUMP_MS_MAX]) as i64
+                    * if self.rng.below(2) == 0 { 1 } else { -1 };
+                let before_ms = cluster.clock_skew_ms;
+                self.record(format!(
+                    "c{c}: FAULT wall clock of node-{} jumps {jump_ms:+}ms for {}ms",
+                    target + 1,
+                    outage.as_millis()
+                ));
+                clock.set_skew_ms(before_ms + jump_ms);
+                tokio::time::sleep(outage).await;
+                clock.set_skew_ms(before_ms);
+                self.record(format!("c{c}: HEAL wall clock of node-{}", target + 1));
+                arca::coverage::mark("clock-jumped");
+            }
             FaultKind::LoseFsyncsFollower => {
                 let leader = self.leader_index(cluster).await;
                 let Some(target) = self.random_up_node(cluster, leader) else {
@@ -1131,7 +1694,14 @@ impl Simulation {
                 self.take_down(cluster, &[target], true, spec.tear, down_for);
                 tokio::time::sleep(down_for).await;
                 cluster.disks[target].set_lose_fsyncs(false);
+                // What the others applied by now may be held by them alone: the target
+                // acknowledged it but lost it. The next strike must not take the last
+                // copy away before the target has it again (no replicated system survives
+                // a quorum member forgetting what it acknowledged while another member
+                // is lost), so the strike ends when the target caught up.
+                let applied_elsewhere = self.applied_max(cluster, Some(target));
                 self.restart(cluster, &[target], unseal_key).await;
+                self.await_applied(cluster, target, applied_elsewhere).await;
             }
             FaultKind::DiskFullRandom | FaultKind::DiskFullMajority => {
                 let count = match kind {
@@ -1368,8 +1938,8 @@ impl Simulation {
             target + 1
         ));
         let address = cluster.api_addr(target);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             if let Some(error) = cluster.start_refusals.lock().unwrap().get(&target) {
                 self.record(format!(
                     "c{}: node-{} refused to start: {error}",
@@ -1433,9 +2003,9 @@ impl Simulation {
     /// After healing: a leader is known and a probe write is acknowledged within
     /// [`LIVENESS_TIMEOUT`]. The probe is an ordinary write of a register of its own.
     async fn await_healthy(&self, cluster: &Cluster, token: &str) -> bool {
-        let deadline = Instant::now() + LIVENESS_TIMEOUT;
+        let deadline = now() + LIVENESS_TIMEOUT;
         let mut attempt = 0usize;
-        while Instant::now() < deadline {
+        while now() < deadline {
             attempt += 1;
             let value = format!("probe-{attempt}");
             let body = json!({ "value": value });
@@ -1476,13 +2046,34 @@ impl Simulation {
     /// Healed means every node of the cluster is up, unsealed and knows the active node
     /// (a node back from a restart that has not yet heard from the leader answers 503, as
     /// a Vault standby does; the measured phase starts once no node is in that state).
+    ///
+    /// Every node must name the same leader in the same term, and that node must lead: a
+    /// node just back from a restart names the leader of its persisted vote until it
+    /// hears the current one, and forwards to a node that is no longer active (seed
+    /// 7078 of swarm, with randomized timers).
     fn every_node_knows_the_leader(&self, cluster: &Cluster) -> bool {
         let registry = cluster.registry.lock().unwrap();
-        registry.len() == cluster.size()
-            && registry.values().all(|node| {
+        let views: Vec<(Option<String>, u64, bool, bool)> = registry
+            .values()
+            .map(|node| {
                 let core = node.core();
-                !core.is_sealed() && core.cluster().leader().is_some()
+                let raft = core.cluster();
+                (
+                    raft.leader().map(|leader| leader.node_id),
+                    raft.indexes().term,
+                    raft.is_leader(),
+                    core.is_sealed(),
+                )
             })
+            .collect();
+        registry.len() == cluster.size()
+            && views
+                .iter()
+                .all(|(leader, _, _, sealed)| leader.is_some() && !sealed)
+            && views
+                .windows(2)
+                .all(|pair| pair[0].0 == pair[1].0 && pair[0].1 == pair[1].1)
+            && views.iter().filter(|(_, _, leads, _)| *leads).count() == 1
     }
 
     /// Among the running nodes other than `excluding`: the highest Raft term, and
@@ -1498,6 +2089,44 @@ impl Simulation {
                 (raft.indexes().term, raft.is_leader())
             })
             .max()
+    }
+
+    /// The highest applied index among the running nodes other than `excluding`.
+    fn applied_max(&self, cluster: &Cluster, excluding: Option<usize>) -> u64 {
+        let registry = cluster.registry.lock().unwrap();
+        registry
+            .iter()
+            .filter(|(node, _)| Some(**node) != excluding)
+            .map(|(_, started)| started.core().cluster().indexes().applied)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Wait (at most `CATCH_UP_AFTER_LOST_FSYNCS_TIMEOUT`) until `target` applied `index`.
+    async fn await_applied(&self, cluster: &Cluster, target: usize, index: u64) {
+        let deadline = now() + CATCH_UP_AFTER_LOST_FSYNCS_TIMEOUT;
+        while now() < deadline {
+            let applied = cluster
+                .registry
+                .lock()
+                .unwrap()
+                .get(&target)
+                .map(|started| started.core().cluster().indexes().applied);
+            if applied.is_some_and(|applied| applied >= index) {
+                self.record(format!(
+                    "c{}: node-{} caught up to {index}",
+                    cluster.index,
+                    target + 1
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.record(format!(
+            "c{}: node-{} did not catch up to {index}",
+            cluster.index,
+            target + 1
+        ));
     }
 
     /// Every node's applied index and state digest, into the trace (and so the hash).
@@ -1533,17 +2162,21 @@ impl Simulation {
                 registers.push(format!("local/k{key}"));
             }
         }
+        if self.scenario.workload.mix.mount > 0 {
+            registers.extend((0..self.scenario.workload.clients).map(mount_register));
+        }
         registers
     }
 
     async fn check(&self, cluster: &Cluster, root_token: &str) {
         self.converge(cluster).await;
+        self.present_ended_tokens(cluster).await;
         self.final_reads(cluster, root_token).await;
     }
 
     /// Convergence: the same applied index and identical state on every node.
     async fn converge(&self, cluster: &Cluster) {
-        let deadline = Instant::now() + CONVERGENCE_TIMEOUT;
+        let deadline = now() + CONVERGENCE_TIMEOUT;
         loop {
             let states = self.record_digests(cluster);
             let all_up = states.len() == cluster.size();
@@ -1571,7 +2204,7 @@ impl Simulation {
                 );
                 break;
             }
-            if Instant::now() > deadline {
+            if now() > deadline {
                 self.liveness_failure(cluster, format!("nodes did not converge: {states:?}"));
                 break;
             }
@@ -1638,6 +2271,14 @@ impl Simulation {
     }
 }
 
+/// Simulated time now. The harness runs inside madsim, whose clock is virtual: the rule
+/// against reading `Instant::now` protects server code, which must read the seam's
+/// clock; here there is nothing else to read.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
 /// Every (from, to) pair of node ids between two clusters, both directions.
 fn cross_links(
     first: &Cluster,
@@ -1659,6 +2300,40 @@ fn cross_links(
         }
     }
     links
+}
+
+/// What a write's answer says of its effect.
+fn classify_write(result: &Result<(u16, Value), String>) -> WriteOutcome {
+    match result {
+        Ok((200..=299, _)) => WriteOutcome::Ok,
+        // A clear refusal: the write must never take effect. Timeouts, precondition
+        // and rate answers say nothing definite.
+        Ok((status, _)) if (400..500).contains(status) && !matches!(status, 408 | 412 | 429) => {
+            WriteOutcome::Refused
+        }
+        // The disk-full alarm refuses before proposing: as definite as a 4xx.
+        Ok((500, body)) if refused_for_full_storage(body) => WriteOutcome::Refused,
+        _ => WriteOutcome::Unknown,
+    }
+}
+
+/// The register of client `client`'s own mount.
+fn mount_register(client: usize) -> String {
+    format!("m{client}/k")
+}
+
+/// What one client keeps between its steps of the mount, token and lease workload.
+#[derive(Debug, Default)]
+struct ClientSteps {
+    /// Whether this client's mount is enabled, as far as it knows.
+    mount_enabled: bool,
+    /// Whether its last disable was acknowledged (a read must then answer 404).
+    mount_disable_acknowledged: bool,
+    /// Tokens created and not yet revoked; tokens whose revocation was asked for; lease
+    /// tokens (label, secret), each at most `CLIENT_TOKENS_MAX`.
+    live_tokens: Vec<(String, String)>,
+    revoked_tokens: Vec<(String, String)>,
+    lease_tokens: Vec<(String, String)>,
 }
 
 /// Whether an answer is the disk-full alarm's refusal (500, "storage is full: ...").

@@ -96,6 +96,19 @@ pub struct Mix {
     pub delete_v2: u64,
     /// A read of a KV v1 or v2 key.
     pub read: u64,
+    /// A step of this client's own mount cycle: enable a KV mount, write and read its
+    /// register, disable it (its data must be gone: a read answers 404), enable it again
+    /// (empty). Off unless a scenario weighs it.
+    #[serde(default)]
+    pub mount: u64,
+    /// Create a token (acknowledged: it must work until revoked), use one, or revoke one
+    /// (acknowledged: it must never authorize a later request).
+    #[serde(default)]
+    pub token: u64,
+    /// Create a token with a short TTL, or use one: once its TTL has passed on the
+    /// simulated clock (allowing for the clock skew faults inject) it must be refused.
+    #[serde(default)]
+    pub lease: u64,
 }
 
 impl Default for Mix {
@@ -106,6 +119,9 @@ impl Default for Mix {
             cas: 3,
             delete_v2: 1,
             read: 5,
+            mount: 0,
+            token: 0,
+            lease: 0,
         }
     }
 }
@@ -115,8 +131,9 @@ impl Default for Mix {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Draw the snapshot threshold (down to a few entries), the entries kept after a
-    /// snapshot and the log segment size per seed and cluster, so snapshots, purges,
-    /// installs and segment rolls run.
+    /// snapshot, the log segment size and the Raft timers (heartbeat interval, election
+    /// timeout range) per seed and cluster, so snapshots, purges, installs, segment rolls
+    /// and elections at other paces run.
     #[serde(default)]
     pub randomize: bool,
     /// Switch on the server's fault points (`arca::buggify`) while the faults strike.
@@ -184,6 +201,19 @@ pub enum FaultKind {
     PartitionRandom,
     /// Cut one direction of one random link (asymmetric partition).
     ClogLinkRandom,
+    /// FoundationDB's swizzle-clog: cut nodes drawn by seed off one at a time, in a
+    /// random order, then bring them back one at a time in another order.
+    SwizzleClog,
+    /// Every link of the network slows down for the outage (madsim's send latency is
+    /// raised to a range drawn by seed, well past the heartbeat interval).
+    LatencySpike,
+    /// One node's links flap for the outage (cut for tens of milliseconds, back for a
+    /// few): its messages arrive late, after the network's retransmission backoff.
+    SlowNode,
+    /// A node's wall clock jumps forwards or backwards (up to
+    /// `CLOCK_JUMP_MS_MAX`) for the outage, then jumps back. Only wall time moves:
+    /// leases and token TTLs read it, Raft's timers read monotonic time.
+    ClockJumpRandom,
     /// A random follower's fsyncs silently do nothing for the outage, then it crashes
     /// and restarts: it comes back missing writes it had acknowledged.
     LoseFsyncsFollower,
@@ -242,6 +272,10 @@ impl FaultKind {
         FaultKind::PartitionLeader,
         FaultKind::PartitionRandom,
         FaultKind::ClogLinkRandom,
+        FaultKind::SwizzleClog,
+        FaultKind::LatencySpike,
+        FaultKind::SlowNode,
+        FaultKind::ClockJumpRandom,
         FaultKind::LoseFsyncsFollower,
         FaultKind::DiskFullRandom,
         FaultKind::DiskFullMajority,
@@ -335,8 +369,19 @@ impl Scenario {
         }
         let mix = workload.mix;
         let writes = mix.put + mix.delete + mix.cas + mix.delete_v2;
-        if writes == 0 || writes.checked_add(mix.read).is_none() {
+        if writes == 0
+            || [mix.read, mix.mount, mix.token, mix.lease]
+                .into_iter()
+                .try_fold(writes, u64::checked_add)
+                .is_none()
+        {
             return Err("workload.mix must give some write a weight".into());
+        }
+        if mix.mount + mix.token + mix.lease > 0 && self.replication.is_some() {
+            return Err(
+                "workload.mix: mount, token and lease steps run in single-cluster fleets only"
+                    .into(),
+            );
         }
         if self.liveness.ops_per_client > OPS_PER_CLIENT_MAX {
             return Err(format!(

@@ -113,6 +113,8 @@ impl AsyncRuntime for ArcaRuntime {
         tokio::time::sleep(duration)
     }
 
+    // Real tokio sleeps until its own `Instant`; madsim's takes the std one as it is.
+    #[cfg_attr(madsim, allow(clippy::useless_conversion))]
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
         tokio::time::sleep_until(deadline.into())
     }
@@ -124,6 +126,7 @@ impl AsyncRuntime for ArcaRuntime {
         timeout(duration, future)
     }
 
+    #[cfg_attr(madsim, allow(clippy::useless_conversion))]
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
         deadline: Self::Instant,
         future: F,

@@ -28,6 +28,6 @@ pub mod wal;
 pub use applied_state::{Applied, AppliedState, Change, Changes};
 pub use change_feed::{ChangeFeed, FeedEvent, Subscription};
 pub use log_store::{LogStore, LogStoreError, LogStoreOptions};
-pub use node::{Peer, RaftError, RaftFailure, RaftNode, RaftOptions, RaftStatus};
+pub use node::{Peer, RaftError, RaftFailure, RaftNode, RaftOptions, RaftStatus, RaftTimers};
 pub use state_machine::StateMachine;
 pub use types::{Command, CommandResponse, NodeInfo, TypeConfig};

@@ -185,6 +185,63 @@ pub struct RaftOptions {
     pub clock_drift_margin: Duration,
     /// How many recent WAL entries the state machine keeps (`logshipper_buffer_length`).
     pub wal_buffer_entries_max: usize,
+    /// Heartbeat and election timers; the simulator draws them per seed.
+    pub timers: RaftTimers,
+}
+
+/// Raft's timers, in milliseconds: how often a leader sends heartbeats, and the range a
+/// follower's election timeout is drawn from. openraft requires
+/// `heartbeat < election_timeout_min < election_timeout_max`; the read path also needs
+/// `election_timeout_max` (openraft's leader lease) above `READ_QUORUM_ACK_AGE_MAX_MS`,
+/// which [`RaftTimers::check`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTimers {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl RaftTimers {
+    /// Production's timers.
+    pub const DEFAULT: RaftTimers = RaftTimers {
+        heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+        election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
+    };
+
+    /// Why these timers cannot run safely, if they cannot. A leadership confirmation may
+    /// rest on a quorum acknowledgement up to `READ_QUORUM_ACK_AGE_MAX_MS` old; that is
+    /// sound only while followers still refuse to vote (for `election_timeout_max`).
+    pub fn check(&self) -> Result<(), String> {
+        if self.heartbeat_interval_ms == 0 {
+            return Err("heartbeat interval must be positive".into());
+        }
+        if self.election_timeout_min_ms <= self.heartbeat_interval_ms {
+            return Err(format!(
+                "election timeout min {}ms must exceed the heartbeat interval {}ms",
+                self.election_timeout_min_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return Err(format!(
+                "election timeout max {}ms must exceed min {}ms",
+                self.election_timeout_max_ms, self.election_timeout_min_ms
+            ));
+        }
+        if self.election_timeout_min_ms <= READ_QUORUM_ACK_AGE_MAX_MS {
+            return Err(format!(
+                "election timeout min {}ms must exceed the read quorum ack age {READ_QUORUM_ACK_AGE_MAX_MS}ms",
+                self.election_timeout_min_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for RaftTimers {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl Default for RaftOptions {
@@ -195,6 +252,7 @@ impl Default for RaftOptions {
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
             clock_drift_margin: Duration::from_millis(CLOCK_DRIFT_MARGIN_MS_DEFAULT),
             wal_buffer_entries_max: WAL_BUFFER_ENTRIES_DEFAULT,
+            timers: RaftTimers::DEFAULT,
         }
     }
 }
@@ -209,18 +267,19 @@ impl RaftOptions {
     /// shortest election timeout, less the drift margin, is a time in which no other leader
     /// can exist. Zero (no reuse: every request confirms) when the margin eats it all.
     pub fn read_lease(&self) -> Duration {
-        Duration::from_millis(ELECTION_TIMEOUT_MIN_MS)
+        Duration::from_millis(self.timers.election_timeout_min_ms)
             .saturating_sub(Duration::from_millis(READ_QUORUM_ACK_AGE_MAX_MS))
             .saturating_sub(self.clock_drift_margin)
     }
 }
 
 fn raft_config(options: &RaftOptions) -> Result<openraft::Config, RaftError> {
+    options.timers.check().map_err(RaftError::Config)?;
     openraft::Config {
         cluster_name: CLUSTER_NAME.to_string(),
-        heartbeat_interval: HEARTBEAT_INTERVAL_MS,
-        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
-        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        heartbeat_interval: options.timers.heartbeat_interval_ms,
+        election_timeout_min: options.timers.election_timeout_min_ms,
+        election_timeout_max: options.timers.election_timeout_max_ms,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
         max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
         // A follower whose disk lost writes it had acknowledged (a lost fsync, a

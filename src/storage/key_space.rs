@@ -352,13 +352,18 @@ pub fn mount_table_of(key: &str) -> Option<TableKind> {
 /// Where a mount's data lives: `logical/<uuid>/` and its local and auth kin, so the
 /// class of every byte of a local mount is local and its group is the mount.
 pub fn mount_data_prefix(kind: TableKind, local: bool, uuid: &str) -> String {
-    let root = match (kind, local) {
+    format!("{}{uuid}/", mount_data_root(kind, local))
+}
+
+/// The prefix under which every mount of one kind and class keeps its data, each below
+/// `<uuid>/` (see [`mount_data_prefix`]).
+pub const fn mount_data_root(kind: TableKind, local: bool) -> &'static str {
+    match (kind, local) {
         (TableKind::Secrets, false) => LOGICAL,
         (TableKind::Secrets, true) => LOCAL_LOGICAL,
         (TableKind::Auth, false) => AUTH_DATA,
         (TableKind::Auth, true) => LOCAL_AUTH_DATA,
-    };
-    format!("{root}{uuid}/")
+    }
 }
 
 /// Where the audit table of one class keeps its devices, one key per device.

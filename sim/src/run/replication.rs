@@ -61,12 +61,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca::server::Node;
+use arca::storage::key_space::{self, Store, TableKind};
 use http::Method;
 use madsim::net::NetSim;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use super::{Cluster, Route, SETUP_TIMEOUT, Simulation, describe};
+use super::{Cluster, Route, SETUP_TIMEOUT, Simulation, describe, now};
 use crate::client::call;
 use crate::oracle::Phase;
 use crate::scenario::{FaultKind, FaultSpec, Target};
@@ -80,8 +80,13 @@ pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Activation attempts (a fresh token each) before giving up.
 pub const ACTIVATION_ATTEMPTS_MAX: usize = 5;
-/// Prefixes of keys that are the primary's own and must never reach a secondary.
-pub const LOCAL_PREFIXES: &[&str] = &["local-logical/", "sys/token/", "sys/expire/"];
+/// Prefixes of keys that are the primary's own and must never reach a secondary: local
+/// mounts' data, tokens and leases (named by the key-space registry).
+pub const LOCAL_PREFIXES: &[&str] = &[
+    key_space::mount_data_root(TableKind::Secrets, true),
+    Store::Tokens.prefix(),
+    Store::Leases.prefix(),
+];
 /// The replicated mounts a filter change may deny.
 pub const FILTERABLE_MOUNTS: &[&str] = &["kv", "kv2"];
 /// The user every secondary reader logs in as (replicated from the primary).
@@ -415,7 +420,7 @@ impl Simulation {
             }
         }
         let mut uuids = BTreeMap::new();
-        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let deadline = now() + SETUP_TIMEOUT;
         while uuids.len() < 3 {
             let node = self.rng.below(primary.size() as u64) as usize;
             if let Ok((200, body)) = call(
@@ -433,7 +438,7 @@ impl Simulation {
                     }
                 }
             }
-            if Instant::now() > deadline {
+            if now() > deadline {
                 self.violation(&primary, "setup: the mounts' uuids never showed".into());
                 return None;
             }
@@ -556,8 +561,8 @@ impl Simulation {
 
     /// Until the node reports itself sealed, within the setup bound.
     async fn await_sealed(&self, cluster: &Cluster, node: usize) -> bool {
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             if let Ok((200, body)) = call(
                 &cluster.api_addr(node),
                 Method::GET,
@@ -582,8 +587,8 @@ impl Simulation {
 
     async fn secondary_token(&self, fleet: &Fleet, id: &str) -> Option<String> {
         let primary = fleet.primary();
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             let node = self.rng.below(primary.size() as u64) as usize;
             let answer = call(
                 &primary.api_addr(node),
@@ -627,8 +632,8 @@ impl Simulation {
 
     /// Wait until some node of `cluster` reports `mode`.
     async fn await_mode(&self, cluster: &Cluster, mode: &str) -> bool {
-        let deadline = Instant::now() + ACTIVATION_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + ACTIVATION_TIMEOUT;
+        while now() < deadline {
             for node in cluster.up() {
                 if let Some(status) = self.status(cluster, node).await
                     && status["mode"] == mode
@@ -649,8 +654,8 @@ impl Simulation {
     /// Log the readers in on `secondary` (the user is replicated; the token is local).
     async fn login(&self, secondary: &Member) -> bool {
         let cluster = &secondary.cluster;
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + SETUP_TIMEOUT;
+        while now() < deadline {
             let node = self.rng.below(cluster.size() as u64) as usize;
             let answer = call(
                 &cluster.api_addr(node),
@@ -1124,8 +1129,8 @@ impl Simulation {
     /// Wait until `cluster` streams at the primary's `last_wal`.
     async fn await_same_position(&self, fleet: &Fleet, cluster: &Cluster) -> bool {
         let primary = fleet.primary();
-        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + CATCH_UP_TIMEOUT;
+        while now() < deadline {
             let mut last_wal = None;
             for node in primary.up() {
                 if let Some(status) = self.status(&primary, node).await
@@ -1164,8 +1169,8 @@ impl Simulation {
 
     /// Wait until a node of `cluster` reports itself superseded; its status then.
     async fn await_superseded(&self, cluster: &Cluster) -> Option<Value> {
-        let deadline = Instant::now() + ACTIVATION_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + ACTIVATION_TIMEOUT;
+        while now() < deadline {
             for node in cluster.up() {
                 if let Some(status) = self.status(cluster, node).await
                     && status["superseded"] == Value::Bool(true)
@@ -1329,8 +1334,8 @@ impl Simulation {
     /// not yet caught up with its demoted primary.
     async fn promote(&self, member: &Member, force: bool) -> bool {
         let cluster = &member.cluster;
-        let deadline = Instant::now() + ACTIVATION_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + ACTIVATION_TIMEOUT;
+        while now() < deadline {
             let node = self.rng.below(cluster.size() as u64) as usize;
             let answer = call(
                 &cluster.api_addr(node),
@@ -1399,8 +1404,8 @@ impl Simulation {
     /// Wait until a node of `cluster` streams from the primary in the primary's epoch.
     async fn await_following(&self, fleet: &Fleet, cluster: &Cluster) -> bool {
         let primary = fleet.primary();
-        let deadline = Instant::now() + ACTIVATION_TIMEOUT;
-        while Instant::now() < deadline {
+        let deadline = now() + ACTIVATION_TIMEOUT;
+        while now() < deadline {
             let mut epoch = None;
             for node in primary.up() {
                 if let Some(status) = self.status(&primary, node).await
@@ -1622,7 +1627,8 @@ impl Simulation {
                 }
                 // Nothing denied crosses.
                 if let Some(deny) = &deny {
-                    let prefix = format!("logical/{}/", deny.uuid);
+                    let prefix =
+                        key_space::mount_data_prefix(TableKind::Secrets, false, &deny.uuid);
                     for (key, sealed) in view
                         .range_from(std::ops::Bound::Included(prefix.as_str()))
                         .take_while(|(key, _)| key.starts_with(&prefix))
@@ -1712,10 +1718,10 @@ impl Simulation {
         if !logged_in && !self.login(secondary).await {
             return;
         }
-        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let deadline = now() + CATCH_UP_TIMEOUT;
         let mut last_problem = String::from("never streamed");
         let mut at_position = false;
-        while Instant::now() < deadline {
+        while now() < deadline {
             match self.compare(fleet, secondary).await {
                 Ok(()) => {
                     self.record(format!("c{}: caught up with the primary", cluster.index));
@@ -1959,8 +1965,8 @@ impl Simulation {
                 reported += 1;
             };
             // (client, register) -> (highest version, values seen in order, last value)
-            let mut seen: BTreeMap<(usize, &str), (u64, BTreeSet<&str>, Option<&str>)> =
-                BTreeMap::new();
+            type Seen<'a> = BTreeMap<(usize, &'a str), (u64, BTreeSet<&'a str>, Option<&'a str>)>;
+            let mut seen: Seen = BTreeMap::new();
             for read in &reads {
                 let describe = || {
                     format!(
