@@ -304,3 +304,52 @@ fn dev_server_is_unsealed_from_its_first_connection() {
     assert_eq!(body["initialized"], true, "{body}");
     assert_eq!(body["sealed"], false, "{body}");
 }
+
+/// Vault checks the token and its policies before it routes: a path no mount serves is a
+/// 404 only for a caller allowed to ask for it, and a 403 for anyone else (no token, a
+/// revoked one, or one whose policies do not grant the path). Found by the simulator's
+/// token workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmounted_path_is_403_unless_the_caller_may_ask_for_it() {
+    with_dev_node(|address| {
+        let http = support::client();
+        let call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+            support::call(&http, method, &address, path, token, body.as_ref()).unwrap()
+        };
+        let (status, body) = call("GET", "nowhere/x", Some("root"), None);
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            body["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("no handler for route")
+        );
+
+        let (status, created) = call(
+            "POST",
+            "auth/token/create",
+            Some("root"),
+            Some(json!({"policies": ["default"]})),
+        );
+        assert_eq!(status, 200, "{created}");
+        let limited = created["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for token in [None, Some("not-a-token"), Some(limited.as_str())] {
+            let (status, body) = call("GET", "nowhere/x", token, None);
+            assert_eq!(status, 403, "{token:?}: {body}");
+            assert_eq!(body["errors"][0], "permission denied");
+        }
+        let (status, _) = call(
+            "POST",
+            "auth/token/revoke-self",
+            Some(&limited),
+            Some(json!({})),
+        );
+        assert_eq!(status, 204);
+        let (status, _) = call("GET", "nowhere/x", Some(&limited), None);
+        assert_eq!(status, 403);
+    })
+    .await;
+}

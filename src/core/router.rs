@@ -522,7 +522,24 @@ impl LogicalCore {
         if operation == Operation::List && !path.ends_with('/') {
             path.push('/');
         }
-        let route = self.route(&path)?;
+        let route = match self.route(&path) {
+            Ok(route) => route,
+            // As Vault, which checks the token and its policies before it routes: a path
+            // no mount serves is a 404 only for a caller allowed to ask for it; without a
+            // valid token, or without a policy granting the path, it is a 403, so unknown
+            // paths tell nothing to a caller who may not use them.
+            Err(error @ LogicalError::UnsupportedPath(_)) if api.delegated_caller.is_none() => {
+                let allowed = request_token(&api.headers)
+                    .and_then(|token| self.authenticate(&token, now_unix).ok())
+                    .is_some_and(|caller| caller.acl.allowed(operation, &path, &data).allowed);
+                return Err(if allowed {
+                    error
+                } else {
+                    LogicalError::PermissionDenied
+                });
+            }
+            Err(error) => return Err(error),
+        };
         let wrap_ttl = match api
             .headers
             .get("x-vault-wrap-ttl")
