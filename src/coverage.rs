@@ -40,6 +40,8 @@ pub const MARKS: &[&str] = &[
     // Performance replication.
     "replication-merkle-sync",
     "replication-position-left-buffer",
+    // A secondary's syncs overtaken by the primary's writes, reported in its status.
+    "replication-sync-overtaken",
     "replication-write-forwarded",
     "replication-standby-sealed-by-activation",
 ];
