@@ -79,9 +79,6 @@ pub const RETRY_DELAY: Duration = Duration::from_millis(250);
 const IDLE_DELAY: Duration = Duration::from_millis(200);
 /// How long a pinned sync view may go unused before the primary drops it.
 const SYNC_PIN_TTL: Duration = Duration::from_secs(120);
-/// Syncs in a row overtaken by the primary's writes before status says the secondary
-/// cannot keep up (one can be bad luck: a burst during the sync).
-const SYNCS_BEHIND_REPORTED: u32 = 2;
 /// The longest the unwrap of an activation token at the primary may take.
 const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest activation bundle accepted.
@@ -215,11 +212,8 @@ struct Stream {
     redirected: bool,
     last_start_unix_ms: i64,
     last_error: Option<String>,
-    /// A sync completed and no pull has streamed since.
-    just_synced: bool,
-    /// Syncs in a row whose first pull found the position already out of the primary's
-    /// buffer: the primary writes faster than a sync catches up.
-    syncs_behind: u32,
+    /// Whether the syncs keep up with the primary's writes.
+    sync_pace: secondary::SyncPace,
 }
 
 impl Default for Stream {
@@ -236,8 +230,7 @@ impl Default for Stream {
             redirected: false,
             last_start_unix_ms: 0,
             last_error: None,
-            just_synced: false,
-            syncs_behind: 0,
+            sync_pace: secondary::SyncPace::default(),
         }
     }
 }
@@ -1909,11 +1902,7 @@ impl Replication {
             } => {
                 self.follow_epoch(&secondary, &primary).await?;
                 self.note_primary(&core, primary, "stream-wals");
-                {
-                    let mut stream = lock(&self.stream);
-                    stream.just_synced = false;
-                    stream.syncs_behind = 0;
-                }
+                lock(&self.stream).sync_pace.streamed();
                 if to == position {
                     return Ok(None);
                 }
@@ -1943,23 +1932,16 @@ impl Replication {
                 self.note_primary(&core, primary, "merkle-sync");
                 let mut stream = lock(&self.stream);
                 stream.synced_generation = None;
-                if std::mem::take(&mut stream.just_synced) {
-                    stream.syncs_behind += 1;
-                    if stream.syncs_behind >= SYNCS_BEHIND_REPORTED {
-                        let error = format!(
-                            "the merkle sync cannot keep up with the primary's writes: {} syncs in \
-                             a row ended with this cluster's position already out of the primary's \
-                             log-shipper buffer; raise replication {{ logshipper_buffer_length }} \
-                             on the primary or lower its write rate",
-                            stream.syncs_behind
-                        );
-                        crate::coverage::mark("replication-sync-overtaken");
-                        tracing::warn!(
-                            syncs = stream.syncs_behind,
-                            "performance secondary: {error}"
-                        );
-                        stream.last_error = Some(error);
-                    }
+                if let Some(syncs) = stream.sync_pace.asked_to_sync() {
+                    let error = format!(
+                        "the merkle sync cannot keep up with the primary's writes: {syncs} syncs in \
+                         a row ended with this cluster's position already out of the primary's \
+                         log-shipper buffer; raise replication {{ logshipper_buffer_length }} on \
+                         the primary or lower its write rate"
+                    );
+                    crate::coverage::mark("replication-sync-overtaken");
+                    tracing::warn!(syncs, "performance secondary: {error}");
+                    stream.last_error = Some(error);
                 }
                 Ok(None)
             }
@@ -2117,7 +2099,7 @@ impl Replication {
         stream.clock_skew.note(primary.now_unix_ms - now);
         stream.last_heartbeat_unix_ms = now;
         // A secondary that cannot keep up keeps saying so until it streams again.
-        if stream.syncs_behind < SYNCS_BEHIND_REPORTED {
+        if !stream.sync_pace.is_behind() {
             stream.last_error = None;
         }
         stream.primary = Some(primary);
@@ -2239,7 +2221,7 @@ impl Replication {
             deleted,
             "performance secondary: merkle sync complete"
         );
-        lock(&self.stream).just_synced = true;
+        lock(&self.stream).sync_pace.synced();
         let generation = lock(&self.stream)
             .primary
             .as_ref()

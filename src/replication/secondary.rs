@@ -11,6 +11,45 @@ use super::protocol::WireEntry;
 use crate::storage::KeyGroup;
 use crate::storage::Op;
 
+/// Whether a secondary's syncs keep up with its primary's writes. After a sync, the
+/// first answer either streams (the sync kept up) or asks for another sync: the
+/// primary's writes overtook it, and its position had already left the primary's
+/// log-shipper buffer. Overtaken twice in a row is reported (once can be a burst).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPace {
+    just_synced: bool,
+    overtaken_in_a_row: u32,
+}
+
+impl SyncPace {
+    /// Syncs overtaken in a row before the secondary says it cannot keep up.
+    pub const REPORTED_AFTER: u32 = 2;
+
+    pub fn synced(&mut self) {
+        self.just_synced = true;
+    }
+
+    /// The primary streamed: whatever came before, the secondary keeps up now.
+    pub fn streamed(&mut self) {
+        *self = Self::default();
+    }
+
+    /// The primary asked for a sync. `Some(n)`: this ended the `n`th sync in a row to be
+    /// overtaken, enough to report.
+    pub fn asked_to_sync(&mut self) -> Option<u32> {
+        if !std::mem::take(&mut self.just_synced) {
+            return None;
+        }
+        self.overtaken_in_a_row += 1;
+        self.is_behind().then_some(self.overtaken_in_a_row)
+    }
+
+    /// Reported as behind, until it streams again.
+    pub fn is_behind(&self) -> bool {
+        self.overtaken_in_a_row >= Self::REPORTED_AFTER
+    }
+}
+
 /// The storage operations of streamed entries, in WAL order.
 pub fn batch_ops(entries: Vec<WireEntry>) -> Vec<Op> {
     entries
@@ -135,5 +174,34 @@ impl MerkleSync {
     /// Keys fetched and deleted, for the log line.
     pub fn counts(&self) -> (usize, usize) {
         (self.fetched, self.delete.len())
+    }
+}
+
+#[cfg(test)]
+mod sync_pace_tests {
+    use super::SyncPace;
+
+    #[test]
+    fn a_secondary_is_behind_when_two_syncs_in_a_row_are_overtaken_until_it_streams() {
+        let mut pace = SyncPace::default();
+        // Asked to sync while streaming (an outage): no sync was overtaken.
+        assert_eq!(pace.asked_to_sync(), None);
+        pace.synced();
+        assert_eq!(pace.asked_to_sync(), None, "once can be a burst");
+        assert!(!pace.is_behind());
+        pace.synced();
+        assert_eq!(pace.asked_to_sync(), Some(2));
+        assert!(pace.is_behind());
+        // Asked again without a sync in between: nothing new to report, still behind.
+        assert_eq!(pace.asked_to_sync(), None);
+        assert!(pace.is_behind());
+        pace.synced();
+        assert_eq!(pace.asked_to_sync(), Some(3));
+        // A sync that keeps up clears it.
+        pace.synced();
+        pace.streamed();
+        assert!(!pace.is_behind());
+        pace.synced();
+        assert_eq!(pace.asked_to_sync(), None);
     }
 }
