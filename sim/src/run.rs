@@ -51,13 +51,17 @@ pub const FINAL_READ_ATTEMPTS_MAX: usize = 50;
 pub const SNAPSHOT_THRESHOLDS: &[u64] = &[4, 8, 16, 32, 64, 1024];
 /// The most entries a randomized run keeps after a snapshot.
 pub const LOGS_KEPT_AFTER_SNAPSHOT_MAX: u64 = 8;
-/// Segment sizes a randomized run draws from (bytes); small ones roll segments often.
 /// Replication fleets set each cluster's wall clocks off by up to this much either way.
 pub const CLUSTER_CLOCK_SKEW_MAX_MS: u64 = 2_000;
 /// How far a measured clock skew may be from the injected one: the measurement includes
 /// the pull's one-way transit.
 pub const CLOCK_SKEW_TOLERANCE_MS: i64 = 500;
+/// Segment sizes a randomized run draws from (bytes); small ones roll segments often.
 pub const SEGMENT_BYTES_CHOICES: &[u64] = &[2048, 16 * 1024, 64 * 1024 * 1024];
+/// Log-shipper buffer lengths (the WAL entries a primary keeps for its secondaries) a
+/// randomized run draws from where its scenario sets none: short ones send a secondary
+/// to a Merkle sync after a short outage; production's default stays in the set.
+pub const LOGSHIPPER_BUFFER_CHOICES: &[usize] = &[4, 16, 64, 16_384];
 /// A filled disk keeps at most this much room past what its files hold (well below the
 /// alarm's reserve, so the node refuses writes at once).
 pub const DISK_FULL_SLACK_BYTES_MAX: u64 = 64 * 1024;
@@ -181,6 +185,9 @@ struct Simulation {
     /// Draws the Raft timers of randomized runs apart from `rng`, so adding them did not
     /// move any other choice a seed makes.
     timers_rng: SharedRng,
+    /// Draws the log-shipper buffer of randomized runs, apart from `rng` for the same
+    /// reason.
+    buffer_rng: SharedRng,
     trace: Arc<Mutex<Trace>>,
     start: Instant,
     violations: Mutex<Vec<String>>,
@@ -222,6 +229,7 @@ impl Simulation {
             scenario,
             rng: SharedRng::from_u64(seed ^ 0x5eed),
             timers_rng: SharedRng::from_u64(seed ^ 0x7133_e125),
+            buffer_rng: SharedRng::from_u64(seed ^ 0xb0ff_e125),
             trace: Arc::new(Mutex::new(Trace::new(verbose))),
             start: now(),
             violations: Mutex::new(Vec::new()),
@@ -308,12 +316,22 @@ impl Simulation {
 
     /// The Raft settings of one cluster: production's, or drawn by the seed.
     fn draw_options(&self, cluster: usize) -> RaftOptions {
+        let scenario_buffer = self
+            .scenario
+            .replication
+            .and_then(|replication| replication.logshipper_buffer_length);
+        let wal_buffer_entries_max = match scenario_buffer {
+            Some(length) => length,
+            None if self.scenario.settings.randomize => {
+                LOGSHIPPER_BUFFER_CHOICES[self
+                    .buffer_rng
+                    .below(LOGSHIPPER_BUFFER_CHOICES.len() as u64)
+                    as usize]
+            }
+            None => RaftOptions::default().wal_buffer_entries_max,
+        };
         let base = RaftOptions {
-            wal_buffer_entries_max: self
-                .scenario
-                .replication
-                .and_then(|replication| replication.logshipper_buffer_length)
-                .unwrap_or(RaftOptions::default().wal_buffer_entries_max),
+            wal_buffer_entries_max,
             ..RaftOptions::default()
         };
         if !self.scenario.settings.randomize {
