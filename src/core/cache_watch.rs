@@ -70,7 +70,8 @@ pub struct Reloads {
     audit_devices: bool,
     policies: PolicyReloads,
     token_keys: bool,
-    /// The replication CA, which the channel accepts `arca-repl/1` clients under.
+    /// The CAs: a channel identity still pending (the cluster CA), and the replication
+    /// CA, which the channel accepts `arca-repl/1` clients under.
     replication_ca: bool,
 }
 
@@ -119,8 +120,13 @@ impl Reloads {
         if key == SNAPSHOT_RESTORE_KEY {
             return Self::everything();
         }
-        // The CA, and the state whose secondaries' certificates it accepts.
-        if key == key_space::REPLICATION_CA_KEY || key == key_space::REPLICATION_STATE_KEY {
+        // The CAs (the cluster's, which a node unsealed before it arrived still waits
+        // for, and the replication one), and the state whose secondaries' certificates
+        // the replication CA accepts.
+        if key == key_space::REPLICATION_CA_KEY
+            || key == key_space::REPLICATION_STATE_KEY
+            || key == key_space::CLUSTER_CA_KEY
+        {
             return Self {
                 replication_ca: true,
                 ..Self::none()
@@ -375,6 +381,7 @@ impl Core {
             }
         }
         if reloads.replication_ca {
+            self.install_pending_channel_identity();
             self.refresh_replication_clients_ca();
         }
         match self.logical() {

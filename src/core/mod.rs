@@ -83,6 +83,9 @@ struct SealState {
     /// The cluster's CA as the join exchange handed it over: this node's identity until
     /// its own storage holds the CA (Raft brings it).
     joined_ca: Option<crate::channel::ClusterCa>,
+    /// Unsealed before this node's applied state held the cluster CA (a restarted node
+    /// still catching up): the cache watcher installs the identity once the CA arrives.
+    identity_pending: bool,
 }
 
 /// The logical side of the core (mounts, tokens, policies, engines), installed once
@@ -391,8 +394,10 @@ impl Core {
         self.barrier.unseal_with(keyring);
         if let Err(error) = self.install_channel_identity() {
             // Without an identity this node cannot reach its peers; a single node still
-            // serves. The CA is created at init, so only a damaged store lacks it.
-            tracing::error!(%error, "no cluster channel identity: this node cannot reach its peers");
+            // serves. A node unsealed while its applied state is still catching up may
+            // not hold the CA yet: the cache watcher installs it when Raft brings it.
+            tracing::warn!(%error, "no cluster channel identity yet: installed once this node's storage holds the cluster CA");
+            lock(&self.seal_state).identity_pending = true;
         }
         // Nothing above the barrier was readable while sealed: load every cache.
         self.request_cache_reload();
@@ -450,6 +455,21 @@ impl Core {
             .map_err(LogicalError::Internal)?;
         self.refresh_replication_clients_ca();
         Ok(())
+    }
+
+    /// Install the channel identity an unseal could not (its storage lacked the CA),
+    /// now that an applied change may have brought it.
+    pub(super) fn install_pending_channel_identity(&self) {
+        if self.is_sealed() || !lock(&self.seal_state).identity_pending {
+            return;
+        }
+        match self.install_channel_identity() {
+            Ok(()) => {
+                lock(&self.seal_state).identity_pending = false;
+                tracing::info!("cluster channel identity installed: this node reaches its peers");
+            }
+            Err(error) => tracing::debug!(%error, "cluster channel identity still pending"),
+        }
     }
 
     /// Accept `arca-repl/1` from this cluster's current secondaries only, as its stored
@@ -513,6 +533,7 @@ impl Core {
         // further part in Raft, as in Vault.
         self.cluster.set_channel_identity(None).ok();
         lock(&self.seal_state).progress.reset();
+        lock(&self.seal_state).identity_pending = false;
         // A seal ends any rekey or generate-root attempt, as in Vault: nothing of it
         // was written, so the current shares stay the valid ones.
         self.drop_key_operations().await;

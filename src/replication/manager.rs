@@ -2135,7 +2135,14 @@ impl Replication {
                     primary,
                 } => {
                     self.follow_epoch(secondary, &primary).await?;
-                    lock(&self.stream).primary = Some(primary);
+                    // Every answer carrying the primary's clock is a skew reading: a
+                    // status read between this sync and the first pull answer (a long
+                    // poll) must not report 0.
+                    let now = core.env().clock.unix_millis();
+                    let mut stream = lock(&self.stream);
+                    stream.clock_skew.note(primary.now_unix_ms - now);
+                    stream.primary = Some(primary);
+                    drop(stream);
                     (sync_id, wal_index, group_roots, view_root)
                 }
                 other => return self.unexpected(other).map(|_| ()),
