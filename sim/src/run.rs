@@ -2084,7 +2084,21 @@ impl Simulation {
                 )
             })
             .collect();
-        registry.len() == cluster.size()
+        // Healed also means caught up: a node restarted behind the others serves once
+        // it has applied what the leader committed (until then it cannot even prove
+        // itself to its peers if the CA arrived after its last applied entry).
+        let leader_committed = registry
+            .values()
+            .map(|node| node.core().cluster())
+            .find(|raft| raft.is_leader())
+            .map(|raft| raft.indexes().committed);
+        let caught_up = leader_committed.is_some_and(|committed| {
+            registry
+                .values()
+                .all(|node| node.core().cluster().indexes().applied >= committed)
+        });
+        caught_up
+            && registry.len() == cluster.size()
             && views
                 .iter()
                 .all(|(leader, _, _, sealed)| leader.is_some() && !sealed)
