@@ -30,7 +30,9 @@ pub const BATCH_OPS_MAX: usize = 16_384;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Delete {
+        key: String,
+    },
 }
 
 impl Op {
@@ -161,9 +163,17 @@ pub fn validate_batch(ops: &[Op]) -> Result<(), StorageError> {
         return Err(StorageError::BatchTooLarge(ops.len()));
     }
     for op in ops {
-        validate_key(op.key())?;
-        classify(op.key())?;
+        validate_write_key(op.key())?;
     }
+    Ok(())
+}
+
+/// What every written key must be: well formed and under a registered prefix. Checked
+/// for each key of a batch, and when a request stages a write (so it fails there, not
+/// at the commit after the handler's side effects).
+pub fn validate_write_key(key: &str) -> Result<(), StorageError> {
+    validate_key(key)?;
+    classify(key)?;
     Ok(())
 }
 
