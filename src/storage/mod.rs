@@ -6,6 +6,7 @@
 //! [`key_space`], which is what replication relies on; a batch holding a key the
 //! registry does not cover is refused.
 
+pub mod byte_string;
 pub mod commit_count;
 pub mod key_space;
 pub mod memory;
@@ -29,7 +30,11 @@ pub const BATCH_OPS_MAX: usize = 16_384;
 /// One change to the key space. Values are already encrypted by the barrier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
+    Put {
+        key: String,
+        #[serde(with = "byte_string::bytes_field")]
+        value: Vec<u8>,
+    },
     Delete {
         key: String,
     },
