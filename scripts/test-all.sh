@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 steps_passed=0
 
-SIM_SEEDS="${SIM_SEEDS:-200}"
+SIM_SEEDS="${SIM_SEEDS:-150}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 SIM_ENV=(env RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-sim)
 
@@ -60,7 +60,17 @@ jq --version
 openssl version
 
 step "test suite on real Tokio (unit, property, integration over real processes)"
-cargo test --workspace
+# cargo-nextest (on this kind of machine already) runs each test in its own process and
+# packs them across test binaries, so one slow test no longer holds back the binaries
+# after it; `cargo test` runs the binaries one after another. Same tests either way.
+TEST_THREADS="${TEST_THREADS:-$(nproc)}"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --test-threads "${TEST_THREADS}" --final-status-level slow
+  cargo test --workspace --doc
+else
+  echo "cargo-nextest not found: running the same tests with cargo test"
+  cargo test --workspace
+fi
 
 step "simulation tests (built with --cfg madsim, own target dir)"
 # Doc-tests are left out: rustdoc would build them without the madsim cfg. Integration
