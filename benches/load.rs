@@ -902,6 +902,16 @@ fn uptime() -> String {
 /// Store `keys` more secrets of [`VALUE_BYTES`] (`fill/N`) with 64 concurrent writers;
 /// panics if any write is not answered 2xx.
 async fn fill(deployment: &std::sync::Arc<Deployment>, keys: usize) -> Duration {
+    fill_under(deployment, "fill", keys).await
+}
+
+/// Store `keys` secrets of [`VALUE_BYTES`] at `kv/data/<prefix>/N` with 64 concurrent
+/// writers, each taking every 64th key; panics if any write is not answered 2xx.
+async fn fill_under(
+    deployment: &std::sync::Arc<Deployment>,
+    prefix: &'static str,
+    keys: usize,
+) -> Duration {
     let started = Instant::now();
     let writers = 64;
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -916,7 +926,7 @@ async fn fill(deployment: &std::sync::Arc<Deployment>, keys: usize) -> Duration 
                 let ok = send(
                     &http,
                     reqwest::Method::PUT,
-                    format!("{}/v1/kv/data/fill/{key}", deployment.target),
+                    format!("{}/v1/kv/data/{prefix}/{key}", deployment.target),
                     Some(&deployment.token),
                     Some(&json!({ "data": { "value": value } })),
                 )
@@ -932,7 +942,10 @@ async fn fill(deployment: &std::sync::Arc<Deployment>, keys: usize) -> Duration 
         task.await.unwrap();
     }
     let failures = failures.load(std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(failures, 0, "{failures} of {keys} fill writes failed");
+    assert_eq!(
+        failures, 0,
+        "{failures} of {keys} writes under {prefix}/ failed"
+    );
     started.elapsed()
 }
 
@@ -1951,39 +1964,6 @@ mod replication {
         );
     }
 
-    async fn fill(primary: &std::sync::Arc<Deployment>, keys: usize) {
-        let writers = 32;
-        let mut tasks = Vec::new();
-        let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        for writer in 0..writers {
-            let primary = primary.clone();
-            let failures = failures.clone();
-            tasks.push(tokio::spawn(async move {
-                let http = client();
-                let value = "v".repeat(VALUE_BYTES);
-                for key in (writer..keys).step_by(writers) {
-                    let ok = send(
-                        &http,
-                        reqwest::Method::POST,
-                        format!("{}/v1/kv/data/bootstrap/{key}", primary.target),
-                        Some(&primary.token),
-                        Some(&json!({ "data": { "v": value } })),
-                    )
-                    .await
-                    .is_some_and(|(status, _)| status == 200);
-                    if !ok {
-                        failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let failures = failures.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(failures, 0, "{failures} of {keys} bootstrap writes failed");
-    }
-
     pub async fn run(options: &Options) {
         // The ceiling in the same run: a secondary's apply is a Raft commit on its disk.
         let (p50, p99) = fsync_probe(false);
@@ -2001,7 +1981,7 @@ mod replication {
         lag(&http, &primary, &secondary, options).await;
 
         let filling = Instant::now();
-        fill(&primary, options.bootstrap_keys).await;
+        fill_under(&primary, "bootstrap", options.bootstrap_keys).await;
         println!(
             "filled the primary with {} secrets of {VALUE_BYTES} B in {:.1} s",
             options.bootstrap_keys,

@@ -11,6 +11,7 @@
 pub const MARKS: &[&str] = &[
     // Raft storage.
     "raft-snapshot-built",
+    "raft-sole-voter-elected-at-start",
     "raft-snapshot-installed",
     "raft-log-purged",
     "raft-log-conflict-truncated",

@@ -321,8 +321,7 @@ impl Barrier {
         if write_set::is_staging() {
             self.with_keyring(|_| ())?;
             for write in &writes {
-                crate::storage::validate_key(write.key())?;
-                crate::storage::key_space::classify(write.key()).map_err(StorageError::from)?;
+                crate::storage::validate_write_key(write.key())?;
             }
             write_set::stage(&writes)?;
             return Ok(0);

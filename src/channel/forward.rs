@@ -24,6 +24,7 @@ pub struct ForwardRequest {
     pub query: BTreeMap<String, String>,
     /// Header names and raw values, in the client's order (repeated names repeat).
     pub headers: Vec<(String, Vec<u8>)>,
+    #[serde(with = "crate::storage::byte_string::bytes_field")]
     pub body: Vec<u8>,
 }
 
@@ -31,6 +32,7 @@ pub struct ForwardRequest {
 pub struct ForwardResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    #[serde(with = "crate::storage::byte_string::bytes_field")]
     pub body: Vec<u8>,
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::disk::{Disk, DiskError, check_path};
 
@@ -18,8 +18,10 @@ const OPEN_HANDLES_MAX: usize = 16;
 #[derive(Debug)]
 pub struct FileDisk {
     root: PathBuf,
-    // Keyed lookups only; iteration order never decides anything.
-    append_handles: Mutex<HashMap<String, File>>,
+    // Keyed lookups only; iteration order never decides anything. Shared so that an
+    // fsync runs with the map unlocked: one file's slow fsync (a snapshot) must not hold
+    // up appends to another (the Raft log).
+    append_handles: Mutex<HashMap<String, Arc<File>>>,
 }
 
 impl FileDisk {
@@ -91,9 +93,9 @@ impl Disk for FileDisk {
                 .append(true)
                 .open(&full)
                 .map_err(Self::io_error(path))?;
-            handles.insert(path.to_string(), file);
+            handles.insert(path.to_string(), Arc::new(file));
         }
-        let file = handles.get_mut(path).expect("inserted above");
+        let mut file: &File = handles.get(path).expect("inserted above");
         file.write_all(bytes).map_err(Self::io_error(path))
     }
 
@@ -121,10 +123,11 @@ impl Disk for FileDisk {
             .append_handles
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(file) = handles.get(path) {
+        let handle = handles.get(path).cloned();
+        drop(handles);
+        if let Some(file) = handle {
             return file.sync_data().map_err(Self::io_error(path));
         }
-        drop(handles);
         let file = File::open(&full).map_err(Self::io_error(path))?;
         file.sync_data().map_err(Self::io_error(path))
     }

@@ -30,6 +30,7 @@ use super::record;
 use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
 use super::wal::{WalBuffer, WalRecord};
 use crate::replication::merkle::{MerkleIndex, replicated_group};
+use crate::storage::byte_string::{ByteBuf, RawBytes};
 use crate::storage::key_space::{LAST_REMOTE_WAL_KEY, RESTORE_STAGING, restore_staging_prefix};
 use crate::storage::restore_staging;
 use crate::storage::{KeyClass, Op, list_children};
@@ -118,7 +119,7 @@ struct MapEntries<'a>(&'a OrdMap<Arc<str>, Bytes>);
 
 impl Serialize for MapEntries<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(key, value)| (&**key, &value[..])))
+        serializer.collect_seq(self.0.iter().map(|(key, value)| (&**key, RawBytes(value))))
     }
 }
 
@@ -133,7 +134,7 @@ struct SnapshotBodyRef<'a> {
 /// ... and as read back: the same layout, owned.
 #[derive(Deserialize)]
 struct SnapshotBody {
-    entries: Vec<(String, Vec<u8>)>,
+    entries: Vec<(String, ByteBuf)>,
     last_wal_index: u64,
     wal: Vec<WalRecord>,
 }
@@ -464,7 +465,7 @@ impl AppliedState {
                     "key {key:?} is out of order"
                 )));
             }
-            map.insert(key.clone(), Bytes::from(value));
+            map.insert(key.clone(), Bytes::from(value.0));
             previous = Some(key);
         }
         let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)

@@ -34,6 +34,7 @@ pub enum RpcRequest {
     InstallSnapshot {
         vote: Vote,
         meta: SnapshotMeta,
+        #[serde(with = "crate::storage::byte_string::bytes_field")]
         data: Vec<u8>,
     },
 }

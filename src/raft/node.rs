@@ -353,6 +353,7 @@ impl RaftNode {
         )
         .await
         .map_err(|error| RaftError::Fatal(error.to_string()))?;
+        stand_at_once_if_sole_voter(&raft, &node_id).await;
         // A node starts sealed: until it is unsealed it takes part in Raft with the
         // follower certificate it keeps on disk, if any.
         match env.disk.read(FOLLOWER_IDENTITY_PATH) {
@@ -775,6 +776,31 @@ impl RaftNode {
 /// the old leader alone), or the vote it cast in the current term; starting without
 /// them could lose an acknowledged write or elect two leaders in one term. An operator
 /// (the simulator's harness) starts it again once the disk is repaired.
+/// A node that is the only voter of its cluster stands for election as soon as it
+/// starts instead of after an election timeout (400–800 ms): no other node can lead,
+/// so waiting only delays the first answer after a restart. With other voters, or no
+/// membership yet (a new node), it waits as Raft does.
+async fn stand_at_once_if_sole_voter(raft: &Raft, node_id: &str) {
+    let voters = raft
+        .with_raft_state(|state| {
+            state
+                .membership_state
+                .effective()
+                .membership()
+                .voter_ids()
+                .collect::<Vec<_>>()
+        })
+        .await;
+    if let Ok(voters) = voters
+        && voters.len() == 1
+        && voters[0] == node_id
+    {
+        crate::coverage::mark("raft-sole-voter-elected-at-start");
+        // An error means the Raft core already stopped; start's caller sees that.
+        raft.trigger().elect(false).await.ok();
+    }
+}
+
 fn refuse_start(error: RaftError) -> RaftError {
     let disk_error = matches!(
         &error,

@@ -31,6 +31,7 @@ use super::types::{CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembers
 use crate::env::disk::write_atomic;
 use crate::env::runtime::blocking;
 use crate::env::{Disk, DiskError};
+use crate::storage::byte_string::RawBytes;
 
 /// The directory of snapshot files.
 pub const SNAPSHOT_DIR: &str = "raft/snapshot";
@@ -48,10 +49,18 @@ pub enum StateMachineError {
 }
 
 /// A snapshot file: its metadata and the encoded state.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
+    #[serde(with = "crate::storage::byte_string::bytes_field")]
     data: Vec<u8>,
+}
+
+/// A snapshot file as written: the same layout, borrowing the encoded state.
+#[derive(Serialize)]
+struct SnapshotFileRef<'a> {
+    meta: &'a SnapshotMeta,
+    data: RawBytes<'a>,
 }
 
 struct Shared {
@@ -159,14 +168,17 @@ impl StateMachine {
     /// out (a failed write leaves no partial file), never a fatal error for openraft.
     async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), io::Error> {
         let last_index = meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index);
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            data: data.as_ref().clone(),
-        };
+        let meta = meta.clone();
         let bytes = Arc::new(
-            blocking(move || record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX))
-                .await
-                .map_err(io_error)?,
+            blocking(move || {
+                let file = SnapshotFileRef {
+                    meta: &meta,
+                    data: RawBytes(&data),
+                };
+                record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX)
+            })
+            .await
+            .map_err(io_error)?,
         );
         let path = snapshot_path(last_index);
         crate::raft::log_store::retry_while_full("writing a snapshot", || {

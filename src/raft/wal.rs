@@ -17,6 +17,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::byte_string::{ByteBuf, RawBytes};
+
 /// The default number of WAL entries kept (Vault's `logshipper_buffer_length`).
 pub const WAL_BUFFER_ENTRIES_DEFAULT: usize = 16_384;
 /// The most WAL entries a buffer may be configured to keep: each entry holds a key and
@@ -49,7 +51,7 @@ pub(super) struct WalRecordRef<'a> {
     wal_index: u64,
     log_index: u64,
     key: &'a str,
-    value: Option<&'a [u8]>,
+    value: Option<RawBytes<'a>>,
 }
 
 /// How a WAL entry is read from a snapshot (the same layout as [`WalRecordRef`]).
@@ -58,7 +60,7 @@ pub(super) struct WalRecord {
     wal_index: u64,
     log_index: u64,
     key: String,
-    value: Option<Vec<u8>>,
+    value: Option<ByteBuf>,
 }
 
 impl WalBuffer {
@@ -134,7 +136,7 @@ impl WalBuffer {
                 wal_index: entry.wal_index,
                 log_index: entry.log_index,
                 key: &entry.key,
-                value: entry.value.as_deref(),
+                value: entry.value.as_deref().map(RawBytes),
             })
             .collect();
         (self.last_wal_index, records)
@@ -169,7 +171,7 @@ impl WalBuffer {
                 wal_index: record.wal_index,
                 log_index: record.log_index,
                 key: Arc::from(record.key),
-                value: record.value.map(Bytes::from),
+                value: record.value.map(|value| Bytes::from(value.0)),
             });
             if buffer.recent.len() > buffer.entries_max {
                 buffer.recent.pop_front();

@@ -23,7 +23,7 @@
 //!
 //! Invariants: empty buckets, pages and groups are removed, so the index of a key space
 //! is one value whatever the order of the changes that built it (incremental apply equals
-//! a rebuild); an update touches one bucket, one page and one group root. Every level is
+//! a rebuild); an update rehashes one bucket at once, and its page and group root when next asked for. Every level is
 //! a persistent map, so cloning an index is O(1): a clone is the point-in-time view a
 //! primary serves a sync from while it keeps applying.
 
@@ -105,7 +105,7 @@ fn bucket_hash<'a>(leaves: impl IntoIterator<Item = (&'a str, &'a Hash)>) -> Has
 
 /// The hash of a level above the buckets: its non-empty children as (byte, hash) pairs
 /// in byte order, under the level's tag.
-fn children_hash<'a>(tag: u8, children: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
+fn children_hash(tag: u8, children: impl IntoIterator<Item = (u8, Hash)>) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update([tag]);
     for (byte, hash) in children {
@@ -115,16 +115,16 @@ fn children_hash<'a>(tag: u8, children: impl IntoIterator<Item = (u8, &'a Hash)>
     hasher.finalize().into()
 }
 
-fn page_hash<'a>(buckets: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
+fn page_hash(buckets: impl IntoIterator<Item = (u8, Hash)>) -> Hash {
     children_hash(TAG_PAGE, buckets)
 }
 
-fn group_hash<'a>(pages: impl IntoIterator<Item = (u8, &'a Hash)>) -> Hash {
+fn group_hash(pages: impl IntoIterator<Item = (u8, Hash)>) -> Hash {
     children_hash(TAG_GROUP, pages)
 }
 
 /// The root of a view: (group id, group root) pairs in id order.
-fn view_hash<'a>(groups: impl IntoIterator<Item = (&'a str, &'a Hash)>) -> Hash {
+fn view_hash<'a>(groups: impl IntoIterator<Item = (&'a str, Hash)>) -> Hash {
     let mut groups = groups.into_iter().peekable();
     if groups.peek().is_none() {
         return EMPTY_HASH;
@@ -156,17 +156,53 @@ impl Bucket {
     }
 }
 
+/// A page's or a group's hash, computed when first asked for and then kept. A change
+/// rehashes its bucket at once (a few keys), but the page and group above it (up to 256
+/// children each, 8 KiB to hash) only when a root or a summary is asked for: per status
+/// read or sync, not per write (they were most of a writing node's SHA-256). The node
+/// holding it is shared by every view of the index, so each is computed once per change.
+#[derive(Debug, Clone, Default)]
+struct LazyHash(std::sync::OnceLock<Hash>);
+
+impl LazyHash {
+    fn get_or(&self, compute: impl FnOnce() -> Hash) -> Hash {
+        *self.0.get_or_init(compute)
+    }
+}
+
+/// The hash is a function of the children beside it, which are compared instead; a
+/// hash computed on one side and not yet on the other is no difference.
+impl PartialEq for LazyHash {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LazyHash {}
+
 /// The non-empty buckets of one page, by the low byte of the bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Page {
     buckets: OrdMap<u8, Bucket>,
-    hash: Hash,
+    hash: LazyHash,
 }
 
 impl Page {
     fn new(buckets: OrdMap<u8, Bucket>) -> Self {
-        let hash = page_hash(buckets.iter().map(|(byte, bucket)| (*byte, &bucket.hash)));
-        Self { buckets, hash }
+        Self {
+            buckets,
+            hash: LazyHash::default(),
+        }
+    }
+
+    fn hash(&self) -> Hash {
+        self.hash.get_or(|| {
+            page_hash(
+                self.buckets
+                    .iter()
+                    .map(|(byte, bucket)| (*byte, bucket.hash)),
+            )
+        })
     }
 
     /// Every key of the page, in bucket order (then key order).
@@ -182,13 +218,21 @@ impl Page {
 struct GroupTree {
     group: KeyGroup,
     pages: OrdMap<u8, Page>,
-    root: Hash,
+    root: LazyHash,
 }
 
 impl GroupTree {
     fn new(group: KeyGroup, pages: OrdMap<u8, Page>) -> Self {
-        let root = group_hash(pages.iter().map(|(byte, page)| (*byte, &page.hash)));
-        Self { group, pages, root }
+        Self {
+            group,
+            pages,
+            root: LazyHash::default(),
+        }
+    }
+
+    fn root(&self) -> Hash {
+        self.root
+            .get_or(|| group_hash(self.pages.iter().map(|(byte, page)| (*byte, page.hash()))))
     }
 
     /// Every key of the tree, in bucket order (then key order).
@@ -256,7 +300,8 @@ impl MerkleIndex {
     }
 
     /// Record a change to the replicated key `key` of `group`: its new ciphertext, or
-    /// `None` when it was deleted. Rehashes one bucket, one page and the group root.
+    /// `None` when it was deleted. Rehashes one bucket; its page and group root are
+    /// rehashed when next asked for.
     pub fn apply(&mut self, key: &str, group: &KeyGroup, value: Option<&[u8]>) {
         let [page_byte, bucket_byte] = bucket_of(key).to_be_bytes();
         let id = group.to_string();
@@ -315,7 +360,7 @@ impl MerkleIndex {
             self.groups
                 .iter()
                 .filter(|(_, tree)| allowed(&tree.group))
-                .map(|(id, tree)| (&**id, &tree.root)),
+                .map(|(id, tree)| (&**id, tree.root())),
         )
     }
 
@@ -324,7 +369,7 @@ impl MerkleIndex {
         self.groups
             .values()
             .filter(|tree| allowed(&tree.group))
-            .map(|tree| (tree.group.clone(), tree.root))
+            .map(|tree| (tree.group.clone(), tree.root()))
             .collect()
     }
 
@@ -333,7 +378,7 @@ impl MerkleIndex {
         self.tree(group).map_or_else(Vec::new, |tree| {
             tree.pages
                 .iter()
-                .map(|(byte, page)| (*byte, page.hash))
+                .map(|(byte, page)| (*byte, page.hash()))
                 .collect()
         })
     }
@@ -364,7 +409,7 @@ impl MerkleIndex {
 
     /// The root of `group`, or `None` when it holds no key.
     pub fn group_root(&self, group: &KeyGroup) -> Option<Hash> {
-        self.tree(group).map(|tree| tree.root)
+        self.tree(group).map(GroupTree::root)
     }
 
     /// Every key of `group` (in bucket order).

@@ -6,6 +6,7 @@
 //! [`key_space`], which is what replication relies on; a batch holding a key the
 //! registry does not cover is refused.
 
+pub mod byte_string;
 pub mod commit_count;
 pub mod key_space;
 pub mod memory;
@@ -29,8 +30,14 @@ pub const BATCH_OPS_MAX: usize = 16_384;
 /// One change to the key space. Values are already encrypted by the barrier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Put {
+        key: String,
+        #[serde(with = "byte_string::bytes_field")]
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 impl Op {
@@ -161,9 +168,17 @@ pub fn validate_batch(ops: &[Op]) -> Result<(), StorageError> {
         return Err(StorageError::BatchTooLarge(ops.len()));
     }
     for op in ops {
-        validate_key(op.key())?;
-        classify(op.key())?;
+        validate_write_key(op.key())?;
     }
+    Ok(())
+}
+
+/// What every written key must be: well formed and under a registered prefix. Checked
+/// for each key of a batch, and when a request stages a write (so it fails there, not
+/// at the commit after the handler's side effects).
+pub fn validate_write_key(key: &str) -> Result<(), StorageError> {
+    validate_key(key)?;
+    classify(key)?;
     Ok(())
 }
 

@@ -290,7 +290,7 @@ impl MerkleDiff {
                     |entry| entry.0,
                     |entry| &entry.1,
                 )?;
-                if group_hash(pages.iter().map(|(byte, hash)| (*byte, hash))) != expected {
+                if group_hash(pages.iter().map(|(byte, hash)| (*byte, *hash))) != expected {
                     return Err(MerkleDiffError::HashMismatch { list });
                 }
                 let local: BTreeMap<u8, Hash> =
@@ -321,7 +321,7 @@ impl MerkleDiff {
                     |entry| entry.0,
                     |entry| &entry.1,
                 )?;
-                if page_hash(buckets.iter().map(|(byte, hash)| (*byte, hash))) != expected {
+                if page_hash(buckets.iter().map(|(byte, hash)| (*byte, *hash))) != expected {
                     return Err(MerkleDiffError::HashMismatch { list });
                 }
                 let local: BTreeMap<u8, Hash> =
