@@ -21,7 +21,9 @@
 //! server RSS is printed after the load and after the points. `--snapshot
 //! [--snapshot-keys N]` measures issue 6's benchmark instead: read p99 on a node
 //! holding N secrets while it builds snapshots, against the same setup never
-//! snapshotting. Every request loop is bounded in count and in time; every
+//! snapshotting; `--snapshot-thresholds 500,10000000,unset` picks the nodes' settings
+//! (`unset` leaves `snapshot_threshold` out of the config, for a server built before
+//! issue 6, run through `ARCA_BIN`). Every request loop is bounded in count and in time; every
 //! process started here is killed when the run ends.
 
 // Bench harness: real processes, files and clocks, outside the simulated world.
@@ -92,6 +94,10 @@ struct Options {
     stages: bool,
     snapshot: bool,
     snapshot_keys: usize,
+    /// The `snapshot_threshold` of each `--snapshot` node in turn; `None` leaves the
+    /// setting out of the config (the server's own cadence; a server built before
+    /// issue 6 knows no such setting and refuses it).
+    snapshot_thresholds: Vec<Option<u64>>,
 }
 
 fn parse_options() -> Options {
@@ -109,6 +115,10 @@ fn parse_options() -> Options {
         stages: false,
         snapshot: false,
         snapshot_keys: 100_000,
+        snapshot_thresholds: vec![
+            Some(snapshot::THRESHOLD_SMALL),
+            Some(snapshot::THRESHOLD_NEVER),
+        ],
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -148,6 +158,17 @@ fn parse_options() -> Options {
             }
             "--snapshot-keys" => {
                 options.snapshot_keys = value.expect("--snapshot-keys N").parse().expect("a count");
+                index += 1;
+            }
+            "--snapshot-thresholds" => {
+                options.snapshot_thresholds = value
+                    .expect("--snapshot-thresholds 500,10000000,unset")
+                    .split(',')
+                    .map(|threshold| match threshold {
+                        "unset" => None,
+                        count => Some(count.parse().expect("a count or `unset`")),
+                    })
+                    .collect();
                 index += 1;
             }
             "--rate" => {
@@ -1441,9 +1462,9 @@ mod snapshot {
     use super::*;
 
     /// A snapshot every this many applied entries on the snapshotting node.
-    const THRESHOLD_SMALL: u64 = 500;
+    pub const THRESHOLD_SMALL: u64 = 500;
     /// Never, within the run, on the other.
-    const THRESHOLD_NEVER: u64 = 10_000_000;
+    pub const THRESHOLD_NEVER: u64 = 10_000_000;
     /// The background writers' pace while readers are measured (a snapshot is due
     /// every [`THRESHOLD_SMALL`] of them, about every 2.5 s if they keep it up).
     const WRITES_PER_SECOND: u64 = 200;
@@ -1511,11 +1532,102 @@ mod snapshot {
         (result, ok, failed)
     }
 
-    fn snapshot_builds(series: &[(String, [f64; 4])]) -> (f64, f64) {
-        series
+    /// Snapshot builds so far and their total time in ms, from the
+    /// `arca_stage_raft_snapshot_build` stage; `None` where the node reports no stage
+    /// series at all (a server built before stage timings, which cannot count them).
+    fn snapshot_builds(series: &[(String, [f64; 4])]) -> Option<(f64, f64)> {
+        if !series
             .iter()
-            .find(|(name, _)| name == "arca_stage_raft_snapshot_build")
-            .map_or((0.0, 0.0), |(_, values)| (values[0], values[1]))
+            .any(|(name, _)| name.starts_with("arca_stage_"))
+        {
+            return None;
+        }
+        Some(
+            series
+                .iter()
+                .find(|(name, _)| name == "arca_stage_raft_snapshot_build")
+                .map_or((0.0, 0.0), |(_, values)| (values[0], values[1])),
+        )
+    }
+
+    /// How often [`SnapshotFiles`] lists the node's directory.
+    const FILES_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+    /// Snapshot files (`*.snap`, named by their last log index) seen in a node's data
+    /// directory, each with when it was first seen: a count of snapshots written that
+    /// works for any build of the server, since every one so far writes each snapshot
+    /// as a new file and keeps only the latest. A file replaced within one poll
+    /// interval would be missed; a build of 100,000 secrets takes far longer.
+    struct SnapshotFiles {
+        seen: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Instant>>>,
+        running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        poller: Option<std::thread::JoinHandle<()>>,
+    }
+
+    fn snap_files(directory: &Path, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                snap_files(&path, found);
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "snap")
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+
+    impl SnapshotFiles {
+        fn watch(directory: PathBuf) -> Self {
+            let seen =
+                std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+            let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let poller = {
+                let (seen, running) = (seen.clone(), running.clone());
+                std::thread::spawn(move || {
+                    while running.load(std::sync::atomic::Ordering::SeqCst) {
+                        let mut found = Vec::new();
+                        snap_files(&directory, &mut found);
+                        let now = Instant::now();
+                        let mut seen = seen.lock().unwrap();
+                        for name in found {
+                            seen.entry(name).or_insert(now);
+                        }
+                        drop(seen);
+                        std::thread::sleep(FILES_POLL_INTERVAL);
+                    }
+                })
+            };
+            SnapshotFiles {
+                seen,
+                running,
+                poller: Some(poller),
+            }
+        }
+
+        /// Files first seen at or after `since`.
+        fn count_since(&self, since: Instant) -> usize {
+            self.seen
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|first_seen| **first_seen >= since)
+                .count()
+        }
+    }
+
+    impl Drop for SnapshotFiles {
+        fn drop(&mut self) {
+            self.running
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            if let Some(poller) = self.poller.take() {
+                let _ = poller.join();
+            }
+        }
     }
 
     pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) {
@@ -1526,18 +1638,43 @@ mod snapshot {
             uptime()
         );
         println!(
-            "| snapshot_threshold | stored | reads | read errors | reads/s | p50 ms | p99 ms | p99.9 ms | max ms | writes ok / failed | snapshots built (mean build ms) | RSS |"
+            "server: {}",
+            match std::env::var_os("ARCA_BIN") {
+                Some(path) => format!("ARCA_BIN={}", path.to_string_lossy()),
+                None => format!("this build ({})", env!("CARGO_BIN_EXE_arca")),
+            }
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        if options.snapshot_thresholds.contains(&None) {
+            println!(
+                "snapshot_threshold `unset`: left out of the config, so the server snapshots at its own cadence (1,024 entries in servers built before issue 6, which know no such setting; 8,192 after)"
+            );
+        }
+        println!(
+            "snapshot builds and their mean come from the arca_stage_raft_snapshot_build stage (n/a: the server reports no stage timings); snapshot files are *.snap files seen in the node's directory (polled every {} ms)\n",
+            FILES_POLL_INTERVAL.as_millis()
+        );
+        println!(
+            "| snapshot_threshold | stored | reads | read errors | reads/s | p50 ms | p99 ms | p99.9 ms | max ms | writes ok / failed | snapshots built (mean build ms) | snapshot files written | RSS |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut write_notes = Vec::new();
-        for threshold in [THRESHOLD_SMALL, THRESHOLD_NEVER] {
+        for setting in &options.snapshot_thresholds {
+            let (threshold, storage_extra) = match setting {
+                Some(threshold) => (
+                    threshold.to_string(),
+                    format!("  snapshot_threshold = {threshold}\n"),
+                ),
+                None => ("unset".to_string(), String::new()),
+            };
             let deployment = std::sync::Arc::new(runtime.block_on(start_arca_with(
                 1,
                 &ArcaSettings {
-                    storage_extra: format!("  snapshot_threshold = {threshold}\n"),
+                    storage_extra,
                     stages: true,
                 },
             )));
+            let started = Instant::now();
+            let files = SnapshotFiles::watch(deployment._data.path().to_path_buf());
             runtime.block_on(preload(&deployment));
             let empty = measure_point(
                 runtime,
@@ -1556,13 +1693,20 @@ mod snapshot {
                 options.seconds,
                 " (preloaded)",
             );
-            let (builds, build_ms) =
+            let builds =
                 snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
-            if builds > 0.0 {
-                write_notes.push(format!(
-                    "snapshot_threshold {threshold}: {builds:.0} snapshots built while filling and writing, mean build {:.0} ms",
+            let files_written = files.count_since(started);
+            match builds {
+                Some((builds, build_ms)) if builds > 0.0 => write_notes.push(format!(
+                    "snapshot_threshold {threshold}: {builds:.0} snapshots built while filling and writing, mean build {:.0} ms; {files_written} snapshot files written",
                     build_ms / builds
-                ));
+                )),
+                Some(_) => write_notes.push(format!(
+                    "snapshot_threshold {threshold}: no snapshot built while filling and writing; {files_written} snapshot files written"
+                )),
+                None => write_notes.push(format!(
+                    "snapshot_threshold {threshold}: snapshots built n/a (no stage timings); {files_written} snapshot files written while filling and writing"
+                )),
             }
             write_notes.push(format!(
                 "snapshot_threshold {threshold}: writes at 64 clients with {keys} more secrets / empty = {:.0} / {:.0} = {:.2} (filled in {:.1} s; {})",
@@ -1574,13 +1718,25 @@ mod snapshot {
             ));
             let before =
                 snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
+            let window_started = Instant::now();
             let (result, ok, failed) =
                 runtime.block_on(reads_under_writes(&deployment, options.seconds));
             let after =
                 snapshot_builds(&runtime.block_on(stage_series(&deployment, &deployment.target)));
-            let built = after.0 - before.0;
+            let files_in_window = files.count_since(window_started);
+            let built = match (before, after) {
+                (Some(before), Some(after)) => {
+                    let built = after.0 - before.0;
+                    if built > 0.0 {
+                        format!("{built:.0} ({:.0})", (after.1 - before.1) / built)
+                    } else {
+                        format!("{built:.0} (-)")
+                    }
+                }
+                _ => "n/a".to_string(),
+            };
             println!(
-                "| {threshold} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {ok} / {failed} | {built:.0} ({}) | {} |",
+                "| {threshold} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {ok} / {failed} | {built} | {files_in_window} | {} |",
                 keys + KEYS_COUNT,
                 result.requests,
                 result.errors,
@@ -1589,11 +1745,6 @@ mod snapshot {
                 percentile_ms(&result.latencies_us, 0.99),
                 percentile_ms(&result.latencies_us, 0.999),
                 percentile_ms(&result.latencies_us, 1.0),
-                if built > 0.0 {
-                    format!("{:.0}", (after.1 - before.1) / built)
-                } else {
-                    "-".into()
-                },
                 deployment.rss_text(),
             );
         }
