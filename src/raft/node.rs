@@ -766,16 +766,6 @@ impl RaftNode {
     }
 }
 
-/// Look at the free space every [`CHECK_INTERVAL`] while the node lives, so the alarm
-/// (and `sys/health`, the gauge, the log) follows the disk without writes, and clears by
-/// itself once space is freed.
-/// A node whose disk failed while reading its log, vote or snapshot at start refuses to
-/// start, naming the file (the error says which). It does not drop what it cannot read
-/// and catch up from the leader instead: the unreadable part may hold entries this node
-/// acknowledged that no other quorum member holds (a write committed by this node and
-/// the old leader alone), or the vote it cast in the current term; starting without
-/// them could lose an acknowledged write or elect two leaders in one term. An operator
-/// (the simulator's harness) starts it again once the disk is repaired.
 /// A node that is the only voter of its cluster stands for election as soon as it
 /// starts instead of after an election timeout (400–800 ms): no other node can lead,
 /// so waiting only delays the first answer after a restart. With other voters, or no
@@ -801,6 +791,13 @@ async fn stand_at_once_if_sole_voter(raft: &Raft, node_id: &str) {
     }
 }
 
+/// A node whose disk failed while reading its log, vote or snapshot at start refuses to
+/// start, naming the file (the error says which). It does not drop what it cannot read
+/// and catch up from the leader instead: the unreadable part may hold entries this node
+/// acknowledged that no other quorum member holds (a write committed by this node and
+/// the old leader alone), or the vote it cast in the current term; starting without
+/// them could lose an acknowledged write or elect two leaders in one term. An operator
+/// (the simulator's harness) starts it again once the disk is repaired.
 fn refuse_start(error: RaftError) -> RaftError {
     let disk_error = matches!(
         &error,
@@ -814,6 +811,9 @@ fn refuse_start(error: RaftError) -> RaftError {
     error
 }
 
+/// Look at the free space every [`CHECK_INTERVAL`] while the node lives, so the alarm
+/// (and `sys/health`, the gauge, the log) follows the disk without writes, and clears by
+/// itself once space is freed.
 async fn watch_disk(node: std::sync::Weak<NodeInner>) {
     loop {
         tokio::time::sleep(CHECK_INTERVAL).await;

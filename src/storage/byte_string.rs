@@ -21,7 +21,7 @@ pub struct ByteBuf(pub Vec<u8>);
 
 impl Serialize for ByteBuf {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        RawBytes(&self.0).serialize(serializer)
     }
 }
 
@@ -59,7 +59,7 @@ impl<'de> serde::Deserialize<'de> for ByteBuf {
 /// and read as one byte string (see [`RawBytes`]).
 pub mod bytes_field {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
+        serde::Serialize::serialize(&super::RawBytes(bytes), serializer)
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
