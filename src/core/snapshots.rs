@@ -277,25 +277,26 @@ impl Core {
     }
 
     /// Wait (up to [`RESTORE_REPLICATED_WAIT`]) until every voter holds the restore's
-    /// last entry. A forced restore of another cluster's snapshot brings that cluster's
-    /// CA: the nodes that apply it seal, are unsealed with the snapshot's keys and then
-    /// prove themselves under the new CA, which a voter that never received the entry
-    /// does not trust, so it could never catch up. Sealed nodes keep their follower
-    /// certificates under the old CA, so the entry still reaches it while this node
-    /// waits; past the bound (a voter is down), the operator hears which one lags.
+    /// last entry and knows it is committed. A forced restore of another cluster's
+    /// snapshot brings that cluster's CA: the nodes that apply it seal, are unsealed with
+    /// the snapshot's keys and then prove themselves under the new CA, which a voter that
+    /// never applied the entry does not trust, so it could never catch up. Sealed nodes
+    /// keep their follower certificates under the old CA, so the entry still reaches it
+    /// while this node waits; past the bound (a voter is down), the operator hears which
+    /// one lags.
+    ///
+    /// Holding the entry is not enough: a follower applies it only once a later request
+    /// tells it the commit index, and a leader unsealed under the new CA at once (a
+    /// script unseals as soon as it sees `sealed`) may never send one. So a voter counts
+    /// only once it also acknowledged a heartbeat or an append *sent* after the commit
+    /// (openraft records the sending time of what was acknowledged), which carried the
+    /// commit index.
     async fn await_voters_holding(&self, index: u64) {
+        // The restore's last entry is committed and applied here already.
         let started = self.env.clock.now();
         // Only the leader knows what its peers hold; one that lost the lead stops asking.
         while self.cluster.is_leader() {
-            let lagging: Vec<String> = self
-                .cluster
-                .configuration()
-                .into_iter()
-                .filter(|peer| {
-                    peer.voter && !peer.leader && peer.matched_index.is_none_or(|at| at < index)
-                })
-                .map(|peer| peer.node_id)
-                .collect();
+            let lagging = voters_yet_to_apply(&self.cluster.configuration(), index, started);
             if lagging.is_empty() {
                 return;
             }
@@ -400,10 +401,80 @@ impl Core {
     }
 }
 
+/// The voters (besides the leader) that may not have applied entry `index` yet: those not
+/// known to hold it, and those whose newest acknowledged request was sent no later than
+/// `committed_at` (so none of them told the voter the entry is committed).
+fn voters_yet_to_apply(
+    peers: &[super::cluster::Peer],
+    index: u64,
+    committed_at: std::time::Instant,
+) -> Vec<String> {
+    peers
+        .iter()
+        .filter(|peer| {
+            peer.voter
+                && !peer.leader
+                && (peer.matched_index.is_none_or(|at| at < index)
+                    || peer
+                        .last_acknowledged
+                        .is_none_or(|sent| sent <= committed_at))
+        })
+        .map(|peer| peer.node_id.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::key_space::KEYRING_KEY;
+
+    fn voter(
+        node_id: &str,
+        matched_index: Option<u64>,
+        last_acknowledged: Option<std::time::Instant>,
+    ) -> crate::core::Peer {
+        crate::core::Peer {
+            node_id: node_id.into(),
+            address: String::new(),
+            api_address: String::new(),
+            leader: false,
+            voter: true,
+            last_acknowledged,
+            matched_index,
+        }
+    }
+
+    #[test]
+    fn a_voter_counts_as_applied_only_once_it_acknowledged_a_request_sent_after_the_commit() {
+        let committed_at = crate::env::Clock::system().now();
+        let before = committed_at - std::time::Duration::from_millis(5);
+        let after = committed_at + std::time::Duration::from_millis(5);
+        let mut leader = voter("leader", Some(10), None);
+        leader.leader = true;
+        let mut learner = voter("learner", Some(1), None);
+        learner.voter = false;
+        let peers = vec![
+            leader,
+            learner,
+            // Holds the entry and heard of the commit: done.
+            voter("caught-up", Some(10), Some(after)),
+            // Holds the entry, but every request it acknowledged predates the commit:
+            // it may not know the entry is committed, so it has not applied it.
+            voter("holds-but-not-told", Some(12), Some(before)),
+            voter("acknowledged-at-the-commit", Some(10), Some(committed_at)),
+            voter("behind", Some(9), Some(after)),
+            voter("never-heard-from", None, None),
+        ];
+        assert_eq!(
+            voters_yet_to_apply(&peers, 10, committed_at),
+            vec![
+                "holds-but-not-told",
+                "acknowledged-at-the-commit",
+                "behind",
+                "never-heard-from"
+            ]
+        );
+    }
 
     fn snapshot(entries: Vec<(&str, Vec<u8>)>) -> SavedSnapshot {
         SavedSnapshot {
