@@ -218,8 +218,18 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         // A failed test shows the end of each node's log: the why is usually there.
         if std::thread::panicking() {
+            // ARCA_TEST_LOG_DIR keeps every node's whole log past the lab's removal.
+            let keep = std::env::var_os("ARCA_TEST_LOG_DIR").map(PathBuf::from);
             for node in &self.nodes {
                 let log = node.log();
+                if let Some(dir) = &keep {
+                    let _ = std::fs::create_dir_all(dir);
+                    let test = std::thread::current()
+                        .name()
+                        .unwrap_or("test")
+                        .replace("::", "-");
+                    let _ = std::fs::write(dir.join(format!("{test}-{}.log", node.name)), &log);
+                }
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!("---- {} (last {} lines of its log)", node.name, tail.len());
                 for line in tail.iter().rev() {
