@@ -16,7 +16,11 @@
 //! node's points again with N more secrets stored), `--restart` (with `--preload`: a
 //! node holding them restarted until it serves a read after unseal), `--compare`
 //! (Arca/etcd ratios of the same run), `--stages` (per-stage write timings from
-//! `sys/metrics`, with `ARCA_STAGE_TIMINGS=1` on the servers). Three-node Arca also
+//! `sys/metrics`, with `ARCA_STAGE_TIMINGS=1` on the servers; without it the servers
+//! run with stage timings off). `--nodes 1,3` picks the cluster sizes and
+//! `--writes-only` skips the read points (a short write-only A/B of two builds);
+//! `--raft-settings snapshot_threshold=1024;trailing_logs=256` adds lines to the nodes'
+//! `storage "raft"` block. Three-node Arca also
 //! measures reads with the clients spread over every node, and every deployment's
 //! server RSS is printed after the load and after the points. `--snapshot
 //! [--snapshot-keys N]` measures issue 6's benchmark instead: read p99 on a node
@@ -98,6 +102,13 @@ struct Options {
     /// setting out of the config (the server's own cadence; a server built before
     /// issue 6 knows no such setting and refuses it).
     snapshot_thresholds: Vec<Option<u64>>,
+    /// The cluster sizes of the plain points (`--nodes 1,3`).
+    nodes: Vec<usize>,
+    /// Only the write points (`--writes-only`): no reads measured.
+    writes_only: bool,
+    /// Extra `storage "raft"` lines for the plain points' Arca nodes
+    /// (`--raft-settings snapshot_threshold=1024;trailing_logs=256`).
+    raft_settings: String,
 }
 
 fn parse_options() -> Options {
@@ -119,6 +130,9 @@ fn parse_options() -> Options {
             Some(snapshot::THRESHOLD_SMALL),
             Some(snapshot::THRESHOLD_NEVER),
         ],
+        nodes: vec![1, 3],
+        writes_only: false,
+        raft_settings: String::new(),
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -152,6 +166,27 @@ fn parse_options() -> Options {
             "--compare" => options.compare = true,
             "--stages" => options.stages = true,
             "--snapshot" => options.snapshot = true,
+            "--writes-only" => options.writes_only = true,
+            "--raft-settings" => {
+                options.raft_settings = value
+                    .expect("--raft-settings name=value;name=value")
+                    .split(';')
+                    .filter(|setting| !setting.trim().is_empty())
+                    .map(|setting| {
+                        let (name, value) = setting.split_once('=').expect("name=value");
+                        format!("  {} = {}\n", name.trim(), value.trim())
+                    })
+                    .collect();
+                index += 1;
+            }
+            "--nodes" => {
+                options.nodes = value
+                    .expect("--nodes 1,3")
+                    .split(',')
+                    .map(|count| count.parse().expect("a node count"))
+                    .collect();
+                index += 1;
+            }
             "--preload" => {
                 options.preload = Some(value.expect("--preload N").parse().expect("a count"));
                 index += 1;
@@ -1183,7 +1218,7 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     for system in &options.systems {
-        for nodes_count in [1, 3] {
+        for &nodes_count in &options.nodes {
             let deployment = runtime.block_on(async {
                 match system {
                     System::Arca => Some(
@@ -1191,7 +1226,7 @@ fn main() {
                             nodes_count,
                             &ArcaSettings {
                                 stages: options.stages,
-                                ..Default::default()
+                                storage_extra: options.raft_settings.clone(),
                             },
                         )
                         .await,
@@ -1237,6 +1272,7 @@ fn main() {
                     std::sync::Arc::new(ceiling_deployment(start_ceiling(body)))
                 });
             let operations: &[Operation] = match (system, nodes_count) {
+                _ if options.writes_only => &[Operation::Put],
                 (System::Arca, 1) => &[Operation::Put, Operation::Get],
                 (System::Arca, _) => &[Operation::Put, Operation::Get, Operation::GetAllNodes],
                 _ => &[Operation::Put, Operation::Get, Operation::GetSerializable],

@@ -154,6 +154,23 @@ impl Bucket {
         let hash = bucket_hash(leaves.iter().map(|(key, leaf)| (&**key, leaf)));
         Self { leaves, hash }
     }
+
+    /// Set (`Some`) or remove (`None`) the leaf of `key`, rehashing the bucket when that
+    /// changed it; whether it did.
+    fn set_leaf(&mut self, key: &str, leaf: Option<Hash>) -> bool {
+        let changed = match leaf {
+            Some(leaf) if self.leaves.get(key) == Some(&leaf) => false,
+            Some(leaf) => {
+                self.leaves.insert(Arc::from(key), leaf);
+                true
+            }
+            None => self.leaves.remove(key).is_some(),
+        };
+        if changed {
+            *self = Self::new(std::mem::take(&mut self.leaves));
+        }
+        changed
+    }
 }
 
 /// A page's or a group's hash, computed when first asked for and then kept. A change
@@ -205,6 +222,31 @@ impl Page {
         })
     }
 
+    /// Set or remove the leaf of `key` in bucket `bucket_byte` (see [`Bucket::set_leaf`]);
+    /// an emptied bucket is removed, and the page's hash forgotten when anything changed.
+    fn set_leaf(&mut self, bucket_byte: u8, key: &str, leaf: Option<Hash>) -> bool {
+        let changed = match (self.buckets.get_mut(&bucket_byte), leaf) {
+            (Some(bucket), leaf) => bucket.set_leaf(key, leaf),
+            (None, Some(leaf)) => {
+                self.buckets
+                    .insert(bucket_byte, Bucket::new(Leaves::unit(Arc::from(key), leaf)));
+                true
+            }
+            (None, None) => false,
+        };
+        if changed {
+            if self
+                .buckets
+                .get(&bucket_byte)
+                .is_some_and(|bucket| bucket.leaves.is_empty())
+            {
+                self.buckets.remove(&bucket_byte);
+            }
+            self.hash = LazyHash::default();
+        }
+        changed
+    }
+
     /// Every key of the page, in bucket order (then key order).
     fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
         self.buckets
@@ -233,6 +275,32 @@ impl GroupTree {
     fn root(&self) -> Hash {
         self.root
             .get_or(|| group_hash(self.pages.iter().map(|(byte, page)| (*byte, page.hash()))))
+    }
+
+    /// Set or remove the leaf of `key` (see [`Page::set_leaf`]); an emptied page is
+    /// removed, and the root forgotten when anything changed.
+    fn set_leaf(&mut self, page_byte: u8, bucket_byte: u8, key: &str, leaf: Option<Hash>) -> bool {
+        let changed = match (self.pages.get_mut(&page_byte), leaf) {
+            (Some(page), leaf) => page.set_leaf(bucket_byte, key, leaf),
+            (None, Some(leaf)) => {
+                let mut page = Page::new(OrdMap::new());
+                page.set_leaf(bucket_byte, key, Some(leaf));
+                self.pages.insert(page_byte, page);
+                true
+            }
+            (None, None) => false,
+        };
+        if changed {
+            if self
+                .pages
+                .get(&page_byte)
+                .is_some_and(|page| page.buckets.is_empty())
+            {
+                self.pages.remove(&page_byte);
+            }
+            self.root = LazyHash::default();
+        }
+        changed
     }
 
     /// Every key of the tree, in bucket order (then key order).
@@ -302,49 +370,29 @@ impl MerkleIndex {
     /// Record a change to the replicated key `key` of `group`: its new ciphertext, or
     /// `None` when it was deleted. Rehashes one bucket; its page and group root are
     /// rehashed when next asked for.
+    ///
+    /// Each level is changed in place (`get_mut`): a node no other clone of the index
+    /// shares is not copied, and one a clone shares is copied along the path to the key
+    /// only. (Taking each level out as a clone and putting it back copied the whole path,
+    /// up to 64 children per node, on every change, even with no clone alive.)
     pub fn apply(&mut self, key: &str, group: &KeyGroup, value: Option<&[u8]>) {
         let [page_byte, bucket_byte] = bucket_of(key).to_be_bytes();
         let id = group.to_string();
-        let tree = self.groups.get(id.as_str());
-        if let Some(tree) = tree {
-            assert_eq!(&tree.group, group, "a group id names one group");
-        }
-        // Each level is taken apart and put back together with its one changed child;
-        // the clones share structure, so only the path to the key is copied.
-        let mut pages = tree.map(|tree| tree.pages.clone()).unwrap_or_default();
-        let mut buckets = pages
-            .get(&page_byte)
-            .map(|page| page.buckets.clone())
-            .unwrap_or_default();
-        let mut leaves = buckets
-            .get(&bucket_byte)
-            .map(|bucket| bucket.leaves.clone())
-            .unwrap_or_default();
-        let changed = match value {
-            Some(value) => {
-                let leaf = leaf_hash(key, value);
-                leaves.insert(Arc::from(key), leaf) != Some(leaf)
+        let leaf = value.map(|value| leaf_hash(key, value));
+        match self.groups.get_mut(id.as_str()) {
+            Some(tree) => {
+                assert_eq!(&tree.group, group, "a group id names one group");
+                if tree.set_leaf(page_byte, bucket_byte, key, leaf) && tree.pages.is_empty() {
+                    self.groups.remove(id.as_str());
+                }
             }
-            None => leaves.remove(key).is_some(),
-        };
-        if !changed {
-            return;
-        }
-        if leaves.is_empty() {
-            buckets.remove(&bucket_byte);
-        } else {
-            buckets.insert(bucket_byte, Bucket::new(leaves));
-        }
-        if buckets.is_empty() {
-            pages.remove(&page_byte);
-        } else {
-            pages.insert(page_byte, Page::new(buckets));
-        }
-        if pages.is_empty() {
-            self.groups.remove(id.as_str());
-        } else {
-            self.groups
-                .insert(Arc::from(id), GroupTree::new(group.clone(), pages));
+            None => {
+                if leaf.is_some() {
+                    let mut tree = GroupTree::new(group.clone(), OrdMap::new());
+                    tree.set_leaf(page_byte, bucket_byte, key, leaf);
+                    self.groups.insert(Arc::from(id), tree);
+                }
+            }
         }
     }
 
