@@ -41,13 +41,11 @@ pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 /// The largest snapshot body this node writes or accepts.
 pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
-/// The Merkle index of every replicated key in `map`.
+/// The Merkle index of every replicated key in `map` (sharing the map's keys).
 fn index_of(map: &OrdMap<Arc<str>, Bytes>) -> MerkleIndex {
-    MerkleIndex::from_entries(
-        map.iter().filter_map(|(key, value)| {
-            replicated_group(key).map(|group| (&**key, group, &value[..]))
-        }),
-    )
+    MerkleIndex::from_entries(map.iter().filter_map(|(key, value)| {
+        replicated_group(key).map(|group| (key.clone(), group, &value[..]))
+    }))
 }
 
 /// The class of a stored key. The one place the apply core asks, so the key-space
@@ -159,7 +157,7 @@ impl AppliedState {
             if !merged.map.contains_key(key) {
                 merged.map.insert(key.clone(), value.clone());
                 if let Some(group) = replicated_group(key) {
-                    merged.merkle.apply(key, &group, Some(value));
+                    merged.merkle.apply(key.clone(), &group, Some(value));
                 }
             }
         }
@@ -331,7 +329,7 @@ impl AppliedState {
             if class == KeyClass::Replicated {
                 self.wal.append(log_index, key.clone(), current.clone());
                 let group = replicated_group(&key).expect("a replicated key has a group");
-                self.merkle.apply(&key, &group, current.as_deref());
+                self.merkle.apply(key.clone(), &group, current.as_deref());
             }
             changes.push(Change {
                 key,

@@ -139,8 +139,11 @@ fn view_hash<'a>(groups: impl IntoIterator<Item = (&'a str, Hash)>) -> Hash {
     hasher.finalize().into()
 }
 
-/// The keys of one bucket and their leaves.
-type Leaves = OrdMap<Arc<str>, Hash>;
+/// The keys of one bucket and their leaves, in strictly increasing key order. A bucket
+/// holds a few keys (1/65,536 of a group's), so a change copies its slice: an ordered
+/// map there took a whole 16-slot node per bucket (~50 MB at 100,000 secrets). Shared,
+/// so that copying a page's path on a change clones each bucket in O(1).
+type Leaves = Arc<[(Arc<str>, Hash)]>;
 
 /// One bucket: its leaves and their hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +156,10 @@ impl Bucket {
     fn new(leaves: Leaves) -> Self {
         let hash = bucket_hash(leaves.iter().map(|(key, leaf)| (&**key, leaf)));
         Self { leaves, hash }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.leaves.iter().map(|(key, _)| key)
     }
 }
 
@@ -207,9 +214,7 @@ impl Page {
 
     /// Every key of the page, in bucket order (then key order).
     fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.buckets
-            .values()
-            .flat_map(|bucket| bucket.leaves.keys())
+        self.buckets.values().flat_map(Bucket::keys)
     }
 }
 
@@ -264,21 +269,21 @@ impl MerkleIndex {
     }
 
     /// The index of a whole key space, built bottom-up (each node hashed once), for a
-    /// state installed from a snapshot. A key given twice keeps its last value.
-    pub fn from_entries<K: AsRef<str>, V: AsRef<[u8]>>(
+    /// state installed from a snapshot. A key given twice keeps its last value. A key
+    /// given as an `Arc<str>` (the applied map's own) is shared, not copied.
+    pub fn from_entries<K: AsRef<str> + Into<Arc<str>>, V: AsRef<[u8]>>(
         entries: impl IntoIterator<Item = (K, KeyGroup, V)>,
     ) -> Self {
-        let mut by_group: BTreeMap<String, (KeyGroup, BTreeMap<u16, Leaves>)> = BTreeMap::new();
+        type BucketLeaves = BTreeMap<Arc<str>, Hash>;
+        let mut by_group: BTreeMap<String, (KeyGroup, BTreeMap<u16, BucketLeaves>)> =
+            BTreeMap::new();
         for (key, group, value) in entries {
-            let key = key.as_ref();
-            let leaf = leaf_hash(key, value.as_ref());
+            let leaf = leaf_hash(key.as_ref(), value.as_ref());
+            let bucket = bucket_of(key.as_ref());
             let (_, buckets) = by_group
                 .entry(group.to_string())
                 .or_insert_with(|| (group, BTreeMap::new()));
-            buckets
-                .entry(bucket_of(key))
-                .or_default()
-                .insert(Arc::from(key), leaf);
+            buckets.entry(bucket).or_default().insert(key.into(), leaf);
         }
         let mut groups = OrdMap::new();
         for (id, (group, buckets)) in by_group {
@@ -288,7 +293,7 @@ impl MerkleIndex {
                 pages
                     .entry(page)
                     .or_default()
-                    .insert(low, Bucket::new(leaves));
+                    .insert(low, Bucket::new(leaves.into_iter().collect()));
             }
             let pages = pages
                 .into_iter()
@@ -301,9 +306,15 @@ impl MerkleIndex {
 
     /// Record a change to the replicated key `key` of `group`: its new ciphertext, or
     /// `None` when it was deleted. Rehashes one bucket; its page and group root are
-    /// rehashed when next asked for.
-    pub fn apply(&mut self, key: &str, group: &KeyGroup, value: Option<&[u8]>) {
-        let [page_byte, bucket_byte] = bucket_of(key).to_be_bytes();
+    /// rehashed when next asked for. A key given as an `Arc<str>` (the applied map's
+    /// own) is shared, not copied.
+    pub fn apply<K: AsRef<str> + Into<Arc<str>>>(
+        &mut self,
+        key: K,
+        group: &KeyGroup,
+        value: Option<&[u8]>,
+    ) {
+        let [page_byte, bucket_byte] = bucket_of(key.as_ref()).to_be_bytes();
         let id = group.to_string();
         let tree = self.groups.get(id.as_str());
         if let Some(tree) = tree {
@@ -316,24 +327,35 @@ impl MerkleIndex {
             .get(&page_byte)
             .map(|page| page.buckets.clone())
             .unwrap_or_default();
-        let mut leaves = buckets
+        let old: &[(Arc<str>, Hash)] = buckets
             .get(&bucket_byte)
-            .map(|bucket| bucket.leaves.clone())
-            .unwrap_or_default();
-        let changed = match value {
-            Some(value) => {
-                let leaf = leaf_hash(key, value);
-                leaves.insert(Arc::from(key), leaf) != Some(leaf)
+            .map_or(&[], |bucket| &bucket.leaves[..]);
+        let position = old.binary_search_by(|(other, _)| (**other).cmp(key.as_ref()));
+        let mut leaves: Vec<(Arc<str>, Hash)> = Vec::with_capacity(old.len() + 1);
+        match (value, position) {
+            (Some(value), position) => {
+                let leaf = leaf_hash(key.as_ref(), value);
+                if position.is_ok_and(|at| old[at].1 == leaf) {
+                    return;
+                }
+                let (at, skip) = match position {
+                    Ok(at) => (at, 1),
+                    Err(at) => (at, 0),
+                };
+                leaves.extend_from_slice(&old[..at]);
+                leaves.push((key.into(), leaf));
+                leaves.extend_from_slice(&old[at + skip..]);
             }
-            None => leaves.remove(key).is_some(),
-        };
-        if !changed {
-            return;
+            (None, Ok(at)) => {
+                leaves.extend_from_slice(&old[..at]);
+                leaves.extend_from_slice(&old[at + 1..]);
+            }
+            (None, Err(_)) => return,
         }
         if leaves.is_empty() {
             buckets.remove(&bucket_byte);
         } else {
-            buckets.insert(bucket_byte, Bucket::new(leaves));
+            buckets.insert(bucket_byte, Bucket::new(leaves.into()));
         }
         if buckets.is_empty() {
             pages.remove(&page_byte);
