@@ -424,13 +424,25 @@ impl AppliedState {
 
     /// The snapshot body: the version byte, then the map and the WAL buffer.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, SnapshotFormatError> {
+        self.encode_snapshot_with_capacity(0)
+    }
+
+    /// [`AppliedState::encode_snapshot`] into a buffer of `capacity` bytes to start
+    /// with (the state machine passes the last snapshot's size and some): a buffer
+    /// grown by doubling from empty left its smaller steps (up to 32 MiB, below glibc's
+    /// largest mmap threshold) as free space in the heap, which the process kept.
+    pub fn encode_snapshot_with_capacity(
+        &self,
+        capacity: usize,
+    ) -> Result<Vec<u8>, SnapshotFormatError> {
         let (last_wal_index, wal) = self.wal.records();
         let body = SnapshotBodyRef {
             entries: MapEntries(&self.map),
             last_wal_index,
             wal,
         };
-        let mut bytes = vec![SNAPSHOT_FORMAT_VERSION];
+        let mut bytes = Vec::with_capacity(capacity.clamp(1, SNAPSHOT_BYTES_MAX));
+        bytes.push(SNAPSHOT_FORMAT_VERSION);
         bincode::serde::encode_into_std_write(&body, &mut bytes, bincode::config::standard())
             .map_err(|error| SnapshotFormatError::Encode(error.to_string()))?;
         if bytes.len() > SNAPSHOT_BYTES_MAX {

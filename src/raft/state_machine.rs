@@ -233,7 +233,13 @@ impl StateMachine {
                     meta: &file_meta,
                     data: RawBytes(&data),
                 };
-                record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX)
+                // The body and the metadata around it (a membership: small).
+                let body_bytes = data.len() + 64 * 1024;
+                record::encode_with_capacity(
+                    &file,
+                    SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX,
+                    body_bytes,
+                )
             })
             .await
             .map_err(io_error)?,
@@ -415,7 +421,10 @@ impl StateMachine {
         if crate::buggify::buggify("raft-snapshot-build-slow") {
             tokio::time::sleep(crate::buggify::delay_ms(2_000)).await;
         }
-        let encoded = blocking(move || view.encode_snapshot())
+        // Room for the last snapshot's size and an eighth more (the state grew since).
+        let latest = usize::try_from(self.snapshot_bytes_latest()).unwrap_or(usize::MAX);
+        let capacity = latest.saturating_add(latest / 8);
+        let encoded = blocking(move || view.encode_snapshot_with_capacity(capacity))
             .await
             .map_err(io_error)?;
         let encoded = Arc::new(encoded);
