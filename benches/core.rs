@@ -452,7 +452,7 @@ fn key_space(criterion: &mut Criterion) {
         bencher.iter(|| {
             change += 1;
             let key = &keys[(change % KEY_SPACE_KEYS) as usize];
-            merkle.apply(key, &mount, Some(&change.to_le_bytes()));
+            merkle.apply(key.as_str(), &mount, Some(&change.to_le_bytes()));
         })
     });
     group.bench_function("merkle_clone_at_100k", |bencher| {

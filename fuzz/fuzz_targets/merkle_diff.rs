@@ -188,11 +188,11 @@ fn run(data: &mut Unstructured) -> Result<()> {
     for key in &plan.fetch {
         let group = replicated_group(key).expect("fetched keys are replicated");
         let value = remote_model[&**key];
-        local.apply(key, &group, Some(&[value]));
+        local.apply(key.clone(), &group, Some(&[value]));
     }
     for key in &plan.delete {
         let group = replicated_group(key).expect("local keys are replicated");
-        local.apply(key, &group, None);
+        local.apply(key.clone(), &group, None);
     }
     assert_eq!(local.root(), remote.root());
     Ok(())

@@ -41,13 +41,11 @@ pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 /// The largest snapshot body this node writes or accepts.
 pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
-/// The Merkle index of every replicated key in `map`.
+/// The Merkle index of every replicated key in `map` (sharing the map's keys).
 fn index_of(map: &OrdMap<Arc<str>, Bytes>) -> MerkleIndex {
-    MerkleIndex::from_entries(
-        map.iter().filter_map(|(key, value)| {
-            replicated_group(key).map(|group| (&**key, group, &value[..]))
-        }),
-    )
+    MerkleIndex::from_entries(map.iter().filter_map(|(key, value)| {
+        replicated_group(key).map(|group| (key.clone(), group, &value[..]))
+    }))
 }
 
 /// The class of a stored key. The one place the apply core asks, so the key-space
@@ -159,7 +157,7 @@ impl AppliedState {
             if !merged.map.contains_key(key) {
                 merged.map.insert(key.clone(), value.clone());
                 if let Some(group) = replicated_group(key) {
-                    merged.merkle.apply(key, &group, Some(value));
+                    merged.merkle.apply(key.clone(), &group, Some(value));
                 }
             }
         }
@@ -331,7 +329,7 @@ impl AppliedState {
             if class == KeyClass::Replicated {
                 self.wal.append(log_index, key.clone(), current.clone());
                 let group = replicated_group(&key).expect("a replicated key has a group");
-                self.merkle.apply(&key, &group, current.as_deref());
+                self.merkle.apply(key.clone(), &group, current.as_deref());
             }
             changes.push(Change {
                 key,
@@ -426,13 +424,25 @@ impl AppliedState {
 
     /// The snapshot body: the version byte, then the map and the WAL buffer.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, SnapshotFormatError> {
+        self.encode_snapshot_with_capacity(0)
+    }
+
+    /// [`AppliedState::encode_snapshot`] into a buffer of `capacity` bytes to start
+    /// with (the state machine passes the last snapshot's size and some): a buffer
+    /// grown by doubling from empty left its smaller steps (up to 32 MiB, below glibc's
+    /// largest mmap threshold) as free space in the heap, which the process kept.
+    pub fn encode_snapshot_with_capacity(
+        &self,
+        capacity: usize,
+    ) -> Result<Vec<u8>, SnapshotFormatError> {
         let (last_wal_index, wal) = self.wal.records();
         let body = SnapshotBodyRef {
             entries: MapEntries(&self.map),
             last_wal_index,
             wal,
         };
-        let mut bytes = vec![SNAPSHOT_FORMAT_VERSION];
+        let mut bytes = Vec::with_capacity(capacity.clamp(1, SNAPSHOT_BYTES_MAX));
+        bytes.push(SNAPSHOT_FORMAT_VERSION);
         bincode::serde::encode_into_std_write(&body, &mut bytes, bincode::config::standard())
             .map_err(|error| SnapshotFormatError::Encode(error.to_string()))?;
         if bytes.len() > SNAPSHOT_BYTES_MAX {

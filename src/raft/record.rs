@@ -40,7 +40,18 @@ fn bincode_config() -> bincode::config::Configuration {
 /// Encode `value` as one record. The body is encoded in place after a header that is
 /// filled in last, so a large body (a snapshot) is never copied.
 pub fn encode<T: Serialize>(value: &T, body_bytes_max: usize) -> Result<Vec<u8>, RecordError> {
-    let mut record = vec![0u8; RECORD_HEADER_BYTES];
+    encode_with_capacity(value, body_bytes_max, 0)
+}
+
+/// [`encode`] into a buffer sized for a body of about `body_bytes` to start with (a
+/// snapshot file's record, so it is not grown by doubling).
+pub fn encode_with_capacity<T: Serialize>(
+    value: &T,
+    body_bytes_max: usize,
+    body_bytes: usize,
+) -> Result<Vec<u8>, RecordError> {
+    let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + body_bytes.min(body_bytes_max));
+    record.resize(RECORD_HEADER_BYTES, 0);
     bincode::serde::encode_into_std_write(value, &mut record, bincode_config())
         .map_err(|error| RecordError::Encode(error.to_string()))?;
     let body_bytes = record.len() - RECORD_HEADER_BYTES;

@@ -6,6 +6,9 @@
 //! `raft/snapshot/` (only the latest is kept). On start the machine is the latest
 //! snapshot; openraft then re-applies the log entries after it as they are known
 //! committed, which re-derives the same WAL entries, since applying is deterministic.
+//! The latest snapshot's body is not kept in memory (at 100,000 secrets it is ~60 MB):
+//! only its metadata and size are, and openraft's `get_current_snapshot` (a snapshot
+//! sent to a lagging follower, and twice at start) reads the file back.
 //!
 //! Invariants: an entry is applied under one short lock, so readers see all of it or
 //! none of it; building or installing a snapshot never holds that lock while encoding,
@@ -48,12 +51,13 @@ pub enum StateMachineError {
     InvalidSnapshot { path: String, reason: String },
 }
 
-/// A snapshot file: its metadata and the encoded state.
+/// A snapshot file as read: its metadata, borrowing the encoded state from the file's
+/// bytes (so a 60 MB body is not copied to be parsed).
 #[derive(Deserialize)]
-struct SnapshotFile {
+struct SnapshotFile<'a> {
     meta: SnapshotMeta,
-    #[serde(with = "crate::storage::byte_string::bytes_field")]
-    data: Vec<u8>,
+    #[serde(borrow)]
+    data: &'a [u8],
 }
 
 /// A snapshot file as written: the same layout, borrowing the encoded state.
@@ -63,11 +67,29 @@ struct SnapshotFileRef<'a> {
     data: RawBytes<'a>,
 }
 
+/// The latest snapshot (built, installed or loaded): its metadata and the size of its
+/// body. The body is in its file, [`snapshot_path`] of its last index.
+#[derive(Debug, Clone)]
+struct CurrentSnapshot {
+    meta: SnapshotMeta,
+    body_bytes: u64,
+}
+
+impl CurrentSnapshot {
+    fn last_index(&self) -> u64 {
+        last_index(&self.meta)
+    }
+}
+
+/// How many times [`StateMachine::get_current_snapshot`] reads the snapshot file before
+/// it reports the read as failed. See there for why it retries at all.
+const SNAPSHOT_READ_ATTEMPTS: usize = 8;
+
 struct Shared {
     disk: Arc<dyn Disk>,
     wal_entries_max: usize,
     state: Mutex<AppliedState>,
-    current_snapshot: Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
+    current_snapshot: Mutex<Option<CurrentSnapshot>>,
     feed: ChangeFeed,
 }
 
@@ -85,6 +107,35 @@ impl Debug for StateMachine {
 
 fn snapshot_path(last_index: u64) -> String {
     format!("{SNAPSHOT_DIR}/{last_index:020}{SNAPSHOT_SUFFIX}")
+}
+
+fn last_index(meta: &SnapshotMeta) -> u64 {
+    meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index)
+}
+
+/// Check a snapshot file's record and parse it: its metadata and where its body lies in
+/// `bytes`.
+fn parse_snapshot_file(bytes: &[u8]) -> Result<(SnapshotMeta, std::ops::Range<usize>), String> {
+    let body = match record::read(bytes, 0, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX) {
+        RecordRead::Complete { body, end } if end == bytes.len() => body,
+        RecordRead::Complete { .. } => return Err("trailing bytes".to_string()),
+        RecordRead::Incomplete => return Err("truncated".to_string()),
+        RecordRead::Corrupt { reason, .. } => return Err(reason),
+    };
+    let config = bincode::config::standard()
+        .with_limit::<{ SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX }>();
+    let (file, used): (SnapshotFile<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(body, config)
+            .map_err(|error| error.to_string())?;
+    if used != body.len() {
+        return Err(format!(
+            "{} trailing bytes after the body",
+            body.len() - used
+        ));
+    }
+    // The body borrows from `bytes`: its place there is its distance from the start.
+    let start = file.data.as_ptr() as usize - bytes.as_ptr() as usize;
+    Ok((file.meta, start..start + file.data.len()))
 }
 
 fn io_error(error: impl std::fmt::Display) -> io::Error {
@@ -129,7 +180,7 @@ impl StateMachine {
     pub fn snapshot_bytes_latest(&self) -> u64 {
         lock(&self.shared.current_snapshot)
             .as_ref()
-            .map_or(0, |(_, data)| data.len() as u64)
+            .map_or(0, |current| current.body_bytes)
     }
 
     /// Every report from now on, in apply order.
@@ -164,18 +215,31 @@ impl StateMachine {
             .collect()
     }
 
-    /// Write a snapshot file atomically, then drop older ones. A full disk is waited
-    /// out (a failed write leaves no partial file), never a fatal error for openraft.
+    /// Write a snapshot file atomically, make it the current one (unless a newer one
+    /// already is), then drop older files. A full disk is waited out (a failed write
+    /// leaves no partial file), never a fatal error for openraft.
+    ///
+    /// The current snapshot only moves forward, and only files older than the one
+    /// written here are removed, after it is current: a reader of the current file
+    /// ([`read_current_snapshot`]) that finds it gone finds a newer one current, and a
+    /// build and an install finishing together leave the newer one, file and all.
     async fn persist(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), io::Error> {
-        let last_index = meta.last_log_id.as_ref().map_or(0, |log_id| log_id.index);
-        let meta = meta.clone();
+        let last_index = last_index(meta);
+        let body_bytes = data.len() as u64;
+        let file_meta = meta.clone();
         let bytes = Arc::new(
             blocking(move || {
                 let file = SnapshotFileRef {
-                    meta: &meta,
+                    meta: &file_meta,
                     data: RawBytes(&data),
                 };
-                record::encode(&file, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX)
+                // The body and the metadata around it (a membership: small).
+                let body_bytes = data.len() + 64 * 1024;
+                record::encode_with_capacity(
+                    &file,
+                    SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX,
+                    body_bytes,
+                )
             })
             .await
             .map_err(io_error)?,
@@ -188,13 +252,32 @@ impl StateMachine {
         })
         .await
         .map_err(io_error)?;
+        drop(bytes);
+        {
+            let mut current = lock(&self.shared.current_snapshot);
+            if current
+                .as_ref()
+                .is_none_or(|current| current.last_index() <= last_index)
+            {
+                *current = Some(CurrentSnapshot {
+                    meta: meta.clone(),
+                    body_bytes,
+                });
+            }
+        }
         let disk = self.shared.disk.clone();
         blocking(move || -> Result<(), io::Error> {
             let mut removed = false;
             for name in disk.list(SNAPSHOT_DIR).map_err(io_error)? {
-                let other = format!("{SNAPSHOT_DIR}/{name}");
-                if other != path {
-                    disk.remove(&other).map_err(io_error)?;
+                // Names start with the zero-padded last index (`.snap`, or `.snap.tmp`
+                // while written); anything else is no snapshot and goes too.
+                let older = name
+                    .get(..20)
+                    .and_then(|index| index.parse::<u64>().ok())
+                    .is_none_or(|index| index < last_index);
+                if older {
+                    disk.remove(&format!("{SNAPSHOT_DIR}/{name}"))
+                        .map_err(io_error)?;
                     removed = true;
                 }
             }
@@ -207,7 +290,73 @@ impl StateMachine {
     }
 }
 
-type Loaded = (AppliedState, Option<(SnapshotMeta, Arc<Vec<u8>>)>);
+/// The current snapshot, read back from its file; `None` before any.
+///
+/// Reading it can fail where keeping it in memory could not: an `EIO` from the disk.
+/// openraft treats an error here as a storage failure and stops the node, so a leader
+/// with a flaky disk would stop when a follower needed a snapshot. A failed or damaged
+/// read changes nothing on disk, so it is retried, up to [`SNAPSHOT_READ_ATTEMPTS`]
+/// times; a disk that fails every one of them is reported (openraft then stops the
+/// node, as for any other storage error: fail-stop, never a wrong snapshot). The
+/// simulator's failing disks draw each read's fate afresh (at most 30% fail), so the
+/// retries make such a stop rare there; a real disk that fails a read eight times in a
+/// row has lost the file. Keeping the bytes in memory as well, for when the read
+/// fails, would keep the ~60 MB this avoids. A file found gone (a newer snapshot
+/// replaced it meanwhile) is retried with the newer one.
+fn read_current_snapshot(shared: &Shared) -> Result<Option<Snapshot>, io::Error> {
+    let mut failure = None;
+    for _ in 0..SNAPSHOT_READ_ATTEMPTS {
+        let Some(current) = lock(&shared.current_snapshot).clone() else {
+            return Ok(None);
+        };
+        let path = snapshot_path(current.last_index());
+        let bytes = match shared.disk.read(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let moved = lock(&shared.current_snapshot)
+                    .as_ref()
+                    .is_some_and(|now| now.last_index() != current.last_index());
+                if !moved {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("the current snapshot's file {path} is missing"),
+                    ));
+                }
+                continue;
+            }
+            Err(error) => {
+                failure = Some(io_error(error));
+                continue;
+            }
+        };
+        match parse_snapshot_file(&bytes) {
+            Ok((meta, body)) if meta == current.meta => {
+                let mut bytes = bytes;
+                bytes.truncate(body.end);
+                bytes.drain(..body.start);
+                return Ok(Some(Snapshot {
+                    meta,
+                    snapshot: bytes,
+                }));
+            }
+            Ok(_) => {
+                failure = Some(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("snapshot {path} holds other metadata than the current snapshot"),
+                ));
+            }
+            Err(reason) => {
+                failure = Some(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("snapshot {path} is invalid: {reason}"),
+                ));
+            }
+        }
+    }
+    Err(failure.unwrap_or_else(|| io::Error::other("the current snapshot kept moving")))
+}
+
+type Loaded = (AppliedState, Option<CurrentSnapshot>);
 
 fn load_latest(disk: &dyn Disk, wal_entries_max: usize) -> Result<Loaded, StateMachineError> {
     let (mut state, snapshot) = load_latest_snapshot(disk, wal_entries_max)?;
@@ -241,18 +390,16 @@ fn load_latest_snapshot(
     let bytes = disk
         .read(&path)?
         .ok_or_else(|| invalid("vanished while opening".to_string()))?;
-    let file: SnapshotFile =
-        match record::read(&bytes, 0, SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX) {
-            RecordRead::Complete { body, end } if end == bytes.len() => {
-                record::decode_body(body).map_err(invalid)?
-            }
-            RecordRead::Complete { .. } => return Err(invalid("trailing bytes".to_string())),
-            RecordRead::Incomplete => return Err(invalid("truncated".to_string())),
-            RecordRead::Corrupt { reason, .. } => return Err(invalid(reason)),
-        };
-    let state = AppliedState::decode_snapshot(&file.meta, &file.data, wal_entries_max)
+    let (meta, body) = parse_snapshot_file(&bytes).map_err(invalid)?;
+    let state = AppliedState::decode_snapshot(&meta, &bytes[body.clone()], wal_entries_max)
         .map_err(|error| invalid(error.to_string()))?;
-    Ok((state, Some((file.meta, Arc::new(file.data)))))
+    Ok((
+        state,
+        Some(CurrentSnapshot {
+            meta,
+            body_bytes: body.len() as u64,
+        }),
+    ))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -274,17 +421,19 @@ impl StateMachine {
         if crate::buggify::buggify("raft-snapshot-build-slow") {
             tokio::time::sleep(crate::buggify::delay_ms(2_000)).await;
         }
-        let encoded = blocking(move || view.encode_snapshot())
+        // Room for the last snapshot's size and an eighth more (the state grew since).
+        let latest = usize::try_from(self.snapshot_bytes_latest()).unwrap_or(usize::MAX);
+        let capacity = latest.saturating_add(latest / 8);
+        let encoded = blocking(move || view.encode_snapshot_with_capacity(capacity))
             .await
             .map_err(io_error)?;
         let encoded = Arc::new(encoded);
         self.persist(&meta, encoded.clone()).await?;
         crate::coverage::mark("raft-snapshot-built");
-        *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: encoded.as_ref().clone(),
-        })
+        // `persist` has let go of its share by now, so this takes the bytes back
+        // without copying them (openraft keeps only the metadata of what it is given).
+        let snapshot = Arc::try_unwrap(encoded).unwrap_or_else(|shared| shared.as_ref().clone());
+        Ok(Snapshot { meta, snapshot })
     }
 }
 
@@ -351,7 +500,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(io_error)?;
-        self.persist(meta, encoded.clone()).await?;
+        self.persist(meta, encoded).await?;
         let report = installed.installed_report();
         {
             let mut state = lock(&self.shared.state);
@@ -363,18 +512,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 installed
             };
         }
-        *lock(&self.shared.current_snapshot) = Some((meta.clone(), encoded));
         self.shared.feed.publish(report);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(lock(&self.shared.current_snapshot)
-            .as_ref()
-            .map(|(meta, data)| Snapshot {
-                meta: meta.clone(),
-                snapshot: data.as_ref().clone(),
-            }))
+        let shared = self.shared.clone();
+        blocking(move || read_current_snapshot(&shared)).await
     }
 }
 
@@ -484,7 +628,16 @@ mod tests {
         let (applied, stored_membership) = reopened.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(5)));
         assert_eq!(stored_membership.log_id(), &Some(log_id(1)));
-        assert!(reopened.get_current_snapshot().await.unwrap().is_some());
+        let current = reopened.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(
+            (&current.meta, &current.snapshot),
+            (&snapshot.meta, &snapshot.snapshot),
+            "the current snapshot is read back from its file as it was built"
+        );
+        assert_eq!(
+            reopened.snapshot_bytes_latest(),
+            snapshot.snapshot.len() as u64
+        );
 
         // A follower installs the leader's snapshot wholesale.
         let other_disk = SimDisk::new(2);
@@ -509,6 +662,54 @@ mod tests {
             "{error}"
         );
     }
+
+    #[tokio::test]
+    async fn the_current_snapshot_is_read_from_its_file_retrying_failed_reads() {
+        let disk = SimDisk::new(3);
+        let mut machine = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
+        assert!(machine.get_current_snapshot().await.unwrap().is_none());
+        apply(&mut machine, sample_log(6)).await;
+        let built = machine.build_snapshot().await.unwrap();
+        assert_eq!(machine.snapshot_bytes_latest(), built.snapshot.len() as u64);
+
+        // Reads that fail now and then are retried: the snapshot comes back whole.
+        disk.set_io_errors(Some(crate::env::IoErrorRates {
+            read_per_million: 300_000,
+            write_per_million: 0,
+        }));
+        for _ in 0..20 {
+            let current = machine.get_current_snapshot().await.unwrap().unwrap();
+            assert_eq!(
+                (current.meta, current.snapshot),
+                (built.meta.clone(), built.snapshot.clone())
+            );
+        }
+        // A disk that fails every read is reported, not answered with no snapshot.
+        disk.set_io_errors(Some(crate::env::IoErrorRates {
+            read_per_million: 1_000_000,
+            write_per_million: 0,
+        }));
+        assert!(machine.get_current_snapshot().await.is_err());
+        disk.set_io_errors(None);
+
+        // A newer snapshot replaces the file; the older one is gone and the newer is
+        // current.
+        apply(&mut machine, sample_log(9)[6..].to_vec()).await;
+        let newer = machine.build_snapshot().await.unwrap();
+        assert_eq!(
+            disk.list(SNAPSHOT_DIR).unwrap(),
+            vec![format!("{:020}{SNAPSHOT_SUFFIX}", 9)]
+        );
+        let current = machine.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, newer.meta);
+
+        // A damaged file is an error, never a snapshot of other bytes.
+        disk.corrupt_byte(&snapshot_path(9), 30).unwrap();
+        assert!(machine.get_current_snapshot().await.is_err());
+    }
+
     fn normal(index: u64, ops: Vec<Op>) -> Entry {
         Entry::new_normal(log_id(index), Command::Apply { ops })
     }

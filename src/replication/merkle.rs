@@ -139,8 +139,11 @@ fn view_hash<'a>(groups: impl IntoIterator<Item = (&'a str, Hash)>) -> Hash {
     hasher.finalize().into()
 }
 
-/// The keys of one bucket and their leaves.
-type Leaves = OrdMap<Arc<str>, Hash>;
+/// The keys of one bucket and their leaves, in strictly increasing key order. A bucket
+/// holds a few keys (1/65,536 of a group's), so a change copies its slice: an ordered
+/// map there took a whole 16-slot node per bucket (~50 MB at 100,000 secrets). Shared,
+/// so that copying a page's path on a change clones each bucket in O(1).
+type Leaves = Arc<[(Arc<str>, Hash)]>;
 
 /// One bucket: its leaves and their hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,21 +158,36 @@ impl Bucket {
         Self { leaves, hash }
     }
 
-    /// Set (`Some`) or remove (`None`) the leaf of `key`, rehashing the bucket when that
-    /// changed it; whether it did.
-    fn set_leaf(&mut self, key: &str, leaf: Option<Hash>) -> bool {
-        let changed = match leaf {
-            Some(leaf) if self.leaves.get(key) == Some(&leaf) => false,
-            Some(leaf) => {
-                self.leaves.insert(Arc::from(key), leaf);
-                true
+    fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.leaves.iter().map(|(key, _)| key)
+    }
+
+    /// Set (`Some`) or remove (`None`) the leaf of `key`, copying the bucket's few
+    /// leaves with the one change and rehashing them; whether anything changed. A key
+    /// given as an `Arc<str>` (the applied map's own) is shared, not copied.
+    fn set_leaf<K: AsRef<str> + Into<Arc<str>>>(&mut self, key: K, leaf: Option<Hash>) -> bool {
+        let old = &self.leaves[..];
+        let position = old.binary_search_by(|(other, _)| (**other).cmp(key.as_ref()));
+        let mut leaves: Vec<(Arc<str>, Hash)> = Vec::with_capacity(old.len() + 1);
+        match (leaf, position) {
+            (Some(leaf), Ok(at)) if old[at].1 == leaf => return false,
+            (Some(leaf), position) => {
+                let (at, skip) = match position {
+                    Ok(at) => (at, 1),
+                    Err(at) => (at, 0),
+                };
+                leaves.extend_from_slice(&old[..at]);
+                leaves.push((key.into(), leaf));
+                leaves.extend_from_slice(&old[at + skip..]);
             }
-            None => self.leaves.remove(key).is_some(),
-        };
-        if changed {
-            *self = Self::new(std::mem::take(&mut self.leaves));
+            (None, Ok(at)) => {
+                leaves.extend_from_slice(&old[..at]);
+                leaves.extend_from_slice(&old[at + 1..]);
+            }
+            (None, Err(_)) => return false,
         }
-        changed
+        *self = Self::new(leaves.into());
+        true
     }
 }
 
@@ -224,12 +242,17 @@ impl Page {
 
     /// Set or remove the leaf of `key` in bucket `bucket_byte` (see [`Bucket::set_leaf`]);
     /// an emptied bucket is removed, and the page's hash forgotten when anything changed.
-    fn set_leaf(&mut self, bucket_byte: u8, key: &str, leaf: Option<Hash>) -> bool {
+    fn set_leaf<K: AsRef<str> + Into<Arc<str>>>(
+        &mut self,
+        bucket_byte: u8,
+        key: K,
+        leaf: Option<Hash>,
+    ) -> bool {
         let changed = match (self.buckets.get_mut(&bucket_byte), leaf) {
             (Some(bucket), leaf) => bucket.set_leaf(key, leaf),
             (None, Some(leaf)) => {
-                self.buckets
-                    .insert(bucket_byte, Bucket::new(Leaves::unit(Arc::from(key), leaf)));
+                let leaves: Leaves = Arc::new([(key.into(), leaf)]);
+                self.buckets.insert(bucket_byte, Bucket::new(leaves));
                 true
             }
             (None, None) => false,
@@ -249,9 +272,7 @@ impl Page {
 
     /// Every key of the page, in bucket order (then key order).
     fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.buckets
-            .values()
-            .flat_map(|bucket| bucket.leaves.keys())
+        self.buckets.values().flat_map(Bucket::keys)
     }
 }
 
@@ -279,7 +300,13 @@ impl GroupTree {
 
     /// Set or remove the leaf of `key` (see [`Page::set_leaf`]); an emptied page is
     /// removed, and the root forgotten when anything changed.
-    fn set_leaf(&mut self, page_byte: u8, bucket_byte: u8, key: &str, leaf: Option<Hash>) -> bool {
+    fn set_leaf<K: AsRef<str> + Into<Arc<str>>>(
+        &mut self,
+        page_byte: u8,
+        bucket_byte: u8,
+        key: K,
+        leaf: Option<Hash>,
+    ) -> bool {
         let changed = match (self.pages.get_mut(&page_byte), leaf) {
             (Some(page), leaf) => page.set_leaf(bucket_byte, key, leaf),
             (None, Some(leaf)) => {
@@ -332,21 +359,21 @@ impl MerkleIndex {
     }
 
     /// The index of a whole key space, built bottom-up (each node hashed once), for a
-    /// state installed from a snapshot. A key given twice keeps its last value.
-    pub fn from_entries<K: AsRef<str>, V: AsRef<[u8]>>(
+    /// state installed from a snapshot. A key given twice keeps its last value. A key
+    /// given as an `Arc<str>` (the applied map's own) is shared, not copied.
+    pub fn from_entries<K: AsRef<str> + Into<Arc<str>>, V: AsRef<[u8]>>(
         entries: impl IntoIterator<Item = (K, KeyGroup, V)>,
     ) -> Self {
-        let mut by_group: BTreeMap<String, (KeyGroup, BTreeMap<u16, Leaves>)> = BTreeMap::new();
+        type BucketLeaves = BTreeMap<Arc<str>, Hash>;
+        let mut by_group: BTreeMap<String, (KeyGroup, BTreeMap<u16, BucketLeaves>)> =
+            BTreeMap::new();
         for (key, group, value) in entries {
-            let key = key.as_ref();
-            let leaf = leaf_hash(key, value.as_ref());
+            let leaf = leaf_hash(key.as_ref(), value.as_ref());
+            let bucket = bucket_of(key.as_ref());
             let (_, buckets) = by_group
                 .entry(group.to_string())
                 .or_insert_with(|| (group, BTreeMap::new()));
-            buckets
-                .entry(bucket_of(key))
-                .or_default()
-                .insert(Arc::from(key), leaf);
+            buckets.entry(bucket).or_default().insert(key.into(), leaf);
         }
         let mut groups = OrdMap::new();
         for (id, (group, buckets)) in by_group {
@@ -356,7 +383,7 @@ impl MerkleIndex {
                 pages
                     .entry(page)
                     .or_default()
-                    .insert(low, Bucket::new(leaves));
+                    .insert(low, Bucket::new(leaves.into_iter().collect()));
             }
             let pages = pages
                 .into_iter()
@@ -369,16 +396,22 @@ impl MerkleIndex {
 
     /// Record a change to the replicated key `key` of `group`: its new ciphertext, or
     /// `None` when it was deleted. Rehashes one bucket; its page and group root are
-    /// rehashed when next asked for.
+    /// rehashed when next asked for. A key given as an `Arc<str>` (the applied map's
+    /// own) is shared, not copied.
     ///
     /// Each level is changed in place (`get_mut`): a node no other clone of the index
     /// shares is not copied, and one a clone shares is copied along the path to the key
     /// only. (Taking each level out as a clone and putting it back copied the whole path,
     /// up to 64 children per node, on every change, even with no clone alive.)
-    pub fn apply(&mut self, key: &str, group: &KeyGroup, value: Option<&[u8]>) {
-        let [page_byte, bucket_byte] = bucket_of(key).to_be_bytes();
+    pub fn apply<K: AsRef<str> + Into<Arc<str>>>(
+        &mut self,
+        key: K,
+        group: &KeyGroup,
+        value: Option<&[u8]>,
+    ) {
+        let [page_byte, bucket_byte] = bucket_of(key.as_ref()).to_be_bytes();
         let id = group.to_string();
-        let leaf = value.map(|value| leaf_hash(key, value));
+        let leaf = value.map(|value| leaf_hash(key.as_ref(), value));
         match self.groups.get_mut(id.as_str()) {
             Some(tree) => {
                 assert_eq!(&tree.group, group, "a group id names one group");

@@ -82,7 +82,7 @@ fn apply(model: &mut Model, index: &mut MerkleIndex, changes: &[Change]) {
             Some(value) => model.insert(key.clone(), value.to_vec()),
             None => model.remove(key),
         };
-        index.apply(key, &group_of(key), value);
+        index.apply(key.as_str(), &group_of(key), value);
     }
 }
 
@@ -302,10 +302,10 @@ proptest! {
 
         // Phase 3: carrying out the plan makes the local root the remote view's root.
         for key in &plan.fetch {
-            local.apply(key, &group_of(key), Some(&remote_model[&**key]));
+            local.apply(key.clone(), &group_of(key), Some(&remote_model[&**key]));
         }
         for key in &plan.delete {
-            local.apply(key, &group_of(key), None);
+            local.apply(key.clone(), &group_of(key), None);
         }
         prop_assert_eq!(local.root(), remote.view_root(&allowed));
         prop_assert_eq!(&local, &build(&view));
@@ -554,8 +554,8 @@ fn groups_absent_on_either_side_are_fetched_or_deleted_whole() {
     let kept = KeyGroup::Mount("m1".to_string());
     let dropped = KeyGroup::Mount("m2".to_string());
     for index in 0..50 {
-        remote.apply(&format!("logical/m1/{index}"), &kept, Some(b"v"));
-        local.apply(&format!("logical/m2/{index}"), &dropped, Some(b"v"));
+        remote.apply(format!("logical/m1/{index}"), &kept, Some(b"v"));
+        local.apply(format!("logical/m2/{index}"), &dropped, Some(b"v"));
     }
     let plan = sync(&local, &remote, &|_| true).unwrap();
     assert_eq!(plan.fetch.len(), 50);
