@@ -14,8 +14,10 @@
 //!   yet bound to an entity) are taken through [`hold`]: inside a scope the guard is kept
 //!   until the set has committed or been dropped, so the check and the write stay atomic
 //!   as they were. A lock already held by the scope is not taken twice (a login that also
-//!   wraps its answer creates two tokens). Locks are always taken in one order: identity,
-//!   then tokens; the router's own stripe is taken before any of them.
+//!   wraps its answer creates two tokens). Reader-writer locks ([`hold_rw`]) let requests
+//!   that only add fresh records (token creations) run side by side. Locks are always
+//!   taken in one order: identity, then tokens; the router's own stripe, when the request
+//!   takes one, is taken before any of them.
 //! - **In-memory state that follows storage** (the lease schedule, the policy cache) is
 //!   changed through [`after_commit`], which runs once the set has committed.
 //! - **Work that cannot be one entry** commits as it goes with
@@ -32,7 +34,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use zeroize::Zeroizing;
 
 use crate::storage::{BATCH_OPS_MAX, StorageError};
@@ -49,10 +51,39 @@ pub struct WriteSet {
     /// every node's log) does not depend on the order the handler wrote in.
     writes: BTreeMap<String, Option<Zeroizing<Vec<u8>>>>,
     after_commit: Vec<AfterCommit>,
-    /// Locks kept until the set is committed or dropped, with the address of each mutex
-    /// (how a second [`hold`] of the same lock knows it is already held).
-    held: Vec<(usize, OwnedMutexGuard<()>)>,
+    /// Locks kept until the set is committed or dropped, with the address of each lock
+    /// (how a second [`hold`] or [`hold_rw`] of the same lock knows it is already held).
+    held: Vec<(usize, Held)>,
 }
+
+/// A guard a write set keeps; never read, only dropped with the set.
+enum Held {
+    Mutex(#[allow(dead_code)] OwnedMutexGuard<()>),
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+}
+
+/// How a request takes a reader-writer lock with [`hold_rw`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Beside other shared holders (requests that only add fresh records).
+    Shared,
+    /// Alone (requests that read, then change, what others may hold shared).
+    Exclusive,
+}
+
+/// A reader-writer guard returned to a caller outside any scope.
+#[derive(Debug)]
+pub enum RwGuard {
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+    Exclusive(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+}
+
+/// A request that holds a lock shared asked for it exclusive: it would wait on itself
+/// forever, so it is refused instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a request holding a lock shared cannot take it exclusive")]
+pub struct UpgradeRefused;
 
 impl std::fmt::Debug for WriteSet {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,8 +248,45 @@ pub async fn hold(lock: &Arc<Mutex<()>>) -> Option<OwnedMutexGuard<()>> {
         Ok(true) => None,
         Ok(false) => {
             let guard = lock.clone().lock_owned().await;
-            STAGED.with(|staged| staged.borrow_mut().held.push((address, guard)));
+            STAGED.with(|staged| staged.borrow_mut().held.push((address, Held::Mutex(guard))));
             None
+        }
+    }
+}
+
+/// [`hold`] for a reader-writer lock: taken `access`-wise for the rest of the current
+/// request. A scope that already holds it exclusive, or shared when shared is asked,
+/// does not take it again (a queued writer would otherwise make a second read wait on
+/// the first); a scope holding it shared that asks for exclusive is refused.
+pub async fn hold_rw(
+    lock: &Arc<RwLock<()>>,
+    access: Access,
+) -> Result<Option<RwGuard>, UpgradeRefused> {
+    let address = Arc::as_ptr(lock) as usize;
+    let already_held = STAGED.try_with(|staged| {
+        staged
+            .borrow()
+            .held
+            .iter()
+            .find(|(held, _)| *held == address)
+            .map(|(_, guard)| matches!(guard, Held::Exclusive(_)))
+    });
+    match (already_held, access) {
+        (Err(_outside_any_scope), Access::Shared) => {
+            Ok(Some(RwGuard::Shared(lock.clone().read_owned().await)))
+        }
+        (Err(_outside_any_scope), Access::Exclusive) => {
+            Ok(Some(RwGuard::Exclusive(lock.clone().write_owned().await)))
+        }
+        (Ok(Some(true)), _) | (Ok(Some(false)), Access::Shared) => Ok(None),
+        (Ok(Some(false)), Access::Exclusive) => Err(UpgradeRefused),
+        (Ok(None), access) => {
+            let guard = match access {
+                Access::Shared => Held::Shared(lock.clone().read_owned().await),
+                Access::Exclusive => Held::Exclusive(lock.clone().write_owned().await),
+            };
+            STAGED.with(|staged| staged.borrow_mut().held.push((address, guard)));
+            Ok(None)
         }
     }
 }
@@ -301,6 +369,46 @@ mod tests {
         // Outside a scope the caller holds it.
         let guard = hold(&lock).await;
         assert!(guard.is_some() && lock.try_lock().is_err());
+    }
+
+    #[tokio::test]
+    async fn shared_holders_run_together_an_exclusive_one_alone_and_none_waits_on_itself() {
+        let lock = Arc::new(RwLock::new(()));
+        let ((), first) = staging(async {
+            assert!(hold_rw(&lock, Access::Shared).await.unwrap().is_none());
+            // Shared again in the same request: not taken twice, no wait.
+            assert!(hold_rw(&lock, Access::Shared).await.unwrap().is_none());
+            // Exclusive after shared would wait on itself: refused.
+            assert_eq!(
+                hold_rw(&lock, Access::Exclusive).await.unwrap_err(),
+                UpgradeRefused
+            );
+        })
+        .await;
+        // A second request shares it while the first set lives; a writer cannot.
+        let ((), second) = staging(async {
+            assert!(hold_rw(&lock, Access::Shared).await.unwrap().is_none());
+        })
+        .await;
+        assert!(lock.try_write().is_err(), "held shared by both sets");
+        drop(first);
+        assert!(lock.try_write().is_err(), "still held by the second set");
+        drop(second);
+        let ((), exclusive) = staging(async {
+            assert!(hold_rw(&lock, Access::Exclusive).await.unwrap().is_none());
+            // Either access again under an exclusive hold: already covered.
+            assert!(hold_rw(&lock, Access::Shared).await.unwrap().is_none());
+            assert!(hold_rw(&lock, Access::Exclusive).await.unwrap().is_none());
+        })
+        .await;
+        assert!(
+            lock.try_read().is_err(),
+            "held exclusive while the set lives"
+        );
+        drop(exclusive);
+        // Outside a scope the caller holds the guard.
+        let guard = hold_rw(&lock, Access::Exclusive).await.unwrap();
+        assert!(matches!(guard, Some(RwGuard::Exclusive(_))) && lock.try_read().is_err());
     }
 
     #[tokio::test]

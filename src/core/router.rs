@@ -38,6 +38,52 @@ use crate::wrapping::{WrapFormat, WrappingStore};
 /// secrets proceed in parallel.
 pub const WRITE_LOCK_STRIPES: usize = 256;
 
+/// Which stripe of the router's write lock a request holds until its writes commit;
+/// `None` for one that holds none.
+///
+/// - Reads and lists hold none.
+/// - KV writes hold their secret's stripe: two writes to one secret are serialized (a
+///   CAS, a version number), writes to different secrets run side by side.
+/// - Token creations and logins hold none: they only add records under fresh random
+///   names (a token, its accessor and lease), and what they check before adding (a
+///   parent still valid, an alias not yet bound) is guarded by the token and identity
+///   stores' own locks, held until the request commits. Behind one stripe, every login
+///   waited for the previous one's Raft commit.
+/// - Every other write shares stripe 0: token trees, mount tables, policies and users
+///   are read, changed and written back across many keys.
+fn write_lock_stripe(route: &Route, operation: Operation) -> Option<usize> {
+    if operation == Operation::Read || operation == Operation::List {
+        return None;
+    }
+    let target = match (
+        route.kind,
+        route.entry.engine_type(),
+        route.entry.kv_version(),
+    ) {
+        (TableKind::Auth, "token", _)
+            if route.rest == "create"
+                || route.rest == "create-orphan"
+                || route.rest.starts_with("create/") =>
+        {
+            return None;
+        }
+        (TableKind::Auth, "userpass", _) if route.rest.starts_with("login/") => return None,
+        (TableKind::Secrets, "kv", Some(2)) => {
+            let secret = route
+                .rest
+                .split_once('/')
+                .map(|(_, secret)| secret)
+                .unwrap_or("");
+            format!("{}{secret}", route.entry.uuid)
+        }
+        (TableKind::Secrets, "kv" | "cubbyhole", _) => {
+            format!("{}{}", route.entry.uuid, route.rest)
+        }
+        _ => return Some(0),
+    };
+    Some((crc32fast::hash(target.as_bytes()) as usize % (WRITE_LOCK_STRIPES - 1)) + 1)
+}
+
 /// Both mount tables, as loaded on the active node.
 #[derive(Debug, Clone)]
 pub struct Tables {
@@ -476,24 +522,6 @@ impl LogicalCore {
         })
     }
 
-    fn lock_stripe(&self, route: &Route) -> usize {
-        // Everything outside the KV engines shares one stripe: token trees, mount
-        // tables and policies touch many keys at once.
-        let target = match (route.entry.engine_type(), route.entry.kv_version()) {
-            ("kv", Some(2)) => {
-                let secret = route
-                    .rest
-                    .split_once('/')
-                    .map(|(_, secret)| secret)
-                    .unwrap_or("");
-                format!("{}{secret}", route.entry.uuid)
-            }
-            ("kv" | "cubbyhole", _) => format!("{}{}", route.entry.uuid, route.rest),
-            _ => return 0,
-        };
-        (crc32fast::hash(target.as_bytes()) as usize % (WRITE_LOCK_STRIPES - 1)) + 1
-    }
-
     async fn handle_request(&self, api: ApiRequest) -> ApiResponse {
         let now_unix = self.env.clock.unix_seconds();
         let request_id = self.env.rng.uuid();
@@ -651,12 +679,10 @@ impl LogicalCore {
         // its answer) and committed once, as one Raft entry, before it is answered; a
         // write request keeps its stripe of the write lock until then, so a read-then-
         // write (a CAS, a version number) stays atomic.
-        let _stripe =
-            if request.operation == Operation::Read || request.operation == Operation::List {
-                None
-            } else {
-                Some(self.write_locks[self.lock_stripe(&route)].lock().await)
-            };
+        let _stripe = match write_lock_stripe(&route, request.operation) {
+            Some(stripe) => Some(self.write_locks[stripe].lock().await),
+            None => None,
+        };
         let (staged, write_set) = crate::barrier::write_set::staging(async {
             let outcome = self
                 .dispatch(&route, &request, caller.as_ref(), wrap_ttl, api)
@@ -1316,4 +1342,73 @@ enum Staged {
     /// It writes replicated state on a performance secondary: its writes are dropped
     /// and it goes to the primary.
     ToPrimary(Arc<crate::replication::Replication>),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::core::mounts::MountConfig;
+
+    fn route(kind: TableKind, mount_type: &str, version: Option<&str>, rest: &str) -> Route {
+        let mut options = BTreeMap::new();
+        if let Some(version) = version {
+            options.insert("version".to_string(), version.to_string());
+        }
+        Route {
+            kind,
+            entry: MountEntry {
+                path: format!("{mount_type}/"),
+                mount_type: mount_type.to_string(),
+                description: String::new(),
+                accessor: format!("{mount_type}_1234"),
+                uuid: format!("uuid-{mount_type}"),
+                local: false,
+                seal_wrap: false,
+                external_entropy_access: false,
+                options,
+                config: MountConfig::default(),
+            },
+            rest: rest.to_string(),
+            mount_point: format!("{mount_type}/"),
+        }
+    }
+
+    #[test]
+    fn creations_and_logins_hold_no_stripe_other_non_kv_writes_share_one() {
+        let token = |rest| route(TableKind::Auth, "token", None, rest);
+        for rest in ["create", "create-orphan", "create/web"] {
+            assert_eq!(write_lock_stripe(&token(rest), Operation::Update), None);
+        }
+        let login = route(TableKind::Auth, "userpass", None, "login/alice");
+        assert_eq!(write_lock_stripe(&login, Operation::Update), None);
+        // Revocations, renewals, roles and users read and change what others hold.
+        for rest in ["revoke", "renew-self", "roles/web", "create-web"] {
+            assert_eq!(write_lock_stripe(&token(rest), Operation::Update), Some(0));
+        }
+        let user = route(TableKind::Auth, "userpass", None, "users/alice");
+        assert_eq!(write_lock_stripe(&user, Operation::Update), Some(0));
+        let policy = route(TableKind::Secrets, "system", None, "policy/web");
+        assert_eq!(write_lock_stripe(&policy, Operation::Update), Some(0));
+        // Reads hold none.
+        assert_eq!(write_lock_stripe(&user, Operation::Read), None);
+    }
+
+    #[test]
+    fn kv_writes_hold_their_secrets_stripe() {
+        let data = route(TableKind::Secrets, "kv", Some("2"), "data/app/db");
+        let metadata = route(TableKind::Secrets, "kv", Some("2"), "metadata/app/db");
+        let other = route(TableKind::Secrets, "kv", Some("2"), "data/app/web");
+        let stripe = write_lock_stripe(&data, Operation::Update).unwrap();
+        assert_ne!(stripe, 0);
+        // A secret's data and metadata are one secret.
+        assert_eq!(
+            write_lock_stripe(&metadata, Operation::Delete),
+            Some(stripe)
+        );
+        assert_ne!(write_lock_stripe(&other, Operation::Update), Some(stripe));
+        let v1 = route(TableKind::Secrets, "kv", None, "app/db");
+        assert_ne!(write_lock_stripe(&v1, Operation::Update), Some(0));
+    }
 }

@@ -24,7 +24,7 @@ use sha2::Sha256;
 use super::entry::{TokenEntry, TokenType};
 use super::format;
 use super::{DEFAULT_LEASE_TTL_SECONDS, MAX_LEASE_TTL_SECONDS};
-use crate::barrier::write_set;
+use crate::barrier::write_set::{self, Access};
 use crate::barrier::{BarrierError, View, Write};
 use crate::env::SharedRng;
 use crate::logical::{Auth, LogicalError};
@@ -67,6 +67,8 @@ pub enum TokenError {
     NotFound,
     #[error(transparent)]
     Storage(#[from] BarrierError),
+    #[error(transparent)]
+    LockOrder(#[from] write_set::UpgradeRefused),
 }
 
 impl From<TokenError> for LogicalError {
@@ -75,6 +77,7 @@ impl From<TokenError> for LogicalError {
             TokenError::Invalid(message) => LogicalError::BadRequest(message),
             TokenError::NotFound => LogicalError::BadRequest(error.to_string()),
             TokenError::Storage(barrier) => barrier.into(),
+            TokenError::LockOrder(refused) => LogicalError::Internal(refused.to_string()),
         }
     }
 }
@@ -166,11 +169,15 @@ struct Inner {
     view: View,
     rng: SharedRng,
     keys: Mutex<Option<Keys>>,
-    /// Serializes read-modify-write of entries (use counts, renewals, the tree).
-    /// Serializes read-then-write changes (a parent still valid, a use not yet spent).
-    /// Taken through [`write_set::hold`], so inside a request it is kept until the
-    /// request's writes commit.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Guards read-then-write changes (a parent still valid, a use not yet spent, an
+    /// id not yet taken). Creating a token with a fresh random id only adds records and
+    /// checks that its parent lives, so creations hold it shared and run side by side
+    /// (every login pays one); whatever reads an entry and changes or removes it (uses,
+    /// renewals, revocations, a caller-chosen id) holds it exclusive, so a parent is
+    /// never revoked between a creation's check and its commit. Taken through
+    /// [`write_set::hold_rw`], so inside a request it is kept until the request's
+    /// writes commit.
+    tree_lock: Arc<tokio::sync::RwLock<()>>,
     hooks: Mutex<Vec<Arc<dyn RevocationHook>>>,
 }
 
@@ -193,10 +200,15 @@ impl TokenStore {
                 view,
                 rng,
                 keys: Mutex::new(None),
-                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                tree_lock: Arc::new(tokio::sync::RwLock::new(())),
                 hooks: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Take the tree lock `access`-wise for the rest of the request.
+    async fn lock(&self, access: Access) -> Result<Option<write_set::RwGuard>, TokenError> {
+        Ok(write_set::hold_rw(&self.inner.tree_lock, access).await?)
     }
 
     pub fn add_revocation_hook(&self, hook: Arc<dyn RevocationHook>) {
@@ -287,7 +299,14 @@ impl TokenStore {
             last_renewal_time: None,
         };
 
-        let _guard = write_set::hold(&self.inner.write_lock).await;
+        // A fresh random id cannot be taken; a caller-chosen one may be, by a creation
+        // running beside this one, so that check needs the lock alone.
+        let access = if params.id.is_some() {
+            Access::Exclusive
+        } else {
+            Access::Shared
+        };
+        let _guard = self.lock(access).await?;
         if self.entry_by_salted(&salted_id)?.is_some() {
             return Err(TokenError::Invalid(
                 "cannot create a token with a duplicate ID".to_string(),
@@ -379,7 +398,7 @@ impl TokenStore {
         token: &str,
         now_unix: i64,
     ) -> Result<Option<TokenEntry>, TokenError> {
-        let _guard = write_set::hold(&self.inner.write_lock).await;
+        let _guard = self.lock(Access::Exclusive).await?;
         let Some(mut entry) = self.lookup(token, now_unix)? else {
             return Ok(None);
         };
@@ -436,7 +455,7 @@ impl TokenStore {
         increment: i64,
         now_unix: i64,
     ) -> Result<(TokenEntry, Vec<String>), TokenError> {
-        let _guard = write_set::hold(&self.inner.write_lock).await;
+        let _guard = self.lock(Access::Exclusive).await?;
         let mut entry = self
             .entry_by_salted(salted_id)?
             .filter(|entry| !entry.is_expired(now_unix))
@@ -475,7 +494,7 @@ impl TokenStore {
         &self,
         salted_id: &str,
     ) -> Result<Vec<RevokedToken>, TokenError> {
-        let _guard = write_set::hold(&self.inner.write_lock).await;
+        let _guard = self.lock(Access::Exclusive).await?;
         self.revoke_tree_locked(salted_id).await
     }
 
@@ -524,7 +543,7 @@ impl TokenStore {
         let Some(salted_id) = self.salted_id_of(token)? else {
             return Ok(Vec::new());
         };
-        let _guard = write_set::hold(&self.inner.write_lock).await;
+        let _guard = self.lock(Access::Exclusive).await?;
         let Some(entry) = self.entry_by_salted(&salted_id)? else {
             return Ok(Vec::new());
         };
@@ -925,6 +944,8 @@ fn put_json<T: Serialize>(key: String, value: &T) -> Write {
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
     use crate::storage::{KeyClass, key_class};
     use crate::token::testing::fixture;
@@ -1190,6 +1211,67 @@ mod tests {
             .filter(|result| matches!(result, Ok(Some(_))))
             .count();
         assert_eq!(admitted, 1);
+    }
+
+    #[tokio::test]
+    async fn creations_stage_side_by_side_and_a_revocation_waits_until_they_commit() {
+        use crate::barrier::write_set::staging;
+        let f = fixture(12);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (_, parent) = f
+            .tokens
+            .create(Some(&root), child_params(&["dev"], 0), NOW)
+            .await
+            .unwrap();
+        // Two requests each stage a child of `parent`; neither has committed, and the
+        // second did not wait for the first.
+        let (first, first_set) = staging(f.tokens.create(
+            Some(&parent),
+            child_params(&["dev"], 0),
+            NOW,
+        ))
+        .await;
+        let (second, second_set) = staging(f.tokens.create(
+            Some(&parent),
+            child_params(&["dev"], 0),
+            NOW,
+        ))
+        .now_or_never()
+        .expect("a creation does not wait for another one to commit");
+        let children = [first.unwrap().0, second.unwrap().0];
+
+        // Revoking the parent now would miss the staged children: it waits for them.
+        let revocation = f.tokens.revoke_tree_salted(&parent.salted_id);
+        futures::pin_mut!(revocation);
+        assert!(futures::poll!(revocation.as_mut()).is_pending());
+        f.barrier.commit_write_set(first_set).await.unwrap();
+        assert!(futures::poll!(revocation.as_mut()).is_pending());
+        f.barrier.commit_write_set(second_set).await.unwrap();
+        assert_eq!(revocation.await.unwrap().len(), 3);
+        for child in children {
+            assert!(f.tokens.lookup(&child.client_token, NOW).unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_chosen_id_is_created_once_even_by_concurrent_requests() {
+        use crate::barrier::write_set::staging;
+        let f = fixture(13);
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let with_id = || {
+            let mut params = child_params(&["dev"], 0);
+            params.id = Some("chosen-id".to_string());
+            params
+        };
+        let (first, first_set) = staging(f.tokens.create(Some(&root), with_id(), NOW)).await;
+        first.unwrap();
+        // The second waits for the first to commit, then finds the id taken.
+        let second = staging(f.tokens.create(Some(&root), with_id(), NOW));
+        futures::pin_mut!(second);
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        f.barrier.commit_write_set(first_set).await.unwrap();
+        let (second, _) = second.await;
+        assert!(second.unwrap_err().to_string().contains("duplicate"));
     }
 
     #[tokio::test]
