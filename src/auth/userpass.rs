@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use crate::barrier::View;
 use crate::env::SharedRng;
@@ -157,7 +158,8 @@ impl UserpassBackend {
         identity: IdentityStore,
         cost: PasswordCost,
     ) -> Result<Self, LogicalError> {
-        let dummy_hash = hash_password(&rng, cost, b"arca-userpass-dummy")?;
+        // Once per mount, at its first request: computed in place.
+        let dummy_hash = password_hash_with_salt(cost, b"arca-userpass-dummy", rng.bytes())?;
         Ok(Self {
             view,
             mount,
@@ -246,7 +248,7 @@ impl UserpassBackend {
                 let mut user = self.user(&username)?.ok_or_else(|| {
                     LogicalError::BadRequest("username does not exist".to_string())
                 })?;
-                user.password = self.password_from(request)?;
+                user.password = self.password_from(request).await?;
                 self.save(&username, &user).await
             }
             (_, Some("policies")) if write => {
@@ -289,7 +291,7 @@ impl UserpassBackend {
         let body = &request.data;
         let existing = self.user(username)?;
         let password = match (field_str(body, "password")?, &existing) {
-            (Some(_), _) => self.password_from(request)?,
+            (Some(_), _) => self.password_from(request).await?,
             (None, Some(user)) => user.password.clone(),
             (None, None) => return Err(LogicalError::BadRequest("missing password".to_string())),
         };
@@ -370,7 +372,7 @@ impl UserpassBackend {
         self.save(username, &user).await
     }
 
-    fn password_from(&self, request: &Request) -> Result<PasswordHash, LogicalError> {
+    async fn password_from(&self, request: &Request) -> Result<PasswordHash, LogicalError> {
         let password = field_str(&request.data, "password")?
             .filter(|password| !password.is_empty())
             .ok_or_else(|| LogicalError::BadRequest("missing password".to_string()))?;
@@ -379,7 +381,7 @@ impl UserpassBackend {
                 "passwords are at most {PASSWORD_BYTES_MAX} bytes"
             )));
         }
-        hash_password(&self.rng, self.cost, password.as_bytes())
+        hash_password(&self.rng, self.cost, password.as_bytes()).await
     }
 
     async fn login(&self, request: &Request, name: &str) -> Result<Response, LogicalError> {
@@ -398,7 +400,7 @@ impl UserpassBackend {
         let stored = user
             .as_ref()
             .map_or(&self.dummy_hash, |(_, user)| &user.password);
-        let matches = verify_password(stored, password.as_bytes())?;
+        let matches = verify_password(stored, password.as_bytes()).await?;
         let Some((username, user)) = user.filter(|_| matches) else {
             return Err(invalid());
         };
@@ -503,12 +505,41 @@ fn argon2(cost: PasswordCost) -> Result<Argon2<'static>, LogicalError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn hash_password(
+/// Run password hashing on the blocking pool, at most [`password_hashes_at_once`] at a
+/// time in the process. One argon2 hash at the default cost takes 19 MiB and tens of
+/// milliseconds of a core: on the async workers a burst of logins stalled every other
+/// request, and unbounded on the pool 64 concurrent logins would take 1.2 GiB.
+async fn hash_off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = HASHING.get_or_init(|| tokio::sync::Semaphore::new(password_hashes_at_once()));
+    let _permit = permits
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    crate::env::runtime::blocking(work).await
+}
+
+/// One hash per core: more would only share the cores and add 19 MiB each.
+fn password_hashes_at_once() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+async fn hash_password(
     rng: &SharedRng,
     cost: PasswordCost,
     password: &[u8],
 ) -> Result<PasswordHash, LogicalError> {
+    // Drawn here, on the calling task, so the seam's draws keep their order.
     let salt: [u8; SALT_BYTES] = rng.bytes();
+    let password = Zeroizing::new(password.to_vec());
+    hash_off_the_workers(move || password_hash_with_salt(cost, &password, salt)).await
+}
+
+fn password_hash_with_salt(
+    cost: PasswordCost,
+    password: &[u8],
+    salt: [u8; SALT_BYTES],
+) -> Result<PasswordHash, LogicalError> {
     let mut hash = [0u8; HASH_BYTES];
     argon2(cost)?
         .hash_password_into(password, &salt, &mut hash)
@@ -520,17 +551,23 @@ fn hash_password(
     })
 }
 
-fn verify_password(stored: &PasswordHash, password: &[u8]) -> Result<bool, LogicalError> {
+async fn verify_password(stored: &PasswordHash, password: &[u8]) -> Result<bool, LogicalError> {
     let corrupt = || LogicalError::Internal("stored password hash is corrupt".to_string());
     let salt = STANDARD.decode(&stored.salt).map_err(|_| corrupt())?;
     let expected = STANDARD.decode(&stored.hash).map_err(|_| corrupt())?;
     if expected.len() != HASH_BYTES {
         return Err(corrupt());
     }
-    let mut actual = [0u8; HASH_BYTES];
-    argon2(stored.cost)?
-        .hash_password_into(password, &salt, &mut actual)
-        .map_err(|_| corrupt())?;
+    let cost = stored.cost;
+    let password = Zeroizing::new(password.to_vec());
+    let actual = hash_off_the_workers(move || {
+        let mut actual = [0u8; HASH_BYTES];
+        argon2(cost)?
+            .hash_password_into(&password, &salt, &mut actual)
+            .map_err(|_| corrupt())?;
+        Ok::<_, LogicalError>(actual)
+    })
+    .await?;
     Ok(bool::from(actual.ct_eq(&expected[..])))
 }
 
