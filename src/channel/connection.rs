@@ -110,6 +110,10 @@ impl Connection {
         identity: Arc<ChannelTls>,
     ) -> io::Result<Connection> {
         let stream = TcpStream::connect(address).await?;
+        // Frames are small and many share the stream (appends, their answers, pings):
+        // with Nagle's algorithm a frame waits for the ACK of the one before it, which
+        // the peer may hold back for its delayed-ACK timer (up to 40 ms on Linux).
+        stream.set_nodelay(true)?;
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(server_name(protocol), stream)
             .await?;

@@ -138,6 +138,8 @@ impl ChannelServer {
         let Some(identity) = self.identity.serving() else {
             return Err(refused("this node has no cluster identity"));
         };
+        // Small frames, many on one stream: see `Connection::open`.
+        stream.set_nodelay(true)?;
         let mut identity_changes = self.identity.subscribe();
         identity_changes.borrow_and_update();
         // Until a client hello is read, nothing is written back: rustls would answer a

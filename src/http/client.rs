@@ -117,6 +117,13 @@ pub async fn request(
                 address: target.clone(),
                 reason: error.to_string(),
             })?;
+        // A request is written as it is ready, not held for the ACK of the last write.
+        stream
+            .set_nodelay(true)
+            .map_err(|error| ClientError::Connect {
+                address: target.clone(),
+                reason: error.to_string(),
+            })?;
         #[cfg(not(madsim))]
         if address.starts_with("https://") {
             let config = tls.client_config().map_err(|error| ClientError::Connect {

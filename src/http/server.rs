@@ -57,6 +57,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Answers go out as they are written, not held for the ACK of the previous
+        // write (Vault's Go listener does the same: Go sets TCP_NODELAY by default).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY refused; answers may wait for ACKs");
+        }
         let service = TowerToHyperService::new(router.clone());
         let stop = closed_sender.subscribe();
         let tls = tls.clone();
