@@ -27,8 +27,15 @@
 //! holding N secrets while it builds snapshots, against the same setup never
 //! snapshotting; `--snapshot-thresholds 500,10000000,unset` picks the nodes' settings
 //! (`unset` leaves `snapshot_threshold` out of the config, for a server built before
-//! issue 6, run through `ARCA_BIN`). Every request loop is bounded in count and in time; every
-//! process started here is killed when the run ends.
+//! issue 6, run through `ARCA_BIN`). `--auth` measures issue 11's token targets on one
+//! node instead: KV v2 writes, `auth/token/create` (root token, ttl 1h) and userpass
+//! logins (64 users, client i as user i), a point each per client count, with the
+//! token/write and login/write ratios and the RSS after each point. `--tokens-memory
+//! [--preload-tokens N]` (`--preload-tokens N` alone is the same; with `--auth`, after
+//! its points, on the same node) creates N tokens (default 100000) with 64 clients,
+//! prints the RSS, then restarts the node until a token's `lookup-self` answers 200.
+//! Errors are counted by cause (a status, no answer). Every request loop is bounded in
+//! count and in time; every process started here is killed when the run ends.
 
 // Bench harness: real processes, files and clocks, outside the simulated world.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -71,6 +78,11 @@ enum Operation {
     GetSerializable,
     /// A read, with the clients spread over every node (client i on node i mod n).
     GetAllNodes,
+    /// Arca only: `POST auth/token/create` with the root token (`--auth`).
+    TokenCreate,
+    /// Arca only: `POST auth/userpass/login/<user>`, client i as user i mod
+    /// [`auth::USERS_COUNT`] (`--auth`).
+    Login,
 }
 
 impl Operation {
@@ -80,6 +92,8 @@ impl Operation {
             Operation::Get => "read",
             Operation::GetSerializable => "read (serializable)",
             Operation::GetAllNodes => "read (all nodes)",
+            Operation::TokenCreate => "token create",
+            Operation::Login => "userpass login",
         }
     }
 }
@@ -109,6 +123,13 @@ struct Options {
     /// Extra `storage "raft"` lines for the plain points' Arca nodes
     /// (`--raft-settings snapshot_threshold=1024;trailing_logs=256`).
     raft_settings: String,
+    /// Token creation and userpass logins beside KV writes on one node (`--auth`).
+    auth: bool,
+    /// RSS with many live tokens and a restart (`--tokens-memory`).
+    tokens_memory: bool,
+    /// How many tokens `--tokens-memory` (or `--auth`, after its points) creates
+    /// (`--preload-tokens N`).
+    preload_tokens: Option<usize>,
 }
 
 fn parse_options() -> Options {
@@ -133,6 +154,9 @@ fn parse_options() -> Options {
         nodes: vec![1, 3],
         writes_only: false,
         raft_settings: String::new(),
+        auth: false,
+        tokens_memory: false,
+        preload_tokens: None,
     };
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -167,6 +191,13 @@ fn parse_options() -> Options {
             "--stages" => options.stages = true,
             "--snapshot" => options.snapshot = true,
             "--writes-only" => options.writes_only = true,
+            "--auth" => options.auth = true,
+            "--tokens-memory" => options.tokens_memory = true,
+            "--preload-tokens" => {
+                options.preload_tokens =
+                    Some(value.expect("--preload-tokens N").parse().expect("a count"));
+                index += 1;
+            }
             "--raft-settings" => {
                 options.raft_settings = value
                     .expect("--raft-settings name=value;name=value")
@@ -672,7 +703,29 @@ async fn start_etcd(binary: &Path, nodes_count: usize) -> Deployment {
     }
 }
 
-/// One request of `operation` on `key`; true if it succeeded.
+/// Why a request did not count.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Failure {
+    /// No answer, or not the whole body (a timeout, a closed connection).
+    NoAnswer,
+    /// Answered with a status the operation does not count.
+    Status(u16),
+    /// An etcd range answered 200 without `kvs`: the key is missing.
+    NoKvs,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NoAnswer => write!(formatter, "no answer"),
+            Failure::Status(status) => write!(formatter, "status {status}"),
+            Failure::NoKvs => write!(formatter, "no kvs"),
+        }
+    }
+}
+
+/// One request of `operation` on `key` (for [`Operation::Login`], `key` picks the
+/// user); why it did not count if it did not.
 async fn request(
     http: &reqwest::Client,
     deployment: &Deployment,
@@ -680,7 +733,7 @@ async fn request(
     operation: Operation,
     key: usize,
     value: &str,
-) -> bool {
+) -> Result<(), Failure> {
     let base64 = base64::engine::general_purpose::STANDARD;
     let response = match (deployment.system, operation) {
         (System::Arca, Operation::Put) => {
@@ -689,6 +742,23 @@ async fn request(
                 .json(&json!({"data": {"value": value}}))
                 .send()
                 .await
+        }
+        (System::Arca, Operation::TokenCreate) => {
+            http.post(format!("{target}/v1/auth/token/create"))
+                .header("X-Vault-Token", &deployment.token)
+                .json(&auth::token_create_body())
+                .send()
+                .await
+        }
+        (System::Arca, Operation::Login) => {
+            let user = key % auth::USERS_COUNT;
+            http.post(format!(
+                "{target}/v1/auth/userpass/login/{}",
+                auth::user_name(user)
+            ))
+            .json(&json!({ "password": auth::password(user) }))
+            .send()
+            .await
         }
         (System::Arca, _) => {
             http.get(format!("{target}/v1/kv/data/key-{key}"))
@@ -720,29 +790,52 @@ async fn request(
                 .send()
                 .await
         }
+        (System::Etcd, Operation::TokenCreate | Operation::Login) => {
+            unreachable!("etcd has no tokens or logins")
+        }
     };
-    let Ok(response) = response else {
-        return false;
+    let response = response.map_err(|_| Failure::NoAnswer)?;
+    let status = response.status();
+    // A token or a login is counted only when it is issued: Vault answers 200 with the
+    // `auth` block.
+    let ok = match operation {
+        Operation::TokenCreate | Operation::Login => status.as_u16() == 200,
+        _ => status.is_success(),
     };
-    let ok = response.status().is_success();
     // Read the whole body: a response is done when its last byte arrived.
-    let body = response.bytes().await;
-    if !ok || body.is_err() {
-        return false;
+    let body = response.bytes().await.map_err(|_| Failure::NoAnswer)?;
+    if !ok {
+        return Err(Failure::Status(status.as_u16()));
     }
-    if deployment.system == System::Etcd && operation != Operation::Put {
+    if deployment.system == System::Etcd
+        && operation != Operation::Put
+        && !body.windows(5).any(|window| window == b"\"kvs\"")
+    {
         // An etcd range answers 200 with no `kvs` for a missing key: count that as an error.
-        let body = body.unwrap();
-        return body.windows(5).any(|window| window == b"\"kvs\"");
+        return Err(Failure::NoKvs);
     }
-    true
+    Ok(())
 }
 
 struct PointResult {
     requests: usize,
     errors: usize,
+    /// The errors by why they did not count (`errors` in all).
+    failures: std::collections::BTreeMap<Failure, usize>,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+}
+
+/// The error count with its causes, e.g. `3 (status 500: 2, no answer: 1)`.
+fn errors_text(errors: usize, failures: &std::collections::BTreeMap<Failure, usize>) -> String {
+    if failures.is_empty() {
+        return errors.to_string();
+    }
+    let causes: Vec<String> = failures
+        .iter()
+        .map(|(failure, count)| format!("{failure}: {count}"))
+        .collect();
+    format!("{errors} ({})", causes.join(", "))
 }
 
 async fn run_point(
@@ -760,7 +853,7 @@ async fn run_point(
             let http = client();
             let value = "v".repeat(VALUE_BYTES);
             let mut latencies_us = Vec::new();
-            let mut errors = 0;
+            let mut failures = std::collections::BTreeMap::new();
             let target = if operation == Operation::GetAllNodes {
                 deployment.addresses[client_number % deployment.addresses.len()].clone()
             } else {
@@ -771,26 +864,35 @@ async fn run_point(
                 if now >= deadline {
                     break;
                 }
-                let key = (client_number * 7919 + sequence) % KEYS_COUNT;
-                if request(&http, &deployment, &target, operation, key, &value).await {
-                    latencies_us.push(now.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                } else {
-                    errors += 1;
+                // A login's key is its user: each client logs in as its own.
+                let key = match operation {
+                    Operation::Login => client_number,
+                    _ => (client_number * 7919 + sequence) % KEYS_COUNT,
+                };
+                match request(&http, &deployment, &target, operation, key, &value).await {
+                    Ok(()) => {
+                        latencies_us.push(now.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                    }
+                    Err(failure) => *failures.entry(failure).or_insert(0) += 1,
                 }
             }
-            (latencies_us, errors)
+            (latencies_us, failures)
         }));
     }
     let mut result = PointResult {
         requests: 0,
         errors: 0,
+        failures: std::collections::BTreeMap::new(),
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
     };
     for task in tasks {
-        let (latencies_us, errors) = task.await.unwrap();
+        let (latencies_us, failures) = task.await.unwrap();
         result.latencies_us.extend(latencies_us);
-        result.errors += errors;
+        for (failure, count) in failures {
+            result.errors += count;
+            *result.failures.entry(failure).or_insert(0) += count;
+        }
     }
     result.elapsed = started.elapsed();
     result.requests = result.latencies_us.len();
@@ -816,18 +918,18 @@ async fn preload(deployment: &std::sync::Arc<Deployment>) {
             let http = client();
             let value = "v".repeat(VALUE_BYTES);
             for key in (writer..KEYS_COUNT).step_by(writers) {
-                assert!(
-                    request(
-                        &http,
-                        &deployment,
-                        &deployment.target,
-                        Operation::Put,
-                        key,
-                        &value
-                    )
-                    .await,
-                    "preload write of key-{key} failed"
-                );
+                if let Err(failure) = request(
+                    &http,
+                    &deployment,
+                    &deployment.target,
+                    Operation::Put,
+                    key,
+                    &value,
+                )
+                .await
+                {
+                    panic!("preload write of key-{key} failed: {failure}");
+                }
             }
         }));
     }
@@ -872,6 +974,8 @@ struct Row {
     operation: Operation,
     clients: usize,
     label: &'static str,
+    /// Successful requests (for `--auth`, tokens issued).
+    requests: usize,
     requests_per_second: f64,
     p99_ms: f64,
 }
@@ -905,6 +1009,7 @@ fn measure_point(
         operation,
         clients,
         label,
+        requests: result.requests,
         requests_per_second: result.requests as f64 / result.elapsed.as_secs_f64(),
         p99_ms: percentile_ms(&result.latencies_us, 0.99),
     };
@@ -916,7 +1021,7 @@ fn measure_point(
         operation.name(),
         clients,
         result.requests,
-        result.errors,
+        errors_text(result.errors, &result.failures),
         row.requests_per_second,
         percentile_ms(&result.latencies_us, 0.50),
         row.p99_ms,
@@ -1122,9 +1227,14 @@ fn print_stages(
     println!();
 }
 
-/// Kill node 1 of `deployment` and start it again; the time until it answers, until it
-/// is unsealed, and until it serves a read of `key-0`.
-async fn restart_first_node(deployment: &Deployment) -> (Duration, Duration, Duration) {
+/// Kill node 1 of `deployment` and start it again; the time from the spawn until it
+/// answers, until it is unsealed, and until it answers `GET /v1/<probe_path>` with
+/// `probe_token` 200 (a read of `kv/data/key-0`, or a token's `lookup-self`).
+async fn restart_first_node(
+    deployment: &Deployment,
+    probe_path: &str,
+    probe_token: &str,
+) -> (Duration, Duration, Duration) {
     let http = client();
     let address = deployment.addresses[0].clone();
     {
@@ -1165,8 +1275,8 @@ async fn restart_first_node(deployment: &Deployment) -> (Duration, Duration, Dur
         let ok = send(
             &http,
             reqwest::Method::GET,
-            format!("{address}/v1/kv/data/key-0"),
-            Some(&deployment.token),
+            format!("{address}/v1/{probe_path}"),
+            Some(probe_token),
             None,
         )
         .await
@@ -1174,7 +1284,10 @@ async fn restart_first_node(deployment: &Deployment) -> (Duration, Duration, Dur
         if ok {
             break;
         }
-        assert!(started.elapsed() < STARTUP_TIMEOUT, "no read after restart");
+        assert!(
+            started.elapsed() < STARTUP_TIMEOUT,
+            "no answer from {probe_path} after restart"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (answering, unsealed, started.elapsed())
@@ -1194,6 +1307,10 @@ fn main() {
     }
     if options.snapshot {
         snapshot::run(&runtime, &options);
+        return;
+    }
+    if options.auth || options.tokens_memory || options.preload_tokens.is_some() {
+        auth::run(&runtime, &options);
         return;
     }
     for (preallocated, shape) in [
@@ -1368,8 +1485,11 @@ fn main() {
                     uptime()
                 ));
                 if options.restart {
-                    let (answering, unsealed, reading) =
-                        runtime.block_on(restart_first_node(&deployment));
+                    let (answering, unsealed, reading) = runtime.block_on(restart_first_node(
+                        &deployment,
+                        "kv/data/key-0",
+                        &deployment.token,
+                    ));
                     notes.push(format!(
                         "restart of the node holding {} secrets: answers after {:.2} s, unsealed after {:.2} s, first read 200 after {:.2} s (from spawn); RSS after: {} ({})",
                         keys + KEYS_COUNT,
@@ -1540,6 +1660,7 @@ mod snapshot {
                             &value,
                         )
                         .await
+                        .is_ok()
                         {
                             ok += 1;
                         } else {
@@ -1789,6 +1910,311 @@ mod snapshot {
             println!("- {note}");
         }
         println!("- {}", uptime());
+    }
+}
+
+/// Issue 11's token targets on one node: token creation and userpass logins beside KV
+/// writes in the same run (`--auth`), and RSS with many live tokens and a restart until
+/// the token store answers (`--tokens-memory`, `--preload-tokens N`).
+mod auth {
+    use super::*;
+
+    /// Users created for the logins: one per client at 64 clients. Vault's logins of one
+    /// user are independent of each other, so fewer clients simply use fewer users.
+    pub const USERS_COUNT: usize = 64;
+    /// Concurrent clients creating the `--preload-tokens` tokens.
+    const TOKEN_WRITERS: usize = 64;
+    /// The TTL of every token and login here: longer than any run, so all stay live.
+    const TOKEN_TTL: &str = "1h";
+    /// `--tokens-memory` without `--preload-tokens`: the issue's 100,000.
+    const TOKENS_DEFAULT: usize = 100_000;
+    /// How long after a restart the RSS is read a second time.
+    const RSS_SETTLE: Duration = Duration::from_secs(5);
+
+    pub fn user_name(user: usize) -> String {
+        format!("bench-user-{user}")
+    }
+
+    /// A benchmark user's password (made up here, used nowhere else).
+    pub fn password(user: usize) -> String {
+        format!("bench-password-{user}")
+    }
+
+    /// The body of every `auth/token/create` here.
+    pub fn token_create_body() -> Value {
+        json!({ "ttl": TOKEN_TTL, "policies": ["default"] })
+    }
+
+    /// Enable userpass at `userpass/` and create [`USERS_COUNT`] users (`default`
+    /// policy, `token_ttl` 1h); the time taken (each password is hashed with argon2id).
+    async fn enable_userpass(deployment: &Deployment) -> Duration {
+        let started = Instant::now();
+        let http = client();
+        let (status, body) = send(
+            &http,
+            reqwest::Method::POST,
+            format!("{}/v1/sys/auth/userpass", deployment.target),
+            Some(&deployment.token),
+            Some(&json!({ "type": "userpass" })),
+        )
+        .await
+        .expect("sys/auth answers");
+        assert!(
+            status == 204 || status == 200,
+            "enable userpass: {status} {body}"
+        );
+        for user in 0..USERS_COUNT {
+            let (status, body) = send(
+                &http,
+                reqwest::Method::POST,
+                format!(
+                    "{}/v1/auth/userpass/users/{}",
+                    deployment.target,
+                    user_name(user)
+                ),
+                Some(&deployment.token),
+                Some(&json!({
+                    "password": password(user),
+                    "token_ttl": TOKEN_TTL,
+                    "token_policies": ["default"],
+                })),
+            )
+            .await
+            .expect("userpass users answers");
+            assert!(
+                status == 204 || status == 200,
+                "create user {user}: {status} {body}"
+            );
+        }
+        started.elapsed()
+    }
+
+    /// Create one token and return it (to probe the token store with `lookup-self`).
+    async fn create_token(deployment: &Deployment) -> String {
+        let (status, body) = send(
+            &client(),
+            reqwest::Method::POST,
+            format!("{}/v1/auth/token/create", deployment.target),
+            Some(&deployment.token),
+            Some(&token_create_body()),
+        )
+        .await
+        .expect("auth/token/create answers");
+        assert_eq!(status, 200, "token create: {body}");
+        body["auth"]["client_token"]
+            .as_str()
+            .expect("auth.client_token")
+            .to_string()
+    }
+
+    /// Create `count` tokens with [`TOKEN_WRITERS`] concurrent clients, each taking every
+    /// 64th; the time taken, and the errors by cause (each is one token fewer).
+    async fn create_tokens(
+        deployment: &std::sync::Arc<Deployment>,
+        count: usize,
+    ) -> (Duration, std::collections::BTreeMap<Failure, usize>) {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for writer in 0..TOKEN_WRITERS {
+            let deployment = deployment.clone();
+            tasks.push(tokio::spawn(async move {
+                let http = client();
+                let mut failures = std::collections::BTreeMap::new();
+                for key in (writer..count).step_by(TOKEN_WRITERS) {
+                    if let Err(failure) = request(
+                        &http,
+                        &deployment,
+                        &deployment.target,
+                        Operation::TokenCreate,
+                        key,
+                        "",
+                    )
+                    .await
+                    {
+                        *failures.entry(failure).or_insert(0) += 1;
+                    }
+                }
+                failures
+            }));
+        }
+        let mut failures = std::collections::BTreeMap::new();
+        for task in tasks {
+            for (failure, count) in task.await.unwrap() {
+                *failures.entry(failure).or_insert(0) += count;
+            }
+        }
+        (started.elapsed(), failures)
+    }
+
+    /// `lookup-self` with `token` on node 1: its status.
+    async fn lookup_self(deployment: &Deployment, token: &str) -> Option<u16> {
+        send(
+            &client(),
+            reqwest::Method::GET,
+            format!("{}/v1/auth/token/lookup-self", deployment.addresses[0]),
+            Some(token),
+            None,
+        )
+        .await
+        .map(|(status, _)| status)
+    }
+
+    /// KV writes, token creation and userpass logins, one point each per client count,
+    /// then their ratios; the tokens issued.
+    fn rates(
+        runtime: &tokio::runtime::Runtime,
+        deployment: &std::sync::Arc<Deployment>,
+        options: &Options,
+        notes: &mut Vec<String>,
+    ) -> usize {
+        runtime.block_on(preload(deployment));
+        let took = runtime.block_on(enable_userpass(deployment));
+        notes.push(format!(
+            "userpass enabled at userpass/ and {USERS_COUNT} users created in {:.1} s; client i logs in as user i mod {USERS_COUNT}, so up to {USERS_COUNT} clients each have their own user",
+            took.as_secs_f64()
+        ));
+        println!(
+            "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req |"
+        );
+        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let mut rows = Vec::new();
+        for &clients in &options.clients {
+            for operation in [Operation::Put, Operation::TokenCreate, Operation::Login] {
+                rows.push(measure_point(
+                    runtime,
+                    deployment,
+                    operation,
+                    clients,
+                    options.seconds,
+                    "",
+                ));
+                notes.push(format!(
+                    "RSS after the {} point at {clients} clients: {} ({})",
+                    operation.name(),
+                    deployment.rss_text(),
+                    uptime()
+                ));
+            }
+        }
+        println!();
+        let rate = |operation: Operation, clients: usize| {
+            rows.iter()
+                .find(|row| row.operation == operation && row.clients == clients)
+                .map_or(f64::NAN, |row| row.requests_per_second)
+        };
+        for &clients in &options.clients {
+            let writes = rate(Operation::Put, clients);
+            for operation in [Operation::TokenCreate, Operation::Login] {
+                notes.push(format!(
+                    "{clients} clients: {} / KV v2 write = {:.0} / {:.0} = {:.2}",
+                    operation.name(),
+                    rate(operation, clients),
+                    writes,
+                    rate(operation, clients) / writes
+                ));
+            }
+        }
+        rows.iter()
+            .filter(|row| matches!(row.operation, Operation::TokenCreate | Operation::Login))
+            .map(|row| row.requests)
+            .sum()
+    }
+
+    /// Create `count` tokens (and one to probe with), then restart the node until that
+    /// token's `lookup-self` answers 200; RSS after the load and after the restart.
+    fn memory(
+        runtime: &tokio::runtime::Runtime,
+        deployment: &std::sync::Arc<Deployment>,
+        count: usize,
+        issued_before: usize,
+        notes: &mut Vec<String>,
+    ) {
+        let probe = runtime.block_on(create_token(deployment));
+        let (took, failures) = runtime.block_on(create_tokens(deployment, count));
+        let errors: usize = failures.values().sum();
+        let issued = count - errors;
+        notes.push(format!(
+            "created {issued} of {count} tokens (ttl {TOKEN_TTL}, {TOKEN_WRITERS} clients) in {:.1} s ({:.0}/s), errors: {}",
+            took.as_secs_f64(),
+            issued as f64 / took.as_secs_f64(),
+            errors_text(errors, &failures)
+        ));
+        notes.push(format!(
+            "RSS after the load, with {} live tokens ({issued} + 1 to probe with + {issued_before} from the points): {} ({})",
+            issued + 1 + issued_before,
+            deployment.rss_text(),
+            uptime()
+        ));
+        assert_eq!(
+            runtime.block_on(lookup_self(deployment, &probe)),
+            Some(200),
+            "lookup-self before the restart"
+        );
+        let (answering, unsealed, looked_up) = runtime.block_on(restart_first_node(
+            deployment,
+            "auth/token/lookup-self",
+            &probe,
+        ));
+        notes.push(format!(
+            "restart: answers after {:.2} s, unsealed after {:.2} s, lookup-self 200 (the first token created) after {:.2} s from spawn, {:.2} s from the unseal's answer; RSS after: {} ({})",
+            answering.as_secs_f64(),
+            unsealed.as_secs_f64(),
+            looked_up.as_secs_f64(),
+            (looked_up - unsealed).as_secs_f64(),
+            deployment.rss_text(),
+            uptime()
+        ));
+        std::thread::sleep(RSS_SETTLE);
+        notes.push(format!(
+            "RSS {} s after the restart's lookup-self: {} ({})",
+            RSS_SETTLE.as_secs(),
+            deployment.rss_text(),
+            uptime()
+        ));
+    }
+
+    pub fn run(runtime: &tokio::runtime::Runtime, options: &Options) {
+        let tokens = (options.tokens_memory || options.preload_tokens.is_some())
+            .then(|| options.preload_tokens.unwrap_or(TOKENS_DEFAULT));
+        let mut measured = Vec::new();
+        if options.auth {
+            measured.push(format!(
+                "KV v2 writes, token creation and userpass logins (token_ttl {TOKEN_TTL}), {} s per point",
+                options.seconds
+            ));
+        }
+        if let Some(count) = tokens {
+            measured.push(format!("{count} tokens created, then a restart"));
+        }
+        println!(
+            "issue 11's token targets: 1 node (fsync on), root token, token create body {}; {}; {}\n",
+            token_create_body(),
+            measured.join("; "),
+            uptime()
+        );
+        let deployment = std::sync::Arc::new(runtime.block_on(start_arca_with(
+            1,
+            &ArcaSettings {
+                stages: options.stages,
+                storage_extra: options.raft_settings.clone(),
+            },
+        )));
+        let mut notes = vec![format!(
+            "RSS at start: {} ({})",
+            deployment.rss_text(),
+            uptime()
+        )];
+        let issued = if options.auth {
+            rates(runtime, &deployment, options, &mut notes)
+        } else {
+            0
+        };
+        if let Some(count) = tokens {
+            memory(runtime, &deployment, count, issued, &mut notes);
+        }
+        for note in &notes {
+            println!("- {note}");
+        }
     }
 }
 
