@@ -138,6 +138,10 @@ pub struct LogStore {
     /// The clock the committed id's durable writes are paced by, and when the last one
     /// was made (none: the next write is durable).
     committed_sync: Arc<Mutex<(Option<crate::env::Clock>, Option<std::time::Instant>)>>,
+    /// The latest committed id not yet written, for the committed writer.
+    committed_latest: Arc<Mutex<Option<LogId>>>,
+    /// Wakes the committed writer; it stops once every clone of the store is dropped.
+    committed_wake: mpsc::Sender<()>,
 }
 
 impl Debug for LogStore {
@@ -175,11 +179,23 @@ impl LogStore {
         writer.telemetry = telemetry;
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
         tokio::spawn(run_writer(writer, receiver));
+        let committed_sync: Arc<Mutex<_>> = Arc::default();
+        let committed_latest: Arc<Mutex<_>> = Arc::default();
+        // One pending wake-up is enough: the writer always takes the latest id.
+        let (committed_wake, woken) = mpsc::channel(1);
+        tokio::spawn(run_committed_writer(
+            disk.clone(),
+            committed_latest.clone(),
+            committed_sync.clone(),
+            woken,
+        ));
         Ok(Self {
             disk,
             shared: Arc::new(Mutex::new(shared)),
             writer: sender,
-            committed_sync: Arc::default(),
+            committed_sync,
+            committed_latest,
+            committed_wake,
         })
     }
 
@@ -288,40 +304,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    /// Hand the committed id to the committed writer and return at once. openraft
+    /// awaits this before every apply, in its core loop: writing the file here put a
+    /// blocking-pool round trip and a file write (and once a second two fsyncs) between
+    /// every commit and its apply, on every node. The file is advisory and a stale
+    /// value is safe (see [`COMMITTED_PATH`]), so it may trail by one write.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let Some(committed) = committed else {
             return Ok(());
         };
-        let bytes = record::encode(&committed, SMALL_RECORD_BYTES_MAX).map_err(io_error)?;
-        let disk = self.disk.clone();
-        let durable = {
-            let mut sync = lock_sync(&self.committed_sync);
-            match sync.0.as_ref().map(crate::env::Clock::now) {
-                Some(now)
-                    if sync
-                        .1
-                        .is_none_or(|last| now.duration_since(last) >= COMMITTED_SYNC_INTERVAL) =>
-                {
-                    sync.1 = Some(now);
-                    true
-                }
-                _ => false,
-            }
-        };
-        let written = blocking(move || {
-            if durable {
-                write_atomic(disk.as_ref(), COMMITTED_PATH, &bytes)
-            } else {
-                disk.write(COMMITTED_PATH, &bytes)
-            }
-        })
-        .await;
-        match written {
-            // Advisory (see COMMITTED_PATH): a full disk only makes it stale, and a torn
-            // copy is ignored on open.
-            Err(error) if error.is_storage_full() => Ok(()),
-            other => other.map_err(io_error),
-        }
+        *lock_sync(&self.committed_latest) = Some(committed);
+        // Full: a wake-up is already pending and will take this id.
+        let _ = self.committed_wake.try_send(());
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -439,6 +434,61 @@ struct Pending {
     directory: bool,
     /// Each with its append's stage span, closed once the callback is answered.
     callbacks: Vec<(IOFlushed<TypeConfig>, tracing::Span)>,
+}
+
+/// Write the latest committed id handed over by `save_committed`, one write at a time
+/// (so the file only moves forward), durably at most every [`COMMITTED_SYNC_INTERVAL`]
+/// of the store's clock. Ends once every clone of the store is dropped.
+async fn run_committed_writer(
+    disk: Arc<dyn Disk>,
+    latest: Arc<Mutex<Option<LogId>>>,
+    sync: Arc<Mutex<(Option<crate::env::Clock>, Option<std::time::Instant>)>>,
+    mut woken: mpsc::Receiver<()>,
+) {
+    while woken.recv().await.is_some() {
+        let Some(committed) = lock_sync(&latest).take() else {
+            continue;
+        };
+        let bytes = match record::encode(&committed, SMALL_RECORD_BYTES_MAX) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, "raft log: cannot encode the committed id");
+                continue;
+            }
+        };
+        let durable = {
+            let mut sync = lock_sync(&sync);
+            match sync.0.as_ref().map(crate::env::Clock::now) {
+                Some(now)
+                    if sync
+                        .1
+                        .is_none_or(|last| now.duration_since(last) >= COMMITTED_SYNC_INTERVAL) =>
+                {
+                    sync.1 = Some(now);
+                    true
+                }
+                _ => false,
+            }
+        };
+        let disk = disk.clone();
+        let written = blocking(move || {
+            if durable {
+                write_atomic(disk.as_ref(), COMMITTED_PATH, &bytes)
+            } else {
+                disk.write(COMMITTED_PATH, &bytes)
+            }
+        })
+        .await;
+        match written {
+            Ok(()) => {}
+            // Advisory (see COMMITTED_PATH): a full disk only makes it stale, and a
+            // torn copy is ignored on open.
+            Err(error) if error.is_storage_full() => {}
+            // A failing disk fails the log's own writes too, and those stop the node;
+            // this file only goes stale.
+            Err(error) => tracing::warn!(%error, "raft log: cannot write the committed id"),
+        }
+    }
 }
 
 async fn run_writer(mut writer: SegmentWriter, mut requests: mpsc::Receiver<WriteRequest>) {

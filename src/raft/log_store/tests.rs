@@ -627,3 +627,47 @@ async fn a_failed_fsync_in_a_batch_that_rolls_segments_leaves_no_hole() {
     let last = kept.last().unwrap().1;
     assert_eq!(kept, (1..=last).map(|index| (1, index)).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn saving_the_committed_id_returns_at_once_and_the_file_follows_forward() {
+    let disk = SimDisk::new(7);
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=50).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+    let on_disk = || async {
+        let disk = Arc::new(disk.clone());
+        blocking(move || read_small_record::<LogId>(disk.as_ref(), COMMITTED_PATH))
+            .await
+            .unwrap()
+    };
+    // Many saves in a row: each returns without waiting for the file, and the writer
+    // ends on the latest, never an older one after a newer.
+    let mut seen = Vec::new();
+    for index in 1..=50 {
+        store.save_committed(Some(log_id(1, index))).await.unwrap();
+        if let Some(committed) = on_disk().await {
+            seen.push(committed.index);
+        }
+    }
+    let mut waited = 0;
+    while on_disk().await != Some(log_id(1, 50)) {
+        assert!(
+            waited < 1000,
+            "the committed writer never wrote the latest id"
+        );
+        waited += 1;
+        tokio::task::yield_now().await;
+    }
+    assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
+    // Reopened, the node finds it.
+    drop(store);
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.read_committed().await.unwrap(),
+        Some(log_id(1, 50))
+    );
+}
