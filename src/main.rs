@@ -3,7 +3,7 @@
 /// jemalloc instead of the system's malloc, for the server binary only (benches/README.md,
 /// stop 22): on glibc's malloc a write cost 250–330 µs of CPU, a quarter of it in the
 /// allocator, and a node holding 100,000 secrets kept 280–305 MiB resident after loading
-/// them; on jemalloc 140–210 µs and 224 MiB.
+/// them; on jemalloc 140–235 µs and 220–225 MiB.
 #[cfg(all(not(madsim), not(target_env = "msvc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
