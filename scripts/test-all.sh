@@ -24,18 +24,14 @@ step() {
   printf '\n==> %s\n' "$*"
 }
 
-step "formatting (cargo fmt --check)"
-cargo fmt --all -- --check
-
-step "lints (cargo clippy -D warnings)"
-cargo clippy --workspace --all-targets -- -D warnings
-
-step "tools the CLI and docs tests type into bash (jq, openssl)"
+step "tools the build and the CLI and docs tests need (make, jq, openssl)"
+# The server binary's allocator, jemalloc (tikv-jemalloc-sys), is built from its C source
+# with make, already by the lints below.
 # tests/cli_tutorial.rs pipes `arca ... -format=json` into jq, as the tutorial does, and
 # tests/tls_docs.rs makes the CA of docs/tls.md with openssl; those tests fail rather than
 # skip without them, so install whatever is missing here.
 missing=()
-for tool in jq openssl; do
+for tool in make jq openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -58,6 +54,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 jq --version
 openssl version
+
+step "formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "test suite on real Tokio (unit, property, integration over real processes)"
 # cargo-nextest (on this kind of machine already) runs each test in its own process and

@@ -93,9 +93,21 @@ pub const ATOMIC_WRITE_PIECE_BYTES: usize = 4 * 1024 * 1024;
 /// When the temporary file cannot be written or synced (a full disk), it is removed
 /// again, so a failed write leaves no partial file behind and frees what it took.
 pub fn write_atomic(disk: &dyn Disk, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+    write_atomic_from_parts(disk, path, &[bytes])
+}
+
+/// [`write_atomic`] of `parts` one after another, without joining them into one buffer
+/// first (a snapshot file: a small header, then a body of tens of megabytes).
+pub fn write_atomic_from_parts(
+    disk: &dyn Disk,
+    path: &str,
+    parts: &[&[u8]],
+) -> Result<(), DiskError> {
     let temporary = format!("{path}.tmp");
     let write_pieces = || -> Result<(), DiskError> {
-        let mut pieces = bytes.chunks(ATOMIC_WRITE_PIECE_BYTES);
+        let mut pieces = parts
+            .iter()
+            .flat_map(|part| part.chunks(ATOMIC_WRITE_PIECE_BYTES));
         disk.write(&temporary, pieces.next().unwrap_or_default())?;
         disk.sync(&temporary)?;
         for piece in pieces {

@@ -38,20 +38,10 @@ fn bincode_config() -> bincode::config::Configuration {
 }
 
 /// Encode `value` as one record. The body is encoded in place after a header that is
-/// filled in last, so a large body (a snapshot) is never copied.
+/// filled in last. (A snapshot file, too large for a second copy, is written from
+/// [`header_for_pieces`] and its parts instead.)
 pub fn encode<T: Serialize>(value: &T, body_bytes_max: usize) -> Result<Vec<u8>, RecordError> {
-    encode_with_capacity(value, body_bytes_max, 0)
-}
-
-/// [`encode`] into a buffer sized for a body of about `body_bytes` to start with (a
-/// snapshot file's record, so it is not grown by doubling).
-pub fn encode_with_capacity<T: Serialize>(
-    value: &T,
-    body_bytes_max: usize,
-    body_bytes: usize,
-) -> Result<Vec<u8>, RecordError> {
-    let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + body_bytes.min(body_bytes_max));
-    record.resize(RECORD_HEADER_BYTES, 0);
+    let mut record = vec![0; RECORD_HEADER_BYTES];
     bincode::serde::encode_into_std_write(value, &mut record, bincode_config())
         .map_err(|error| RecordError::Encode(error.to_string()))?;
     let body_bytes = record.len() - RECORD_HEADER_BYTES;
@@ -66,6 +56,33 @@ pub fn encode_with_capacity<T: Serialize>(
     record[..4].copy_from_slice(&(body_bytes as u32).to_le_bytes());
     record[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(record)
+}
+
+/// The header of a record whose body is `pieces` one after another: the record is this
+/// header followed by the pieces, byte for byte what [`encode`] makes of the same body.
+/// For a body too large to copy into a second buffer (a snapshot file: its metadata,
+/// then the encoded state, written from where they lie).
+pub fn header_for_pieces(
+    pieces: &[&[u8]],
+    body_bytes_max: usize,
+) -> Result<[u8; RECORD_HEADER_BYTES], RecordError> {
+    let body_bytes: usize = pieces.iter().map(|piece| piece.len()).sum();
+    if body_bytes > body_bytes_max {
+        return Err(RecordError::TooLarge {
+            bytes: body_bytes,
+            bytes_max: body_bytes_max,
+        });
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[RECORD_VERSION]);
+    for piece in pieces {
+        crc.update(piece);
+    }
+    let mut header = [0; RECORD_HEADER_BYTES];
+    header[..4].copy_from_slice(&(body_bytes as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    header[RECORD_HEADER_BYTES - 1] = RECORD_VERSION;
+    Ok(header)
 }
 
 /// Read the record starting at `offset` of `bytes`.
@@ -143,6 +160,24 @@ mod tests {
         let mut lying = as_sequence[RECORD_HEADER_BYTES..].to_vec();
         lying.truncate(10);
         assert!(decode_body::<(String, ByteBuf)>(&lying).is_err());
+    }
+
+    #[test]
+    fn a_header_for_pieces_makes_the_record_encode_makes() {
+        let value: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let whole = encode(&("key", RawBytes(&value)), 8192).unwrap();
+        // The same body in two pieces: the tuple's first field, then the byte string.
+        let body = &whole[RECORD_HEADER_BYTES..];
+        let (front, back) = body.split_at(4);
+        let header = header_for_pieces(&[front, back], 8192).unwrap();
+        assert_eq!(&whole[..RECORD_HEADER_BYTES], &header[..]);
+        assert_eq!(
+            header_for_pieces(&[front, back], 100),
+            Err(RecordError::TooLarge {
+                bytes: body.len(),
+                bytes_max: 100
+            })
+        );
     }
 
     #[test]

@@ -23,18 +23,17 @@ use std::sync::{Arc, Mutex};
 use futures::{Stream, StreamExt};
 use openraft::OptionalSend;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::applied_state::AppliedState;
 /// The largest snapshot body this node writes or accepts (re-exported for the network).
 pub use super::applied_state::SNAPSHOT_BYTES_MAX;
 use super::change_feed::{ChangeFeed, Subscription};
-use super::record::{self, RecordRead};
+use super::record::{self, RecordError, RecordRead};
 use super::types::{CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::env::disk::write_atomic;
+use crate::env::disk::write_atomic_from_parts;
 use crate::env::runtime::blocking;
 use crate::env::{Disk, DiskError};
-use crate::storage::byte_string::RawBytes;
 
 /// The directory of snapshot files.
 pub const SNAPSHOT_DIR: &str = "raft/snapshot";
@@ -58,13 +57,6 @@ struct SnapshotFile<'a> {
     meta: SnapshotMeta,
     #[serde(borrow)]
     data: &'a [u8],
-}
-
-/// A snapshot file as written: the same layout, borrowing the encoded state.
-#[derive(Serialize)]
-struct SnapshotFileRef<'a> {
-    meta: &'a SnapshotMeta,
-    data: RawBytes<'a>,
 }
 
 /// The latest snapshot (built, installed or loaded): its metadata and the size of its
@@ -227,19 +219,14 @@ impl StateMachine {
         let last_index = last_index(meta);
         let body_bytes = data.len() as u64;
         let file_meta = meta.clone();
-        let bytes = Arc::new(
-            blocking(move || {
-                let file = SnapshotFileRef {
-                    meta: &file_meta,
-                    data: RawBytes(&data),
-                };
-                // The body and the metadata around it (a membership: small).
-                let body_bytes = data.len() + 64 * 1024;
-                record::encode_with_capacity(
-                    &file,
-                    SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX,
-                    body_bytes,
-                )
+        // The file is written from a small head (the record's header, the metadata and
+        // the body's length) and the body where it lies: encoding the whole file into one
+        // buffer held a second copy of the body (85 MiB at 100,000 secrets) while the
+        // file was written.
+        let head = Arc::new(
+            blocking({
+                let data = data.clone();
+                move || snapshot_file_head(&file_meta, &data)
             })
             .await
             .map_err(io_error)?,
@@ -247,12 +234,11 @@ impl StateMachine {
         let path = snapshot_path(last_index);
         crate::raft::log_store::retry_while_full("writing a snapshot", || {
             let disk = self.shared.disk.clone();
-            let (path, bytes) = (path.clone(), bytes.clone());
-            blocking(move || write_atomic(disk.as_ref(), &path, &bytes))
+            let (path, head, data) = (path.clone(), head.clone(), data.clone());
+            blocking(move || write_atomic_from_parts(disk.as_ref(), &path, &[&head, &data]))
         })
         .await
         .map_err(io_error)?;
-        drop(bytes);
         {
             let mut current = lock(&self.shared.current_snapshot);
             if current
@@ -288,6 +274,27 @@ impl StateMachine {
         })
         .await
     }
+}
+
+/// The start of a snapshot file's record, up to the body's own bytes: the record's
+/// header, the metadata and the body's length. Followed by the body, it is byte for byte
+/// the record of a [`SnapshotFile`] ([`parse_snapshot_file`] reads it).
+fn snapshot_file_head(meta: &SnapshotMeta, body: &[u8]) -> Result<Vec<u8>, RecordError> {
+    let config = bincode::config::standard();
+    let encode_error = |error: bincode::error::EncodeError| RecordError::Encode(error.to_string());
+    // `SnapshotFile`'s fields in order: the metadata, then the body as a byte string,
+    // which bincode writes as its length and then its bytes.
+    let mut fields = bincode::serde::encode_to_vec(meta, config).map_err(encode_error)?;
+    bincode::serde::encode_into_std_write(body.len() as u64, &mut fields, config)
+        .map_err(encode_error)?;
+    let header = record::header_for_pieces(
+        &[&fields, body],
+        SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX,
+    )?;
+    let mut head = Vec::with_capacity(header.len() + fields.len());
+    head.extend_from_slice(&header);
+    head.extend_from_slice(&fields);
+    Ok(head)
 }
 
 /// The current snapshot, read back from its file; `None` before any.
@@ -537,6 +544,7 @@ mod tests {
     use crate::raft::change_feed::FeedEvent;
     use crate::raft::types::{Command, Entry};
     use crate::storage::Op;
+    use crate::storage::byte_string::RawBytes;
 
     /// A small WAL buffer, so the tests see it wrap.
     const WAL_ENTRIES: usize = 4;
@@ -661,6 +669,41 @@ mod tests {
             matches!(error, StateMachineError::InvalidSnapshot { .. }),
             "{error}"
         );
+    }
+
+    /// A snapshot file encoded as one record, as it was written before the head and the
+    /// body were written apart.
+    #[derive(serde::Serialize)]
+    struct SnapshotFileRef<'a> {
+        meta: &'a SnapshotMeta,
+        data: RawBytes<'a>,
+    }
+
+    #[test]
+    fn a_snapshot_file_written_from_its_head_and_body_is_the_record_of_the_file() {
+        let membership =
+            Membership::new_with_defaults(vec![BTreeSet::from(["n1".to_string()])], []);
+        let meta = SnapshotMeta {
+            last_log_id: Some(log_id(7)),
+            last_membership: StoredMembership::new(Some(log_id(1)), membership),
+        };
+        // Bodies whose length prefix takes one, three and five bytes.
+        for body_bytes in [0, 300, 70_000] {
+            let body: Vec<u8> = (0..=255u8).cycle().take(body_bytes).collect();
+            let whole = record::encode(
+                &SnapshotFileRef {
+                    meta: &meta,
+                    data: RawBytes(&body),
+                },
+                SNAPSHOT_BYTES_MAX + SNAPSHOT_META_BYTES_MAX,
+            )
+            .unwrap();
+            let mut written = snapshot_file_head(&meta, &body).unwrap();
+            written.extend_from_slice(&body);
+            assert_eq!(written, whole, "a body of {body_bytes} bytes");
+            let (read_meta, read_body) = parse_snapshot_file(&written).unwrap();
+            assert_eq!((read_meta, &written[read_body]), (meta.clone(), &body[..]));
+        }
     }
 
     #[tokio::test]
