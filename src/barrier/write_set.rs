@@ -231,22 +231,30 @@ pub fn after_commit(change: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Whether the current scope holds the lock at `address`, and if so whether exclusively
+/// (a mutex counts as exclusive); `None` outside any scope.
+fn held_in_scope(address: usize) -> Option<Option<bool>> {
+    STAGED
+        .try_with(|staged| {
+            staged
+                .borrow()
+                .held
+                .iter()
+                .find(|(held, _)| *held == address)
+                .map(|(_, guard)| !matches!(guard, Held::Shared(_)))
+        })
+        .ok()
+}
+
 /// Take `lock` for the rest of the current request: inside a scope the guard stays with
 /// the write set (and `None` is returned); outside one it is returned to the caller. A
 /// lock the scope already holds is not taken again.
 pub async fn hold(lock: &Arc<Mutex<()>>) -> Option<OwnedMutexGuard<()>> {
     let address = Arc::as_ptr(lock) as usize;
-    let already_held = STAGED.try_with(|staged| {
-        staged
-            .borrow()
-            .held
-            .iter()
-            .any(|(held, _)| *held == address)
-    });
-    match already_held {
-        Err(_outside_any_scope) => Some(lock.clone().lock_owned().await),
-        Ok(true) => None,
-        Ok(false) => {
+    match held_in_scope(address).map(|held| held.is_some()) {
+        None => Some(lock.clone().lock_owned().await),
+        Some(true) => None,
+        Some(false) => {
             let guard = lock.clone().lock_owned().await;
             STAGED.with(|staged| staged.borrow_mut().held.push((address, Held::Mutex(guard))));
             None
@@ -263,24 +271,13 @@ pub async fn hold_rw(
     access: Access,
 ) -> Result<Option<RwGuard>, UpgradeRefused> {
     let address = Arc::as_ptr(lock) as usize;
-    let already_held = STAGED.try_with(|staged| {
-        staged
-            .borrow()
-            .held
-            .iter()
-            .find(|(held, _)| *held == address)
-            .map(|(_, guard)| matches!(guard, Held::Exclusive(_)))
-    });
+    let already_held = held_in_scope(address);
     match (already_held, access) {
-        (Err(_outside_any_scope), Access::Shared) => {
-            Ok(Some(RwGuard::Shared(lock.clone().read_owned().await)))
-        }
-        (Err(_outside_any_scope), Access::Exclusive) => {
-            Ok(Some(RwGuard::Exclusive(lock.clone().write_owned().await)))
-        }
-        (Ok(Some(true)), _) | (Ok(Some(false)), Access::Shared) => Ok(None),
-        (Ok(Some(false)), Access::Exclusive) => Err(UpgradeRefused),
-        (Ok(None), access) => {
+        (None, Access::Shared) => Ok(Some(RwGuard::Shared(lock.clone().read_owned().await))),
+        (None, Access::Exclusive) => Ok(Some(RwGuard::Exclusive(lock.clone().write_owned().await))),
+        (Some(Some(true)), _) | (Some(Some(false)), Access::Shared) => Ok(None),
+        (Some(Some(false)), Access::Exclusive) => Err(UpgradeRefused),
+        (Some(None), access) => {
             let guard = match access {
                 Access::Shared => Held::Shared(lock.clone().read_owned().await),
                 Access::Exclusive => Held::Exclusive(lock.clone().write_owned().await),
