@@ -510,12 +510,19 @@ fn argon2(cost: PasswordCost) -> Result<Argon2<'static>, LogicalError> {
 /// milliseconds of a core: on the async workers a burst of logins stalled every other
 /// request, and unbounded on the pool 64 concurrent logins would take 1.2 GiB.
 async fn hash_off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let permits = HASHING.get_or_init(|| tokio::sync::Semaphore::new(password_hashes_at_once()));
-    let _permit = permits
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
+    // The simulator hashes inline on its one thread, so there is nothing to bound; and a
+    // process-wide semaphore would be shared by the simulated worlds of parallel tests,
+    // whose waiters one world's runtime cannot wake.
+    #[cfg(not(madsim))]
+    let _permit = {
+        static HASHING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+        let permits =
+            HASHING.get_or_init(|| tokio::sync::Semaphore::new(password_hashes_at_once()));
+        permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    };
     crate::env::runtime::blocking(work).await
 }
 
