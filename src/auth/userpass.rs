@@ -527,6 +527,7 @@ async fn hash_off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send
 }
 
 /// One hash per core: more would only share the cores and add 19 MiB each.
+#[cfg(not(madsim))]
 fn password_hashes_at_once() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
