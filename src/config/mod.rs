@@ -158,7 +158,9 @@ pub struct RaftStorageConfig {
     pub node_id: Option<String>,
     /// Leaders to try joining at start, in file order.
     pub retry_join: Vec<RetryJoinConfig>,
-    /// Entries applied between snapshots (Vault's `snapshot_threshold`, default 8192).
+    /// The fewest entries applied between snapshots (Vault's `snapshot_threshold`,
+    /// default 8192); a large key space also waits until the entries wrote a quarter of
+    /// the last snapshot's size (`raft::snapshot_cadence`).
     pub snapshot_threshold: u64,
     /// Entries kept in the log after a snapshot (Vault's `trailing_logs`, default 10000).
     pub trailing_logs: u64,

@@ -9,6 +9,7 @@
 //! - [`wal`]: the dense WAL of replicated changes and its bounded buffer.
 //! - [`change_feed`]: the reports of applied entries, in apply order, to subscribers.
 //! - [`saved_snapshot`]: the file `operator raft snapshot save` writes and `restore` reads.
+//! - [`snapshot_cadence`]: when a node builds its next snapshot (entries and bytes since the last).
 //! - [`state_machine`]: the shell around the apply core: applies, snapshots on disk.
 //! - [`network`]: Raft RPCs over plain TCP on the cluster address.
 //! - [`node`]: [`RaftNode`], the handle the rest of the server uses.
@@ -21,6 +22,7 @@ pub mod network;
 pub mod node;
 pub mod record;
 pub mod saved_snapshot;
+pub mod snapshot_cadence;
 pub mod state_machine;
 pub mod types;
 pub mod wal;

@@ -280,7 +280,10 @@ fn raft_config(options: &RaftOptions) -> Result<openraft::Config, RaftError> {
         heartbeat_interval: options.timers.heartbeat_interval_ms,
         election_timeout_min: options.timers.election_timeout_min_ms,
         election_timeout_max: options.timers.election_timeout_max_ms,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
+        // The state machine asks for snapshots itself (`snapshot_logs_since_last` entries
+        // and a quarter of the last snapshot's size, see `raft::snapshot_cadence`);
+        // `trigger_snapshots` passes its requests on.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
         // A follower whose disk lost writes it had acknowledged (a lost fsync, a
         // virtual machine restored from an old image) comes back with a shorter log.
@@ -389,6 +392,12 @@ impl RaftNode {
             }),
         };
         tokio::spawn(watch_disk(Arc::downgrade(&node.inner)));
+        tokio::spawn(trigger_snapshots(
+            Arc::downgrade(&node.inner),
+            node.inner
+                .state_machine
+                .snapshots_wanted(options.snapshot_logs_since_last),
+        ));
         Ok(node)
     }
 
@@ -820,6 +829,21 @@ async fn watch_disk(node: std::sync::Weak<NodeInner>) {
         let Some(node) = node.upgrade() else { return };
         let snapshot_bytes = node.state_machine.snapshot_bytes_latest();
         node.disk_alarm.check(snapshot_bytes).ok();
+    }
+}
+
+/// Build a snapshot each time the state machine says one is due, until the node or its
+/// state machine is gone. openraft ignores a trigger while a build is running.
+async fn trigger_snapshots(
+    node: std::sync::Weak<NodeInner>,
+    mut wanted: tokio::sync::watch::Receiver<u64>,
+) {
+    while wanted.changed().await.is_ok() {
+        let Some(node) = node.upgrade() else { return };
+        if let Err(error) = node.raft.trigger().snapshot().await {
+            tracing::debug!(%error, "snapshot not triggered: raft has stopped");
+            return;
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use super::applied_state::AppliedState;
 pub use super::applied_state::SNAPSHOT_BYTES_MAX;
 use super::change_feed::{ChangeFeed, Subscription};
 use super::record::{self, RecordError, RecordRead};
+use super::snapshot_cadence::{SnapshotCadence, entry_state_bytes};
 use super::types::{CommandResponse, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::env::disk::write_atomic_from_parts;
 use crate::env::runtime::blocking;
@@ -82,6 +83,10 @@ struct Shared {
     wal_entries_max: usize,
     state: Mutex<AppliedState>,
     current_snapshot: Mutex<Option<CurrentSnapshot>>,
+    /// When to ask for the next snapshot; locked after `state`, never before.
+    cadence: Mutex<SnapshotCadence>,
+    /// Bumped each time a snapshot is due (see [`StateMachine::snapshots_wanted`]).
+    snapshot_wanted: tokio::sync::watch::Sender<u64>,
     feed: ChangeFeed,
 }
 
@@ -150,12 +155,19 @@ impl StateMachine {
         let loading = disk.clone();
         let (state, current_snapshot) =
             blocking(move || load_latest(loading.as_ref(), wal_entries_max)).await?;
+        let cadence = SnapshotCadence::new(
+            current_snapshot
+                .as_ref()
+                .map_or(0, |current| current.body_bytes),
+        );
         Ok(Self {
             shared: Arc::new(Shared {
                 disk,
                 wal_entries_max,
                 state: Mutex::new(state),
                 current_snapshot: Mutex::new(current_snapshot),
+                cadence: Mutex::new(cadence),
+                snapshot_wanted: tokio::sync::watch::Sender::new(0),
                 feed: ChangeFeed::default(),
             }),
         })
@@ -173,6 +185,16 @@ impl StateMachine {
         lock(&self.shared.current_snapshot)
             .as_ref()
             .map_or(0, |current| current.body_bytes)
+    }
+
+    /// Ask for a snapshot once `threshold_entries` entries were applied since the last
+    /// one and they wrote a quarter of its size (see [`super::snapshot_cadence`]): the
+    /// receiver changes each time one is due, and whoever holds it triggers the build
+    /// (openraft's own policy is off then). It reports the end (an error) once the
+    /// state machine is gone.
+    pub fn snapshots_wanted(&self, threshold_entries: u64) -> tokio::sync::watch::Receiver<u64> {
+        lock(&self.shared.cadence).set_threshold(threshold_entries);
+        self.shared.snapshot_wanted.subscribe()
     }
 
     /// Every report from now on, in apply order.
@@ -422,7 +444,11 @@ impl StateMachine {
     async fn build_snapshot_unmeasured(&mut self) -> Result<Snapshot, io::Error> {
         // The view is taken under the lock in O(1); encoding it (seconds at millions of
         // keys) happens with the lock released, while reads and applies go on.
-        let view = self.view();
+        let (view, covering) = {
+            let state = lock(&self.shared.state);
+            let covering = lock(&self.shared.cadence).applied_total();
+            (state.clone(), covering)
+        };
         let meta = view.snapshot_meta();
         // A fault point: a slow snapshot build, while applies and reads go on.
         if crate::buggify::buggify("raft-snapshot-build-slow") {
@@ -436,6 +462,7 @@ impl StateMachine {
             .map_err(io_error)?;
         let encoded = Arc::new(encoded);
         self.persist(&meta, encoded.clone()).await?;
+        lock(&self.shared.cadence).snapshot_taken(covering, encoded.len() as u64);
         crate::coverage::mark("raft-snapshot-built");
         // `persist` has let go of its share by now, so this takes the bytes back
         // without copying them (openraft keeps only the metadata of what it is given).
@@ -467,7 +494,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 tokio::time::sleep(crate::buggify::delay_ms(200)).await;
             }
             let _apply = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.apply").entered();
-            let applied = {
+            let entry_bytes = entry_state_bytes(&entry);
+            let (applied, snapshot_due) = {
                 let mut state = lock(&self.shared.state);
                 // Taking the state out leaves it the only owner of its map, so the
                 // apply mutates in place unless a view is alive (then it copies only
@@ -476,8 +504,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     std::mem::replace(&mut *state, AppliedState::new(self.shared.wal_entries_max));
                 let (next, applied) = current.apply(entry);
                 *state = next;
-                applied
+                let snapshot_due = lock(&self.shared.cadence).entry_applied(entry_bytes);
+                (applied, snapshot_due)
             };
+            if snapshot_due {
+                self.shared.snapshot_wanted.send_modify(|asked| *asked += 1);
+            }
             let index = applied.log_index;
             let refused = applied.refused.clone();
             self.shared.feed.publish(applied);
@@ -507,10 +539,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(io_error)?;
+        let body_bytes = encoded.len() as u64;
         self.persist(meta, encoded).await?;
         let report = installed.installed_report();
         {
             let mut state = lock(&self.shared.state);
+            // The installed snapshot covers everything: the count starts again from here.
+            let mut cadence = lock(&self.shared.cadence);
+            let covering = cadence.applied_total();
+            cadence.snapshot_taken(covering, body_bytes);
+            drop(cadence);
             *state = if crate::seeded_bugs::enabled(
                 crate::seeded_bugs::SeededBug::InstallMergesSnapshot,
             ) {
@@ -566,6 +604,45 @@ mod tests {
     async fn apply(machine: &mut StateMachine, entries: Vec<Entry>) {
         let items = entries.into_iter().map(|entry| Ok((entry, None)));
         machine.apply(futures::stream::iter(items)).await.unwrap();
+    }
+
+    /// A snapshot is asked for after the threshold's entries while the state is small,
+    /// and only after a quarter of the last snapshot's size was written once it is large;
+    /// a snapshot built or installed starts the count again.
+    #[tokio::test]
+    async fn snapshots_are_asked_for_by_entries_then_by_bytes_against_the_last_snapshot() {
+        let disk = SimDisk::new(1);
+        let mut machine = StateMachine::open(Arc::new(disk.clone()), WAL_ENTRIES)
+            .await
+            .unwrap();
+        let mut wanted = machine.snapshots_wanted(4);
+        let value = vec![7u8; 1_000];
+        let write = |index: u64| normal(index, vec![put(&format!("logical/k{index}"), &value)]);
+        apply(&mut machine, (1..=3).map(write).collect()).await;
+        assert!(!wanted.has_changed().unwrap());
+        apply(&mut machine, vec![write(4)]).await;
+        assert!(wanted.has_changed().unwrap());
+        wanted.borrow_and_update();
+
+        // Forty values of a kilobyte: the snapshot holds ~40 KB, so the next is due
+        // after ~10 KB more (ten entries), not after four.
+        apply(&mut machine, (5..=40).map(write).collect()).await;
+        let built = machine.build_snapshot().await.unwrap();
+        let snapshot_bytes = built.snapshot.len() as u64;
+        assert!(snapshot_bytes > 40_000);
+        wanted.borrow_and_update();
+        let entry_bytes = entry_state_bytes(&write(41));
+        let due_after = snapshot_bytes.div_ceil(4 * entry_bytes);
+        assert!(due_after > 4);
+        for index in 41..41 + due_after - 1 {
+            apply(&mut machine, vec![write(index)]).await;
+            assert!(
+                !wanted.has_changed().unwrap(),
+                "asked early, at entry {index}"
+            );
+        }
+        apply(&mut machine, vec![write(41 + due_after - 1)]).await;
+        assert!(wanted.has_changed().unwrap());
     }
 
     #[tokio::test]
