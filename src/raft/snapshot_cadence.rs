@@ -12,7 +12,9 @@
 //! is at least [`SNAPSHOT_BYTES_PER_APPLIED_BYTE_MAX`]-th of the last snapshot's body.
 //! A snapshot then costs at most that many bytes of snapshot per byte written, whatever
 //! the size of the data; a small key space snapshots exactly as before (the entry count
-//! decides), and a restart replays at most a quarter of the snapshot's size in log.
+//! decides). What a restart replays is what was written since the last snapshot: about a
+//! quarter of its size or `snapshot_threshold` entries, whichever is more, plus what was
+//! applied while the next build ran.
 
 use crate::raft::Command;
 use crate::raft::types::Entry;

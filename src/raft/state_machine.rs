@@ -508,7 +508,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 (applied, snapshot_due)
             };
             if snapshot_due {
-                self.shared.snapshot_wanted.send_modify(|asked| *asked += 1);
+                self.shared
+                    .snapshot_wanted
+                    .send_modify(|asked| *asked = asked.wrapping_add(1));
             }
             let index = applied.log_index;
             let refused = applied.refused.clone();
