@@ -62,8 +62,15 @@ pub struct RestoreRecord {
 /// build on two busy cores), large enough that a 256 MiB snapshot takes about a
 /// thousand Raft entries. One entry larger than this goes in a batch of its own.
 pub const RESTORE_STAGING_BATCH_BYTES_MAX: usize = 256 * 1024;
-/// How long a restore waits for every voter to hold its last entry before it seals.
-const RESTORE_REPLICATED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a restore waits for a lagging voter that shows no progress (its matched
+/// index does not move) before it answers: long enough for a Raft snapshot of a large
+/// store to reach a follower, during which the matched index stands still.
+const RESTORE_REPLICATED_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+/// The most a restore waits in all, however steadily the lagging voters advance. A fixed
+/// 30 s bound was too short on two loaded cores: a follower still catching up on a
+/// 42 MiB restore was left behind, the leader was unsealed under the snapshot's CA,
+/// and the follower could never catch up (a flaky `raft_snapshot` test showed it).
+const RESTORE_REPLICATED_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 const RESTORE_REPLICATED_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The entries a restore writes: the snapshot's, less the record of an earlier restore
@@ -276,8 +283,8 @@ impl Core {
         Ok(())
     }
 
-    /// Wait (up to [`RESTORE_REPLICATED_WAIT`]) until every voter holds the restore's
-    /// last entry and knows it is committed. A forced restore of another cluster's
+    /// Wait (while some voter advances, see [`CatchUpProgress`]) until every voter holds
+    /// the restore's last entry and knows it is committed. A forced restore of another cluster's
     /// snapshot brings that cluster's CA: the nodes that apply it seal, are unsealed with
     /// the snapshot's keys and then prove themselves under the new CA, which a voter that
     /// never applied the entry does not trust, so it could never catch up. Sealed nodes
@@ -294,13 +301,17 @@ impl Core {
     async fn await_voters_holding(&self, index: u64) {
         // The restore's last entry is committed and applied here already.
         let started = self.env.clock.now();
+        let mut progress = CatchUpProgress::new(started);
         // Only the leader knows what its peers hold; one that lost the lead stops asking.
         while self.cluster.is_leader() {
-            let lagging = voters_yet_to_apply(&self.cluster.configuration(), index, started);
+            let peers = self.cluster.configuration();
+            let lagging = voters_yet_to_apply(&peers, index, started);
             if lagging.is_empty() {
                 return;
             }
-            if self.env.clock.now().saturating_duration_since(started) >= RESTORE_REPLICATED_WAIT {
+            let now = self.env.clock.now();
+            progress.observe(&peers, now);
+            if progress.gave_up(started, now) {
                 tracing::warn!(
                     ?lagging,
                     index,
@@ -401,6 +412,43 @@ impl Core {
     }
 }
 
+/// What a restore's wait for lagging voters has seen: each voter's highest matched
+/// index, and when any of them last advanced. The wait ends once no voter advanced for
+/// [`RESTORE_REPLICATED_STALL`] (one is down or cut off) or after
+/// [`RESTORE_REPLICATED_WAIT_MAX`] in all.
+struct CatchUpProgress {
+    matched: std::collections::BTreeMap<String, u64>,
+    last_advanced: std::time::Instant,
+}
+
+impl CatchUpProgress {
+    fn new(started: std::time::Instant) -> Self {
+        CatchUpProgress {
+            matched: std::collections::BTreeMap::new(),
+            last_advanced: started,
+        }
+    }
+
+    /// Record what the peers hold now; a voter whose matched index rose counts as progress.
+    fn observe(&mut self, peers: &[super::cluster::Peer], now: std::time::Instant) {
+        for peer in peers.iter().filter(|peer| peer.voter && !peer.leader) {
+            let Some(matched) = peer.matched_index else {
+                continue;
+            };
+            let seen = self.matched.entry(peer.node_id.clone()).or_insert(0);
+            if matched > *seen {
+                *seen = matched;
+                self.last_advanced = now;
+            }
+        }
+    }
+
+    fn gave_up(&self, started: std::time::Instant, now: std::time::Instant) -> bool {
+        now.saturating_duration_since(self.last_advanced) >= RESTORE_REPLICATED_STALL
+            || now.saturating_duration_since(started) >= RESTORE_REPLICATED_WAIT_MAX
+    }
+}
+
 /// The voters (besides the leader) that may not have applied entry `index` yet: those not
 /// known to hold it, and those whose newest acknowledged request was sent no later than
 /// `committed_at` (so none of them told the voter the entry is committed).
@@ -474,6 +522,38 @@ mod tests {
                 "never-heard-from"
             ]
         );
+    }
+
+    #[test]
+    fn the_wait_for_lagging_voters_lasts_while_they_advance_and_ends_when_they_stall() {
+        let started = crate::env::Clock::system().now();
+        let at = |seconds: u64| started + std::time::Duration::from_secs(seconds);
+        let mut progress = CatchUpProgress::new(started);
+        // A voter advancing every 20 s keeps the wait going past the stall bound.
+        for (step, matched) in [(0, 5), (20, 9), (40, 14), (60, 20)] {
+            progress.observe(&[voter("slow", Some(matched), None)], at(step));
+            assert!(!progress.gave_up(started, at(step + 29)), "step {step}");
+        }
+        // Standing still (or a lower number from a restarted replication stream) for
+        // the stall bound ends it.
+        progress.observe(&[voter("slow", Some(20), None)], at(85));
+        progress.observe(&[voter("slow", Some(3), None)], at(89));
+        assert!(progress.gave_up(started, at(90)));
+        // Learners and the leader's own progress do not count.
+        let mut progress = CatchUpProgress::new(started);
+        let mut leader = voter("leader", Some(100), None);
+        leader.leader = true;
+        let mut learner = voter("learner", Some(100), None);
+        learner.voter = false;
+        progress.observe(&[leader, learner, voter("down", None, None)], at(10));
+        assert!(progress.gave_up(started, at(30)));
+        // However steady the progress, the overall bound holds.
+        let mut progress = CatchUpProgress::new(started);
+        for step in 0..=300 {
+            progress.observe(&[voter("steady", Some(step + 1), None)], at(step));
+        }
+        assert!(progress.gave_up(started, at(300)));
+        assert!(!CatchUpProgress::new(started).gave_up(started, at(29)));
     }
 
     fn snapshot(entries: Vec<(&str, Vec<u8>)>) -> SavedSnapshot {
