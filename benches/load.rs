@@ -488,7 +488,7 @@ async fn start_arca_with(nodes_count: usize, settings: &ArcaSettings) -> Deploym
             })
             .collect();
         let config = format!(
-            "listener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{}\n{joins}}}\napi_addr = \"http://127.0.0.1:{api_port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = 1\n  telemetry {{\n    unauthenticated_metrics_access = true\n  }}\n}}\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"{name}\"\n{}\n{joins}}}\napi_addr = \"http://127.0.0.1:{api_port}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
             directory.join("raft").display(),
             settings.storage_extra,
         );
@@ -1400,6 +1400,15 @@ fn main() {
                         && *system == System::Arca
                         && operation == Operation::Put)
                         .then(|| runtime.block_on(stage_series(&deployment, &deployment.target)));
+                    // A follower's stages too (its append and fsync are half of a
+                    // replicated write's wait).
+                    let follower = deployment
+                        .addresses
+                        .iter()
+                        .find(|address| **address != deployment.target)
+                        .filter(|_| stages_before.is_some());
+                    let follower_before = follower
+                        .map(|address| runtime.block_on(stage_series(&deployment, address)));
                     let row = measure_point(
                         &runtime,
                         &deployment,
@@ -1415,6 +1424,15 @@ fn main() {
                                 "the leader, {nodes_count} node(s), {clients} writing clients ({})",
                                 uptime()
                             ),
+                            row.requests_per_second * options.seconds as f64,
+                            &before,
+                            &after,
+                        );
+                    }
+                    if let (Some(address), Some(before)) = (follower, follower_before) {
+                        let after = runtime.block_on(stage_series(&deployment, address));
+                        print_stages(
+                            &format!("a follower, {clients} writing clients"),
                             row.requests_per_second * options.seconds as f64,
                             &before,
                             &after,
