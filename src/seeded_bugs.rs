@@ -54,6 +54,10 @@ pub enum SeededBug {
     /// the unsynced pages, so the node acknowledged entries its disk does not hold
     /// (src/raft/log_store.rs).
     IgnoreLogWriteError = 12,
+    /// Revoking a token deletes its accessor and parent index but not the token entry
+    /// itself, as a refactor that moved the entry's delete elsewhere would: the revoke is
+    /// answered, and the token keeps working (src/token/store.rs).
+    RevokeKeepsTokenEntry = 13,
 }
 
 impl SeededBug {
@@ -71,6 +75,7 @@ impl SeededBug {
         SeededBug::SyncKeepsExtraKeys,
         SeededBug::DiskFullAppliesRefused,
         SeededBug::IgnoreLogWriteError,
+        SeededBug::RevokeKeepsTokenEntry,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +93,7 @@ impl SeededBug {
             SeededBug::SyncKeepsExtraKeys => "sync-keeps-extra-keys",
             SeededBug::DiskFullAppliesRefused => "disk-full-applies-refused",
             SeededBug::IgnoreLogWriteError => "ignore-log-write-error",
+            SeededBug::RevokeKeepsTokenEntry => "revoke-keeps-token-entry",
         }
     }
 

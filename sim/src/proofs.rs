@@ -99,6 +99,12 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 20,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::RevokeKeepsTokenEntry,
+        scenarios: &["scenarios/raft-leader-crash.toml"],
+        seeds_max: 10,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

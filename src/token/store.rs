@@ -627,6 +627,9 @@ impl TokenStore {
         let mut writes = vec![Write::Delete {
             key: format!("{ID_PREFIX}{salted_id}"),
         }];
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::RevokeKeepsTokenEntry) {
+            writes.clear();
+        }
         if let Some(entry) = entry {
             let keys = self.keys().await?;
             writes.push(Write::Delete {
