@@ -146,6 +146,10 @@ pub struct Core {
     key_operations: tokio::sync::Mutex<key_operations::KeyOperations>,
     /// Turns true when the node shuts down: streamed responses (`sys/monitor`) end.
     streams_stop: tokio::sync::watch::Sender<bool>,
+    /// True while this node runs a snapshot restore as active node (staging, the swap,
+    /// the wait for every voter): a restore that seals it closes the barrier at once but
+    /// keeps the lead until the wait is over (see `snapshots.rs`).
+    restore_running: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Core {
@@ -174,6 +178,7 @@ impl Core {
             active_since: Mutex::new(None),
             key_operations: tokio::sync::Mutex::new(Default::default()),
             streams_stop: tokio::sync::watch::channel(false).0,
+            restore_running: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -252,6 +257,13 @@ impl Core {
 
     pub fn is_sealed(&self) -> bool {
         self.barrier.is_sealed()
+    }
+
+    /// Whether this node is running a snapshot restore as active node. A sealed leader
+    /// hands over its lead at once, except in the middle of its own restore.
+    pub fn restore_running(&self) -> bool {
+        self.restore_running
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Active: unsealed and leading the Raft cluster.

@@ -234,7 +234,11 @@ impl Core {
     }
 
     /// `POST sys/storage/raft/snapshot[-force]` on the active node.
-    pub async fn restore_snapshot(&self, bytes: &[u8], force: bool) -> Result<(), LogicalError> {
+    pub async fn restore_snapshot(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        force: bool,
+    ) -> Result<(), LogicalError> {
         if self.barrier.is_replicated_read_only() {
             return Err(LogicalError::BadRequest(
                 "cannot restore a snapshot on a performance secondary: its replicated data is its primary's; restore the primary, or disable replication on this cluster first".into(),
@@ -258,29 +262,48 @@ impl Core {
             key: SNAPSHOT_RESTORE_KEY.to_string(),
             value: serde_json::to_vec(&record).expect("a restore record serializes"),
         }];
-        // Its own task: a client that hangs up mid-restore must not leave it half-staged
-        // with nobody to finish or clear it.
-        let restore = tokio::spawn(stage_and_swap(
-            self.cluster.backend(),
-            record.restore_id.clone(),
-            entries,
-            record_ops,
-        ));
+        // Its own task, the wait and the hand-over included: a client that hangs up
+        // mid-restore must not leave it half-staged with nobody to finish or clear it,
+        // nor this node leading with a closed barrier.
+        let core = self.clone();
+        let restore = tokio::spawn(async move {
+            let running = RestoreRunning::enter(&core);
+            let index = stage_and_swap(
+                core.cluster.backend(),
+                record.restore_id.clone(),
+                entries,
+                record_ops,
+            )
+            .await?;
+            tracing::warn!(
+                index,
+                forced = force,
+                snapshot_cluster_id = %header.cluster_id,
+                snapshot_raft_index = header.raft_index,
+                "restored a Raft snapshot: the whole key space was replaced"
+            );
+            core.await_voters_holding(index).await;
+            drop(running);
+            core.finish_restore().await;
+            Ok::<u64, LogicalError>(index)
+        });
         let index = restore.await.map_err(internal)??;
         // The commits were made in the spawned task, which the request's commit count
         // does not see; without this, a restore that completed is answered as a request
         // that wrote nothing, and refused with a 503 if the lead moved meanwhile.
         crate::storage::commit_count::note_commit(index);
-        tracing::warn!(
-            index,
-            forced = force,
-            snapshot_cluster_id = %header.cluster_id,
-            snapshot_raft_index = header.raft_index,
-            "restored a Raft snapshot: the whole key space was replaced"
-        );
-        self.await_voters_holding(index).await;
-        self.after_snapshot_restore().await;
         Ok(())
+    }
+
+    /// After this node's own restore and the wait: a barrier the restore closed (the
+    /// snapshot's keys are not this node's) is sealed in full now (the lead handed over,
+    /// the cluster identity dropped); otherwise the keyring is reloaded as on every node.
+    async fn finish_restore(&self) {
+        if self.is_sealed() {
+            self.seal().await;
+        } else {
+            self.after_snapshot_restore().await;
+        }
     }
 
     /// Wait (while some voter advances, see [`CatchUpProgress`]) until every voter holds
@@ -298,6 +321,12 @@ impl Core {
     /// only once it also acknowledged a heartbeat or an append *sent* after the commit
     /// (openraft records the sending time of what was acknowledged), which carried the
     /// commit index.
+    ///
+    /// This node keeps the lead through the wait even if the restore sealed it (see
+    /// `after_snapshot_restore`). Not covered: an election between the swap's commit and
+    /// the wait (a follower timed out during a long staging) ends the wait at once; the
+    /// new leader replicates the restore sealed, under the old CA, but an operator who
+    /// unseals it before every node has sealed strands a voter still catching up.
     async fn await_voters_holding(&self, index: u64) {
         // The restore's last entry is committed and applied here already.
         let started = self.env.clock.now();
@@ -372,7 +401,17 @@ impl Core {
                     %reason,
                     "a restored snapshot holds keys this node cannot open; sealing: unseal with the snapshot's unseal keys"
                 );
-                self.seal().await;
+                if self.restore_running() {
+                    // This node runs the restore and leads: its keyring no longer opens
+                    // the data, so the barrier closes now, but the lead stays until every
+                    // voter holds the restore (`finish_restore` seals in full). A sealed
+                    // leader hands over at once, which ended the restore's wait before a
+                    // lagging voter knew the entry was committed; once the others were
+                    // unsealed under the snapshot's CA it could never catch up.
+                    self.barrier.seal();
+                } else {
+                    self.seal().await;
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "reloading the keyring after a snapshot restore failed");
@@ -409,6 +448,26 @@ impl Core {
                 self.after_snapshot_restore().await;
             }
         }
+    }
+}
+
+/// Marks a node as running its own restore while alive (cleared on every exit, a panic
+/// included).
+struct RestoreRunning<'a>(&'a Core);
+
+impl<'a> RestoreRunning<'a> {
+    fn enter(core: &'a Core) -> Self {
+        core.restore_running
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        RestoreRunning(core)
+    }
+}
+
+impl Drop for RestoreRunning<'_> {
+    fn drop(&mut self) {
+        self.0
+            .restore_running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -364,8 +364,10 @@ async fn expiration_loop(
         {
             tracing::warn!(%error, "expiration tick failed");
         }
-        // A node restarted sealed can still win an election; it must not keep leading.
+        // A node restarted sealed can still win an election; it must not keep leading
+        // (except through its own restore's wait for the voters, which then hands over).
         if core.is_sealed()
+            && !core.restore_running()
             && core.cluster().is_leader()
             && let Err(error) = core.cluster().step_down().await
         {
