@@ -153,6 +153,18 @@ impl Barrier {
         self.get_committed(key)
     }
 
+    /// Whether `key` holds a value (the request's own staged writes first), without
+    /// reading it out or opening it: what an existence check (create or update?) needs,
+    /// at the cost of a lookup instead of a decryption.
+    pub fn contains(&self, key: &str) -> Result<bool, BarrierError> {
+        // Sealed nodes must not even reveal whether a key exists.
+        self.with_keyring(|_| ())?;
+        if let Some(written) = write_set::staged_presence(key) {
+            return Ok(written);
+        }
+        Ok(self.backend.contains(key)?)
+    }
+
     /// The committed value of `key`, whatever the current request has staged: what a
     /// cache shared by every request may hold.
     pub fn get_committed(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
@@ -446,6 +458,11 @@ impl View {
 
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
         self.barrier.get(&self.full_key(key))
+    }
+
+    /// Whether `key` holds a value (see [`Barrier::contains`]).
+    pub fn contains(&self, key: &str) -> Result<bool, BarrierError> {
+        self.barrier.contains(&self.full_key(key))
     }
 
     pub fn get_json<T: serde::de::DeserializeOwned>(

@@ -184,6 +184,15 @@ pub(super) fn staged_value(key: &str) -> Option<Option<Vec<u8>>> {
         .flatten()
 }
 
+/// Whether the current scope staged `key` as written (`Some(true)`) or deleted
+/// (`Some(false)`); `None` when it did not stage it, or outside any scope.
+pub(super) fn staged_presence(key: &str) -> Option<bool> {
+    STAGED
+        .try_with(|staged| staged.borrow().writes.get(key).map(Option::is_some))
+        .ok()
+        .flatten()
+}
+
 /// Whether `key` is staged (written or deleted) in the current scope.
 pub fn is_staged(key: &str) -> bool {
     STAGED

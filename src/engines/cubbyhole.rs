@@ -58,7 +58,7 @@ pub async fn handle(view: &View, request: &Request) -> Result<Option<Response>, 
 pub fn exists(view: &View, request: &Request) -> Result<bool, LogicalError> {
     let prefix = prefix_of(request)?;
     let key = entry_path(&request.path)?;
-    Ok(view.get(&format!("{prefix}{key}"))?.is_some())
+    Ok(view.contains(&format!("{prefix}{key}"))?)
 }
 
 /// Remove every entry of `token`'s cubbyhole (token revocation). Idempotent: a cubbyhole

@@ -36,7 +36,7 @@ pub async fn handle(view: &View, request: &Request) -> Result<Option<Response>, 
 
 pub fn exists(view: &View, request: &Request) -> Result<bool, LogicalError> {
     let key = entry_path(&request.path)?;
-    Ok(view.get(key)?.is_some())
+    Ok(view.contains(key)?)
 }
 
 /// Read the object stored at `key` and add the TTL hint; shared with the cubbyhole.

@@ -869,6 +869,11 @@ impl Backend for RaftBackend {
         Ok(self.state_machine.get(key))
     }
 
+    fn contains(&self, key: &str) -> Result<bool, StorageError> {
+        validate_key(key)?;
+        Ok(self.state_machine.contains(key))
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         Ok(self.state_machine.list(prefix))
     }

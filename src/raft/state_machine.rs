@@ -18,7 +18,7 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures::{Stream, StreamExt};
 use openraft::OptionalSend;
@@ -81,7 +81,9 @@ const SNAPSHOT_READ_ATTEMPTS: usize = 8;
 struct Shared {
     disk: Arc<dyn Disk>,
     wal_entries_max: usize,
-    state: Mutex<AppliedState>,
+    /// Read by every request (gets, lists, views), written by the apply loop: a
+    /// read-write lock, so readers on different workers do not queue behind each other.
+    state: RwLock<AppliedState>,
     current_snapshot: Mutex<Option<CurrentSnapshot>>,
     /// When to ask for the next snapshot; locked after `state`, never before.
     cadence: Mutex<SnapshotCadence>,
@@ -145,6 +147,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl StateMachine {
     /// Load the latest snapshot on `disk`, if any; keep at most `wal_entries_max`
     /// recent WAL entries.
@@ -164,7 +175,7 @@ impl StateMachine {
             shared: Arc::new(Shared {
                 disk,
                 wal_entries_max,
-                state: Mutex::new(state),
+                state: RwLock::new(state),
                 current_snapshot: Mutex::new(current_snapshot),
                 cadence: Mutex::new(cadence),
                 snapshot_wanted: tokio::sync::watch::Sender::new(0),
@@ -176,7 +187,7 @@ impl StateMachine {
     /// A point-in-time view of the applied state: an O(1) clone that later applies do
     /// not change.
     pub fn view(&self) -> AppliedState {
-        lock(&self.shared.state).clone()
+        read(&self.shared.state).clone()
     }
 
     /// The size of the latest snapshot (built, installed or loaded), 0 before any: the
@@ -204,9 +215,14 @@ impl StateMachine {
 
     /// The value of `key` in the applied state.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        lock(&self.shared.state)
+        read(&self.shared.state)
             .get(key)
             .map(|value| value.to_vec())
+    }
+
+    /// Whether `key` holds a value in the applied state (nothing is copied).
+    pub fn contains(&self, key: &str) -> bool {
+        read(&self.shared.state).get(key).is_some()
     }
 
     /// Vault's list semantics over the applied state.
@@ -216,7 +232,7 @@ impl StateMachine {
 
     /// The index of the last applied entry (0 before any).
     pub fn applied_index(&self) -> u64 {
-        lock(&self.shared.state)
+        read(&self.shared.state)
             .last_applied()
             .map_or(0, |log_id| log_id.index)
     }
@@ -445,7 +461,7 @@ impl StateMachine {
         // The view is taken under the lock in O(1); encoding it (seconds at millions of
         // keys) happens with the lock released, while reads and applies go on.
         let (view, covering) = {
-            let state = lock(&self.shared.state);
+            let state = read(&self.shared.state);
             let covering = lock(&self.shared.cadence).applied_total();
             (state.clone(), covering)
         };
@@ -476,7 +492,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = StateMachine;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        let state = lock(&self.shared.state);
+        let state = read(&self.shared.state);
         Ok((
             state.last_applied().cloned(),
             state.last_membership().clone(),
@@ -496,7 +512,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _apply = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.apply").entered();
             let entry_bytes = entry_state_bytes(&entry);
             let (applied, snapshot_due) = {
-                let mut state = lock(&self.shared.state);
+                let mut state = write(&self.shared.state);
                 // Taking the state out leaves it the only owner of its map, so the
                 // apply mutates in place unless a view is alive (then it copies only
                 // the paths it changes).
@@ -545,7 +561,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.persist(meta, encoded).await?;
         let report = installed.installed_report();
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = write(&self.shared.state);
             // The installed snapshot covers everything: the count starts again from here.
             let mut cadence = lock(&self.shared.cadence);
             let covering = cadence.applied_total();

@@ -77,6 +77,11 @@ pub enum StorageError {
 pub trait Backend: Send + Sync + 'static {
     /// The value of `key` in this node's applied state.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Whether `key` holds a value in this node's applied state; a backend that can
+    /// answer without copying the value out says so here.
+    fn contains(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.get(key)?.is_some())
+    }
     /// Vault's list semantics: the immediate children of `prefix` (which ends in `/` or
     /// is empty), sorted; a child with descendants is named once, ending in `/`.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;

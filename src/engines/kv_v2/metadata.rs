@@ -201,6 +201,12 @@ pub fn load(view: &View, path: &str) -> Result<Option<KeyMetadata>, LogicalError
     Ok(view.get_json(&metadata_key(path))?)
 }
 
+/// Whether `path` has metadata, without opening it (the existence check every write
+/// pays to tell a create from an update).
+pub fn exists(view: &View, path: &str) -> Result<bool, LogicalError> {
+    Ok(view.contains(&metadata_key(path))?)
+}
+
 /// The write that stores `metadata` for `path`.
 pub fn save(path: &str, metadata: &KeyMetadata) -> Write {
     Write::Put {

@@ -113,9 +113,7 @@ pub async fn handle(view: &View, request: &Request) -> Result<Option<Response>, 
 /// every other path is always an update.
 pub fn exists(view: &View, request: &Request) -> Result<bool, LogicalError> {
     match route(&request.path) {
-        Route::Data(path) | Route::Metadata(path) => {
-            Ok(metadata::load(view, entry_path(path)?)?.is_some())
-        }
+        Route::Data(path) | Route::Metadata(path) => metadata::exists(view, entry_path(path)?),
         _ => Ok(true),
     }
 }
