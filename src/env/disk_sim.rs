@@ -73,6 +73,7 @@ struct Inner {
     io_errors: Option<IoErrorRates>,
     fsyncs: u64,
     fsyncs_lost: u64,
+    appends: u64,
     io_errors_injected: u64,
     // The disk's own fault RNG, seeded by the supervisor, so a crash tears the same way
     // for the same seed.
@@ -82,6 +83,8 @@ struct Inner {
 /// Counters the simulator reports (and benchmarks read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimDiskStats {
+    /// Calls to `append` (one per write call a real disk would take).
+    pub appends: u64,
     pub fsyncs: u64,
     pub fsyncs_lost: u64,
     pub files: usize,
@@ -105,6 +108,7 @@ impl SimDisk {
                 capacity_bytes: None,
                 io_errors: None,
                 fsyncs: 0,
+                appends: 0,
                 fsyncs_lost: 0,
                 io_errors_injected: 0,
                 rng: ChaCha20Rng::seed_from_u64(seed),
@@ -148,6 +152,7 @@ impl SimDisk {
     pub fn stats(&self) -> SimDiskStats {
         let inner = self.lock();
         SimDiskStats {
+            appends: inner.appends,
             fsyncs: inner.fsyncs,
             fsyncs_lost: inner.fsyncs_lost,
             files: inner.live_names.len(),
@@ -314,6 +319,7 @@ impl Disk for SimDisk {
     }
 
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.lock().appends += 1;
         self.grow(path, |current| {
             let mut content = current.to_vec();
             content.extend_from_slice(bytes);

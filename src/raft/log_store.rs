@@ -539,7 +539,7 @@ impl SegmentWriter {
     /// first of them possibly shortened to what is not yet written), to retry later.
     fn process(&mut self, batch: Vec<WriteRequest>) -> Vec<WriteRequest> {
         let mut pending = Pending::default();
-        let mut batch = batch.into_iter();
+        let mut batch = batch.into_iter().peekable();
         while let Some(request) = batch.next() {
             match request {
                 WriteRequest::Append {
@@ -547,28 +547,77 @@ impl SegmentWriter {
                     callback,
                     stage,
                 } => {
+                    // This append and the appends queued right behind it go to the disk
+                    // together: one write per segment for the whole group commit.
+                    let mut run = vec![(records, callback, stage)];
+                    while let Some(WriteRequest::Append {
+                        records,
+                        callback,
+                        stage,
+                    }) = batch.next_if(|next| matches!(next, WriteRequest::Append { .. }))
+                    {
+                        run.push((records, callback, stage));
+                    }
                     if let Err(reason) = self.check_healthy() {
-                        pending.callbacks.push((callback, stage));
+                        for (_, callback, stage) in run {
+                            pending.callbacks.push((callback, stage));
+                        }
                         self.note(Err(reason));
                         continue;
                     }
                     let written = {
                         let _write = tracing::trace_span!(target: crate::metrics::stages::TARGET, "arca.stage.raft.log_write")
                             .entered();
-                        self.write(&records, &mut pending)
+                        let all: Vec<(u64, &[u8])> = run
+                            .iter()
+                            .flat_map(|(records, _, _)| {
+                                records
+                                    .iter()
+                                    .map(|(index, bytes)| (*index, bytes.as_slice()))
+                            })
+                            .collect();
+                        self.write(&all, &mut pending)
                     };
                     match written {
-                        Ok(()) => pending.callbacks.push((callback, stage)),
+                        Ok(()) => {
+                            for (_, callback, stage) in run {
+                                pending.callbacks.push((callback, stage));
+                            }
+                        }
                         Err((written, error)) if error.is_storage_full() => {
-                            let rest = WriteRequest::Append {
-                                records: records[written..].to_vec(),
-                                callback,
-                                stage,
-                            };
-                            return self.hold_back(rest, batch, &mut pending, &error);
+                            // The appends wholly written are answered once the hold-back
+                            // makes them durable; the one cut short waits for space with
+                            // what it has left, and every append after it waits whole.
+                            let mut left = written;
+                            let mut held_back = Vec::new();
+                            for (records, callback, stage) in run {
+                                if held_back.is_empty() && left >= records.len() {
+                                    left -= records.len();
+                                    pending.callbacks.push((callback, stage));
+                                } else {
+                                    held_back.push(WriteRequest::Append {
+                                        records: records[left..].to_vec(),
+                                        callback,
+                                        stage,
+                                    });
+                                    left = 0;
+                                }
+                            }
+                            let mut held_back = held_back.into_iter();
+                            let first = held_back
+                                .next()
+                                .expect("a write that stopped short left an append unwritten");
+                            return self.hold_back(
+                                first,
+                                held_back.chain(batch),
+                                &mut pending,
+                                &error,
+                            );
                         }
                         Err((_, error)) => {
-                            pending.callbacks.push((callback, stage));
+                            for (_, callback, stage) in run {
+                                pending.callbacks.push((callback, stage));
+                            }
                             self.note(Err(error.to_string()));
                         }
                     }
@@ -698,57 +747,46 @@ impl SegmentWriter {
 
     /// Append `records`; on failure, how many were written and why. A record the disk
     /// took only part of is cut off again, so the segment ends on a whole record.
+    ///
+    /// The records bound for one segment go to the disk in one append (one `write`
+    /// call for a whole group commit, not one per record); a failed append leaves none
+    /// of its records counted as written.
     fn write(
         &mut self,
-        records: &[(u64, Vec<u8>)],
+        records: &[(u64, &[u8])],
         pending: &mut Pending,
     ) -> Result<(), (usize, DiskError)> {
-        for (written, (index, bytes)) in records.iter().enumerate() {
-            let current = self
-                .segments
-                .iter()
-                .next_back()
-                .map(|(first, segment)| (*first, segment.clone()));
-            let first = match current {
-                Some((first, segment))
-                    if segment.last_index.map(|last| last + 1) == Some(*index)
-                        && (segment.bytes == 0
-                            || segment.bytes + bytes.len() as u64
-                                <= self.options.segment_bytes_max) =>
-                {
-                    first
-                }
-                _ => {
-                    // A full segment, or a jump in index after a purge past the log
-                    // (a snapshot installed from the leader): start a new segment.
-                    // The segment left behind is made durable first, so only the last
-                    // segment ever holds unsynced bytes: a failed fsync (whose bytes the
-                    // kernel drops) or a crash can then cost only the log's tail, never
-                    // leave a hole with later entries after it (the disk-errors
-                    // scenario found such a hole, seed 300145855).
-                    if let Some((previous, _)) = &current {
-                        let previous_path = segment_path(*previous);
-                        if pending.files.contains(&previous_path) {
-                            self.sync_segment(&previous_path)
-                                .map_err(|error| (written, error))?;
-                            pending.files.remove(&previous_path);
-                        }
+        let mut written = 0;
+        while written < records.len() {
+            let first = self
+                .segment_for(records[written].0, records[written].1.len(), pending)
+                .map_err(|error| (written, error))?;
+            let segment = &self.segments[&first];
+            let length = segment.bytes;
+            // The run: the next record, then every one after it that continues the
+            // index and still fits the segment.
+            let mut end = written + 1;
+            let mut run_bytes = records[written].1.len() as u64;
+            while let Some((index, bytes)) = records.get(end)
+                && *index == records[end - 1].0 + 1
+                && length + run_bytes + bytes.len() as u64 <= self.options.segment_bytes_max
+            {
+                run_bytes += bytes.len() as u64;
+                end += 1;
+            }
+            let path = segment_path(first);
+            let appended = match &records[written..end] {
+                [(_, bytes)] => self.disk.append(&path, bytes),
+                run => {
+                    let mut joined = Vec::with_capacity(run_bytes as usize);
+                    for (_, bytes) in run {
+                        joined.extend_from_slice(bytes);
                     }
-                    self.segments.insert(
-                        *index,
-                        Segment {
-                            bytes: 0,
-                            last_index: None,
-                        },
-                    );
-                    pending.directory = true;
-                    *index
+                    self.disk.append(&path, &joined)
                 }
             };
-            let path = segment_path(first);
-            if let Err(error) = self.disk.append(&path, bytes) {
-                let length = self.segments[&first].bytes;
-                // A short write leaves part of the record: cut it, or the next append
+            if let Err(error) = appended {
+                // A short write leaves part of the run: cut it, or the next append
                 // would follow garbage. Cutting frees space, so it does not meet ENOSPC.
                 if let Err(cut) = self.disk.truncate(&path, length)
                     && !matches!(cut, DiskError::NotFound(_))
@@ -762,12 +800,64 @@ impl SegmentWriter {
                 .segments
                 .get_mut(&first)
                 .expect("the current segment exists");
-            self.locations.insert(*index, (first, segment.bytes));
-            segment.bytes += bytes.len() as u64;
-            segment.last_index = Some(*index);
+            for (index, bytes) in &records[written..end] {
+                self.locations.insert(*index, (first, segment.bytes));
+                segment.bytes += bytes.len() as u64;
+                segment.last_index = Some(*index);
+            }
             pending.files.insert(path);
+            written = end;
         }
         Ok(())
+    }
+
+    /// The first index of the segment the record `index` (of `bytes` bytes) goes to:
+    /// the current one if it continues it and fits, else a new one.
+    fn segment_for(
+        &mut self,
+        index: u64,
+        bytes: usize,
+        pending: &mut Pending,
+    ) -> Result<u64, DiskError> {
+        let current = self
+            .segments
+            .iter()
+            .next_back()
+            .map(|(first, segment)| (*first, segment.clone()));
+        match current {
+            Some((first, segment))
+                if segment.last_index.map(|last| last + 1) == Some(index)
+                    && (segment.bytes == 0
+                        || segment.bytes + bytes as u64 <= self.options.segment_bytes_max) =>
+            {
+                Ok(first)
+            }
+            _ => {
+                // A full segment, or a jump in index after a purge past the log
+                // (a snapshot installed from the leader): start a new segment.
+                // The segment left behind is made durable first, so only the last
+                // segment ever holds unsynced bytes: a failed fsync (whose bytes the
+                // kernel drops) or a crash can then cost only the log's tail, never
+                // leave a hole with later entries after it (the disk-errors
+                // scenario found such a hole, seed 300145855).
+                if let Some((previous, _)) = &current {
+                    let previous_path = segment_path(*previous);
+                    if pending.files.contains(&previous_path) {
+                        self.sync_segment(&previous_path)?;
+                        pending.files.remove(&previous_path);
+                    }
+                }
+                self.segments.insert(
+                    index,
+                    Segment {
+                        bytes: 0,
+                        last_index: None,
+                    },
+                );
+                pending.directory = true;
+                Ok(index)
+            }
+        }
     }
 
     fn truncate(&mut self, from: u64) -> Result<(), String> {

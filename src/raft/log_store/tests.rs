@@ -161,6 +161,7 @@ async fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
         .await
         .unwrap();
     let fsyncs_before = disk.stats().fsyncs;
+    let appends_before = disk.stats().appends;
 
     // Openraft submits appends without waiting for each flush; they queue up while the
     // writer is busy and go to disk together.
@@ -178,6 +179,12 @@ async fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
     assert!(
         fsyncs * 20 <= APPENDS,
         "{fsyncs} fsyncs for {APPENDS} appends"
+    );
+    // And the appends of a batch reach the disk in one write, not one write each.
+    let disk_appends = disk.stats().appends - appends_before;
+    assert!(
+        disk_appends * 20 <= APPENDS,
+        "{disk_appends} disk appends for {APPENDS} appends"
     );
 
     // Every callback fired only once its entry was durable: a crash keeps them all.
@@ -456,6 +463,42 @@ async fn a_crash_never_loses_an_entry_whose_flush_was_acknowledged() {
         }
     }
     assert!(cuts > 100, "only {cuts} runs actually lost power");
+}
+
+#[tokio::test]
+async fn appends_queued_together_on_a_full_disk_wait_and_complete_in_order() {
+    let disk = SimDisk::new(10);
+    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+
+    // Room for about one more entry, then four appends queued behind each other: the
+    // writer takes them as one run, the disk stops it partway, and the rest must wait
+    // (the append cut short with what it has left) rather than fail or reorder.
+    disk.set_capacity_bytes(Some(disk.used_bytes() + 150));
+    let mut receivers = Vec::new();
+    for first in [6, 8, 10, 12] {
+        receivers.push(append(&mut store, vec![entry(1, first), entry(1, first + 1)]).await);
+    }
+    let wait = std::time::Duration::from_millis(1200);
+    let last = receivers.last_mut().unwrap();
+    assert!(
+        tokio::time::timeout(wait, last).await.is_err(),
+        "an append on a full disk was answered"
+    );
+
+    disk.set_capacity_bytes(None);
+    for receiver in receivers {
+        flushed(receiver).await.unwrap();
+    }
+    disk.crash(true);
+    let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
+        .await
+        .unwrap();
+    let expected: Vec<(u64, u64)> = (1..=13).map(|index| (1, index)).collect();
+    assert_eq!(indexes(&mut reopened).await, expected);
 }
 
 #[tokio::test]
