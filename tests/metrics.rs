@@ -247,6 +247,8 @@ fn a_scrape_without_a_token_shows_the_traffic_in_prometheus_format() {
         ("vault_barrier_get_count", 5.0),
         ("vault_raft_commitTime_count", 5.0),
         ("vault_raft_storage_fsync_count", 1.0),
+        ("vault_raft_storage_entries_per_fsync_count", 1.0),
+        ("vault_raft_storage_entries_per_fsync_sum", 5.0),
         ("vault_route_create_secret__count", 5.0),
         ("vault_route_read_secret__count", 5.0),
         ("vault_core_unsealed", 1.0),

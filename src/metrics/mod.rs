@@ -257,6 +257,12 @@ impl Telemetry {
     pub fn incr(&self, name: &'static str) {
         self.metrics.incr(SeriesKey::plain(name), 1.0);
     }
+
+    /// Record one observation of the sample series `name`.
+    pub fn observe(&self, name: &'static str, value: f64) {
+        self.metrics
+            .observe(SeriesKey::plain(name), value, self.clock.now());
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -441,6 +441,8 @@ struct Pending {
     directory: bool,
     /// Each with its append's stage span, closed once the callback is answered.
     callbacks: Vec<(IOFlushed<TypeConfig>, tracing::Span)>,
+    /// Entries written since the last fsync: what the next one makes durable.
+    entries: usize,
 }
 
 /// Write the latest committed id handed over by `save_committed`, one write at a time
@@ -717,6 +719,12 @@ impl SegmentWriter {
             // Not a Vault name (Vault's BoltDB series differ); the fsync is what a write
             // waits on, so it gets its own series.
             telemetry.measure_since("vault.raft_storage.fsync", started);
+            // How well the group commit works: entries made durable per flush (again
+            // not a Vault name; the target for it is in benches/README.md).
+            telemetry.observe(
+                "vault.raft_storage.entries_per_fsync",
+                pending.entries as f64,
+            );
         }
         self.note(result.clone());
         for (callback, stage) in pending.callbacks.drain(..) {
@@ -725,6 +733,7 @@ impl SegmentWriter {
         }
         pending.files.clear();
         pending.directory = false;
+        pending.entries = 0;
     }
 
     /// fsync one segment. (The seeded bugs skip it, or shrug off its failure.)
@@ -806,6 +815,7 @@ impl SegmentWriter {
                 segment.last_index = Some(*index);
             }
             pending.files.insert(path);
+            pending.entries += end - written;
             written = end;
         }
         Ok(())
