@@ -280,17 +280,60 @@ impl Process {
     /// CPU time this process has used so far (user + system), from `/proc/PID/stat`;
     /// `None` off Linux or once it has exited.
     fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the command name (which may hold spaces) are space-separated;
-        // utime and stime are the 14th and 15th fields, in clock ticks.
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split(' ').collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_secs_f64(
-            ticks as f64 / clock_ticks_per_second(),
-        ))
+        process_cpu_time(&self.child.id().to_string())
     }
+}
+
+/// CPU time (user + system) of `/proc/<pid>/stat`'s process so far (`pid` may be
+/// `self`); `None` off Linux or once it has exited.
+fn process_cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) are space-separated;
+    // utime and stime are the 14th and 15th fields, in clock ticks.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second(),
+    ))
+}
+
+/// The whole machine's CPU ticks so far (the first line of `/proc/stat`).
+struct BoxTicks {
+    total: u64,
+    idle: u64,
+    steal: u64,
+}
+
+impl BoxTicks {
+    /// The share of the ticks between `self` and `later` that were busy (neither idle
+    /// nor waiting for I/O), and the share stolen, e.g. `97 (3)`.
+    fn busy_text(&self, later: &BoxTicks) -> String {
+        let total = later.total.saturating_sub(self.total).max(1) as f64;
+        let idle = later.idle.saturating_sub(self.idle) as f64;
+        let steal = later.steal.saturating_sub(self.steal) as f64;
+        format!(
+            "{:.0} ({:.0})",
+            100.0 * (total - idle) / total,
+            100.0 * steal / total
+        )
+    }
+}
+
+fn box_cpu_ticks() -> Option<BoxTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total = fields.iter().take(8).sum();
+    Some(BoxTicks {
+        total,
+        idle: fields.get(3)? + fields.get(4)?,
+        steal: *fields.get(7)?,
+    })
 }
 
 /// The kernel's clock tick (`getconf CLK_TCK`), 100 where it cannot be asked.
@@ -990,17 +1033,41 @@ fn measure_point(
     label: &'static str,
 ) -> Row {
     let cpu_before = deployment.cpu_time();
+    let client_cpu_before = process_cpu_time("self");
+    let box_before = box_cpu_ticks();
     let result = runtime.block_on(run_point(
         deployment,
         operation,
         clients,
         Duration::from_secs(seconds),
     ));
-    let cpu_per_request_us = match (cpu_before, deployment.cpu_time()) {
-        (Some(before), Some(after)) if result.requests > 0 => format!(
-            "{:.0}",
-            (after - before).as_secs_f64() * 1e6 / result.requests as f64
-        ),
+    let server_cpu = match (cpu_before, deployment.cpu_time()) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
+    let cpu_per_request_us = match server_cpu {
+        Some(used) if result.requests > 0 => {
+            format!("{:.0}", used.as_secs_f64() * 1e6 / result.requests as f64)
+        }
+        _ => "n/a".to_string(),
+    };
+    // Where the box's cores went during the point: the servers, the harness's own
+    // clients, and the machine as a whole (steal: time the hypervisor gave to the
+    // neighbours). A point whose servers and clients already fill the box cannot go
+    // faster by adding nodes to it.
+    let wall = result.elapsed.as_secs_f64();
+    let cores = |used: Option<Duration>| {
+        used.map_or("n/a".to_string(), |used| {
+            format!("{:.2}", used.as_secs_f64() / wall)
+        })
+    };
+    let server_cores = cores(server_cpu);
+    let client_cores = cores(match (client_cpu_before, process_cpu_time("self")) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    });
+    let box_busy = match (box_before, box_cpu_ticks()) {
+        (Some(before), Some(after)) => before.busy_text(&after),
         _ => "n/a".to_string(),
     };
     let row = Row {
@@ -1014,7 +1081,7 @@ fn measure_point(
         p99_ms: percentile_ms(&result.latencies_us, 0.99),
     };
     println!(
-        "| {:?}{} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        "| {:?}{} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
         deployment.system,
         label,
         deployment.nodes_count,
@@ -1026,6 +1093,9 @@ fn measure_point(
         percentile_ms(&result.latencies_us, 0.50),
         row.p99_ms,
         cpu_per_request_us,
+        server_cores,
+        client_cores,
+        box_busy,
     );
     row
 }
@@ -1328,9 +1398,9 @@ fn main() {
         uptime()
     );
     println!(
-        "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req |"
+        "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req | server cores | client cores | box busy % (steal %) |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let etcd = etcd_binary();
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -2092,9 +2162,9 @@ mod auth {
             took.as_secs_f64()
         ));
         println!(
-            "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req |"
+            "| system | nodes | operation | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU µs/req | server cores | client cores | box busy % (steal %) |"
         );
-        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut rows = Vec::new();
         for &clients in &options.clients {
             for operation in [Operation::Put, Operation::TokenCreate, Operation::Login] {
