@@ -467,17 +467,10 @@ async fn a_crash_never_loses_an_entry_whose_flush_was_acknowledged() {
 
 #[tokio::test]
 async fn appends_queued_together_on_a_full_disk_wait_and_complete_in_order() {
-    let disk = SimDisk::new(10);
-    let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
-        .await
-        .unwrap();
-    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
-    flushed(receiver).await.unwrap();
-
     // Room for about one more entry, then four appends queued behind each other: the
     // writer takes them as one run, the disk stops it partway, and the rest must wait
     // (the append cut short with what it has left) rather than fail or reorder.
-    disk.set_capacity_bytes(Some(disk.used_bytes() + 150));
+    let (disk, mut store) = five_entries_and_room_for_one_more(10).await;
     let mut receivers = Vec::new();
     for first in [6, 8, 10, 12] {
         receivers.push(append(&mut store, vec![entry(1, first), entry(1, first + 1)]).await);
@@ -501,17 +494,22 @@ async fn appends_queued_together_on_a_full_disk_wait_and_complete_in_order() {
     assert_eq!(indexes(&mut reopened).await, expected);
 }
 
-#[tokio::test]
-async fn a_full_disk_holds_appends_and_votes_until_space_returns_and_loses_nothing() {
-    let disk = SimDisk::new(9);
+/// A store holding entries 1 to 5 on a disk with room for about one more entry.
+async fn five_entries_and_room_for_one_more(seed: u64) -> (SimDisk, LogStore) {
+    let disk = SimDisk::new(seed);
     let mut store = LogStore::open(Arc::new(disk.clone()), small_segments())
         .await
         .unwrap();
     let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
     flushed(receiver).await.unwrap();
-
-    // Room for about one more entry: the next five wait, part-written, without failing.
     disk.set_capacity_bytes(Some(disk.used_bytes() + 150));
+    (disk, store)
+}
+
+#[tokio::test]
+async fn a_full_disk_holds_appends_and_votes_until_space_returns_and_loses_nothing() {
+    // Room for about one more entry: the next five wait, part-written, without failing.
+    let (disk, mut store) = five_entries_and_room_for_one_more(9).await;
     let mut receiver = append(&mut store, (6..=10).map(|index| entry(1, index)).collect()).await;
     let wait = std::time::Duration::from_millis(1200);
     assert!(
