@@ -16,6 +16,8 @@ pub const MARKS: &[&str] = &[
     "raft-log-purged",
     "raft-log-conflict-truncated",
     "raft-torn-tail-cut",
+    // A leader asked to step down handed its lead to another voter (read lease revoked).
+    "raft-lead-handed-over",
     // A full disk: a write refused by the alarm; a disk write that met ENOSPC and waited.
     "raft-disk-full-write-refused",
     "raft-disk-full-waited",

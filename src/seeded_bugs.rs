@@ -58,6 +58,11 @@ pub enum SeededBug {
     /// itself, as a refactor that moved the entry's delete elsewhere would: the revoke is
     /// answered, and the token keeps working (src/token/store.rs).
     RevokeKeepsTokenEntry = 13,
+    /// A leader asked to step down hands its lead over but keeps its read lease, as a
+    /// hand-over written without the lease in mind would: the followers vote at once, and
+    /// the old leader answers reads from its lease while the new one commits writes
+    /// (src/raft/node.rs).
+    HandOverKeepsLease = 14,
 }
 
 impl SeededBug {
@@ -76,6 +81,7 @@ impl SeededBug {
         SeededBug::DiskFullAppliesRefused,
         SeededBug::IgnoreLogWriteError,
         SeededBug::RevokeKeepsTokenEntry,
+        SeededBug::HandOverKeepsLease,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +100,7 @@ impl SeededBug {
             SeededBug::DiskFullAppliesRefused => "disk-full-applies-refused",
             SeededBug::IgnoreLogWriteError => "ignore-log-write-error",
             SeededBug::RevokeKeepsTokenEntry => "revoke-keeps-token-entry",
+            SeededBug::HandOverKeepsLease => "hand-over-keeps-lease",
         }
     }
 

@@ -679,6 +679,11 @@ impl Core {
         if committed.commits > 0 {
             return self.with_index_state(response, committed.highest_index);
         }
+        if gives_up_the_lead(&retry) && response.status < 300 {
+            // It handed the lead on by design: no confirmation can follow, and its answer
+            // reads nothing that a newer leader could have changed.
+            return response;
+        }
         match self.confirm_leadership().await {
             Ok(()) => response,
             Err(error) if is_read_only(&retry.method) => {
@@ -869,6 +874,16 @@ fn is_monitor_stream(request: &ApiRequest) -> bool {
             .query
             .get("help")
             .is_none_or(|value| value.is_empty())
+}
+
+/// `sys/step-down` and `sys/seal`: requests whose success hands this node's lead to
+/// another, so the leadership check after serving them is bound to fail.
+fn gives_up_the_lead(request: &ApiRequest) -> bool {
+    !is_read_only(&request.method)
+        && matches!(
+            request.path.trim_end_matches('/'),
+            "sys/step-down" | "sys/seal"
+        )
 }
 
 /// Methods that never change state, so a request with one may be asked again elsewhere.

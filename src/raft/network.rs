@@ -17,7 +17,8 @@ use openraft::errors::{
 };
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,9 @@ pub enum RpcRequest {
         #[serde(with = "crate::storage::byte_string::bytes_field")]
         data: Vec<u8>,
     },
+    /// The leader hands its lead over: every voter stops refusing votes, the named one
+    /// campaigns at once.
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
 }
 
 /// A response of `arca-raft/1`.
@@ -45,6 +49,7 @@ pub enum RpcResponse {
     AppendEntries(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     InstallSnapshot(SnapshotResponse<TypeConfig>),
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The peer's Raft refused to serve (it is shutting down or failed).
     Error(String),
 }
@@ -209,6 +214,25 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         self.vote_call(RpcRequest::PreVote(rpc), option).await
     }
 
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(
+                &RpcRequest::TransferLeader(rpc),
+                Lane::Control,
+                option.hard_ttl(),
+            )
+            .await
+        {
+            Ok(RpcResponse::TransferLeader(response)) => Ok(response),
+            Ok(other) => Err(Self::unexpected(other)),
+            Err(error) => Err(self.rpc_error(RPCTypes::TransferLeader, error)),
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -280,6 +304,11 @@ impl RaftHandler {
                 )
                 .await
                 .map(RpcResponse::InstallSnapshot)
+                .unwrap_or_else(|error| RpcResponse::Error(error.to_string())),
+            RpcRequest::TransferLeader(rpc) => raft
+                .handle_transfer_leader(rpc)
+                .await
+                .map(RpcResponse::TransferLeader)
                 .unwrap_or_else(|error| RpcResponse::Error(error.to_string())),
         }
     }

@@ -136,6 +136,9 @@ struct NodeInner {
 struct Confirmation {
     lease: Option<ReadLease>,
     failure: Option<ConfirmFailure>,
+    /// The term in which this node began handing its lead to another: no lease is
+    /// granted in it again (see [`RaftNode::transfer_leadership`]).
+    handed_over_term: Option<u64>,
 }
 
 /// A confirmation attempt that failed: when it began, and why.
@@ -667,9 +670,42 @@ impl RaftNode {
     /// Whether a stored confirmation of `term` still holds now.
     fn lease_holds(&self, term: u64) -> bool {
         let now = self.inner.clock.now();
-        lock(&self.inner.confirmation)
-            .lease
-            .is_some_and(|lease| lease.term == term && now < lease.valid_until)
+        let confirmation = lock(&self.inner.confirmation);
+        confirmation.handed_over_term != Some(term)
+            && confirmation
+                .lease
+                .is_some_and(|lease| lease.term == term && now < lease.valid_until)
+    }
+
+    /// Hand the lead to `target` at once, instead of leaving the others to notice an
+    /// absence after an election timeout.
+    ///
+    /// The read lease rests on followers refusing to vote for another node for an election
+    /// timeout after they acknowledged this leader; a hand-over tells them to stop refusing,
+    /// so the target may lead (and commit) within a round trip while a lease here would
+    /// still say no one else can. The lease is therefore revoked, and no new one granted in
+    /// this term, before the first hand-over message leaves: from then on every read here
+    /// confirms through openraft, which refuses while the hand-over is under way. If the
+    /// target cannot take over (it lags), the others elect a leader after their timeout.
+    pub async fn transfer_leadership(&self, target: String) -> Result<(), RaftError> {
+        let term = self.status().term;
+        if !self.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader_api_addr: self.leader().map(|(_, info)| info.api_addr),
+            });
+        }
+        if !crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::HandOverKeepsLease) {
+            let mut confirmation = lock(&self.inner.confirmation);
+            confirmation.lease = None;
+            confirmation.handed_over_term = Some(term);
+        }
+        crate::coverage::mark("raft-lead-handed-over");
+        self.inner
+            .raft
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .map_err(|error| RaftError::Fatal(error.to_string()))
     }
 
     /// Ask openraft to confirm leadership (its lease, else a round of heartbeats) until it
@@ -693,10 +729,15 @@ impl RaftNode {
                     // The term is read again: a confirmation that spans an election must
                     // not be stored under the old term's number.
                     if self.status().term == term && self.is_leader() {
-                        lock(&self.inner.confirmation).lease = Some(ReadLease {
-                            term,
-                            valid_until: began + self.inner.read_lease,
-                        });
+                        let mut confirmation = lock(&self.inner.confirmation);
+                        // A hand-over that began while this round was out: the read it
+                        // confirmed was sound then, but no lease may outlive the hand-over.
+                        if confirmation.handed_over_term != Some(term) {
+                            confirmation.lease = Some(ReadLease {
+                                term,
+                                valid_until: began + self.inner.read_lease,
+                            });
+                        }
                         return Ok(());
                     }
                     return Err("the term changed while leadership was confirmed".to_string());

@@ -147,22 +147,18 @@ impl Cluster for RaftCluster {
                 return Ok(());
             }
             let me = self.raft.node_id().to_string();
-            // The first other voter in id order: deterministic, and any caught-up voter
-            // will do (openraft refuses a target that lags).
-            let Some(target) = self
+            let voters: Vec<String> = self
                 .raft
                 .configuration()
                 .into_iter()
-                .filter(|peer| peer.voter && peer.node_id != me)
+                .filter(|peer| peer.voter)
                 .map(|peer| peer.node_id)
-                .min()
-            else {
+                .collect();
+            let Some(target) = hand_over_target(&me, voters) else {
                 return Ok(());
             };
             self.raft
-                .raft()
-                .trigger()
-                .transfer_leader(target)
+                .transfer_leadership(target)
                 .await
                 .map_err(|error| error.to_string())
         })
@@ -209,5 +205,43 @@ impl Cluster for RaftCluster {
             committed: status.committed_index,
             applied: status.applied_index,
         }
+    }
+}
+
+/// The voter a leader hands over to when it steps down: the next one after it in id
+/// order, wrapping around. Deterministic, and repeated step-downs visit every voter (a
+/// fixed choice, such as the lowest other id, would bounce the lead between two nodes).
+/// None when this node is the only voter.
+fn hand_over_target(me: &str, mut voters: Vec<String>) -> Option<String> {
+    voters.retain(|voter| voter != me);
+    voters.sort();
+    let after_me = voters.iter().find(|voter| voter.as_str() > me).cloned();
+    after_me.or_else(|| voters.into_iter().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hand_over_target;
+
+    fn voters(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    #[test]
+    fn step_downs_hand_the_lead_round_the_voters() {
+        let all = voters(&["node3", "node1", "node2"]);
+        assert_eq!(
+            hand_over_target("node1", all.clone()).as_deref(),
+            Some("node2")
+        );
+        assert_eq!(
+            hand_over_target("node2", all.clone()).as_deref(),
+            Some("node3")
+        );
+        assert_eq!(
+            hand_over_target("node3", all.clone()).as_deref(),
+            Some("node1")
+        );
+        assert_eq!(hand_over_target("node1", voters(&["node1"])), None);
     }
 }

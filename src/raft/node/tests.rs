@@ -161,3 +161,50 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         node.shutdown().await.unwrap();
     }
 }
+
+/// A hand-over moves the lead at once, and the old leader's read lease goes first: the
+/// followers stop refusing votes when told of the hand-over, so a lease kept past it could
+/// answer reads while the new leader commits writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_moves_the_lead_and_revokes_the_read_lease_first() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n1 = start_node(dirs[0].path(), "n1", None).await;
+    let n2 = start_node(dirs[1].path(), "n2", None).await;
+    let n3 = start_node(dirs[2].path(), "n3", None).await;
+    n1.bootstrap().await.unwrap();
+    wait_until("n1 to lead", || n1.is_leader()).await;
+    for node in [&n2, &n3] {
+        n1.add_voter(node.node_id().to_string(), node.info().clone())
+            .await
+            .unwrap();
+    }
+    write(&[&n1], "logical/m/secret/before", b"v1").await;
+    wait_until("n2 to hold the write", || {
+        n2.state_machine().get("logical/m/secret/before").is_some()
+    })
+    .await;
+
+    n1.confirm_leadership().await.unwrap();
+    let term = n1.status().term;
+    assert!(n1.lease_holds(term), "a confirmation leaves a lease");
+
+    n1.transfer_leadership("n2".to_string()).await.unwrap();
+    assert!(
+        !n1.lease_holds(term),
+        "the lease is revoked before the hand-over"
+    );
+    // Well inside the revoked lease's lifetime, the old leader no longer confirms.
+    assert!(n1.confirm_leadership().await.is_err());
+    wait_until("n2 to lead", || n2.is_leader()).await;
+    assert!(n2.status().term > term);
+    write(&[&n2], "logical/m/secret/after", b"v2").await;
+    wait_until("n1 to follow n2", || {
+        !n1.is_leader() && n1.state_machine().get("logical/m/secret/after").is_some()
+    })
+    .await;
+    assert!(n1.confirm_leadership().await.is_err());
+
+    for node in [n1, n2, n3] {
+        node.shutdown().await.unwrap();
+    }
+}
