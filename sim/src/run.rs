@@ -82,6 +82,12 @@ pub const ELECTION_TIMEOUT_MIN_MS_LEAST: u64 = 250;
 pub const ELECTION_TIMEOUT_MIN_MS_MOST: u64 = 900;
 /// The spread of the election timeout range above its minimum (milliseconds).
 pub const ELECTION_TIMEOUT_SPREAD_MS: [u64; 2] = [50, 800];
+/// The pause between two step-downs of a `step-down-leader` fault: from shorter than a
+/// hand-over round trip to several heartbeats.
+pub const STEP_DOWN_INTERVAL_MS: [u64; 2] = [20, 600];
+/// How long a node that just stepped down may stay deaf to its peers (one direction cut):
+/// around the read lease it would keep if the hand-over left it one.
+pub const STEP_DOWN_DEAF_MS: [u64; 2] = [100, 1500];
 /// The furthest a clock-jump strike moves a node's wall clock, either way. Token TTLs and
 /// leases read wall time, so the lease check allows twice this (creator ahead, checker
 /// behind).
@@ -1855,6 +1861,53 @@ impl Simulation {
                     self.record(format!("c{c}: HEAL node-{} and its peers", target + 1));
                 }
             }
+            FaultKind::StepDownLeader => {
+                let until = now() + outage;
+                while now() < until {
+                    if let Some(leader) = self.leader_index(cluster).await {
+                        let answer = call(
+                            &cluster.api_addr(leader),
+                            Method::PUT,
+                            "sys/step-down",
+                            Some(root_token),
+                            None,
+                        )
+                        .await
+                        .map(|(status, _)| status);
+                        self.record(format!(
+                            "c{c}: FAULT step down node-{} -> {answer:?}",
+                            leader + 1
+                        ));
+                        if self.rng.below(2) == 0 {
+                            // Its hand-over goes out, but it hears nothing back: it
+                            // learns of no newer term while the others elect and commit,
+                            // and its clients still reach it.
+                            let id = cluster.handles[leader].id();
+                            let peers: Vec<_> = (0..cluster.size())
+                                .filter(|node| *node != leader)
+                                .map(|node| cluster.handles[node].id())
+                                .collect();
+                            let deaf = Duration::from_millis(self.between(STEP_DOWN_DEAF_MS));
+                            self.record(format!(
+                                "c{c}: FAULT node-{} hears no peer for {}ms",
+                                leader + 1,
+                                deaf.as_millis()
+                            ));
+                            for peer in &peers {
+                                net.clog_link(*peer, id);
+                            }
+                            self.probe_old_leader(cluster, leader, deaf, root_token)
+                                .await;
+                            for peer in &peers {
+                                net.unclog_link(*peer, id);
+                            }
+                            self.record(format!("c{c}: HEAL node-{}", leader + 1));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(self.between(STEP_DOWN_INTERVAL_MS)))
+                        .await;
+                }
+            }
             FaultKind::PartitionClusters
             | FaultKind::Swarm
             | FaultKind::ReactivateSecondary
@@ -1862,6 +1915,48 @@ impl Simulation {
             | FaultKind::Rotate
             | FaultKind::Failover
             | FaultKind::SplitBrain => {}
+        }
+    }
+
+    /// For `within`: write the probe register through a random node, then read it back
+    /// through `old_leader`, which stepped down and hears nothing from its peers. It must
+    /// not answer the read from a state older than the write (the oracle judges it like
+    /// every read).
+    async fn probe_old_leader(
+        &self,
+        cluster: &Cluster,
+        old_leader: usize,
+        within: Duration,
+        token: &str,
+    ) {
+        const PROBE_CLIENT: usize = usize::MAX - 1;
+        let until = now() + within;
+        let mut attempt = 0usize;
+        while now() < until {
+            attempt += 1;
+            let value = format!("hand-over-{attempt}");
+            self.write(
+                cluster,
+                PROBE_CLIENT,
+                Phase::Faults,
+                "kv/probe",
+                Method::PUT,
+                Some(json!({ "value": value })),
+                Some(value),
+                None,
+                token,
+            )
+            .await;
+            self.read_via(
+                cluster,
+                PROBE_CLIENT,
+                Phase::Faults,
+                "kv/probe",
+                token,
+                old_leader,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(self.between([5, 40]))).await;
         }
     }
 

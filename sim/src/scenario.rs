@@ -235,6 +235,11 @@ pub enum FaultKind {
     PauseLeader,
     /// Cut the leader from its peers (both directions) while clients still reach it.
     IsolateLeaderFromPeers,
+    /// Ask whichever node leads to step down (`sys/step-down`), again and again for the
+    /// outage: each hands the lead to another voter at once (openraft's leader transfer,
+    /// which lets the followers vote without waiting out the old leader's lease), so reads
+    /// still arriving at the old leader race the new one's writes.
+    StepDownLeader,
     /// Freeze the leader and cut it from its peers, resume it, heal later.
     PauseAndIsolateLeader,
     /// Cut every link between two clusters of the fleet (both directions).
@@ -283,6 +288,7 @@ impl FaultKind {
         FaultKind::PauseLeader,
         FaultKind::IsolateLeaderFromPeers,
         FaultKind::PauseAndIsolateLeader,
+        FaultKind::StepDownLeader,
     ];
 }
 
