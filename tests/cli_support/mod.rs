@@ -49,13 +49,20 @@ impl Drop for Server {
     }
 }
 
-/// Two consecutive free ports (API and cluster), as the tutorial's 8200/8201.
+/// Two consecutive free ports (API and cluster), as the tutorial's 8200/8201; never a
+/// port this test process was handed before (the kernel may give a released one again).
 pub fn free_port_pair() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     for _ in 0..100 {
         let api = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = api.local_addr().unwrap().port();
         if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
+            let mut handed_out = HANDED_OUT.lock().unwrap();
+            if !handed_out.contains(&port) && !handed_out.contains(&(port + 1)) {
+                handed_out.extend([port, port + 1]);
+                return port;
+            }
         }
     }
     panic!("no two consecutive free ports on loopback");

@@ -11,13 +11,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A free loopback port (bound and released; a tiny race that tests tolerate).
+/// A free loopback port (bound and released; a tiny race with other processes that
+/// tests tolerate). Never the same port twice in one test process: the kernel may hand a
+/// just-released port out again, and two nodes of one cluster were once given the same
+/// one (node3's cluster port was node1's API port, and node3 could not start).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn client() -> reqwest::blocking::Client {
