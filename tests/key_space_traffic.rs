@@ -87,6 +87,7 @@ impl Cluster for RecordingCluster {
         RaftIndexes {
             term: 1,
             committed: applied,
+            committed_term: 1,
             applied,
         }
     }

@@ -38,7 +38,18 @@ pub struct Peer {
 pub struct RaftIndexes {
     pub term: u64,
     pub committed: u64,
+    /// The term of the entry at `committed`.
+    pub committed_term: u64,
     pub applied: u64,
+}
+
+impl RaftIndexes {
+    /// Whether this node has applied everything committed before its current leader's
+    /// term began: it knows an entry of the current term committed (every leader commits
+    /// one first, after all that earlier leaders committed) and applied up to it.
+    pub fn caught_up_with_term(&self) -> bool {
+        self.committed_term == self.term && self.applied >= self.committed
+    }
 }
 
 pub trait Cluster: Send + Sync + 'static {
@@ -190,6 +201,7 @@ impl Cluster for SingleNodeCluster {
         RaftIndexes {
             term: 1,
             committed: applied,
+            committed_term: 1,
             applied,
         }
     }

@@ -55,6 +55,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long a request that names an `X-Vault-Index` state waits for this node to reach
 /// it before the answer is 412.
 pub const INDEX_STATE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// How long an unseal waits for this node to catch up with its cluster before it judges
+/// the shares against what it holds (see [`Core::catch_up_before_judging_shares`]).
+pub const UNSEAL_CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(3);
+const UNSEAL_CATCH_UP_POLL_INTERVAL: Duration = Duration::from_millis(20);
 const INDEX_STATE_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Static facts about this node, from its configuration.
@@ -385,6 +389,7 @@ impl Core {
         if !self.is_sealed() {
             return Ok(());
         }
+        self.catch_up_before_judging_shares().await;
         let generation = self.stored_seal_generation()?;
         let outcome = lock(&self.seal_state)
             .progress
@@ -497,6 +502,40 @@ impl Core {
             .and_then(|replication| replication.replication_clients());
         if let Err(error) = self.cluster.set_replication_clients(clients) {
             tracing::warn!(%error, "cannot serve arca-repl/1 under the replication CA");
+        }
+    }
+
+    /// Before shares are judged, let a restarted node apply what its cluster committed.
+    ///
+    /// A node rebuilds its state at start from its snapshot and the log up to the
+    /// committed index it last wrote down, which may trail what it had applied (the file
+    /// is written after the commit, and a follower learns of a commit a heartbeat late).
+    /// Killed right after a rekey, it would judge shares against the seal from before:
+    /// the replaced shares would unseal it. A sealed node still follows Raft, so wait
+    /// (briefly) until it has applied everything committed before its leader's term;
+    /// with no leader in reach it judges by what it holds, as it must to unseal at all.
+    async fn catch_up_before_judging_shares(&self) {
+        if lock(&self.seal_state).pending_join.is_some() || !self.cluster.is_bootstrapped() {
+            // Joining: its storage holds nothing to judge by yet.
+            return;
+        }
+        let deadline = self.env.clock.now() + UNSEAL_CATCH_UP_WAIT_MAX;
+        loop {
+            let indexes = self.cluster.indexes();
+            if indexes.caught_up_with_term() && self.cluster.leader().is_some() {
+                return;
+            }
+            if self.env.clock.now() >= deadline {
+                tracing::warn!(
+                    term = indexes.term,
+                    committed = indexes.committed,
+                    committed_term = indexes.committed_term,
+                    applied = indexes.applied,
+                    "unseal: no leader confirmed this node's state within {UNSEAL_CATCH_UP_WAIT_MAX:?}; judging the shares by what it holds"
+                );
+                return;
+            }
+            tokio::time::sleep(UNSEAL_CATCH_UP_POLL_INTERVAL).await;
         }
     }
 

@@ -105,6 +105,9 @@ pub struct Peer {
 pub struct RaftStatus {
     pub term: u64,
     pub committed_index: u64,
+    /// The term of the entry at `committed_index`: the current term once this node
+    /// knows its leader's first entry committed.
+    pub committed_term: u64,
     pub applied_index: u64,
     pub last_log_index: u64,
     pub leader_id: Option<String>,
@@ -770,6 +773,10 @@ impl RaftNode {
                 .local_committed
                 .as_ref()
                 .map_or(0, |log_id| log_id.index),
+            committed_term: metrics
+                .local_committed
+                .as_ref()
+                .map_or(0, |log_id| log_id.leader_id.term),
             applied_index: metrics
                 .last_applied
                 .as_ref()

@@ -203,6 +203,7 @@ impl Cluster for RaftCluster {
         RaftIndexes {
             term: status.term,
             committed: status.committed_index,
+            committed_term: status.committed_term,
             applied: status.applied_index,
         }
     }
