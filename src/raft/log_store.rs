@@ -60,6 +60,13 @@ pub const PURGED_PATH: &str = "raft/purged";
 pub const COMMITTED_PATH: &str = "raft/committed";
 /// The longest time between two durable writes of the committed log id.
 pub const COMMITTED_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The shortest time between two writes of the committed log id; the commits in
+/// between are folded into the next write (it takes the latest). Written on every
+/// commit, the file cost a task wake-up, a blocking-pool hand-off and five system calls
+/// (open, mkdir of the parent, statx, write, close) per write: a node that restarts
+/// knows at most this much less of what was committed, which it learns again from the
+/// leader (an unseal waits for that: see `Core::catch_up_before_judging_shares`).
+pub const COMMITTED_WRITE_INTERVAL_MIN: std::time::Duration = std::time::Duration::from_millis(20);
 /// A segment is rolled once appending would take it past this size.
 pub const SEGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The largest encoded entry (a batch of `storage::BATCH_OPS_MAX` small operations fits).
@@ -439,8 +446,9 @@ struct Pending {
 }
 
 /// Write the latest committed id handed over by `save_committed`, one write at a time
-/// (so the file only moves forward), durably at most every [`COMMITTED_SYNC_INTERVAL`]
-/// of the store's clock. Ends once every clone of the store is dropped.
+/// (so the file only moves forward), at most every [`COMMITTED_WRITE_INTERVAL_MIN`] and
+/// durably at most every [`COMMITTED_SYNC_INTERVAL`] of the store's clock. Ends once
+/// every clone of the store is dropped.
 async fn run_committed_writer(
     disk: Arc<dyn Disk>,
     latest: Arc<Mutex<Option<LogId>>>,
@@ -490,6 +498,7 @@ async fn run_committed_writer(
             // this file only goes stale.
             Err(error) => tracing::warn!(%error, "raft log: cannot write the committed id"),
         }
+        tokio::time::sleep(COMMITTED_WRITE_INTERVAL_MIN).await;
     }
 }
 

@@ -692,6 +692,7 @@ async fn saving_the_committed_id_returns_at_once_and_the_file_follows_forward() 
             seen.push(committed.index);
         }
     }
+    // The writer folds the saves of each COMMITTED_WRITE_INTERVAL_MIN into one write.
     let mut waited = 0;
     while on_disk().await != Some(log_id(1, 50)) {
         assert!(
@@ -699,8 +700,9 @@ async fn saving_the_committed_id_returns_at_once_and_the_file_follows_forward() 
             "the committed writer never wrote the latest id"
         );
         waited += 1;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+
     assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
     // Reopened, the node finds it.
     drop(store);
