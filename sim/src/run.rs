@@ -1934,7 +1934,9 @@ impl Simulation {
         let mut attempt = 0usize;
         while now() < until {
             attempt += 1;
-            let value = format!("hand-over-{attempt}");
+            // Unique in the run (the oracle needs one write per value): the strikes of a
+            // fault each count their attempts from one.
+            let value = format!("hand-over-{}-{attempt}", self.now_us());
             self.write(
                 cluster,
                 PROBE_CLIENT,
