@@ -12,6 +12,7 @@ mod support;
 
 use std::time::Duration;
 
+use arca::raft::log_store::COMMITTED_PATH;
 use serde_json::{Value, json};
 use support::{TestCluster, call, eventually};
 
@@ -271,7 +272,7 @@ fn a_rekeyed_cluster_unseals_with_the_new_shares_only_after_a_restart() {
     let committed_before: Vec<Vec<u8>> = cluster
         .nodes
         .iter()
-        .map(|node| std::fs::read(node.data_dir.join("raft/committed")).unwrap())
+        .map(|node| std::fs::read(node.data_dir.join(COMMITTED_PATH)).unwrap())
         .collect();
 
     // A second rekey, without verification, from two of the verified shares.
@@ -342,7 +343,7 @@ fn a_rekeyed_cluster_unseals_with_the_new_shares_only_after_a_restart() {
     // As a crash within a write of the rekey could leave them: the nodes must catch up
     // with their cluster before judging shares, or the replaced ones unseal them.
     for (node, committed) in cluster.nodes.iter().zip(&committed_before) {
-        std::fs::write(node.data_dir.join("raft/committed"), committed).unwrap();
+        std::fs::write(node.data_dir.join(COMMITTED_PATH), committed).unwrap();
     }
     for node in &mut cluster.nodes {
         node.start();
