@@ -78,7 +78,7 @@ impl ExpirationManager {
             return Ok(None);
         };
         let lease = LeaseEntry {
-            lease_id: format!("{}/{}", entry.path.trim_end_matches('/'), entry.salted_id),
+            lease_id: token_lease_id(&entry.path, &entry.salted_id),
             kind: LeaseKind::Token,
             path: entry.path.clone(),
             token_salted_id: entry.salted_id.clone(),
@@ -290,7 +290,7 @@ impl ExpirationManager {
     }
 
     async fn follow_token(&self, entry: &TokenEntry, now_unix: i64) -> Result<(), LeaseError> {
-        let lease_id = format!("{}/{}", entry.path.trim_end_matches('/'), entry.salted_id);
+        let lease_id = token_lease_id(&entry.path, &entry.salted_id);
         if let Some(mut lease) = self.lookup(&lease_id)? {
             lease.expire_time = entry.expire_time.unwrap_or(lease.expire_time);
             lease.last_renewal_time = Some(now_unix);
@@ -303,18 +303,20 @@ impl ExpirationManager {
 
     async fn store(&self, lease: &LeaseEntry) -> Result<(), LeaseError> {
         validate_lease_id(&lease.lease_id)?;
-        self.view
-            .commit(vec![
-                Write::Put {
-                    key: format!("{ID_PREFIX}{}", lease.lease_id),
-                    value: serde_json::to_vec(lease).expect("records always serialize"),
-                },
-                Write::Put {
-                    key: owner_index_key(lease),
-                    value: lease.lease_id.clone().into_bytes(),
-                },
-            ])
-            .await?;
+        let mut writes = vec![Write::Put {
+            key: format!("{ID_PREFIX}{}", lease.lease_id),
+            value: serde_json::to_vec(lease).expect("records always serialize"),
+        }];
+        // A token's own lease needs no owner index: its id follows from the token
+        // (`token_lease_id`), and the cleanup after a revocation derives it, as Vault's
+        // `RevokeByToken` does. One record fewer for every token issued.
+        if lease.kind != LeaseKind::Token {
+            writes.push(Write::Put {
+                key: owner_index_key(lease),
+                value: lease.lease_id.clone().into_bytes(),
+            });
+        }
+        self.view.commit(writes).await?;
         // Scheduled once stored: inside a request, when the request's writes commit.
         let schedule = self.schedule.clone();
         let (expire_time, lease_id) = (lease.expire_time, lease.lease_id.clone());
@@ -396,16 +398,26 @@ impl RevocationHook for LeaseCleanup {
         Box::pin(async move {
             let folder = format!("{TOKEN_PREFIX}{}/", revoked.salted_id);
             let mut writes = Vec::new();
+            let mut deleted = BTreeSet::new();
             for child in self.view.list(&folder)? {
                 let index_key = format!("{folder}{child}");
                 if let Some(lease_id) = self.view.get(&index_key)?
                     && let Ok(lease_id) = String::from_utf8(lease_id)
+                    && deleted.insert(lease_id.clone())
                 {
                     writes.push(Write::Delete {
                         key: format!("{ID_PREFIX}{lease_id}"),
                     });
                 }
                 writes.push(Write::Delete { key: index_key });
+            }
+            // The token's own lease has no index entry (storage written before that
+            // change has one, deleted above): its id follows from the token, as in
+            // Vault's `RevokeByToken`.
+            let own = token_lease_id(&revoked.path, &revoked.salted_id);
+            let own_key = format!("{ID_PREFIX}{own}");
+            if !deleted.contains(&own) && self.view.contains(&own_key)? {
+                writes.push(Write::Delete { key: own_key });
             }
             // Bulk, as the revocation that runs this hook: each batch at once.
             for chunk in writes.chunks(crate::token::store::REVOKE_BATCH_WRITES_MAX) {
@@ -414,6 +426,11 @@ impl RevocationHook for LeaseCleanup {
             Ok(())
         })
     }
+}
+
+/// The id of a token's own lease: the path it was created on, then its salted id.
+fn token_lease_id(path: &str, salted_id: &str) -> String {
+    format!("{}/{}", path.trim_end_matches('/'), salted_id)
 }
 
 fn owner_index_key(lease: &LeaseEntry) -> String {
@@ -514,6 +531,38 @@ mod tests {
         );
         // The child's own lease was cleaned with it, so later ticks find nothing.
         assert!(f.expiration.tick(NOW + 10_000).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_token_lease_has_no_owner_index_and_is_removed_with_its_token_as_is_an_older_indexed_one()
+     {
+        let f = fixture(43);
+        let leases = f.barrier.view(crate::storage::Store::Leases.prefix());
+        let (_, root) = f.tokens.create_root(NOW, None).await.unwrap();
+        let (auth, entry) = f.tokens.create(Some(&root), params(60), NOW).await.unwrap();
+        let lease_id = f.expiration.register_token(&entry).await.unwrap().unwrap();
+        assert_eq!(
+            leases.list_recursive("").unwrap(),
+            vec![format!("{ID_PREFIX}{lease_id}")],
+            "a token's lease is one record"
+        );
+        f.tokens.revoke_tree(&auth.client_token).await.unwrap();
+        assert!(leases.list_recursive("").unwrap().is_empty());
+
+        // Storage written before: the token's lease listed under its owner index too.
+        let (auth, entry) = f.tokens.create(Some(&root), params(60), NOW).await.unwrap();
+        let lease_id = f.expiration.register_token(&entry).await.unwrap().unwrap();
+        let lease = f.expiration.lookup(&lease_id).unwrap().unwrap();
+        leases
+            .commit_now(vec![Write::Put {
+                key: owner_index_key(&lease),
+                value: lease_id.clone().into_bytes(),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(leases.list_recursive("").unwrap().len(), 2);
+        f.tokens.revoke_tree(&auth.client_token).await.unwrap();
+        assert!(leases.list_recursive("").unwrap().is_empty());
     }
 
     #[tokio::test]

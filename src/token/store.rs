@@ -87,6 +87,8 @@ impl From<TokenError> for LogicalError {
 pub struct RevokedToken {
     pub salted_id: String,
     pub accessor: String,
+    /// The path the token was created on, which names its own lease.
+    pub path: String,
 }
 
 /// Told about every revoked token after its entry is gone, so data keyed by the token
@@ -526,6 +528,7 @@ impl TokenStore {
                     chunk_revoked.push(RevokedToken {
                         salted_id: salted.clone(),
                         accessor: entry.accessor,
+                        path: entry.path,
                     });
                 }
             }
@@ -569,6 +572,7 @@ impl TokenStore {
         let revoked = vec![RevokedToken {
             salted_id,
             accessor: entry.accessor,
+            path: entry.path,
         }];
         self.run_hooks(&revoked).await?;
         Ok(revoked)
