@@ -17,6 +17,7 @@
 //! index of the map: updated with each change, rebuilt from the map when a snapshot is
 //! decoded (the snapshot body does not carry it).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -299,9 +300,11 @@ impl AppliedState {
 
     /// Apply a batch of operations and return the difference it made, in key order.
     fn apply_ops(&mut self, log_index: u64, ops: Vec<Op>) -> Vec<Change> {
-        // The value of each touched key before the batch, so a batch that puts and
-        // then deletes the same key reports what the batch did as a whole.
-        let mut before: OrdMap<Arc<str>, Option<Bytes>> = OrdMap::new();
+        // Each touched key's value before the batch and after it, so a batch that puts
+        // and then deletes the same key reports what the batch did as a whole. The value
+        // after is kept here rather than looked up again: one walk of the map per op.
+        // A std map: a batch is small, and only its key order matters.
+        let mut touched: BTreeMap<Arc<str>, (Option<Bytes>, Option<Bytes>)> = BTreeMap::new();
         for op in ops {
             let (key, value) = match op {
                 Op::Put { key, value } => (Arc::<str>::from(key), Some(Bytes::from(value))),
@@ -313,15 +316,19 @@ impl AppliedState {
                 }
                 Op::Delete { key } => (Arc::<str>::from(key), None),
             };
-            let previous = match value {
-                Some(value) => self.map.insert(key.clone(), value),
+            let previous = match &value {
+                Some(value) => self.map.insert(key.clone(), value.clone()),
                 None => self.map.remove(&key),
             };
-            before.entry(key).or_insert(previous);
+            match touched.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut seen) => seen.get_mut().1 = value,
+                std::collections::btree_map::Entry::Vacant(first) => {
+                    first.insert((previous, value));
+                }
+            }
         }
-        let mut changes = Vec::with_capacity(before.len());
-        for (key, previous) in before {
-            let current = self.map.get(&key).cloned();
+        let mut changes = Vec::with_capacity(touched.len());
+        for (key, (previous, current)) in touched {
             if current == previous {
                 continue;
             }
