@@ -147,12 +147,12 @@ impl Cluster for RaftCluster {
                 return Ok(());
             }
             let me = self.raft.node_id().to_string();
-            let voters: Vec<String> = self
+            let voters: Vec<(String, Option<u64>)> = self
                 .raft
                 .configuration()
                 .into_iter()
                 .filter(|peer| peer.voter)
-                .map(|peer| peer.node_id)
+                .map(|peer| (peer.node_id, peer.matched_index))
                 .collect();
             let Some(target) = hand_over_target(&me, voters) else {
                 return Ok(());
@@ -209,23 +209,35 @@ impl Cluster for RaftCluster {
     }
 }
 
-/// The voter a leader hands over to when it steps down: the next one after it in id
-/// order, wrapping around. Deterministic, and repeated step-downs visit every voter (a
-/// fixed choice, such as the lowest other id, would bounce the lead between two nodes).
-/// None when this node is the only voter.
-fn hand_over_target(me: &str, mut voters: Vec<String>) -> Option<String> {
-    voters.retain(|voter| voter != me);
-    voters.sort();
-    let after_me = voters.iter().find(|voter| voter.as_str() > me).cloned();
-    after_me.or_else(|| voters.into_iter().next())
+/// The voter a leader hands over to when it steps down, from each voter's id and the
+/// highest log index it is known to hold: among the voters furthest along (openraft
+/// ignores a hand-over to one that lacks the leader's last entry, and an election
+/// follows), the next one after this node in id order, wrapping around. Deterministic,
+/// and repeated step-downs of an idle cluster visit every voter (a fixed choice, such as
+/// the lowest other id, would bounce the lead between two nodes). None when this node is
+/// the only voter.
+fn hand_over_target(me: &str, voters: Vec<(String, Option<u64>)>) -> Option<String> {
+    let others: Vec<(String, Option<u64>)> = voters
+        .into_iter()
+        .filter(|(voter, _)| voter != me)
+        .collect();
+    let furthest = others.iter().map(|(_, matched)| *matched).max()?;
+    let mut candidates: Vec<String> = others
+        .into_iter()
+        .filter(|(_, matched)| *matched == furthest)
+        .map(|(voter, _)| voter)
+        .collect();
+    candidates.sort();
+    let after_me = candidates.iter().find(|voter| voter.as_str() > me).cloned();
+    after_me.or_else(|| candidates.into_iter().next())
 }
 
 #[cfg(test)]
 mod tests {
     use super::hand_over_target;
 
-    fn voters(ids: &[&str]) -> Vec<String> {
-        ids.iter().map(|id| id.to_string()).collect()
+    fn voters(ids: &[&str]) -> Vec<(String, Option<u64>)> {
+        ids.iter().map(|id| (id.to_string(), Some(7))).collect()
     }
 
     #[test]
@@ -244,5 +256,21 @@ mod tests {
             Some("node1")
         );
         assert_eq!(hand_over_target("node1", voters(&["node1"])), None);
+    }
+
+    #[test]
+    fn a_step_down_passes_over_a_voter_that_lags() {
+        let lagging = vec![
+            ("node1".to_string(), Some(9)),
+            ("node2".to_string(), Some(8)),
+            ("node3".to_string(), Some(9)),
+        ];
+        assert_eq!(hand_over_target("node1", lagging).as_deref(), Some("node3"));
+        let unknown = vec![
+            ("node1".to_string(), Some(9)),
+            ("node2".to_string(), None),
+            ("node3".to_string(), Some(4)),
+        ];
+        assert_eq!(hand_over_target("node1", unknown).as_deref(), Some("node3"));
     }
 }
