@@ -318,6 +318,25 @@ fn three_nodes_survive_kill_9_of_the_leader_without_losing_acknowledged_writes()
         .find(|address| **address != active)
         .unwrap()
         .clone();
+    // The seal answered once the lead was handed over: the standby it went to has begun
+    // a newer term and no longer names the sealed node as its leader (the third may not
+    // have heard of that term yet).
+    let followers_of_the_sealed: Vec<&String> = addresses
+        .iter()
+        .filter(|address| **address != active)
+        .filter(|address| {
+            let (_, leader) = call(&http, "GET", address, "sys/leader", None, None).unwrap();
+            leader["leader_address"]
+                .as_str()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                == active
+        })
+        .collect();
+    assert!(
+        followers_of_the_sealed.len() < addresses.len() - 1,
+        "every standby still follows the sealed node: {followers_of_the_sealed:?}"
+    );
     eventually(
         Duration::from_secs(30),
         "a standby takes over after the seal",

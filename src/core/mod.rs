@@ -60,6 +60,11 @@ pub const INDEX_STATE_WAIT_MAX: Duration = Duration::from_secs(1);
 pub const UNSEAL_CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(3);
 const UNSEAL_CATCH_UP_POLL_INTERVAL: Duration = Duration::from_millis(20);
 const INDEX_STATE_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How long a sealing leader that handed the lead over waits to see a newer term before
+/// it closes its cluster channel: the hand-over goes out over that channel, and closed
+/// too soon, it is lost and the followers elect only after their timeout.
+pub const SEAL_HAND_OVER_WAIT_MAX: Duration = Duration::from_secs(2);
+const SEAL_HAND_OVER_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Static facts about this node, from its configuration.
 #[derive(Debug, Clone)]
@@ -539,6 +544,21 @@ impl Core {
         }
     }
 
+    /// Wait until this node no longer leads (a voter it handed over to has begun a
+    /// newer term), at most [`SEAL_HAND_OVER_WAIT_MAX`].
+    async fn await_hand_over(&self) {
+        let deadline = self.env.clock.now() + SEAL_HAND_OVER_WAIT_MAX;
+        while self.cluster.is_leader() {
+            if self.env.clock.now() >= deadline {
+                tracing::warn!(
+                    "seal: no voter took the lead within {SEAL_HAND_OVER_WAIT_MAX:?}; closing the cluster channel anyway"
+                );
+                return;
+            }
+            tokio::time::sleep(SEAL_HAND_OVER_POLL_INTERVAL).await;
+        }
+    }
+
     /// Which seal this node's storage holds now. A node waiting to join a Raft cluster
     /// holds none yet (absent values digest as empty): its attempt belongs to the seal
     /// the leader handed it.
@@ -577,8 +597,16 @@ impl Core {
     /// Seal this node: forget the keyring and any unseal progress.
     pub async fn seal(&self) {
         self.barrier.seal();
-        if let Err(error) = self.cluster.step_down().await {
-            tracing::warn!(%error, "a sealed leader could not hand over leadership");
+        let hands_over = self.cluster.is_leader()
+            && self
+                .cluster
+                .configuration()
+                .iter()
+                .any(|peer| peer.voter && !peer.leader);
+        match self.cluster.step_down().await {
+            Ok(()) if hands_over => self.await_hand_over().await,
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "a sealed leader could not hand over leadership"),
         }
         // Only after the hand-over, which needs the channel: a sealed node takes no
         // further part in Raft, as in Vault.
