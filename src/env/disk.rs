@@ -47,6 +47,10 @@ pub trait Disk: Send + Sync + Debug + 'static {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, DiskError>;
     /// Append to a file, creating it when missing.
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Write `bytes` at `offset`, over what is there and past the end as needed (a gap
+    /// before `offset` reads as zeros), creating the file when missing. The Raft log
+    /// writes its segments this way, into space it filled with zeros ahead of time.
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError>;
     /// Replace a file's whole content (creating it when missing). Not atomic: use
     /// `write` to a temporary name, `sync`, `rename`, `sync_dir` for that.
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError>;

@@ -22,6 +22,9 @@ pub struct FileDisk {
     // fsync runs with the map unlocked: one file's slow fsync (a snapshot) must not hold
     // up appends to another (the Raft log).
     append_handles: Mutex<HashMap<String, Arc<File>>>,
+    /// Handles for `write_at`, opened without `O_APPEND` (under which Linux's `pwrite`
+    /// appends whatever the offset). Same rules as `append_handles`.
+    positional_handles: Mutex<HashMap<String, Arc<File>>>,
 }
 
 impl FileDisk {
@@ -33,6 +36,7 @@ impl FileDisk {
         Ok(Self {
             root: root.to_path_buf(),
             append_handles: Mutex::new(HashMap::new()),
+            positional_handles: Mutex::new(HashMap::new()),
         })
     }
 
@@ -56,10 +60,12 @@ impl FileDisk {
     }
 
     fn forget_handle(&self, path: &str) {
-        self.append_handles
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(path);
+        for handles in [&self.append_handles, &self.positional_handles] {
+            handles
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(path);
+        }
     }
 }
 
@@ -99,6 +105,34 @@ impl Disk for FileDisk {
         file.write_all(bytes).map_err(Self::io_error(path))
     }
 
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        use std::io::{Seek, SeekFrom};
+        let full = self.full_path(path)?;
+        let mut handles = self
+            .positional_handles
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !handles.contains_key(path) {
+            if handles.len() >= OPEN_HANDLES_MAX {
+                handles.clear();
+            }
+            self.ensure_parent(&full, path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&full)
+                .map_err(Self::io_error(path))?;
+            handles.insert(path.to_string(), Arc::new(file));
+        }
+        // Seek and write under the map's lock: no other write moves the handle's
+        // position in between.
+        let mut file: &File = handles.get(path).expect("inserted above");
+        file.seek(SeekFrom::Start(offset))
+            .map_err(Self::io_error(path))?;
+        file.write_all(bytes).map_err(Self::io_error(path))
+    }
+
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         let full = self.full_path(path)?;
         self.forget_handle(path);
@@ -125,6 +159,13 @@ impl Disk for FileDisk {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let handle = handles.get(path).cloned();
         drop(handles);
+        let handle = handle.or_else(|| {
+            self.positional_handles
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(path)
+                .cloned()
+        });
         if let Some(file) = handle {
             return file.sync_data().map_err(Self::io_error(path));
         }
@@ -233,6 +274,13 @@ mod tests {
         assert_eq!(disk.read("raft/log/a").unwrap().unwrap(), b"hello world");
         disk.truncate("raft/log/a", 5).unwrap();
         assert_eq!(disk.read("raft/log/a").unwrap().unwrap(), b"hello");
+        // Positional writes: over what is there, past the end (the gap reads as zeros).
+        disk.write_at("raft/log/a", 1, b"EL").unwrap();
+        disk.write_at("raft/log/a", 7, b"!").unwrap();
+        disk.sync("raft/log/a").unwrap();
+        assert_eq!(disk.read("raft/log/a").unwrap().unwrap(), b"hELlo\0\0!");
+        disk.write_at("raft/log/b", 2, b"x").unwrap();
+        assert_eq!(disk.read("raft/log/b").unwrap().unwrap(), b"\0\0x");
         crate::env::disk::write_atomic(&disk, "raft/vote", b"v").unwrap();
         assert_eq!(disk.list("raft").unwrap(), vec!["vote".to_string()]);
         disk.remove("raft/vote").unwrap();
