@@ -31,6 +31,7 @@ const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 const OPTIONS: RaftOptions = RaftOptions {
     log: LogStoreOptions {
         segment_bytes_max: 2048,
+        preallocate_bytes: 512,
     },
     snapshot_logs_since_last: 40,
     logs_kept_after_snapshot: 5,

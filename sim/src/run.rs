@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arca::env::{Clock, Env, IoErrorRates, SharedRng, SimDisk};
-use arca::raft::log_store::LogStoreOptions;
+use arca::raft::log_store::{LogStoreOptions, PREALLOCATE_BYTES};
 use arca::raft::{RaftOptions, RaftTimers};
 use arca::server::{Node, NodeConfig};
 use http::Method;
@@ -343,9 +343,14 @@ impl Simulation {
         if !self.scenario.settings.randomize {
             return base;
         }
+        let segment_bytes_max = self.pick(SEGMENT_BYTES_CHOICES);
         let options = RaftOptions {
             log: LogStoreOptions {
-                segment_bytes_max: self.pick(SEGMENT_BYTES_CHOICES),
+                segment_bytes_max,
+                // Zeros ahead in chunks of a quarter segment (production's size for the
+                // largest), so small segments fill ahead several times and tear in and
+                // around the zeros. No draw of its own: seeds keep their other draws.
+                preallocate_bytes: (segment_bytes_max / 4).min(PREALLOCATE_BYTES),
             },
             snapshot_logs_since_last: self.pick(SNAPSHOT_THRESHOLDS),
             logs_kept_after_snapshot: self.rng.below(LOGS_KEPT_AFTER_SNAPSHOT_MAX + 1),
@@ -353,10 +358,11 @@ impl Simulation {
             ..base
         };
         self.record(format!(
-            "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes, heartbeat {}ms, election timeout {}-{}ms",
+            "c{cluster}: settings: snapshot every {} entries, keep {}, segments of {} bytes (zeros ahead {}), heartbeat {}ms, election timeout {}-{}ms",
             options.snapshot_logs_since_last,
             options.logs_kept_after_snapshot,
             options.log.segment_bytes_max,
+            options.log.preallocate_bytes,
             options.timers.heartbeat_interval_ms,
             options.timers.election_timeout_min_ms,
             options.timers.election_timeout_max_ms,

@@ -22,11 +22,18 @@
 //! after a failed one the kernel may already have dropped the unsynced pages, so a retry
 //! that succeeds proves nothing.
 //!
+//! Segments are written in place: the writer keeps up to [`PREALLOCATE_BYTES`] of zeros
+//! written ahead of the records and writes each batch over them, so most fsyncs flush
+//! data without a change of file size (see [`PREALLOCATE_BYTES`]). A reader takes a
+//! zero header followed by nothing but zeros for the end of a segment.
+//!
 //! Invariants: a callback fires only after its entries are durable; only the last
 //! segment holds unsynced bytes (a segment is synced before the next one starts); the
 //! entries kept after the last purged id are contiguous; a damaged record is either a torn tail of the
-//! last segment (cut away on open, it was never acknowledged) or an error naming the file
-//! and offset — never silently skipped.
+//! last segment (followed by nothing or by zeros only: cut away on open, it was never
+//! acknowledged) or an error naming the file and offset — never silently skipped; a cut
+//! (on open, or openraft's truncation) shortens the file, so no record of a discarded
+//! term lies past the new end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -71,6 +78,17 @@ pub const COMMITTED_WRITE_INTERVAL_MIN: std::time::Duration = std::time::Duratio
 pub const SEGMENT_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The largest encoded entry (a batch of `storage::BATCH_OPS_MAX` small operations fits).
 pub const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// How much of a segment is filled with zeros at a time, ahead of its records.
+/// `fdatasync` after a write that grows a file must also commit the file's new size
+/// through the file system's journal; after a write over blocks already written, it
+/// flushes the data alone (this box: p50 0.165 against 0.110 ms for 600 B writes, one
+/// writer). So the writer keeps zeros written and synced ahead of its records, a chunk
+/// at a time, and writes its records over them: one growing write per chunk instead of
+/// one per group commit.
+pub const PREALLOCATE_BYTES: u64 = 1024 * 1024;
+/// A new chunk of zeros is written once the records come this close to the end of the
+/// last one.
+const PREALLOCATE_AHEAD_MIN: u64 = 256 * 1024;
 /// The largest vote or purged-id record.
 const SMALL_RECORD_BYTES_MAX: usize = 4096;
 /// How many requests may wait for the writer before `append` waits in turn.
@@ -99,12 +117,15 @@ pub enum LogStoreError {
 #[derive(Debug, Clone, Copy)]
 pub struct LogStoreOptions {
     pub segment_bytes_max: u64,
+    /// How far ahead of its records a segment is filled with zeros (0: never).
+    pub preallocate_bytes: u64,
 }
 
 impl Default for LogStoreOptions {
     fn default() -> Self {
         Self {
             segment_bytes_max: SEGMENT_BYTES_MAX,
+            preallocate_bytes: PREALLOCATE_BYTES,
         }
     }
 }
@@ -408,8 +429,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 /// One segment file as the writer knows it.
 #[derive(Debug, Clone)]
 struct Segment {
+    /// Where its records end (and the next one goes).
     bytes: u64,
     last_index: Option<u64>,
+    /// The file's length: its records, then zeros written ahead of them.
+    allocated: u64,
+    /// A chunk of zeros could not be written (a full disk, an error): the segment
+    /// grows with its records from then on.
+    preallocation_stopped: bool,
 }
 
 /// The writer task's view of the files. Only the writer touches segments after open.
@@ -786,22 +813,26 @@ impl SegmentWriter {
             }
             let path = segment_path(first);
             let appended = match &records[written..end] {
-                [(_, bytes)] => self.disk.append(&path, bytes),
+                [(_, bytes)] => self.disk.write_at(&path, length, bytes),
                 run => {
                     let mut joined = Vec::with_capacity(run_bytes as usize);
                     for (_, bytes) in run {
                         joined.extend_from_slice(bytes);
                     }
-                    self.disk.append(&path, &joined)
+                    self.disk.write_at(&path, length, &joined)
                 }
             };
             if let Err(error) = appended {
-                // A short write leaves part of the run: cut it, or the next append
-                // would follow garbage. Cutting frees space, so it does not meet ENOSPC.
+                // A short write leaves part of the run: cut it (with any zeros after
+                // it), or the next write would follow garbage. Cutting frees space, so
+                // it does not meet ENOSPC.
                 if let Err(cut) = self.disk.truncate(&path, length)
                     && !matches!(cut, DiskError::NotFound(_))
                 {
                     return Err((written, cut));
+                }
+                if let Some(segment) = self.segments.get_mut(&first) {
+                    segment.allocated = length;
                 }
                 pending.files.insert(path);
                 return Err((written, error));
@@ -815,11 +846,43 @@ impl SegmentWriter {
                 segment.bytes += bytes.len() as u64;
                 segment.last_index = Some(*index);
             }
+            segment.allocated = segment.allocated.max(segment.bytes);
+            self.preallocate(first);
             pending.files.insert(path);
             pending.entries += end - written;
             written = end;
         }
         Ok(())
+    }
+
+    /// Write the next chunk of zeros after segment `first`'s records once they come
+    /// within [`PREALLOCATE_AHEAD_MIN`] of the end of the last one (never past the
+    /// segment's size limit). The zeros go out with the records' fsync. Best effort: if
+    /// the disk refuses, what it took is zeros after the records (which a reader takes
+    /// for the end) and the segment grows with its records from then on.
+    fn preallocate(&mut self, first: u64) {
+        let chunk = self.options.preallocate_bytes;
+        let limit = self.options.segment_bytes_max;
+        let Some(segment) = self.segments.get_mut(&first) else {
+            return;
+        };
+        if chunk == 0
+            || segment.preallocation_stopped
+            || segment.allocated >= limit
+            || segment.bytes + PREALLOCATE_AHEAD_MIN.min(chunk) <= segment.allocated
+        {
+            return;
+        }
+        let from = segment.allocated;
+        let to = (from + chunk).min(limit);
+        let zeros = vec![0_u8; (to - from) as usize];
+        match self.disk.write_at(&segment_path(first), from, &zeros) {
+            Ok(()) => segment.allocated = to,
+            Err(error) => {
+                tracing::debug!(%error, first, "stopped filling a raft log segment ahead with zeros");
+                segment.preallocation_stopped = true;
+            }
+        }
     }
 
     /// The first index of the segment the record `index` (of `bytes` bytes) goes to:
@@ -863,6 +926,8 @@ impl SegmentWriter {
                     Segment {
                         bytes: 0,
                         last_index: None,
+                        allocated: 0,
+                        preallocation_stopped: false,
                     },
                 );
                 pending.directory = true;
@@ -902,7 +967,10 @@ impl SegmentWriter {
                 .segments
                 .get_mut(&segment_first)
                 .expect("located segments exist");
+            // The file is cut, zeros and all: entries of the old term after the cut
+            // must not be found again past the new ones.
             segment.bytes = offset;
+            segment.allocated = offset;
             segment.last_index = from.checked_sub(1);
         }
         self.locations.split_off(&from);
@@ -1002,6 +1070,10 @@ fn read_small_record<T: serde::de::DeserializeOwned>(
     }
 }
 
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|byte| *byte == 0)
+}
+
 /// Rebuild the in-memory log from the files (see the module docs for what is repaired
 /// and what is refused).
 fn recover(
@@ -1052,7 +1124,26 @@ fn recover(
         let mut offset = 0usize;
         let mut expected_index = first;
         let mut last_index = None;
+        let mut allocated = bytes.len() as u64;
         while offset < bytes.len() {
+            // Zeros written ahead of the records: the end, if nothing but zeros follows
+            // (a record never starts with a zero header: its version byte is not 0).
+            if bytes[offset..]
+                .iter()
+                .take(record::RECORD_HEADER_BYTES)
+                .all(|byte| *byte == 0)
+            {
+                if all_zero(&bytes[offset..]) {
+                    break;
+                }
+                // Never written so by this code: damage, or (in the last segment) a
+                // batch whose pages reached the disk out of order before a power loss.
+                // As for a damaged record with data after it, the node does not start.
+                return Err(corrupt(
+                    offset,
+                    "zeros where a record should start, with data after them".to_string(),
+                ));
+            }
             match record::read(&bytes, offset, ENTRY_BYTES_MAX) {
                 RecordRead::Complete { body, end } => {
                     let entry: Entry =
@@ -1078,12 +1169,16 @@ fn recover(
                     tracing::warn!(%path, offset, "cutting a torn record off the end of the raft log");
                     crate::coverage::mark("raft-torn-tail-cut");
                     disk.truncate(&path, offset as u64)?;
+                    allocated = offset as u64;
                     break;
                 }
-                RecordRead::Corrupt { reason, end } if is_last && end == bytes.len() => {
+                // The final record, or the final record before the zeros written ahead
+                // of it: a write torn part way (never acknowledged).
+                RecordRead::Corrupt { reason, end } if is_last && all_zero(&bytes[end..]) => {
                     tracing::warn!(%path, offset, %reason, "cutting a damaged final record off the raft log");
                     crate::coverage::mark("raft-torn-tail-cut");
                     disk.truncate(&path, offset as u64)?;
+                    allocated = offset as u64;
                     break;
                 }
                 RecordRead::Incomplete => {
@@ -1111,6 +1206,8 @@ fn recover(
             Segment {
                 bytes: offset as u64,
                 last_index,
+                allocated,
+                preallocation_stopped: false,
             },
         );
     }

@@ -36,7 +36,17 @@ fn entry(term: u64, index: u64) -> Entry {
 fn small_segments() -> LogStoreOptions {
     LogStoreOptions {
         segment_bytes_max: 400,
+        preallocate_bytes: 150,
     }
+}
+
+/// Where a segment's records end (zeros written ahead of them may follow).
+fn records_end(bytes: &[u8]) -> usize {
+    let mut offset = 0;
+    while let RecordRead::Complete { end, .. } = record::read(bytes, offset, ENTRY_BYTES_MAX) {
+        offset = end;
+    }
+    offset
 }
 
 async fn append(store: &mut LogStore, entries: Vec<Entry>) -> Flushed {
@@ -207,11 +217,13 @@ async fn a_torn_tail_is_cut_away_and_the_node_starts() {
         flushed(receiver).await.unwrap();
         drop(store);
 
-        // A writer that died mid-append: bytes of two more records, never synced.
+        // A writer that died mid-write: bytes of two more records, never synced, where
+        // the writer puts them (over the zeros ahead of the records, and past them).
         let last_segment = format!("{LOG_DIR}/{}", segments(&disk).last().unwrap());
+        let end = records_end(&disk.read(&last_segment).unwrap().unwrap());
         let mut pending = record::encode(&entry(1, 11), ENTRY_BYTES_MAX).unwrap();
         pending.extend(record::encode(&entry(1, 12), ENTRY_BYTES_MAX).unwrap());
-        disk.append(&last_segment, &pending).unwrap();
+        disk.write_at(&last_segment, end as u64, &pending).unwrap();
         disk.crash(true);
 
         let mut reopened = LogStore::open(Arc::new(disk.clone()), small_segments())
@@ -228,6 +240,85 @@ async fn a_torn_tail_is_cut_away_and_the_node_starts() {
 }
 
 #[tokio::test]
+async fn records_go_over_zeros_written_ahead_and_a_reopened_log_continues_after_them() {
+    let disk = SimDisk::new(9);
+    let options = LogStoreOptions::default();
+    let mut store = LogStore::open(Arc::new(disk.clone()), options)
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+    let segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
+    let bytes = disk.read(&segment).unwrap().unwrap();
+    let end = records_end(&bytes);
+    assert_eq!(
+        bytes.len() - end,
+        PREALLOCATE_BYTES as usize,
+        "one chunk of zeros ahead"
+    );
+    assert!(bytes[end..].iter().all(|byte| *byte == 0));
+    // The zeros were synced with the records: a crash keeps them.
+    disk.crash(true);
+    assert_eq!(disk.read(&segment).unwrap().unwrap(), bytes);
+    drop(store);
+
+    for round in 0..3_u64 {
+        let mut store = LogStore::open(Arc::new(disk.clone()), options)
+            .await
+            .unwrap();
+        let first = 6 + round * 5;
+        let receiver = append(
+            &mut store,
+            (first..first + 5).map(|index| entry(1, index)).collect(),
+        )
+        .await;
+        flushed(receiver).await.unwrap();
+        drop(store);
+        disk.crash(true);
+        let mut reopened = LogStore::open(Arc::new(disk.clone()), options)
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes(&mut reopened).await,
+            (1..first + 5).map(|index| (1, index)).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        disk.read(&segment).unwrap().unwrap().len(),
+        bytes.len(),
+        "later records went over the zeros; the file did not grow"
+    );
+}
+
+#[tokio::test]
+async fn a_record_after_a_gap_of_zeros_stops_the_node() {
+    let disk = SimDisk::new(10);
+    let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap();
+    let receiver = append(&mut store, (1..=5).map(|index| entry(1, index)).collect()).await;
+    flushed(receiver).await.unwrap();
+    drop(store);
+
+    // A record this code would never write there: past a gap in the zeros.
+    let segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
+    let end = records_end(&disk.read(&segment).unwrap().unwrap());
+    let stray = record::encode(&entry(1, 6), ENTRY_BYTES_MAX).unwrap();
+    disk.write_at(&segment, end as u64 + 512, &stray).unwrap();
+    disk.sync(&segment).unwrap();
+    let error = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
+        .await
+        .unwrap_err();
+    match &error {
+        LogStoreError::Corrupt { path, offset, .. } => {
+            assert_eq!(path, &segment);
+            assert_eq!(*offset, end as u64);
+        }
+        other => panic!("expected corruption, got {other}"),
+    }
+}
+
+#[tokio::test]
 async fn a_bad_checksum_on_the_final_record_is_a_torn_tail() {
     let disk = SimDisk::new(3);
     let mut store = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
@@ -238,8 +329,10 @@ async fn a_bad_checksum_on_the_final_record_is_a_torn_tail() {
     drop(store);
 
     let segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
-    let length = disk.read(&segment).unwrap().unwrap().len();
-    disk.corrupt_byte(&segment, length - 1).unwrap();
+    let bytes = disk.read(&segment).unwrap().unwrap();
+    assert!(bytes.len() > records_end(&bytes), "zeros are written ahead");
+    disk.corrupt_byte(&segment, records_end(&bytes) - 1)
+        .unwrap();
     let reopened = LogStore::open(Arc::new(disk.clone()), LogStoreOptions::default())
         .await
         .unwrap();
@@ -289,8 +382,8 @@ async fn damage_in_a_segment_that_is_not_the_last_stops_the_node() {
     // Even the final record of an earlier segment is not a torn tail: later segments
     // prove it was written and synced before them.
     let first_segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
-    let length = disk.read(&first_segment).unwrap().unwrap().len();
-    disk.corrupt_byte(&first_segment, length - 1).unwrap();
+    let end = records_end(&disk.read(&first_segment).unwrap().unwrap());
+    disk.corrupt_byte(&first_segment, end - 1).unwrap();
     let error = LogStore::open(Arc::new(disk.clone()), small_segments())
         .await
         .unwrap_err();
@@ -308,8 +401,8 @@ async fn damage_in_a_segment_that_is_not_the_last_stops_the_node() {
     flushed(receiver).await.unwrap();
     drop(store);
     let first_segment = format!("{LOG_DIR}/{}", segments(&disk)[0]);
-    let length = disk.read(&first_segment).unwrap().unwrap().len();
-    disk.truncate(&first_segment, length as u64 - 3).unwrap();
+    let end = records_end(&disk.read(&first_segment).unwrap().unwrap());
+    disk.truncate(&first_segment, end as u64 - 3).unwrap();
     let error = LogStore::open(Arc::new(disk.clone()), small_segments())
         .await
         .unwrap_err();
@@ -358,6 +451,9 @@ impl Disk for PowerCutDisk {
     }
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.step(|disk| disk.append(path, bytes))
+    }
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        self.step(|disk| disk.write_at(path, offset, bytes))
     }
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.step(|disk| disk.write(path, bytes))
@@ -600,6 +696,9 @@ impl Disk for FailOneSyncDisk {
     }
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.inner.append(path, bytes)
+    }
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        self.inner.write_at(path, offset, bytes)
     }
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.inner.write(path, bytes)
