@@ -270,6 +270,53 @@ impl SimDisk {
 
     /// Change a file's content to `new_content(old)`, refusing what passes the capacity:
     /// the part that fits is kept (a short write) and the answer is `StorageFull`.
+    /// An append (`offset` None) or a positional write, made where the file's content
+    /// lies: copying it for every write (a 16 MiB segment, and its zeros written ahead)
+    /// made long runs slow. Like `grow`, it keeps what fits the capacity and answers
+    /// `StorageFull` for the rest.
+    fn write_in_place(
+        &self,
+        path: &str,
+        offset: Option<u64>,
+        bytes: &[u8],
+    ) -> Result<(), DiskError> {
+        check_path(path)?;
+        let (used, capacity) = {
+            let inner = self.lock();
+            (inner.used_bytes(), inner.capacity_bytes)
+        };
+        let full = self.with_file(path, true, |file| {
+            let length = file.current.len();
+            let offset = offset.map_or(length, |offset| offset as usize);
+            let mut end = offset + bytes.len();
+            let mut full = false;
+            if let Some(capacity) = capacity {
+                // Bytes up to the durable length cost nothing new; a write never
+                // shortens what is there, even on a disk shrunk below its content.
+                let before = length.max(file.synced.len()) as u64;
+                let room = capacity.saturating_sub(used - before) as usize;
+                let allowed = room.max(file.synced.len()).max(length);
+                if end > allowed {
+                    end = allowed;
+                    full = true;
+                }
+            }
+            if end > length {
+                file.current.resize(end, 0);
+            }
+            if end > offset {
+                file.current[offset..end].copy_from_slice(&bytes[..end - offset]);
+            }
+            file.mark_dirty(offset.min(length));
+            full
+        })?;
+        if full {
+            Err(DiskError::storage_full(path))
+        } else {
+            Ok(())
+        }
+    }
+
     /// `new_content` answers the new content and the lowest offset it changed (`None`:
     /// the file was rewritten whole).
     fn grow(
@@ -367,25 +414,12 @@ impl Disk for SimDisk {
 
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.lock().appends += 1;
-        self.grow(path, |current| {
-            let mut content = current.to_vec();
-            content.extend_from_slice(bytes);
-            (content, Some(current.len()))
-        })
+        self.write_in_place(path, None, bytes)
     }
 
     fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
         self.lock().appends += 1;
-        let offset = offset as usize;
-        self.grow(path, |current| {
-            let mut content = current.to_vec();
-            let end = offset + bytes.len();
-            if content.len() < end {
-                content.resize(end, 0);
-            }
-            content[offset..end].copy_from_slice(bytes);
-            (content, Some(offset.min(current.len())))
-        })
+        self.write_in_place(path, Some(offset), bytes)
     }
 
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
