@@ -73,11 +73,14 @@ pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
     let hour: i64 = time_parts.next()?.parse().ok()?;
     let minute: i64 = time_parts.next()?.parse().ok()?;
     let second: i64 = time_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month)
+    // RFC 3339 years have four digits; a longer one overflowed the seconds below (the
+    // http_request_path fuzz target found a 12-digit year with a negative hour).
+    if !(0..=9999).contains(&year)
+        || !(1..=12).contains(&month)
         || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
+        || !(0..=23).contains(&hour)
+        || !(0..=59).contains(&minute)
+        || !(0..=60).contains(&second)
     {
         return None;
     }
@@ -154,6 +157,13 @@ mod tests {
             );
         }
         assert_eq!(parse_rfc3339_seconds("garbage"), None);
+        // Found by the http_request_path fuzz target: a 12-digit year overflowed.
+        assert_eq!(
+            parse_rfc3339_seconds("333333333333-3-3-\u{11}3:3-503T-16:3:2.234Z"),
+            None
+        );
+        assert_eq!(parse_rfc3339_seconds("99999-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_seconds("2024-01-01T-1:00:00Z"), None);
     }
 
     #[test]
