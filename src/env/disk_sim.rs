@@ -268,8 +268,6 @@ impl SimDisk {
         ))
     }
 
-    /// Change a file's content to `new_content(old)`, refusing what passes the capacity:
-    /// the part that fits is kept (a short write) and the answer is `StorageFull`.
     /// An append (`offset` None) or a positional write, made where the file's content
     /// lies: copying it for every write (a 16 MiB segment, and its zeros written ahead)
     /// made long runs slow. Like `grow`, it keeps what fits the capacity and answers
@@ -317,6 +315,8 @@ impl SimDisk {
         }
     }
 
+    /// Change a file's content to `new_content(old)`, refusing what passes the capacity:
+    /// the part that fits is kept (a short write) and the answer is `StorageFull`.
     /// `new_content` answers the new content and the lowest offset it changed (`None`:
     /// the file was rewritten whole).
     fn grow(
