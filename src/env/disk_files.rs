@@ -59,6 +59,26 @@ impl FileDisk {
         Ok(())
     }
 
+    /// The open handle for `path` in `handles`, opened with `options` when missing (the
+    /// map keeps at most [`OPEN_HANDLES_MAX`]).
+    fn handle<'a>(
+        &self,
+        handles: &'a mut HashMap<String, Arc<File>>,
+        path: &str,
+        options: &OpenOptions,
+    ) -> Result<&'a File, DiskError> {
+        let full = self.full_path(path)?;
+        if !handles.contains_key(path) {
+            if handles.len() >= OPEN_HANDLES_MAX {
+                handles.clear();
+            }
+            self.ensure_parent(&full, path)?;
+            let file = options.open(&full).map_err(Self::io_error(path))?;
+            handles.insert(path.to_string(), Arc::new(file));
+        }
+        Ok(handles.get(path).expect("inserted above"))
+    }
+
     fn forget_handle(&self, path: &str) {
         for handles in [&self.append_handles, &self.positional_handles] {
             handles
@@ -84,50 +104,27 @@ impl Disk for FileDisk {
     }
 
     fn append(&self, path: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        let full = self.full_path(path)?;
         let mut handles = self
             .append_handles
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !handles.contains_key(path) {
-            if handles.len() >= OPEN_HANDLES_MAX {
-                handles.clear();
-            }
-            self.ensure_parent(&full, path)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&full)
-                .map_err(Self::io_error(path))?;
-            handles.insert(path.to_string(), Arc::new(file));
-        }
-        let mut file: &File = handles.get(path).expect("inserted above");
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        let mut file: &File = self.handle(&mut handles, path, &options)?;
         file.write_all(bytes).map_err(Self::io_error(path))
     }
 
     fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
         use std::io::{Seek, SeekFrom};
-        let full = self.full_path(path)?;
         let mut handles = self
             .positional_handles
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !handles.contains_key(path) {
-            if handles.len() >= OPEN_HANDLES_MAX {
-                handles.clear();
-            }
-            self.ensure_parent(&full, path)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&full)
-                .map_err(Self::io_error(path))?;
-            handles.insert(path.to_string(), Arc::new(file));
-        }
+        let mut options = OpenOptions::new();
+        options.create(true).write(true).truncate(false);
         // Seek and write under the map's lock: no other write moves the handle's
         // position in between.
-        let mut file: &File = handles.get(path).expect("inserted above");
+        let mut file: &File = self.handle(&mut handles, path, &options)?;
         file.seek(SeekFrom::Start(offset))
             .map_err(Self::io_error(path))?;
         file.write_all(bytes).map_err(Self::io_error(path))
