@@ -18,6 +18,9 @@ pub const MARKS: &[&str] = &[
     "raft-torn-tail-cut",
     // A leader asked to step down handed its lead to another voter (read lease revoked).
     "raft-lead-handed-over",
+    // An unseal share arrived while a seal (or another share) was under way on the node
+    // and waited for it to finish.
+    "unseal-waited-for-seal",
     // A full disk: a write refused by the alarm; a disk write that met ENOSPC and waited.
     "raft-disk-full-write-refused",
     "raft-disk-full-waited",

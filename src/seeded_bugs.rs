@@ -63,6 +63,11 @@ pub enum SeededBug {
     /// the old leader answers reads from its lease while the new one commits writes
     /// (src/raft/node.rs).
     HandOverKeepsLease = 14,
+    /// A seal and an unseal share run side by side, as they did before seals and
+    /// unseals took turns: an unseal accepted while the seal waits for its hand-over is
+    /// undone by the seal's last step, and the node answers unsealed with no cluster
+    /// identity to forward a write with (src/core/mod.rs).
+    SealIgnoresUnseal = 15,
 }
 
 impl SeededBug {
@@ -82,6 +87,7 @@ impl SeededBug {
         SeededBug::IgnoreLogWriteError,
         SeededBug::RevokeKeepsTokenEntry,
         SeededBug::HandOverKeepsLease,
+        SeededBug::SealIgnoresUnseal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +107,7 @@ impl SeededBug {
             SeededBug::IgnoreLogWriteError => "ignore-log-write-error",
             SeededBug::RevokeKeepsTokenEntry => "revoke-keeps-token-entry",
             SeededBug::HandOverKeepsLease => "hand-over-keeps-lease",
+            SeededBug::SealIgnoresUnseal => "seal-ignores-unseal",
         }
     }
 

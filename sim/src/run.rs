@@ -88,6 +88,9 @@ pub const STEP_DOWN_INTERVAL_MS: [u64; 2] = [20, 600];
 /// How long a node that just stepped down may stay deaf to its peers (one direction cut):
 /// around the read lease it would keep if the hand-over left it one.
 pub const STEP_DOWN_DEAF_MS: [u64; 2] = [100, 1500];
+/// How long a `seal-leader` strike waits for the node to answer sealed before it sends
+/// the unseal key anyway.
+pub const SEAL_UNSEAL_RACE_WAIT: Duration = Duration::from_secs(3);
 /// The furthest a clock-jump strike moves a node's wall clock, either way. Token TTLs and
 /// leases read wall time, so the lease check allows twice this (creator ahead, checker
 /// behind).
@@ -1912,6 +1915,68 @@ impl Simulation {
                     }
                     tokio::time::sleep(Duration::from_millis(self.between(STEP_DOWN_INTERVAL_MS)))
                         .await;
+                }
+            }
+            FaultKind::SealLeader => {
+                let Some(leader) = self.leader_index(cluster).await else {
+                    return;
+                };
+                let id = cluster.handles[leader].id();
+                let peers: Vec<_> = (0..cluster.size())
+                    .filter(|node| *node != leader)
+                    .map(|node| cluster.handles[node].id())
+                    .collect();
+                let deaf = self.rng.below(2) == 0;
+                if deaf {
+                    for peer in &peers {
+                        net.clog_link(*peer, id);
+                    }
+                }
+                let address = cluster.api_addr(leader);
+                let sealed = || {
+                    cluster
+                        .registry
+                        .lock()
+                        .unwrap()
+                        .get(&leader)
+                        .is_some_and(|node| node.core().is_sealed())
+                };
+                let seal = call(&address, Method::PUT, "sys/seal", Some(root_token), None);
+                let unseal = async {
+                    let until = now() + SEAL_UNSEAL_RACE_WAIT;
+                    while !sealed() && now() < until {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    call(
+                        &address,
+                        Method::PUT,
+                        "sys/unseal",
+                        None,
+                        Some(&json!({"key": unseal_key})),
+                    )
+                    .await
+                };
+                let (seal, unseal) = tokio::join!(seal, unseal);
+                self.record(format!(
+                    "c{c}: FAULT seal node-{}{} -> {:?}, unseal at once -> {:?}",
+                    leader + 1,
+                    if deaf { " (deaf to its peers)" } else { "" },
+                    seal.map(|(status, _)| status),
+                    unseal.map(|(status, body)| (status, body["sealed"].clone())),
+                ));
+                tokio::time::sleep(outage).await;
+                if deaf {
+                    for peer in &peers {
+                        net.unclog_link(*peer, id);
+                    }
+                    self.record(format!("c{c}: HEAL node-{}", leader + 1));
+                }
+                // A share the node refused (it was still handing over) goes in again.
+                if !self.unseal(cluster, leader, unseal_key).await {
+                    self.liveness_failure(
+                        cluster,
+                        format!("node-{} did not unseal after its seal", leader + 1),
+                    );
                 }
             }
             FaultKind::PartitionClusters

@@ -240,6 +240,12 @@ pub enum FaultKind {
     /// which lets the followers vote without waiting out the old leader's lease), so reads
     /// still arriving at the old leader race the new one's writes.
     StepDownLeader,
+    /// Seal whichever node leads (`sys/seal`) and send it its unseal key the moment it
+    /// answers sealed, while its seal still waits for the hand-over (half the strikes it
+    /// hears nothing from its peers meanwhile, so the wait runs long). Once unsealed it
+    /// must serve and forward again: an unseal undone by the end of the seal leaves a
+    /// node that answers unsealed with no cluster identity.
+    SealLeader,
     /// Freeze the leader and cut it from its peers, resume it, heal later.
     PauseAndIsolateLeader,
     /// Cut every link between two clusters of the fleet (both directions).
@@ -289,6 +295,7 @@ impl FaultKind {
         FaultKind::IsolateLeaderFromPeers,
         FaultKind::PauseAndIsolateLeader,
         FaultKind::StepDownLeader,
+        FaultKind::SealLeader,
     ];
 }
 

@@ -65,6 +65,8 @@ const INDEX_STATE_POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// too soon, it is lost and the followers elect only after their timeout.
 pub const SEAL_HAND_OVER_WAIT_MAX: Duration = Duration::from_secs(2);
 const SEAL_HAND_OVER_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// The answer to an unseal share sent to a node still finishing its own snapshot restore.
+pub const RESTORE_STILL_RUNNING_MESSAGE: &str = "this node is finishing a snapshot restore: it still leads, sealed, until every voter holds the restore; submit the unseal key once it has handed over the lead";
 
 /// Static facts about this node, from its configuration.
 #[derive(Debug, Clone)]
@@ -159,6 +161,11 @@ pub struct Core {
     /// the wait for every voter): a restore that seals it closes the barrier at once but
     /// keeps the lead until the wait is over (see `snapshots.rs`).
     restore_running: std::sync::atomic::AtomicBool,
+    /// Held through a whole seal and through an unseal from its share to its identity:
+    /// a seal drops the member identity only after its hand-over (up to
+    /// [`SEAL_HAND_OVER_WAIT_MAX`]), and an unseal landing in that window was undone by
+    /// it: the node answered as unsealed with no identity to forward or replicate with.
+    seal_transition: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Core {
@@ -188,6 +195,7 @@ impl Core {
             key_operations: tokio::sync::Mutex::new(Default::default()),
             streams_stop: tokio::sync::watch::channel(false).0,
             restore_running: std::sync::atomic::AtomicBool::new(false),
+            seal_transition: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -391,8 +399,22 @@ impl Core {
         let Some(config) = self.seal_config() else {
             return Err(LogicalError::BadRequest("Vault is not initialized".into()));
         };
+        let _transition = match self.seal_transition.try_lock() {
+            Ok(transition) => transition,
+            Err(_) => {
+                crate::coverage::mark("unseal-waited-for-seal");
+                self.seal_transition.lock().await
+            }
+        };
         if !self.is_sealed() {
             return Ok(());
+        }
+        if self.restore_running() {
+            // Its barrier closed at the swap, but it still leads until every voter holds
+            // the restore: unsealed now, under the snapshot's CA, it would strand them.
+            return Err(LogicalError::Unavailable(
+                RESTORE_STILL_RUNNING_MESSAGE.into(),
+            ));
         }
         self.catch_up_before_judging_shares().await;
         let generation = self.stored_seal_generation()?;
@@ -596,6 +618,12 @@ impl Core {
 
     /// Seal this node: forget the keyring and any unseal progress.
     pub async fn seal(&self) {
+        let _transition =
+            if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::SealIgnoresUnseal) {
+                None
+            } else {
+                Some(self.seal_transition.lock().await)
+            };
         self.barrier.seal();
         let hands_over = self.cluster.is_leader()
             && self

@@ -283,8 +283,7 @@ impl Core {
                 "restored a Raft snapshot: the whole key space was replaced"
             );
             core.await_voters_holding(index).await;
-            drop(running);
-            core.finish_restore().await;
+            core.finish_restore(running).await;
             Ok::<u64, LogicalError>(index)
         });
         let index = restore.await.map_err(internal)??;
@@ -298,10 +297,16 @@ impl Core {
     /// After this node's own restore and the wait: a barrier the restore closed (the
     /// snapshot's keys are not this node's) is sealed in full now (the lead handed over,
     /// the cluster identity dropped); otherwise the keyring is reloaded as on every node.
-    async fn finish_restore(&self) {
+    ///
+    /// The restore counts as running until the seal is over: an unseal share accepted
+    /// between the wait and the seal was undone by it (the node sealed again right after
+    /// it answered `sealed: false`).
+    async fn finish_restore(&self, running: RestoreRunning<'_>) {
         if self.is_sealed() {
             self.seal().await;
+            drop(running);
         } else {
+            drop(running);
             self.after_snapshot_restore().await;
         }
     }
