@@ -7,7 +7,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = arca::http::percent_decode(text);
         let _ = arca::http::parse_query(text);
         let _ = arca::logical::parse_duration_text(text);
-        let _ = arca::util::parse_rfc3339_seconds(text);
         let _ = arca::storage::validate_key(text);
     }
 });
