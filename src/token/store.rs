@@ -616,23 +616,17 @@ impl TokenStore {
     /// Whether a token entry is stored under `salted_id`, without opening it (what the
     /// duplicate and parent checks of every creation need).
     fn exists_by_salted(&self, salted_id: &str) -> Result<bool, TokenError> {
-        if salted_id.is_empty() || salted_id.contains('/') {
+        let Some(key) = entry_key(salted_id) else {
             return Ok(false);
-        }
-        Ok(self
-            .inner
-            .view
-            .contains(&format!("{ID_PREFIX}{salted_id}"))?)
+        };
+        Ok(self.inner.view.contains(&key)?)
     }
 
     pub fn entry_by_salted(&self, salted_id: &str) -> Result<Option<TokenEntry>, TokenError> {
-        if salted_id.is_empty() || salted_id.contains('/') {
+        let Some(key) = entry_key(salted_id) else {
             return Ok(None);
-        }
-        Ok(self
-            .inner
-            .view
-            .get_json::<TokenEntry>(&format!("{ID_PREFIX}{salted_id}"))?)
+        };
+        Ok(self.inner.view.get_json::<TokenEntry>(&key)?)
     }
 
     async fn deletion_writes(
@@ -948,6 +942,11 @@ fn capped_warning(requested: i64, capped: i64) -> String {
     )
 }
 
+/// The storage key of the token entry `salted_id` names; `None` for an id no token can
+/// have (empty, or one that would reach outside the entry prefix).
+fn entry_key(salted_id: &str) -> Option<String> {
+    (!salted_id.is_empty() && !salted_id.contains('/')).then(|| format!("{ID_PREFIX}{salted_id}"))
+}
 fn salt(key: &[u8; 32], value: &str) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
     mac.update(value.as_bytes());
