@@ -24,14 +24,15 @@ step() {
   printf '\n==> %s\n' "$*"
 }
 
-step "tools the build and the CLI and docs tests need (make, jq, openssl)"
+step "tools the build and the CLI and docs tests need (make, jq, openssl, strace)"
 # The server binary's allocator, jemalloc (tikv-jemalloc-sys), is built from its C source
 # with make, already by the lints below.
 # tests/cli_tutorial.rs pipes `arca ... -format=json` into jq, as the tutorial does, and
-# tests/tls_docs.rs makes the CA of docs/tls.md with openssl; those tests fail rather than
-# skip without them, so install whatever is missing here.
+# tests/tls_docs.rs makes the CA of docs/tls.md with openssl, and tests/fail_stop.rs
+# makes a running server's fsyncs fail with strace; those tests fail rather than skip
+# without them, so install whatever is missing here.
 missing=()
-for tool in make jq openssl; do
+for tool in make jq openssl strace; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -54,6 +55,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 jq --version
 openssl version
+strace -V | head -n 1
 
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check

@@ -118,8 +118,5 @@ async fn serve_dev(
          Development mode should NOT be used in production installations!\n",
         config.api_addr
     );
-    super::wait_for_signal().await;
-    eprintln!("==> Arca shutdown triggered");
-    node.shutdown().await;
-    Ok(())
+    super::serve_until_stopped(node).await
 }

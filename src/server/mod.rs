@@ -210,10 +210,40 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
         node.core().clone(),
     );
     eprintln!("==> Arca server started! Log data will stream in below:\n");
-    wait_for_signal().await;
-    eprintln!("==> Arca shutdown triggered");
+    serve_until_stopped(node).await
+}
+
+/// Serve until SIGINT/SIGTERM, or until Raft fails on this node (fail-stop: its log or a
+/// snapshot could not be made durable). The process then exits with an error, as etcd's
+/// does on a failed fsync, so a supervisor sees the node stop rather than a process that
+/// is up and answers nobody.
+#[cfg(not(madsim))]
+async fn serve_until_stopped(node: Node) -> Result<(), String> {
+    let failure = {
+        let failed = async {
+            match node.wait_raft_stopped().await {
+                Some(failure) => failure,
+                // Stopped in order: only a shutdown does that, and it comes from here.
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = wait_for_signal() => None,
+            failure = failed => Some(failure),
+        }
+    };
+    match &failure {
+        None => eprintln!("==> Arca shutdown triggered"),
+        Some(_) => eprintln!("==> Arca stopping: Raft failed on this node"),
+    }
     node.shutdown().await;
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(failure) => Err(format!(
+            "Error: Raft failed on this node ({}); repair the disk, then restart it",
+            failure.reason
+        )),
+    }
 }
 
 /// This machine's host name, for gauge names (go-metrics' `EnableHostname`).

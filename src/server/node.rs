@@ -301,6 +301,12 @@ impl Node {
         self.raft.failed()
     }
 
+    /// Wait until Raft stops on this node: why, if it failed (fail-stop); `None` after an
+    /// orderly shutdown.
+    pub async fn wait_raft_stopped(&self) -> Option<crate::raft::RaftFailure> {
+        self.raft.wait_stopped().await
+    }
+
     /// Stop serving, then stop Raft.
     pub async fn shutdown(self) {
         // Streamed answers end first, so the HTTP server's drain does not wait on them.

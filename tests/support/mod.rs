@@ -175,6 +175,18 @@ impl ServerProcess {
             .is_some_and(|child| child.try_wait().unwrap().is_none())
     }
 
+    /// How the process ended, once it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().unwrap())
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process is running").id()
+    }
+
     /// `kill -9`: no chance to flush or shut down.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -217,7 +229,7 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         // A stopped process ignores SIGKILL until continued on some kernels' accounting of
         // `wait`; resume first so the kill always completes.
-        if self.child.is_some() {
+        if self.is_running() {
             self.resume();
         }
         self.kill9();
