@@ -1971,7 +1971,8 @@ impl Simulation {
                     }
                     self.record(format!("c{c}: HEAL node-{}", leader + 1));
                 }
-                // A share the node refused (it was still handing over) goes in again.
+                // A share that did not unseal it (refused, or its call timed out while
+                // the seal held it back) goes in again.
                 if !self.unseal(cluster, leader, unseal_key).await {
                     self.liveness_failure(
                         cluster,
