@@ -57,6 +57,23 @@ jq --version
 openssl version
 strace -V | head -n 1
 
+step "hvac, the Python Vault client tests/api_hvac.rs drives (pinned, in a virtual environment under target/)"
+hvac_venv="${PWD}/target/python-hvac"
+if ! "${hvac_venv}/bin/python3" -c "import hvac" >/dev/null 2>&1; then
+  rm -rf "${hvac_venv}"
+  if ! python3 -m venv "${hvac_venv}" >/dev/null 2>&1; then
+    # Debian's own python3 keeps venv in a package of its own.
+    sudo_if_needed=()
+    if [ "$(id -u)" -ne 0 ]; then sudo_if_needed=(sudo); fi
+    "${sudo_if_needed[@]}" apt-get update -qq
+    "${sudo_if_needed[@]}" apt-get install -y -qq python3 python3-venv
+    python3 -m venv "${hvac_venv}"
+  fi
+  "${hvac_venv}/bin/python3" -m pip install --quiet --disable-pip-version-check hvac==2.4.0
+fi
+export ARCA_TEST_PYTHON="${hvac_venv}/bin/python3"
+"${ARCA_TEST_PYTHON}" -c "import importlib.metadata as m; print('hvac', m.version('hvac'))"
+
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
