@@ -219,18 +219,9 @@ async fn run_from_config(args: &ServerArgs) -> Result<(), String> {
 /// is up and answers nobody.
 #[cfg(not(madsim))]
 async fn serve_until_stopped(node: Node) -> Result<(), String> {
-    let failure = {
-        let failed = async {
-            match node.wait_raft_stopped().await {
-                Some(failure) => failure,
-                // Stopped in order: only a shutdown does that, and it comes from here.
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = wait_for_signal() => None,
-            failure = failed => Some(failure),
-        }
+    let failure = tokio::select! {
+        _ = wait_for_signal() => None,
+        failure = node.wait_raft_failed() => Some(failure),
     };
     match &failure {
         None => eprintln!("==> Arca shutdown triggered"),

@@ -55,6 +55,9 @@ pub struct Node {
     logical: Arc<LogicalCore>,
     raft: RaftNode,
     shutdown: watch::Sender<bool>,
+    /// Why Raft failed on this node, once it has (set by `stop_serving_on_failure`, the
+    /// one task that waits on Raft's metrics for it).
+    failure: watch::Receiver<Option<crate::raft::RaftFailure>>,
     api_address: SocketAddr,
     /// Whether the API listener is up (from the start, or since [`Node::serve_api`]).
     api_served: bool,
@@ -206,7 +209,12 @@ impl Node {
             core.clone()
                 .watch_caches(raft.subscribe(), shutdown_receiver.clone()),
         );
-        tokio::spawn(stop_serving_on_failure(raft.clone(), shutdown.clone()));
+        let (failure_sender, failure) = watch::channel(None);
+        tokio::spawn(stop_serving_on_failure(
+            raft.clone(),
+            shutdown.clone(),
+            failure_sender,
+        ));
         tokio::spawn(replication.run(shutdown_receiver.clone()));
         tokio::spawn(expiration_loop(
             core.clone(),
@@ -219,6 +227,7 @@ impl Node {
             logical,
             raft,
             shutdown,
+            failure,
             api_address,
             api_served,
             api_tls: config.api_tls.clone(),
@@ -301,10 +310,19 @@ impl Node {
         self.raft.failed()
     }
 
-    /// Wait until Raft stops on this node: why, if it failed (fail-stop); `None` after an
-    /// orderly shutdown.
-    pub async fn wait_raft_stopped(&self) -> Option<crate::raft::RaftFailure> {
-        self.raft.wait_stopped().await
+    /// Wait until Raft fails on this node (fail-stop), and say why; never returns on a
+    /// node whose Raft stops only when asked to.
+    pub async fn wait_raft_failed(&self) -> crate::raft::RaftFailure {
+        let mut failure = self.failure.clone();
+        loop {
+            if let Some(failure) = failure.borrow_and_update().clone() {
+                return failure;
+            }
+            if failure.changed().await.is_err() {
+                // Raft stopped without failing (a shutdown): nothing more will come.
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Stop serving, then stop Raft.
@@ -323,10 +341,15 @@ impl Node {
 /// its API too, as etcd exits on a failed fsync. Clients go to the other nodes; an
 /// operator restarts this one once the disk is repaired, and it catches up from the
 /// leader. Serving on would answer from a state machine that no longer follows the log.
-async fn stop_serving_on_failure(raft: RaftNode, shutdown: watch::Sender<bool>) {
+async fn stop_serving_on_failure(
+    raft: RaftNode,
+    shutdown: watch::Sender<bool>,
+    failed: watch::Sender<Option<crate::raft::RaftFailure>>,
+) {
     let Some(failure) = raft.wait_stopped().await else {
         return;
     };
+    failed.send_replace(Some(failure.clone()));
     if failure.storage {
         crate::coverage::mark("raft-disk-error-stopped");
     }
