@@ -441,13 +441,19 @@ impl RaftNode {
     /// Wait until Raft stops on this node: why, if it failed ([`RaftNode::failed`]);
     /// `None` after an orderly shutdown.
     pub async fn wait_stopped(&self) -> Option<RaftFailure> {
-        // An error here means the metrics are gone with the Raft core: stopped too.
-        let _ = self
-            .inner
-            .raft
-            .wait(None)
-            .metrics(|metrics| metrics.running_state.is_err(), "raft stopped")
-            .await;
+        // Looked at under the watch's borrow on each change, not through openraft's
+        // `wait().metrics()`: that clones the whole metrics (replication maps, membership)
+        // on every change, several times per write, for a task that runs all the node's life.
+        let mut receiver = self.inner.raft.metrics();
+        loop {
+            if receiver.borrow_watched().running_state.is_err() {
+                break;
+            }
+            // An error here means the metrics are gone with the Raft core: stopped too.
+            if receiver.changed().await.is_err() {
+                break;
+            }
+        }
         self.failed()
     }
 
