@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ServerProcess, call, client, eventually, free_port, init_one_share};
+use support::{ServerProcess, call, client, eventually, free_port, init_and_activate};
 
 const FILESYSTEM_MIB: u64 = 24;
 const FILLER_BYTES: usize = 12 * 1024 * 1024;
@@ -96,20 +96,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers_when_space_is_freed() {
     let _mounted = Mounted::tmpfs(&node.data_dir, FILESYSTEM_MIB);
     node.start();
     let address = node.address();
-    let (token, key) = init_one_share(&http, &address);
-    let (status, body) = call(
-        &http,
-        "PUT",
-        &address,
-        "sys/unseal",
-        None,
-        Some(&json!({ "key": key })),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    eventually(Duration::from_secs(30), "the node is active", || {
-        (health(&http, &address)["standby"] == false).then_some(())
-    });
+    let token = init_and_activate(&http, &address);
     let (status, body) = call(
         &http,
         "POST",

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use support::{ServerProcess, call, client, eventually, free_port, init_one_share};
+use support::{ServerProcess, call, client, eventually, free_port, init_and_activate};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
@@ -23,21 +23,7 @@ fn a_failed_fsync_stops_the_node_and_its_process_exits_with_an_error() {
     let mut server = ServerProcess::configure(root.path(), "node", free_port(), free_port(), &[]);
     server.start();
     let address = server.address();
-    let (token, key) = init_one_share(&http, &address);
-    let (status, body) = call(
-        &http,
-        "PUT",
-        &address,
-        "sys/unseal",
-        None,
-        Some(&json!({ "key": key })),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    eventually(WITHIN, "the node is active", || {
-        let (status, _) = call(&http, "GET", &address, "sys/health", None, None).ok()?;
-        (status == 200).then_some(())
-    });
+    let token = init_and_activate(&http, &address);
     let (status, body) = call(
         &http,
         "PUT",

@@ -10,12 +10,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ServerProcess, call, client, eventually, free_port};
-
-const WITHIN: Duration = Duration::from_secs(30);
+use support::{ServerProcess, call, client, free_port};
 
 /// A one-node server with `extra` appended to its configuration (and `listener_extra`
 /// inside its listener block), initialized and unsealed; its root token.
@@ -35,21 +32,7 @@ fn start_node(
     std::fs::write(&node.config_path, format!("{config}{extra}")).unwrap();
     node.start();
     let address = node.address();
-    let (root_token, key) = support::init_one_share(http, &address);
-    let (status, _) = call(
-        http,
-        "PUT",
-        &address,
-        "sys/unseal",
-        None,
-        Some(&json!({ "key": key })),
-    )
-    .unwrap();
-    assert_eq!(status, 200);
-    eventually(WITHIN, "the node is active", || {
-        let (status, _) = call(http, "GET", &address, "sys/health", None, None).ok()?;
-        (status == 200).then_some(())
-    });
+    let root_token = support::init_and_activate(http, &address);
     (node, root_token)
 }
 

@@ -453,6 +453,27 @@ pub fn init_one_share(client: &reqwest::blocking::Client, address: &str) -> (Str
     )
 }
 
+/// Initialize the one-node server at `address` with one share, unseal it, and wait until
+/// it is active (`sys/health` answers 200): its root token.
+pub fn init_and_activate(client: &reqwest::blocking::Client, address: &str) -> String {
+    let (root_token, key) = init_one_share(client, address);
+    let (status, body) = call(
+        client,
+        "PUT",
+        address,
+        "sys/unseal",
+        None,
+        Some(&serde_json::json!({ "key": key })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(30), "the node is active", || {
+        let (status, _) = call(client, "GET", address, "sys/health", None, None).ok()?;
+        (status == 200).then_some(())
+    });
+    root_token
+}
+
 /// Retry `attempt` until it returns `Some`, or panic with `what` after `within`.
 pub fn eventually<T>(within: Duration, what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
