@@ -263,8 +263,12 @@ impl LogicalCore {
             .ok_or_else(|| {
                 LogicalError::BadRequest("this storage backend keeps no Merkle index".into())
             })?;
-        let rebuilt = view.merkle_rebuilt();
-        Ok((rebuilt != *view.merkle(), view.merkle().root()))
+        let kept = view.merkle().ok_or_else(|| {
+            LogicalError::BadRequest(
+                "this cluster keeps no Merkle index: replication is not enabled".into(),
+            )
+        })?;
+        Ok((view.merkle_rebuilt() != *kept, kept.root()))
     }
 
     /// `secondary-token`: record the secondary and answer its bundle wrapped in a

@@ -13,9 +13,12 @@
 //! before it. Cloning a state is O(1): it is how readers and the snapshot builder get a
 //! point-in-time view without holding a lock while they work.
 //!
-//! The state also holds the [`MerkleIndex`] of its replicated keys, kept equal to the
-//! index of the map: updated with each change, rebuilt from the map when a snapshot is
-//! decoded (the snapshot body does not carry it).
+//! While the cluster stores a replication state (`REPLICATION_STATE_KEY`, written when
+//! it becomes a primary or a secondary), the state also holds the [`MerkleIndex`] of its
+//! replicated keys, kept equal to the index of the map: built from the map by the entry
+//! that first stores the replication state, updated with each change after it, rebuilt
+//! when a snapshot is decoded (the snapshot body does not carry it), and dropped with
+//! the replication state. A cluster that never replicates does not pay for it.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -32,7 +35,9 @@ use super::types::{Command, Entry, LogId, SnapshotMeta, StoredMembership};
 use super::wal::{WalBuffer, WalRecord};
 use crate::replication::merkle::{MerkleIndex, replicated_group};
 use crate::storage::byte_string::{ByteBuf, RawBytes};
-use crate::storage::key_space::{LAST_REMOTE_WAL_KEY, RESTORE_STAGING, restore_staging_prefix};
+use crate::storage::key_space::{
+    LAST_REMOTE_WAL_KEY, REPLICATION_STATE_KEY, RESTORE_STAGING, restore_staging_prefix,
+};
 use crate::storage::restore_staging;
 use crate::storage::{KeyClass, Op, list_children};
 
@@ -92,7 +97,11 @@ pub struct Applied {
 pub struct AppliedState {
     map: OrdMap<Arc<str>, Bytes>,
     wal: WalBuffer,
-    merkle: MerkleIndex,
+    /// The Merkle index of the replicated keys, kept only while the cluster stores a
+    /// replication state ([`REPLICATION_STATE_KEY`]): only replication asks for it, and
+    /// keeping it was a tenth of a write's CPU at 100,000 secrets. Whether it is kept
+    /// is a function of the map, so every node of a cluster agrees on it at each index.
+    merkle: Option<MerkleIndex>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
 }
@@ -157,8 +166,9 @@ impl AppliedState {
         for (key, value) in self.map.iter() {
             if !merged.map.contains_key(key) {
                 merged.map.insert(key.clone(), value.clone());
-                if let Some(group) = replicated_group(key) {
-                    merged.merkle.apply(key.clone(), &group, Some(value));
+                if let (Some(group), Some(merkle)) = (replicated_group(key), merged.merkle.as_mut())
+                {
+                    merkle.apply(key.clone(), &group, Some(value));
                 }
             }
         }
@@ -170,7 +180,7 @@ impl AppliedState {
         Self {
             map: OrdMap::new(),
             wal: WalBuffer::new(wal_entries_max),
-            merkle: MerkleIndex::new(),
+            merkle: None,
             last_applied: None,
             last_membership: StoredMembership::default(),
         }
@@ -327,6 +337,15 @@ impl AppliedState {
                 }
             }
         }
+        // The index follows the replication state's presence after this batch: built
+        // from the whole map once, when the state is first stored; dropped with it.
+        let indexed_after = touched
+            .get(REPLICATION_STATE_KEY)
+            .map_or(self.merkle.is_some(), |(_, current)| current.is_some());
+        let build_index = indexed_after && self.merkle.is_none();
+        if !indexed_after {
+            self.merkle = None;
+        }
         let mut changes = Vec::with_capacity(touched.len());
         for (key, (previous, current)) in touched {
             if current == previous {
@@ -335,14 +354,19 @@ impl AppliedState {
             let class = class_of(&key);
             if class == KeyClass::Replicated {
                 self.wal.append(log_index, key.clone(), current.clone());
-                let group = replicated_group(&key).expect("a replicated key has a group");
-                self.merkle.apply(key.clone(), &group, current.as_deref());
+                if let Some(merkle) = self.merkle.as_mut() {
+                    let group = replicated_group(&key).expect("a replicated key has a group");
+                    merkle.apply(key.clone(), &group, current.as_deref());
+                }
             }
             changes.push(Change {
                 key,
                 class,
                 value: current,
             });
+        }
+        if build_index {
+            self.merkle = Some(index_of(&self.map));
         }
         changes
     }
@@ -402,9 +426,10 @@ impl AppliedState {
         &self.wal
     }
 
-    /// The Merkle index of the replicated keys of this state.
-    pub fn merkle(&self) -> &MerkleIndex {
-        &self.merkle
+    /// The Merkle index of the replicated keys of this state, kept while a replication
+    /// state is stored (`None` on a cluster that never enabled replication).
+    pub fn merkle(&self) -> Option<&MerkleIndex> {
+        self.merkle.as_ref()
     }
 
     /// The Merkle index built afresh from the stored keys: what the incremental one
@@ -487,7 +512,9 @@ impl AppliedState {
         }
         let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
             .map_err(SnapshotFormatError::Invalid)?;
-        let merkle = index_of(&map);
+        let merkle = map
+            .contains_key(REPLICATION_STATE_KEY)
+            .then(|| index_of(&map));
         Ok(Self {
             map,
             wal,

@@ -79,6 +79,9 @@ pub const RETRY_DELAY: Duration = Duration::from_millis(250);
 const IDLE_DELAY: Duration = Duration::from_millis(200);
 /// How long a pinned sync view may go unused before the primary drops it.
 const SYNC_PIN_TTL: Duration = Duration::from_secs(120);
+/// Why a sync cannot run from or into a state without a Merkle index: the index is kept
+/// only while a replication state is stored, which a primary and a secondary always do.
+const NO_MERKLE_INDEX: &str = "this node keeps no Merkle index: no replication state is stored";
 /// The longest the unwrap of an activation token at the primary may take.
 const UNWRAP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest activation bundle accepted.
@@ -1127,7 +1130,8 @@ impl Replication {
         // filtered view of the primary.
         let merkle_root = view
             .as_ref()
-            .map_or_else(String::new, |view| short_root(&view.merkle().root()));
+            .and_then(|view| view.merkle())
+            .map_or_else(String::new, |merkle| short_root(&merkle.root()));
         let now_ms = core.env().clock.unix_millis();
         match state {
             ReplicationState::Disabled => json!({ "mode": "disabled" }),
@@ -1575,8 +1579,11 @@ impl Replication {
                 };
                 let wal_index = view.wal().last_wal_index();
                 let allowed = |group: &crate::storage::KeyGroup| crossing.allows_group(group);
-                let group_roots = view.merkle().group_roots(allowed);
-                let view_root = view.merkle().view_root(allowed);
+                let Some(merkle) = view.merkle() else {
+                    return refused(NO_MERKLE_INDEX);
+                };
+                let group_roots = merkle.group_roots(allowed);
+                let view_root = merkle.view_root(allowed);
                 let primary_info = info(&view);
                 let now = core.env().clock.now();
                 let mut syncs = lock(&self.syncs);
@@ -1607,13 +1614,16 @@ impl Replication {
                 else {
                     return refused("no such sync in progress; begin again");
                 };
+                let Some(merkle) = view.merkle() else {
+                    return refused(NO_MERKLE_INDEX);
+                };
                 let mut responses = Vec::with_capacity(requests.len());
                 for merkle_request in &requests {
                     // Key names of a denied mount stay on the primary too.
                     if !crossing.allows_group(merkle_request.group()) {
                         return refused("a Merkle request names a group outside this view");
                     }
-                    responses.push(view.merkle().answer(merkle_request));
+                    responses.push(merkle.answer(merkle_request));
                 }
                 ReplResponse::MerkleAnswers { responses }
             }
@@ -2151,7 +2161,8 @@ impl Replication {
         let local = backend
             .applied_view()
             .ok_or("this node's storage cannot replicate")?;
-        let mut run = secondary::MerkleSync::new(local.merkle(), group_roots, wal_index, view_root)
+        let merkle = local.merkle().ok_or(NO_MERKLE_INDEX)?;
+        let mut run = secondary::MerkleSync::new(merkle, group_roots, wal_index, view_root)
             .map_err(|error| format!("merkle diff: {error}"))?;
         loop {
             match run.next_call(SYNC_PAGE_ENTRIES_MAX as usize) {
@@ -2208,7 +2219,7 @@ impl Replication {
         }
         let synced_root = backend
             .applied_view()
-            .map(|view| view.merkle().root())
+            .and_then(|view| view.merkle().map(|merkle| merkle.root()))
             .unwrap_or_default();
         let (fetched, deleted) = run.counts();
         if synced_root != run.expected_root {

@@ -18,7 +18,9 @@
 //! announced (the secondary has no values to recompute a leaf from).
 //!
 //! Events in: [`MerkleIndex::apply`] for each change to a replicated key (the apply core
-//! calls it), or [`MerkleIndex::from_entries`] after a snapshot install. Out: roots, and
+//! calls it while the cluster stores a replication state), or
+//! [`MerkleIndex::from_entries`] when that state is first stored and after a snapshot
+//! install. Out: roots, and
 //! the summaries a primary serves to a secondary's [`MerkleDiff`] walker.
 //!
 //! Invariants: empty buckets, pages and groups are removed, so the index of a key space

@@ -20,7 +20,7 @@ use super::primary::{self, Crossing, Pulled};
 use super::secondary;
 use crate::raft::applied_state::AppliedState;
 use crate::raft::types::{Command, Entry, LogId, TypeConfig};
-use crate::storage::key_space::{self, Store, TableKind};
+use crate::storage::key_space::{self, REPLICATION_STATE_KEY, Store, TableKind};
 use crate::storage::{KeyClass, Op, key_class};
 
 /// The keys the model's primary writes: every class, an allowed and a denied mount.
@@ -117,11 +117,21 @@ struct Node {
 }
 
 impl Node {
+    /// A node of a cluster that stores a replication state, as a primary and a
+    /// secondary both do (so its state keeps the Merkle index).
     fn new() -> Self {
-        Self {
+        let mut node = Self {
             state: AppliedState::new(WAL_ENTRIES),
             next_log_index: 1,
-        }
+        };
+        let refused = node.apply(Command::Apply {
+            ops: vec![Op::Put {
+                key: REPLICATION_STATE_KEY.to_string(),
+                value: b"model".to_vec(),
+            }],
+        });
+        assert!(refused.is_none(), "{refused:?}");
+        node
     }
 
     fn apply(&mut self, command: Command) -> Option<String> {
@@ -178,13 +188,17 @@ fn sync(
     page: u32,
 ) -> Result<(), String> {
     let pinned = primary.state.clone();
+    let pinned_index = pinned.merkle().ok_or("the primary keeps no Merkle index")?;
     let wal_index = pinned.wal().last_wal_index();
     let allowed = |group: &crate::storage::KeyGroup| crossing.allows_group(group);
     let mut run = secondary::MerkleSync::new(
-        secondary.state.merkle(),
-        pinned.merkle().group_roots(allowed),
+        secondary
+            .state
+            .merkle()
+            .ok_or("the secondary keeps no Merkle index")?,
+        pinned_index.group_roots(allowed),
         wal_index,
-        pinned.merkle().view_root(allowed),
+        pinned_index.view_root(allowed),
     )
     .map_err(|error| format!("merkle diff refused honest roots: {error}"))?;
     let mut calls = 0;
@@ -201,7 +215,7 @@ fn sync(
                 }
                 let responses = requests
                     .iter()
-                    .map(|request| pinned.merkle().answer(request))
+                    .map(|request| pinned_index.answer(request))
                     .collect();
                 run.on_merkle(responses)
                     .map_err(|error| format!("merkle diff refused honest answers: {error}"))?;
@@ -230,7 +244,8 @@ fn sync(
     ensure(refused.is_none(), || {
         format!("the end of a sync was refused: {refused:?}")
     })?;
-    ensure(secondary.state.merkle().root() == run.expected_root, || {
+    let synced_root = secondary.state.merkle().map(|merkle| merkle.root());
+    ensure(synced_root == Some(run.expected_root), || {
         "after a sync the secondary's root is not the primary's view root".to_string()
     })
 }
@@ -361,6 +376,8 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
             ensure(
                 *key == *SECONDARY_LOCAL_KEY
                     || key == crate::storage::key_space::LAST_REMOTE_WAL_KEY
+                    // Its own replication state, as every node of the model stores.
+                    || key == REPLICATION_STATE_KEY
                     || key_class(key) == KeyClass::Replicated,
                 || format!("the secondary holds the primary's local key {key}"),
             )?;

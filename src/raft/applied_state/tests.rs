@@ -29,6 +29,8 @@ const KEYS: &[&str] = &[
     "sys/token/id/t1",
     "core/keyring",
     "core/raft/x",
+    // Its presence turns the Merkle index on, its delete off.
+    REPLICATION_STATE_KEY,
 ];
 const VALUES: &[&[u8]] = &[b"", b"1", b"2"];
 
@@ -82,6 +84,14 @@ fn merkle_of(model: &Model) -> MerkleIndex {
     MerkleIndex::from_entries(model.iter().filter_map(|(key, value)| {
         replicated_group(key).map(|group| (key.as_str(), group, value.as_slice()))
     }))
+}
+
+/// The index a state of `model` keeps: [`merkle_of`] while it stores a replication
+/// state, none otherwise.
+fn kept_merkle_of(model: &Model) -> Option<MerkleIndex> {
+    model
+        .contains_key(REPLICATION_STATE_KEY)
+        .then(|| merkle_of(model))
 }
 
 fn restore(state: &AppliedState) -> AppliedState {
@@ -175,7 +185,8 @@ proptest! {
                 .collect();
             prop_assert_eq!(reported, expected);
             prop_assert_eq!(map_of(&state), model.clone());
-            prop_assert_eq!(state.merkle(), &merkle_of(&model));
+            let kept = kept_merkle_of(&model);
+            prop_assert_eq!(state.merkle(), kept.as_ref());
 
             // The buffer is the newest `WAL_ENTRIES` of the model's WAL: dense, bounded.
             let kept = model_wal.len().saturating_sub(WAL_ENTRIES);
@@ -183,6 +194,59 @@ proptest! {
             prop_assert_eq!(state.wal().last_wal_index(), model_wal.len() as u64);
         }
     }
+}
+
+/// The index is built by the entry that first stores a replication state, equals a
+/// rebuild from then on, survives a snapshot, and goes with the state: a cluster that
+/// never replicates keeps none.
+#[test]
+fn the_merkle_index_is_kept_exactly_while_a_replication_state_is_stored() {
+    let apply = |state: AppliedState, index: u64, ops: Vec<Op>| {
+        state
+            .apply(Entry::new_normal(log_id(index), Command::Apply { ops }))
+            .0
+    };
+    let state = apply(
+        AppliedState::new(WAL_ENTRIES),
+        1,
+        vec![put("logical/m1/a", b"1"), put("sys/policy/admin", b"x")],
+    );
+    assert!(state.merkle().is_none(), "no replication state, no index");
+    assert!(restore(&state).merkle().is_none());
+
+    let state = apply(
+        state,
+        2,
+        vec![
+            put(REPLICATION_STATE_KEY, b"primary"),
+            put("logical/m1/b", b"2"),
+        ],
+    );
+    assert_eq!(state.merkle(), Some(&state.merkle_rebuilt()));
+    assert_ne!(state.merkle().map(MerkleIndex::root), Some(EMPTY_HASH));
+
+    let state = apply(
+        state,
+        3,
+        vec![
+            put("logical/m1/a", b"3"),
+            Op::Delete {
+                key: "sys/policy/admin".to_string(),
+            },
+        ],
+    );
+    assert_eq!(state.merkle(), Some(&state.merkle_rebuilt()));
+    assert_eq!(restore(&state).merkle(), state.merkle());
+
+    let state = apply(
+        state,
+        4,
+        vec![Op::Delete {
+            key: REPLICATION_STATE_KEY.to_string(),
+        }],
+    );
+    assert!(state.merkle().is_none(), "the index goes with the state");
+    assert!(restore(&state).merkle().is_none());
 }
 
 #[test]
@@ -327,6 +391,7 @@ const MERKLE_KEYS: &[&str] = &[
     "sys/policy/admin",
     "identity/entity/e1",
     "core/keyring",
+    REPLICATION_STATE_KEY,
     "sys/token/id/t1",
     "local-logical/m3/a",
 ];
@@ -365,13 +430,19 @@ proptest! {
             AppliedState::decode_snapshot(&applier.snapshot_meta(), &bytes, WAL_ENTRIES).unwrap();
 
         // The indexes agree, cover only the replicated keys, and equal a rebuild.
-        prop_assert_eq!(installed.merkle().root(), applier.merkle().root());
+        prop_assert_eq!(
+            installed.merkle().map(MerkleIndex::root),
+            applier.merkle().map(MerkleIndex::root)
+        );
         prop_assert_eq!(installed.merkle(), applier.merkle());
-        prop_assert_eq!(applier.merkle(), &merkle_of(&map_of(&applier)));
+        let kept = kept_merkle_of(&map_of(&applier));
+        prop_assert_eq!(applier.merkle(), kept.as_ref());
         let replicated = map_of(&applier)
             .keys()
             .any(|key| replicated_group(key).is_some());
-        prop_assert_eq!(applier.merkle().root() != EMPTY_HASH, replicated);
+        if let Some(merkle) = applier.merkle() {
+            prop_assert_eq!(merkle.root() != EMPTY_HASH, replicated);
+        }
     }
 }
 
