@@ -14,11 +14,13 @@
 //! point-in-time view without holding a lock while they work.
 //!
 //! While the cluster stores a replication state (`REPLICATION_STATE_KEY`, written when
-//! it becomes a primary or a secondary), the state also holds the [`MerkleIndex`] of its
-//! replicated keys, kept equal to the index of the map: built from the map by the entry
-//! that first stores the replication state, updated with each change after it, rebuilt
-//! when a snapshot is decoded (the snapshot body does not carry it), and dropped with
-//! the replication state. A cluster that never replicates does not pay for it.
+//! it becomes a primary or a secondary), the WAL buffer keeps the newest replicated
+//! changes, and the state also holds the [`MerkleIndex`] of its replicated keys, kept
+//! equal to the index of the map: built from the map by the entry that first stores the
+//! replication state, updated with each change after it, rebuilt when a snapshot is
+//! decoded (the snapshot body does not carry it), and dropped with the replication
+//! state. Without one, the WAL only counts (its buffer stays empty) and there is no
+//! index: a cluster that never replicates does not pay for either.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -337,14 +339,18 @@ impl AppliedState {
                 }
             }
         }
-        // The index follows the replication state's presence after this batch: built
-        // from the whole map once, when the state is first stored; dropped with it.
-        let indexed_after = touched
+        // Whether a replication state is stored after this batch. While it is, the
+        // WAL buffer keeps each replicated change and the Merkle index follows them
+        // (built from the whole map once, when the state is first stored). While it
+        // is not, nobody streams or syncs from this state: the WAL only counts, and
+        // there is no index.
+        let replicating = touched
             .get(REPLICATION_STATE_KEY)
             .map_or(self.merkle.is_some(), |(_, current)| current.is_some());
-        let build_index = indexed_after && self.merkle.is_none();
-        if !indexed_after {
+        let build_index = replicating && self.merkle.is_none();
+        if !replicating {
             self.merkle = None;
+            self.wal.forget_entries();
         }
         let mut changes = Vec::with_capacity(touched.len());
         for (key, (previous, current)) in touched {
@@ -353,7 +359,11 @@ impl AppliedState {
             }
             let class = class_of(&key);
             if class == KeyClass::Replicated {
-                self.wal.append(log_index, key.clone(), current.clone());
+                if replicating {
+                    self.wal.append(log_index, key.clone(), current.clone());
+                } else {
+                    self.wal.advance();
+                }
                 if let Some(merkle) = self.merkle.as_mut() {
                     let group = replicated_group(&key).expect("a replicated key has a group");
                     merkle.apply(key.clone(), &group, current.as_deref());

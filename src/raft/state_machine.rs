@@ -852,7 +852,9 @@ mod tests {
         Entry::new_normal(log_id(index), Command::Apply { ops })
     }
 
-    /// A log of replicated writes (`logical/`), local ones (`sys/token/`) and deletes.
+    /// A primary's log (its first entry stores the replication state, so the WAL buffer
+    /// keeps entries) of replicated writes (`logical/`), local ones (`sys/token/`) and
+    /// deletes.
     fn sample_log(entries: u64) -> Vec<Entry> {
         (1..=entries)
             .map(|index| {
@@ -860,6 +862,12 @@ mod tests {
                     put(&format!("logical/m/{}", index % 5), &index.to_le_bytes()),
                     put(&format!("sys/token/id/{index}"), b"t"),
                 ];
+                if index == 1 {
+                    ops.push(put(
+                        crate::storage::key_space::REPLICATION_STATE_KEY,
+                        b"primary",
+                    ));
+                }
                 if index % 3 == 0 {
                     ops.push(Op::Delete {
                         key: format!("logical/m/{}", (index + 1) % 5),

@@ -156,8 +156,18 @@ mod tests {
         )
     }
 
+    /// A primary's state (its replication state stored, so its WAL buffer keeps
+    /// entries) after `batches`.
     fn state_with(wal_entries: usize, batches: &[&[(&str, Option<&str>)]]) -> AppliedState {
-        let mut state = AppliedState::new(wal_entries);
+        let (mut state, _) = AppliedState::new(wal_entries).apply(Entry::new_normal(
+            log_id(1),
+            Command::Apply {
+                ops: vec![Op::Put {
+                    key: crate::storage::key_space::REPLICATION_STATE_KEY.to_string(),
+                    value: b"primary".to_vec(),
+                }],
+            },
+        ));
         for (index, batch) in batches.iter().enumerate() {
             let ops = batch
                 .iter()
@@ -173,7 +183,7 @@ mod tests {
                 .collect();
             state = state
                 .apply(Entry::new_normal(
-                    log_id(index as u64 + 1),
+                    log_id(index as u64 + 2),
                     Command::Apply { ops },
                 ))
                 .0;

@@ -107,6 +107,9 @@ proptest! {
         let mut state = AppliedState::new(WAL_ENTRIES);
         let mut model = Model::new();
         let mut model_wal = ModelWal::new();
+        // What the buffer keeps: the model's WAL entries since the replication state
+        // was last stored (none while it is not).
+        let mut model_buffer = ModelWal::new();
         let mut log_index = 0;
         for step in steps {
             let entry = match step {
@@ -162,10 +165,18 @@ proptest! {
                 .map(|key| (key.clone(), crate::storage::key_class(key), model.get(key).cloned()))
                 .collect();
             let wal_start = model_wal.last().map_or(0, |entry| entry.0) + 1;
+            let replicating = model.contains_key(REPLICATION_STATE_KEY);
+            if !replicating {
+                model_buffer.clear();
+            }
             for (key, class, value) in &expected {
                 if *class == KeyClass::Replicated {
                     let wal_index = model_wal.last().map_or(0, |entry| entry.0) + 1;
-                    model_wal.push((wal_index, log_index, key.clone(), value.clone()));
+                    let entry = (wal_index, log_index, key.clone(), value.clone());
+                    if replicating {
+                        model_buffer.push(entry.clone());
+                    }
+                    model_wal.push(entry);
                 }
             }
             let wal_end = model_wal.last().map_or(0, |entry| entry.0) + 1;
@@ -188,9 +199,10 @@ proptest! {
             let kept = kept_merkle_of(&model);
             prop_assert_eq!(state.merkle(), kept.as_ref());
 
-            // The buffer is the newest `WAL_ENTRIES` of the model's WAL: dense, bounded.
-            let kept = model_wal.len().saturating_sub(WAL_ENTRIES);
-            prop_assert_eq!(wal_of(&state), model_wal[kept..].to_vec());
+            // The buffer is the newest `WAL_ENTRIES` of what the model keeps: dense,
+            // bounded, and empty while no replication state is stored.
+            let kept = model_buffer.len().saturating_sub(WAL_ENTRIES);
+            prop_assert_eq!(wal_of(&state), model_buffer[kept..].to_vec());
             prop_assert_eq!(state.wal().last_wal_index(), model_wal.len() as u64);
         }
     }
