@@ -520,11 +520,15 @@ impl AppliedState {
             map.insert(key.clone(), Bytes::from(value.0));
             previous = Some(key);
         }
-        let wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
+        let mut wal = WalBuffer::from_records(body.last_wal_index, body.wal, wal_entries_max)
             .map_err(SnapshotFormatError::Invalid)?;
-        let merkle = map
-            .contains_key(REPLICATION_STATE_KEY)
-            .then(|| index_of(&map));
+        let replicating = map.contains_key(REPLICATION_STATE_KEY);
+        if !replicating {
+            // A snapshot written before the buffer followed the replication state may
+            // carry entries; this node keeps none, as one that applied the log does.
+            wal.forget_entries();
+        }
+        let merkle = replicating.then(|| index_of(&map));
         Ok(Self {
             map,
             wal,

@@ -261,6 +261,35 @@ fn the_merkle_index_is_kept_exactly_while_a_replication_state_is_stored() {
     assert!(restore(&state).merkle().is_none());
 }
 
+/// A snapshot body that carries WAL entries but no replication state (one written
+/// before the buffer followed that state) decodes to an empty buffer at the same WAL
+/// index, as the state of a node that applied the log holds.
+#[test]
+fn a_snapshot_without_a_replication_state_keeps_no_wal_entries() {
+    let mut map = OrdMap::new();
+    map.insert(Arc::<str>::from("logical/m1/a"), Bytes::from_static(b"v"));
+    let mut wal = WalBuffer::new(WAL_ENTRIES);
+    wal.append(1, Arc::from("logical/m1/a"), Some(Bytes::from_static(b"v")));
+    let (last_wal_index, records) = wal.records();
+    let body = SnapshotBodyRef {
+        entries: MapEntries(&map),
+        last_wal_index,
+        wal: records,
+    };
+    let mut bytes = vec![SNAPSHOT_FORMAT_VERSION];
+    bincode::serde::encode_into_std_write(&body, &mut bytes, bincode::config::standard()).unwrap();
+    let meta = AppliedState::new(WAL_ENTRIES).snapshot_meta();
+
+    let decoded = AppliedState::decode_snapshot(&meta, &bytes, WAL_ENTRIES).unwrap();
+    assert_eq!(decoded.wal().last_wal_index(), 1);
+    assert_eq!(
+        decoded.wal().iter().count(),
+        0,
+        "no entries without a state"
+    );
+    assert!(decoded.merkle().is_none());
+}
+
 #[test]
 fn a_snapshot_of_an_unknown_format_or_damaged_body_is_refused() {
     let (state, _) = AppliedState::new(WAL_ENTRIES).apply(Entry::new_normal(
