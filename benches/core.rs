@@ -208,7 +208,7 @@ fn log_entry(index: u64) -> Entry {
         Command::Apply {
             ops: vec![Op::Put {
                 key: format!("logical/bench/versions/key-{index}/1"),
-                value: vec![0x5a; SECRET_BYTES + 64],
+                value: vec![0x5a; SECRET_BYTES + 64].into(),
             }],
         },
     )
@@ -408,7 +408,7 @@ fn key_space(criterion: &mut Criterion) {
             Command::Apply {
                 ops: vec![Op::Put {
                     key: key_space_key(key_index),
-                    value: value.to_vec(),
+                    value: value.clone(),
                 }],
             },
         )
@@ -506,7 +506,7 @@ fn read_latency_during_snapshot(_criterion: &mut Criterion) {
             Command::Apply {
                 ops: vec![Op::Put {
                     key: key_space_key(index),
-                    value: vec![0x5a; SECRET_BYTES],
+                    value: vec![0x5a; SECRET_BYTES].into(),
                 }],
             },
         );

@@ -184,7 +184,7 @@ async fn acknowledged_writes_survive_kills_power_loss_and_partitions() {
                 let value = format!("value-{attempt}").into_bytes();
                 let ops = vec![Op::Put {
                     key: key.clone(),
-                    value: value.clone(),
+                    value: value.clone().into(),
                 }];
                 if let Ok(Ok(_)) = timeout(WRITE_TIMEOUT, raft.backend().commit(ops)).await {
                     acknowledged.lock().unwrap().insert(key, value);
@@ -360,7 +360,7 @@ async fn concurrent_commits_share_fsyncs() {
             backend
                 .commit(vec![Op::Put {
                     key: format!("logical/m/secret/{index}"),
-                    value: vec![1],
+                    value: vec![1].into(),
                 }])
                 .await
         }

@@ -381,7 +381,10 @@ impl Barrier {
                     Write::Put { key, value } => {
                         let sealed =
                             aead::seal(&self.rng, active.term, &active.key, key.as_bytes(), &value);
-                        Op::Put { key, value: sealed }
+                        Op::Put {
+                            key,
+                            value: sealed.into(),
+                        }
                     }
                     Write::Delete { key } => Op::Delete { key },
                 })
@@ -702,7 +705,7 @@ mod tests {
         backend
             .commit(vec![Op::Put {
                 key: KEYRING_KEY.to_string(),
-                value: sealed,
+                value: sealed.into(),
             }])
             .await
             .unwrap();

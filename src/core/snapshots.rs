@@ -135,7 +135,7 @@ pub fn staging_batches(
             bytes += entry_bytes;
             batch.push(Op::Put {
                 key: restore_staging_key(&restore_id, ordinal as u64),
-                value: restore_staging::encode(&key, &value),
+                value: restore_staging::encode(&key, &value).into(),
             });
         }
         (!batch.is_empty()).then_some(batch)
@@ -260,7 +260,9 @@ impl Core {
         let entries = restore_entries(snapshot)?;
         let record_ops = vec![Op::Put {
             key: SNAPSHOT_RESTORE_KEY.to_string(),
-            value: serde_json::to_vec(&record).expect("a restore record serializes"),
+            value: serde_json::to_vec(&record)
+                .expect("a restore record serializes")
+                .into(),
         }];
         // Its own task, the wait and the hand-over included: a client that hangs up
         // mid-restore must not leave it half-staged with nobody to finish or clear it,

@@ -219,7 +219,7 @@ impl AppliedState {
                     _ => {
                         ops.push(Op::Put {
                             key: LAST_REMOTE_WAL_KEY.to_string(),
-                            value: last_remote_wal.to_string().into_bytes(),
+                            value: last_remote_wal.to_string().into_bytes().into(),
                         });
                         self.apply_ops(log_index, ops)
                     }
@@ -299,7 +299,10 @@ impl AppliedState {
         {
             let (key, value) = restore_staging::decode(value)
                 .map_err(|why| format!("staged entry {key}: {why}"))?;
-            puts.push(Op::Put { key, value });
+            puts.push(Op::Put {
+                key,
+                value: value.into(),
+            });
         }
         if puts.len() as u64 != expected {
             return Err(format!(
@@ -319,7 +322,7 @@ impl AppliedState {
         let mut touched: BTreeMap<Arc<str>, (Option<Bytes>, Option<Bytes>)> = BTreeMap::new();
         for op in ops {
             let (key, value) = match op {
-                Op::Put { key, value } => (Arc::<str>::from(key), Some(Bytes::from(value))),
+                Op::Put { key, value } => (Arc::<str>::from(key), Some(value)),
                 Op::Delete { key }
                     if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::DropDeletes) =>
                 {

@@ -236,7 +236,7 @@ mod tests {
         let ops = vec![
             Op::Put {
                 key: "logical/a".into(),
-                value: vec![0; 256],
+                value: vec![0; 256].into(),
             },
             Op::Delete { key: "x".into() },
         ];

@@ -615,7 +615,7 @@ mod tests {
     fn put(key: &str, value: &[u8]) -> Op {
         Op::Put {
             key: key.to_string(),
-            value: value.to_vec(),
+            value: value.to_vec().into(),
         }
     }
 

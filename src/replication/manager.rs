@@ -697,15 +697,15 @@ impl Replication {
         let mut ops = vec![
             Op::Put {
                 key: SEAL_CONFIG_KEY.into(),
-                value: decode("seal_config", &bundle.seal_config)?,
+                value: decode("seal_config", &bundle.seal_config)?.into(),
             },
             Op::Put {
                 key: ROOT_KEY_KEY.into(),
-                value: decode("sealed_root_key", &bundle.sealed_root_key)?,
+                value: decode("sealed_root_key", &bundle.sealed_root_key)?.into(),
             },
             Op::Put {
                 key: KEYRING_KEY.into(),
-                value: decode("sealed_keyring", &bundle.sealed_keyring)?,
+                value: decode("sealed_keyring", &bundle.sealed_keyring)?.into(),
             },
         ];
         // What this cluster keeps of its own, re-sealed under the primary's keyring in
@@ -745,7 +745,10 @@ impl Replication {
                 key.as_bytes(),
                 &plaintext,
             );
-            ops.push(Op::Put { key, value });
+            ops.push(Op::Put {
+                key,
+                value: value.into(),
+            });
         }
         let backend = core.cluster().backend();
         backend.replace_all(ops).await.map_err(internal)?;

@@ -127,7 +127,7 @@ impl Node {
         let refused = node.apply(Command::Apply {
             ops: vec![Op::Put {
                 key: REPLICATION_STATE_KEY.to_string(),
-                value: b"model".to_vec(),
+                value: b"model".to_vec().into(),
             }],
         });
         assert!(refused.is_none(), "{refused:?}");
@@ -304,7 +304,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                         match value {
                             Some(value) => Op::Put {
                                 key,
-                                value: vec![*value],
+                                value: vec![*value].into(),
                             },
                             None => Op::Delete { key },
                         }
@@ -364,7 +364,7 @@ pub fn run(steps: &[Step]) -> Result<(), String> {
                 let refused = secondary.apply(Command::Apply {
                     ops: vec![Op::Put {
                         key: SECONDARY_LOCAL_KEY.clone(),
-                        value: vec![*value],
+                        value: vec![*value].into(),
                     }],
                 });
                 ensure(refused.is_none(), || {

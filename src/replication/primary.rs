@@ -164,7 +164,7 @@ mod tests {
             Command::Apply {
                 ops: vec![Op::Put {
                     key: crate::storage::key_space::REPLICATION_STATE_KEY.to_string(),
-                    value: b"primary".to_vec(),
+                    value: b"primary".to_vec().into(),
                 }],
             },
         ));
@@ -174,7 +174,7 @@ mod tests {
                 .map(|(key, value)| match value {
                     Some(value) => Op::Put {
                         key: key.to_string(),
-                        value: value.as_bytes().to_vec(),
+                        value: value.as_bytes().to_vec().into(),
                     },
                     None => Op::Delete {
                         key: key.to_string(),

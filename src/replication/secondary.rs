@@ -57,7 +57,7 @@ pub fn batch_ops(entries: Vec<WireEntry>) -> Vec<Op> {
         .map(|entry| match entry.value {
             Some(value) => Op::Put {
                 key: entry.key,
-                value,
+                value: value.into(),
             },
             None => Op::Delete { key: entry.key },
         })
@@ -154,7 +154,10 @@ impl MerkleSync {
         entries
             .into_iter()
             .map(|(key, value)| match value {
-                Some(value) => Op::Put { key, value },
+                Some(value) => Op::Put {
+                    key,
+                    value: value.into(),
+                },
                 None => Op::Delete { key },
             })
             .collect()

@@ -166,7 +166,7 @@ pub fn seal_keyring_ops(
     let mut ops = root_key_ops(rng, unseal_key, &keyring.root_key, config);
     ops.push(Op::Put {
         key: KEYRING_KEY.into(),
-        value: sealed_keyring,
+        value: sealed_keyring.into(),
     });
     ops
 }
@@ -184,11 +184,13 @@ pub fn root_key_ops(
     vec![
         Op::Put {
             key: SEAL_CONFIG_KEY.into(),
-            value: serde_json::to_vec(config).expect("seal config serializes"),
+            value: serde_json::to_vec(config)
+                .expect("seal config serializes")
+                .into(),
         },
         Op::Put {
             key: ROOT_KEY_KEY.into(),
-            value: sealed_root,
+            value: sealed_root.into(),
         },
     ]
 }
@@ -222,7 +224,8 @@ pub fn keyring_op(rng: &SharedRng, keyring: &Keyring) -> Op {
             &keyring.root_key,
             KEYRING_KEY.as_bytes(),
             &keyring_bytes,
-        ),
+        )
+        .into(),
     }
 }
 
@@ -262,7 +265,7 @@ mod tests {
     fn stored(ops: &[Op], key: &str) -> Vec<u8> {
         ops.iter()
             .find_map(|op| match op {
-                Op::Put { key: k, value } if k == key => Some(value.clone()),
+                Op::Put { key: k, value } if k == key => Some(value.to_vec()),
                 _ => None,
             })
             .unwrap()

@@ -55,16 +55,16 @@ impl<'de> serde::Deserialize<'de> for ByteBuf {
     }
 }
 
-/// `#[serde(with = "crate::storage::byte_string::bytes_field")]` for a `Vec<u8>` field: written
-/// and read as one byte string (see [`RawBytes`]).
+/// `#[serde(with = "crate::storage::byte_string::bytes_field")]` for a `Vec<u8>` or a
+/// `Bytes` field: written and read as one byte string (see [`RawBytes`]).
 pub mod bytes_field {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serde::Serialize::serialize(&super::RawBytes(bytes), serializer)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub fn deserialize<'de, D: serde::Deserializer<'de>, T: From<Vec<u8>>>(
         deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        <super::ByteBuf as serde::Deserialize>::deserialize(deserializer).map(|buf| buf.0)
+    ) -> Result<T, D::Error> {
+        <super::ByteBuf as serde::Deserialize>::deserialize(deserializer).map(|buf| buf.0.into())
     }
 }

@@ -73,7 +73,7 @@ impl Backend for MemoryBackend {
             for op in ops {
                 match op {
                     Op::Put { key, value } => {
-                        state.0.insert(key, value);
+                        state.0.insert(key, Vec::from(value));
                     }
                     Op::Delete { key } => {
                         state.0.remove(&key);
@@ -97,7 +97,7 @@ mod tests {
     fn put(key: &str) -> Op {
         Op::Put {
             key: key.to_string(),
-            value: vec![1],
+            value: vec![1].into(),
         }
     }
 

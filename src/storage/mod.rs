@@ -14,6 +14,7 @@ pub mod restore_staging;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -28,12 +29,17 @@ pub const KEY_BYTES_MAX: usize = 4096;
 pub const BATCH_OPS_MAX: usize = 16_384;
 
 /// One change to the key space. Values are already encrypted by the barrier.
+///
+/// A value is shared, not copied, between the Raft log entry that carries it, the
+/// entries openraft reads back to apply, and the applied map that keeps it: the log holds
+/// what was written since the last snapshot, and with its own copies that was a second
+/// copy of every value still current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Put {
         key: String,
         #[serde(with = "byte_string::bytes_field")]
-        value: Vec<u8>,
+        value: Bytes,
     },
     Delete {
         key: String,

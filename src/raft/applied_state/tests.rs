@@ -133,7 +133,7 @@ proptest! {
                         .map(|(key, value)| match value {
                             Some(value) => Op::Put {
                                 key: KEYS[key].to_string(),
-                                value: VALUES[value].to_vec(),
+                                value: VALUES[value].to_vec().into(),
                             },
                             None => Op::Delete { key: KEYS[key].to_string() },
                         })
@@ -148,7 +148,7 @@ proptest! {
                 for op in ops {
                     match op {
                         Op::Put { key, value } => {
-                            model.insert(key.clone(), value.clone());
+                            model.insert(key.clone(), value.to_vec());
                         }
                         Op::Delete { key } => {
                             model.remove(key);
@@ -297,7 +297,7 @@ fn a_snapshot_of_an_unknown_format_or_damaged_body_is_refused() {
         Command::Apply {
             ops: vec![Op::Put {
                 key: "logical/m1/a".to_string(),
-                value: b"v".to_vec(),
+                value: b"v".to_vec().into(),
             }],
         },
     ));
@@ -330,7 +330,7 @@ fn a_snapshot_of_an_unknown_format_or_damaged_body_is_refused() {
 fn put(key: &str, value: &[u8]) -> Op {
     Op::Put {
         key: key.to_string(),
-        value: value.to_vec(),
+        value: value.to_vec().into(),
     }
 }
 
@@ -456,7 +456,7 @@ proptest! {
                 .map(|(key, value)| match value {
                     Some(value) => Op::Put {
                         key: MERKLE_KEYS[key].to_string(),
-                        value: VALUES[value].to_vec(),
+                        value: VALUES[value].to_vec().into(),
                     },
                     None => Op::Delete { key: MERKLE_KEYS[key].to_string() },
                 })

@@ -27,7 +27,7 @@ fn entry(term: u64, index: u64) -> Entry {
         Command::Apply {
             ops: vec![Op::Put {
                 key: format!("key/{index}"),
-                value: vec![index as u8; 40],
+                value: vec![index as u8; 40].into(),
             }],
         },
     )

@@ -55,7 +55,7 @@ async fn write(nodes: &[&RaftNode], key: &str, value: &[u8]) -> u64 {
         if let Some(leader) = leader_of(nodes) {
             let ops = vec![Op::Put {
                 key: key.to_string(),
-                value: value.to_vec(),
+                value: value.to_vec().into(),
             }];
             match leader.backend().commit(ops).await {
                 Ok(index) => return index,
