@@ -159,8 +159,8 @@ pub struct RaftStorageConfig {
     /// Leaders to try joining at start, in file order.
     pub retry_join: Vec<RetryJoinConfig>,
     /// The fewest entries applied between snapshots (Vault's `snapshot_threshold`,
-    /// default 8192); a large key space also waits until the entries wrote a quarter of
-    /// the last snapshot's size (`raft::snapshot_cadence`).
+    /// default 8192); a large key space also waits until the entries wrote half the last
+    /// snapshot's size (`raft::snapshot_cadence`).
     pub snapshot_threshold: u64,
     /// Entries kept in the log after a snapshot (Vault's `trailing_logs`, default 10000).
     pub trailing_logs: u64,

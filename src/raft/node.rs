@@ -287,7 +287,7 @@ fn raft_config(options: &RaftOptions) -> Result<openraft::Config, RaftError> {
         election_timeout_min: options.timers.election_timeout_min_ms,
         election_timeout_max: options.timers.election_timeout_max_ms,
         // The state machine asks for snapshots itself (`snapshot_logs_since_last` entries
-        // and a quarter of the last snapshot's size, see `raft::snapshot_cadence`);
+        // and half the last snapshot's size, see `raft::snapshot_cadence`);
         // `trigger_snapshots` passes its requests on.
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,

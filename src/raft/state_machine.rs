@@ -199,7 +199,7 @@ impl StateMachine {
     }
 
     /// Ask for a snapshot once `threshold_entries` entries were applied since the last
-    /// one and they wrote a quarter of its size (see [`super::snapshot_cadence`]): the
+    /// one and they wrote half its size (see [`super::snapshot_cadence`]): the
     /// receiver changes each time one is due, and whoever holds it triggers the build
     /// (openraft's own policy is off then). It reports the end (an error) once the
     /// state machine is gone.
@@ -598,6 +598,7 @@ mod tests {
     use crate::env::SimDisk;
     use crate::raft::applied_state::Changes;
     use crate::raft::change_feed::FeedEvent;
+    use crate::raft::snapshot_cadence::SNAPSHOT_BYTES_PER_APPLIED_BYTE_MAX;
     use crate::raft::types::{Command, Entry};
     use crate::storage::Op;
     use crate::storage::byte_string::RawBytes;
@@ -625,7 +626,7 @@ mod tests {
     }
 
     /// A snapshot is asked for after the threshold's entries while the state is small,
-    /// and only after a quarter of the last snapshot's size was written once it is large;
+    /// and only after half the last snapshot's size was written once it is large;
     /// a snapshot built or installed starts the count again.
     #[tokio::test]
     async fn snapshots_are_asked_for_by_entries_then_by_bytes_against_the_last_snapshot() {
@@ -643,14 +644,14 @@ mod tests {
         wanted.borrow_and_update();
 
         // Forty values of a kilobyte: the snapshot holds ~40 KB, so the next is due
-        // after ~10 KB more (ten entries), not after four.
+        // after ~20 KB more (twenty entries), not after four.
         apply(&mut machine, (5..=40).map(write).collect()).await;
         let built = machine.build_snapshot().await.unwrap();
         let snapshot_bytes = built.snapshot.len() as u64;
         assert!(snapshot_bytes > 40_000);
         wanted.borrow_and_update();
         let entry_bytes = entry_state_bytes(&write(41));
-        let due_after = snapshot_bytes.div_ceil(4 * entry_bytes);
+        let due_after = snapshot_bytes.div_ceil(SNAPSHOT_BYTES_PER_APPLIED_BYTE_MAX * entry_bytes);
         assert!(due_after > 4);
         for index in 41..41 + due_after - 1 {
             apply(&mut machine, vec![write(index)]).await;
