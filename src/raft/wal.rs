@@ -105,17 +105,16 @@ impl WalBuffer {
         Some(self.recent.iter().skip(skip))
     }
 
-    /// Count a replicated change without keeping it, and return its WAL index: on a
-    /// cluster that stores no replication state nobody streams the buffer, so the apply
-    /// core empties it ([`WalBuffer::forget_entries`]) and only the counter moves (it
-    /// still orders reads, `X-Vault-Index`).
-    pub fn advance(&mut self) -> u64 {
+    /// Count a replicated change without keeping it: on a cluster that stores no
+    /// replication state nobody streams the buffer, so the apply core empties it
+    /// ([`WalBuffer::forget_entries`]) and only the counter moves (it still orders
+    /// reads, `X-Vault-Index`).
+    pub fn advance(&mut self) {
         debug_assert!(
             self.recent.is_empty(),
             "forget the entries before advancing"
         );
         self.last_wal_index += 1;
-        self.last_wal_index
     }
 
     /// Drop every buffered entry (an empty buffer is a contiguous run too); the

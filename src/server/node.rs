@@ -314,15 +314,13 @@ impl Node {
     /// node whose Raft stops only when asked to.
     pub async fn wait_raft_failed(&self) -> crate::raft::RaftFailure {
         let mut failure = self.failure.clone();
-        loop {
-            if let Some(failure) = failure.borrow_and_update().clone() {
-                return failure;
-            }
-            if failure.changed().await.is_err() {
-                // Raft stopped without failing (a shutdown): nothing more will come.
-                return std::future::pending().await;
-            }
+        if let Ok(failed) = failure.wait_for(Option::is_some).await
+            && let Some(failed) = failed.clone()
+        {
+            return failed;
         }
+        // Raft stopped without failing (a shutdown): nothing more will come.
+        std::future::pending().await
     }
 
     /// Stop serving, then stop Raft.
