@@ -43,6 +43,8 @@ pub const MARKS: &[&str] = &[
     "mount-disabled-read-refused",
     "token-revoked-refused",
     "token-expired-refused",
+    // A disable interrupted after its taint, finished by the active node's tick.
+    "mount-disable-finished-later",
     // Performance replication.
     "replication-merkle-sync",
     "replication-position-left-buffer",

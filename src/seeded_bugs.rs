@@ -68,6 +68,11 @@ pub enum SeededBug {
     /// undone by the seal's last step, and the node answers unsealed with no cluster
     /// identity to forward a write with (src/core/mod.rs).
     SealIgnoresUnseal = 15,
+    /// A disable removes the mount's entry first and deletes its data after, the order
+    /// before Vault's taint: a disable interrupted between the two leaves the data (and
+    /// the leases and tokens issued under the mount) with nothing that finishes the job
+    /// (src/core/system.rs).
+    UnmountRemovesEntryFirst = 16,
 }
 
 impl SeededBug {
@@ -88,6 +93,7 @@ impl SeededBug {
         SeededBug::RevokeKeepsTokenEntry,
         SeededBug::HandOverKeepsLease,
         SeededBug::SealIgnoresUnseal,
+        SeededBug::UnmountRemovesEntryFirst,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +114,7 @@ impl SeededBug {
             SeededBug::RevokeKeepsTokenEntry => "revoke-keeps-token-entry",
             SeededBug::HandOverKeepsLease => "hand-over-keeps-lease",
             SeededBug::SealIgnoresUnseal => "seal-ignores-unseal",
+            SeededBug::UnmountRemovesEntryFirst => "unmount-removes-entry-first",
         }
     }
 

@@ -353,3 +353,109 @@ async fn an_unmounted_path_is_403_unless_the_caller_may_ask_for_it() {
     })
     .await;
 }
+
+/// A disable is Vault's sequence: taint the entry, revoke, delete, remove the entry. An
+/// active node that stopped after the taint leaves the mark in storage, and the active
+/// node's next expiration tick finishes the disable: the tokens the auth method issued
+/// stop working, the engine's data is deleted, and both entries leave the tables. Here
+/// the stop is staged by writing the taint straight to storage, as the interrupted
+/// request left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_disable_is_finished_by_the_active_node() {
+    use arca::storage::{TableKind, key_space};
+
+    let dev = support::start_dev_node(Arc::new(arca::env::MemoryLogFiles::new())).await;
+    let address = dev.address.clone();
+    let (user_token, auth_uuid, kv_uuid) = tokio::task::spawn_blocking(move || {
+        let http = support::client();
+        let call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+            support::call(&http, method, &address, path, token, body.as_ref()).unwrap()
+        };
+        for (path, body) in [
+            ("sys/auth/up", json!({"type": "userpass"})),
+            (
+                "auth/up/users/ana",
+                json!({"password": "pw", "policies": "default"}),
+            ),
+            ("sys/mounts/gone", json!({"type": "kv"})),
+            ("gone/app", json!({"password": "to-be-deleted"})),
+        ] {
+            let (status, body) = call("POST", path, Some("root"), Some(body));
+            assert!(status == 204 || status == 200, "{path}: {status} {body}");
+        }
+        let (status, login) = call(
+            "POST",
+            "auth/up/login/ana",
+            None,
+            Some(json!({"password": "pw"})),
+        );
+        assert_eq!(status, 200, "{login}");
+        let token = login["auth"]["client_token"].as_str().unwrap().to_string();
+        let uuid = |listing: &str, path: &str| {
+            let (status, body) = call("GET", listing, Some("root"), None);
+            assert_eq!(status, 200, "{body}");
+            body["data"][path]["uuid"].as_str().unwrap().to_string()
+        };
+        (token, uuid("sys/auth", "up/"), uuid("sys/mounts", "gone/"))
+    })
+    .await
+    .unwrap();
+
+    let barrier = dev.node.core().barrier().clone();
+    let tainted = |kind: TableKind, uuid: &str| {
+        let key = key_space::mount_entry(kind, false, uuid);
+        let mut entry: Value =
+            serde_json::from_slice(&barrier.get(&key).unwrap().unwrap()).unwrap();
+        entry["tainted"] = Value::Bool(true);
+        arca::barrier::Write::Put {
+            key,
+            value: serde_json::to_vec(&entry).unwrap(),
+        }
+    };
+    let kv_prefix = key_space::mount_data_prefix(TableKind::Secrets, false, &kv_uuid);
+    assert!(!barrier.list(&kv_prefix).unwrap().is_empty());
+    barrier
+        .commit_now(vec![
+            tainted(TableKind::Auth, &auth_uuid),
+            tainted(TableKind::Secrets, &kv_uuid),
+        ])
+        .await
+        .unwrap();
+
+    let address = dev.address.clone();
+    tokio::task::spawn_blocking(move || {
+        let http = support::client();
+        let call = |method: &str, path: &str, token: Option<&str>| {
+            support::call(&http, method, &address, path, token, None).unwrap()
+        };
+        support::eventually(Duration::from_secs(20), "the disable to finish", || {
+            let (tokens, _) = call("GET", "auth/token/lookup-self", Some(&user_token));
+            let (_, auth) = call("GET", "sys/auth", Some("root"));
+            let (_, mounts) = call("GET", "sys/mounts", Some("root"));
+            (tokens == 403
+                && auth["data"].get("up/").is_none()
+                && mounts["data"].get("gone/").is_none())
+            .then_some(())
+        });
+        let (status, body) = call("GET", "gone/app", Some("root"));
+        assert_eq!(status, 404, "{body}");
+    })
+    .await
+    .unwrap();
+    support::eventually(
+        Duration::from_secs(20),
+        "the entries to leave storage",
+        || {
+            let entries = [
+                key_space::mount_entry(TableKind::Auth, false, &auth_uuid),
+                key_space::mount_entry(TableKind::Secrets, false, &kv_uuid),
+            ];
+            entries
+                .iter()
+                .all(|key| barrier.get(key).unwrap().is_none())
+                .then_some(())
+        },
+    );
+    assert_eq!(barrier.list(&kv_prefix).unwrap(), Vec::<String>::new());
+    dev.node.shutdown().await;
+}

@@ -1738,3 +1738,63 @@ fn public_key_activation_opens_only_where_the_key_was_made_and_only_once() {
         "{body}"
     );
 }
+
+/// Disabling an auth method on the primary revokes the tokens its logins issued on a
+/// secondary too: they are the secondary's own (local) tokens, which the primary never
+/// sees, so the secondary revokes them when the method leaves its replicated table.
+#[test]
+fn an_auth_method_disabled_on_the_primary_revokes_the_secondarys_tokens_from_it() {
+    let root = tempfile::tempdir().unwrap();
+    let http = client();
+    let primary = Single::start(root.path(), "primary", &http);
+    let secondary = Single::start(root.path(), "secondary", &http);
+    replicate_tutorial_data(&http, &primary, &secondary, "us-east", json!({"v": "1"}));
+
+    let issued_on_secondary = login(&http, &secondary);
+    let (status, body) = secondary.api(
+        &http,
+        "GET",
+        "auth/token/lookup-self",
+        &issued_on_secondary,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["data"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("auth/userpass/login/"),
+        "{body}"
+    );
+
+    let (status, body) = primary.api(
+        &http,
+        "DELETE",
+        "sys/auth/userpass",
+        &primary.root_token,
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    eventually(
+        Duration::from_secs(30),
+        "the secondary's token is revoked",
+        || {
+            let (status, _) = secondary.api(
+                &http,
+                "GET",
+                "auth/token/lookup-self",
+                &issued_on_secondary,
+                None,
+            );
+            (status == 403).then_some(())
+        },
+    );
+    let (status, _) = secondary.api(
+        &http,
+        "GET",
+        "replicatedkv/data/before",
+        &issued_on_secondary,
+        None,
+    );
+    assert_eq!(status, 403);
+}

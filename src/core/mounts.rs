@@ -67,6 +67,12 @@ pub struct MountEntry {
     pub options: BTreeMap<String, String>,
     #[serde(default)]
     pub config: MountConfig,
+    /// Being disabled (Vault's `tainted`): the entry stays in the table, serving nothing
+    /// and holding its path, until its leases are revoked and its data deleted. Written
+    /// before either, so an active node that stops midway leaves a mark its successor
+    /// finishes from, never a removed entry whose tokens and leases live on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tainted: bool,
 }
 
 impl MountEntry {
@@ -179,6 +185,11 @@ pub fn supported_type(kind: TableKind, mount_type: &str) -> bool {
     }
 }
 
+/// The types every cluster mounts itself and no one may enable or disable.
+pub fn is_builtin_type(mount_type: &str) -> bool {
+    matches!(mount_type, "system" | "identity" | "cubbyhole" | "token")
+}
+
 /// One table (secrets or auth), both classes merged, sorted by path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountTable {
@@ -212,6 +223,7 @@ impl MountTable {
                 token_type: (mount_type == "token").then(|| "default-service".to_string()),
                 ..MountConfig::default()
             },
+            tainted: false,
         };
         match kind {
             TableKind::Secrets => Self::new(
@@ -241,17 +253,42 @@ impl MountTable {
 
     /// The mount serving `path` (relative to `/v1/`, and for auth tables relative to
     /// `auth/`), with the rest of the path. The longest matching mount wins.
+    /// A tainted mount serves nothing.
     pub fn route<'a>(&self, path: &'a str) -> Option<(&MountEntry, &'a str)> {
-        self.entries
-            .iter()
+        self.serving()
             .filter(|entry| path.starts_with(&entry.path) || format!("{path}/") == entry.path)
             .max_by_key(|entry| entry.path.len())
             .map(|entry| (entry, path.get(entry.path.len()..).unwrap_or("")))
     }
 
+    /// The mount at `path`, unless it is being disabled.
     pub fn get(&self, path: &str) -> Option<&MountEntry> {
         let path = normalize_mount_path(path);
-        self.entries.iter().find(|entry| entry.path == path)
+        self.serving().find(|entry| entry.path == path)
+    }
+
+    /// The entries that serve requests: all but the tainted ones.
+    pub fn serving(&self) -> impl Iterator<Item = &MountEntry> {
+        self.entries.iter().filter(|entry| !entry.tainted)
+    }
+
+    /// The entries being disabled.
+    pub fn tainted(&self) -> impl Iterator<Item = &MountEntry> {
+        self.entries.iter().filter(|entry| entry.tainted)
+    }
+
+    /// Mark the mount at `path` as being disabled; the entry as marked, also when an
+    /// earlier disable marked it and did not finish.
+    pub fn taint(&mut self, path: &str) -> Option<MountEntry> {
+        let entry = self.entries.iter_mut().find(|entry| entry.path == path)?;
+        entry.tainted = true;
+        Some(entry.clone())
+    }
+
+    /// Remove the entry of mount `uuid`, whatever its state.
+    pub fn remove_uuid(&mut self, uuid: &str) -> Option<MountEntry> {
+        let index = self.entries.iter().position(|entry| entry.uuid == uuid)?;
+        Some(self.entries.remove(index))
     }
 
     pub fn find_by_accessor(&self, accessor: &str) -> Option<&MountEntry> {
@@ -286,13 +323,20 @@ impl MountTable {
             .sort_by(|left, right| left.path.cmp(&right.path));
     }
 
+    /// Remove the mount at `path`, unless it is being disabled.
     pub fn remove(&mut self, path: &str) -> Option<MountEntry> {
-        let index = self.entries.iter().position(|entry| entry.path == path)?;
+        let index = self
+            .entries
+            .iter()
+            .position(|entry| entry.path == path && !entry.tainted)?;
         Some(self.entries.remove(index))
     }
 
+    /// The mount at `path` to change, unless it is being disabled.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut MountEntry> {
-        self.entries.iter_mut().find(|entry| entry.path == path)
+        self.entries
+            .iter_mut()
+            .find(|entry| entry.path == path && !entry.tainted)
     }
 
     /// The stored writes that turn `before` into this table: a put for every entry
@@ -332,9 +376,9 @@ impl MountTable {
     }
 
     /// `sys/mounts` / `sys/auth` listing: path → entry.
+    /// The serving mounts, as `sys/mounts` lists them.
     pub fn to_json(&self) -> Map<String, Value> {
-        self.entries
-            .iter()
+        self.serving()
             .map(|entry| (entry.path.clone(), entry.to_json(self.kind)))
             .collect()
     }
@@ -490,6 +534,52 @@ pub fn string_list(field: &str, value: &Value) -> Result<Vec<String>, LogicalErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tainted_mount_serves_nothing_and_keeps_its_path_until_removed() {
+        let rng = SharedRng::from_u64(3);
+        let mut table = MountTable::defaults(TableKind::Secrets, &rng);
+        let mut kv = table.get("sys/").unwrap().clone();
+        kv.path = "secret/".into();
+        kv.mount_type = "kv".into();
+        kv.uuid = "u1".into();
+        table.insert(kv);
+        let before = table.clone();
+
+        let marked = table.taint("secret/").unwrap();
+        assert!(marked.tainted);
+        // Its one change to store is the entry, marked.
+        let writes = table.writes_since(Some(&before));
+        assert!(matches!(
+            writes.as_slice(),
+            [Write::Put { key, value }]
+                if key.ends_with("u1") && serde_json::from_slice::<MountEntry>(value).unwrap().tainted
+        ));
+        assert!(table.route("secret/data/foo").is_none());
+        assert!(table.get("secret/").is_none());
+        assert!(table.get_mut("secret/").is_none());
+        assert!(!table.to_json().contains_key("secret/"));
+        assert!(table.check_new_path("secret/").is_err());
+        assert!(table.remove("secret/").is_none());
+        assert_eq!(table.tainted().count(), 1);
+        // A second disable finds the mark and carries on from it.
+        assert!(table.taint("secret/").unwrap().tainted);
+
+        assert!(table.remove_uuid("u1").is_some());
+        assert_eq!(table.tainted().count(), 0);
+        table.check_new_path("secret/").unwrap();
+    }
+
+    #[test]
+    fn an_entry_stored_before_taints_existed_reads_as_serving() {
+        let rng = SharedRng::from_u64(3);
+        let table = MountTable::defaults(TableKind::Secrets, &rng);
+        let entry = table.get("sys/").unwrap();
+        let stored = serde_json::to_value(entry).unwrap();
+        assert!(stored.get("tainted").is_none(), "{stored}");
+        let read: MountEntry = serde_json::from_value(stored).unwrap();
+        assert!(!read.tainted);
+    }
 
     #[test]
     fn the_longest_mount_wins_and_local_mounts_store_locally() {

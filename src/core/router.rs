@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::cache_watch::{PolicyReloads, Reloads};
-use super::mounts::{MOUNTS_MAX, MountEntry, MountTable, TableKind};
+use super::mounts::{self, MOUNTS_MAX, MountEntry, MountTable, TableKind};
 use super::{Core, body_object, error_response};
 use crate::acl::Acl;
 use crate::audit::{AuditBroker, AuditInput};
@@ -28,6 +28,10 @@ use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::policy::PolicyStore;
 use crate::storage::{Store, key_space};
 use crate::token::handlers::{PolicyLookup, TokenBackend};
+
+/// The replicated mount paths a performance secondary keeps queued for revocation
+/// (see `LogicalCore::mounts_gone`).
+pub const MOUNTS_GONE_MAX: usize = MOUNTS_MAX;
 use crate::token::role::RoleStore;
 use crate::token::store::{RevocationHook, RevokedToken};
 use crate::token::{TokenEntry, TokenStore};
@@ -137,6 +141,13 @@ pub struct LogicalCore {
     pub(crate) rotation_lock: tokio::sync::Mutex<()>,
     /// Recent `sys/remount` moves, for `sys/remount/status`.
     pub(crate) migrations: super::remount::Migrations,
+    /// The mounts (by uuid) whose disable a request is running on this node, so the
+    /// expiration tick does not run the same disable beside it.
+    pub(crate) unmounts_running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// On a performance secondary: the replicated mount paths that left its tables
+    /// (disabled or moved on the primary), whose leases and tokens, issued here, the
+    /// active node's next tick revokes. At most [`MOUNTS_GONE_MAX`], oldest dropped.
+    pub(crate) mounts_gone: std::sync::Mutex<std::collections::VecDeque<(TableKind, String)>>,
 }
 
 impl std::fmt::Debug for LogicalCore {
@@ -196,6 +207,8 @@ impl LogicalCore {
             table_lock: tokio::sync::Mutex::new(()),
             rotation_lock: tokio::sync::Mutex::new(()),
             migrations: Default::default(),
+            unmounts_running: Default::default(),
+            mounts_gone: Default::default(),
         })
     }
 
@@ -210,6 +223,14 @@ impl LogicalCore {
     /// Revoke expired tokens and leases (the active node calls this every tick).
     pub async fn tick_expiration(&self) -> Result<(), LogicalError> {
         let now = self.env.clock.unix_seconds();
+        // A disable that cannot finish now is tried again next tick; it must not hold
+        // up the expirations.
+        if let Err(error) = self.finish_tainted_unmounts().await {
+            tracing::warn!(%error, "could not finish an interrupted disable");
+        }
+        if let Err(error) = self.revoke_under_mounts_gone().await {
+            tracing::warn!(%error, "could not revoke under a mount the primary disabled");
+        }
         self.expiration.tick(now).await?;
         self.wrapping.tidy(now).await?;
         Ok(())
@@ -307,6 +328,9 @@ impl LogicalCore {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .replace(tables.clone());
+        if secondary && let Some(previous) = previous.as_deref() {
+            self.note_mounts_gone(previous, &tables);
+        }
         // A userpass backend knows its mount's path and accessor: drop those whose auth
         // entry changed or went away (each costs a dummy hash to rebuild, so keep the rest).
         let unchanged = |uuid: &String| {
@@ -327,6 +351,69 @@ impl LogicalCore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .retain(|uuid, _| unchanged(uuid));
         Ok(local_defaults_missing)
+    }
+
+    /// Queue the replicated mount paths `previous` served that `current` holds no entry
+    /// at: the primary disabled or moved them, and what this secondary issued under them
+    /// is its own to revoke. The mounts that cannot be disabled are never queued (a
+    /// secondary's first sync replaces its in-memory defaults with the primary's).
+    fn note_mounts_gone(&self, previous: &Tables, current: &Tables) {
+        let mut gone = self
+            .mounts_gone
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (kind, before, after) in [
+            (TableKind::Secrets, &previous.secrets, &current.secrets),
+            (TableKind::Auth, &previous.auth, &current.auth),
+        ] {
+            for entry in before.entries() {
+                let kept = after.entries().iter().any(|now| now.path == entry.path);
+                if entry.local || kept || mounts::is_builtin_type(&entry.mount_type) {
+                    continue;
+                }
+                if gone.len() >= MOUNTS_GONE_MAX {
+                    gone.pop_front();
+                }
+                gone.push_back((kind, entry.path.clone()));
+            }
+        }
+    }
+
+    /// Revoke, on a performance secondary's active node, the leases and tokens issued
+    /// here under the replicated mounts that left its tables. A path served again by
+    /// then (a new mount there) is left alone: its leases are the new mount's.
+    pub(crate) async fn revoke_under_mounts_gone(&self) -> Result<(), LogicalError> {
+        loop {
+            let next = self
+                .mounts_gone
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop_front();
+            let Some((kind, path)) = next else {
+                return Ok(());
+            };
+            let tables = self.tables()?;
+            let table = match kind {
+                TableKind::Secrets => &tables.secrets,
+                TableKind::Auth => &tables.auth,
+            };
+            if table.entries().iter().any(|entry| entry.path == path) {
+                continue;
+            }
+            let mount_point = match kind {
+                TableKind::Secrets => path.clone(),
+                TableKind::Auth => format!("auth/{path}"),
+            };
+            if let Err(error) = self.expiration.revoke_prefix(&mount_point).await {
+                // Tried again on the next tick.
+                self.mounts_gone
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push_front((kind, path));
+                return Err(error.into());
+            }
+            tracing::info!(%mount_point, "revoked what this secondary issued under a mount its primary disabled");
+        }
     }
 
     /// Write the default mounts storage lacks: a fresh cluster's whole tables, or a
@@ -1369,6 +1456,7 @@ mod tests {
                 external_entropy_access: false,
                 options,
                 config: MountConfig::default(),
+                tainted: false,
             },
             rest: rest.to_string(),
             mount_point: format!("{mount_type}/"),

@@ -192,7 +192,7 @@ impl LogicalCore {
             (["internal", "ui", "mounts"], Operation::Read) => {
                 let tables = self.tables()?;
                 let mut auth = Map::new();
-                for entry in tables.auth.entries() {
+                for entry in tables.auth.serving() {
                     auth.insert(entry.path.clone(), entry.to_json(TableKind::Auth));
                 }
                 Ok(Some(Response::from_value(json!({
@@ -268,12 +268,7 @@ impl LogicalCore {
                 "invalid KV version {version:?}"
             )));
         }
-        if !mounts::supported_type(kind, &mount_type)
-            || matches!(
-                mount_type.as_str(),
-                "system" | "identity" | "cubbyhole" | "token"
-            )
-        {
+        if !mounts::supported_type(kind, &mount_type) || mounts::is_builtin_type(&mount_type) {
             return Err(LogicalError::BadRequest(match kind {
                 TableKind::Secrets => format!("plugin not found in the catalog: {mount_type}"),
                 TableKind::Auth => format!("plugin not found in the catalog: {mount_type}"),
@@ -300,6 +295,7 @@ impl LogicalCore {
             external_entropy_access: field_bool(data, "external_entropy_access")?.unwrap_or(false),
             options,
             config,
+            tainted: false,
         };
         self.update_table(kind, |table| {
             if kind == TableKind::Secrets
@@ -326,7 +322,10 @@ impl LogicalCore {
         Ok(())
     }
 
-    /// Disable a mount: remove it from the table, revoke its leases, delete its data.
+    /// Disable a mount, in Vault's order: mark its entry tainted (it serves nothing from
+    /// then on), revoke its leases and tokens, delete its data, and only then remove the
+    /// entry. An active node that stops midway leaves the mark, and the next one
+    /// finishes the disable ([`LogicalCore::finish_tainted_unmounts`]).
     async fn unmount(&self, kind: TableKind, path: &str) -> Result<(), LogicalError> {
         let path = mounts::normalize_mount_path(path);
         let protected = match kind {
@@ -336,22 +335,103 @@ impl LogicalCore {
         if protected {
             return Err(LogicalError::BadRequest(format!("cannot unmount {path:?}")));
         }
-        let removed = self
-            .update_table(kind, |table| Ok(table.remove(&path)))
+        if crate::seeded_bugs::enabled(crate::seeded_bugs::SeededBug::UnmountRemovesEntryFirst) {
+            return self.unmount_entry_first(kind, &path).await;
+        }
+        let tainted = self
+            .update_table(kind, |table| Ok(table.taint(&path)))
             .await?;
-        let Some(entry) = removed else {
+        let Some(entry) = tainted else {
             // Vault answers 204 for a path that is not mounted.
             return Ok(());
         };
+        // A fault point: the node stops serving this disable right after the taint (a
+        // crash, a lost lead), which the tick's finishing of tainted mounts handles.
+        if crate::buggify::buggify("unmount-interrupted-after-taint") {
+            return Err(LogicalError::Unavailable(
+                "the disable was interrupted; the active node finishes it".into(),
+            ));
+        }
+        let _running = UnmountRunning::start(&self.unmounts_running, &entry.uuid);
+        self.finish_unmount(kind, &entry).await?;
+        match kind {
+            TableKind::Secrets => tracing::info!(%path, "successfully unmounted"),
+            TableKind::Auth => tracing::info!(%path, "disabled credential backend"),
+        }
+        Ok(())
+    }
+
+    /// The seeded bug [`UnmountRemovesEntryFirst`](crate::seeded_bugs::SeededBug): the
+    /// entry goes first, then the leases and the data, with the same fault point between.
+    async fn unmount_entry_first(&self, kind: TableKind, path: &str) -> Result<(), LogicalError> {
+        let removed = self
+            .update_table(kind, |table| Ok(table.remove(path)))
+            .await?;
+        let Some(entry) = removed else {
+            return Ok(());
+        };
+        if crate::buggify::buggify("unmount-interrupted-after-taint") {
+            return Err(LogicalError::Unavailable(
+                "the disable was interrupted".into(),
+            ));
+        }
         let mount_point = match kind {
             TableKind::Secrets => entry.path.clone(),
             TableKind::Auth => format!("auth/{}", entry.path),
         };
         self.expiration.revoke_prefix(&mount_point).await?;
+        self.delete_prefix(&entry.storage_prefix(kind)).await
+    }
+
+    /// The steps of a disable after the taint: revoke the mount's leases (with the
+    /// tokens its logins issued), delete its data, remove its entry. Each step can run
+    /// again after a stop: revoking and deleting what is already gone does nothing.
+    /// Returns whether the entry was removed here.
+    ///
+    /// On a performance secondary, a replicated mount's data and entry are the
+    /// primary's to delete; the leases and tokens the secondary issued under it are its
+    /// own, and revoked here.
+    pub(crate) async fn finish_unmount(
+        &self,
+        kind: TableKind,
+        entry: &MountEntry,
+    ) -> Result<bool, LogicalError> {
+        let mount_point = match kind {
+            TableKind::Secrets => entry.path.clone(),
+            TableKind::Auth => format!("auth/{}", entry.path),
+        };
+        self.expiration.revoke_prefix(&mount_point).await?;
+        if self.barrier().is_replicated_read_only() && !entry.local {
+            return Ok(false);
+        }
         self.delete_prefix(&entry.storage_prefix(kind)).await?;
-        match kind {
-            TableKind::Secrets => tracing::info!(%path, "successfully unmounted"),
-            TableKind::Auth => tracing::info!(%path, "disabled credential backend"),
+        let uuid = entry.uuid.clone();
+        let removed = self
+            .update_table(kind, move |table| Ok(table.remove_uuid(&uuid)))
+            .await?;
+        Ok(removed.is_some())
+    }
+
+    /// Finish every disable an earlier active node marked and did not finish (the active
+    /// node runs this on every expiration tick; nothing to do is one pass over two
+    /// tables in memory).
+    pub(crate) async fn finish_tainted_unmounts(&self) -> Result<(), LogicalError> {
+        let tables = self.tables()?;
+        let tainted: Vec<(TableKind, MountEntry)> = [
+            (TableKind::Secrets, &tables.secrets),
+            (TableKind::Auth, &tables.auth),
+        ]
+        .into_iter()
+        .flat_map(|(kind, table)| table.tainted().map(move |entry| (kind, entry.clone())))
+        .collect();
+        for (kind, entry) in tainted {
+            let Some(_running) = UnmountRunning::start(&self.unmounts_running, &entry.uuid) else {
+                continue;
+            };
+            if self.finish_unmount(kind, &entry).await? {
+                crate::coverage::mark("mount-disable-finished-later");
+                tracing::info!(path = %entry.path, table = ?kind, "finished an interrupted disable");
+            }
         }
         Ok(())
     }
@@ -683,5 +763,37 @@ fn table_kind(name: &str) -> TableKind {
         TableKind::Auth
     } else {
         TableKind::Secrets
+    }
+}
+
+/// A disable running on this node, registered for as long as the value lives.
+struct UnmountRunning<'a> {
+    running: &'a std::sync::Mutex<std::collections::BTreeSet<String>>,
+    uuid: String,
+}
+
+impl<'a> UnmountRunning<'a> {
+    /// Register the disable of `uuid`; `None` if one is running already.
+    fn start(
+        running: &'a std::sync::Mutex<std::collections::BTreeSet<String>>,
+        uuid: &str,
+    ) -> Option<Self> {
+        let fresh = running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(uuid.to_string());
+        fresh.then(|| Self {
+            running,
+            uuid: uuid.to_string(),
+        })
+    }
+}
+
+impl Drop for UnmountRunning<'_> {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.uuid);
     }
 }
