@@ -117,6 +117,12 @@ pub const PROOFS: &[Proof] = &[
         seeds_max: 10,
         expected_once_merged: false,
     },
+    Proof {
+        bug: SeededBug::UnmountRemovesEntryFirst,
+        scenarios: &["scenarios/mount-churn.toml"],
+        seeds_max: 40,
+        expected_once_merged: false,
+    },
 ];
 
 /// Whether `job`'s seed passes with no bug switched on.

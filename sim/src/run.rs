@@ -45,6 +45,9 @@ pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(60);
 pub const OPS_WHILE_FAULTS_MAX: usize = 5_000;
 /// Attempts to read each register after the run before giving up on it.
 pub const FINAL_READ_ATTEMPTS_MAX: usize = 50;
+/// How long after convergence a cluster may take to finish the disables its earlier
+/// active nodes marked (the active node finishes them on its expiration tick, 1 s).
+pub const TAINTED_MOUNTS_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Snapshot thresholds a randomized run draws from: down to a few entries, so building,
 /// purging and installing snapshots happen in nearly every run; the production value
 /// stays in the set.
@@ -2371,8 +2374,54 @@ impl Simulation {
 
     async fn check(&self, cluster: &Cluster, root_token: &str) {
         self.converge(cluster).await;
+        self.check_mount_storage(cluster).await;
         self.present_ended_tokens(cluster).await;
         self.final_reads(cluster, root_token).await;
+    }
+
+    /// A disabled mount leaves nothing behind: once the cluster has converged and its
+    /// active node has had [`TAINTED_MOUNTS_FINISH_TIMEOUT`] to finish interrupted
+    /// disables, no mount entry is still tainted, and no mount data lies under a uuid
+    /// that has no entry (data nothing serves, deletes or ever revisits).
+    async fn check_mount_storage(&self, cluster: &Cluster) {
+        let deadline = now() + TAINTED_MOUNTS_FINISH_TIMEOUT;
+        loop {
+            let nodes: Vec<_> = cluster.registry.lock().unwrap().values().cloned().collect();
+            let findings = nodes
+                .iter()
+                .find_map(|started| mount_storage_findings(started.core().barrier()).ok());
+            match findings {
+                Some(findings) if findings.orphaned.is_empty() && findings.tainted.is_empty() => {
+                    return;
+                }
+                Some(findings) if now() > deadline => {
+                    if !findings.orphaned.is_empty() {
+                        self.violation(
+                            cluster,
+                            format!(
+                                "mount data outlived its entry (a disable left it behind): {:?}",
+                                findings.orphaned
+                            ),
+                        );
+                    }
+                    if !findings.tainted.is_empty() {
+                        self.liveness_failure(
+                            cluster,
+                            format!("disables never finished: {:?}", findings.tainted),
+                        );
+                    }
+                    return;
+                }
+                None if now() > deadline => {
+                    self.liveness_failure(
+                        cluster,
+                        "no node's storage could be read for the mount check".into(),
+                    );
+                    return;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
     }
 
     /// Convergence: the same applied index and identical state on every node.
@@ -2565,4 +2614,47 @@ fn describe(result: &Result<(u16, Value), String>) -> String {
         Ok((status, _)) => status.to_string(),
         Err(error) => format!("error ({})", error.split(':').next().unwrap_or("")),
     }
+}
+
+/// What one node's storage says about its mounts (see `Run::check_mount_storage`).
+struct MountStorageFindings {
+    /// Data roots below which a uuid has no entry in its table: `logical/<uuid>/`, ...
+    orphaned: Vec<String>,
+    /// Entries of disables not finished.
+    tainted: Vec<String>,
+}
+
+fn mount_storage_findings(
+    barrier: &arca::barrier::Barrier,
+) -> Result<MountStorageFindings, arca::barrier::BarrierError> {
+    use arca::storage::{TableKind, key_space};
+    let mut findings = MountStorageFindings {
+        orphaned: Vec::new(),
+        tainted: Vec::new(),
+    };
+    for kind in [TableKind::Secrets, TableKind::Auth] {
+        for local in [false, true] {
+            let table = key_space::mount_table_prefix(kind, local);
+            let uuids = barrier.list(table)?;
+            for uuid in &uuids {
+                let entry = barrier.get(&key_space::mount_entry(kind, local, uuid))?;
+                let tainted = entry
+                    .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                    .is_some_and(|entry| entry["tainted"] == Value::Bool(true));
+                if tainted {
+                    findings
+                        .tainted
+                        .push(key_space::mount_entry(kind, local, uuid));
+                }
+            }
+            let root = key_space::mount_data_root(kind, local);
+            for folder in barrier.list(root)? {
+                let uuid = folder.trim_end_matches('/');
+                if !uuids.iter().any(|known| known == uuid) {
+                    findings.orphaned.push(format!("{root}{folder}"));
+                }
+            }
+        }
+    }
+    Ok(findings)
 }
