@@ -185,6 +185,14 @@ pub fn supported_type(kind: TableKind, mount_type: &str) -> bool {
     }
 }
 
+/// A mount's path as clients see it: `auth/` in front of an auth method's.
+pub fn client_path(kind: TableKind, path: &str) -> String {
+    match kind {
+        TableKind::Secrets => path.to_string(),
+        TableKind::Auth => format!("auth/{path}"),
+    }
+}
+
 /// The types every cluster mounts itself and no one may enable or disable.
 pub fn is_builtin_type(mount_type: &str) -> bool {
     matches!(mount_type, "system" | "identity" | "cubbyhole" | "token")
@@ -535,15 +543,19 @@ pub fn string_list(field: &str, value: &Value) -> Result<Vec<String>, LogicalErr
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_tainted_mount_serves_nothing_and_keeps_its_path_until_removed() {
-        let rng = SharedRng::from_u64(3);
-        let mut table = MountTable::defaults(TableKind::Secrets, &rng);
+    /// A KV mount at `secret/` with uuid `u1`, shaped after `table`'s `sys/` entry.
+    fn kv_at_secret(table: &MountTable) -> MountEntry {
         let mut kv = table.get("sys/").unwrap().clone();
         kv.path = "secret/".into();
         kv.mount_type = "kv".into();
         kv.uuid = "u1".into();
-        table.insert(kv);
+        kv
+    }
+
+    #[test]
+    fn a_tainted_mount_serves_nothing_and_keeps_its_path_until_removed() {
+        let mut table = MountTable::defaults(TableKind::Secrets, &SharedRng::from_u64(3));
+        table.insert(kv_at_secret(&table));
         let before = table.clone();
 
         let marked = table.taint("secret/").unwrap();
@@ -583,12 +595,8 @@ mod tests {
 
     #[test]
     fn the_longest_mount_wins_and_local_mounts_store_locally() {
-        let rng = SharedRng::from_u64(3);
-        let mut table = MountTable::defaults(TableKind::Secrets, &rng);
-        let mut kv = table.get("sys/").unwrap().clone();
-        kv.path = "secret/".into();
-        kv.mount_type = "kv".into();
-        kv.uuid = "u1".into();
+        let mut table = MountTable::defaults(TableKind::Secrets, &SharedRng::from_u64(3));
+        let kv = kv_at_secret(&table);
         table.check_new_path("secret/").unwrap();
         table.insert(kv.clone());
         assert!(table.check_new_path("secret/").is_err());

@@ -87,10 +87,7 @@ impl Remount {
 
     /// The path as clients see it (`auth/` in front of an auth method's).
     fn client_path(&self, path: &str) -> String {
-        match self.kind {
-            TableKind::Secrets => path.to_string(),
-            TableKind::Auth => format!("auth/{path}"),
-        }
+        mounts::client_path(self.kind, path)
     }
 }
 

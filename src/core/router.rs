@@ -400,10 +400,7 @@ impl LogicalCore {
             if table.entries().iter().any(|entry| entry.path == path) {
                 continue;
             }
-            let mount_point = match kind {
-                TableKind::Secrets => path.clone(),
-                TableKind::Auth => format!("auth/{path}"),
-            };
+            let mount_point = mounts::client_path(kind, &path);
             if let Err(error) = self.expiration.revoke_prefix(&mount_point).await {
                 // Tried again on the next tick.
                 self.mounts_gone
@@ -555,7 +552,7 @@ impl LogicalCore {
             let (entry, rest) = tables.auth.route(auth_path).ok_or_else(not_found)?;
             return Ok(Route {
                 kind: TableKind::Auth,
-                mount_point: format!("auth/{}", entry.path),
+                mount_point: mounts::client_path(TableKind::Auth, &entry.path),
                 entry: entry.clone(),
                 rest: rest.to_string(),
             });

@@ -375,10 +375,7 @@ impl LogicalCore {
                 "the disable was interrupted".into(),
             ));
         }
-        let mount_point = match kind {
-            TableKind::Secrets => entry.path.clone(),
-            TableKind::Auth => format!("auth/{}", entry.path),
-        };
+        let mount_point = mounts::client_path(kind, &entry.path);
         self.expiration.revoke_prefix(&mount_point).await?;
         self.delete_prefix(&entry.storage_prefix(kind)).await
     }
@@ -396,10 +393,7 @@ impl LogicalCore {
         kind: TableKind,
         entry: &MountEntry,
     ) -> Result<bool, LogicalError> {
-        let mount_point = match kind {
-            TableKind::Secrets => entry.path.clone(),
-            TableKind::Auth => format!("auth/{}", entry.path),
-        };
+        let mount_point = mounts::client_path(kind, &entry.path);
         self.expiration.revoke_prefix(&mount_point).await?;
         if self.barrier().is_replicated_read_only() && !entry.local {
             return Ok(false);
@@ -750,10 +744,7 @@ impl LogicalCore {
         let entry =
             entry.ok_or_else(|| LogicalError::BadRequest(format!("no mount found at {path}")))?;
         let mut data = entry.to_json(kind);
-        data["path"] = Value::from(match kind {
-            TableKind::Secrets => entry.path.clone(),
-            TableKind::Auth => format!("auth/{}", entry.path),
-        });
+        data["path"] = Value::from(mounts::client_path(kind, &entry.path));
         Ok(Some(Response::from_value(data)))
     }
 }

@@ -2415,10 +2415,7 @@ fn crossing_for(
         {
             let plain = core.barrier().open(key, sealed)?;
             let entry: MountEntry = serde_json::from_slice(&plain).map_err(internal)?;
-            let path = match kind {
-                TableKind::Secrets => entry.path.clone(),
-                TableKind::Auth => format!("auth/{}", entry.path),
-            };
+            let path = crate::core::mounts::client_path(kind, &entry.path);
             if filterable(&entry) && !filter.allows(&path) {
                 denied.insert(entry.uuid.clone());
             } else {
