@@ -459,3 +459,91 @@ async fn an_interrupted_disable_is_finished_by_the_active_node() {
     assert_eq!(barrier.list(&kv_prefix).unwrap(), Vec::<String>::new());
     dev.node.shutdown().await;
 }
+
+/// Leases no mount serves are revoked, with their tokens: what a disable left behind
+/// when it removed the entry first (the order before the taint) and stopped, and what a
+/// performance secondary issued under a mount its primary disabled. Staged here by
+/// deleting an auth method's entry straight from storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_no_mount_serves_are_revoked_with_their_tokens() {
+    use arca::storage::{TableKind, key_space};
+
+    let dev = support::start_dev_node(Arc::new(arca::env::MemoryLogFiles::new())).await;
+    let address = dev.address.clone();
+    let (kept_token, orphaned_token, auth_uuid) = tokio::task::spawn_blocking(move || {
+        let http = support::client();
+        let call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+            support::call(&http, method, &address, path, token, body.as_ref()).unwrap()
+        };
+        for (path, body) in [
+            ("sys/auth/team/up", json!({"type": "userpass"})),
+            ("auth/team/up/users/ana", json!({"password": "pw"})),
+            ("sys/auth/team/kept", json!({"type": "userpass"})),
+            ("auth/team/kept/users/bo", json!({"password": "pw"})),
+        ] {
+            let (status, body) = call("POST", path, Some("root"), Some(body));
+            assert!(status == 204 || status == 200, "{path}: {status} {body}");
+        }
+        let login = |path: &str| {
+            let (status, login) = call("POST", path, None, Some(json!({"password": "pw"})));
+            assert_eq!(status, 200, "{login}");
+            login["auth"]["client_token"].as_str().unwrap().to_string()
+        };
+        let orphaned = login("auth/team/up/login/ana");
+        let kept = login("auth/team/kept/login/bo");
+        let (_, auth) = call("GET", "sys/auth", Some("root"), None);
+        let uuid = auth["data"]["team/up/"]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (kept, orphaned, uuid)
+    })
+    .await
+    .unwrap();
+
+    dev.node
+        .core()
+        .barrier()
+        .commit_now(vec![arca::barrier::Write::Delete {
+            key: key_space::mount_entry(TableKind::Auth, false, &auth_uuid),
+        }])
+        .await
+        .unwrap();
+
+    let address = dev.address.clone();
+    tokio::task::spawn_blocking(move || {
+        let http = support::client();
+        let lookup = |token: &str| {
+            support::call(
+                &http,
+                "GET",
+                &address,
+                "auth/token/lookup-self",
+                Some(token),
+                None,
+            )
+            .unwrap()
+            .0
+        };
+        support::eventually(
+            Duration::from_secs(20),
+            "the orphaned token is revoked",
+            || (lookup(&orphaned_token) == 403).then_some(()),
+        );
+        assert_eq!(lookup(&kept_token), 200);
+        let (status, leases) = support::call(
+            &http,
+            "LIST",
+            &address,
+            "sys/leases/lookup/auth/team/",
+            Some("root"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{leases}");
+        assert_eq!(leases["data"]["keys"], json!(["kept/"]), "{leases}");
+    })
+    .await
+    .unwrap();
+    dev.node.shutdown().await;
+}

@@ -29,9 +29,10 @@ use crate::policy::PolicyStore;
 use crate::storage::{Store, key_space};
 use crate::token::handlers::{PolicyLookup, TokenBackend};
 
-/// The replicated mount paths a performance secondary keeps queued for revocation
-/// (see `LogicalCore::mounts_gone`).
-pub const MOUNTS_GONE_MAX: usize = MOUNTS_MAX;
+/// Expiration ticks between two sweeps for leases no mount serves (see
+/// `LogicalCore::revoke_leases_without_mount`); a change of the mount tables or a new
+/// term sweeps at the next tick.
+pub const LEASE_SWEEP_TICKS: u32 = 60;
 use crate::token::role::RoleStore;
 use crate::token::store::{RevocationHook, RevokedToken};
 use crate::token::{TokenEntry, TokenStore};
@@ -89,7 +90,7 @@ fn write_lock_stripe(route: &Route, operation: Operation) -> Option<usize> {
 }
 
 /// Both mount tables, as loaded on the active node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tables {
     pub secrets: MountTable,
     pub auth: MountTable,
@@ -144,10 +145,9 @@ pub struct LogicalCore {
     /// The mounts (by uuid) whose disable a request is running on this node, so the
     /// expiration tick does not run the same disable beside it.
     pub(crate) unmounts_running: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// On a performance secondary: the replicated mount paths that left its tables
-    /// (disabled or moved on the primary), whose leases and tokens, issued here, the
-    /// active node's next tick revokes. At most [`MOUNTS_GONE_MAX`], oldest dropped.
-    pub(crate) mounts_gone: std::sync::Mutex<std::collections::VecDeque<(TableKind, String)>>,
+    /// Expiration ticks until the next sweep for leases no mount serves; 0 sweeps at
+    /// the next tick (a mount table changed, or this node became active).
+    lease_sweep_in_ticks: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for LogicalCore {
@@ -208,7 +208,7 @@ impl LogicalCore {
             rotation_lock: tokio::sync::Mutex::new(()),
             migrations: Default::default(),
             unmounts_running: Default::default(),
-            mounts_gone: Default::default(),
+            lease_sweep_in_ticks: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -228,8 +228,17 @@ impl LogicalCore {
         if let Err(error) = self.finish_tainted_unmounts().await {
             tracing::warn!(%error, "could not finish an interrupted disable");
         }
-        if let Err(error) = self.revoke_under_mounts_gone().await {
-            tracing::warn!(%error, "could not revoke under a mount the primary disabled");
+        let due = self
+            .lease_sweep_in_ticks
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |ticks| Some(ticks.checked_sub(1).unwrap_or(LEASE_SWEEP_TICKS)),
+            )
+            .is_ok_and(|ticks| ticks == 0);
+        if due && let Err(error) = self.revoke_leases_without_mount().await {
+            self.sweep_leases_at_next_tick();
+            tracing::warn!(%error, "could not revoke the leases no mount serves");
         }
         self.expiration.tick(now).await?;
         self.wrapping.tidy(now).await?;
@@ -328,8 +337,8 @@ impl LogicalCore {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .replace(tables.clone());
-        if secondary && let Some(previous) = previous.as_deref() {
-            self.note_mounts_gone(previous, &tables);
+        if previous.as_deref() != Some(&*tables) {
+            self.sweep_leases_at_next_tick();
         }
         // A userpass backend knows its mount's path and accessor: drop those whose auth
         // entry changed or went away (each costs a dummy hash to rebuild, so keep the rest).
@@ -353,64 +362,65 @@ impl LogicalCore {
         Ok(local_defaults_missing)
     }
 
-    /// Queue the replicated mount paths `previous` served that `current` holds no entry
-    /// at: the primary disabled or moved them, and what this secondary issued under them
-    /// is its own to revoke. The mounts that cannot be disabled are never queued (a
-    /// secondary's first sync replaces its in-memory defaults with the primary's).
-    fn note_mounts_gone(&self, previous: &Tables, current: &Tables) {
-        let mut gone = self
-            .mounts_gone
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (kind, before, after) in [
-            (TableKind::Secrets, &previous.secrets, &current.secrets),
-            (TableKind::Auth, &previous.auth, &current.auth),
-        ] {
-            for entry in before.entries() {
-                let kept = after.entries().iter().any(|now| now.path == entry.path);
-                if entry.local || kept || mounts::is_builtin_type(&entry.mount_type) {
-                    continue;
-                }
-                if gone.len() >= MOUNTS_GONE_MAX {
-                    gone.pop_front();
-                }
-                gone.push_back((kind, entry.path.clone()));
-            }
-        }
+    /// Sweep for leases no mount serves at the next expiration tick.
+    fn sweep_leases_at_next_tick(&self) {
+        self.lease_sweep_in_ticks
+            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Revoke, on a performance secondary's active node, the leases and tokens issued
-    /// here under the replicated mounts that left its tables. A path served again by
-    /// then (a new mount there) is left alone: its leases are the new mount's.
-    pub(crate) async fn revoke_under_mounts_gone(&self) -> Result<(), LogicalError> {
-        loop {
-            let next = self
-                .mounts_gone
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .pop_front();
-            let Some((kind, path)) = next else {
-                return Ok(());
-            };
-            let tables = self.tables()?;
-            let table = match kind {
-                TableKind::Secrets => &tables.secrets,
-                TableKind::Auth => &tables.auth,
-            };
-            if table.entries().iter().any(|entry| entry.path == path) {
-                continue;
+    /// Revoke the leases (with their tokens) whose path no mount serves, and return how
+    /// many folders and ids were revoked. They are left by a mount that went without
+    /// revoking what was issued here: on a performance secondary, a replicated mount
+    /// the primary disabled, moved or filtered out, whose leases and tokens are the
+    /// secondary's own; anywhere, a login that committed while its auth method was
+    /// being disabled, or a disable interrupted by a version that removed the entry
+    /// first. A tainted mount still serves its leases here (its disable revokes them).
+    ///
+    /// A walk down the lease ids' folders, as far as a mount's path reaches: a folder
+    /// that is a mount's path or lies below one is served; one no mount's path starts
+    /// with is revoked whole.
+    pub(crate) async fn revoke_leases_without_mount(&self) -> Result<usize, LogicalError> {
+        let tables = self.tables()?;
+        let mount_points: Vec<String> = [
+            (TableKind::Secrets, &tables.secrets),
+            (TableKind::Auth, &tables.auth),
+        ]
+        .into_iter()
+        .flat_map(|(kind, table)| {
+            table
+                .entries()
+                .iter()
+                .map(move |entry| mounts::client_path(kind, &entry.path))
+        })
+        .collect();
+        let mut folders = vec![String::new()];
+        let mut unserved = Vec::new();
+        while let Some(folder) = folders.pop() {
+            for child in self.expiration.list(&folder)? {
+                let path = format!("{folder}{child}");
+                if mount_points
+                    .iter()
+                    .any(|mount| path.starts_with(mount.as_str()))
+                {
+                    continue;
+                }
+                if path.ends_with('/') && mount_points.iter().any(|mount| mount.starts_with(&path))
+                {
+                    folders.push(path);
+                } else {
+                    unserved.push(path);
+                }
             }
-            let mount_point = mounts::client_path(kind, &path);
-            if let Err(error) = self.expiration.revoke_prefix(&mount_point).await {
-                // Tried again on the next tick.
-                self.mounts_gone
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push_front((kind, path));
-                return Err(error.into());
-            }
-            tracing::info!(%mount_point, "revoked what this secondary issued under a mount its primary disabled");
         }
+        for prefix in &unserved {
+            let revoked = self.expiration.revoke_prefix(prefix).await?;
+            tracing::info!(
+                %prefix,
+                leases = revoked.len(),
+                "revoked leases no mount serves"
+            );
+        }
+        Ok(unserved.len())
     }
 
     /// Write the default mounts storage lacks: a fresh cluster's whole tables, or a
@@ -1003,6 +1013,7 @@ impl super::LogicalService for LogicalCore {
             // cache watcher's, fed by every applied change on every node; what is left
             // here is what only an active node does, once per term.
             self.expiration.forget_schedule();
+            self.sweep_leases_at_next_tick();
             // A performance secondary's policies come from its primary.
             if !self.barrier.is_replicated_read_only() {
                 self.policies
