@@ -383,8 +383,7 @@ impl MountTable {
         writes
     }
 
-    /// `sys/mounts` / `sys/auth` listing: path → entry.
-    /// The serving mounts, as `sys/mounts` lists them.
+    /// `sys/mounts` / `sys/auth` listing: path → entry, of the serving mounts.
     pub fn to_json(&self) -> Map<String, Value> {
         self.serving()
             .map(|entry| (entry.path.clone(), entry.to_json(self.kind)))

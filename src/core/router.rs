@@ -28,15 +28,15 @@ use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::policy::PolicyStore;
 use crate::storage::{Store, key_space};
 use crate::token::handlers::{PolicyLookup, TokenBackend};
+use crate::token::role::RoleStore;
+use crate::token::store::{RevocationHook, RevokedToken};
+use crate::token::{TokenEntry, TokenStore};
+use crate::wrapping::{WrapFormat, WrappingStore};
 
 /// Expiration ticks between two sweeps for leases no mount serves (see
 /// `LogicalCore::revoke_leases_without_mount`); a change of the mount tables or a new
 /// term sweeps at the next tick.
 pub const LEASE_SWEEP_TICKS: u32 = 60;
-use crate::token::role::RoleStore;
-use crate::token::store::{RevocationHook, RevokedToken};
-use crate::token::{TokenEntry, TokenStore};
-use crate::wrapping::{WrapFormat, WrappingStore};
 
 /// Write locks are striped by storage target: two writes to the same secret are
 /// serialized (so check-and-set and read-modify-write are atomic), writes to different
