@@ -727,3 +727,37 @@ async fn a_follower_identity_takes_part_in_raft_only() {
         "a sealed node forwards nothing: {forwarded:?}"
     );
 }
+
+/// A follower certificate lives on a sealed node's disk, so whoever reads that disk
+/// holds one. Presented on `arca-fwd/1` (the protocol that carries clients' requests to
+/// the active node), it is refused by the server, though it chains to the cluster's CA;
+/// on `arca-raft/1` it is served.
+#[tokio::test]
+async fn a_follower_certificate_opens_raft_but_not_forwarding() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = ChannelServer::new(member("active"));
+    server.install(Protocol::Raft, Arc::new(Reverse));
+    server.install(Protocol::Forward, Arc::new(Reverse));
+    server.spawn(listener);
+
+    // A client that dials every protocol, holding a follower's certificate.
+    let rng = SharedRng::from_entropy();
+    let holder = ChannelIdentity::new(rng.clone(), Clock::system());
+    holder
+        .install(cluster_ca().issue_follower(&rng, "sealed").unwrap())
+        .unwrap();
+    let client = ChannelClient::new(Clock::system(), holder);
+    let forwarded = client
+        .call(&address, Protocol::Forward, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert!(refused(&forwarded), "{forwarded:?}");
+    let raft = client
+        .call(&address, Protocol::Raft, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert_eq!(raft.unwrap(), vec![2, 1]);
+    let member_forwarded = member_client()
+        .call(&address, Protocol::Forward, Lane::Control, vec![1, 2], TTL)
+        .await;
+    assert_eq!(member_forwarded.unwrap(), vec![2, 1]);
+}

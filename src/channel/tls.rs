@@ -269,6 +269,58 @@ impl rustls::server::danger::ClientCertVerifier for ReplicationClientsVerifier {
     }
 }
 
+/// The client check of `arca-fwd/1`: a certificate under the cluster's CA, and a
+/// member's. A follower certificate (a sealed node's, kept on its disk, so readable by
+/// whoever reads that disk) chains to the same CA but lacks [`CLUSTER_SERVER_NAME`]: it
+/// opens `arca-raft/1` only, never the protocol that carries clients' requests and
+/// tokens to the active node.
+#[derive(Debug)]
+struct MemberClientsVerifier {
+    under_ca: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for MemberClientsVerifier {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.under_ca.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self
+            .under_ca
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, &server_name(Protocol::Forward))?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.under_ca.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.under_ca.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.under_ca.supported_verify_schemes()
+    }
+}
+
 /// What a node may do on the channel with a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
@@ -372,13 +424,19 @@ impl ChannelTls {
         let provider = provider(self.crypto);
         let builder = ServerConfig::builder_with_details(provider.clone(), self.time())
             .with_protocol_versions(&[&rustls::version::TLS13])?;
-        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match protocol {
-            Protocol::Raft | Protocol::Forward => WebPkiClientVerifier::builder_with_provider(
+        let under_ca = || {
+            WebPkiClientVerifier::builder_with_provider(
                 Self::roots(&self.certificate.ca_cert_der)?,
-                provider,
+                provider.clone(),
             )
             .build()
-            .map_err(|error| TlsSetupError::Verifier(error.to_string()))?,
+            .map_err(|error| TlsSetupError::Verifier(error.to_string()))
+        };
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match protocol {
+            Protocol::Raft => under_ca()?,
+            Protocol::Forward => Arc::new(MemberClientsVerifier {
+                under_ca: under_ca()?,
+            }),
             Protocol::Replication => self.replication_clients.clone(),
         };
         let builder = builder.with_client_cert_verifier(verifier);
