@@ -69,9 +69,9 @@ pub enum SeededBug {
     /// identity to forward a write with (src/core/mod.rs).
     SealIgnoresUnseal = 15,
     /// A disable removes the mount's entry first and deletes its data after, the order
-    /// before Vault's taint: a disable interrupted between the two leaves the data (and
-    /// the leases and tokens issued under the mount) with nothing that finishes the job
-    /// (src/core/system.rs).
+    /// before Vault's taint: a disable interrupted between the two leaves the mount's
+    /// data with nothing that would ever delete it (its leases are left to the sweep for
+    /// leases no mount serves) (src/core/system.rs).
     UnmountRemovesEntryFirst = 16,
 }
 

@@ -2616,7 +2616,7 @@ fn describe(result: &Result<(u16, Value), String>) -> String {
     }
 }
 
-/// What one node's storage says about its mounts (see `Run::check_mount_storage`).
+/// What one node's storage says about its mounts (see `Simulation::check_mount_storage`).
 struct MountStorageFindings {
     /// Data roots below which a uuid has no entry in its table: `logical/<uuid>/`, ...
     orphaned: Vec<String>,
